@@ -1,0 +1,5 @@
+"""`yagu notice ...` commands."""
+
+
+def register(main):
+    """Attach this module's commands to the `yagu` group."""

@@ -1,0 +1,5 @@
+"""`yagu rules ...` commands."""
+
+
+def register(main):
+    """Attach this module's commands to the `yagu` group."""
