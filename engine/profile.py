@@ -149,8 +149,8 @@ class HnteCertificate(BaseModel):
 
     model_config = _CONFIG
 
-    number: Optional[str] = None
-    issued_on: Optional[PastDate] = None
+    number: Optional[str] = Field(None, description="证书编号")
+    issued_on: Optional[PastDate] = Field(None, description="发证日期")
 
 
 class DeviceRegistration(BaseModel):
@@ -158,12 +158,12 @@ class DeviceRegistration(BaseModel):
 
     model_config = _CONFIG
 
-    certificate_no: Annotated[str, Field(min_length=1)]
-    product_name: Optional[str] = None
-    device_class: Optional[DeviceClass] = None
-    origin: Optional[Literal["self_developed", "introduced"]] = None
-    obtained_on: Optional[PastDate] = None
-    innovative: Optional[bool] = None
+    certificate_no: Annotated[str, Field(min_length=1, description="注册证编号或备案编号")]
+    product_name: Optional[str] = Field(None, description="产品名称")
+    device_class: Optional[DeviceClass] = Field(None, description="管理类别；可省略，由编号推断")
+    origin: Optional[Literal["self_developed", "introduced"]] = Field(None, description="self_developed 自主研发 / introduced 引进")
+    obtained_on: Optional[PastDate] = Field(None, description="取得日期")
+    innovative: Optional[bool] = Field(None, description="经创新医疗器械特别审查程序")
 
     @field_validator("device_class")
     @classmethod
@@ -213,9 +213,9 @@ class Violation(BaseModel):
             "market_minor",
             "other",
         ]
-    ] = None
-    decided_on: Optional[PastDate] = None
-    description: Optional[str] = None
+    ] = Field(None, description="违法违规类型")
+    decided_on: Optional[PastDate] = Field(None, description="处罚或认定日期")
+    description: Optional[str] = Field(None, description="说明")
 
 
 _HNTE_OBJECT, _HNTE_FALSE = "hnte_object", "hnte_false"  # union tags, dropped from paths
@@ -266,29 +266,29 @@ class Profile(BaseModel):
 
     model_config = _CONFIG
 
-    uscc: Annotated[str, AfterValidator(_uscc)]
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    in_park: Optional[bool] = None
-    industry_code: Optional[Annotated[str, AfterValidator(_industry_code)]] = None
-    established_on: Optional[PastDate] = None
-    tax_collection: Optional[Literal["audit", "deemed"]] = None
-    employees_avg: Optional[NonNegInt] = None
-    total_assets_avg_cny: Optional[NonNegMoney] = None
-    taxable_income_cny: Optional[Money] = None
-    restricted_industry: Optional[bool] = None
-    rd_excluded_industry: Optional[bool] = None
-    rd_expense_cny: Optional[NonNegMoney] = None
-    four_industries_sales_share: Optional[Share] = None
-    vat_credit_positive_months: Optional[NonNegInt] = None
-    vat_credit_increase_cny: Optional[Money] = None
-    tax_credit_rating: Optional[Literal["A", "B", "M", "C", "D"]] = None
-    immediate_refund_since_2019_04: Optional[bool] = None
-    hnte_certificate: Optional[HnteField] = None
-    western_encouraged_share: Optional[Share] = None
-    export_refund_class: Optional[Annotated[int, Field(ge=0, le=4)]] = None
-    on_serious_dishonest_list: Optional[bool] = None
-    device_registrations: Optional[list[DeviceRegistration]] = None
-    violations: Optional[list[Violation]] = None
+    uscc: Annotated[str, AfterValidator(_uscc), Field(description="统一社会信用代码")]
+    name: Annotated[str, Field(min_length=1, max_length=200, description="企业名称")]
+    in_park: Optional[bool] = Field(None, description="注册地在资阳高新区（中国牙谷）")
+    industry_code: Optional[Annotated[str, AfterValidator(_industry_code)]] = Field(None, description="国民经济行业分类代码（GB/T 4754-2017），如 C3589")
+    established_on: Optional[PastDate] = Field(None, description="成立日期")
+    tax_collection: Optional[Literal["audit", "deemed"]] = Field(None, description="征收方式：audit 查账征收 / deemed 核定征收")
+    employees_avg: Optional[NonNegInt] = Field(None, description="全年季度平均从业人数")
+    total_assets_avg_cny: Optional[NonNegMoney] = Field(None, description="全年季度平均资产总额（元）")
+    taxable_income_cny: Optional[Money] = Field(None, description="年度应纳税所得额（元），可为负数")
+    restricted_industry: Optional[bool] = Field(None, description="从事国家限制或禁止行业")
+    rd_excluded_industry: Optional[bool] = Field(None, description="属研发费用加计扣除负面清单行业且收入占比超过50%")
+    rd_expense_cny: Optional[NonNegMoney] = Field(None, description="当年研发费用（元）")
+    four_industries_sales_share: Optional[Share] = Field(None, description="近12个月四类行业增值税销售额占比（0–1）")
+    vat_credit_positive_months: Optional[NonNegInt] = Field(None, description="连续期末留抵税额大于零的月数")
+    vat_credit_increase_cny: Optional[Money] = Field(None, description="第6个月期末留抵税额较上年末新增额（元）")
+    tax_credit_rating: Optional[Literal["A", "B", "M", "C", "D"]] = Field(None, description="纳税信用级别")
+    immediate_refund_since_2019_04: Optional[bool] = Field(None, description="2019年4月1日起享受过即征即退、先征后返（退）")
+    hnte_certificate: Optional[HnteField] = Field(None, description="高新技术企业证书；false = 未持有，null = 未知")
+    western_encouraged_share: Optional[Share] = Field(None, description="西部地区鼓励类产业项目主营业务收入占比（0–1）")
+    export_refund_class: Optional[Annotated[int, Field(ge=0, le=4)]] = Field(None, description="出口退（免）税企业分类（1–4），0 = 非出口企业")
+    on_serious_dishonest_list: Optional[bool] = Field(None, description="被列入严重失信主体名单")
+    device_registrations: Optional[list[DeviceRegistration]] = Field(None, description="医疗器械注册证及第一类备案凭证；[] = 没有，null = 未知")
+    violations: Optional[list[Violation]] = Field(None, description="违法违规及处罚记录；[] = 没有，null = 未知")
 
     @field_validator("device_registrations")
     @classmethod
@@ -417,6 +417,8 @@ def _message(err: dict) -> str:
 
 def parse_profile(data: Any, today: date | None = None) -> Profile:
     """Validate user input into a Profile, or raise ProfileError listing every problem."""
+    if isinstance(data, Profile):
+        data = data.model_dump(mode="json")
     if not isinstance(data, dict):
         raise ProfileError([Problem("", f"企业画像必须是 JSON 对象，不能是{_kind_of(data)}")])
     ref = today or shanghai_today()

@@ -394,3 +394,12 @@ def test_profile_hash_ignores_key_order_and_extras_but_not_facts():
     assert parse_profile(changed, today=TODAY).profile_hash() != a.profile_hash()
     unknown = {**CONTRACT_SAMPLE, "violations": None}
     assert parse_profile(unknown, today=TODAY).profile_hash() != a.profile_hash()
+
+
+def test_a_built_profile_round_trips_through_parse_profile():
+    p = parse_profile(CONTRACT_SAMPLE, today=TODAY)
+    again = parse_profile(p, today=TODAY)
+    assert again == p and again.profile_hash() == p.profile_hash()
+    # …and is re-checked against the reference date given.
+    with pytest.raises(ProfileError):
+        parse_profile(p, today=date(2025, 10, 14))
