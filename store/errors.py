@@ -1,0 +1,54 @@
+"""Domain exceptions; the HTTP layer maps NotFound→404, Conflict→409, ValidationFailed→422."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+class StoreError(Exception):
+    def __init__(self, message: str):
+        self.message = message
+        super().__init__(message)
+
+
+class NotFound(StoreError):
+    pass
+
+
+class Conflict(StoreError):
+    pass
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """One problem in user input. For spreadsheets: sheet, row (1-based as Excel shows it)
+    and column header; for a JSON profile: `path` (e.g. device_registrations[0].obtained_on)."""
+
+    message: str
+    path: str = ""
+    sheet: str | None = None
+    row: int | None = None
+    column: str | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v not in (None, "")}
+
+    def __str__(self) -> str:
+        where = []
+        if self.sheet:
+            where.append(f"工作表“{self.sheet}”")
+        if self.row is not None:
+            where.append(f"第{self.row}行")
+        if self.column:
+            where.append(f"列“{self.column}”")
+        if self.path:
+            where.append(self.path)
+        return ("，".join(where) + "：" if where else "") + self.message
+
+
+class ValidationFailed(StoreError):
+    def __init__(self, problems: list[RowProblem], message: str | None = None):
+        self.problems = problems
+        super().__init__(
+            message
+            or "输入有 {} 处问题：\n{}".format(len(problems), "\n".join(str(p) for p in problems))
+        )
