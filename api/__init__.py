@@ -1,0 +1,1 @@
+"""HTTP layer: FastAPI routes (thin), web pages, auth. Entry point: `api.app.create_app`."""

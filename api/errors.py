@@ -1,0 +1,205 @@
+"""Uniform error bodies: {"detail": "…", "errors": [{"path": …, "message": …}]}.
+
+Every error a client can see goes through here, in Chinese, and never carries a stack trace.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("yagu.api")
+
+STATUS_DETAIL = {
+    400: "请求格式错误",
+    401: "未登录：请在 Authorization 头中提供 Bearer 令牌",
+    403: "无权限执行此操作",
+    404: "未找到",
+    405: "不支持的请求方法",
+    409: "状态冲突",
+    413: "请求体过大",
+    415: "不支持的内容类型",
+    422: "提交的数据有误",
+    500: "服务器内部错误，请稍后重试",
+}
+
+
+class ApiError(Exception):
+    """An error with a status, a Chinese summary and optional per-field problems."""
+
+    def __init__(self, status: int, detail: str | None = None,
+                 errors: Iterable[tuple[str, str]] | None = None, headers: dict | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail or STATUS_DETAIL.get(status, "请求失败")
+        self.errors = [{"path": p, "message": m} for p, m in (errors or [])]
+        self.headers = headers
+
+
+def error_body(detail: str, errors: list[dict] | None = None) -> dict[str, Any]:
+    return {"detail": detail, "errors": errors or []}
+
+
+def error_response(status: int, detail: str | None = None, errors: list[dict] | None = None,
+                   headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(error_body(detail or STATUS_DETAIL.get(status, "请求失败"), errors),
+                        status_code=status, headers=headers)
+
+
+def loc_to_path(loc: Iterable[Any]) -> str:
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += ("." if out else "") + str(p)
+    return out or "(请求体)"
+
+
+def _fmt_expected(ctx: dict) -> str:
+    return str(ctx.get("expected", "")).replace("'", "")
+
+
+def chinese_message(err: dict) -> str:
+    """A Chinese message for one pydantic/FastAPI validation error."""
+    t = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    table = {
+        "missing": "缺少必填字段",
+        "json_invalid": "JSON 格式错误",
+        "json_type": "应为 JSON 数据",
+        "string_type": "应为字符串",
+        "int_type": "应为整数",
+        "int_parsing": "应为整数",
+        "int_from_float": "应为整数，不能带小数",
+        "float_type": "应为数字",
+        "float_parsing": "应为数字",
+        "decimal_type": "应为数字",
+        "bool_type": "应为布尔值（true 或 false）",
+        "bool_parsing": "应为布尔值（true 或 false）",
+        "date_type": "应为日期，格式 YYYY-MM-DD",
+        "date_parsing": "应为日期，格式 YYYY-MM-DD",
+        "date_from_datetime_parsing": "应为日期，格式 YYYY-MM-DD",
+        "date_from_datetime_inexact": "应为日期，不能带时间",
+        "list_type": "应为数组",
+        "dict_type": "应为 JSON 对象",
+        "model_type": "应为 JSON 对象",
+        "model_attributes_type": "应为 JSON 对象",
+        "extra_forbidden": "不允许的字段",
+        "uuid_parsing": "应为 UUID",
+        "bytes_type": "应为文件",
+        "value_error": "取值无效",
+        "url_parsing": "应为网址",
+        "string_unicode": "应为 UTF-8 文本",
+    }
+    if t in table:
+        msg = table[t]
+        if t == "value_error" and ctx.get("error"):
+            msg = f"取值无效：{ctx['error']}"
+        return msg
+    if t in ("literal_error", "enum"):
+        return f"取值必须是以下之一：{_fmt_expected(ctx)}"
+    if t == "string_too_short":
+        return f"长度不能少于 {ctx.get('min_length')} 个字符"
+    if t == "string_too_long":
+        return f"长度不能超过 {ctx.get('max_length')} 个字符"
+    if t == "too_short":
+        return f"至少需要 {ctx.get('min_length')} 项"
+    if t == "too_long":
+        return f"最多允许 {ctx.get('max_length')} 项"
+    if t == "string_pattern_mismatch":
+        return "格式不正确"
+    if t == "greater_than":
+        return f"应大于 {ctx.get('gt')}"
+    if t == "greater_than_equal":
+        return f"应不小于 {ctx.get('ge')}"
+    if t == "less_than":
+        return f"应小于 {ctx.get('lt')}"
+    if t == "less_than_equal":
+        return f"应不大于 {ctx.get('le')}"
+    return "取值无效"
+
+
+def _domain_status(exc: BaseException) -> int | None:
+    """Map the store's domain exceptions by name, so the API needs no import cycle with it."""
+    for cls in type(exc).__mro__:
+        if cls.__name__ in ("NotFound", "NotFoundError"):
+            return 404
+        if cls.__name__ in ("Conflict", "ConflictError"):
+            return 409
+        if cls.__name__ in ("ValidationFailed", "ProfileError", "ImportRejected"):
+            return 422
+    return None
+
+
+def problems_of(exc: BaseException, prefix: str = "") -> list[dict]:
+    """Field problems carried by a domain/profile exception: objects with .path/.message or tuples/dicts."""
+    raw = getattr(exc, "problems", None) or getattr(exc, "errors", None) or []
+    if callable(raw):
+        raw = raw()
+    out = []
+    for p in raw:
+        extra = {}
+        if hasattr(p, "to_dict"):
+            extra = {k: v for k, v in p.to_dict().items() if k in ("sheet", "row", "column")}
+            path, msg = getattr(p, "path", ""), getattr(p, "message", str(p))
+            if not path and extra:
+                path = "".join([f"{extra['sheet']}!" if extra.get("sheet") else "",
+                                f"第{extra['row']}行" if extra.get("row") is not None else "",
+                                f"[{extra['column']}]" if extra.get("column") else ""])
+        elif isinstance(p, dict):
+            path, msg = p.get("path", ""), p.get("message", p.get("msg", ""))
+        elif isinstance(p, (tuple, list)) and len(p) == 2:
+            path, msg = p
+        else:
+            path, msg = getattr(p, "path", ""), getattr(p, "message", str(p))
+        path = str(path or "")
+        if prefix and not path.startswith(prefix):
+            path = prefix + ("." + path if path and not path.startswith("[") else path)
+        out.append({"path": path or prefix or "(请求体)", "message": str(msg), **extra})
+    return out
+
+
+def domain_error_response(exc: BaseException, status: int, prefix: str = "") -> JSONResponse:
+    detail = str(exc) if exc.args and isinstance(exc.args[0], str) and exc.args[0] else None
+    errs = problems_of(exc, prefix) if status == 422 else []
+    if status == 422 and not detail:
+        detail = f"提交的数据有误，共 {len(errs)} 处问题" if errs else None
+    return error_response(status, detail, errs)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError):
+        return error_response(exc.status, exc.detail, exc.errors, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        errs = [{"path": loc_to_path(e.get("loc", ())), "message": chinese_message(e)}
+                for e in exc.errors()]
+        return error_response(422, f"提交的数据有误，共 {len(errs)} 处问题", errs)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        detail = exc.detail if isinstance(exc.detail, str) and _is_chinese(exc.detail) else None
+        return error_response(exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _catch_all(request: Request, exc: Exception):
+        status = _domain_status(exc)
+        if status is not None:
+            prefix = "profile" if type(exc).__name__ == "ProfileError" else ""
+            return domain_error_response(exc, status, prefix)
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500)
+
+
+def _is_chinese(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)

@@ -1,0 +1,203 @@
+"""Request limits: body size while streaming (413), JSON content type, encoding and shape.
+
+Size is enforced by a plain ASGI middleware before any parsing. JSON routes use `JsonRoute`,
+which decodes and parses the body once under structural limits (depth, keys per object) and
+hands the parsed document to FastAPI, so a hostile body never reaches model validation.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.errors import ApiError, domain_error_response, error_body, _domain_status
+from api.settings import Settings
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over the limit from Content-Length, or while streaming for chunked bodies."""
+
+    def __init__(self, app, settings: Settings):
+        self.app = app
+        self.settings = settings
+
+    def _limit_for(self, scope) -> int:
+        for name, value in scope.get("headers", ()):
+            if name == b"content-type" and value.lower().startswith(b"multipart/form-data"):
+                return self.settings.max_upload_bytes
+        return self.settings.max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        limit = self._limit_for(scope)
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await _send_json(send, 400, "Content-Length 头无效")
+                    return
+                if declared > limit:
+                    await _send_json(send, 413, _too_large(limit))
+                    return
+        received = 0
+        started = False
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge()
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await _send_json(send, 413, _too_large(limit))
+
+
+def _too_large(limit: int) -> str:
+    return f"请求体过大：上限 {limit // (1024 * 1024) or 1} MB（{limit} 字节）"
+
+
+async def _send_json(send, status: int, detail: str) -> None:
+    body = json.dumps(error_body(detail), ensure_ascii=False).encode("utf-8")
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _ShapeError(Exception):
+    def __init__(self, message: str):
+        self.message = message
+
+
+def _reject_constant(name: str):
+    raise _ShapeError(f"JSON 不允许 {name}")
+
+
+def parse_json_limited(body: bytes, max_depth: int, max_keys: int) -> Any:
+    """Decode UTF-8 and parse JSON; 400 for malformed input, 422 for over-limit shape."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ApiError(400, f"请求体不是有效的 UTF-8 文本（第 {e.start} 字节起无法解码）")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+
+    def pairs_hook(pairs):
+        if len(pairs) > max_keys:
+            raise _ShapeError(f"JSON 对象的键超过上限（{len(pairs)} > {max_keys}）")
+        d = dict(pairs)
+        if len(d) != len(pairs):
+            seen, dup = set(), None
+            for k, _ in pairs:
+                if k in seen:
+                    dup = k
+                    break
+                seen.add(k)
+            raise _ShapeError(f"JSON 对象中有重复的键：{dup}")
+        return d
+
+    try:
+        doc = json.loads(text, object_pairs_hook=pairs_hook, parse_constant=_reject_constant)
+    except _ShapeError as e:
+        raise ApiError(422, e.message, [("(请求体)", e.message)])
+    except RecursionError:
+        msg = f"JSON 嵌套层数超过上限（{max_depth} 层）"
+        raise ApiError(422, msg, [("(请求体)", msg)])
+    except json.JSONDecodeError as e:
+        msg = f"JSON 格式错误：第 {e.lineno} 行第 {e.colno} 列"
+        raise ApiError(400, msg, [("(请求体)", msg)])
+    except ValueError:
+        raise ApiError(400, "JSON 格式错误：数字过长", [("(请求体)", "数字过长")])
+    depth = json_depth(doc, max_depth + 1)
+    if depth > max_depth:
+        msg = f"JSON 嵌套层数超过上限（{max_depth} 层）"
+        raise ApiError(422, msg, [("(请求体)", msg)])
+    return doc
+
+
+def json_depth(doc: Any, stop: int) -> int:
+    """Nesting depth of containers (a scalar is 0), computed iteratively; stops early at `stop`."""
+    best = 0
+    stack = [(doc, 1)]
+    while stack:
+        node, d = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        best = max(best, d)
+        if best >= stop:
+            return best
+        stack.extend((c, d + 1) for c in children if isinstance(c, (dict, list)))
+    return best
+
+
+def is_json_content_type(value: str | None) -> bool:
+    if not value:
+        return False
+    main, _, params = value.partition(";")
+    main = main.strip().lower()
+    if not (main == "application/json" or (main.startswith("application/") and main.endswith("+json"))):
+        return False
+    for p in params.split(";"):
+        k, _, v = p.partition("=")
+        if k.strip().lower() == "charset" and v.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            return False
+    return True
+
+
+class JsonRoute(APIRoute):
+    """Route class for every API route: strict JSON bodies and domain-exception mapping."""
+
+    def get_route_handler(self) -> Callable:
+        original = super().get_route_handler()
+        body_field = self.body_field
+        is_form = False
+        if body_field is not None:
+            from fastapi.params import Form
+            info = getattr(body_field, "field_info", None)
+            is_form = isinstance(info, Form)
+
+        async def handler(request: Request) -> Response:
+            if body_field is not None and not is_form:
+                body = await request.body()
+                if body:
+                    if not is_json_content_type(request.headers.get("content-type")):
+                        raise ApiError(415, "请求体须为 JSON，Content-Type 应为 application/json（UTF-8）")
+                    settings: Settings = request.app.state.settings
+                    request._json = parse_json_limited(
+                        body, settings.max_json_depth, settings.max_object_keys)
+            try:
+                return await original(request)
+            except Exception as exc:
+                status = _domain_status(exc)
+                if status is None:
+                    raise
+                prefix = "profile" if type(exc).__name__ == "ProfileError" else ""
+                return domain_error_response(exc, status, prefix)
+
+        return handler

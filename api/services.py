@@ -1,0 +1,60 @@
+"""Thin glue between routes and the engine: limits, parsing, evaluation off the event loop."""
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Optional
+
+from starlette.concurrency import run_in_threadpool
+
+from api.errors import ApiError
+from api.runtime import Runtime, today
+
+
+def check_profile_limits(profile: Any, rt: Runtime, prefix: str = "profile") -> None:
+    """Refuse oversized lists before the (costly) profile validation runs."""
+    if not isinstance(profile, dict):
+        return
+    problems = []
+    for key, limit in (("device_registrations", rt.settings.max_certificates),
+                       ("violations", rt.settings.max_violations)):
+        items = profile.get(key)
+        if isinstance(items, list) and len(items) > limit:
+            problems.append((f"{prefix}.{key}", f"条目过多：{len(items)} 条，上限 {limit} 条"))
+    if problems:
+        raise ApiError(422, "企业画像超出限制", problems)
+
+
+def check_benefits(benefits: Optional[list[str]], rt: Runtime) -> None:
+    if benefits is None:
+        return
+    known = set(rt.benefit_ids())
+    bad = [(f"benefits[{i}]", f"未知的政策编号：{b}") for i, b in enumerate(benefits) if b not in known]
+    if bad:
+        raise ApiError(422, "未知的政策编号：" + "、".join(b for b in benefits if b not in known), bad)
+
+
+def parse(profile: Any):
+    from engine.profile import parse_profile
+    return parse_profile(profile)
+
+
+def _eligibility_sync(rt: Runtime, profile: Any, as_of: date, benefits):
+    p = parse(profile)
+    return rt.evaluator.evaluate(p, as_of=as_of, benefits=benefits)
+
+
+async def eligibility(rt: Runtime, profile: Any, as_of: Optional[date],
+                      benefits: Optional[list[str]]):
+    check_profile_limits(profile, rt)
+    check_benefits(benefits, rt)
+    return await run_in_threadpool(_eligibility_sync, rt, profile, as_of or today(), benefits)
+
+
+def _tax_sync(rt: Runtime, profile: Any, tax_year: int):
+    p = parse(profile)
+    return rt.evaluator.tax_self_assessment(p, tax_year=tax_year)
+
+
+async def tax_self_assessment(rt: Runtime, profile: Any, tax_year: int):
+    check_profile_limits(profile, rt)
+    return await run_in_threadpool(_tax_sync, rt, profile, tax_year)
