@@ -1,0 +1,239 @@
+"""Compile criteria into durable_rules rules, Kleene-style.
+
+Each criterion becomes two rules over one flat fact per subject: `p<i>` fires when the
+criterion passes, `f<i>` when it fails; `unknown` is "neither fired". For a comparison leaf
+the fail rule is the negated comparison; neither matches a null, which is how durable_rules
+treats a null or absent property (checked against the oracle in tests/test_engine_oracle.py).
+Combinators follow Kleene logic: pass(all) = and(pass), fail(all) = or(fail); any is the
+dual; not swaps pass and fail.
+
+What goes into a fact ("slots") is computed before asserting (PITFALLS 20: the engine cannot
+count or do date arithmetic):
+* `value`  — a fact's value, normalized: dates → day ordinals, bools → 1/0;
+* `diff`   — a date minus a date relative to the evaluation or window (as_of − 36 months,
+             coverage_from, ...) in days, compared with 0 — so rules never depend on as_of;
+* `cmin`/`cmax` — for `count`, the number of list items whose `where` passed, and passed or
+  was unknown; the `where` conditions are themselves compiled and decided by durable_rules in
+  a first pass over one fact per list item.
+Parameter values are constants in the rules, so a ruleset is compiled per set of parameter
+values in force (few: bounded by the dated values in the rule files) and cached.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Callable
+
+from engine.adapter import NEVER, CompiledRuleset
+from engine.conditions import (All, Any_, AsOf, Compare, Cond, Count, Literal_, Not, Param,
+                               Value, WindowDate, leaves, walk)
+from engine.dates import resolve_date
+from engine.facts import ALREADY_AWARDED, CATALOGUE, LISTS
+
+NEG = {"eq": "ne", "ne": "eq", "lt": "gte", "gte": "lt", "lte": "gt", "gt": "lte"}
+DR_OP = {"lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte", "ne": "$neq"}
+
+
+def normalize(v: Any) -> Any:
+    """The engine-side form of a plain value (one representation per type, PITFALLS 14/15)."""
+    if isinstance(v, bool):
+        return 1 if v else 0
+    if isinstance(v, date):
+        return v.toordinal()
+    return v
+
+
+def _cmp(slot: str, op: str, const: Any) -> dict:
+    if op == "eq":
+        return {slot: const}
+    return {DR_OP[op]: {slot: const}}
+
+
+def _and(xs: list[dict]) -> dict:
+    return xs[0] if len(xs) == 1 else {"$and": xs}
+
+
+def _or(xs: list[dict]) -> dict:
+    return xs[0] if len(xs) == 1 else {"$or": xs}
+
+
+@dataclass(frozen=True)
+class Slot:
+    """How to compute one fact property. kind: value | diff | cmin | cmax | awarded."""
+    kind: str
+    path: str = ""              # catalogue path, or item field
+    rhs: Value | None = None    # for diff
+    count: int = -1             # count index for cmin/cmax
+    benefit: str = ""           # for awarded
+
+
+@dataclass
+class SlotTable:
+    keys: dict[Slot, str] = field(default_factory=dict)
+
+    def key(self, slot: Slot) -> str:
+        if slot not in self.keys:
+            self.keys[slot] = f"s{len(self.keys)}"
+        return self.keys[slot]
+
+
+Params = Callable[[str], Any]   # param name → constant in force (None when no value in force)
+
+
+class _Emitter:
+    """Turns one condition tree into (pass, fail) expressions against a slot table."""
+
+    def __init__(self, slots: SlotTable, params: Params, count_index: Callable[[Count], int], benefit: str):
+        self.slots, self.params, self.count_index, self.benefit = slots, params, count_index, benefit
+
+    def operand(self, leaf: Compare, v: Value) -> tuple[str, Any]:
+        """(slot key, constant) comparing the leaf's fact with one right-hand value; the
+        constant is None when a parameter has no value in force (the leaf is then unknown)."""
+        if isinstance(v, (AsOf, WindowDate)):
+            return self.slots.key(Slot("diff", leaf.path, rhs=v)), 0
+        if leaf.path == ALREADY_AWARDED:
+            key = self.slots.key(Slot("awarded", leaf.path, benefit=self.benefit))
+        else:
+            key = self.slots.key(Slot("value", leaf.path))
+        if isinstance(v, Param):
+            return key, self.params(v.name)
+        assert isinstance(v, Literal_)
+        return key, normalize(v.value)
+
+    def emit(self, c: Cond) -> tuple[dict, dict]:
+        if isinstance(c, All):
+            parts = [self.emit(ch) for ch in c.children]
+            return _and([p for p, _ in parts]), _or([f for _, f in parts])
+        if isinstance(c, Any_):
+            parts = [self.emit(ch) for ch in c.children]
+            return _or([p for p, _ in parts]), _and([f for _, f in parts])
+        if isinstance(c, Not):
+            p, f = self.emit(c.child)
+            return f, p
+        if isinstance(c, Count):
+            return self.count(c)
+        return self.compare(c)
+
+    def compare(self, c: Compare) -> tuple[dict, dict]:
+        ops = [self.operand(c, v) for v in c.values]
+        if any(k is None for _, k in ops):    # a parameter with no value in force: unknown
+            return NEVER, NEVER
+        if c.op in ("in", "not_in"):
+            p = _or([_cmp(s, "eq", k) for s, k in ops])
+            f = _and([_cmp(s, "ne", k) for s, k in ops])
+            return (p, f) if c.op == "in" else (f, p)
+        if c.op == "between":
+            (s_lo, lo), (s_hi, hi) = ops
+            return (_and([_cmp(s_lo, "gte", lo), _cmp(s_hi, "lte", hi)]),
+                    _or([_cmp(s_lo, "lt", lo), _cmp(s_hi, "gt", hi)]))
+        (s, k), = ops
+        return _cmp(s, c.op, k), _cmp(s, NEG[c.op], k)
+
+    def count(self, c: Count) -> tuple[dict, dict]:
+        i = self.count_index(c)
+        lo, hi = self.slots.key(Slot("cmin", count=i)), self.slots.key(Slot("cmax", count=i))
+        v = c.value
+        k = self.params(v.name) if isinstance(v, Param) else normalize(v.value)  # type: ignore[union-attr]
+        if k is None:
+            return NEVER, NEVER
+        if c.op == "lt":
+            return _cmp(hi, "lt", k), _cmp(lo, "gte", k)
+        if c.op == "lte":
+            return _cmp(hi, "lte", k), _cmp(lo, "gt", k)
+        if c.op == "gt":
+            return _cmp(lo, "gt", k), _cmp(hi, "lte", k)
+        if c.op == "gte":
+            return _cmp(lo, "gte", k), _cmp(hi, "lt", k)
+        return (_and([_cmp(lo, "eq", k), _cmp(hi, "eq", k)]),
+                _or([_cmp(lo, "gt", k), _cmp(hi, "lt", k)]))
+
+
+@dataclass
+class Target:
+    """One compiled condition: a criterion (benefit, criterion id) or a count's `where`."""
+    kind: str          # "criterion" | "where"
+    scope: str         # "E" (enterprise), "C" (certificate), "I:<list>" (list item)
+    benefit: str = ""
+    criterion: str = ""
+    count: int = -1
+
+
+@dataclass
+class Plan:
+    """Everything compiled from a rulebook, independent of parameter values."""
+    targets: list[Target]
+    conds: list[Cond]
+    counts: list[Count]
+    subject_slots: dict[str, SlotTable]          # "E" / "C"
+    item_slots: dict[str, SlotTable]             # list name → slots of its item facts
+    param_names: dict[int, str]                  # target index → owning benefit (for params)
+
+
+def count_nodes(conds: list[Cond]) -> list[Count]:
+    out: list[Count] = []
+    for c in conds:
+        for leaf in leaves(c):
+            if isinstance(leaf, Count) and leaf not in out:
+                out.append(leaf)
+    return out
+
+
+def build_rules(book_benefits: dict, params_of: Callable[[str], Params]) -> tuple[dict[str, dict], Plan]:
+    """Compile every criterion of every benefit (and every count's `where`) to rule bodies."""
+    targets: list[Target] = []
+    conds: list[Cond] = []
+    for b in book_benefits.values():
+        scope = "C" if b.spec.unit == "certificate" else "E"
+        for c in b.criteria:
+            targets.append(Target("criterion", scope, benefit=b.id, criterion=c.id))
+            conds.append(c.cond)
+    counts = count_nodes(conds)
+    subject_slots = {"E": SlotTable(), "C": SlotTable()}
+    item_slots = {name: SlotTable() for name in LISTS}
+    rules: dict[str, dict] = {}
+    index = {id(c): i for i, c in enumerate(counts)}
+
+    def count_index(c: Count) -> int:
+        return index[id(c)] if id(c) in index else counts.index(c)
+
+    for i, (t, cond) in enumerate(zip(targets, conds)):
+        em = _Emitter(subject_slots[t.scope], params_of(t.benefit), count_index, t.benefit)
+        p, f = em.emit(cond)
+        rules[f"p{i}"] = {"$and": [{"t": t.scope}, p]}
+        rules[f"f{i}"] = {"$and": [{"t": t.scope}, f]}
+    owner = {}
+    for t, cond in zip(targets, conds):
+        for leaf in leaves(cond):
+            if isinstance(leaf, Count):
+                owner.setdefault(count_index(leaf), t.benefit)
+    for ci, cnode in enumerate(counts):
+        if cnode.where is None:
+            continue
+        i = len(targets)
+        scope = f"I:{cnode.list}"
+        targets.append(Target("where", scope, benefit=owner[ci], count=ci))
+        conds.append(cnode.where)
+        em = _Emitter(item_slots[cnode.list], params_of(owner[ci]), count_index, owner[ci])
+        p, f = em.emit(cnode.where)
+        rules[f"p{i}"] = {"$and": [{"t": scope}, p]}
+        rules[f"f{i}"] = {"$and": [{"t": scope}, f]}
+    plan = Plan(targets, conds, counts, subject_slots, item_slots, {})
+    return rules, plan
+
+
+def compile_ruleset(rules: dict[str, dict]) -> CompiledRuleset:
+    return CompiledRuleset(rules)
+
+
+def slot_value(slot: Slot, raw: Any, as_of: date, window: Any) -> Any:
+    """Engine-side value of a value/diff slot given the plain fact value `raw`."""
+    if raw is None:
+        return None
+    if slot.kind == "diff":
+        ref = resolve_date(slot.rhs, as_of, window)
+        return raw.toordinal() - ref.toordinal()
+    return normalize(raw)
+
+
+__all__ = ["build_rules", "compile_ruleset", "Plan", "Slot", "SlotTable", "Target", "slot_value",
+           "normalize", "walk", "CATALOGUE"]

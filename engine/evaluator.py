@@ -1,0 +1,316 @@
+"""The public entry point: evaluate profiles against the rulebook.
+
+Flow per call: profiles → facts (slots) → durable_rules decides every criterion (and every
+`count`'s item filter) → outcomes → `Explainer` builds the contract's results.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from datetime import date
+from typing import Any, Callable, Iterable, Sequence
+
+from engine.adapter import MAX_FACTS, CompiledRuleset, EngineError
+from engine.compiler import Plan, Slot, SlotTable, build_rules, normalize
+from engine.dates import resolve_date
+from engine.explain import Explainer
+from engine.facts import CATALOGUE, LISTS
+from engine.loader import Benefit, Rulebook, WindowContext
+from engine.oracle import FAIL, PASS, UNKNOWN, Ctx
+from engine import oracle
+from engine.profile import Profile, parse_profile, shanghai_today
+from engine.results import (STATUS_ZH, BenefitResult, Conflict, CriterionResult,
+                            EligibilityResponse, TaxItem, TaxSelfAssessment)
+
+BACKENDS = ("durable_rules", "oracle")
+
+
+class UnknownBenefit(ValueError):
+    def __init__(self, ids: list[str], known: Iterable[str]):
+        self.ids = ids
+        super().__init__(f"未知的事项 id：{', '.join(ids)}；可用：{', '.join(known)}")
+
+
+class Evaluator:
+    def __init__(self, book: Rulebook, backend: str = "durable_rules"):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}")
+        self.book = book
+        self.backend = backend
+        self.ruleset_version = book.version
+        self._compiled: dict[tuple, tuple[CompiledRuleset, Plan]] = {}
+        self._compile_lock = threading.Lock()
+
+    # -- parameters ---------------------------------------------------------------------------
+    @staticmethod
+    def _override(b: Benefit, name: str, window: WindowContext | None) -> Any:
+        if window is None or not window.amounts:
+            return None
+        return window.amounts.get(f"{b.id}.{name}", window.amounts.get(name))
+
+    def params_for(self, b: Benefit, as_of: date, window: WindowContext | None
+                   ) -> tuple[Callable[[str], Any], Callable[[str], bool]]:
+        def value(name: str) -> Any:
+            o = self._override(b, name, window)
+            if o is not None:
+                return o
+            pv = b.param(name, as_of)
+            return pv.value if pv else None
+
+        def provisional(name: str) -> bool:
+            if self._override(b, name, window) is not None:
+                return False          # set by the round's notice
+            pv = b.param(name, as_of)
+            return bool(pv and pv.provisional)
+        return value, provisional
+
+    def _ruleset(self, as_of: date, window: WindowContext) -> tuple[CompiledRuleset, Plan]:
+        """The compiled ruleset for the parameter values in force (cached; a few per rulebook)."""
+        fns = {b.id: self.params_for(b, as_of, window)[0] for b in self.book.benefits.values()}
+        key = tuple((bid, name, json.dumps(fns[bid](name), sort_keys=True))
+                    for bid, b in self.book.benefits.items() for name in b.spec.parameters)
+        with self._compile_lock:
+            if key not in self._compiled:
+                rules, plan = build_rules(self.book.benefits, lambda bid: fns[bid])
+                self._compiled[key] = (CompiledRuleset(rules), plan)
+            return self._compiled[key]
+
+    # -- public API ---------------------------------------------------------------------------
+    def selected(self, benefits: Sequence[str] | None) -> list[Benefit]:
+        if benefits is None:
+            return list(self.book.benefits.values())
+        unknown = [b for b in benefits if b not in self.book.benefits]
+        if unknown:
+            raise UnknownBenefit(unknown, self.book.benefits)
+        return [b for bid, b in self.book.benefits.items() if bid in set(benefits)]
+
+    def evaluate(self, profile: Profile | dict, as_of: date | None = None,
+                 benefits: Sequence[str] | None = None, window: WindowContext | None = None,
+                 awarded: Iterable[str] | None = None) -> EligibilityResponse:
+        return self.evaluate_many([profile], as_of, benefits, window, awarded)[0]
+
+    def evaluate_many(self, profiles: Sequence[Profile | dict], as_of: date | None = None,
+                      benefits: Sequence[str] | None = None, window: WindowContext | None = None,
+                      awarded: Iterable[str] | None = None) -> list[EligibilityResponse]:
+        as_of = as_of or (window.as_of if window and window.as_of else shanghai_today())
+        window = window or self.book.calendar.next_window(as_of)
+        chosen = self.selected(benefits)
+        profs = [p if isinstance(p, Profile) else parse_profile(p) for p in profiles]
+        awarded_set = frozenset(awarded) if awarded is not None else None
+        if self.backend == "durable_rules":
+            outcomes = self._decide_engine(profs, as_of, window, awarded_set)
+        else:
+            outcomes = self._decide_oracle(profs, chosen, as_of, window, awarded_set)
+        explainers = {b.id: Explainer(b, as_of, window, *self.params_for(b, as_of, window)) for b in chosen}
+        out = []
+        for pi, p in enumerate(profs):
+            results: list[BenefitResult] = []
+            for b in chosen:
+                value_fn = explainers[b.id].params
+                if b.spec.unit == "enterprise":
+                    ctx = Ctx(p, as_of, window, value_fn, b.id, awarded=awarded_set)
+                    results.append(explainers[b.id].result(ctx, outcomes.get((pi, -1, b.id), {}), None))
+                    continue
+                regs = p.device_registrations
+                if not regs:
+                    results.append(self._no_certificate(b, explainers[b.id], regs))
+                    continue
+                for ri, reg in enumerate(regs):
+                    ctx = Ctx(p, as_of, window, value_fn, b.id, reg, ri, awarded_set)
+                    results.append(explainers[b.id].result(
+                        ctx, outcomes.get((pi, ri, b.id), {}),
+                        {"type": "certificate", "id": reg.certificate_no}))  # type: ignore[arg-type]
+            out.append(EligibilityResponse(as_of=as_of, ruleset_version=self.ruleset_version,
+                                           results=results))
+        return out
+
+    def tax_self_assessment(self, profile: Profile | dict, tax_year: int) -> TaxSelfAssessment:
+        as_of = date(tax_year, 12, 31)
+        tax = [b.id for b in self.book.benefits.values() if b.spec.kind == "tax"]
+        resp = self.evaluate(profile, as_of, tax)
+        keep_until = self.book.keep_until(tax_year)
+        items = []
+        for r in resp.results:
+            spec = self.book.benefits[r.benefit_id].spec
+            items.append(TaxItem(**r.model_dump(), how_to_claim=spec.tax.how_to_claim,  # type: ignore[union-attr]
+                                 records_to_keep=list(spec.tax.records_to_keep),  # type: ignore[union-attr]
+                                 keep_until=keep_until))
+        eligible = {i.benefit_id for i in items if i.status == "eligible"}
+        conflicts: dict[tuple[str, ...], Conflict] = {}
+        for i in items:
+            for cf in self.book.benefits[i.benefit_id].spec.tax.conflicts_with:  # type: ignore[union-attr]
+                pair = tuple(sorted((i.benefit_id, cf.benefit)))
+                if i.benefit_id in eligible and cf.benefit in eligible and pair not in conflicts:
+                    conflicts[pair] = Conflict(benefits=list(pair), reason=cf.reason)
+        return TaxSelfAssessment(tax_year=tax_year, as_of=as_of, ruleset_version=self.ruleset_version,
+                                 items=items, conflicts=list(conflicts.values()))
+
+    # -- deciding -----------------------------------------------------------------------------
+    def _no_certificate(self, b: Benefit, ex: Explainer, regs: list | None) -> BenefitResult:
+        """A per-certificate benefit for a profile that lists no certificate (or none known)."""
+        res = ex.result(Ctx(Profile.model_construct(), ex.as_of, ex.window, ex.params),
+                        {c.id: UNKNOWN for c in b.criteria}, None)
+        if res.status == "not_in_force":
+            return res
+        outcome = "unknown" if regs is None else "fail"
+        status = "needs_info" if regs is None else "ineligible"
+        crit = CriterionResult(
+            id="has_certificate", text="企业持有第二类或第三类医疗器械注册证（本项按每张注册证分别判定）",
+            outcome=outcome, observed={"device_registrations": regs}, threshold="注册证数量 ≥ 1",
+            legal_basis=[b.spec.legal_basis[0].citation()], materials=[])
+        return res.model_copy(update={
+            "status": status, "status_text": STATUS_ZH[status], "criteria": [crit],
+            "missing_facts": ["device_registrations"] if regs is None else [],
+            "missing_materials": [], "amount_cny": None, "amount_provisional": False, "amount_note": None})
+
+    def _decide_oracle(self, profs: list[Profile], chosen: list[Benefit], as_of: date,
+                       window: WindowContext, awarded: frozenset[str] | None) -> dict:
+        out: dict[tuple[int, int, str], dict[str, str]] = {}
+        for pi, p in enumerate(profs):
+            for b in chosen:
+                value_fn = self.params_for(b, as_of, window)[0]
+                subjects = [(-1, None)] if b.spec.unit == "enterprise" else list(enumerate(p.device_registrations or []))
+                for ri, reg in subjects:
+                    ctx = Ctx(p, as_of, window, value_fn, b.id, reg, ri, awarded)
+                    out[(pi, ri, b.id)] = {c.id: oracle.evaluate(c.cond, ctx) for c in b.criteria}
+        return out
+
+    def _decide_engine(self, profs: list[Profile], as_of: date, window: WindowContext,
+                       awarded: frozenset[str] | None) -> dict:
+        ruleset, plan = self._ruleset(as_of, window)
+        refs = {s: resolve_date(s.rhs, as_of, window).toordinal()
+                for table in (*plan.subject_slots.values(), *plan.item_slots.values())
+                for s in table.keys if s.kind == "diff"}
+
+        # Phase 1: list items (violations, ...) against every count's `where`.
+        where_targets = [(i, t) for i, t in enumerate(plan.targets) if t.kind == "where"]
+        counts: dict[tuple[int, int], tuple[int, int] | None] = {}
+        if plan.counts:
+            lists = {c.list for c in plan.counts if c.where is not None}
+            item_facts, item_keys = [], []
+            for pi, p in enumerate(profs):
+                for name in lists:
+                    for j, item in enumerate(getattr(p, name) or []):
+                        item_facts.append(_item_fact(plan.item_slots[name], name, item, refs))
+                        item_keys.append((pi, name, j))
+            fired = _run_chunked(ruleset, item_facts)
+            item_out = _outcomes(fired, where_targets, len(item_facts))
+            per_item: dict[tuple[int, int], list[str]] = {}
+            for (i, t) in where_targets:
+                for k, (pi, name, j) in enumerate(item_keys):
+                    if name == plan.counts[t.count].list:
+                        per_item.setdefault((pi, t.count), []).append(item_out[k].get(i, UNKNOWN))
+            for pi, p in enumerate(profs):
+                for ci, c in enumerate(plan.counts):
+                    items = getattr(p, c.list)
+                    if items is None:
+                        counts[(pi, ci)] = None
+                    elif c.where is None:
+                        counts[(pi, ci)] = (len(items), len(items))
+                    else:
+                        outs = per_item.get((pi, ci), [])
+                        counts[(pi, ci)] = (outs.count(PASS), outs.count(PASS) + outs.count(UNKNOWN))
+
+        # Phase 2: one fact per subject (enterprise, and each certificate).
+        facts, keys = [], []
+        e_ex = _extractors(plan.subject_slots["E"], refs)
+        c_ex = _extractors(plan.subject_slots["C"], refs)
+        for pi, p in enumerate(profs):
+            facts.append(_subject_fact("E", e_ex, p, None, counts, pi, awarded))
+            keys.append((pi, -1))
+            for ri, reg in enumerate(p.device_registrations or []):
+                facts.append(_subject_fact("C", c_ex, p, reg, counts, pi, awarded))
+                keys.append((pi, ri))
+        crit_targets = [(i, t) for i, t in enumerate(plan.targets) if t.kind == "criterion"]
+        fired = _run_chunked(ruleset, facts)
+        subj_out = _outcomes(fired, crit_targets, len(facts))
+        out: dict[tuple[int, int, str], dict[str, str]] = {}
+        for k, (pi, ri) in enumerate(keys):
+            scope = "E" if ri == -1 else "C"
+            for i, t in crit_targets:
+                if t.scope == scope:
+                    out.setdefault((pi, ri, t.benefit), {})[t.criterion] = subj_out[k].get(i, UNKNOWN)
+        return out
+
+
+def _run_chunked(ruleset: CompiledRuleset, facts: list[dict]) -> dict[str, set[int]]:
+    fired: dict[str, set[int]] = {}
+    for start in range(0, len(facts), MAX_FACTS):
+        for name, ids in ruleset.run(facts[start:start + MAX_FACTS]).items():
+            fired.setdefault(name, set()).update(i + start for i in ids)
+    return fired
+
+
+def _outcomes(fired: dict[str, set[int]], targets: list[tuple[int, Any]], n: int) -> list[dict[int, str]]:
+    out: list[dict[int, str]] = [{} for _ in range(n)]
+    for i, _t in targets:
+        for k in fired.get(f"p{i}", ()):
+            out[k][i] = PASS
+        for k in fired.get(f"f{i}", ()):
+            if out[k].get(i) == PASS:
+                raise EngineError(f"rule {i} both passed and failed for fact {k}")
+            out[k][i] = FAIL
+    return out
+
+
+Extractor = Callable[[Profile, Any, dict, int, Any], Any]
+
+
+def _extractors(table: SlotTable, refs: dict[Slot, int]) -> list[tuple[str, Extractor]]:
+    out: list[tuple[str, Extractor]] = []
+    for slot, key in table.keys.items():
+        out.append((key, _extractor(slot, refs)))
+    return out
+
+
+def _extractor(slot: Slot, refs: dict[Slot, int]) -> Extractor:
+    if slot.kind in ("cmin", "cmax"):
+        side = 0 if slot.kind == "cmin" else 1
+
+        def count(_p, _r, counts, pi, _a, ci=slot.count, side=side):
+            rng = counts.get((pi, ci))
+            return None if rng is None else rng[side]
+        return count
+    if slot.kind == "awarded":
+        def awarded_(_p, reg, _c, _pi, awarded, bid=slot.benefit):
+            if awarded is None or reg is None:
+                return None
+            return 1 if f"{bid}|{reg.certificate_no}" in awarded else 0
+        return awarded_
+    d = CATALOGUE[slot.path]
+    if d.scope == "enterprise":
+        def raw(p, _r, _c, _pi, _a, read=d.read):
+            return read(p)
+    else:
+        def raw(p, r, _c, _pi, _a, read=d.read):
+            return read(p, r)
+    if slot.kind == "diff":
+        ref = refs[slot]
+
+        def diff(p, r, c, pi, a):
+            v = raw(p, r, c, pi, a)
+            return None if v is None else v.toordinal() - ref
+        return diff
+
+    def value(p, r, c, pi, a):
+        return normalize(raw(p, r, c, pi, a))
+    return value
+
+
+def _subject_fact(scope: str, ex: list[tuple[str, Extractor]], p: Profile, reg: Any,
+                  counts: dict, pi: int, awarded: Any) -> dict:
+    fact: dict[str, Any] = {"t": scope}
+    for key, fn in ex:
+        fact[key] = fn(p, reg, counts, pi, awarded)
+    return fact
+
+
+def _item_fact(table: SlotTable, name: str, item: Any, refs: dict[Slot, int]) -> dict:
+    fact: dict[str, Any] = {"t": f"I:{name}"}
+    fields = LISTS[name]
+    for slot, key in table.keys.items():
+        v = fields[slot.path].read(item)
+        if v is not None and slot.kind == "diff":
+            v = v.toordinal() - refs[slot]
+        fact[key] = normalize(v)
+    return fact

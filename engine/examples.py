@@ -1,0 +1,79 @@
+"""Run the worked examples of rule files (`yagu rules test`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from engine.evaluator import Evaluator
+from engine.loader import Benefit, WindowContext
+from engine.results import BenefitResult
+
+
+@dataclass
+class ExampleRun:
+    benefit: str
+    name: str
+    line: int
+    mismatches: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+
+def _window(raw: dict[str, Any] | None, ev: Evaluator, as_of: date) -> WindowContext | None:
+    if raw is None:
+        return None
+    base = ev.book.calendar.by_id(raw.get("id", "")) or ev.book.calendar.next_window(as_of)
+    fields = {k: raw[k] for k in ("id", "label", "opens_on", "closes_on", "coverage_from", "coverage_to")
+              if k in raw}
+    return WindowContext(**{**base.__dict__, **fields, "amounts": raw.get("amounts") or {},
+                            "provisional": False})
+
+
+def _compare(expect: dict[str, Any], r: BenefitResult, where: str) -> list[str]:
+    out = []
+    if "status" in expect and expect["status"] != r.status:
+        out.append(f"{where}状态应为 {expect['status']}，实际为 {r.status}")
+    got = {c.id: c.outcome for c in r.criteria}
+    for cid, want in (expect.get("criteria") or {}).items():
+        if got.get(cid) != want:
+            out.append(f"{where}条件 {cid} 应为 {want}，实际为 {got.get(cid, '（未评估）')}")
+    if "amount_cny" in expect and expect["amount_cny"] != r.amount_cny:
+        if not (expect["amount_cny"] is not None and r.amount_cny is not None
+                and abs(expect["amount_cny"] - r.amount_cny) < 0.005):
+            out.append(f"{where}金额应为 {expect['amount_cny']}，实际为 {r.amount_cny}")
+    if "amount_provisional" in expect and expect["amount_provisional"] != r.amount_provisional:
+        out.append(f"{where}参考金额标记应为 {expect['amount_provisional']}，实际为 {r.amount_provisional}")
+    if "missing_facts" in expect and sorted(expect["missing_facts"]) != r.missing_facts:
+        out.append(f"{where}缺失事实应为 {sorted(expect['missing_facts'])}，实际为 {r.missing_facts}")
+    return out
+
+
+def run_examples(ev: Evaluator, benefit: Benefit) -> list[ExampleRun]:
+    from engine.yamlsource import load_yaml
+    doc = load_yaml(benefit.source)
+    runs = []
+    for i, ex in enumerate(benefit.spec.examples):
+        run = ExampleRun(benefit.id, ex.name, doc.line_of(("examples", i)))
+        window = _window(ex.window, ev, ex.as_of)
+        awarded = None if ex.awarded is None else {f"{benefit.id}|{n}" for n in ex.awarded}
+        try:
+            resp = ev.evaluate(ex.profile, ex.as_of, [benefit.id], window=window, awarded=awarded)
+        except Exception as exc:  # an example that crashes the engine is a failing example
+            run.mismatches.append(f"评估出错：{type(exc).__name__}: {exc}")
+            runs.append(run)
+            continue
+        if "subjects" in ex.expect:
+            by_subject = {(r.subject.id if r.subject else None): r for r in resp.results}
+            for sid, exp in ex.expect["subjects"].items():
+                r = by_subject.get(sid)
+                if r is None:
+                    run.mismatches.append(f"没有注册证 {sid} 的结果")
+                else:
+                    run.mismatches += _compare(exp, r, f"[{sid}] ")
+        else:
+            run.mismatches += _compare(ex.expect, resp.results[0], "")
+        runs.append(run)
+    return runs

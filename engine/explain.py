@@ -1,0 +1,189 @@
+"""Turn criterion outcomes into the contract's results: status, every criterion with what it
+saw and its legal basis, the missing facts and materials, and the amount."""
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any, Callable
+
+from engine.conditions import AsOf, Compare, Count, Literal_, Param, WindowDate, leaves, OP_SYMBOL
+from engine.dates import resolve_date
+from engine.facts import CATALOGUE, LIST_LABELS, LISTS
+from engine.loader import Benefit, WindowContext
+from engine.oracle import FAIL, PASS, UNKNOWN, Ctx, count_range, missing_facts, read
+from engine.results import (PROVISIONAL_NOTE, STATUS_ZH, BenefitResult, CriterionResult,
+                            MaterialRef, Subject, WindowRef)
+
+
+def fmt_number(v: float, unit: str) -> str:
+    if unit == "比例":
+        return f"{v * 100:g}%"
+    if unit == "元":
+        if v >= 1e8 and v % 1e7 == 0:
+            return f"{v / 1e8:g}亿元"
+        if v >= 1e4 and v % 100 == 0:
+            return f"{v / 1e4:g}万元"
+        return f"{v:,.2f}元".replace(".00元", "元")
+    suffix = {"月": "个月"}.get(unit, unit)
+    return f"{v:g}{suffix}"
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
+class Explainer:
+    def __init__(self, benefit: Benefit, as_of: date, window: WindowContext,
+                 params: Callable[[str], Any], provisional: Callable[[str], bool]):
+        self.b, self.as_of, self.window = benefit, as_of, window
+        self.params, self.provisional = params, provisional
+
+    # -- text ------------------------------------------------------------------------------
+    def param_text(self, name: str) -> str:
+        v = self.params(name)
+        if v is None:
+            return "（该日期无有效参数值）"
+        return fmt_number(v, self.b.spec.parameters[name].unit) if not isinstance(v, dict) else str(v)
+
+    def render(self, text: str) -> str:
+        def sub(m: re.Match) -> str:
+            key = m.group(1)
+            if key.startswith("param."):
+                return self.param_text(key[6:])
+            if key == "as_of":
+                return self.as_of.isoformat()
+            val = getattr(self.window, key.split(".", 1)[1])
+            return val.isoformat() if isinstance(val, date) else str(val)
+        return re.sub(r"\{([^{}]+)\}", sub, text)
+
+    def value_text(self, v: Any, leaf: Compare | None) -> str:
+        if isinstance(v, Param):
+            return self.param_text(v.name)
+        if isinstance(v, (AsOf, WindowDate)):
+            return resolve_date(v, self.as_of, self.window).isoformat()
+        assert isinstance(v, Literal_)
+        if isinstance(v.value, bool):
+            return "是" if v.value else "否"
+        return str(_plain(v.value))
+
+    def threshold(self, cond: Any) -> str:
+        parts = []
+        for leaf in leaves(cond):
+            if isinstance(leaf, Count):
+                parts.append(f"{LIST_LABELS[leaf.list]}中符合条件的记录数 {OP_SYMBOL[leaf.op]} "
+                             f"{self.value_text(leaf.value, None)}")
+                continue
+            label = (LISTS[leaf.item_list][leaf.path].label if leaf.item_list else CATALOGUE[leaf.path].label)
+            vals = [self.value_text(v, leaf) for v in leaf.values]
+            if leaf.op in ("in", "not_in"):
+                rhs = "、".join(vals)
+            elif leaf.op == "between":
+                rhs = f"{vals[0]} 至 {vals[1]}（含）"
+            else:
+                rhs = vals[0]
+            parts.append(f"{label} {OP_SYMBOL[leaf.op]} {rhs}")
+        return "；".join(dict.fromkeys(parts))
+
+    # -- one subject ------------------------------------------------------------------------
+    def result(self, ctx: Ctx, outcomes: dict[str, str], subject: Subject | None) -> BenefitResult:
+        spec = self.b.spec
+        window = None
+        if spec.unit == "certificate":
+            w = self.window
+            window = WindowRef(id=w.id, label=w.label, opens_on=w.opens_on, closes_on=w.closes_on,
+                               coverage_from=w.coverage_from, coverage_to=w.coverage_to,
+                               provisional=w.provisional)
+        materials = [MaterialRef(id=m.id, name=m.name, description=m.description,
+                                 proves=[c.id for c in self.b.criteria
+                                         if c.applies_on(self.as_of) and m.id in c.materials])
+                     for m in spec.materials]
+        if not self.b.in_force_on(self.as_of):
+            periods = "；".join(f"{p.from_}至{p.to or '今'}" for p in spec.in_force)
+            return BenefitResult(benefit_id=spec.id, title=spec.title, kind=spec.kind, subject=subject,
+                                 status="not_in_force", status_text=STATUS_ZH["not_in_force"],
+                                 criteria=[], missing_facts=[], required_materials=materials,
+                                 missing_materials=[], window=window,
+                                 note=f"评估日期 {self.as_of} 不在该政策有效期内（{periods}）")
+        criteria, missing, missing_mat = [], [], []
+        for c in self.b.criteria:
+            if not c.applies_on(self.as_of):
+                continue
+            out = outcomes[c.id]
+            observed: dict[str, Any] = {}
+            for path in c.reads:
+                if path in LISTS:
+                    count = next(l for l in leaves(c.cond) if isinstance(l, Count) and l.list == path)
+                    rng = count_range(count, ctx)
+                    observed[path] = None if rng is None else (rng[0] if rng[0] == rng[1] else
+                                                               {"min": rng[0], "max": rng[1]})
+                else:
+                    observed[path] = _plain(read(path, ctx))
+            if out == UNKNOWN:
+                missing += missing_facts(c.cond, ctx)
+            if out != PASS:
+                missing_mat += [m for m in c.materials if m not in missing_mat]
+            criteria.append(CriterionResult(id=c.id, text=self.render(c.text), outcome=out,  # type: ignore[arg-type]
+                                            observed=observed, threshold=self.threshold(c.cond),
+                                            legal_basis=list(c.basis), materials=list(c.materials)))
+        outs = {cr.outcome for cr in criteria}
+        status = "ineligible" if FAIL in outs else "needs_info" if UNKNOWN in outs else "eligible"
+        amount, provisional = (None, False)
+        if status in ("eligible", "needs_info"):
+            amount, provisional = self.amount(ctx)
+        return BenefitResult(
+            benefit_id=spec.id, title=spec.title, kind=spec.kind, subject=subject, status=status,
+            status_text=STATUS_ZH[status], amount_cny=amount, amount_provisional=provisional,
+            amount_note=PROVISIONAL_NOTE if provisional else None, criteria=criteria,
+            missing_facts=sorted(set(missing)), required_materials=materials,
+            missing_materials=missing_mat, window=window)
+
+    # -- amount -----------------------------------------------------------------------------
+    def amount(self, ctx: Ctx) -> tuple[float | None, bool]:
+        spec = next((a for a in self.b.spec.amount_specs()
+                     if a.applies is None or a.applies.contains(self.as_of)), None)
+        if spec is None:
+            return None, False
+        used: list[str] = []
+
+        def num(x: Any) -> float | None:
+            if hasattr(x, "param"):
+                used.append(x.param)
+                return self.params(x.param)
+            return x
+
+        value: float | None = None
+        if spec.lookup:
+            table = self.params(spec.lookup.param)
+            used.append(spec.lookup.param)
+            for key in spec.lookup.keys:
+                k = read(key, ctx)
+                if k is None or not isinstance(table, dict):
+                    table = None
+                    break
+                table = table.get(("true" if k else "false") if isinstance(k, bool) else str(k))
+            value = table if isinstance(table, (int, float)) else None
+        elif spec.brackets:
+            base = read(spec.brackets.of, ctx)
+            if base is not None:
+                value, lower = 0.0, 0.0
+                for band in spec.brackets.bands:
+                    upper, rate = num(band.up_to), num(band.rate)
+                    if rate is None:
+                        value = None
+                        break
+                    top = base if upper is None else min(base, upper)
+                    if top > lower:
+                        value += (top - lower) * rate
+                    lower = upper if upper is not None else lower
+                    if upper is None or base <= upper:
+                        break
+        elif spec.multiply:
+            base, rate = read(spec.multiply.fact, ctx), num(spec.multiply.by)
+            value = None if base is None or rate is None else max(base, 0) * rate
+        if value is None:
+            return None, False
+        return round(float(value), 2), any(self.provisional(p) for p in used)

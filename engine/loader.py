@@ -1,0 +1,389 @@
+"""Load and validate the rule files. Every problem of every file is collected and reported
+as `file:line: message`; if there is any, nothing is loaded (RuleLoadError).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from engine.conditions import Cond, fact_paths, parse_condition
+from engine.facts import CATALOGUE, FactType
+from engine.profile import ProfileError, parse_profile
+from engine.ruleschema import (BENEFIT_IDS, BenefitFile, CalendarFile, CommonFile, Document,
+                               OptionalPeriod, Parameter, ParamValue)
+from engine.version import ENGINE_VERSION
+from engine.yamlsource import SourceDoc, YamlSyntaxError, load_yaml
+
+DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+
+
+@dataclass(frozen=True)
+class RuleProblem:
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+class RuleLoadError(Exception):
+    def __init__(self, problems: list[RuleProblem]):
+        self.problems = problems
+        super().__init__("\n".join(map(str, problems)))
+
+
+@dataclass
+class CompiledCriterion:
+    id: str
+    text: str
+    basis: tuple[str, ...]          # rendered citations
+    materials: tuple[str, ...]
+    applies: OptionalPeriod | None
+    cond: Cond
+    reads: tuple[str, ...]          # catalogue paths / list names, in order
+
+    def applies_on(self, d: date) -> bool:
+        return self.applies is None or self.applies.contains(d)
+
+
+@dataclass
+class Benefit:
+    spec: BenefitFile
+    criteria: list[CompiledCriterion]
+    source: Path
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def docs(self) -> dict[str, Document]:
+        return {d.id: d for d in self.spec.legal_basis}
+
+    def in_force_on(self, d: date) -> bool:
+        return any(p.contains(d) for p in self.spec.in_force)
+
+    def param(self, name: str, d: date) -> ParamValue | None:
+        p = self.spec.parameters.get(name)
+        return p.at(d) if p else None
+
+
+@dataclass(frozen=True)
+class WindowContext:
+    """The application window a subject is judged in (a real window, or the default calendar's)."""
+    id: str
+    label: str
+    opens_on: date
+    closes_on: date
+    coverage_from: date
+    coverage_to: date
+    as_of: date | None = None
+    amounts: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    provisional: bool = False
+
+
+@dataclass
+class DefaultCalendar:
+    spec: CalendarFile
+
+    def windows_of_year(self, year: int) -> list[WindowContext]:
+        out = []
+        for t in self.spec.windows:
+            def md(s: str, y: int) -> date:
+                m, d = map(int, s.split("-"))
+                return date(y, m, d)
+            out.append(WindowContext(
+                id=f"{year}-{t.half}", label=t.label.format(year=year),
+                opens_on=md(t.opens_on, year), closes_on=md(t.closes_on, year),
+                coverage_from=md(t.coverage_from.month_day, year + t.coverage_from.year_offset),
+                coverage_to=md(t.coverage_to.month_day, year + t.coverage_to.year_offset),
+                provisional=self.spec.provisional))
+        return sorted(out, key=lambda w: w.closes_on)
+
+    def next_window(self, as_of: date) -> WindowContext:
+        """The first default window whose application period ends on or after `as_of`."""
+        for year in (as_of.year, as_of.year + 1):
+            for w in self.windows_of_year(year):
+                if w.closes_on >= as_of:
+                    return w
+        raise ValueError("默认申报日历中没有可用的窗口")
+
+    def by_id(self, window_id: str) -> WindowContext | None:
+        try:
+            year = int(window_id[:4])
+        except ValueError:
+            return None
+        return next((w for w in self.windows_of_year(year) if w.id == window_id), None)
+
+
+@dataclass
+class Rulebook:
+    benefits: dict[str, Benefit]
+    calendar: DefaultCalendar
+    common: CommonFile
+    version: str
+    files: list[Path]
+    root: Path
+
+    def keep_until(self, tax_year: int) -> date:
+        """留存备查 keep-until: `retention_years` from the day after the 汇算清缴 of tax_year ends."""
+        end = self.common.parameters["settlement_end"].at(date(tax_year + 1, 1, 1))
+        years = self.common.parameters["retention_years"].at(date(tax_year + 1, 1, 1))
+        assert end is not None and years is not None
+        settle = date(tax_year + 1, int(end.value["month"]), int(end.value["day"]))
+        start = settle + timedelta(days=1)
+        return date(start.year + int(years.value), start.month, start.day) - timedelta(days=1)
+
+
+def rules_dir() -> Path:
+    return Path(os.environ.get("YAGU_RULES_DIR") or DEFAULT_RULES_DIR)
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve().parent))
+    except ValueError:
+        return str(path)
+
+
+def _pydantic_problems(exc: ValidationError, doc: SourceDoc, name: str) -> list[RuleProblem]:
+    out = []
+    for e in exc.errors():
+        loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith(("function-", "tagged-union"))))
+        # pydantic puts union branch names (e.g. `float`, `dict[str,any]`) into locs: drop them
+        clean = tuple(x for x in loc if not (isinstance(x, str) and ("[" in x or x in ("float", "int", "bool", "str", "Lookup", "NumberRef", "list[AmountSpec]", "AmountSpec"))))
+        where = ".".join(str(x) for x in clean) or "(文件)"
+        msg = _translate(e)
+        out.append(RuleProblem(name, doc.line_of(clean), f"{where}: {msg}"))
+    return out
+
+
+def _translate(e: dict) -> str:
+    t, ctx = e["type"], e.get("ctx") or {}
+    if t == "missing":
+        return "缺少必填项"
+    if t == "extra_forbidden":
+        return "未知的键（拼写错误？）"
+    if t in ("date_from_datetime_parsing", "date_parsing", "date_type", "date_from_datetime_inexact"):
+        return f"日期无效：{e.get('input')!r}，应为 YYYY-MM-DD 的有效日期"
+    if t == "literal_error":
+        return f"取值 {e.get('input')!r} 无效，可选：{ctx.get('expected')}"
+    if t == "string_pattern_mismatch":
+        return f"格式不符（{ctx.get('pattern')}）：{e.get('input')!r}"
+    if t in ("too_short",):
+        return "不能为空"
+    if t == "value_error":
+        return str(ctx.get("error", e["msg"]))
+    if t in ("float_parsing", "float_type", "int_type", "int_parsing"):
+        return f"应为数值：{e.get('input')!r}"
+    if t in ("string_type",):
+        return f"应为文本：{e.get('input')!r}"
+    if t in ("list_type",):
+        return "应为列表"
+    if t in ("dict_type", "model_type", "model_attributes_type"):
+        return "应为映射"
+    if t in ("bool_type", "bool_parsing"):
+        return "应为 true 或 false"
+    return e["msg"]
+
+
+def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str
+                   ) -> tuple[list[CompiledCriterion], list[RuleProblem]]:
+    problems: list[RuleProblem] = []
+
+    def err(loc: tuple, msg: str) -> None:
+        problems.append(RuleProblem(name, doc.line_of(loc), msg))
+
+    if spec.id != stem:
+        err(("id",), f"id `{spec.id}` 必须与文件名 `{stem}.yaml` 一致")
+    docs = {d.id for d in spec.legal_basis}
+    materials = {m.id for m in spec.materials}
+    for i, p in enumerate(spec.in_force):
+        if p.basis and p.basis not in docs:
+            err(("in_force", i, "basis"), f"引用了未定义的法律依据 `{p.basis}`")
+    for pname, param in spec.parameters.items():
+        for j, v in enumerate(param.values):
+            if v.reference.basis not in docs:
+                err(("parameters", pname, "values", j, "reference", "basis"),
+                    f"参数 {pname} 的取值引用了未定义的法律依据 `{v.reference.basis}`")
+    param_types = {k: FactType("number") for k, p in spec.parameters.items()
+                   if all(not isinstance(v.value, dict) for v in p.values)}
+    seen: set[str] = set()
+    compiled = []
+    for i, c in enumerate(spec.criteria):
+        loc = ("criteria", i)
+        if c.id in seen:
+            err(loc + ("id",), f"条件 id `{c.id}` 重复")
+        seen.add(c.id)
+        for j, b in enumerate(c.basis):
+            if b.ref not in docs:
+                err(loc + ("basis", j, "ref"), f"引用了未定义的法律依据 `{b.ref}`")
+        for j, m in enumerate(c.materials):
+            if m not in materials:
+                err(loc + ("materials", j), f"引用了未定义的材料 `{m}`")
+        cond, cps = parse_condition(c.when, loc + ("when",), param_types, spec.unit)
+        for p in cps:
+            err(p.loc, p.message)
+        for ph in _placeholders(c.text):
+            if ph.startswith("param.") and ph[6:] not in spec.parameters:
+                err(loc + ("text",), f"文字中的占位符 {{{ph}}} 引用了未定义的参数")
+            elif not ph.startswith("param.") and ph not in ("window.label", "window.coverage_from",
+                                                            "window.coverage_to", "window.opens_on",
+                                                            "window.closes_on", "as_of"):
+                err(loc + ("text",), f"未知的占位符 {{{ph}}}")
+        if cond is not None:
+            by_id = {d.id: d for d in spec.legal_basis}
+            compiled.append(CompiledCriterion(
+                id=c.id, text=c.text,
+                basis=tuple(by_id[b.ref].citation(b.article) for b in c.basis if b.ref in by_id),
+                materials=tuple(c.materials), applies=c.applies, cond=cond,
+                reads=tuple(fact_paths(cond))))
+    for i, spec_amount in enumerate(spec.amount_specs()):
+        loc = ("amount", i) if isinstance(spec.amount, list) else ("amount",)
+        refs: list[str] = []
+        facts: list[str] = []
+        if spec_amount.lookup:
+            refs.append(spec_amount.lookup.param)
+            facts += spec_amount.lookup.keys
+        if spec_amount.brackets:
+            facts.append(spec_amount.brackets.of)
+            for band in spec_amount.brackets.bands:
+                refs += [x.param for x in (band.up_to, band.rate) if hasattr(x, "param")]
+        if spec_amount.multiply:
+            facts.append(spec_amount.multiply.fact)
+            refs += [spec_amount.multiply.by.param] if hasattr(spec_amount.multiply.by, "param") else []
+        for r in refs:
+            if r not in spec.parameters:
+                err(loc, f"金额引用了未定义的参数 `{r}`")
+        for f in facts:
+            d = CATALOGUE.get(f)
+            if d is None or (d.scope == "certificate" and spec.unit != "certificate"):
+                err(loc, f"金额引用了未知的事实路径 `{f}`")
+    if spec.tax:
+        for j, cf in enumerate(spec.tax.conflicts_with):
+            if cf.benefit not in BENEFIT_IDS:
+                err(("tax", "conflicts_with", j, "benefit"), f"未知的事项 id `{cf.benefit}`")
+    crit_ids = {c.id for c in spec.criteria}
+    for i, ex in enumerate(spec.examples):
+        loc = ("examples", i)
+        try:
+            parse_profile(ex.profile)
+        except ProfileError as pe:
+            for p in pe.problems:
+                err(loc + ("profile",), f"示例「{ex.name}」的企业画像无效：{p.path or '(根)'}: {p.message}")
+        expects = [ex.expect] if "subjects" not in ex.expect else list((ex.expect.get("subjects") or {}).values())
+        for e in expects:
+            if not isinstance(e, dict):
+                err(loc + ("expect",), "expect 的每一项必须是映射")
+                continue
+            for cid in (e.get("criteria") or {}):
+                if cid not in crit_ids:
+                    err(loc + ("expect",), f"示例「{ex.name}」期望了不存在的条件 `{cid}`")
+            if e.get("status") not in (None, "eligible", "ineligible", "needs_info", "not_in_force"):
+                err(loc + ("expect",), f"示例「{ex.name}」的期望状态无效：{e.get('status')}")
+    return compiled, problems
+
+
+def _placeholders(text: str) -> list[str]:
+    import re
+    return re.findall(r"\{([^{}]+)\}", text)
+
+
+def _load_file(path: Path, root: Path, problems: list[RuleProblem]) -> SourceDoc | None:
+    name = _rel(path, root)
+    try:
+        return load_yaml(path)
+    except YamlSyntaxError as exc:
+        problems.append(RuleProblem(name, exc.line, exc.message))
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(RuleProblem(name, 1, f"无法读取文件：{exc}"))
+    return None
+
+
+def ruleset_files(root: Path) -> list[Path]:
+    return sorted([*root.glob("benefits/*.yaml"), root / "windows.yaml", root / "common.yaml"])
+
+
+def content_hash(files: list[Path], root: Path) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        h.update(_rel(f, root).encode() + b"\0")
+        h.update(f.read_bytes() + b"\0")
+    h.update(ENGINE_VERSION.encode())
+    return h.hexdigest()
+
+
+def load_benefit_file(path: Path, root: Path) -> tuple[Benefit | None, list[RuleProblem]]:
+    """Load and check one benefit file on its own (used by `yagu rules validate FILE`)."""
+    problems: list[RuleProblem] = []
+    doc = _load_file(path, root, problems)
+    if doc is None:
+        return None, problems
+    name = _rel(path, root)
+    try:
+        spec = BenefitFile.model_validate(doc.data)
+    except ValidationError as exc:
+        return None, _pydantic_problems(exc, doc, name)
+    compiled, problems = _check_benefit(spec, doc, name, path.stem)
+    return (Benefit(spec, compiled, path) if not problems else None), problems
+
+
+def load_rulebook(root: Path | str | None = None) -> Rulebook:
+    """Load every rule file under `root` (default: $YAGU_RULES_DIR or <repo>/rules)."""
+    root = Path(root) if root is not None else rules_dir()
+    problems: list[RuleProblem] = []
+    benefits: dict[str, Benefit] = {}
+    files = [p for p in ruleset_files(root) if p.exists()]
+    for required in ("windows.yaml", "common.yaml"):
+        if not (root / required).exists():
+            problems.append(RuleProblem(_rel(root / required, root), 1, "缺少文件"))
+    for path in files:
+        if path.parent.name != "benefits":
+            continue
+        benefit, ps = load_benefit_file(path, root)
+        problems += ps
+        if benefit is None:
+            continue
+        if benefit.id in benefits:
+            problems.append(RuleProblem(_rel(path, root), 1, f"事项 id `{benefit.id}` 重复定义"))
+        benefits[benefit.id] = benefit
+    calendar = common = None
+    for fname, model in (("windows.yaml", CalendarFile), ("common.yaml", CommonFile)):
+        path = root / fname
+        if not path.exists():
+            continue
+        doc = _load_file(path, root, problems)
+        if doc is None:
+            continue
+        try:
+            parsed = model.model_validate(doc.data)
+        except ValidationError as exc:
+            problems += _pydantic_problems(exc, doc, _rel(path, root))
+            continue
+        if fname == "windows.yaml":
+            calendar = DefaultCalendar(parsed)  # type: ignore[arg-type]
+        else:
+            common = parsed
+            for key in ("settlement_end", "retention_years"):
+                if key not in common.parameters:  # type: ignore[union-attr]
+                    problems.append(RuleProblem(_rel(path, root), doc.line_of(("parameters",)), f"缺少参数 {key}"))
+    if not benefits and not problems:
+        problems.append(RuleProblem(_rel(root / "benefits", root), 1, "没有找到任何事项规则文件"))
+    for b in benefits.values():
+        if b.spec.tax:
+            for cf in b.spec.tax.conflicts_with:
+                if cf.benefit not in benefits:
+                    problems.append(RuleProblem(_rel(b.source, root), 1, f"冲突事项 `{cf.benefit}` 未定义"))
+    if problems:
+        raise RuleLoadError(problems)
+    order = {bid: i for i, bid in enumerate(BENEFIT_IDS)}
+    ordered = dict(sorted(benefits.items(), key=lambda kv: order[kv[0]]))
+    return Rulebook(benefits=ordered, calendar=calendar, common=common,  # type: ignore[arg-type]
+                    version=content_hash(files, root)[:16] + "-" + ENGINE_VERSION, files=files, root=root)

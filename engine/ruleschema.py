@@ -1,0 +1,252 @@
+"""Pydantic schema of the rule files (`rules/benefits/*.yaml`, `rules/windows.yaml`,
+`rules/common.yaml`). Structural checks live here; cross-references and conditions are
+checked by `engine.loader`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+BENEFIT_IDS = ("device-registration-grant", "small-low-profit-cit", "hnte-reduced-rate",
+               "western-development-rate", "rd-super-deduction", "vat-credit-refund")
+PARAM_UNITS = ("元", "人", "比例", "月", "年", "日", "个")
+ID_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class Document(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    title: str = Field(min_length=1)
+    doc_no: str | None = None
+    date: dt.date | None = None
+    article: str | None = None
+    url: str | None = None
+    note: str | None = None
+
+    def citation(self, article: str | None = None) -> str:
+        """`《title》（文号）第N条` — the form every output shows."""
+        text = f"《{self.title}》"
+        if self.doc_no:
+            text += f"（{self.doc_no}）"
+        elif self.date:
+            text += f"（{self.date.isoformat()}）"
+        art = article or self.article
+        if art:
+            text += art
+        return text
+
+
+class Period(_Strict):
+    from_: dt.date = Field(alias="from")
+    to: dt.date | None = None
+    basis: str | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Period":
+        if self.to is not None and self.to < self.from_:
+            raise ValueError(f"结束日期 {self.to} 早于开始日期 {self.from_}")
+        return self
+
+    def contains(self, d: dt.date) -> bool:
+        return self.from_ <= d and (self.to is None or d <= self.to)
+
+
+class OptionalPeriod(_Strict):
+    from_: dt.date | None = Field(default=None, alias="from")
+    to: dt.date | None = None
+
+    def contains(self, d: dt.date) -> bool:
+        return (self.from_ is None or self.from_ <= d) and (self.to is None or d <= self.to)
+
+
+class Reference(_Strict):
+    basis: str
+    article: str | None = None
+    note: str | None = None
+
+
+class ParamValue(_Strict):
+    from_: dt.date = Field(alias="from")
+    to: dt.date | None = None
+    value: float | int | dict[str, Any]
+    reference: Reference
+    provisional: bool = False
+
+    @model_validator(mode="after")
+    def _provisional_says_why(self) -> "ParamValue":
+        if self.provisional and not self.reference.note:
+            raise ValueError("provisional 参数值必须在 reference.note 中说明取值来源")
+        if self.to is not None and self.to < self.from_:
+            raise ValueError(f"结束日期 {self.to} 早于开始日期 {self.from_}")
+        return self
+
+    def contains(self, d: dt.date) -> bool:
+        return self.from_ <= d and (self.to is None or d <= self.to)
+
+
+class Parameter(_Strict):
+    description: str = Field(min_length=1)
+    unit: Literal[PARAM_UNITS]  # type: ignore[valid-type]
+    values: list[ParamValue] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> "Parameter":
+        ordered = sorted(self.values, key=lambda v: v.from_)
+        for a, b in zip(ordered, ordered[1:]):
+            if a.to is None or a.to >= b.from_:
+                raise ValueError(f"参数取值的有效期重叠：{a.from_} 起与 {b.from_} 起")
+        return self
+
+    def at(self, d: dt.date) -> ParamValue | None:
+        for v in self.values:
+            if v.contains(d):
+                return v
+        return None
+
+
+class BasisRef(_Strict):
+    ref: str
+    article: str | None = None
+
+
+class Criterion(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    text: str = Field(min_length=1)
+    basis: list[BasisRef] = Field(min_length=1)
+    materials: list[str] = []
+    applies: OptionalPeriod | None = None
+    when: Any
+
+
+class Material(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = Field(min_length=1)
+    description: str | None = None
+    issuer: str | None = None
+
+
+class Conflict(_Strict):
+    benefit: str
+    reason: str
+
+
+class TaxInfo(_Strict):
+    how_to_claim: str = Field(min_length=1)
+    records_to_keep: list[str] = Field(min_length=1)
+    conflicts_with: list[Conflict] = []
+
+
+class NumberRef(_Strict):
+    param: str
+
+
+class Band(_Strict):
+    up_to: float | NumberRef | None = None
+    rate: float | NumberRef
+
+
+class Brackets(_Strict):
+    of: str
+    bands: list[Band] = Field(min_length=1)
+
+
+class Lookup(_Strict):
+    param: str
+    keys: list[str] = Field(min_length=1)
+
+
+class Multiply(_Strict):
+    fact: str
+    by: float | NumberRef
+
+
+class AmountSpec(_Strict):
+    applies: OptionalPeriod | None = None
+    lookup: Lookup | None = None
+    brackets: Brackets | None = None
+    multiply: Multiply | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "AmountSpec":
+        kinds = [k for k in ("lookup", "brackets", "multiply") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("amount 需要且只能有 lookup、brackets、multiply 中的一种")
+        return self
+
+
+class Example(_Strict):
+    name: str = Field(min_length=1)
+    as_of: dt.date
+    awarded: list[str] | None = []
+    window: dict[str, Any] | None = None
+    profile: dict[str, Any]
+    expect: dict[str, Any]
+
+
+class BenefitFile(_Strict):
+    id: Literal[BENEFIT_IDS]  # type: ignore[valid-type]
+    title: str = Field(min_length=1)
+    kind: Literal["grant", "tax"]
+    unit: Literal["enterprise", "certificate"]
+    summary: str = Field(min_length=1)
+    legal_basis: list[Document] = Field(min_length=1)
+    responsible_units: list[str] = Field(min_length=1)
+    in_force: list[Period] = Field(min_length=1)
+    parameters: dict[str, Parameter] = {}
+    criteria: list[Criterion] = Field(min_length=1)
+    materials: list[Material] = []
+    amount: AmountSpec | list[AmountSpec] | None = None
+    tax: TaxInfo | None = None
+    examples: list[Example] = []
+
+    @field_validator("parameters")
+    @classmethod
+    def _param_names(cls, v: dict[str, Parameter]) -> dict[str, Parameter]:
+        import re
+        bad = [k for k in v if not re.match(ID_PATTERN, k)]
+        if bad:
+            raise ValueError(f"参数名只能用小写字母、数字和下划线：{bad}")
+        return v
+
+    @model_validator(mode="after")
+    def _tax_block(self) -> "BenefitFile":
+        if self.kind == "tax" and self.tax is None:
+            raise ValueError("税收优惠（kind: tax）必须有 tax 段：how_to_claim、records_to_keep")
+        return self
+
+    def amount_specs(self) -> list[AmountSpec]:
+        if self.amount is None:
+            return []
+        return self.amount if isinstance(self.amount, list) else [self.amount]
+
+
+# ---- rules/windows.yaml ----------------------------------------------------------------
+class MonthDay(_Strict):
+    year_offset: int = 0
+    month_day: str = Field(pattern=r"^\d{2}-\d{2}$")
+
+
+class WindowTemplate(_Strict):
+    half: Literal["H1", "H2"]
+    label: str
+    opens_on: str = Field(pattern=r"^\d{2}-\d{2}$")
+    closes_on: str = Field(pattern=r"^\d{2}-\d{2}$")
+    coverage_from: MonthDay
+    coverage_to: MonthDay
+
+
+class CalendarFile(_Strict):
+    provisional: bool
+    reference: Reference
+    windows: list[WindowTemplate] = Field(min_length=1)
+
+
+# ---- rules/common.yaml -----------------------------------------------------------------
+class CommonFile(_Strict):
+    legal_basis: list[Document] = []
+    parameters: dict[str, Parameter]
