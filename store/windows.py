@@ -151,6 +151,9 @@ def open_window(
         problems.append(RowProblem("缺少受理开始日期（该窗口编号没有默认日历）", path="opens_on"))
     if closes_on is None and not any(p.path == "closes_on" for p in problems):
         problems.append(RowProblem("缺少受理截止日期（该窗口编号没有默认日历）", path="closes_on"))
+    for name, v in (("coverage_from", coverage_from), ("coverage_to", coverage_to)):
+        if v is None and not any(p.path == name for p in problems):
+            problems.append(RowProblem("缺少覆盖期日期（证书取得日期的起止；该窗口编号没有默认日历）", path=name))
     if opens_on and closes_on and closes_on < opens_on:
         problems.append(RowProblem("受理截止日期不能早于开始日期", path="closes_on"))
     if coverage_from and coverage_to and coverage_to < coverage_from:
