@@ -77,13 +77,9 @@ def submit_application(rt, window_id: str, profile: dict, claims, actor: str) ->
 
 def import_applications(rt, window_id: str, data: bytes, filename: str, skip_invalid: bool,
                         actor: str) -> dict:
-    fn = (_optional("store.imports", "import_applications")
-          or _optional("store.windows", "import_applications")
-          or _optional("store", "import_applications"))
-    if fn is None:
-        raise ApiError(503, "批量导入功能尚未启用")
-    return plain(fn(rt.store, window_id, data, filename=filename, skip_invalid=skip_invalid,
-                    actor=actor))
+    from store.intake import import_applications as _import
+    _w().get_window(rt.store, window_id)  # 404 before parsing the file
+    return plain(_import(rt.store, window_id, data, filename, skip_invalid=skip_invalid, actor=actor))
 
 
 def evaluate_window(rt, window_id: str, actor: str) -> dict:
@@ -108,10 +104,8 @@ def awards(rt, window_id: str) -> dict:
 
 
 def export_awards(rt, window_id: str, fmt: str) -> bytes:
-    fn = _optional("store.exports", "export_awards") or _optional("store.windows", "export_awards")
-    if fn is None:
-        raise ApiError(503, "名单导出功能尚未启用")
-    out = fn(rt.store, window_id, fmt=fmt)
+    from store.exports import export_awards as _export
+    out = _export(rt.store, window_id, fmt=fmt)
     return out.encode("utf-8-sig") if isinstance(out, str) else out
 
 

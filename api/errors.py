@@ -172,7 +172,14 @@ def domain_error_response(exc: BaseException, status: int, prefix: str = "") -> 
     errs = problems_of(exc, prefix) if status == 422 else []
     if status == 422 and not detail:
         detail = f"提交的数据有误，共 {len(errs)} 处问题" if errs else None
-    return error_response(status, detail, errs)
+    resp = error_response(status, detail, errs)
+    report = getattr(exc, "report", None)
+    if report is not None and hasattr(report, "to_dict"):
+        import json
+        body = json.loads(resp.body)
+        body["report"] = report.to_dict()
+        resp = JSONResponse(body, status_code=status)
+    return resp
 
 
 def install_error_handlers(app: FastAPI) -> None:

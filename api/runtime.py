@@ -15,6 +15,7 @@ class Runtime:
         self._evaluator = evaluator
         self._lock = threading.Lock()
         self._store = None
+        self._benefit_ids = None
 
     @property
     def evaluator(self):
@@ -35,8 +36,10 @@ class Runtime:
                     self._store = domain.open_store(self.settings)
         return self._store
 
-    def benefit_ids(self) -> list[str]:
-        return [r["id"] for r in rule_summaries(self.evaluator)]
+    def benefit_ids(self) -> frozenset[str]:
+        if self._benefit_ids is None:
+            self._benefit_ids = frozenset(r["id"] for r in rule_summaries(self.evaluator))
+        return self._benefit_ids
 
 
 def today() -> date:
@@ -61,6 +64,7 @@ def _rules_of(book) -> list:
 
 
 def _dump(obj) -> dict:
+    obj = getattr(obj, "spec", obj)  # engine.loader.Benefit wraps the parsed rule file
     if hasattr(obj, "model_dump"):
         return obj.model_dump(mode="json", by_alias=True, exclude_none=False)
     return dict(obj)

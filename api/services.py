@@ -24,29 +24,37 @@ def check_profile_limits(profile: Any, rt: Runtime, prefix: str = "profile") -> 
         raise ApiError(422, "企业画像超出限制", problems)
 
 
-def check_benefits(benefits: Optional[list[str]], rt: Runtime) -> None:
+def benefit_problems(benefits: Optional[list[str]], rt: Runtime) -> list[tuple[str, str]]:
     if benefits is None:
-        return
-    known = set(rt.benefit_ids())
-    bad = [(f"benefits[{i}]", f"未知的政策编号：{b}") for i, b in enumerate(benefits) if b not in known]
-    if bad:
-        raise ApiError(422, "未知的政策编号：" + "、".join(b for b in benefits if b not in known), bad)
+        return []
+    known = rt.benefit_ids()
+    return [(f"benefits[{i}]", f"未知的政策编号：{b}（可用：{'、'.join(sorted(known))}）")
+            for i, b in enumerate(benefits) if b not in known]
 
 
-def parse(profile: Any):
-    from engine.profile import parse_profile
-    return parse_profile(profile)
+def parse(profile: Any, extra: list[tuple[str, str]] | None = None):
+    """The Profile, or one 422 listing every problem of the profile and of `extra`."""
+    from engine.profile import ProfileError, parse_profile
+    problems = list(extra or [])
+    try:
+        p = parse_profile(profile)
+    except ProfileError as e:
+        problems = [(f"profile.{x.path}" if x.path and not x.path.startswith("[") else
+                     f"profile{x.path}", x.message) for x in e.problems] + problems
+        p = None
+    if problems:
+        raise ApiError(422, f"提交的数据有误，共 {len(problems)} 处问题", problems)
+    return p
 
 
 def _eligibility_sync(rt: Runtime, profile: Any, as_of: date, benefits):
-    p = parse(profile)
+    p = parse(profile, benefit_problems(benefits, rt))
     return rt.evaluator.evaluate(p, as_of=as_of, benefits=benefits)
 
 
 async def eligibility(rt: Runtime, profile: Any, as_of: Optional[date],
                       benefits: Optional[list[str]]):
     check_profile_limits(profile, rt)
-    check_benefits(benefits, rt)
     return await run_in_threadpool(_eligibility_sync, rt, profile, as_of or today(), benefits)
 
 
