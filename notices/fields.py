@@ -74,7 +74,24 @@ def field_name(path: str) -> str:
     for prefix, table in (("device_registrations.", DEVICE_FIELDS), ("violations.", VIOLATION_FIELDS)):
         if path.startswith(prefix) and path[len(prefix):] in table:
             return table[path[len(prefix):]]
+    label = _engine_labels().get(path)   # derived facts such as certificate.device_class
+    if label:
+        return f"注册证的{label}" if path.startswith("certificate.") and not label.startswith("注册证") else label
     return path
+
+
+_labels: dict | None = None
+
+
+def _engine_labels() -> dict:
+    global _labels
+    if _labels is None:
+        try:
+            from engine.facts import CATALOGUE
+            _labels = {k: v.label for k, v in CATALOGUE.items()}
+        except Exception:  # noqa: BLE001 - notices render without the engine installed too
+            _labels = {}
+    return _labels
 
 
 def _leaf(path: str) -> str:
