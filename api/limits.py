@@ -91,8 +91,12 @@ class _ShapeError(Exception):
         self.message = message
 
 
+class _ConstantError(Exception):
+    pass
+
+
 def _reject_constant(name: str):
-    raise _ShapeError(f"JSON 不允许 {name}")
+    raise _ConstantError(f"JSON 格式错误：不允许 {name}（标准 JSON 没有此值）")
 
 
 def parse_json_limited(body: bytes, max_depth: int, max_keys: int) -> Any:
@@ -122,6 +126,8 @@ def parse_json_limited(body: bytes, max_depth: int, max_keys: int) -> Any:
         doc = json.loads(text, object_pairs_hook=pairs_hook, parse_constant=_reject_constant)
     except _ShapeError as e:
         raise ApiError(422, e.message, [("(请求体)", e.message)])
+    except _ConstantError as e:
+        raise ApiError(400, str(e), [("(请求体)", str(e))])
     except RecursionError:
         msg = f"JSON 嵌套层数超过上限（{max_depth} 层）"
         raise ApiError(422, msg, [("(请求体)", msg)])
