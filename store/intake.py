@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -99,7 +99,7 @@ VIOL_COLS = [
 ]
 # CSV: certificate/violation columns that share a header with the enterprise sheet are
 # read once (统一社会信用代码).
-CSV_CERT_COLS = [c for c in CERT_COLS if c.field != "uscc"]
+CSV_CERT_COLS = [replace(c, required=False) for c in CERT_COLS if c.field != "uscc"]
 CSV_VIOL_COLS = [Col("kind", "违法违规类型", "enum", choices=VIOLATION_KIND, example=""),
                  Col("decided_on", "违法违规处罚或认定日期", "date", example=""),
                  Col("description", "违法违规说明", "str", example="")]
