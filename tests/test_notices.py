@@ -328,3 +328,71 @@ def test_all_four_kinds_render_to_pdf(tmp_path):
                                ("non_support", [d_fail], "不予支持告知书"),
                                ("tax_self_assessment", [tax], "研发项目计划书")]:
         assert needle in pdf_text(render(kind, decs), tmp_path)
+
+
+# ------------------------------------------------------------------ with the store
+
+def _uscc(i):
+    chars, w = "0123456789ABCDEFGHJKLMNPQRTUWXY", [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
+    body = f"9151200{i:010d}"[:17]
+    return body + chars[(31 - sum(chars.index(c) * x for c, x in zip(body, w)) % 31) % 31]
+
+
+@pytest.fixture
+def store_window(tmp_path, monkeypatch):
+    from store import Database
+    from store.windows import evaluate_window, open_window, submit_application
+
+    url = f"sqlite:///{tmp_path}/yagu.db"
+    monkeypatch.setenv("YAGU_DATABASE_URL", url)
+    db = Database(url)
+    db.upgrade()
+    open_window(db, "2026-H1")
+    apps = []
+    for i, name in enumerate([XSS_NAME, "资阳甲口腔医疗器械有限公司", "资阳乙口腔医疗器械有限公司"]):
+        profile = {"uscc": _uscc(i + 1), "name": name, "in_park": i != 2, "tax_credit_rating": None,
+                   "device_registrations": [{"certificate_no": f"川械注准2025217003{i}", "origin": "self_developed",
+                                             "obtained_on": "2025-10-15"}], "violations": []}
+        apps.append(submit_application(db, "2026-H1", profile)[0])
+    evaluate_window(db, "2026-H1")
+    yield db, apps
+    db.dispose()
+
+
+@pytest.mark.timeout(240)
+def test_store_notice_numbers_are_sequential_and_stable(store_window):
+    from notices.service import NoticeService
+
+    db, apps = store_window
+    svc = NoticeService(db, settings=SETTINGS)
+    first = svc.render(apps[0], "one_time", issued_on=D(2026, 9, 30))
+    second = svc.render(apps[1], "one_time", issued_on=D(2026, 10, 9))
+    again = svc.render(apps[0], "one_time", issued_on=D(2026, 11, 2))
+    assert first.number == "资高新惠告〔2026〕第0001号" and second.number == "资高新惠告〔2026〕第0002号"
+    assert again.number == first.number and again.issued_on == D(2026, 9, 30)   # re-render keeps both
+    text = extract(first.html).text
+    assert first.number in text and XSS_NAME in text and "2026年10月13日" in text
+    assert "纳税信用级别" in text                             # a missing fact, named in Chinese
+
+
+@pytest.mark.timeout(400)
+def test_cli_render_window_writes_every_notice(store_window, tmp_path):
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    db, apps = store_window
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["notice", "render-window", "2026-H1", "--out", str(out), "--pdf",
+                                    "--kind", "one_time", "--issued-on", "2026-09-30", "--jobs", "1"])
+    assert res.exit_code == 0, res.output
+    files = sorted(out.glob("*.pdf"))
+    assert len(files) == 3
+    numbers = set()
+    for f in files:
+        txt = "".join(subprocess.run(["pdftotext", "-raw", str(f), "-"], capture_output=True, text=True).stdout.split())
+        assert "一次性告知书" in txt
+        numbers.update(n for n in (f"资高新惠告〔2026〕第000{i}号" for i in (1, 2, 3)) if n in txt)
+    assert len(numbers) == 3
+    res = CliRunner().invoke(main, ["notice", "render", apps[2], "--kind", "one_time", "--out", str(out)])
+    assert res.exit_code == 0 and "资高新惠告〔2026〕第000" in res.output
