@@ -1,5 +1,168 @@
-"""`yagu rules ...` commands."""
+"""`yagu rules list|validate|test` and `yagu check PROFILE.json`."""
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+
+from engine.results import OUTCOME_ZH
+
+MARK = {"pass": "✓", "fail": "✗", "unknown": "?"}
 
 
-def register(main):
-    """Attach this module's commands to the `yagu` group."""
+def _book(path: str | None):
+    from engine import RuleLoadError, load_rulebook
+    try:
+        return load_rulebook(path)
+    except RuleLoadError as e:
+        _print_problems(e.problems)
+        raise SystemExit(1)
+
+
+def _print_problems(problems) -> None:
+    for p in problems:
+        click.echo(str(p), err=True)
+    click.echo(f"共 {len(problems)} 个问题，规则未加载。", err=True)
+
+
+def _ledger(use: bool | None):
+    """Awarded subjects from the configured store; None (→ unknown) when it cannot answer."""
+    if use is False:
+        return None
+    from store.db import Database, database_url
+    from store.ledger import awarded_subjects
+    url = database_url()
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists() and use is None:
+        return None
+    db = Database(url)
+    try:
+        return awarded_subjects(db)
+    finally:
+        db.dispose()
+
+
+def register(main: click.Group) -> None:
+    @main.group("rules", help="查看、校验和测试规则文件（rules/）")
+    def rules() -> None:
+        pass
+
+    @rules.command("list", help="列出全部政策事项")
+    @click.option("--rules-dir", type=click.Path(exists=True, file_okay=False), default=None,
+                  help="规则目录（默认 $YAGU_RULES_DIR 或仓库中的 rules/）")
+    def list_(rules_dir: str | None) -> None:
+        book = _book(rules_dir)
+        for b in book.benefits.values():
+            s = b.spec
+            periods = "；".join(f"{p.from_}至{p.to or '长期'}" for p in s.in_force)
+            kind = "资金支持" if s.kind == "grant" else "税收优惠"
+            unit = "按注册证" if s.unit == "certificate" else "按企业"
+            click.echo(f"{s.id:28} {s.title}（{kind}，{unit}，有效期 {periods}，{len(b.criteria)} 项条件）")
+        click.echo(f"规则版本：{book.version}")
+
+    @rules.command("validate", help="校验规则文件：一次列出全部问题（文件:行号: 说明）")
+    @click.argument("path", required=False, type=click.Path(exists=True))
+    def validate(path: str | None) -> None:
+        from engine.loader import load_benefit_file, rules_dir
+        target = Path(path) if path else rules_dir()
+        if target.is_file():
+            _benefit, problems = load_benefit_file(target, target.parent.parent)
+            if problems:
+                _print_problems(problems)
+                raise SystemExit(1)
+            click.echo(f"{target}: 校验通过")
+            return
+        book = _book(str(target))
+        n = sum(len(b.criteria) for b in book.benefits.values())
+        click.echo(f"校验通过：{len(book.benefits)} 个事项，{n} 项条件，规则版本 {book.version}")
+
+    @rules.command("test", help="运行规则文件中的示例（examples），比对期望结果")
+    @click.argument("path", required=False, type=click.Path(exists=True))
+    @click.option("--backend", type=click.Choice(["durable_rules", "oracle"]), default="durable_rules",
+                  show_default=True, help="判定引擎（oracle 为纯 Python 参照实现）")
+    def test(path: str | None, backend: str) -> None:
+        from engine import Evaluator
+        from engine.examples import run_examples
+        from engine.loader import rules_dir
+        target = Path(path) if path else rules_dir()
+        root = target.parent.parent if target.is_file() else target
+        book = _book(str(root))
+        ev = Evaluator(book, backend)
+        failed = total = 0
+        for b in book.benefits.values():
+            if target.is_file() and b.source.resolve() != target.resolve():
+                continue
+            for run in run_examples(ev, b):
+                total += 1
+                if run.ok:
+                    click.echo(f"通过  {b.id}: {run.name}")
+                else:
+                    failed += 1
+                    click.echo(f"失败  {b.source.name}:{run.line} {b.id}: {run.name}")
+                    for m in run.mismatches:
+                        click.echo(f"        {m}")
+        click.echo(f"{total - failed} passed, {failed} failed")
+        if failed or not total:
+            raise SystemExit(1)
+
+    @main.command("check", help="对企业画像（JSON）逐项判定全部政策，列出每一项条件")
+    @click.argument("profile", type=click.File("rb"))
+    @click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), default=None,
+                  help="评估日期 YYYY-MM-DD（默认今天，北京时间）")
+    @click.option("--benefit", "benefits", multiple=True, help="只判定指定事项（可重复）")
+    @click.option("--json", "as_json", is_flag=True, help="输出接口契约的 JSON")
+    @click.option("--ledger/--no-ledger", default=None,
+                  help="是否查询兑现台账（默认：数据库存在时查询；无法查询时“未获支持”一项为待补充）")
+    def check(profile, as_of, benefits, as_json: bool, ledger) -> None:
+        from engine import Evaluator, UnknownBenefit
+        from engine.profile import ProfileError, parse_profile
+        try:
+            data = json.loads(profile.read().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise click.ClickException(f"{profile.name} 不是有效的 UTF-8 JSON：{e}")
+        if isinstance(data, dict) and "profile" in data and "uscc" not in data:
+            data = data["profile"]      # accept a saved /v1/eligibility request body too
+        try:
+            prof = parse_profile(data)
+        except ProfileError as e:
+            for p in e.problems:
+                click.echo(f"{p.path or '(根)'}: {p.message}", err=True)
+            click.echo(f"企业画像共 {len(e.problems)} 个问题。", err=True)
+            raise SystemExit(1)
+        ev = Evaluator(_book(None))
+        try:
+            resp = ev.evaluate(prof, as_of.date() if as_of else None, list(benefits) or None,
+                               awarded=_ledger(ledger))
+        except UnknownBenefit as e:
+            raise click.ClickException(str(e))
+        if as_json:
+            click.echo(json.dumps(resp.model_dump(mode="json"), ensure_ascii=False, indent=2))
+            return
+        _print_human(prof.name, resp)
+
+
+def _print_human(name: str, resp) -> None:
+    out = sys.stdout
+    click.echo(f"企业：{name}　评估日期：{resp.as_of}　规则版本：{resp.ruleset_version}", file=out)
+    for r in resp.results:
+        subject = f"（注册证 {r.subject.id}）" if r.subject else ""
+        amount = ""
+        if r.amount_cny is not None:
+            amount = f"　金额：{r.amount_cny:,.2f}元" + ("（参考金额，以当期申报通知为准）" if r.amount_provisional else "")
+        click.echo("", file=out)
+        click.echo(f"■ {r.title}{subject}：{r.status_text}{amount}", file=out)
+        if r.note:
+            click.echo(f"  {r.note}", file=out)
+        for c in r.criteria:
+            seen = "，".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in c.observed.items())
+            click.echo(f"  {MARK[c.outcome]} {OUTCOME_ZH[c.outcome]}　{c.text}", file=out)
+            click.echo(f"      所见：{seen or '—'}　要求：{c.threshold or '—'}", file=out)
+            click.echo(f"      依据：{'；'.join(c.legal_basis)}", file=out)
+        if r.missing_facts:
+            from engine.facts import fact_label
+            click.echo("  需补充：" + "；".join(f"{fact_label(p)}（{p}）" for p in r.missing_facts), file=out)
+        if r.missing_materials:
+            names = {m.id: m.name for m in r.required_materials}
+            click.echo("  需提供材料：" + "；".join(names[m] for m in r.missing_materials), file=out)

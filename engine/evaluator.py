@@ -148,20 +148,19 @@ class Evaluator:
     # -- deciding -----------------------------------------------------------------------------
     def _no_certificate(self, b: Benefit, ex: Explainer, regs: list | None) -> BenefitResult:
         """A per-certificate benefit for a profile that lists no certificate (or none known)."""
-        res = ex.result(Ctx(Profile.model_construct(), ex.as_of, ex.window, ex.params),
-                        {c.id: UNKNOWN for c in b.criteria}, None)
-        if res.status == "not_in_force":
-            return res
+        if not b.in_force_on(ex.as_of):
+            return ex.result(Ctx(Profile.model_construct(), ex.as_of, ex.window, ex.params), {}, None)
         outcome = "unknown" if regs is None else "fail"
         status = "needs_info" if regs is None else "ineligible"
         crit = CriterionResult(
             id="has_certificate", text="企业持有第二类或第三类医疗器械注册证（本项按每张注册证分别判定）",
             outcome=outcome, observed={"device_registrations": regs}, threshold="注册证数量 ≥ 1",
             legal_basis=[b.spec.legal_basis[0].citation()], materials=[])
-        return res.model_copy(update={
-            "status": status, "status_text": STATUS_ZH[status], "criteria": [crit],
-            "missing_facts": ["device_registrations"] if regs is None else [],
-            "missing_materials": [], "amount_cny": None, "amount_provisional": False, "amount_note": None})
+        return BenefitResult(
+            benefit_id=b.id, title=b.spec.title, kind=b.spec.kind, subject=None, status=status,
+            status_text=STATUS_ZH[status], criteria=[crit],
+            missing_facts=["device_registrations"] if regs is None else [],
+            required_materials=ex.materials(), missing_materials=[], window=ex.window_ref())
 
     def _decide_oracle(self, profs: list[Profile], chosen: list[Benefit], as_of: date,
                        window: WindowContext, awarded: frozenset[str] | None) -> dict:

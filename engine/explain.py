@@ -88,19 +88,26 @@ class Explainer:
             parts.append(f"{label} {OP_SYMBOL[leaf.op]} {rhs}")
         return "；".join(dict.fromkeys(parts))
 
+    def window_ref(self) -> WindowRef | None:
+        if self.b.spec.unit != "certificate":
+            return None
+        w = self.window
+        return WindowRef(id=w.id, label=w.label, opens_on=w.opens_on, closes_on=w.closes_on,
+                         coverage_from=w.coverage_from, coverage_to=w.coverage_to,
+                         provisional=w.provisional)
+
+    def materials(self) -> list[MaterialRef]:
+        amount = {m for a in self.b.spec.amount_specs() for m in a.materials}
+        return [MaterialRef(id=m.id, name=m.name, description=m.description,
+                            proves=[c.id for c in self.b.criteria
+                                    if c.applies_on(self.as_of) and m.id in c.materials]
+                            + (["amount"] if m.id in amount else []))
+                for m in self.b.spec.materials]
+
     # -- one subject ------------------------------------------------------------------------
     def result(self, ctx: Ctx, outcomes: dict[str, str], subject: Subject | None) -> BenefitResult:
         spec = self.b.spec
-        window = None
-        if spec.unit == "certificate":
-            w = self.window
-            window = WindowRef(id=w.id, label=w.label, opens_on=w.opens_on, closes_on=w.closes_on,
-                               coverage_from=w.coverage_from, coverage_to=w.coverage_to,
-                               provisional=w.provisional)
-        materials = [MaterialRef(id=m.id, name=m.name, description=m.description,
-                                 proves=[c.id for c in self.b.criteria
-                                         if c.applies_on(self.as_of) and m.id in c.materials])
-                     for m in spec.materials]
+        window, materials = self.window_ref(), self.materials()
         if not self.b.in_force_on(self.as_of):
             periods = "；".join(f"{p.from_}至{p.to or '今'}" for p in spec.in_force)
             return BenefitResult(benefit_id=spec.id, title=spec.title, kind=spec.kind, subject=subject,
@@ -131,23 +138,27 @@ class Explainer:
                                             legal_basis=list(c.basis), materials=list(c.materials)))
         outs = {cr.outcome for cr in criteria}
         status = "ineligible" if FAIL in outs else "needs_info" if UNKNOWN in outs else "eligible"
-        amount, provisional = (None, False)
+        amount, provisional, assumed = None, False, []
         if status in ("eligible", "needs_info"):
-            amount, provisional = self.amount(ctx)
+            amount, provisional, assumed = self.amount(ctx)
+        notes = ([PROVISIONAL_NOTE] if provisional else []) + [
+            f"{CATALOGUE[k].label}未填写，按“{self.value_text(Literal_(v), None)}”计算" for k, v in assumed]
         return BenefitResult(
             benefit_id=spec.id, title=spec.title, kind=spec.kind, subject=subject, status=status,
             status_text=STATUS_ZH[status], amount_cny=amount, amount_provisional=provisional,
-            amount_note=PROVISIONAL_NOTE if provisional else None, criteria=criteria,
+            amount_note="；".join(notes) or None, criteria=criteria,
             missing_facts=sorted(set(missing)), required_materials=materials,
             missing_materials=missing_mat, window=window)
 
     # -- amount -----------------------------------------------------------------------------
-    def amount(self, ctx: Ctx) -> tuple[float | None, bool]:
+    def amount(self, ctx: Ctx) -> tuple[float | None, bool, list[tuple[str, Any]]]:
+        """(amount, provisional?, [(fact, assumed value)]) for this subject."""
         spec = next((a for a in self.b.spec.amount_specs()
                      if a.applies is None or a.applies.contains(self.as_of)), None)
         if spec is None:
-            return None, False
+            return None, False, []
         used: list[str] = []
+        assumed: list[tuple[str, Any]] = []
 
         def num(x: Any) -> float | None:
             if hasattr(x, "param"):
@@ -161,6 +172,9 @@ class Explainer:
             used.append(spec.lookup.param)
             for key in spec.lookup.keys:
                 k = read(key, ctx)
+                if k is None and key in spec.lookup.if_unknown:
+                    k = spec.lookup.if_unknown[key]
+                    assumed.append((key, k))
                 if k is None or not isinstance(table, dict):
                     table = None
                     break
@@ -185,5 +199,5 @@ class Explainer:
             base, rate = read(spec.multiply.fact, ctx), num(spec.multiply.by)
             value = None if base is None or rate is None else max(base, 0) * rate
         if value is None:
-            return None, False
-        return round(float(value), 2), any(self.provisional(p) for p in used)
+            return None, False, []
+        return round(float(value), 2), any(self.provisional(p) for p in used), assumed

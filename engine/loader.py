@@ -249,9 +249,15 @@ def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str
         loc = ("amount", i) if isinstance(spec.amount, list) else ("amount",)
         refs: list[str] = []
         facts: list[str] = []
+        for m in spec_amount.materials:
+            if m not in materials:
+                err(loc, f"金额引用了未定义的材料 `{m}`")
         if spec_amount.lookup:
             refs.append(spec_amount.lookup.param)
             facts += spec_amount.lookup.keys
+            for k in spec_amount.lookup.if_unknown:
+                if k not in spec_amount.lookup.keys:
+                    err(loc, f"if_unknown 中的 `{k}` 不是 lookup 的键")
         if spec_amount.brackets:
             facts.append(spec_amount.brackets.of)
             for band in spec_amount.brackets.bands:

@@ -158,6 +158,9 @@ class Brackets(_Strict):
 class Lookup(_Strict):
     param: str
     keys: list[str] = Field(min_length=1)
+    # key → value to use when that fact is unknown (e.g. innovative not stated → the ordinary
+    # standard); the result then says which assumption was made
+    if_unknown: dict[str, Any] = {}
 
 
 class Multiply(_Strict):
@@ -167,6 +170,7 @@ class Multiply(_Strict):
 
 class AmountSpec(_Strict):
     applies: OptionalPeriod | None = None
+    materials: list[str] = []      # materials that prove the amount's inputs (e.g. innovative)
     lookup: Lookup | None = None
     brackets: Brackets | None = None
     multiply: Multiply | None = None

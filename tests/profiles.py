@@ -1,0 +1,83 @@
+"""Hypothesis strategies for enterprise profiles: nulls, empty lists and the boundary values
+of the shipped rules' thresholds are drawn often."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from hypothesis import strategies as st
+
+from engine.facts import VIOLATION_KINDS
+from engine.uscc import make_uscc
+
+TODAY = date(2026, 11, 28)
+AS_OF = st.sampled_from([date(2024, 6, 30), date(2025, 8, 31), date(2025, 9, 1), date(2025, 10, 31),
+                         date(2026, 3, 31), date(2026, 9, 30), date(2026, 11, 28)])
+
+
+def maybe(s):
+    return st.one_of(st.none(), s)
+
+
+def money(*edges: float):
+    return st.one_of(st.sampled_from([0, *edges, *(e + 0.01 for e in edges), *(e - 0.01 for e in edges)]),
+                     st.integers(0, 200_000_000).map(float))
+
+
+def dates(lo=date(2015, 1, 1), hi=TODAY):
+    edges = [date(2019, 4, 1), date(2023, 1, 1), date(2023, 11, 30), date(2025, 9, 30), date(2025, 10, 1),
+             date(2026, 3, 31), date(2026, 4, 1), date(2026, 9, 30)]
+    return st.one_of(st.sampled_from([d for d in edges if lo <= d <= hi]),
+                     st.integers(0, (hi - lo).days).map(lambda n: lo + timedelta(days=n)))
+
+
+CERT_NOS = ["川械注准{y}217{s:04d}", "国械注准{y}317{s:04d}", "国械注进{y}317{s:04d}", "国械注许{y}217{s:04d}",
+            "川资械备{y}{s:04d}号", "不规范编号{s}"]
+
+
+@st.composite
+def registration(draw, serial):
+    fmt = draw(st.sampled_from(CERT_NOS))
+    no = fmt.format(y=draw(st.integers(2016, 2026)), s=serial)
+    return {"certificate_no": no,
+            "origin": draw(maybe(st.sampled_from(["self_developed", "introduced"]))),
+            "obtained_on": draw(maybe(dates(date(2024, 1, 1)).map(date.isoformat))),
+            "innovative": draw(maybe(st.booleans()))}
+
+
+@st.composite
+def violation(draw):
+    d = draw(maybe(dates(date(2020, 1, 1))))
+    return {"kind": draw(maybe(st.sampled_from(VIOLATION_KINDS))),
+            "decided_on": d.isoformat() if d else None}
+
+
+@st.composite
+def profiles(draw):
+    regs = draw(maybe(st.lists(st.integers(0, 9999), max_size=3, unique=True)))
+    hnte = draw(st.one_of(st.none(), st.just(False), dates(date(2021, 1, 1)).map(
+        lambda d: {"number": "GR202351000001", "issued_on": d.isoformat()})))
+    p = {
+        "uscc": make_uscc("91512000MA62XY" + draw(st.sampled_from(["001", "002", "ABC", "9Q0"]))),
+        "name": "测试口腔医疗器械有限公司",
+        "in_park": draw(maybe(st.booleans())),
+        "industry_code": draw(maybe(st.sampled_from(["C3589", "C358", "F5174", "M7320", "K7010"]))),
+        "tax_collection": draw(maybe(st.sampled_from(["audit", "deemed"]))),
+        "employees_avg": draw(maybe(st.sampled_from([0, 299, 300, 301, 5000]))),
+        "total_assets_avg_cny": draw(maybe(money(50_000_000))),
+        "taxable_income_cny": draw(maybe(st.one_of(money(3_000_000), st.just(-100.0)))),
+        "restricted_industry": draw(maybe(st.booleans())),
+        "rd_excluded_industry": draw(maybe(st.booleans())),
+        "rd_expense_cny": draw(maybe(money(1))),
+        "four_industries_sales_share": draw(maybe(st.sampled_from([0.0, 0.5, 0.5001, 1.0]))),
+        "vat_credit_positive_months": draw(maybe(st.integers(0, 8))),
+        "vat_credit_increase_cny": draw(maybe(money(500_000, 100_000_000))),
+        "tax_credit_rating": draw(maybe(st.sampled_from(["A", "B", "M", "C", "D"]))),
+        "immediate_refund_since_2019_04": draw(maybe(st.booleans())),
+        "hnte_certificate": hnte,
+        "western_encouraged_share": draw(maybe(st.sampled_from([0.0, 0.6, 0.6001, 1.0]))),
+        "export_refund_class": draw(maybe(st.integers(0, 4))),
+        "on_serious_dishonest_list": draw(maybe(st.booleans())),
+        "device_registrations": None if regs is None else [draw(registration(s)) for s in regs],
+        "violations": draw(maybe(st.lists(violation(), max_size=3))),
+    }
+    return p

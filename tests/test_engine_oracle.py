@@ -1,0 +1,181 @@
+"""The durable_rules path against the plain-Python oracle.
+
+1. The shipped rules: for random profiles (nulls, empty lists, boundary values), dates and
+   ledger states, both backends give the same response, byte for byte.
+2. Every compiled shape: random condition trees over the whole fact catalogue (every
+   operator, every value form, all/any/not nesting, counts with item filters) compiled into
+   throwaway rulesets; every criterion's outcome must equal the oracle's.
+"""
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine import Evaluator
+from engine.facts import CATALOGUE, LISTS, FactType
+from engine.loader import Rulebook, _check_benefit
+from engine.ruleschema import BenefitFile
+from engine.yamlsource import SourceDoc
+from profiles import AS_OF, profiles
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def dump(resp) -> str:
+    return json.dumps(resp.model_dump(mode="json"), ensure_ascii=False, sort_keys=True)
+
+
+@pytest.mark.timeout(300)
+@SETTINGS
+@given(ps=st.lists(profiles(), min_size=1, max_size=4), as_of=AS_OF,
+       awarded=st.sampled_from([None, "empty", "some"]))
+def test_shipped_rules_engine_equals_oracle(engine_eval, oracle_eval, ps, as_of, awarded):
+    ledger = None if awarded is None else set()
+    if awarded == "some":
+        ledger = {f"device-registration-grant|{r['certificate_no']}"
+                  for p in ps for r in (p["device_registrations"] or [])[:1]}
+    got = engine_eval.evaluate_many(ps, as_of, awarded=ledger)
+    want = oracle_eval.evaluate_many(ps, as_of, awarded=ledger)
+    assert [dump(g) for g in got] == [dump(w) for w in want]
+
+
+# ---- random condition trees ------------------------------------------------------------
+# Tiny value domains shared by the literals and the profiles, so that equality and every
+# boundary (x == k, dates equal to as_of − 36 months, to the window's coverage dates) happen
+# often. Evaluation date 2026-03-31 → default window 2026-H1, coverage 2025-10-01..2026-03-31.
+SHAPE_AS_OF = date(2026, 3, 31)
+NUMS = [0, 1, 2]
+DATES = [date(2023, 3, 31), date(2024, 1, 1), date(2025, 10, 1), date(2026, 3, 31)]
+NUM_EDGES = NUMS + [0.5]
+DATE_VALUES = DATES + [{"as_of": {}}, {"as_of": {"months": -36}}, {"as_of": {"years": -2}, "start_of": "year"},
+                       {"as_of": {"days": -1}, "end_of": "month"}, {"window": "coverage_from"},
+                       {"window": "coverage_to"}, {"as_of": {"years": -3, "days": 1}}]
+
+
+def values_for(t: FactType):
+    if t.name == "bool":
+        return st.booleans()
+    if t.name == "int":
+        return st.sampled_from(NUMS)
+    if t.name == "number":
+        return st.sampled_from(NUM_EDGES)
+    if t.name == "date":
+        return st.sampled_from(DATE_VALUES)
+    if t.name == "enum":
+        return st.sampled_from(t.domain)
+    return st.sampled_from(["C3589", "川", "国", "17", "川械注准20252170031", ""])
+
+
+@st.composite
+def compare(draw, fields: dict[str, FactType], ref: str):
+    path = draw(st.sampled_from(sorted(fields)))
+    t = fields[path]
+    ops = ["eq", "ne", "in", "not_in"] + (["lt", "lte", "gt", "gte", "between"] if t.ordered else [])
+    op = draw(st.sampled_from(ops))
+    v = values_for(t)
+    if op in ("in", "not_in"):
+        rhs = draw(st.lists(v, min_size=1, max_size=3))
+    elif op == "between":
+        rhs = [draw(v), draw(v)]
+    else:
+        rhs = draw(v)
+    return {ref: path, op: rhs}
+
+
+def tree(leaf, depth=3):
+    return st.recursive(leaf, lambda kids: st.one_of(
+        st.lists(kids, min_size=1, max_size=3).map(lambda xs: {"all": xs}),
+        st.lists(kids, min_size=1, max_size=3).map(lambda xs: {"any": xs}),
+        kids.map(lambda x: {"not": x})), max_leaves=6)
+
+
+@st.composite
+def count(draw):
+    name = draw(st.sampled_from(sorted(LISTS)))
+    item_fields = {k: d.type for k, d in LISTS[name].items()}
+    spec = {"list": name}
+    if draw(st.booleans()):
+        spec["where"] = draw(tree(compare(item_fields, "field")))
+    return {"count": spec, draw(st.sampled_from(["eq", "lt", "lte", "gt", "gte"])): draw(st.integers(0, 3))}
+
+
+def condition(unit: str):
+    fields = {p: d.type for p, d in CATALOGUE.items()
+              if d.scope == "enterprise" or unit == "certificate"}
+    return tree(st.one_of(compare(fields, "fact"), count()))
+
+
+def benefit_file(bid: str, unit: str, conds: list[dict]) -> dict:
+    return {
+        "id": bid, "title": "随机条件", "kind": "grant", "unit": unit, "summary": "测试",
+        "legal_basis": [{"id": "plan", "title": "工作方案", "doc_no": None, "date": date(2022, 9, 19)}],
+        "responsible_units": ["高新区管委会"], "in_force": [{"from": date(2000, 1, 1)}],
+        "criteria": [{"id": f"c{i}", "text": "条件", "basis": [{"ref": "plan"}], "when": c}
+                     for i, c in enumerate(conds)],
+    }
+
+
+def small(t: FactType):
+    if t.name == "date":
+        return st.sampled_from(DATES + [date(2023, 4, 1), date(2026, 3, 30)]).map(date.isoformat)
+    if t.name == "number":
+        return st.sampled_from([0.0, 0.5, 1.0, 2.0])
+    return values_for(t)
+
+
+@st.composite
+def small_profiles(draw):
+    """Profiles whose every value comes from the tiny domains above (null often)."""
+    from engine.uscc import make_uscc
+    p = {"uscc": make_uscc("91512000MA62XY001"), "name": "测试企业"}
+    for path, d in CATALOGUE.items():
+        if d.scope == "enterprise" and d.source is None and "." not in path:
+            if path == "industry_code":
+                p[path] = draw(st.sampled_from([None, "C3589", "F5174"]))
+            elif path in ("four_industries_sales_share", "western_encouraged_share"):
+                p[path] = draw(st.sampled_from([None, 0.0, 0.5, 1.0]))
+            else:
+                p[path] = draw(st.one_of(st.none(), small(d.type)))
+    p["hnte_certificate"] = draw(st.one_of(st.none(), st.just(False), small(CATALOGUE["hnte_certificate.issued_on"].type)
+                                           .map(lambda d: {"number": "GR1", "issued_on": d})))
+    nos = ["川械注准20252170031", "国械注准20253170045", "国械注进20243170010", "川资械备20240012号", "编号不规范"]
+    regs = draw(st.one_of(st.none(), st.lists(st.sampled_from(nos), max_size=3, unique=True)))
+    p["device_registrations"] = None if regs is None else [
+        {"certificate_no": n, "origin": draw(st.sampled_from([None, "self_developed", "introduced"])),
+         "obtained_on": draw(st.one_of(st.none(), small(CATALOGUE["certificate.obtained_on"].type))),
+         "innovative": draw(st.sampled_from([None, True, False]))} for n in regs]
+    p["violations"] = draw(st.one_of(st.none(), st.lists(st.fixed_dictionaries({
+        "kind": st.sampled_from([None, "tax_evasion", "refund_fraud", "other"]),
+        "decided_on": st.one_of(st.none(), small(CATALOGUE["certificate.obtained_on"].type))}), max_size=3)))
+    return p
+
+
+@pytest.mark.timeout(600)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.data_too_large])
+@given(ent=st.lists(condition("enterprise"), min_size=1, max_size=6),
+       cert=st.lists(condition("certificate"), min_size=1, max_size=6),
+       ps=st.lists(small_profiles(), min_size=1, max_size=4),
+       ledger=st.sampled_from([None, set(), {"device-registration-grant|川械注准20252170031"}]))
+def test_every_compiled_shape_matches_oracle(book, ent, cert, ps, ledger):
+    as_of = SHAPE_AS_OF
+    benefits = {}
+    for bid, unit, conds in (("small-low-profit-cit", "enterprise", ent),
+                             ("device-registration-grant", "certificate", cert)):
+        spec = BenefitFile.model_validate(benefit_file(bid, unit, conds))
+        compiled, problems = _check_benefit(spec, SourceDoc(path=None, data=None), bid, bid)  # type: ignore[arg-type]
+        assert not problems, problems
+        from engine.loader import Benefit
+        benefits[bid] = Benefit(spec, compiled, None)  # type: ignore[arg-type]
+    rb = Rulebook(benefits=benefits, calendar=book.calendar, common=book.common, version="test",
+                  files=[], root=book.root)
+    got = Evaluator(rb, "durable_rules").evaluate_many(ps, as_of, awarded=ledger)
+    want = Evaluator(rb, "oracle").evaluate_many(ps, as_of, awarded=ledger)
+    for g, w in zip(got, want):
+        for rg, rw in zip(g.results, w.results):
+            assert [(c.id, c.outcome) for c in rg.criteria] == [(c.id, c.outcome) for c in rw.criteria]
+            assert rg.status == rw.status
