@@ -13,6 +13,7 @@ it, but every criterion that needs the number's parts becomes unknown.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import Literal
 
@@ -48,6 +49,7 @@ class ParsedCertNo:
         return None if self.catalogue_code is None else self.catalogue_code == "17"
 
 
+@lru_cache(maxsize=65536)
 def parse_certificate_no(s: str) -> ParsedCertNo | None:
     if not isinstance(s, str):
         return None

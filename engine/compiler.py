@@ -166,7 +166,7 @@ class Plan:
     counts: list[Count]
     subject_slots: dict[str, SlotTable]          # "E" / "C"
     item_slots: dict[str, SlotTable]             # list name → slots of its item facts
-    param_names: dict[int, str]                  # target index → owning benefit (for params)
+    count_ids: dict[int, int]                    # id(count node in a criterion) → count index
 
 
 def count_nodes(conds: list[Cond]) -> list[Count]:
@@ -217,7 +217,9 @@ def build_rules(book_benefits: dict, params_of: Callable[[str], Params]) -> tupl
         p, f = em.emit(cnode.where)
         rules[f"p{i}"] = {"$and": [{"t": scope}, p]}
         rules[f"f{i}"] = {"$and": [{"t": scope}, f]}
-    plan = Plan(targets, conds, counts, subject_slots, item_slots, {})
+    count_ids = {id(leaf): count_index(leaf) for cond in conds for leaf in leaves(cond)
+                 if isinstance(leaf, Count)}
+    plan = Plan(targets, conds, counts, subject_slots, item_slots, count_ids)
     return rules, plan
 
 

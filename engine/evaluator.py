@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import fields as dataclass_fields
 from datetime import date
 from typing import Any, Callable, Iterable, Sequence
 
@@ -19,7 +20,7 @@ from engine.loader import Benefit, Rulebook, WindowContext
 from engine.oracle import FAIL, PASS, UNKNOWN, Ctx
 from engine import oracle
 from engine.profile import Profile, parse_profile, shanghai_today
-from engine.results import (STATUS_ZH, BenefitResult, Conflict, CriterionResult,
+from engine.results import (STATUS_ZH, BenefitResult, Conflict, CriterionResult, Subject,
                             EligibilityResponse, TaxItem, TaxSelfAssessment)
 
 BACKENDS = ("durable_rules", "oracle")
@@ -40,6 +41,7 @@ class Evaluator:
         self.ruleset_version = book.version
         self._compiled: dict[tuple, tuple[CompiledRuleset, Plan]] = {}
         self._compile_lock = threading.Lock()
+        self._explainers: dict[tuple, Explainer] = {}
 
     # -- parameters ---------------------------------------------------------------------------
     @staticmethod
@@ -75,6 +77,20 @@ class Evaluator:
                 self._compiled[key] = (CompiledRuleset(rules), plan)
             return self._compiled[key]
 
+    def _explainer(self, b: Benefit, as_of: date, window: WindowContext) -> Explainer:
+        """Explainers render the subject-independent texts once; cached per date and window
+        (bounded: an API serving many dates just recomputes)."""
+        key = (b.id, as_of, window, json.dumps(window.amounts, sort_keys=True, default=str))
+        with self._compile_lock:
+            ex = self._explainers.get(key)
+        if ex is None:
+            ex = Explainer(b, as_of, window, *self.params_for(b, as_of, window))
+            with self._compile_lock:
+                if len(self._explainers) >= 256:
+                    self._explainers.clear()
+                self._explainers[key] = ex
+        return ex
+
     # -- public API ---------------------------------------------------------------------------
     def selected(self, benefits: Sequence[str] | None) -> list[Benefit]:
         if benefits is None:
@@ -97,18 +113,19 @@ class Evaluator:
         chosen = self.selected(benefits)
         profs = [p if isinstance(p, Profile) else parse_profile(p) for p in profiles]
         awarded_set = frozenset(awarded) if awarded is not None else None
+        counts: list[dict | None] = [None] * len(profs)
         if self.backend == "durable_rules":
-            outcomes = self._decide_engine(profs, as_of, window, awarded_set)
+            outcomes, counts = self._decide_engine(profs, as_of, window, awarded_set)
         else:
             outcomes = self._decide_oracle(profs, chosen, as_of, window, awarded_set)
-        explainers = {b.id: Explainer(b, as_of, window, *self.params_for(b, as_of, window)) for b in chosen}
+        explainers = {b.id: self._explainer(b, as_of, window) for b in chosen}
         out = []
         for pi, p in enumerate(profs):
             results: list[BenefitResult] = []
             for b in chosen:
                 value_fn = explainers[b.id].params
                 if b.spec.unit == "enterprise":
-                    ctx = Ctx(p, as_of, window, value_fn, b.id, awarded=awarded_set)
+                    ctx = Ctx(p, as_of, window, value_fn, b.id, awarded=awarded_set, counts=counts[pi])
                     results.append(explainers[b.id].result(ctx, outcomes.get((pi, -1, b.id), {}), None))
                     continue
                 regs = p.device_registrations
@@ -116,10 +133,10 @@ class Evaluator:
                     results.append(self._no_certificate(b, explainers[b.id], regs))
                     continue
                 for ri, reg in enumerate(regs):
-                    ctx = Ctx(p, as_of, window, value_fn, b.id, reg, ri, awarded_set)
+                    ctx = Ctx(p, as_of, window, value_fn, b.id, reg, ri, awarded_set, counts[pi])
                     results.append(explainers[b.id].result(
                         ctx, outcomes.get((pi, ri, b.id), {}),
-                        {"type": "certificate", "id": reg.certificate_no}))  # type: ignore[arg-type]
+                        Subject(type="certificate", id=reg.certificate_no)))
             out.append(EligibilityResponse(as_of=as_of, ruleset_version=self.ruleset_version,
                                            results=results))
         return out
@@ -132,7 +149,8 @@ class Evaluator:
         items = []
         for r in resp.results:
             spec = self.book.benefits[r.benefit_id].spec
-            items.append(TaxItem(**r.model_dump(), how_to_claim=spec.tax.how_to_claim,  # type: ignore[union-attr]
+            base = {f.name: getattr(r, f.name) for f in dataclass_fields(r)}
+            items.append(TaxItem(**base, how_to_claim=spec.tax.how_to_claim,  # type: ignore[union-attr]
                                  records_to_keep=list(spec.tax.records_to_keep),  # type: ignore[union-attr]
                                  keep_until=keep_until))
         eligible = {i.benefit_id for i in items if i.status == "eligible"}
@@ -149,7 +167,7 @@ class Evaluator:
     def _no_certificate(self, b: Benefit, ex: Explainer, regs: list | None) -> BenefitResult:
         """A per-certificate benefit for a profile that lists no certificate (or none known)."""
         if not b.in_force_on(ex.as_of):
-            return ex.result(Ctx(Profile.model_construct(), ex.as_of, ex.window, ex.params), {}, None)
+            return ex.result(Ctx(Profile(), ex.as_of, ex.window, ex.params), {}, None)
         outcome = "unknown" if regs is None else "fail"
         status = "needs_info" if regs is None else "ineligible"
         crit = CriterionResult(
@@ -158,7 +176,8 @@ class Evaluator:
             legal_basis=[b.spec.legal_basis[0].citation()], materials=[])
         return BenefitResult(
             benefit_id=b.id, title=b.spec.title, kind=b.spec.kind, subject=None, status=status,
-            status_text=STATUS_ZH[status], criteria=[crit],
+            status_text=STATUS_ZH[status], amount_cny=None, amount_provisional=False,
+            amount_note=None, criteria=[crit],
             missing_facts=["device_registrations"] if regs is None else [],
             required_materials=ex.materials(), missing_materials=[], window=ex.window_ref())
 
@@ -175,7 +194,7 @@ class Evaluator:
         return out
 
     def _decide_engine(self, profs: list[Profile], as_of: date, window: WindowContext,
-                       awarded: frozenset[str] | None) -> dict:
+                       awarded: frozenset[str] | None) -> tuple[dict, list[dict]]:
         ruleset, plan = self._ruleset(as_of, window)
         refs = {s: resolve_date(s.rhs, as_of, window).toordinal()
                 for table in (*plan.subject_slots.values(), *plan.item_slots.values())
@@ -212,13 +231,13 @@ class Evaluator:
 
         # Phase 2: one fact per subject (enterprise, and each certificate).
         facts, keys = [], []
-        e_ex = _extractors(plan.subject_slots["E"], refs)
-        c_ex = _extractors(plan.subject_slots["C"], refs)
+        e_fb = _FactBuilder("E", plan.subject_slots["E"], refs)
+        c_fb = _FactBuilder("C", plan.subject_slots["C"], refs)
         for pi, p in enumerate(profs):
-            facts.append(_subject_fact("E", e_ex, p, None, counts, pi, awarded))
+            facts.append(e_fb.build(p, None, counts, pi, awarded))
             keys.append((pi, -1))
             for ri, reg in enumerate(p.device_registrations or []):
-                facts.append(_subject_fact("C", c_ex, p, reg, counts, pi, awarded))
+                facts.append(c_fb.build(p, reg, counts, pi, awarded))
                 keys.append((pi, ri))
         crit_targets = [(i, t) for i, t in enumerate(plan.targets) if t.kind == "criterion"]
         fired = _run_chunked(ruleset, facts)
@@ -229,7 +248,9 @@ class Evaluator:
             for i, t in crit_targets:
                 if t.scope == scope:
                     out.setdefault((pi, ri, t.benefit), {})[t.criterion] = subj_out[k].get(i, UNKNOWN)
-        return out
+        by_profile = [{nid: counts.get((pi, ci)) for nid, ci in plan.count_ids.items()}
+                      for pi in range(len(profs))]
+        return out, by_profile
 
 
 def _run_chunked(ruleset: CompiledRuleset, facts: list[dict]) -> dict[str, set[int]]:
@@ -252,56 +273,52 @@ def _outcomes(fired: dict[str, set[int]], targets: list[tuple[int, Any]], n: int
     return out
 
 
-Extractor = Callable[[Profile, Any, dict, int, Any], Any]
+class _FactBuilder:
+    """Builds one subject's fact: each catalogue path read once, then every slot from it."""
 
+    def __init__(self, scope: str, table: SlotTable, refs: dict[Slot, int]):
+        self.scope = scope
+        paths: dict[str, None] = {}
+        self.values: list[tuple[str, str]] = []
+        self.diffs: list[tuple[str, str, int]] = []
+        self.counts: list[tuple[str, int, int]] = []
+        self.awarded: list[tuple[str, str]] = []
+        for slot, key in table.keys.items():
+            if slot.kind in ("cmin", "cmax"):
+                self.counts.append((key, slot.count, 0 if slot.kind == "cmin" else 1))
+            elif slot.kind == "awarded":
+                self.awarded.append((key, slot.benefit))
+            else:
+                paths[slot.path] = None
+                if slot.kind == "diff":
+                    self.diffs.append((key, slot.path, refs[slot]))
+                else:
+                    self.values.append((key, slot.path))
+        self.readers = []
+        for path in paths:
+            d = CATALOGUE[path]
+            if d.scope == "enterprise":
+                self.readers.append((path, (lambda read: lambda p, r: read(p))(d.read)))
+            else:
+                self.readers.append((path, d.read))
 
-def _extractors(table: SlotTable, refs: dict[Slot, int]) -> list[tuple[str, Extractor]]:
-    out: list[tuple[str, Extractor]] = []
-    for slot, key in table.keys.items():
-        out.append((key, _extractor(slot, refs)))
-    return out
-
-
-def _extractor(slot: Slot, refs: dict[Slot, int]) -> Extractor:
-    if slot.kind in ("cmin", "cmax"):
-        side = 0 if slot.kind == "cmin" else 1
-
-        def count(_p, _r, counts, pi, _a, ci=slot.count, side=side):
+    def build(self, p: Profile, reg: Any, counts: dict, pi: int, awarded: frozenset[str] | None) -> dict:
+        raw = {path: read(p, reg) for path, read in self.readers}
+        fact: dict[str, Any] = {"t": self.scope}
+        for key, path in self.values:
+            v = raw[path]
+            fact[key] = (1 if v else 0) if v is True or v is False else (
+                v.toordinal() if isinstance(v, date) else v)
+        for key, path, ref in self.diffs:
+            v = raw[path]
+            fact[key] = None if v is None else v.toordinal() - ref
+        for key, ci, side in self.counts:
             rng = counts.get((pi, ci))
-            return None if rng is None else rng[side]
-        return count
-    if slot.kind == "awarded":
-        def awarded_(_p, reg, _c, _pi, awarded, bid=slot.benefit):
-            if awarded is None or reg is None:
-                return None
-            return 1 if f"{bid}|{reg.certificate_no}" in awarded else 0
-        return awarded_
-    d = CATALOGUE[slot.path]
-    if d.scope == "enterprise":
-        def raw(p, _r, _c, _pi, _a, read=d.read):
-            return read(p)
-    else:
-        def raw(p, r, _c, _pi, _a, read=d.read):
-            return read(p, r)
-    if slot.kind == "diff":
-        ref = refs[slot]
-
-        def diff(p, r, c, pi, a):
-            v = raw(p, r, c, pi, a)
-            return None if v is None else v.toordinal() - ref
-        return diff
-
-    def value(p, r, c, pi, a):
-        return normalize(raw(p, r, c, pi, a))
-    return value
-
-
-def _subject_fact(scope: str, ex: list[tuple[str, Extractor]], p: Profile, reg: Any,
-                  counts: dict, pi: int, awarded: Any) -> dict:
-    fact: dict[str, Any] = {"t": scope}
-    for key, fn in ex:
-        fact[key] = fn(p, reg, counts, pi, awarded)
-    return fact
+            fact[key] = None if rng is None else rng[side]
+        for key, bid in self.awarded:
+            fact[key] = (None if awarded is None or reg is None
+                         else 1 if f"{bid}|{reg.certificate_no}" in awarded else 0)
+        return fact
 
 
 def _item_fact(table: SlotTable, name: str, item: Any, refs: dict[Slot, int]) -> dict:

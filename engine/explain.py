@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from engine.conditions import AsOf, Compare, Count, Literal_, Param, WindowDate, leaves, OP_SYMBOL
 from engine.dates import resolve_date
-from engine.facts import CATALOGUE, LIST_LABELS, LISTS
+from engine.facts import ALREADY_AWARDED, CATALOGUE, LIST_LABELS, LISTS
 from engine.loader import Benefit, WindowContext
 from engine.oracle import FAIL, PASS, UNKNOWN, Ctx, count_range, missing_facts, read
 from engine.results import (PROVISIONAL_NOTE, STATUS_ZH, BenefitResult, CriterionResult,
@@ -36,11 +36,31 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def _reader(path: str) -> Callable[[Ctx], Any]:
+    d = CATALOGUE[path]
+    if path == ALREADY_AWARDED:
+        return lambda ctx: read(path, ctx)
+    if d.scope == "enterprise":
+        return lambda ctx: d.read(ctx.profile)
+    return lambda ctx: d.read(ctx.profile, ctx.reg)
+
+
 class Explainer:
     def __init__(self, benefit: Benefit, as_of: date, window: WindowContext,
                  params: Callable[[str], Any], provisional: Callable[[str], bool]):
         self.b, self.as_of, self.window = benefit, as_of, window
         self.params, self.provisional = params, provisional
+        # Everything that does not depend on the subject is rendered once per evaluation date.
+        self.in_force = benefit.in_force_on(as_of)
+        self.applicable = [c for c in benefit.criteria if c.applies_on(as_of)]
+        self.static = {c.id: (self.render(c.text), self.threshold(c.cond), list(c.basis), list(c.materials))
+                       for c in self.applicable}
+        self.count_of = {(c.id, path): next(l for l in leaves(c.cond) if isinstance(l, Count) and l.list == path)
+                         for c in self.applicable for path in c.reads if path in LISTS}
+        self.readers = {c.id: [(path, _reader(path)) for path in c.reads if path not in LISTS]
+                        for c in self.applicable}
+        self._materials = self._build_materials()
+        self._window_ref = self._build_window_ref()
 
     # -- text ------------------------------------------------------------------------------
     def param_text(self, name: str) -> str:
@@ -89,6 +109,12 @@ class Explainer:
         return "；".join(dict.fromkeys(parts))
 
     def window_ref(self) -> WindowRef | None:
+        return self._window_ref
+
+    def materials(self) -> list[MaterialRef]:
+        return self._materials
+
+    def _build_window_ref(self) -> WindowRef | None:
         if self.b.spec.unit != "certificate":
             return None
         w = self.window
@@ -96,7 +122,7 @@ class Explainer:
                          coverage_from=w.coverage_from, coverage_to=w.coverage_to,
                          provisional=w.provisional)
 
-    def materials(self) -> list[MaterialRef]:
+    def _build_materials(self) -> list[MaterialRef]:
         amount = {m for a in self.b.spec.amount_specs() for m in a.materials}
         return [MaterialRef(id=m.id, name=m.name, description=m.description,
                             proves=[c.id for c in self.b.criteria
@@ -108,34 +134,36 @@ class Explainer:
     def result(self, ctx: Ctx, outcomes: dict[str, str], subject: Subject | None) -> BenefitResult:
         spec = self.b.spec
         window, materials = self.window_ref(), self.materials()
-        if not self.b.in_force_on(self.as_of):
+        if not self.in_force:
             periods = "；".join(f"{p.from_}至{p.to or '今'}" for p in spec.in_force)
-            return BenefitResult(benefit_id=spec.id, title=spec.title, kind=spec.kind, subject=subject,
-                                 status="not_in_force", status_text=STATUS_ZH["not_in_force"],
-                                 criteria=[], missing_facts=[], required_materials=materials,
-                                 missing_materials=[], window=window,
-                                 note=f"评估日期 {self.as_of} 不在该政策有效期内（{periods}）")
+            return BenefitResult(
+                benefit_id=spec.id, title=spec.title, kind=spec.kind, subject=subject,
+                status="not_in_force", status_text=STATUS_ZH["not_in_force"], amount_cny=None,
+                amount_provisional=False, amount_note=None, criteria=[], missing_facts=[],
+                required_materials=materials, missing_materials=[], window=window,
+                note=f"评估日期 {self.as_of} 不在该政策有效期内（{periods}）")
         criteria, missing, missing_mat = [], [], []
-        for c in self.b.criteria:
-            if not c.applies_on(self.as_of):
-                continue
+        for c in self.applicable:
             out = outcomes[c.id]
             observed: dict[str, Any] = {}
             for path in c.reads:
                 if path in LISTS:
-                    count = next(l for l in leaves(c.cond) if isinstance(l, Count) and l.list == path)
-                    rng = count_range(count, ctx)
+                    rng = count_range(self.count_of[(c.id, path)], ctx)
                     observed[path] = None if rng is None else (rng[0] if rng[0] == rng[1] else
                                                                {"min": rng[0], "max": rng[1]})
                 else:
-                    observed[path] = _plain(read(path, ctx))
+                    observed[path] = None
+            for path, reader in self.readers[c.id]:
+                observed[path] = _plain(reader(ctx))
             if out == UNKNOWN:
                 missing += missing_facts(c.cond, ctx)
             if out != PASS:
                 missing_mat += [m for m in c.materials if m not in missing_mat]
-            criteria.append(CriterionResult(id=c.id, text=self.render(c.text), outcome=out,  # type: ignore[arg-type]
-                                            observed=observed, threshold=self.threshold(c.cond),
-                                            legal_basis=list(c.basis), materials=list(c.materials)))
+            text, threshold, basis, mats = self.static[c.id]
+            # model_construct: the values are built here from validated rules and profiles
+            criteria.append(CriterionResult(
+                id=c.id, text=text, outcome=out, observed=observed, threshold=threshold,
+                legal_basis=basis, materials=mats))
         outs = {cr.outcome for cr in criteria}
         status = "ineligible" if FAIL in outs else "needs_info" if UNKNOWN in outs else "eligible"
         amount, provisional, assumed = None, False, []
@@ -148,7 +176,7 @@ class Explainer:
             status_text=STATUS_ZH[status], amount_cny=amount, amount_provisional=provisional,
             amount_note="；".join(notes) or None, criteria=criteria,
             missing_facts=sorted(set(missing)), required_materials=materials,
-            missing_materials=missing_mat, window=window)
+            missing_materials=missing_mat, window=window, note=None)
 
     # -- amount -----------------------------------------------------------------------------
     def amount(self, ctx: Ctx) -> tuple[float | None, bool, list[tuple[str, Any]]]:

@@ -35,6 +35,7 @@ class Ctx:
     reg: DeviceRegistration | None = None
     reg_index: int = -1
     awarded: frozenset[str] | None = None
+    counts: dict[int, tuple[int, int] | None] | None = None   # id(count node) → range, if known
 
 
 def read(path: str, ctx: Ctx) -> Any:
@@ -98,6 +99,8 @@ def _count(c: Count, ctx: Ctx) -> str:
 
 
 def count_range(c: Count, ctx: Ctx) -> tuple[int, int] | None:
+    if ctx.counts is not None and id(c) in ctx.counts:
+        return ctx.counts[id(c)]     # already decided by the engine
     items = getattr(ctx.profile, c.list)
     if items is None:
         return None

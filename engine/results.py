@@ -1,11 +1,16 @@
-"""Result models: the contract's eligibility response (shared/contract/api.md), plus fields
-the notices and pages need (threshold, materials per criterion, window, notes)."""
+"""Result records: the contract's eligibility response (shared/contract/api.md), plus fields
+the notices and pages need (threshold, materials per criterion, window, notes).
+
+Plain slotted dataclasses, not pydantic: a batch builds tens of thousands of them from data
+the engine already validated, and pydantic construction cost more than the rule engine
+itself. `model_dump(mode="json")` gives the contract's JSON (field order is stable).
+"""
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict
 
 Status = Literal["eligible", "ineligible", "needs_info", "not_in_force"]
 Outcome = Literal["pass", "fail", "unknown"]
@@ -16,33 +21,56 @@ OUTCOME_ZH = {"pass": "满足", "fail": "不满足", "unknown": "待补充"}
 PROVISIONAL_NOTE = "参考金额，以当期申报通知为准"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True)
+def to_json(v: Any) -> Any:
+    if isinstance(v, _Record):
+        return {f.name: to_json(getattr(v, f.name)) for f in fields(v)}
+    if isinstance(v, list):
+        return [to_json(x) for x in v]
+    if isinstance(v, dict):
+        return {k: to_json(x) for k, x in v.items()}
+    if isinstance(v, date):
+        return v.isoformat()
+    return v
 
 
-class Subject(_Model):
+class _Record:
+    def model_dump(self, mode: str = "json") -> dict[str, Any]:
+        return to_json(self)
+
+    def model_dump_json(self) -> str:
+        return json.dumps(to_json(self), ensure_ascii=False)
+
+    def model_copy(self, update: dict[str, Any] | None = None):
+        return replace(self, **(update or {}))  # type: ignore[type-var]
+
+
+@dataclass(slots=True)
+class Subject(_Record):
     type: Literal["certificate"]
     id: str
 
 
-class CriterionResult(_Model):
+@dataclass(slots=True)
+class CriterionResult(_Record):
     id: str
     text: str
     outcome: Outcome
     observed: dict[str, Any]
-    threshold: str | None = None
+    threshold: str | None
     legal_basis: list[str]
     materials: list[str]
 
 
-class MaterialRef(_Model):
+@dataclass(slots=True)
+class MaterialRef(_Record):
     id: str
     name: str
-    description: str | None = None
+    description: str | None
     proves: list[str]
 
 
-class WindowRef(_Model):
+@dataclass(slots=True)
+class WindowRef(_Record):
     id: str
     label: str
     opens_on: date
@@ -52,16 +80,17 @@ class WindowRef(_Model):
     provisional: bool
 
 
-class BenefitResult(_Model):
+@dataclass(slots=True)
+class BenefitResult(_Record):
     benefit_id: str
     title: str
     kind: Literal["grant", "tax"]
     subject: Subject | None
     status: Status
     status_text: str
-    amount_cny: float | None = None
-    amount_provisional: bool = False
-    amount_note: str | None = None
+    amount_cny: float | None
+    amount_provisional: bool
+    amount_note: str | None
     criteria: list[CriterionResult]
     missing_facts: list[str]
     required_materials: list[MaterialRef]
@@ -70,24 +99,28 @@ class BenefitResult(_Model):
     note: str | None = None
 
 
-class EligibilityResponse(_Model):
+@dataclass(slots=True)
+class EligibilityResponse(_Record):
     as_of: date
     ruleset_version: str
     results: list[BenefitResult]
 
 
+@dataclass(slots=True)
 class TaxItem(BenefitResult):
-    how_to_claim: str
-    records_to_keep: list[str]
-    keep_until: date
+    how_to_claim: str = ""
+    records_to_keep: list[str] = field(default_factory=list)
+    keep_until: date | None = None
 
 
-class Conflict(_Model):
+@dataclass(slots=True)
+class Conflict(_Record):
     benefits: list[str]
     reason: str
 
 
-class TaxSelfAssessment(_Model):
+@dataclass(slots=True)
+class TaxSelfAssessment(_Record):
     tax_year: int
     as_of: date
     ruleset_version: str
