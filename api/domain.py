@@ -125,18 +125,40 @@ def application_for_enterprise(rt, application_id: str, access_code: str) -> dic
 
 # --- notices -------------------------------------------------------------------------
 
+def _notice_service(rt):
+    from notices.service import NoticeService
+    return NoticeService(rt.store)
+
+
 def render_notice(rt, application_id: str, kind: str, fmt: str) -> bytes | str:
-    fn = _optional("store.notices", "render_application_notice") or _optional("store.notices", "issue_notice")
-    if fn is None:
-        raise ApiError(503, "告知书功能尚未启用")
-    return fn(rt.store, application_id, kind, fmt=fmt, evaluator=rt.evaluator)
+    from notices.context import NoticeNotApplicable
+    if _w().application_record(rt.store, application_id) is None:
+        raise _not_found(f"申报 {application_id} 不存在")
+    try:
+        doc = _notice_service(rt).render(application_id, kind)
+    except NoticeNotApplicable as e:
+        raise ApiError(409, f"该申报没有此类告知书：{e}")
+    if fmt == "pdf":
+        from notices.pdf import html_to_pdf
+        return html_to_pdf(doc.html)
+    return doc.html
 
 
 def notices_zip(rt, window_id: str) -> bytes:
-    fn = _optional("store.notices", "notices_zip") or _optional("store.notices", "window_notices_zip")
-    if fn is None:
-        raise ApiError(503, "告知书打包功能尚未启用")
-    return fn(rt.store, window_id, evaluator=rt.evaluator)
+    """Every notice the window's applications need, as PDF (with the HTML alongside)."""
+    import io
+    import zipfile
+
+    from notices.pdf import html_to_pdf
+    _w().get_window(rt.store, window_id)  # NotFound → 404
+    svc = _notice_service(rt)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for app_id, kind in svc.window_jobs(window_id):
+            doc = svc.render(app_id, kind)
+            zf.writestr(f"{doc.filename_stem}.pdf", html_to_pdf(doc.html))
+            zf.writestr(f"{doc.filename_stem}.html", doc.html)
+    return buf.getvalue()
 
 
 def selfcheck_notice_html(profile: dict, resp) -> str | None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -199,7 +199,8 @@ async def create_token(body: TokenCreate, request: Request, role: str = Depends(
 
 @router.delete("/v1/tokens/{token_id}", status_code=204, summary="吊销令牌", tags=["管理员"],
                responses={**AUTH_ERRORS, **error_responses(404)})
-async def revoke_token(token_id: int, request: Request, role: str = Depends(require_admin)):
+async def revoke_token(request: Request, token_id: int = Path(ge=1, le=2**62, description="令牌编号"),
+                       role: str = Depends(require_admin)):
     from store.tokens import revoke_token as _revoke
     await run_in_threadpool(_revoke, token_id, db=_rt(request).store, actor=f"token:{role}")
     return Response(status_code=204)

@@ -50,7 +50,12 @@ class TaxSelfAssessmentRequest(BaseModel):
         {"profile": EXAMPLE_PROFILE, "tax_year": 2025}]})
 
     profile: dict[str, Any] = Field(description=PROFILE_DESCRIPTION)
-    tax_year: int = Field(ge=2000, le=2100, description="纳税年度，例如 2025")
+    # Retention rules (留存备查) in the shipped rules start with tax year 2018.
+    tax_year: int = Field(ge=2018, le=2100, description="纳税年度（2018 年起），例如 2025")
+
+
+# Window dates the shipped rules cover (tax notices read the year before as_of, from 2018).
+MIN_DATE, MAX_DATE = date(2019, 1, 1), date(2099, 12, 31)
 
 
 class WindowCreate(BaseModel):
@@ -62,11 +67,11 @@ class WindowCreate(BaseModel):
     id: str = Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z][0-9A-Za-z_.-]*$",
                     description="申报批次编号，例如 2026-H1")
     label: Optional[str] = Field(None, max_length=200, description="批次名称")
-    opens_on: date = Field(description="受理开始日")
-    closes_on: date = Field(description="受理截止日")
-    as_of: date = Field(description="判定基准日")
-    coverage_from: date = Field(description="本批次覆盖的取证起始日")
-    coverage_to: date = Field(description="本批次覆盖的取证截止日")
+    opens_on: date = Field(ge=MIN_DATE, le=MAX_DATE, description="受理开始日")
+    closes_on: date = Field(ge=MIN_DATE, le=MAX_DATE, description="受理截止日")
+    as_of: date = Field(ge=MIN_DATE, le=MAX_DATE, description="判定基准日")
+    coverage_from: date = Field(ge=MIN_DATE, le=MAX_DATE, description="本批次覆盖的取证起始日")
+    coverage_to: date = Field(ge=MIN_DATE, le=MAX_DATE, description="本批次覆盖的取证截止日")
     amounts: Optional[dict[str, float]] = Field(
         None, description="本批次的金额参数（参数编号 → 金额，元），覆盖规则中的默认值")
 
