@@ -297,6 +297,21 @@ def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str
     return compiled, problems
 
 
+def _raw_condition_problems(doc: SourceDoc, name: str) -> list[RuleProblem]:
+    """Condition problems of a file whose structure is invalid (best effort on the raw data)."""
+    data = doc.data if isinstance(doc.data, dict) else {}
+    params = data.get("parameters") if isinstance(data.get("parameters"), dict) else {}
+    unit = data.get("unit") if data.get("unit") in ("enterprise", "certificate") else "enterprise"
+    crits = data.get("criteria") if isinstance(data.get("criteria"), list) else []
+    out = []
+    for i, c in enumerate(crits):
+        if isinstance(c, dict) and "when" in c:
+            _cond, ps = parse_condition(c["when"], ("criteria", i, "when"),
+                                        {k: FactType("number") for k in params}, unit)
+            out += [RuleProblem(name, doc.line_of(p.loc), p.message) for p in ps]
+    return out
+
+
 def _placeholders(text: str) -> list[str]:
     import re
     return re.findall(r"\{([^{}]+)\}", text)
@@ -336,7 +351,8 @@ def load_benefit_file(path: Path, root: Path) -> tuple[Benefit | None, list[Rule
     try:
         spec = BenefitFile.model_validate(doc.data)
     except ValidationError as exc:
-        return None, _pydantic_problems(exc, doc, name)
+        # Still check the conditions, so one run reports every problem of the file.
+        return None, _pydantic_problems(exc, doc, name) + _raw_condition_problems(doc, name)
     compiled, problems = _check_benefit(spec, doc, name, path.stem)
     return (Benefit(spec, compiled, path) if not problems else None), problems
 

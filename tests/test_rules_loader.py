@@ -1,0 +1,115 @@
+"""Rule files with mistakes: every problem reported with its file and line, nothing loaded."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from engine import RuleLoadError, load_rulebook
+
+ROOT = Path(__file__).resolve().parent.parent
+YAGU = str(ROOT / ".venv" / "bin" / "yagu")
+
+BROKEN = """\
+id: small-low-profit-cit
+title: 小型微利企业所得税优惠
+kind: tax
+unit: enterprise
+summary: 测试
+legal_basis:
+  - {id: doc, title: 测试文件, doc_no: 测试〔2023〕1号, date: 2023-08-02}
+responsible_units: [税务局]
+in_force:
+  - {from: 2023-01-01, to: 2027-12-31, basis: doc}
+parameters:
+  income_cap:
+    description: 上限
+    unit: 元
+    values:
+      - from: 2023-02-30
+        value: 3000000
+        reference: {basis: doc}
+      - from: 2024-01-01
+        value: 3000000
+criteria:
+  - id: income
+    text: 应纳税所得额不超过{param.income_cap}
+    basis: [{ref: doc}]
+    when: {fact: taxable_incom_cny, lte: {param: income_cap}}
+tax:
+  how_to_claim: 申报
+  records_to_keep: [申报表]
+"""
+
+
+def make_rules(tmp_path: Path, text: str) -> Path:
+    root = tmp_path / "rules"
+    (root / "benefits").mkdir(parents=True)
+    shutil.copy(ROOT / "rules" / "windows.yaml", root / "windows.yaml")
+    shutil.copy(ROOT / "rules" / "common.yaml", root / "common.yaml")
+    (root / "benefits" / "small-low-profit-cit.yaml").write_text(text, encoding="utf-8")
+    return root
+
+
+def test_three_mistakes_are_all_reported_with_lines_and_nothing_loads(tmp_path):
+    root = make_rules(tmp_path, BROKEN)
+    with pytest.raises(RuleLoadError) as exc:
+        load_rulebook(root)
+    problems = exc.value.problems
+    by_line = {p.line: p.message for p in problems}
+    # line 16: `2023-02-30` is no date; line 19: a dated value without a reference;
+    # line 25: an unknown fact path. All three, each at its own line.
+    assert 16 in by_line and "日期无效" in by_line[16], problems
+    assert any(p.line in (19, 20) and "reference" in p.message and "缺少" in p.message for p in problems), problems
+    assert 25 in by_line and "taxable_incom_cny" in by_line[25], problems
+    assert all(p.file.endswith("benefits/small-low-profit-cit.yaml") for p in problems)
+
+
+def test_validate_command_lists_every_problem_as_file_line(tmp_path):
+    root = make_rules(tmp_path, BROKEN)
+    proc = subprocess.run([YAGU, "rules", "validate", str(root)], capture_output=True, text=True)
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if "small-low-profit-cit.yaml:" in line]
+    assert len(lines) >= 3
+    assert "规则未加载" in proc.stderr
+
+
+@pytest.mark.parametrize("when, needle", [
+    ({"fact": "in_park", "gt": 1}, "不能用 gt"),
+    ({"fact": "tax_credit_rating", "eq": "Z"}, "取值 `Z`"),
+    ({"fact": "certificate.obtained_on", "gte": "2025-01-01"}, "只能用于按注册证判定"),
+    ({"all": []}, "非空列表"),
+    ({"fact": "in_park", "eq": True, "ne": False}, "只能有一个运算符"),
+    ({"count": {"list": "violations", "where": {"fact": "kind", "eq": "other"}}, "lt": 1}, "field:"),
+    ({"fact": "established_on", "gte": {"as_of": {"month": -3}}}, "years/months/days"),
+    ({"fact": "employees_avg", "lte": {"param": "nope"}}, "未定义的参数"),
+])
+def test_condition_type_errors_are_explained(tmp_path, when, needle):
+    import yaml
+    data = yaml.safe_load(BROKEN.replace("2023-02-30", "2023-01-01").replace(
+        "      - from: 2024-01-01\n        value: 3000000\n", ""))
+    data["criteria"][0]["when"] = when
+    root = make_rules(tmp_path, yaml.safe_dump(data, allow_unicode=True))
+    with pytest.raises(RuleLoadError) as exc:
+        load_rulebook(root)
+    assert any(needle in p.message for p in exc.value.problems), exc.value.problems
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    root = make_rules(tmp_path, BROKEN.replace("kind: tax", "kind: [tax"))
+    with pytest.raises(RuleLoadError) as exc:
+        load_rulebook(root)
+    assert exc.value.problems[0].line >= 3
+    assert "YAML" in exc.value.problems[0].message
+
+
+def test_shipped_rules_load_and_version_changes_with_content(tmp_path):
+    a = load_rulebook()
+    root = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", root)
+    assert load_rulebook(root).version == a.version
+    p = root / "benefits" / "small-low-profit-cit.yaml"
+    p.write_text(p.read_text(encoding="utf-8") + "\n# 注释也算内容\n", encoding="utf-8")
+    assert load_rulebook(root).version != a.version
