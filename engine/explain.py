@@ -59,6 +59,8 @@ class Explainer:
                          for c in self.applicable for path in c.reads if path in LISTS}
         self.readers = {c.id: [(path, _reader(path)) for path in c.reads if path not in LISTS]
                         for c in self.applicable}
+        self.amount_spec = next((a for a in benefit.spec.amount_specs()
+                                 if a.applies is None or a.applies.contains(as_of)), None)
         self._materials = self._build_materials()
         self._window_ref = self._build_window_ref()
 
@@ -181,8 +183,7 @@ class Explainer:
     # -- amount -----------------------------------------------------------------------------
     def amount(self, ctx: Ctx) -> tuple[float | None, bool, list[tuple[str, Any]]]:
         """(amount, provisional?, [(fact, assumed value)]) for this subject."""
-        spec = next((a for a in self.b.spec.amount_specs()
-                     if a.applies is None or a.applies.contains(self.as_of)), None)
+        spec = self.amount_spec
         if spec is None:
             return None, False, []
         used: list[str] = []
