@@ -129,7 +129,13 @@ def label_for_path(path: str) -> str:
         group, idx, leaf = m.group(1), int(m.group(2)), m.group(3)
         sub = (REG_LABELS if group == "device_registrations" else VIOL_LABELS).get(leaf, leaf)
         return f"{LABELS[group]} 第{idx + 1}行" + (f" {sub}" if sub else "")
-    return LABELS.get(p, p or "企业画像")
+    if p in LABELS:
+        return LABELS[p]
+    try:  # the notices package names every fact path (certificate.*, derived facts)
+        from notices.fields import field_name
+        return field_name(p) or p
+    except Exception:
+        return p or "企业画像"
 
 
 def field_value(profile: dict, key: str) -> str:
