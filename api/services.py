@@ -48,8 +48,13 @@ def parse(profile: Any, extra: list[tuple[str, str]] | None = None):
 
 
 def _eligibility_sync(rt: Runtime, profile: Any, as_of: date, benefits):
+    from store.ledger import awarded_among
     p = parse(profile, benefit_problems(benefits, rt))
-    return rt.evaluator.evaluate(p, as_of=as_of, benefits=benefits)
+    # The grant's "never awarded before" criterion is answered by the award ledger; if the
+    # store cannot answer, the engine reports it as unknown.
+    certs = [r.certificate_no for r in (p.device_registrations or [])]
+    return rt.evaluator.evaluate(p, as_of=as_of, benefits=benefits,
+                                 awarded=awarded_among(rt.store, certs))
 
 
 async def eligibility(rt: Runtime, profile: Any, as_of: Optional[date],

@@ -28,18 +28,19 @@ def _print_problems(problems) -> None:
     click.echo(f"共 {len(problems)} 个问题，规则未加载。", err=True)
 
 
-def _ledger(use: bool | None):
-    """Awarded subjects from the configured store; None (→ unknown) when it cannot answer."""
+def _ledger(use: bool | None, prof):
+    """This profile's entries in the configured store's award ledger; None (→ the criterion is
+    unknown) when there is no store or it cannot answer."""
     if use is False:
         return None
     from store.db import Database, database_url
-    from store.ledger import awarded_subjects
+    from store.ledger import awarded_among
     url = database_url()
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists() and use is None:
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
         return None
     db = Database(url)
     try:
-        return awarded_subjects(db)
+        return awarded_among(db, [r.certificate_no for r in (prof.device_registrations or [])])
     finally:
         db.dispose()
 
@@ -134,7 +135,7 @@ def register(main: click.Group) -> None:
         ev = Evaluator(_book(None))
         try:
             resp = ev.evaluate(prof, as_of.date() if as_of else None, list(benefits) or None,
-                               awarded=_ledger(ledger))
+                               awarded=_ledger(ledger, prof))
         except UnknownBenefit as e:
             raise click.ClickException(str(e))
         if as_json:

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from engine.conditions import AsOf, Compare, Count, Literal_, Param, WindowDate, leaves, OP_SYMBOL
 from engine.dates import resolve_date
-from engine.facts import ALREADY_AWARDED, CATALOGUE, LIST_LABELS, LISTS
+from engine.facts import ALREADY_AWARDED, CATALOGUE, LIST_LABELS, LISTS, VALUE_LABELS
 from engine.loader import Benefit, WindowContext
 from engine.oracle import FAIL, PASS, UNKNOWN, Ctx, count_range, missing_facts, read
 from engine.results import (PROVISIONAL_NOTE, STATUS_ZH, BenefitResult, CriterionResult,
@@ -90,6 +90,8 @@ class Explainer:
         assert isinstance(v, Literal_)
         if isinstance(v.value, bool):
             return "是" if v.value else "否"
+        if leaf is not None and leaf.type.name == "enum":
+            return VALUE_LABELS.get(v.value, v.value)
         return str(_plain(v.value))
 
     def threshold(self, cond: Any) -> str:

@@ -152,6 +152,15 @@ LISTS: dict[str, dict[str, FactDef]] = {
 LIST_LABELS = {"violations": "违法违规及处罚记录", "device_registrations": "医疗器械注册证及备案凭证"}
 LIST_ITEM_TYPES = {"violations": Violation, "device_registrations": DeviceRegistration}
 
+# Chinese names of enum values, for thresholds and observed values shown to enterprises.
+VALUE_LABELS: dict[str, str] = {
+    "audit": "查账征收", "deemed": "核定征收", "registration": "注册证", "filing": "备案凭证",
+    "self_developed": "自主研发", "introduced": "引进", "I": "第一类", "II": "第二类", "III": "第三类",
+    "准": "境内（准）", "进": "进口（进）", "许": "港澳台（许）", "tax_evasion": "偷税",
+    "refund_fraud": "骗取留抵退税", "export_refund_fraud": "骗取出口退税",
+    "false_vat_invoice": "虚开增值税专用发票", "market_minor": "市场监管轻微违法", "other": "其他",
+}
+
 FIELD_LABELS: dict[str, str] = {
     **{d.path: d.label for d in CATALOGUE.values()},
     **LIST_LABELS,

@@ -132,12 +132,17 @@ class Rulebook:
     files: list[Path]
     root: Path
 
-    def keep_until(self, tax_year: int) -> date:
-        """留存备查 keep-until: `retention_years` from the day after the 汇算清缴 of tax_year ends."""
-        end = self.common.parameters["settlement_end"].at(date(tax_year + 1, 1, 1))
-        years = self.common.parameters["retention_years"].at(date(tax_year + 1, 1, 1))
-        assert end is not None and years is not None
+    def keep_until(self, tax_year: int) -> date | None:
+        """留存备查 keep-until: `retention_years` from the day after the 汇算清缴 of tax_year
+        ends; None for a year the retention rule does not cover (before 2018年第23号)."""
+        params = self.common.parameters
+        end = params["settlement_end"].at(date(tax_year + 1, 1, 1))
+        if end is None:
+            return None
         settle = date(tax_year + 1, int(end.value["month"]), int(end.value["day"]))
+        years = params["retention_years"].at(settle)
+        if years is None:
+            return None
         start = settle + timedelta(days=1)
         return date(start.year + int(years.value), start.month, start.day) - timedelta(days=1)
 

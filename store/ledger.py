@@ -16,3 +16,17 @@ def awarded_subjects(db: Database) -> set[str] | None:
             return {f"{b}|{sub}" for b, sub in s.execute(select(Award.benefit_id, Award.subject_id))}
     except SQLAlchemyError:
         return None
+
+
+def awarded_among(db: Database, subject_ids: list[str]) -> set[str] | None:
+    """The ledger entries (`benefit_id|subject_id`) for these subjects only — what a self-check
+    of one profile needs; None when the store cannot answer."""
+    if not subject_ids:
+        return set()
+    try:
+        with db.read_session() as s:
+            rows = s.execute(select(Award.benefit_id, Award.subject_id)
+                             .where(Award.subject_id.in_(sorted(set(subject_ids)))))
+            return {f"{b}|{sub}" for b, sub in rows}
+    except SQLAlchemyError:
+        return None

@@ -69,9 +69,30 @@ def test_eligibility_contract_shape(client):
 def test_same_answer_as_the_engine(client, app):
     from engine.profile import parse_profile
     ev = app.state.runtime.evaluator
-    want = ev.evaluate(parse_profile(EXAMPLE_PROFILE), as_of=date(2026, 3, 31)).model_dump(mode="json")
+    # The service's store answers the ledger question (empty ledger: never awarded).
+    want = ev.evaluate(parse_profile(EXAMPLE_PROFILE), as_of=date(2026, 3, 31),
+                       awarded=set()).model_dump(mode="json")
     got = client.post("/v1/eligibility", json={"profile": EXAMPLE_PROFILE, "as_of": "2026-03-31"}).json()
     assert got == want
+
+
+def test_contract_sample_certificate_is_eligible_with_reference_amount(client):
+    # shared/contract/api.md's sample: a Class II domestic certificate obtained 2025-10-15,
+    # checked on 2026-03-31 (2026-H1 window, coverage 2025-10-01..2026-03-31).
+    sample = {"uscc": "91512000MA62XY001U", "name": "资阳示例口腔医疗器械有限公司", "in_park": True,
+              "industry_code": "C3589", "tax_credit_rating": "A", "on_serious_dishonest_list": False,
+              "device_registrations": [{"certificate_no": "川械注准20252170031", "product_name": "无托槽隐形矫治器",
+                                        "origin": "self_developed", "obtained_on": "2025-10-15"}],
+              "violations": []}
+    r = client.post("/v1/eligibility", json={"profile": sample, "as_of": "2026-03-31",
+                                             "benefits": ["device-registration-grant"]})
+    assert r.status_code == 200
+    (res,) = r.json()["results"]
+    assert res["subject"] == {"type": "certificate", "id": "川械注准20252170031"}
+    assert res["status"] == "eligible"
+    assert res["amount_cny"] == 300000 and res["amount_provisional"] is True
+    assert "参考金额" in res["amount_note"]
+    assert all(c["outcome"] == "pass" for c in res["criteria"])
 
 
 def test_benefit_filter_and_default_as_of(client):
