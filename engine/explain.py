@@ -10,7 +10,7 @@ from engine.conditions import AsOf, Compare, Count, Literal_, Param, WindowDate,
 from engine.dates import resolve_date
 from engine.facts import ALREADY_AWARDED, CATALOGUE, LIST_LABELS, LISTS, VALUE_LABELS
 from engine.loader import Benefit, WindowContext
-from engine.oracle import FAIL, PASS, UNKNOWN, Ctx, count_range, missing_facts, read
+from engine.oracle import FAIL, PASS, UNKNOWN, Ctx, count_range, evaluate, missing_facts, read
 from engine.results import (PROVISIONAL_NOTE, STATUS_ZH, BenefitResult, CriterionResult,
                             MaterialRef, Subject, WindowRef)
 
@@ -59,8 +59,9 @@ class Explainer:
                          for c in self.applicable for path in c.reads if path in LISTS}
         self.readers = {c.id: [(path, _reader(path)) for path in c.reads if path not in LISTS]
                         for c in self.applicable}
-        self.amount_spec = next((a for a in benefit.spec.amount_specs()
-                                 if a.applies is None or a.applies.contains(as_of)), None)
+        self.amount_spec, self.amount_cond = next(
+            ((a, cond) for a, cond in zip(benefit.spec.amount_specs(), benefit.amount_conds or [None] * 99)
+             if a.applies is None or a.applies.contains(as_of)), (None, None))
         self._materials = self._build_materials()
         self._window_ref = self._build_window_ref()
 
@@ -186,7 +187,7 @@ class Explainer:
     def amount(self, ctx: Ctx) -> tuple[float | None, bool, list[tuple[str, Any]]]:
         """(amount, provisional?, [(fact, assumed value)]) for this subject."""
         spec = self.amount_spec
-        if spec is None:
+        if spec is None or (self.amount_cond is not None and evaluate(self.amount_cond, ctx) != PASS):
             return None, False, []
         used: list[str] = []
         assumed: list[tuple[str, Any]] = []

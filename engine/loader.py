@@ -58,6 +58,7 @@ class Benefit:
     spec: BenefitFile
     criteria: list[CompiledCriterion]
     source: Path
+    amount_conds: list[Any] = field(default_factory=list)   # parsed `amount.when`, per spec
 
     @property
     def id(self) -> str:
@@ -200,7 +201,7 @@ def _translate(e: dict) -> str:
 
 
 def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str
-                   ) -> tuple[list[CompiledCriterion], list[RuleProblem]]:
+                   ) -> tuple[list[CompiledCriterion], list[RuleProblem], list[Any]]:
     problems: list[RuleProblem] = []
 
     def err(loc: tuple, msg: str) -> None:
@@ -250,8 +251,15 @@ def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str
                 basis=tuple(by_id[b.ref].citation(b.article) for b in c.basis if b.ref in by_id),
                 materials=tuple(c.materials), applies=c.applies, cond=cond,
                 reads=tuple(fact_paths(cond))))
+    amount_conds: list[Any] = []
     for i, spec_amount in enumerate(spec.amount_specs()):
         loc = ("amount", i) if isinstance(spec.amount, list) else ("amount",)
+        amount_cond = None
+        if spec_amount.when is not None:
+            amount_cond, cps = parse_condition(spec_amount.when, loc + ("when",), param_types, spec.unit)
+            for p in cps:
+                err(p.loc, p.message)
+        amount_conds.append(amount_cond)
         refs: list[str] = []
         facts: list[str] = []
         for m in spec_amount.materials:
@@ -299,7 +307,7 @@ def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str
                     err(loc + ("expect",), f"示例「{ex.name}」期望了不存在的条件 `{cid}`")
             if e.get("status") not in (None, "eligible", "ineligible", "needs_info", "not_in_force"):
                 err(loc + ("expect",), f"示例「{ex.name}」的期望状态无效：{e.get('status')}")
-    return compiled, problems
+    return compiled, problems, amount_conds
 
 
 def _raw_condition_problems(doc: SourceDoc, name: str) -> list[RuleProblem]:
@@ -358,8 +366,8 @@ def load_benefit_file(path: Path, root: Path) -> tuple[Benefit | None, list[Rule
     except ValidationError as exc:
         # Still check the conditions, so one run reports every problem of the file.
         return None, _pydantic_problems(exc, doc, name) + _raw_condition_problems(doc, name)
-    compiled, problems = _check_benefit(spec, doc, name, path.stem)
-    return (Benefit(spec, compiled, path) if not problems else None), problems
+    compiled, problems, amount_conds = _check_benefit(spec, doc, name, path.stem)
+    return (Benefit(spec, compiled, path, amount_conds) if not problems else None), problems
 
 
 def load_rulebook(root: Path | str | None = None) -> Rulebook:

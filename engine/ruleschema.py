@@ -171,6 +171,7 @@ class Multiply(_Strict):
 class AmountSpec(_Strict):
     applies: OptionalPeriod | None = None
     materials: list[str] = []      # materials that prove the amount's inputs (e.g. innovative)
+    when: Any = None               # optional condition: the amount is only computed where it passes
     lookup: Lookup | None = None
     brackets: Brackets | None = None
     multiply: Multiply | None = None

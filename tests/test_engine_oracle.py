@@ -167,7 +167,7 @@ def test_every_compiled_shape_matches_oracle(book, ent, cert, ps, ledger):
     for bid, unit, conds in (("small-low-profit-cit", "enterprise", ent),
                              ("device-registration-grant", "certificate", cert)):
         spec = BenefitFile.model_validate(benefit_file(bid, unit, conds))
-        compiled, problems = _check_benefit(spec, SourceDoc(path=None, data=None), bid, bid)  # type: ignore[arg-type]
+        compiled, problems, _amounts = _check_benefit(spec, SourceDoc(path=None, data=None), bid, bid)  # type: ignore[arg-type]
         assert not problems, problems
         from engine.loader import Benefit
         benefits[bid] = Benefit(spec, compiled, None)  # type: ignore[arg-type]
