@@ -1,0 +1,93 @@
+"""`yagu check` and `yagu rules ...` as a user runs them."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+YAGU = str(ROOT / ".venv" / "bin" / "yagu")
+
+SAMPLE = {
+    "uscc": "91512000MA62XY001U", "name": "资阳示例口腔医疗器械有限公司", "in_park": True,
+    "industry_code": "C3589", "tax_credit_rating": "A", "on_serious_dishonest_list": False,
+    "device_registrations": [{"certificate_no": "川械注准20252170031", "product_name": "无托槽隐形矫治器",
+                              "origin": "self_developed", "obtained_on": "2025-10-15"}],
+    "violations": [],
+}
+
+
+def yagu(*args: str, cwd: Path = ROOT, env_db: str | None = None) -> subprocess.CompletedProcess:
+    import os
+    env = dict(os.environ)
+    env["YAGU_DATABASE_URL"] = env_db or f"sqlite:///{cwd}/no-such-dir/none.db"
+    return subprocess.run([YAGU, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+
+
+def test_check_shows_every_benefit_and_every_criterion_in_chinese(tmp_path):
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps(SAMPLE, ensure_ascii=False), encoding="utf-8")
+    proc = yagu("check", str(f), "--as-of", "2026-03-31")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for title in ("Ⅱ类、Ⅲ类医疗器械产品注册证资金支持", "小型微利企业所得税优惠", "增值税期末留抵退税"):
+        assert title in out
+    assert "✓ 满足" in out and "? 待补充" in out and "依据：" in out
+    # no store configured: the ledger criterion is unknown, never a silent pass
+    assert "兑现台账" in out
+
+
+def test_check_json_is_the_contract_response(tmp_path):
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps({"profile": SAMPLE}, ensure_ascii=False), encoding="utf-8")
+    proc = yagu("check", str(f), "--as-of", "2026-03-31", "--benefit", "device-registration-grant",
+                "--no-ledger", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["as_of"] == "2026-03-31" and data["ruleset_version"]
+    (r,) = data["results"]
+    assert r["subject"] == {"type": "certificate", "id": "川械注准20252170031"}
+    assert r["status"] == "needs_info" and r["missing_facts"] == ["award_ledger"]
+    assert {c["outcome"] for c in r["criteria"]} == {"pass", "unknown"}
+    assert all(c["legal_basis"] for c in r["criteria"])
+
+
+def test_check_reports_every_profile_problem_with_its_path(tmp_path):
+    bad = dict(SAMPLE, uscc="91512000MA62XY001A", established_on="2099-01-01",
+               device_registrations=[{"certificate_no": "川械注准20252170031", "device_class": "III"}])
+    f = tmp_path / "bad.json"
+    f.write_text(json.dumps(bad, ensure_ascii=False), encoding="utf-8")
+    proc = yagu("check", str(f))
+    assert proc.returncode == 1
+    for path in ("uscc", "established_on", "device_registrations[0].device_class"):
+        assert f"{path}:" in proc.stderr
+    assert "3 个问题" in proc.stderr
+
+
+def test_check_rejects_an_unknown_benefit(tmp_path):
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps(SAMPLE, ensure_ascii=False), encoding="utf-8")
+    proc = yagu("check", str(f), "--benefit", "no-such-benefit")
+    assert proc.returncode != 0 and "no-such-benefit" in proc.stderr
+
+
+def test_rules_list_validate_and_test():
+    listed = yagu("rules", "list")
+    assert listed.returncode == 0 and "device-registration-grant" in listed.stdout
+    valid = yagu("rules", "validate")
+    assert valid.returncode == 0 and "校验通过" in valid.stdout
+    tested = yagu("rules", "test")
+    assert tested.returncode == 0
+    assert tested.stdout.strip().splitlines()[-1].endswith(" 0 failed")
+
+
+def test_rules_test_fails_on_a_wrong_expectation(tmp_path):
+    import shutil
+    root = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", root)
+    p = root / "benefits" / "small-low-profit-cit.yaml"
+    text = p.read_text(encoding="utf-8")
+    p.write_text(text.replace("status: not_in_force", "status: eligible", 1), encoding="utf-8")
+    proc = yagu("rules", "test", str(root))
+    assert proc.returncode == 1
+    assert "失败" in proc.stdout and "状态应为 eligible，实际为 not_in_force" in proc.stdout
