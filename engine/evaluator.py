@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import fields as dataclass_fields
+from dataclasses import dataclass, fields as dataclass_fields
 from datetime import date
 from typing import Any, Callable, Iterable, Sequence
 
@@ -42,6 +42,8 @@ class Evaluator:
         self._compiled: dict[tuple, tuple[CompiledRuleset, Plan]] = {}
         self._compile_lock = threading.Lock()
         self._explainers: dict[tuple, Explainer] = {}
+        self._prepared_cache: dict[tuple, _Prepared] = {}
+        self._next_windows: dict[date, WindowContext] = {}
 
     # -- parameters ---------------------------------------------------------------------------
     @staticmethod
@@ -91,6 +93,14 @@ class Evaluator:
                 self._explainers[key] = ex
         return ex
 
+    def _next_window(self, as_of: date) -> WindowContext:
+        w = self._next_windows.get(as_of)
+        if w is None:
+            if len(self._next_windows) >= 1024:
+                self._next_windows.clear()
+            w = self._next_windows[as_of] = self.book.calendar.next_window(as_of)
+        return w
+
     # -- public API ---------------------------------------------------------------------------
     def selected(self, benefits: Sequence[str] | None) -> list[Benefit]:
         if benefits is None:
@@ -109,7 +119,7 @@ class Evaluator:
                       benefits: Sequence[str] | None = None, window: WindowContext | None = None,
                       awarded: Iterable[str] | None = None) -> list[EligibilityResponse]:
         as_of = as_of or (window.as_of if window and window.as_of else shanghai_today())
-        window = window or self.book.calendar.next_window(as_of)
+        window = window or self._next_window(as_of)
         chosen = self.selected(benefits)
         profs = [p if isinstance(p, Profile) else parse_profile(p) for p in profiles]
         awarded_set = frozenset(awarded) if awarded is not None else None
@@ -193,12 +203,29 @@ class Evaluator:
                     out[(pi, ri, b.id)] = {c.id: oracle.evaluate(c.cond, ctx) for c in b.criteria}
         return out
 
+    def _prepared(self, as_of: date, window: WindowContext) -> "_Prepared":
+        """Ruleset, plan, date references and fact builders for one (date, window); cached so
+        a stream of single-profile calls (the API) pays for them once."""
+        key = (as_of, window, json.dumps(window.amounts, sort_keys=True, default=str))
+        with self._compile_lock:
+            prep = self._prepared_cache.get(key)
+        if prep is None:
+            ruleset, plan = self._ruleset(as_of, window)
+            refs = {s: resolve_date(s.rhs, as_of, window).toordinal()
+                    for table in (*plan.subject_slots.values(), *plan.item_slots.values())
+                    for s in table.keys if s.kind == "diff"}
+            prep = _Prepared(ruleset, plan, refs, _FactBuilder("E", plan.subject_slots["E"], refs),
+                             _FactBuilder("C", plan.subject_slots["C"], refs))
+            with self._compile_lock:
+                if len(self._prepared_cache) >= 256:
+                    self._prepared_cache.clear()
+                self._prepared_cache[key] = prep
+        return prep
+
     def _decide_engine(self, profs: list[Profile], as_of: date, window: WindowContext,
                        awarded: frozenset[str] | None) -> tuple[dict, list[dict]]:
-        ruleset, plan = self._ruleset(as_of, window)
-        refs = {s: resolve_date(s.rhs, as_of, window).toordinal()
-                for table in (*plan.subject_slots.values(), *plan.item_slots.values())
-                for s in table.keys if s.kind == "diff"}
+        prep = self._prepared(as_of, window)
+        ruleset, plan, refs = prep.ruleset, prep.plan, prep.refs
 
         # Phase 1: list items (violations, ...) against every count's `where`.
         where_targets = [(i, t) for i, t in enumerate(plan.targets) if t.kind == "where"]
@@ -231,8 +258,7 @@ class Evaluator:
 
         # Phase 2: one fact per subject (enterprise, and each certificate).
         facts, keys = [], []
-        e_fb = _FactBuilder("E", plan.subject_slots["E"], refs)
-        c_fb = _FactBuilder("C", plan.subject_slots["C"], refs)
+        e_fb, c_fb = prep.e_builder, prep.c_builder
         for pi, p in enumerate(profs):
             facts.append(e_fb.build(p, None, counts, pi, awarded))
             keys.append((pi, -1))
@@ -271,6 +297,15 @@ def _outcomes(fired: dict[str, set[int]], targets: list[tuple[int, Any]], n: int
                 raise EngineError(f"rule {i} both passed and failed for fact {k}")
             out[k][i] = FAIL
     return out
+
+
+@dataclass
+class _Prepared:
+    ruleset: CompiledRuleset
+    plan: Plan
+    refs: dict[Slot, int]
+    e_builder: "_FactBuilder"
+    c_builder: "_FactBuilder"
 
 
 class _FactBuilder:
