@@ -95,7 +95,10 @@ def proactive(rt, window_id: str) -> list[dict]:
 
 
 def close_window(rt, window_id: str, actor: str) -> dict:
-    return plain(_w().close_window(rt.store, window_id, actor=actor))
+    try:
+        return plain(_w().close_window(rt.store, window_id, actor=actor))
+    finally:
+        rt.invalidate_ledger()   # self-checks see the new awards at once
 
 
 def awards(rt, window_id: str) -> dict:

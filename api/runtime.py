@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import date
 from typing import Any
 
 from api.errors import ApiError
 from api.settings import Settings
+
+
+LEDGER_TTL = 2.0   # seconds
 
 
 class Runtime:
@@ -16,6 +20,8 @@ class Runtime:
         self._lock = threading.Lock()
         self._store = None
         self._benefit_ids = None
+        self._ledger: frozenset[str] | None = None
+        self._ledger_at = float("-inf")
 
     @property
     def evaluator(self):
@@ -35,6 +41,21 @@ class Runtime:
                     from api import domain
                     self._store = domain.open_store(self.settings)
         return self._store
+
+    def ledger(self) -> frozenset[str] | None:
+        """The award ledger for self-checks, re-read at most every LEDGER_TTL seconds: it only
+        changes when a window closes, and a close itself is guarded by the database constraint,
+        not by this cache. None when the store cannot answer (→ the criterion is unknown)."""
+        now = time.monotonic()
+        if now - self._ledger_at > LEDGER_TTL:
+            from store.ledger import awarded_subjects
+            found = awarded_subjects(self.store)
+            self._ledger = None if found is None else frozenset(found)
+            self._ledger_at = now
+        return self._ledger
+
+    def invalidate_ledger(self) -> None:
+        self._ledger_at = float("-inf")
 
     def benefit_ids(self) -> frozenset[str]:
         if self._benefit_ids is None:

@@ -48,13 +48,10 @@ def parse(profile: Any, extra: list[tuple[str, str]] | None = None):
 
 
 def _eligibility_sync(rt: Runtime, profile: Any, as_of: date, benefits):
-    from store.ledger import awarded_among
     p = parse(profile, benefit_problems(benefits, rt))
     # The grant's "never awarded before" criterion is answered by the award ledger; if the
     # store cannot answer, the engine reports it as unknown.
-    certs = [r.certificate_no for r in (p.device_registrations or [])]
-    return rt.evaluator.evaluate(p, as_of=as_of, benefits=benefits,
-                                 awarded=awarded_among(rt.store, certs))
+    return rt.evaluator.evaluate(p, as_of=as_of, benefits=benefits, awarded=rt.ledger())
 
 
 async def eligibility(rt: Runtime, profile: Any, as_of: Optional[date],

@@ -21,16 +21,32 @@ OUTCOME_ZH = {"pass": "满足", "fail": "不满足", "unknown": "待补充"}
 PROVISIONAL_NOTE = "参考金额，以当期申报通知为准"
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}     # record class → field names (filled below)
+
+
 def to_json(v: Any) -> Any:
-    if isinstance(v, _Record):
-        return {f.name: to_json(getattr(v, f.name)) for f in fields(v)}
-    if isinstance(v, list):
+    """Plain JSON data (dicts, lists, ISO dates) of a record tree."""
+    t = type(v)
+    names = _FIELDS.get(t)
+    if names is not None:
+        return {n: to_json(getattr(v, n)) for n in names}
+    if t is list:
         return [to_json(x) for x in v]
-    if isinstance(v, dict):
+    if t is dict:
         return {k: to_json(x) for k, x in v.items()}
-    if isinstance(v, date):
+    if t is date:
         return v.isoformat()
     return v
+
+
+def _shallow(v: Any) -> Any:
+    """json.dumps hook: the C encoder walks lists and dicts; only records and dates come here."""
+    names = _FIELDS.get(type(v))
+    if names is not None:
+        return {n: getattr(v, n) for n in names}
+    if isinstance(v, date):
+        return v.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(v).__name__}")
 
 
 class _Record:
@@ -38,7 +54,7 @@ class _Record:
         return to_json(self)
 
     def model_dump_json(self) -> str:
-        return json.dumps(to_json(self), ensure_ascii=False)
+        return json.dumps(self, default=_shallow, ensure_ascii=False)
 
     def model_copy(self, update: dict[str, Any] | None = None):
         return replace(self, **(update or {}))  # type: ignore[type-var]
@@ -126,3 +142,8 @@ class TaxSelfAssessment(_Record):
     ruleset_version: str
     items: list[TaxItem]
     conflicts: list[Conflict]
+
+
+for _cls in (Subject, CriterionResult, MaterialRef, WindowRef, BenefitResult, EligibilityResponse,
+             TaxItem, Conflict, TaxSelfAssessment):
+    _FIELDS[_cls] = tuple(f.name for f in fields(_cls))
