@@ -74,7 +74,7 @@ def field_name(path: str) -> str:
     for prefix, table in (("device_registrations.", DEVICE_FIELDS), ("violations.", VIOLATION_FIELDS)):
         if path.startswith(prefix) and path[len(prefix):] in table:
             return table[path[len(prefix):]]
-    label = _engine_labels().get(path)   # derived facts such as certificate.device_class
+    label = _engine_labels().get(path)   # derived facts (certificate.device_class), award_ledger
     if label:
         return f"注册证的{label}" if path.startswith("certificate.") and not label.startswith("注册证") else label
     return path
@@ -87,8 +87,8 @@ def _engine_labels() -> dict:
     global _labels
     if _labels is None:
         try:
-            from engine.facts import CATALOGUE
-            _labels = {k: v.label for k, v in CATALOGUE.items()}
+            from engine.facts import FIELD_LABELS
+            _labels = dict(FIELD_LABELS)
         except Exception:  # noqa: BLE001 - notices render without the engine installed too
             _labels = {}
     return _labels
@@ -107,6 +107,9 @@ def format_value(path: str, value) -> str:
         return "是" if value else "否"
     if leaf in ENUMS and not isinstance(value, (list, dict)):
         return str(ENUMS[leaf].get(value, value))
+    if isinstance(value, str):
+        from engine.facts import VALUE_LABELS   # codes the engine derives, e.g. registration
+        return VALUE_LABELS.get(value, value)
     if isinstance(value, (int, float)) and leaf.endswith("_cny"):
         return f"{value:,.2f} 元"
     if isinstance(value, (int, float)) and leaf.endswith("_share"):
