@@ -12,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from engine.messages import pydantic_message
+
 log = logging.getLogger("yagu.api")
 
 STATUS_DETAIL = {
@@ -63,68 +65,9 @@ def loc_to_path(loc: Iterable[Any]) -> str:
     return out or "(请求体)"
 
 
-def _fmt_expected(ctx: dict) -> str:
-    return str(ctx.get("expected", "")).replace("'", "")
-
-
 def chinese_message(err: dict) -> str:
     """A Chinese message for one pydantic/FastAPI validation error."""
-    t = err.get("type", "")
-    ctx = err.get("ctx") or {}
-    table = {
-        "missing": "缺少必填字段",
-        "json_invalid": "JSON 格式错误",
-        "json_type": "应为 JSON 数据",
-        "string_type": "应为字符串",
-        "int_type": "应为整数",
-        "int_parsing": "应为整数",
-        "int_from_float": "应为整数，不能带小数",
-        "float_type": "应为数字",
-        "float_parsing": "应为数字",
-        "decimal_type": "应为数字",
-        "bool_type": "应为布尔值（true 或 false）",
-        "bool_parsing": "应为布尔值（true 或 false）",
-        "date_type": "应为日期，格式 YYYY-MM-DD",
-        "date_parsing": "应为日期，格式 YYYY-MM-DD",
-        "date_from_datetime_parsing": "应为日期，格式 YYYY-MM-DD",
-        "date_from_datetime_inexact": "应为日期，不能带时间",
-        "list_type": "应为数组",
-        "dict_type": "应为 JSON 对象",
-        "model_type": "应为 JSON 对象",
-        "model_attributes_type": "应为 JSON 对象",
-        "extra_forbidden": "不允许的字段",
-        "uuid_parsing": "应为 UUID",
-        "bytes_type": "应为文件",
-        "value_error": "取值无效",
-        "url_parsing": "应为网址",
-        "string_unicode": "应为 UTF-8 文本",
-    }
-    if t in table:
-        msg = table[t]
-        if t == "value_error" and ctx.get("error"):
-            msg = f"取值无效：{ctx['error']}"
-        return msg
-    if t in ("literal_error", "enum"):
-        return f"取值必须是以下之一：{_fmt_expected(ctx)}"
-    if t == "string_too_short":
-        return f"长度不能少于 {ctx.get('min_length')} 个字符"
-    if t == "string_too_long":
-        return f"长度不能超过 {ctx.get('max_length')} 个字符"
-    if t == "too_short":
-        return f"至少需要 {ctx.get('min_length')} 项"
-    if t == "too_long":
-        return f"最多允许 {ctx.get('max_length')} 项"
-    if t == "string_pattern_mismatch":
-        return "格式不正确"
-    if t == "greater_than":
-        return f"应大于 {ctx.get('gt')}"
-    if t == "greater_than_equal":
-        return f"应不小于 {ctx.get('ge')}"
-    if t == "less_than":
-        return f"应小于 {ctx.get('lt')}"
-    if t == "less_than_equal":
-        return f"应不大于 {ctx.get('le')}"
-    return "取值无效"
+    return pydantic_message(err)
 
 
 def _domain_status(exc: BaseException) -> int | None:

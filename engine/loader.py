@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from engine.conditions import Cond, fact_paths, parse_condition
 from engine.facts import CATALOGUE, FactType
+from engine.messages import pydantic_message
 from engine.profile import ProfileError, parse_profile
 from engine.ruleschema import (BENEFIT_IDS, BenefitFile, CalendarFile, CommonFile, Document,
                                OptionalPeriod, Parameter, ParamValue)
@@ -166,38 +167,9 @@ def _pydantic_problems(exc: ValidationError, doc: SourceDoc, name: str) -> list[
         # pydantic puts union branch names (e.g. `float`, `dict[str,any]`) into locs: drop them
         clean = tuple(x for x in loc if not (isinstance(x, str) and ("[" in x or x in ("float", "int", "bool", "str", "Lookup", "NumberRef", "list[AmountSpec]", "AmountSpec"))))
         where = ".".join(str(x) for x in clean) or "(文件)"
-        msg = _translate(e)
+        msg = pydantic_message(e)
         out.append(RuleProblem(name, doc.line_of(clean), f"{where}: {msg}"))
     return out
-
-
-def _translate(e: dict) -> str:
-    t, ctx = e["type"], e.get("ctx") or {}
-    if t == "missing":
-        return "缺少必填项"
-    if t == "extra_forbidden":
-        return "未知的键（拼写错误？）"
-    if t in ("date_from_datetime_parsing", "date_parsing", "date_type", "date_from_datetime_inexact"):
-        return f"日期无效：{e.get('input')!r}，应为 YYYY-MM-DD 的有效日期"
-    if t == "literal_error":
-        return f"取值 {e.get('input')!r} 无效，可选：{ctx.get('expected')}"
-    if t == "string_pattern_mismatch":
-        return f"格式不符（{ctx.get('pattern')}）：{e.get('input')!r}"
-    if t in ("too_short",):
-        return "不能为空"
-    if t == "value_error":
-        return str(ctx.get("error", e["msg"]))
-    if t in ("float_parsing", "float_type", "int_type", "int_parsing"):
-        return f"应为数值：{e.get('input')!r}"
-    if t in ("string_type",):
-        return f"应为文本：{e.get('input')!r}"
-    if t in ("list_type",):
-        return "应为列表"
-    if t in ("dict_type", "model_type", "model_attributes_type"):
-        return "应为映射"
-    if t in ("bool_type", "bool_parsing"):
-        return "应为 true 或 false"
-    return e["msg"]
 
 
 def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str

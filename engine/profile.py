@@ -33,6 +33,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from engine.messages import kind_of, pydantic_message
 from engine.certno import ParsedCertNo, parse_certificate_no
 from engine.uscc import validate_uscc
 
@@ -346,24 +347,10 @@ def _path(loc: tuple) -> str:
     return out
 
 
-def _kind_of(value: Any) -> str:
-    if isinstance(value, bool):
-        return "布尔值"
-    if isinstance(value, str):
-        return "字符串"
-    if isinstance(value, (int, float)):
-        return "数字"
-    if isinstance(value, list):
-        return "列表"
-    if isinstance(value, dict):
-        return "对象"
-    if value is None:
-        return "空值（null）"
-    return type(value).__name__
 
 
-def _num(x: Any) -> str:
-    return str(int(x)) if isinstance(x, float) and x.is_integer() else str(x)
+
+
 
 
 _FIELD_ORDER = {name: i for i, name in enumerate(Profile.model_fields)}
@@ -376,43 +363,7 @@ def _order(problem: Problem) -> tuple:
     return (_FIELD_ORDER.get(head, -1), int(index) if index else -1)
 
 
-def _message(err: dict) -> str:
-    t = err["type"]
-    ctx = err.get("ctx") or {}
-    value = err.get("input")
-    if t.startswith("yagu_"):
-        return err["msg"]
-    if t == "missing":
-        return "缺少必填字段"
-    if t == "float_type":
-        return f"必须是数字，不能是{_kind_of(value)}"
-    if t == "int_type":
-        if isinstance(value, float):
-            return "必须是整数，不能带小数点"
-        return f"必须是整数，不能是{_kind_of(value)}"
-    if t == "bool_type":
-        return f"必须是 true 或 false，不能是{_kind_of(value)}"
-    if t == "string_type":
-        return f"必须是字符串，不能是{_kind_of(value)}"
-    if t == "string_too_short":
-        return "不能为空"
-    if t == "string_too_long":
-        return f"不能超过 {ctx.get('max_length')} 个字符"
-    if t == "literal_error":
-        options = "、".join(re.findall(r"'([^']*)'", str(ctx.get("expected", ""))))
-        shown = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else f"“{value}”"
-        return f"取值 {shown} 无效，应为以下之一：{options}"
-    if t in ("greater_than_equal", "greater_than"):
-        return f"不能小于 {_num(ctx.get('ge', ctx.get('gt')))}"
-    if t in ("less_than_equal", "less_than"):
-        return f"不能大于 {_num(ctx.get('le', ctx.get('lt')))}"
-    if t == "finite_number":
-        return "必须是有限的数字"
-    if t == "list_type":
-        return f"必须是列表（[] 表示没有，null 表示未知），不能是{_kind_of(value)}"
-    if t in ("model_type", "model_attributes_type", "dict_type"):
-        return f"必须是对象，不能是{_kind_of(value)}"
-    return f"取值无效（{err['msg']}）"
+
 
 
 def parse_profile(data: Any, today: date | None = None) -> Profile:
@@ -420,7 +371,7 @@ def parse_profile(data: Any, today: date | None = None) -> Profile:
     if isinstance(data, Profile):
         data = data.model_dump(mode="json")
     if not isinstance(data, dict):
-        raise ProfileError([Problem("", f"企业画像必须是 JSON 对象，不能是{_kind_of(data)}")])
+        raise ProfileError([Problem("", f"企业画像必须是 JSON 对象，不能是{kind_of(data)}")])
     ref = today or shanghai_today()
     problems: list[Problem] = []
 
@@ -440,7 +391,7 @@ def parse_profile(data: Any, today: date | None = None) -> Profile:
         for err in e.errors():
             if err["type"] == "yagu_duplicate_certificate_no":
                 continue  # reported per entry above
-            problems.append(Problem(_path(err["loc"]), _message(err)))
+            problems.append(Problem(_path(err["loc"]), pydantic_message(err)))
         profile = None
     problems.extend(dup_paths)
     if problems:
