@@ -232,4 +232,7 @@ class Explainer:
             value = None if base is None or rate is None else max(base, 0) * rate
         if value is None:
             return None, False, []
-        return round(float(value), 2), any(self.provisional(p) for p in used), assumed
+        amount = round(float(value), 2)
+        if amount.is_integer():
+            amount = int(amount)        # 300000, as the contract shows it, not 300000.0
+        return amount, any(self.provisional(p) for p in used), assumed

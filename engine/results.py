@@ -104,7 +104,7 @@ class BenefitResult(_Record):
     subject: Subject | None
     status: Status
     status_text: str
-    amount_cny: float | None
+    amount_cny: float | int | None
     amount_provisional: bool
     amount_note: str | None
     criteria: list[CriterionResult]
