@@ -579,35 +579,53 @@ def _subjects(s: Session, window_id: str) -> list[tuple[str, str, Optional[str]]
 
 
 def _decision_rows(window_id: str, uscc: str, app_id, phash: str, version: str, resp, now) -> list[dict]:
-    rows = []
-    for r in resp.results:
-        subj = r.subject
-        rows.append({
+    """Rows of one enterprise's EligibilityResponse (single-enterprise paths)."""
+    from store.evalworker import result_rows
+
+    return _rows_of(window_id, uscc, app_id, phash, version, result_rows(resp), now)
+
+
+_DECISION_COLS = ("benefit_id", "benefit_kind", "subject_type", "subject_id", "status",
+                  "amount_cny", "amount_provisional", "trace")
+
+
+def _rows_of(window_id: str, uscc: str, app_id, phash: str, version: str, rows: list[tuple],
+             now) -> list[dict]:
+    out = []
+    for bid, kind, stype, sid, status, amount, prov, trace in rows:
+        out.append({
             "window_id": window_id, "uscc": uscc, "application_id": app_id,
-            "benefit_id": r.benefit_id, "benefit_kind": getattr(r, "kind", None) or "grant",
-            "subject_type": subj.type if subj else None, "subject_id": subj.id if subj else "",
-            "status": r.status,
-            "amount_cny": None if r.amount_cny is None else Decimal(str(r.amount_cny)),
-            "amount_provisional": bool(r.amount_provisional),
-            "trace": encode_json(r.model_dump(mode="json")),
-            "ruleset_version": version, "profile_hash": phash, "evaluated_at": now,
+            "benefit_id": bid, "benefit_kind": kind, "subject_type": stype, "subject_id": sid,
+            "status": status, "amount_cny": None if amount is None else Decimal(str(amount)),
+            "amount_provisional": prov, "trace": trace, "ruleset_version": version,
+            "profile_hash": phash, "evaluated_at": now,
         })
-    return rows
+    return out
 
 
 def evaluate_window(
     db: Database, window_id: str, *, progress: Callable[[int, int], None] | None = None,
     evaluator=None, batch_size: int = EVAL_BATCH, actor: str | None = None,
+    workers: int | None = None, stats: dict | None = None,
 ) -> EvaluationResult:
     """Evaluate every applicant and every other known enterprise of the window.
 
-    Committed per batch; safe to interrupt and re-run. A concurrent evaluation of the same
-    window is refused (Conflict) rather than interleaved. `progress(done, total)` is called
-    after each batch."""
-    from engine.profile import Profile
+    Committed per batch, in order; safe to interrupt and re-run. A concurrent evaluation of
+    the same window is refused (Conflict) rather than interleaved. `progress(done, total)`
+    is called after each batch.
 
+    `workers`: evaluation processes (default $YAGU_EVAL_WORKERS, else the CPU count; small
+    windows are evaluated in this process unless a number is given). `stats`, if given, is
+    filled with timings: engine seconds (summed over workers), workers used."""
+    from sqlalchemy import Text, cast
+
+    from store.evalworker import make_runner
+
+    if batch_size < 1:
+        raise ValidationFailed([RowProblem("每批评估的企业数必须是正整数", path="batch_size")])
     owner = _owner()
     w = _acquire_lease(db, window_id, owner)
+    runner = None
     try:
         ev = evaluator or get_evaluator()
         version = ev.ruleset_version
@@ -625,37 +643,47 @@ def evaluate_window(
         total = len(todo)
         if progress:
             progress(0, total)
+        runner = make_runner(ev, workers, total, w.as_of, ctx, awarded)
+        profile_text = cast(ProfileSnapshot.profile, Text)
+
+        def batches():
+            # Profiles are read as JSON text and parsed where they are evaluated.
+            for batch in _chunks(todo, batch_size):
+                hashes = list({h for _, h, _, _ in batch})
+                with db.read_session() as s:
+                    texts = dict(s.execute(
+                        select(ProfileSnapshot.hash, profile_text).where(ProfileSnapshot.hash.in_(hashes))
+                    ).all())
+                yield batch, [texts[h] for _, h, _, _ in batch]
+
+        dec_t, mark_t = Decision.__table__, EvaluationMark.__table__
         done = 0
-        for batch in _chunks(todo, batch_size):
-            hashes = list({h for _, h, _, _ in batch})
-            with db.read_session() as s:
-                profiles = dict(s.execute(
-                    select(ProfileSnapshot.hash, ProfileSnapshot.profile)
-                    .where(ProfileSnapshot.hash.in_(hashes))
-                ).all())
-            # Snapshots were validated on intake; re-validating would reject dates that
-            # were "today" then. model_validate without the not-in-future context suffices.
-            parsed = {h: Profile.model_validate(p, context={"today": date.max}) for h, p in profiles.items()}
-            resps = ev.evaluate_many([parsed[h] for _, h, _, _ in batch], as_of=w.as_of,
-                                     window=ctx, awarded=awarded)
+        for batch, results in runner.run(batches()):
             now = utcnow()
-            rows, mark_rows = [], []
-            for (u, h, a, k), resp in zip(batch, resps):
-                rows.extend(_decision_rows(window_id, u, a, h, version, resp, now))
+            rows, mark_rows, stale = [], [], []
+            for (u, h, a, k), res in zip(batch, results):
+                rows.extend(_rows_of(window_id, u, a, h, version, res, now))
                 mark_rows.append({"window_id": window_id, "uscc": u, "input_key": k})
-            usccs = [u for u, _, _, _ in batch]
+                if u in marks:
+                    stale.append(u)  # decisions exist only where a mark was written with them
             with db.session() as s:
                 _renew_lease(s, window_id, owner)
-                s.execute(delete(Decision).where(Decision.window_id == window_id,
-                                                 Decision.uscc.in_(usccs)))
-                s.execute(delete(EvaluationMark).where(EvaluationMark.window_id == window_id,
-                                                       EvaluationMark.uscc.in_(usccs)))
-                for chunk in _chunks(rows):
-                    s.execute(insert(Decision), chunk)
-                s.execute(insert(EvaluationMark), mark_rows)
+                conn = s.connection()
+                if stale:
+                    conn.execute(delete(dec_t).where(dec_t.c.window_id == window_id,
+                                                     dec_t.c.uscc.in_(stale)))
+                    conn.execute(delete(mark_t).where(mark_t.c.window_id == window_id,
+                                                      mark_t.c.uscc.in_(stale)))
+                _bulk_insert(conn, dec_t, rows)
+                conn.execute(insert(mark_t), mark_rows)
             done += len(batch)
             if progress:
                 progress(done, total)
+        if stats is not None:
+            stats.update(engine_seconds=runner.engine_seconds, workers=runner.workers,
+                         evaluated=total)
+        runner.close()
+        runner = None
         with db.session() as s:
             _renew_lease(s, window_id, owner)
             w2 = _get_window(s, window_id, lock=True)
@@ -668,9 +696,18 @@ def evaluate_window(
                          {"evaluated": total, "skipped": len(subjects) - total,
                           "ruleset_version": version, **counts})
     finally:
+        if runner is not None:
+            runner.close()
         _release_lease(db, window_id, owner)
     return EvaluationResult(window_id, counts["applicants"], counts["proactive"], total,
                             len(subjects) - total, version)
+
+
+def _bulk_insert(conn, table, rows: list[dict]) -> None:
+    """Core executemany in chunks (no ORM bookkeeping per row)."""
+    stmt = insert(table)
+    for chunk in _chunks(rows, 5000):
+        conn.execute(stmt, chunk)
 
 
 def _status_counts(s: Session, window_id: str) -> dict:

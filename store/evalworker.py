@@ -1,0 +1,300 @@
+"""Evaluation runners for `store.windows.evaluate_window`: in this process, or a pool of
+worker processes.
+
+The rule engine holds the GIL while it runs (PITFALLS 20), so a window is evaluated in
+parallel by processes, each with its own Evaluator. Workers get batches of profile JSON
+(as stored) and return, per enterprise, compact decision rows with the trace already
+serialised and compressed; the parent only reads profiles and writes rows, one
+transaction per batch, in batch order (so an interrupted run leaves a clean prefix).
+
+Workers are plain `python -m store.evalworker` subprocesses talking pickled frames over
+their stdin/stdout: no re-import of the caller's __main__ (multiprocessing's spawn would),
+and a worker whose parent dies (Ctrl-C, kill -9) reads EOF on stdin and exits.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from datetime import date
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional
+
+from store.models import encode_json
+
+ENV_WORKERS = "YAGU_EVAL_WORKERS"
+# Below this many enterprises to evaluate, starting worker processes (about a second:
+# imports and rule compilation) costs more than it saves.
+POOL_MIN_SUBJECTS = 2000
+IN_FLIGHT_PER_WORKER = 2
+
+
+class WorkerFailed(RuntimeError):
+    pass
+
+
+def resolve_workers(workers: Optional[int]) -> tuple[int, bool]:
+    """(number of processes, explicitly requested?) from the argument, $YAGU_EVAL_WORKERS,
+    or the CPU count."""
+    if workers is not None:
+        explicit = True
+    elif os.environ.get(ENV_WORKERS, "").strip():
+        raw = os.environ[ENV_WORKERS].strip()
+        try:
+            workers = int(raw)
+        except ValueError:
+            raise ValueError(f"环境变量 {ENV_WORKERS} 必须是正整数，不能是“{raw}”") from None
+        explicit = True
+    else:
+        workers, explicit = os.cpu_count() or 1, False
+    if workers < 1:
+        raise ValueError(f"评估进程数必须是正整数，不能是 {workers}")
+    return workers, explicit
+
+
+# --- shared by both runners ----------------------------------------------------------------
+
+
+def parse_stored_profile(text: str | bytes | dict):
+    """A snapshot as stored: validated on intake, so only rebuilt here. Re-validating
+    against today would reject dates that were "today" then, hence today=date.max."""
+    from engine.profile import Profile
+
+    if isinstance(text, dict):
+        return Profile.model_validate(text, context={"today": date.max})
+    return Profile.model_validate_json(text, context={"today": date.max})
+
+
+def result_rows(resp) -> list[tuple]:
+    """One enterprise's decisions: (benefit_id, kind, subject_type, subject_id, status,
+    amount, provisional, compressed trace) per benefit result."""
+    out = []
+    for r in resp.results:
+        subj = r.subject
+        out.append((r.benefit_id, getattr(r, "kind", None) or "grant",
+                    subj.type if subj else None, subj.id if subj else "", r.status,
+                    r.amount_cny, bool(r.amount_provisional), encode_json(r)))
+    return out
+
+
+def evaluate_batch(ev, texts: list, as_of: date, window, awarded) -> tuple[list[list[tuple]], float]:
+    """(rows per enterprise, engine seconds) for one batch of stored profiles."""
+    profiles = [parse_stored_profile(t) for t in texts]
+    t0 = time.perf_counter()
+    resps = ev.evaluate_many(profiles, as_of=as_of, window=window, awarded=awarded)
+    engine = time.perf_counter() - t0
+    return [result_rows(r) for r in resps], engine
+
+
+# --- runners -----------------------------------------------------------------------------
+
+
+class InProcessRunner:
+    workers = 1
+
+    def __init__(self, ev, as_of: date, window, awarded):
+        self.ev, self.as_of, self.window, self.awarded = ev, as_of, window, awarded
+        self.engine_seconds = 0.0
+
+    def run(self, batches: Iterable[tuple[Any, list]]) -> Iterator[tuple[Any, list]]:
+        for key, texts in batches:
+            rows, engine = evaluate_batch(self.ev, texts, self.as_of, self.window, self.awarded)
+            self.engine_seconds += engine
+            yield key, rows
+
+    def close(self) -> None:
+        pass
+
+
+class _Worker:
+    def __init__(self):
+        root = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env[ENV_WORKERS] = "1"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "store.evalworker"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, env=env, cwd=root, close_fds=True,
+            start_new_session=False)
+        self.out = Connection(os.dup(self.proc.stdin.fileno()), readable=False)
+        self.inp = Connection(os.dup(self.proc.stdout.fileno()), writable=False)
+        self.proc.stdin.close()
+        self.proc.stdout.close()
+        self.ready = False
+        self.results: queue.Queue = queue.Queue()
+        threading.Thread(target=self._drain, daemon=True, name="yagu-eval-reader").start()
+
+    def _drain(self) -> None:
+        # Results are read as they come, so a worker never blocks writing them while the
+        # parent blocks sending it the next batch (both pipes full).
+        while True:
+            try:
+                msg = self.inp.recv()
+            except (EOFError, OSError):
+                self.results.put(None)
+                return
+            self.results.put(msg)
+            if msg[0] == "error":
+                return
+
+    def send(self, msg) -> None:
+        try:
+            self.out.send(msg)
+        except OSError:
+            self.recv()  # the worker is gone: raise what it reported
+            raise
+
+    def recv(self):
+        while True:
+            msg = self.results.get()
+            if msg is None:
+                self.results.put(None)
+                try:
+                    code = self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    code = None
+                raise WorkerFailed(f"评估进程意外退出（退出码 {code}）")
+            kind = msg[0]
+            if kind == "ready":
+                self.ready = True
+                continue
+            if kind == "error":
+                self.results.put(msg)
+                raise WorkerFailed("评估进程出错：\n" + msg[1])
+            return msg
+
+    def close(self, timeout: float = 5) -> None:
+        try:
+            self.out.send(None)
+            self.out.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        try:
+            self.inp.close()  # after the worker exited: the reader thread has seen EOF
+        except OSError:
+            pass
+
+
+class PoolRunner:
+    """N worker processes, each with its own Evaluator; results come back in batch order
+    with at most IN_FLIGHT_PER_WORKER batches queued per worker (bounded memory)."""
+
+    def __init__(self, ev, workers: int, as_of: date, window, awarded):
+        init = {"rules_root": str(ev.book.root), "backend": getattr(ev, "backend", "durable_rules"),
+                "ruleset_version": ev.ruleset_version, "as_of": as_of, "window": window,
+                "awarded": awarded}
+        self.workers = workers
+        self.engine_seconds = 0.0
+        self._procs: list[_Worker] = []
+        try:
+            for _ in range(workers):
+                self._procs.append(_Worker())
+            for w in self._procs:  # after all have started: their start-up overlaps
+                w.send(init)
+        except BaseException:
+            self.close()
+            raise
+
+    def run(self, batches: Iterable[tuple[Any, list]]) -> Iterator[tuple[Any, list]]:
+        pending: deque = deque()  # (key, worker) in submission order
+        n = len(self._procs)
+        limit = n * IN_FLIGHT_PER_WORKER
+        for i, (key, texts) in enumerate(batches):
+            w = self._procs[i % n]
+            w.send(("batch", texts))
+            pending.append((key, w))
+            if len(pending) >= limit:
+                yield self._take(pending)
+        while pending:
+            yield self._take(pending)
+
+    def _take(self, pending: deque) -> tuple[Any, list]:
+        key, w = pending.popleft()
+        _, rows, engine = w.recv()
+        self.engine_seconds += engine
+        return key, rows
+
+    def close(self) -> None:
+        for w in self._procs:
+            w.close()
+        self._procs = []
+
+
+def make_runner(ev, workers: Optional[int], subjects: int, as_of: date, window, awarded):
+    n, explicit = resolve_workers(workers)
+    if n > 1 and not explicit and subjects < POOL_MIN_SUBJECTS:
+        n = 1
+    if n > 1 and (not hasattr(ev, "book") or not hasattr(ev.book, "root")):
+        n = 1  # an evaluator we cannot rebuild in another process: evaluate here
+    if n == 1:
+        return InProcessRunner(ev, as_of, window, awarded)
+    return PoolRunner(ev, n, as_of, window, awarded)
+
+
+# --- the worker process ------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGKILL when the parent dies, even while busy evaluating (EOF on stdin
+    covers the idle case and other systems)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def main() -> None:
+    ppid = os.getppid()
+    _die_with_parent()
+    if os.getppid() != ppid:
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and closes us
+    # The protocol owns the original stdout; stray prints go to stderr.
+    out = Connection(os.dup(1), readable=False)
+    os.dup2(2, 1)
+    inp = Connection(os.dup(0), writable=False)
+    try:
+        init = inp.recv()
+    except EOFError:
+        return
+    try:
+        from engine import Evaluator, load_rulebook
+
+        ev = Evaluator(load_rulebook(init["rules_root"]), backend=init["backend"])
+        if ev.ruleset_version != init["ruleset_version"]:
+            raise RuntimeError("规则文件在评估期间发生了变化（规则版本不一致），请重新执行评估")
+        out.send(("ready",))
+        awarded = init["awarded"]
+        while True:
+            try:
+                msg = inp.recv()
+            except EOFError:
+                return
+            if msg is None:
+                return
+            rows, engine = evaluate_batch(ev, msg[1], init["as_of"], init["window"], awarded)
+            out.send(("ok", rows, engine))
+    except BaseException:  # noqa: BLE001 — reported to the parent, which raises it
+        try:
+            out.send(("error", traceback.format_exc()))
+        except OSError:
+            pass
+
+
+if __name__ == "__main__":
+    main()
