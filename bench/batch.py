@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import secrets
 import sys
 import tempfile
@@ -26,8 +25,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-def peak_rss_mb(who=resource.RUSAGE_SELF) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024
+def peak_rss_mb() -> float:
+    from store.evalworker import peak_rss_mb
+
+    return peak_rss_mb()
 
 
 def engine_baseline(profiles: list[dict], ev) -> float:
@@ -100,7 +101,9 @@ def run(kind: str, n: int, data: bytes, ev, workers: int) -> dict:
         t["close"] = time.perf_counter() - t0
         t["total"] = t["open"] + t["import"] + t["evaluate"] + t["close"]
         t["engine"] = stats["engine_seconds"]
+        t["stats"] = stats
         t["workers"] = stats["workers"]
+        t["worker_rss"] = stats["worker_peak_rss_mb"]
         t["awards"] = len(closed.awards)
         if kind == "sqlite":
             t["db_mb"] = sum(f.stat().st_size for f in Path(tmp).iterdir()) / 1e6
@@ -148,8 +151,13 @@ def main() -> None:
             print(f"[{kind}, {t['workers']} 个评估进程] 开设 {t['open']:.2f} s | 导入 {t['import']:.1f} s | "
                   f"评估 {t['evaluate']:.1f} s（规则引擎累计 {t['engine']:.1f} s）| 关闭 {t['close']:.1f} s | "
                   f"合计 {t['total']:.1f} s = {rate:.0f} 件/秒，为基线的 {rate / base:.2f} 倍"
-                  f"（兑现 {t['awards']} 项，库 {t['db_mb']:.0f} MB）| 峰值 RSS 本进程 {peak_rss_mb():.0f} MB，"
-                  f"最大子进程 {peak_rss_mb(resource.RUSAGE_CHILDREN):.0f} MB")
+                  f"（兑现 {t['awards']} 项，库 {t['db_mb']:.0f} MB）| 峰值 RSS 本进程 {peak_rss_mb():.0f} MB"
+                  + (f"，每个评估进程 ≤ {t['worker_rss']:.0f} MB，合计 ≤ "
+                     f"{peak_rss_mb() + t['workers'] * t['worker_rss']:.0f} MB" if t["workers"] > 1 else ""))
+            st = t["stats"]
+            print(f"    评估明细：解析画像 {st['parse_seconds']:.1f} s + 规则引擎 {st['engine_seconds']:.1f} s"
+                  f" + 序列化压缩 {st['encode_seconds']:.1f} s（评估进程内，各进程累计）；主进程 读画像 "
+                  f"{st['read_seconds']:.1f} s，写结论 {st['write_seconds']:.1f} s，等待评估进程 {st['wait_seconds']:.1f} s")
             sys.stdout.flush()
 
 

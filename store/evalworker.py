@@ -84,32 +84,62 @@ def result_rows(resp) -> list[tuple]:
     return out
 
 
-def evaluate_batch(ev, texts: list, as_of: date, window, awarded) -> tuple[list[list[tuple]], float]:
-    """(rows per enterprise, engine seconds) for one batch of stored profiles."""
-    profiles = [parse_stored_profile(t) for t in texts]
+def evaluate_batch(ev, texts: list, as_of: date, window, awarded) -> tuple[list[list[tuple]], tuple]:
+    """(rows per enterprise, (parse, engine, encode) seconds) for one batch of stored profiles."""
     t0 = time.perf_counter()
+    profiles = [parse_stored_profile(t) for t in texts]
+    t1 = time.perf_counter()
     resps = ev.evaluate_many(profiles, as_of=as_of, window=window, awarded=awarded)
-    engine = time.perf_counter() - t0
-    return [result_rows(r) for r in resps], engine
+    t2 = time.perf_counter()
+    rows = [result_rows(r) for r in resps]
+    return rows, (t1 - t0, t2 - t1, time.perf_counter() - t2)
+
+
+class _Times:
+    """Seconds spent in the workers (summed over them)."""
+
+    def __init__(self):
+        self.parse = self.engine = self.encode = 0.0
+
+    def add(self, t: tuple) -> None:
+        self.parse += t[0]
+        self.engine += t[1]
+        self.encode += t[2]
 
 
 # --- runners -----------------------------------------------------------------------------
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM; unlike getrusage's maxrss it does not
+    include the parent's image a subprocess had before exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 class InProcessRunner:
     workers = 1
+    worker_peak_rss_mb = 0.0
 
     def __init__(self, ev, as_of: date, window, awarded):
         self.ev, self.as_of, self.window, self.awarded = ev, as_of, window, awarded
-        self.engine_seconds = 0.0
+        self.times = _Times()
 
     def run(self, batches: Iterable[tuple[Any, list]]) -> Iterator[tuple[Any, list]]:
         for key, texts in batches:
-            rows, engine = evaluate_batch(self.ev, texts, self.as_of, self.window, self.awarded)
-            self.engine_seconds += engine
+            rows, t = evaluate_batch(self.ev, texts, self.as_of, self.window, self.awarded)
+            self.times.add(t)
             yield key, rows
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         pass
 
 
@@ -129,7 +159,10 @@ class _Worker:
         self.proc.stdout.close()
         self.ready = False
         self.results: queue.Queue = queue.Queue()
+        self.outbox: queue.Queue = queue.Queue()
         threading.Thread(target=self._drain, daemon=True, name="yagu-eval-reader").start()
+        self.feeder = threading.Thread(target=self._feed, daemon=True, name="yagu-eval-writer")
+        self.feeder.start()
 
     def _drain(self) -> None:
         # Results are read as they come, so a worker never blocks writing them while the
@@ -144,12 +177,24 @@ class _Worker:
             if msg[0] == "error":
                 return
 
+    def _feed(self) -> None:
+        # Batches are written by this thread: the parent goes on writing decisions while
+        # a worker still finishes its previous batch.
+        while True:
+            msg = self.outbox.get()
+            try:
+                self.out.send(msg)
+            except OSError:
+                return  # the worker is gone; recv() reports it
+            if msg is None:
+                try:
+                    self.out.close()
+                except OSError:
+                    pass
+                return
+
     def send(self, msg) -> None:
-        try:
-            self.out.send(msg)
-        except OSError:
-            self.recv()  # the worker is gone: raise what it reported
-            raise
+        self.outbox.put(msg)
 
     def recv(self):
         while True:
@@ -170,12 +215,11 @@ class _Worker:
                 raise WorkerFailed("评估进程出错：\n" + msg[1])
             return msg
 
-    def close(self, timeout: float = 5) -> None:
-        try:
-            self.out.send(None)
-            self.out.close()
-        except OSError:
-            pass
+    def close(self, timeout: float = 5, abort: bool = False) -> None:
+        if abort:
+            self.proc.kill()
+        self.outbox.put(None)
+        self.feeder.join(timeout)
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -196,7 +240,8 @@ class PoolRunner:
                 "ruleset_version": ev.ruleset_version, "as_of": as_of, "window": window,
                 "awarded": awarded}
         self.workers = workers
-        self.engine_seconds = 0.0
+        self.times = _Times()
+        self.worker_peak_rss_mb = 0.0
         self._procs: list[_Worker] = []
         try:
             for _ in range(workers):
@@ -222,13 +267,15 @@ class PoolRunner:
 
     def _take(self, pending: deque) -> tuple[Any, list]:
         key, w = pending.popleft()
-        _, rows, engine = w.recv()
-        self.engine_seconds += engine
+        _, rows, t, rss = w.recv()
+        self.times.add(t)
+        self.worker_peak_rss_mb = max(self.worker_peak_rss_mb, rss)
         return key, rows
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Stop the workers: after their queued batches, or at once (abort)."""
         for w in self._procs:
-            w.close()
+            w.close(abort=abort)
         self._procs = []
 
 
@@ -287,8 +334,8 @@ def main() -> None:
                 return
             if msg is None:
                 return
-            rows, engine = evaluate_batch(ev, msg[1], init["as_of"], init["window"], awarded)
-            out.send(("ok", rows, engine))
+            rows, t = evaluate_batch(ev, msg[1], init["as_of"], init["window"], awarded)
+            out.send(("ok", rows, t, peak_rss_mb()))
     except BaseException:  # noqa: BLE001 — reported to the parent, which raises it
         try:
             out.send(("error", traceback.format_exc()))

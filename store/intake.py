@@ -301,13 +301,36 @@ def _map_header(t: Table, cols: list[Col], problems: list[RowProblem], extra: li
     return mapping
 
 
+_MEMO_LIMIT = 4096
+_memo: dict[tuple, Any] = {}
+
+
+def _cell_memo(c: Col, raw: Any) -> Any:
+    """_cell, remembered for repeated cells (是/否, dates, codes, enums repeat in every row).
+    Keyed by type too: True == 1 == 1.0 must not share an entry. Identifiers (uscc,
+    free text) are unique per row and not worth remembering."""
+    if c.kind in ("uscc", "str"):
+        return _cell(c, raw)
+    key = (c.kind, id(c.choices), type(raw), raw)  # choices: module-level tables
+    try:
+        return _memo[key]
+    except KeyError:
+        pass
+    except TypeError:  # unhashable cell value
+        return _cell(c, raw)
+    v = _cell(c, raw)  # errors are not remembered: each bad cell is reported
+    if len(_memo) < _MEMO_LIMIT:
+        _memo[key] = v
+    return v
+
+
 def _row_values(t: Table, r: list, mapping: dict[int, Col], rowno: int, problems: list) -> tuple[dict, dict, bool]:
     vals, refs, ok = {}, {}, True
     for i, c in mapping.items():
         raw = r[i] if i < len(r) else None
         refs[c.field] = (t.sheet, rowno, t.header[i])
         try:
-            v = _cell(c, raw)
+            v = _cell_memo(c, raw)
         except ValueError as e:
             problems.append(RowProblem(str(e), sheet=t.sheet, row=rowno, column=t.header[i]))
             ok = False

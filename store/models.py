@@ -64,7 +64,7 @@ class CompressedJSON(TypeDecorator):
 _DICTS = {zlib.adler32(TRACE_DICT_V1): TRACE_DICT_V1}
 # Compressor primed with the dictionary once; each value compresses on a copy (priming
 # per value costs more than compressing a trace).
-_PRIMED = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_DEFAULT_STRATEGY, TRACE_DICT_V1)
+_PRIMED = zlib.compressobj(1, zlib.DEFLATED, 15, 8, zlib.Z_DEFAULT_STRATEGY, TRACE_DICT_V1)
 
 
 def _json_bytes(value: Any) -> bytes:

@@ -19,6 +19,7 @@ import re
 import secrets
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -29,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from store import audit
 from store.calendar import window_defaults
+from store.bulk import insert_dicts, insert_rows
 from store.db import Database
 from store.errors import Conflict, NotFound, RowProblem, ValidationFailed
 from store.models import (
@@ -245,14 +247,17 @@ def _code_hash(application_id: str, code: str) -> str:
     return hashlib.sha256(f"{application_id}:{code}".encode()).hexdigest()
 
 
-def new_access_code() -> str:
-    # 12 characters from an unambiguous alphabet (≈ 60 bits): typed from a paper notice.
-    alphabet = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
-    return "".join(secrets.choice(alphabet) for _ in range(12))
+_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 
-def new_application_id() -> str:
-    return "A" + secrets.token_hex(8).upper()
+def new_access_code(rand: bytes | None = None) -> str:
+    # 12 characters from an unambiguous alphabet (32 symbols, 60 bits): typed from a paper
+    # notice. 256 is a multiple of 32, so `b & 31` is uniform.
+    return "".join([_CODE_ALPHABET[b & 31] for b in (rand[:12] if rand else secrets.token_bytes(12))])
+
+
+def new_application_id(rand: bytes | None = None) -> str:
+    return "A" + (rand[:8] if rand else secrets.token_bytes(8)).hex().upper()
 
 
 @dataclass
@@ -276,10 +281,13 @@ class IntakeResult:
 
 def _store_enterprises(s: Session, records: list[Intake], source: str, now) -> dict[str, str]:
     """Upsert enterprises and snapshots; return uscc → snapshot hash."""
+    from engine.profile import canonical_json
+
     by_uscc: dict[str, tuple[Intake, dict, str]] = {}
     for r in records:
         pj = r.profile.model_dump(mode="json")
-        by_uscc[r.profile.uscc] = (r, pj, r.profile.profile_hash())
+        # == Profile.profile_hash(), without dumping the model a second time
+        by_uscc[r.profile.uscc] = (r, pj, hashlib.sha256(canonical_json(pj).encode()).hexdigest())
     usccs = list(by_uscc)
     existing: dict[str, Optional[str]] = {}
     for chunk in _chunks(usccs):
@@ -296,8 +304,7 @@ def _store_enterprises(s: Session, records: list[Intake], source: str, now) -> d
          "created_at": now, "updated_at": now}
         for u, (_, pj, h) in by_uscc.items() if u not in existing
     ]
-    for chunk in _chunks(new_ents):
-        s.execute(insert(Enterprise), chunk)
+    insert_dicts(s.connection(), Enterprise.__table__, new_ents)
     changed = [u for u, (_, _, h) in by_uscc.items() if u in existing and existing[u] != h]
     versions: dict[str, int] = {}
     if changed:
@@ -321,8 +328,7 @@ def _store_enterprises(s: Session, records: list[Intake], source: str, now) -> d
         {"hash": h, "uscc": u, "version": versions.get(u, 0) + 1, "profile": pj, "created_at": now}
         for u, (_, pj, h) in by_uscc.items() if h not in known_snaps
     ]
-    for chunk in _chunks(new_snaps):
-        s.execute(insert(ProfileSnapshot), chunk)
+    insert_dicts(s.connection(), ProfileSnapshot.__table__, new_snaps)
     return {u: h for u, (_, _, h) in by_uscc.items()}
 
 
@@ -339,6 +345,7 @@ def _store_applications(
         ):
             existing[row.uscc] = (row.id, row.snapshot_hash, row.claims)
     results, inserts, updates = [], [], []
+    rand = memoryview(b"")
     for r in records:
         u = r.profile.uscc
         h = snaps[u]
@@ -353,8 +360,11 @@ def _store_applications(
                     upd["a"] = _code_hash(app_id, res.access_code)
                 updates.append(upd)
         else:
-            app_id = new_application_id()
-            code = new_access_code()
+            if len(rand) < 20:  # one urandom call per thousand applications, not two each
+                rand = memoryview(secrets.token_bytes(20 * 1000))
+            app_id = new_application_id(bytes(rand[:8]))
+            code = new_access_code(bytes(rand[8:20]))
+            rand = rand[20:]
             res = IntakeResult(u, r.profile.name, app_id, code, created=True, changed=True)
             inserts.append({
                 "id": app_id, "window_id": window.id, "uscc": u, "snapshot_hash": h,
@@ -362,8 +372,7 @@ def _store_applications(
                 "access_code_hash": _code_hash(app_id, code),
             })
         results.append(res)
-    for chunk in _chunks(inserts):
-        s.execute(insert(Application), chunk)
+    insert_dicts(s.connection(), Application.__table__, inserts)
     if updates:
         from sqlalchemy import bindparam
 
@@ -578,29 +587,17 @@ def _subjects(s: Session, window_id: str) -> list[tuple[str, str, Optional[str]]
     return [out[u] for u in sorted(out)]
 
 
-def _decision_rows(window_id: str, uscc: str, app_id, phash: str, version: str, resp, now) -> list[dict]:
-    """Rows of one enterprise's EligibilityResponse (single-enterprise paths)."""
-    from store.evalworker import result_rows
-
-    return _rows_of(window_id, uscc, app_id, phash, version, result_rows(resp), now)
-
-
-_DECISION_COLS = ("benefit_id", "benefit_kind", "subject_type", "subject_id", "status",
-                  "amount_cny", "amount_provisional", "trace")
+_DECISION_COLS = ("window_id", "uscc", "application_id", "benefit_id", "benefit_kind",
+                  "subject_type", "subject_id", "status", "amount_cny", "amount_provisional",
+                  "trace", "ruleset_version", "profile_hash", "evaluated_at")
 
 
 def _rows_of(window_id: str, uscc: str, app_id, phash: str, version: str, rows: list[tuple],
-             now) -> list[dict]:
-    out = []
-    for bid, kind, stype, sid, status, amount, prov, trace in rows:
-        out.append({
-            "window_id": window_id, "uscc": uscc, "application_id": app_id,
-            "benefit_id": bid, "benefit_kind": kind, "subject_type": stype, "subject_id": sid,
-            "status": status, "amount_cny": None if amount is None else Decimal(str(amount)),
-            "amount_provisional": prov, "trace": trace, "ruleset_version": version,
-            "profile_hash": phash, "evaluated_at": now,
-        })
-    return out
+             now) -> list[tuple]:
+    """Decision rows (in _DECISION_COLS order) from a runner's compact per-enterprise rows."""
+    return [(window_id, uscc, app_id, bid, kind, stype, sid, status,
+             None if amount is None else Decimal(str(amount)), prov, trace, version, phash, now)
+            for bid, kind, stype, sid, status, amount, prov, trace in rows]
 
 
 def evaluate_window(
@@ -616,7 +613,8 @@ def evaluate_window(
 
     `workers`: evaluation processes (default $YAGU_EVAL_WORKERS, else the CPU count; small
     windows are evaluated in this process unless a number is given). `stats`, if given, is
-    filled with timings: engine seconds (summed over workers), workers used."""
+    filled with where the time went: parse/engine/encode seconds (summed over workers),
+    read/write/wait seconds of this process, workers used and their peak RSS."""
     from sqlalchemy import Text, cast
 
     from store.evalworker import make_runner
@@ -646,24 +644,30 @@ def evaluate_window(
         runner = make_runner(ev, workers, total, w.as_of, ctx, awarded)
         profile_text = cast(ProfileSnapshot.profile, Text)
 
+        clock = {"read": 0.0, "write": 0.0}
+
         def batches():
             # Profiles are read as JSON text and parsed where they are evaluated.
             for batch in _chunks(todo, batch_size):
+                t0 = time.perf_counter()
                 hashes = list({h for _, h, _, _ in batch})
                 with db.read_session() as s:
                     texts = dict(s.execute(
                         select(ProfileSnapshot.hash, profile_text).where(ProfileSnapshot.hash.in_(hashes))
                     ).all())
+                clock["read"] += time.perf_counter() - t0
                 yield batch, [texts[h] for _, h, _, _ in batch]
 
         dec_t, mark_t = Decision.__table__, EvaluationMark.__table__
         done = 0
+        t_start = time.perf_counter()
         for batch, results in runner.run(batches()):
+            t0 = time.perf_counter()
             now = utcnow()
             rows, mark_rows, stale = [], [], []
             for (u, h, a, k), res in zip(batch, results):
                 rows.extend(_rows_of(window_id, u, a, h, version, res, now))
-                mark_rows.append({"window_id": window_id, "uscc": u, "input_key": k})
+                mark_rows.append((window_id, u, k))
                 if u in marks:
                     stale.append(u)  # decisions exist only where a mark was written with them
             with db.session() as s:
@@ -674,14 +678,21 @@ def evaluate_window(
                                                      dec_t.c.uscc.in_(stale)))
                     conn.execute(delete(mark_t).where(mark_t.c.window_id == window_id,
                                                       mark_t.c.uscc.in_(stale)))
-                _bulk_insert(conn, dec_t, rows)
-                conn.execute(insert(mark_t), mark_rows)
+                insert_rows(conn, dec_t, _DECISION_COLS, rows)
+                insert_rows(conn, mark_t, ("window_id", "uscc", "input_key"), mark_rows)
+            clock["write"] += time.perf_counter() - t0
             done += len(batch)
             if progress:
                 progress(done, total)
         if stats is not None:
-            stats.update(engine_seconds=runner.engine_seconds, workers=runner.workers,
-                         evaluated=total)
+            t = runner.times
+            loop = time.perf_counter() - t_start
+            stats.update(workers=runner.workers, evaluated=total,
+                         worker_peak_rss_mb=runner.worker_peak_rss_mb,
+                         parse_seconds=t.parse, engine_seconds=t.engine, encode_seconds=t.encode,
+                         read_seconds=clock["read"], write_seconds=clock["write"],
+                         wait_seconds=loop - clock["read"] - clock["write"]
+                         - (t.parse + t.engine + t.encode if runner.workers == 1 else 0))
         runner.close()
         runner = None
         with db.session() as s:
@@ -697,17 +708,10 @@ def evaluate_window(
                           "ruleset_version": version, **counts})
     finally:
         if runner is not None:
-            runner.close()
+            runner.close(abort=True)  # interrupted or failed: do not finish queued batches
         _release_lease(db, window_id, owner)
     return EvaluationResult(window_id, counts["applicants"], counts["proactive"], total,
                             len(subjects) - total, version)
-
-
-def _bulk_insert(conn, table, rows: list[dict]) -> None:
-    """Core executemany in chunks (no ORM bookkeeping per row)."""
-    stmt = insert(table)
-    for chunk in _chunks(rows, 5000):
-        conn.execute(stmt, chunk)
 
 
 def _status_counts(s: Session, window_id: str) -> dict:
