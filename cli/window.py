@@ -171,7 +171,9 @@ def window_registry(path, skip_invalid):
 @window.command("evaluate", help="评估窗口内全部申报及园区已知企业；可中断后重跑，结果不变")
 @click.argument("window_id")
 @click.option("--batch-size", default=500, show_default=True, help="每批评估的企业数")
-def window_evaluate(window_id, batch_size):
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="评估进程数（默认取环境变量 YAGU_EVAL_WORKERS，否则为 CPU 核数；企业较少时在本进程内评估）")
+def window_evaluate(window_id, batch_size, workers):
     from store.windows import STATUS_NAMES, evaluate_window
 
     db = _db()
@@ -186,7 +188,8 @@ def window_evaluate(window_id, batch_size):
         bar.update(done - bar.pos)
 
     try:
-        res = _run(evaluate_window, db, window_id, progress=progress, batch_size=batch_size)
+        res = _run(evaluate_window, db, window_id, progress=progress, batch_size=batch_size,
+                   workers=workers)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)

@@ -617,10 +617,11 @@ def evaluate_window(
     read/write/wait seconds of this process, workers used and their peak RSS."""
     from sqlalchemy import Text, cast
 
-    from store.evalworker import make_runner
+    from store.evalworker import make_runner, resolve_workers
 
     if batch_size < 1:
         raise ValidationFailed([RowProblem("每批评估的企业数必须是正整数", path="batch_size")])
+    resolve_workers(workers)  # a bad setting is reported before anything is locked
     owner = _owner()
     w = _acquire_lease(db, window_id, owner)
     runner = None

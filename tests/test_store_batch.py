@@ -34,6 +34,25 @@ def _yagu(url: str, *args, cwd) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def _eval_workers_of(url: str) -> list[int]:
+    """Live `store.evalworker` processes started for the database at `url`."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes()
+            if b"store.evalworker" not in cmd:
+                continue
+            env = (d / "environ").read_bytes().split(b"\0")
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        if ("YAGU_DATABASE_URL=" + url).encode() in env and stat.split(")")[1].split()[0] != "Z":
+            pids.append(int(d.name))
+    return pids
+
+
 @pytest.mark.timeout(280)
 @pytest.mark.parametrize("kind", STORES)
 def test_sigkill_midway_then_rerun_equals_uninterrupted(kind, tmp_path, evaluator):
@@ -58,7 +77,10 @@ def test_sigkill_midway_then_rerun_equals_uninterrupted(kind, tmp_path, evaluato
         # Killed run: a separate `yagu window evaluate` process, SIGKILLed once some batches
         # are committed and before it finishes.
         killed = Database(killed_url)
-        proc = _yagu(killed_url, "window", "evaluate", "2026-H1", "--batch-size", "100", cwd=tmp_path)
+        # Two worker processes: they must die with the killed parent, and the pool's
+        # decisions must equal the in-process ones.
+        proc = _yagu(killed_url, "window", "evaluate", "2026-H1", "--batch-size", "100",
+                     "--workers", "2", cwd=tmp_path)
         deadline = time.time() + 120
         marks = 0
         while time.time() < deadline:
@@ -68,8 +90,14 @@ def test_sigkill_midway_then_rerun_equals_uninterrupted(kind, tmp_path, evaluato
                 break
             time.sleep(0.05)
         assert proc.poll() is None, "evaluation finished before it could be killed: " + proc.stderr.read().decode()
+        workers = _eval_workers_of(killed_url)
+        assert len(workers) == 2, "the killed run was expected to use two worker processes"
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
+        deadline = time.time() + 10
+        while _eval_workers_of(killed_url) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not _eval_workers_of(killed_url), "worker processes outlived the killed evaluation"
         with killed.read_session() as s:
             partial = s.scalar(select(func.count()).select_from(EvaluationMark))
         assert 0 < partial < n
@@ -192,3 +220,69 @@ def test_tokens(db):
     assert authenticate("", db=db) is None
     with pytest.raises(ValueError):
         create_token("root", "x", db=db)
+
+
+@pytest.mark.timeout(240)
+def test_worker_pool_decisions_equal_in_process(db, evaluator):
+    """The same window evaluated by two worker processes and in this process: identical
+    decisions and traces, in any batch size."""
+    from sqlalchemy import delete
+
+    data = profiles_csv([make_profile(i, seed=3) for i in range(120)])
+    W.open_window(db, "2026-H1", **H1)
+    import_applications(db, "2026-H1", data, "apps.csv")
+    stats: dict = {}
+    res = W.evaluate_window(db, "2026-H1", evaluator=evaluator, workers=2, batch_size=17, stats=stats)
+    assert stats["workers"] == 2 and res.evaluated == 120
+    pooled = decision_snapshot(db, "2026-H1")
+    with db.session() as s:
+        s.execute(delete(EvaluationMark))
+        s.execute(delete(Decision))
+    res = W.evaluate_window(db, "2026-H1", evaluator=evaluator, workers=1, batch_size=50, stats=stats)
+    assert stats["workers"] == 1 and res.evaluated == 120
+    assert decision_snapshot(db, "2026-H1") == pooled
+    # and each stored trace is the engine's full result for that subject
+    from store.windows import window_context
+    from engine.profile import parse_profile
+
+    with db.read_session() as s:
+        w = W._get_window(s, "2026-H1")
+        ctx = window_context(w)
+    p = make_profile(7, seed=3)
+    direct = evaluator.evaluate(parse_profile(p), as_of=date(2026, 3, 31), window=ctx, awarded=set())
+    stored = W.list_decisions(db, "2026-H1", uscc=p["uscc"], with_trace=True)
+    by_key = {(d["benefit_id"], (d["subject"] or {}).get("id", "")): d["result"] for d in stored}
+    assert len(by_key) == len(direct.results)
+    for r in direct.results:
+        assert by_key[(r.benefit_id, r.subject.id if r.subject else "")] == r.model_dump(mode="json")
+
+
+def test_bad_worker_setting_is_named(db, evaluator, monkeypatch):
+    W.open_window(db, "2026-H1", **H1)
+    monkeypatch.setenv("YAGU_EVAL_WORKERS", "two")
+    with pytest.raises(ValueError, match="YAGU_EVAL_WORKERS"):
+        W.evaluate_window(db, "2026-H1", evaluator=evaluator)
+    monkeypatch.setenv("YAGU_EVAL_WORKERS", "1")
+    W.evaluate_window(db, "2026-H1", evaluator=evaluator)  # the lease was released
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5),
+    max_leaves=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_trace_codec_round_trips_and_reads_old_traces(value):
+    """Traces compressed with the preset dictionary decode to the value stored; traces
+    written before dictionaries (plain zlib of json) still decode."""
+    import json
+    import zlib
+
+    from store.models import decode_json, encode_json
+
+    assert decode_json(encode_json(value)) == value
+    old = zlib.compress(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode(), 1)
+    assert decode_json(old) == value
