@@ -324,11 +324,56 @@ def _cell_memo(c: Col, raw: Any) -> Any:
     return v
 
 
-def _row_values(t: Table, r: list, mapping: dict[int, Col], rowno: int, problems: list) -> tuple[dict, dict, bool]:
-    vals, refs, ok = {}, {}, True
+class _RowRefs:
+    """Where each field of one row came from: refs[field] == (sheet, row, column header).
+    One small object per row instead of a tuple per cell (a 100,000-row import keeps them
+    all until every row is checked)."""
+
+    __slots__ = ("sheet", "row", "headers")
+
+    def __init__(self, sheet: str, row: int, headers: dict[str, str]):
+        self.sheet, self.row, self.headers = sheet, row, headers
+
+    def __getitem__(self, field: str) -> tuple:
+        return self.sheet, self.row, self.headers[field]
+
+    def get(self, field: str, default=None):
+        h = self.headers.get(field)
+        return default if h is None else (self.sheet, self.row, h)
+
+
+class _EntRefs(dict):
+    """field → the _RowRefs of the row that supplied it; reads give (sheet, row, header)."""
+
+    def __getitem__(self, field: str) -> tuple:
+        return dict.__getitem__(self, field)[field]
+
+    def get(self, field: str, default=None):
+        r = dict.get(self, field)
+        return default if r is None else r[field]
+
+
+def _headers(t: Table, mapping: dict[int, Col]) -> dict[str, str]:
+    cache = t.__dict__.setdefault("_headers", {})
+    h = cache.get(id(mapping))
+    if h is None:
+        h = cache[id(mapping)] = {c.field: t.header[i] for i, c in mapping.items()}
+    return h
+
+
+def _drain(t: Table):
+    """The rows of a table, each released once handled."""
+    rows, t.rows = t.rows, []
+    rows.reverse()
+    while rows:
+        yield rows.pop()
+
+
+def _row_values(t: Table, r: list, mapping: dict[int, Col], rowno: int, problems: list) -> tuple[dict, _RowRefs, bool]:
+    vals, ok = {}, True
+    refs = _RowRefs(t.sheet, rowno, _headers(t, mapping))
     for i, c in mapping.items():
         raw = r[i] if i < len(r) else None
-        refs[c.field] = (t.sheet, rowno, t.header[i])
         try:
             v = _cell_memo(c, raw)
         except ValueError as e:
@@ -366,7 +411,7 @@ def parse_file(data: bytes, filename: str) -> ParsedFile:
             return None
         e = ents.get(u)
         if e is None:
-            e = ents[u] = _Ent(u, {}, {}, where)
+            e = ents[u] = _Ent(u, {}, _EntRefs(), where)
         elif not merge:
             problems.append(RowProblem(f"统一社会信用代码 {u} 与第{e.row[1]}行重复", sheet=where[0],
                                        row=where[1], column=refs["uscc"][2]))
@@ -381,7 +426,7 @@ def parse_file(data: bytes, filename: str) -> ParsedFile:
                 e.bad = True
                 continue
             e.fields[k] = v
-            e.refs[k] = refs[k]
+            dict.__setitem__(e.refs, k, refs)
         if not ok:
             e.bad = True
         return e
@@ -412,7 +457,7 @@ def parse_file(data: bytes, filename: str) -> ParsedFile:
         cert_fields = {c.field for c in CSV_CERT_COLS}
         viol_fields = {c.field for c in CSV_VIOL_COLS}
         if not any(p.row == 1 and p.message == "缺少必需的列" for p in problems):
-            for rowno, r in t.rows:
+            for rowno, r in _drain(t):
                 if _blank(r):
                     continue
                 nrows += 1
@@ -448,7 +493,7 @@ def parse_file(data: bytes, filename: str) -> ParsedFile:
         if t is not None:
             mapping = _map_header(t, ENT_COLS, problems)
             if not any(p.sheet == t.sheet and p.message == "缺少必需的列" for p in problems):
-                for rowno, r in t.rows:
+                for rowno, r in _drain(t):
                     if _blank(r):
                         continue
                     nrows += 1
@@ -465,7 +510,7 @@ def parse_file(data: bytes, filename: str) -> ParsedFile:
             mapping = _map_header(t2, cols, problems)
             if any(p.sheet == sheet and p.message == "缺少必需的列" for p in problems):
                 continue
-            for rowno, r in t2.rows:
+            for rowno, r in _drain(t2):
                 if _blank(r):
                     continue
                 nrows += 1
@@ -597,7 +642,11 @@ def import_applications(
     problems = list(pf.problems)
     records: list[Intake] = []
     skipped: list[str] = []
-    for e in pf.enterprises:
+    n_ents = len(pf.enterprises)
+    ents, pf.enterprises = pf.enterprises, []
+    ents.reverse()
+    while ents:
+        e = ents.pop()  # released once checked: only the compact record stays
         prof, claims = build_profile(e, pf.has_certs, pf.has_viols)
         if e.bad:
             skipped.append(e.uscc)
@@ -610,9 +659,9 @@ def import_applications(
                 problems.append(RowProblem(pr.message, path=pr.path, sheet=sheet, row=row, column=col))
             skipped.append(e.uscc)
             continue
-        records.append(Intake(p, claims if window_id else None, channel))
+        records.append(Intake.compact(p, claims if window_id else None, channel))
     problems.sort(key=lambda p: (p.sheet or "", p.row or 0))
-    report = ImportReport(filename, window_id, pf.rows, len(pf.enterprises), 0, 0, 0, 0,
+    report = ImportReport(filename, window_id, pf.rows, n_ents, 0, 0, 0, 0,
                           skipped, problems, [], False)
     if problems and not skip_invalid:
         raise ImportRejected(report)

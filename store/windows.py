@@ -25,12 +25,13 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Optional
 
+import orjson
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from store import audit
 from store.calendar import window_defaults
-from store.bulk import insert_dicts, insert_rows
+from store.bulk import RawJSON, insert_dicts, insert_rows
 from store.db import Database
 from store.errors import Conflict, NotFound, RowProblem, ValidationFailed
 from store.models import (
@@ -262,11 +263,36 @@ def new_application_id(rand: bytes | None = None) -> str:
 
 @dataclass
 class Intake:
-    """One validated record to store: a Profile, its JSON, and (for applications) claims."""
+    """One validated record to store: a Profile (or, from `compact`, only its stored JSON
+    text and hash: a bulk import keeps 100,000 of these), and (for applications) claims."""
 
     profile: Any
     claims: Optional[list[str]] = None
     channel: str = "import"
+    uscc: str = ""
+    name: str = ""
+    data: Optional[RawJSON] = None  # the profile's JSON as stored
+    hash: str = ""  # == Profile.profile_hash()
+
+    def __post_init__(self):
+        if self.profile is not None:
+            self.uscc, self.name = self.profile.uscc, self.profile.name
+
+    def stored(self) -> tuple[RawJSON, str]:
+        if self.data is None:
+            from engine.profile import canonical_json
+
+            pj = self.profile.model_dump(mode="json")
+            self.data = RawJSON(orjson.dumps(pj).decode())
+            self.hash = hashlib.sha256(canonical_json(pj).encode()).hexdigest()
+        return self.data, self.hash
+
+    @classmethod
+    def compact(cls, profile, claims: Optional[list[str]] = None, channel: str = "import") -> "Intake":
+        rec = cls(profile, claims, channel)
+        rec.stored()
+        rec.profile = None
+        return rec
 
 
 @dataclass
@@ -281,13 +307,9 @@ class IntakeResult:
 
 def _store_enterprises(s: Session, records: list[Intake], source: str, now) -> dict[str, str]:
     """Upsert enterprises and snapshots; return uscc → snapshot hash."""
-    from engine.profile import canonical_json
-
-    by_uscc: dict[str, tuple[Intake, dict, str]] = {}
+    by_uscc: dict[str, tuple[Intake, RawJSON, str]] = {}
     for r in records:
-        pj = r.profile.model_dump(mode="json")
-        # == Profile.profile_hash(), without dumping the model a second time
-        by_uscc[r.profile.uscc] = (r, pj, hashlib.sha256(canonical_json(pj).encode()).hexdigest())
+        by_uscc[r.uscc] = (r, *r.stored())
     usccs = list(by_uscc)
     existing: dict[str, Optional[str]] = {}
     for chunk in _chunks(usccs):
@@ -300,9 +322,9 @@ def _store_enterprises(s: Session, records: list[Intake], source: str, now) -> d
     for chunk in _chunks(hashes):
         known_snaps.update(s.scalars(select(ProfileSnapshot.hash).where(ProfileSnapshot.hash.in_(chunk))))
     new_ents = [
-        {"uscc": u, "name": pj["name"], "latest_snapshot": h, "source": source,
+        {"uscc": u, "name": r.name, "latest_snapshot": h, "source": source,
          "created_at": now, "updated_at": now}
-        for u, (_, pj, h) in by_uscc.items() if u not in existing
+        for u, (r, _, h) in by_uscc.items() if u not in existing
     ]
     insert_dicts(s.connection(), Enterprise.__table__, new_ents)
     changed = [u for u, (_, _, h) in by_uscc.items() if u in existing and existing[u] != h]
@@ -314,7 +336,7 @@ def _store_enterprises(s: Session, records: list[Intake], source: str, now) -> d
                 .where(ProfileSnapshot.uscc.in_(chunk)).group_by(ProfileSnapshot.uscc)
             ):
                 versions[u] = v or 0
-        rows = [{"u": u, "n": by_uscc[u][1]["name"], "h": by_uscc[u][2], "t": now} for u in changed]
+        rows = [{"u": u, "n": by_uscc[u][0].name, "h": by_uscc[u][2], "t": now} for u in changed]
         from sqlalchemy import bindparam
 
         stmt = (
@@ -336,7 +358,7 @@ def _store_applications(
     s: Session, window: Window, records: list[Intake], snaps: dict[str, str], now,
     *, new_codes_for_existing: bool = False,
 ) -> list[IntakeResult]:
-    usccs = [r.profile.uscc for r in records]
+    usccs = [r.uscc for r in records]
     existing: dict[str, tuple] = {}
     for chunk in _chunks(usccs):
         for row in s.execute(
@@ -347,11 +369,11 @@ def _store_applications(
     results, inserts, updates = [], [], []
     rand = memoryview(b"")
     for r in records:
-        u = r.profile.uscc
+        u = r.uscc
         h = snaps[u]
         if u in existing:
             app_id, old_h, old_claims = existing[u]
-            res = IntakeResult(u, r.profile.name, app_id)
+            res = IntakeResult(u, r.name, app_id)
             if old_h != h or old_claims != r.claims or new_codes_for_existing:
                 res.changed = True
                 upd = {"i": app_id, "h": h, "c": r.claims}
@@ -365,7 +387,7 @@ def _store_applications(
             app_id = new_application_id(bytes(rand[:8]))
             code = new_access_code(bytes(rand[8:20]))
             rand = rand[20:]
-            res = IntakeResult(u, r.profile.name, app_id, code, created=True, changed=True)
+            res = IntakeResult(u, r.name, app_id, code, created=True, changed=True)
             inserts.append({
                 "id": app_id, "window_id": window.id, "uscc": u, "snapshot_hash": h,
                 "claims": r.claims, "channel": r.channel, "submitted_at": now,
@@ -464,7 +486,7 @@ def ingest(
         w = _writable_window(s, window_id) if window_id else None
         snaps = _store_enterprises(s, records, "application" if w else "registry", now)
         if w is None:
-            results = [IntakeResult(r.profile.uscc, r.profile.name) for r in records]
+            results = [IntakeResult(r.uscc, r.name) for r in records]
         else:
             results = _store_applications(s, w, records, snaps, now)
         audit.record(s, actor, action, window_id or "registry",
