@@ -141,19 +141,18 @@ def _xlsx(title: str, sheet: str, headers: list[str], rows: list[list], totals: 
     return buf.getvalue()
 
 
-def export_awards(db: Database, window_id: str, fmt: str = "xlsx") -> bytes:
-    title, rows, totals = award_table(db, window_id)
+def _export(table: tuple[str, list[list], list[list]], sheet: str, headers: list[str], fmt: str) -> bytes:
+    title, rows, totals = table
     if fmt == "csv":
-        return _csv(title, AWARD_HEADERS, rows, totals)
+        return _csv(title, headers, rows, totals)
     if fmt == "xlsx":
-        return _xlsx(title, "兑现名单", AWARD_HEADERS, rows, totals)
+        return _xlsx(title, sheet, headers, rows, totals)
     raise ValueError(f"不支持的导出格式：{fmt}（应为 xlsx 或 csv）")
+
+
+def export_awards(db: Database, window_id: str, fmt: str = "xlsx") -> bytes:
+    return _export(award_table(db, window_id), "兑现名单", AWARD_HEADERS, fmt)
 
 
 def export_decisions(db: Database, window_id: str, fmt: str = "xlsx") -> bytes:
-    title, rows, totals = decision_table(db, window_id)
-    if fmt == "csv":
-        return _csv(title, DECISION_HEADERS, rows, totals)
-    if fmt == "xlsx":
-        return _xlsx(title, "评估结论", DECISION_HEADERS, rows, totals)
-    raise ValueError(f"不支持的导出格式：{fmt}（应为 xlsx 或 csv）")
+    return _export(decision_table(db, window_id), "评估结论", DECISION_HEADERS, fmt)
