@@ -83,122 +83,103 @@ def _as_date(value, where: str, problems: list[str]) -> dt.date | None:
 
 def load_schedule_file(path: Path) -> YearSchedule:
     """Parse and validate one ``YYYY.yaml``; every problem is reported as ``file:line: message``."""
+    from engine.yamlsource import YamlSyntaxError, load_yaml
+
     name = _display_path(path)
-    text = path.read_text(encoding="utf-8")
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        raise ScheduleFileError([f"{name}:{line}: YAML 语法错误：{exc}"]) from None
-    problems: list[str] = []
-    if root is None or not isinstance(root, yaml.MappingNode):
+        doc = load_yaml(path)
+    except YamlSyntaxError as exc:
+        raise ScheduleFileError([f"{name}:{exc.line}: {exc.message}"]) from None
+    data = doc.data
+    if not isinstance(data, dict):
         raise ScheduleFileError([f"{name}:1: 文件应为一个映射（year / notice / holidays / workdays）"])
-    loader = yaml.SafeLoader("")
+    problems: list[str] = []
 
-    def construct(node):
-        try:
-            return loader.construct_object(node, deep=True)
-        except (ValueError, yaml.YAMLError) as exc:  # e.g. 2027-13-01 fails inside PyYAML
-            problems.append(f"{name}:{node.start_mark.line + 1}: 无效的值（{exc}）")
-            return None
+    def at(*loc) -> str:
+        return f"{name}:{doc.line_of(loc)}"
 
-    nodes = {k.value: v for k, v in root.value}
     expected_year = int(path.stem) if path.stem.isdigit() else None
     for key in ("year", "notice", "holidays", "workdays"):
-        if key not in nodes:
+        if key not in data:
             problems.append(f"{name}:1: 缺少字段 {key}")
-    for key in nodes:
+    for key in data:
         if key not in ("year", "notice", "holidays", "workdays"):
-            problems.append(f"{name}:{_line(root, key)}: 未知字段 {key}")
+            problems.append(f"{at(key)}: 未知字段 {key}")
     year = None
-    if "year" in nodes:
-        year = construct(nodes["year"])
-        ln = nodes["year"].start_mark.line + 1
-        if not isinstance(year, int):
-            problems.append(f"{name}:{ln}: year 应为整数年份")
+    if "year" in data:
+        year = data["year"]
+        if not isinstance(year, int) or isinstance(year, bool):
+            problems.append(f"{at('year')}: year 应为整数年份")
             year = None
         elif expected_year is not None and year != expected_year:
-            problems.append(f"{name}:{ln}: year 为 {year}，与文件名 {path.name} 不符")
+            problems.append(f"{at('year')}: year 为 {year}，与文件名 {path.name} 不符")
     year = expected_year or year  # the file name decides which year the file serves
-    if "notice" in nodes:
-        notice = construct(nodes["notice"])
-        ln = nodes["notice"].start_mark.line + 1
+    notice = data.get("notice")
+    if "notice" in data:
         if not isinstance(notice, dict):
-            problems.append(f"{name}:{ln}: notice 应为映射（title / doc_no / published_on）")
+            problems.append(f"{at('notice')}: notice 应为映射（title / doc_no / published_on）")
         else:
             if not notice.get("title"):
-                problems.append(f"{name}:{ln}: notice.title 必填（国务院办公厅通知标题）")
+                problems.append(f"{at('notice')}: notice.title 必填（国务院办公厅通知标题）")
             if not notice.get("published_on"):
-                problems.append(f"{name}:{ln}: notice.published_on 必填（通知发布日期）")
-            elif notice.get("published_on") is not None:
-                _as_date(notice["published_on"], f"{name}:{ln}: notice.published_on", problems)
+                problems.append(f"{at('notice')}: notice.published_on 必填（通知发布日期）")
+            else:
+                _as_date(notice["published_on"], f"{at('notice', 'published_on')}: notice.published_on", problems)
     holidays: set[dt.date] = set()
     names: dict[dt.date, str] = {}
-    if "holidays" in nodes:
-        node = nodes["holidays"]
-        if not isinstance(node, yaml.SequenceNode):
-            problems.append(f"{name}:{node.start_mark.line + 1}: holidays 应为列表")
-        else:
-            for item in node.value:
-                ln = item.start_mark.line + 1
-                where = f"{name}:{ln}"
-                entry = construct(item)
-                if not isinstance(entry, dict):
-                    problems.append(f"{where}: 每个放假安排应为 {{name, from, to}}")
-                    continue
-                unknown = set(entry) - {"name", "from", "to"}
-                if unknown:
-                    problems.append(f"{where}: 未知字段 {', '.join(sorted(unknown))}")
-                if not entry.get("name"):
-                    problems.append(f"{where}: name 必填（节日名称）")
-                start = _as_date(entry.get("from"), f"{where}: from", problems)
-                end = _as_date(entry.get("to", entry.get("from")), f"{where}: to", problems)
-                if start is None or end is None:
-                    continue
-                if end < start:
-                    problems.append(f"{where}: to（{end}）早于 from（{start}）")
-                    continue
-                d = start
-                while d <= end:
-                    if year is not None and d.year != year:
-                        problems.append(f"{where}: {d} 不在 {year} 年内")
-                        break
-                    holidays.add(d)
-                    names[d] = str(entry.get("name"))
-                    d += dt.timedelta(days=1)
-    makeup: set[dt.date] = set()
-    if "workdays" in nodes:
-        node = nodes["workdays"]
-        if not isinstance(node, yaml.SequenceNode):
-            problems.append(f"{name}:{node.start_mark.line + 1}: workdays 应为列表（可为空列表 []）")
-        else:
-            for item in node.value:
-                ln = item.start_mark.line + 1
-                where = f"{name}:{ln}"
-                entry = construct(item)
-                raw = entry.get("date") if isinstance(entry, dict) else entry
-                d = _as_date(raw, f"{where}: date", problems)
-                if d is None:
-                    continue
+    if "holidays" in data:
+        entries = data["holidays"]
+        if not isinstance(entries, list):
+            problems.append(f"{at('holidays')}: holidays 应为列表")
+            entries = []
+        for i, entry in enumerate(entries):
+            where = at("holidays", i)
+            if not isinstance(entry, dict):
+                problems.append(f"{where}: 每个放假安排应为 {{name, from, to}}")
+                continue
+            unknown = set(entry) - {"name", "from", "to"}
+            if unknown:
+                problems.append(f"{where}: 未知字段 {', '.join(sorted(map(str, unknown)))}")
+            if not entry.get("name"):
+                problems.append(f"{where}: name 必填（节日名称）")
+            start = _as_date(entry.get("from"), f"{where}: from", problems)
+            end = _as_date(entry.get("to", entry.get("from")), f"{where}: to", problems)
+            if start is None or end is None:
+                continue
+            if end < start:
+                problems.append(f"{where}: to（{end}）早于 from（{start}）")
+                continue
+            d = start
+            while d <= end:
                 if year is not None and d.year != year:
                     problems.append(f"{where}: {d} 不在 {year} 年内")
-                elif d.weekday() < 5:
-                    problems.append(f"{where}: {d} 是周{'一二三四五'[d.weekday()]}，调休上班日应为周六或周日")
-                elif d in holidays:
-                    problems.append(f"{where}: {d} 同时列为放假日和调休上班日")
-                else:
-                    makeup.add(d)
+                    break
+                holidays.add(d)
+                names[d] = str(entry.get("name"))
+                d += dt.timedelta(days=1)
+    makeup: set[dt.date] = set()
+    if "workdays" in data:
+        entries = data["workdays"]
+        if not isinstance(entries, list):
+            problems.append(f"{at('workdays')}: workdays 应为列表（可为空列表 []）")
+            entries = []
+        for i, entry in enumerate(entries):
+            where = at("workdays", i)
+            raw = entry.get("date") if isinstance(entry, dict) else entry
+            d = _as_date(raw, f"{where}: date", problems)
+            if d is None:
+                continue
+            if year is not None and d.year != year:
+                problems.append(f"{where}: {d} 不在 {year} 年内")
+            elif d.weekday() < 5:
+                problems.append(f"{where}: {d} 是周{'一二三四五'[d.weekday()]}，调休上班日应为周六或周日")
+            elif d in holidays:
+                problems.append(f"{where}: {d} 同时列为放假日和调休上班日")
+            else:
+                makeup.add(d)
     if problems:
         raise ScheduleFileError(problems)
     return YearSchedule(year, frozenset(holidays), frozenset(makeup), f"file:{name}", names)
-
-
-def _line(mapping: yaml.MappingNode, key: str) -> int:
-    for k, _ in mapping.value:
-        if k.value == key:
-            return k.start_mark.line + 1
-    return 1
 
 
 def _library_schedule(year: int) -> YearSchedule | None:
