@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from engine.facts import LISTS, VALUE_LABELS, fact_label
 from engine.results import OUTCOME_ZH
 
 MARK = {"pass": "✓", "fail": "✗", "unknown": "?"}
@@ -144,6 +145,17 @@ def register(main: click.Group) -> None:
         _print_human(prof.name, resp)
 
 
+def _shown(v) -> str:
+    """A value as an enterprise reads it: 是/否, Chinese names of codes, 未填写 for unknown."""
+    if v is None:
+        return "未填写"
+    if isinstance(v, bool):
+        return "是" if v else "否"
+    if isinstance(v, dict):
+        return f"{v['min']}～{v['max']}（含待核实记录）"
+    return VALUE_LABELS.get(v, str(v)) if isinstance(v, str) else str(v)
+
+
 def _print_human(name: str, resp) -> None:
     out = sys.stdout
     click.echo(f"企业：{name}　评估日期：{resp.as_of}　规则版本：{resp.ruleset_version}", file=out)
@@ -157,12 +169,12 @@ def _print_human(name: str, resp) -> None:
         if r.note:
             click.echo(f"  {r.note}", file=out)
         for c in r.criteria:
-            seen = "，".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in c.observed.items())
+            seen = "，".join((f"{fact_label(k)}中符合条件的记录：{_shown(v)} 条" if k in LISTS and v is not None
+                              else f"{fact_label(k)}：{_shown(v)}") for k, v in c.observed.items())
             click.echo(f"  {MARK[c.outcome]} {OUTCOME_ZH[c.outcome]}　{c.text}", file=out)
             click.echo(f"      所见：{seen or '—'}　要求：{c.threshold or '—'}", file=out)
             click.echo(f"      依据：{'；'.join(c.legal_basis)}", file=out)
         if r.missing_facts:
-            from engine.facts import fact_label
             click.echo("  需补充：" + "；".join(f"{fact_label(p)}（{p}）" for p in r.missing_facts), file=out)
         if r.missing_materials:
             names = {m.id: m.name for m in r.required_materials}
