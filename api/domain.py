@@ -167,7 +167,7 @@ def notices_zip(rt, window_id: str) -> bytes:
 def selfcheck_notice_html(profile: dict, resp) -> str | None:
     """The one-time notice of a self-check from the notices package, or None to fall back."""
     try:
-        from notices.context import NoticeError, make_context
+        from notices.context import make_context
         from notices.render import render_html
         from engine.profile import shanghai_today
     except ImportError:

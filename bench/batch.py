@@ -59,7 +59,6 @@ def run(kind: str, n: int, data: bytes, ev, workers: int) -> dict:
     from store.windows import close_window, evaluate_window, open_window
     from store_fixtures import H1, PG_URL, pg_schema_url
 
-    cleanup = None
     if kind == "sqlite":
         tmp = tempfile.mkdtemp(prefix="yagu-bench-")
         url = f"sqlite:///{tmp}/bench.db"

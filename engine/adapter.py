@@ -33,7 +33,7 @@ _LOCK = threading.Lock()
 _SIDS = itertools.count(1)
 _NAMES = itertools.count(1)
 _ID = re.compile(r'"yid": (\d+)')
-_NEVER = {"$lt": {"yid": -1}}
+NEVER = {"$lt": {"yid": -1}}      # a rule body no fact matches (yid ≥ 0)
 
 
 class EngineError(RuntimeError):
@@ -85,5 +85,3 @@ class CompiledRuleset:
             raise EngineError(f"durable_rules fired unknown rules {sorted(unknown)}")
         return fired
 
-
-NEVER = _NEVER

@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Callable
 
-from engine.adapter import NEVER, CompiledRuleset
+from engine.adapter import NEVER
 from engine.conditions import (All, Any_, AsOf, Compare, Cond, Count, Literal_, Not, Param,
-                               Value, WindowDate, leaves, walk)
-from engine.dates import resolve_date
-from engine.facts import ALREADY_AWARDED, CATALOGUE, LISTS
+                               Value, WindowDate, leaves)
+from engine.facts import ALREADY_AWARDED, LISTS
 
 NEG = {"eq": "ne", "ne": "eq", "lt": "gte", "gte": "lt", "lte": "gt", "gt": "lte"}
 DR_OP = {"lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte", "ne": "$neq"}
@@ -221,21 +220,3 @@ def build_rules(book_benefits: dict, params_of: Callable[[str], Params]) -> tupl
                  if isinstance(leaf, Count)}
     plan = Plan(targets, conds, counts, subject_slots, item_slots, count_ids)
     return rules, plan
-
-
-def compile_ruleset(rules: dict[str, dict]) -> CompiledRuleset:
-    return CompiledRuleset(rules)
-
-
-def slot_value(slot: Slot, raw: Any, as_of: date, window: Any) -> Any:
-    """Engine-side value of a value/diff slot given the plain fact value `raw`."""
-    if raw is None:
-        return None
-    if slot.kind == "diff":
-        ref = resolve_date(slot.rhs, as_of, window)
-        return raw.toordinal() - ref.toordinal()
-    return normalize(raw)
-
-
-__all__ = ["build_rules", "compile_ruleset", "Plan", "Slot", "SlotTable", "Target", "slot_value",
-           "normalize", "walk", "CATALOGUE"]

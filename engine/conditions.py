@@ -97,16 +97,6 @@ def leaves(c: Cond) -> Iterator[Compare | Count]:
             yield n
 
 
-def params_used(c: Cond) -> set[str]:
-    out: set[str] = set()
-    for leaf in leaves(c):
-        vals = leaf.values if isinstance(leaf, Compare) else (leaf.value,)
-        out |= {v.name for v in vals if isinstance(v, Param)}
-        if isinstance(leaf, Count) and leaf.where is not None:
-            out |= params_used(leaf.where)
-    return out
-
-
 # ---- parsing ---------------------------------------------------------------------------
 @dataclass
 class ParseProblem:

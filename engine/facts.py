@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Callable, Literal
 
-from engine.profile import DeviceRegistration, HnteCertificate, Profile, Violation
+from engine.profile import DeviceRegistration, HnteCertificate, Profile
 
 Scope = Literal["enterprise", "certificate", "item"]
 
@@ -150,7 +150,6 @@ LISTS: dict[str, dict[str, FactDef]] = {
     },
 }
 LIST_LABELS = {"violations": "违法违规及处罚记录", "device_registrations": "医疗器械注册证及备案凭证"}
-LIST_ITEM_TYPES = {"violations": Violation, "device_registrations": DeviceRegistration}
 
 # Chinese names of enum values, for thresholds and observed values shown to enterprises.
 VALUE_LABELS: dict[str, str] = {
@@ -180,10 +179,6 @@ def fact_label(path: str) -> str:
         name = item.label if item else field
         return f"{LIST_LABELS[head]}第{int(index) + 1}项的{name}"
     return path
-
-
-def list_items(profile: Profile, name: str) -> list[Any] | None:
-    return getattr(profile, name)
 
 
 def enterprise_source(path: str, profile: Profile) -> str:

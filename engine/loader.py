@@ -17,7 +17,7 @@ from engine.facts import CATALOGUE, FactType
 from engine.messages import pydantic_message
 from engine.profile import ProfileError, parse_profile
 from engine.ruleschema import (BENEFIT_IDS, BenefitFile, CalendarFile, CommonFile, Document,
-                               OptionalPeriod, Parameter, ParamValue)
+                               OptionalPeriod, ParamValue)
 from engine.version import ENGINE_VERSION
 from engine.yamlsource import SourceDoc, YamlSyntaxError, load_yaml
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Callable
 
-from engine.conditions import All, Any_, Compare, Cond, Count, Not, Param
+from engine.conditions import All, Any_, Cond, Count, Not, Param
 from engine.dates import resolve_date
 from engine.facts import (ALREADY_AWARDED, CATALOGUE, LISTS, certificate_source,
                           enterprise_source, item_source)

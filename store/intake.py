@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from store.db import Database
 from store.errors import RowProblem, ValidationFailed
@@ -622,7 +622,7 @@ def import_applications(
     Raises ImportRejected when the file has errors and skip_invalid is false."""
     from engine.profile import ProfileError, parse_profile
 
-    from store.windows import Intake, _check_claims, _get_window, ingest
+    from store.windows import Intake, _get_window, ingest
 
     if isinstance(source, (str, Path)):
         path = Path(source)

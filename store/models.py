@@ -24,7 +24,6 @@ from sqlalchemy import (
     LargeBinary,
     Numeric,
     String,
-    Text,
     TypeDecorator,
     UniqueConstraint,
 )

@@ -20,13 +20,13 @@ import secrets
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Optional
 
 import orjson
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from store import audit
@@ -43,7 +43,6 @@ from store.models import (
     Notice,
     ProfileSnapshot,
     Window,
-    encode_json,
     utcnow,
 )
 

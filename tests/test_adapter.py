@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-from datetime import date
 from pathlib import Path
 
 import pytest
