@@ -72,8 +72,9 @@ class WindowCreate(BaseModel):
     as_of: date = Field(ge=MIN_DATE, le=MAX_DATE, description="判定基准日")
     coverage_from: date = Field(ge=MIN_DATE, le=MAX_DATE, description="本批次覆盖的取证起始日")
     coverage_to: date = Field(ge=MIN_DATE, le=MAX_DATE, description="本批次覆盖的取证截止日")
-    amounts: Optional[dict[str, float]] = Field(
-        None, description="本批次的金额参数（参数编号 → 金额，元），覆盖规则中的默认值")
+    amounts: Optional[dict[str, Any]] = Field(
+        None, description="本批次通知确定的参数（参数编号或“政策编号.参数编号” → 取值），覆盖规则中的参考值；"
+                          "查表参数（如 grant_amounts）须给出与规则相同结构的对象")
 
 
 class ApplicationCreate(BaseModel):

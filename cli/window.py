@@ -59,7 +59,7 @@ def window() -> None:
 @click.option("--coverage-from", help="覆盖期开始（证书取得日期的起点）")
 @click.option("--coverage-to", help="覆盖期结束")
 @click.option("--label", help="窗口名称")
-@click.option("--amounts", type=click.Path(exists=True, dir_okay=False), help="金额覆盖 JSON 文件 {参数名: 金额}")
+@click.option("--amounts", type=click.Path(exists=True, dir_okay=False), help="本批次参数 JSON 文件 {参数名: 取值}，如 {\"grant_amounts\": {...}}，覆盖规则中的参考值")
 def window_open(window_id, opens_on, closes_on, as_of, coverage_from, coverage_to, label, amounts):
     from store.windows import open_window
 

@@ -134,6 +134,24 @@ class Rulebook:
     files: list[Path]
     root: Path
 
+    def amount_override_problems(self, amounts: Any) -> list[tuple[str, str]]:
+        """Problems of a window's parameter overrides (`{param: value}` or
+        `{"benefit-id.param": value}`): unknown names, and values whose shape differs from
+        the parameter's (a number for a number, the same table keys for a lookup table)."""
+        if not isinstance(amounts, dict):
+            return [("amounts", "金额覆盖必须是对象 {参数名: 取值}")]
+        out: list[tuple[str, str]] = []
+        for key, value in amounts.items():
+            bid, _, name = key.rpartition(".")
+            params = [b.spec.parameters[name] for b in self.benefits.values()
+                      if name in b.spec.parameters and bid in ("", b.id)]
+            if not params:
+                out.append((f"amounts.{key}", f"没有名为 `{key}` 的参数"))
+                continue
+            shape = params[0].values[-1].value
+            out += [(f"amounts.{key}{where}", msg) for where, msg in _shape_problems(shape, value)]
+        return out
+
     def keep_until(self, tax_year: int) -> date | None:
         """留存备查 keep-until: `retention_years` from the day after the 汇算清缴 of tax_year
         ends; None for a year the retention rule does not cover (before 2018年第23号)."""
@@ -147,6 +165,21 @@ class Rulebook:
             return None
         start = settle + timedelta(days=1)
         return date(start.year + int(years.value), start.month, start.day) - timedelta(days=1)
+
+
+def _shape_problems(shape: Any, value: Any, where: str = "") -> list[tuple[str, str]]:
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return [(where, f"应为与规则参数相同结构的对象（键：{'、'.join(map(str, shape))}）")]
+        out = [(f"{where}.{k}", "规则参数中没有这个键") for k in value if k not in shape]
+        out += [(f"{where}.{k}", "缺少这个键") for k in shape if k not in value]
+        for k in shape:
+            if k in value:
+                out += _shape_problems(shape[k], value[k], f"{where}.{k}")
+        return out
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        return [(where, f"应为非负数，不能是 {value!r}")]
+    return []
 
 
 def rules_dir() -> Path:

@@ -30,7 +30,6 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from store import audit
-from store.calendar import window_defaults
 from store.bulk import RawJSON, insert_dicts, insert_rows
 from store.db import Database
 from store.errors import Conflict, NotFound, RowProblem, ValidationFailed
@@ -142,7 +141,8 @@ def open_window(
     as_of = _as_date(as_of, "as_of", problems)
     coverage_from = _as_date(coverage_from, "coverage_from", problems)
     coverage_to = _as_date(coverage_to, "coverage_to", problems)
-    defaults = window_defaults(window_id) if isinstance(window_id, str) else None
+    book = get_evaluator().book
+    defaults = book.calendar.by_id(window_id) if isinstance(window_id, str) else None
     if defaults:
         opens_on = opens_on or defaults.opens_on
         closes_on = closes_on or defaults.closes_on
@@ -161,12 +161,7 @@ def open_window(
     if coverage_from and coverage_to and coverage_to < coverage_from:
         problems.append(RowProblem("覆盖期结束日期不能早于开始日期", path="coverage_to"))
     if amounts is not None:
-        if not isinstance(amounts, dict):
-            problems.append(RowProblem("金额覆盖必须是对象 {参数名: 金额}", path="amounts"))
-        else:
-            for k, v in amounts.items():
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                    problems.append(RowProblem(f"金额必须是非负数，不能是 {v!r}", path=f"amounts.{k}"))
+        problems += [RowProblem(msg, path=path) for path, msg in book.amount_override_problems(amounts)]
     if problems:
         raise ValidationFailed(problems)
     as_of = as_of or closes_on

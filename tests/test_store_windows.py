@@ -42,6 +42,29 @@ def test_open_window_defaults_and_duplicate(db):
         W.get_window(db, "2030-H1")
 
 
+def test_round_notice_amounts_replace_the_reference_amounts(db, evaluator):
+    # The Plan gives no amounts: the rules ship provisional reference values, and a window
+    # carries the amounts its round's notice sets. Those are paid, and not flagged 参考金额.
+    table = {"false": {k: {"II": 100000, "III": 250000} for k in ("self_developed", "introduced")},
+             "true": {k: {"II": 400000, "III": 800000} for k in ("self_developed", "introduced")}}
+    with pytest.raises(ValidationFailed) as e:
+        W.open_window(db, "2026-H1", amounts={"grant_amounts": 100000, "no_such_param": 1,
+                                              "device-registration-grant.grant_amounts": {"false": {}}})
+    paths = {p.path for p in e.value.problems}
+    assert {"amounts.grant_amounts", "amounts.no_such_param"} <= paths
+    assert any(p.startswith("amounts.device-registration-grant.grant_amounts.") for p in paths)
+    W.open_window(db, "2026-H1", amounts={"grant_amounts": table})
+    p = _eligible_grant_profile(7)
+    p["device_registrations"][0].update(innovative=False)
+    W.submit_application(db, "2026-H1", p, claims=None, channel="web")
+    W.evaluate_window(db, "2026-H1", evaluator=evaluator)
+    (grant,) = [d for d in W.list_decisions(db, "2026-H1") if d["benefit_id"] == "device-registration-grant"]
+    assert grant["status"] == "eligible"
+    digit = p["device_registrations"][0]["certificate_no"][8]   # class digit of the number
+    assert grant["amount_cny"] == (100000 if digit == "2" else 250000)
+    assert grant["amount_provisional"] is False
+
+
 def test_submit_evaluate_close_and_enterprise_view(db, evaluator):
     W.open_window(db, "2026-H1", **H1)
     p = _eligible_grant_profile(1)
