@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from notices.fields import field_name, format_money, format_value
@@ -71,24 +70,21 @@ class NoticeSettings(BaseModel):
 
 def load_settings(path: Path | str | None = None) -> NoticeSettings:
     """Read ``rules/notice-settings.yaml`` (each key ``{value, note}``); all problems at once."""
+    from engine.messages import pydantic_message
+    from engine.yamlsource import YamlSyntaxError, load_yaml
+
     path = Path(path or os.environ.get("YAGU_NOTICE_SETTINGS") or DEFAULT_SETTINGS_PATH)
     try:
-        text = path.read_text(encoding="utf-8")
+        doc = load_yaml(path)
     except OSError as exc:
         raise SettingsError([f"{path}: 无法读取（{exc.strerror}）"]) from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise SettingsError([f"{path}:{mark.line + 1 if mark else 1}: YAML 语法错误"]) from None
-    if not isinstance(root, yaml.MappingNode):
+    except YamlSyntaxError as exc:
+        raise SettingsError([f"{path}:{exc.line}: {exc.message}"]) from None
+    if not isinstance(doc.data, dict):
         raise SettingsError([f"{path}:1: 文件应为映射"])
-    loader = yaml.SafeLoader("")
-    lines, values, problems = {}, {}, []
-    for knode, vnode in root.value:
-        key, ln = knode.value, knode.start_mark.line + 1
-        lines[key] = ln
-        v = loader.construct_object(vnode, deep=True)
+    values, problems = {}, []
+    for key, v in doc.data.items():
+        ln = doc.line_of((key,))
         if not isinstance(v, dict) or "value" not in v:
             problems.append(f"{path}:{ln}: {key} 应写为 {{value: ..., note: ...}}")
             continue
@@ -100,24 +96,11 @@ def load_settings(path: Path | str | None = None) -> NoticeSettings:
     except ValidationError as exc:
         for err in exc.errors():
             key = str(err["loc"][0]) if err["loc"] else "?"
-            problems.append(f"{path}:{lines.get(key, 1)}: {key}: {_pyd_msg(err)}")
+            problems.append(f"{path}:{doc.line_of((key,))}: {key}: {pydantic_message(err)}")
         settings = None
     if problems:
         raise SettingsError(problems)
     return settings
-
-
-def _pyd_msg(err: dict) -> str:
-    t = err.get("type", "")
-    if t == "missing":
-        return "缺少此设置项"
-    if t == "extra_forbidden":
-        return "未知设置项"
-    if t.startswith("int"):
-        return "应为整数"
-    if t.startswith("greater") or t.startswith("less"):
-        return f"取值超出范围（{err.get('msg')}）"
-    return err.get("msg", "取值无效")
 
 
 class Enterprise(BaseModel):
