@@ -1,7 +1,7 @@
 """Run the worked examples of rule files (`yagu rules test`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -28,8 +28,7 @@ def _window(raw: dict[str, Any] | None, ev: Evaluator, as_of: date) -> WindowCon
     base = ev.book.calendar.by_id(raw.get("id", "")) or ev.book.calendar.next_window(as_of)
     fields = {k: raw[k] for k in ("id", "label", "opens_on", "closes_on", "coverage_from", "coverage_to")
               if k in raw}
-    return WindowContext(**{**base.__dict__, **fields, "amounts": raw.get("amounts") or {},
-                            "provisional": False})
+    return replace(base, **fields, amounts=raw.get("amounts") or {}, provisional=False)
 
 
 def _compare(expect: dict[str, Any], r: BenefitResult, where: str) -> list[str]:

@@ -96,11 +96,12 @@ class DefaultCalendar:
     spec: CalendarFile
 
     def windows_of_year(self, year: int) -> list[WindowContext]:
+        def md(s: str, y: int) -> date:
+            m, d = map(int, s.split("-"))
+            return date(y, m, d)
+
         out = []
         for t in self.spec.windows:
-            def md(s: str, y: int) -> date:
-                m, d = map(int, s.split("-"))
-                return date(y, m, d)
             out.append(WindowContext(
                 id=f"{year}-{t.half}", label=t.label.format(year=year),
                 opens_on=md(t.opens_on, year), closes_on=md(t.closes_on, year),
