@@ -32,12 +32,12 @@ def benefit_problems(benefits: Optional[list[str]], rt: Runtime) -> list[tuple[s
             for i, b in enumerate(benefits) if b not in known]
 
 
-def parse(profile: Any, extra: list[tuple[str, str]] | None = None):
+def parse(profile: Any, rt: Runtime, extra: list[tuple[str, str]] | None = None):
     """The Profile, or one 422 listing every problem of the profile and of `extra`."""
     from engine.profile import ProfileError, parse_profile
     problems = list(extra or [])
     try:
-        p = parse_profile(profile)
+        p = parse_profile(profile, rt.evaluator.registry)
     except ProfileError as e:
         problems = [(f"profile.{x.path}" if x.path and not x.path.startswith("[") else
                      f"profile{x.path}", x.message) for x in e.problems] + problems
@@ -48,7 +48,7 @@ def parse(profile: Any, extra: list[tuple[str, str]] | None = None):
 
 
 def _eligibility_sync(rt: Runtime, profile: Any, as_of: date, benefits):
-    p = parse(profile, benefit_problems(benefits, rt))
+    p = parse(profile, rt, benefit_problems(benefits, rt))
     # The grant's "never awarded before" criterion is answered by the award ledger; if the
     # store cannot answer, the engine reports it as unknown.
     return rt.evaluator.evaluate(p, as_of=as_of, benefits=benefits, awarded=rt.ledger())
@@ -61,7 +61,7 @@ async def eligibility(rt: Runtime, profile: Any, as_of: Optional[date],
 
 
 def _tax_sync(rt: Runtime, profile: Any, tax_year: int):
-    p = parse(profile)
+    p = parse(profile, rt)
     return rt.evaluator.tax_self_assessment(p, tax_year=tax_year)
 
 

@@ -43,7 +43,7 @@ def engine_baseline(profiles: list[dict], ev) -> float:
     d = {k: date.fromisoformat(v) for k, v in H1.items()}
     ctx = WindowContext(id="2026-H1", label="bench", opens_on=d["opens_on"], closes_on=d["closes_on"],
                         as_of=d["as_of"], coverage_from=d["coverage_from"], coverage_to=d["coverage_to"])
-    parsed = [parse_profile(p) for p in profiles]
+    parsed = [parse_profile(p, ev.registry) for p in profiles]
     ev.evaluate_many(parsed[:50], as_of=d["as_of"], window=ctx, awarded=set())  # warm the compile cache
     t0 = time.perf_counter()
     for i in range(0, len(parsed), 500):

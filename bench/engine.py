@@ -1,10 +1,10 @@
-"""Engine benchmark: durable_rules path vs the plain-Python oracle, same profiles, one process.
+"""Engine benchmark: durable_rules path vs the plain-Python interpreter (the reference semantics), same profiles, one process.
 
     .venv/bin/python bench/engine.py [--n 20000] [--memory 200000] [--batch 500]
 
 Prints profiles/second for both backends on the same synthetic profiles (shipped rules, full
 traces), the ratio, and RSS before/after `--memory` durable_rules evaluations.
-Targets (issue 2): durable_rules ≥ 2,000 profiles/s, within 10× of the oracle's time,
+Targets (issue 2): durable_rules ≥ 2,000 profiles/s, within 10× of the interpreter's time,
 RSS growth < 50 MB over 200,000 evaluations.
 """
 from __future__ import annotations
@@ -77,14 +77,14 @@ def main() -> None:
     args = ap.parse_args()
     rnd = random.Random(7)
     book = load_rulebook()
-    profiles = [parse_profile(synthetic(i, rnd)) for i in range(args.n)]
+    profiles = [parse_profile(synthetic(i, rnd), book.fields) for i in range(args.n)]
     n_crit = sum(len(b.criteria) for b in book.benefits.values())
     subjects = sum(1 + len(p.device_registrations or []) for p in profiles)
     print(f"{args.n} profiles ({subjects} subjects), {len(book.benefits)} benefits, {n_crit} criteria, "
           f"batch {args.batch}, as_of {AS_OF}")
-    engine, oracle = Evaluator(book, "durable_rules"), Evaluator(book, "oracle")
+    engine, interp = Evaluator(book, "durable_rules"), Evaluator(book, "interpreter")
     run(engine, profiles[:1000], args.batch)            # compile + warm up
-    run(oracle, profiles[:1000], args.batch)
+    run(interp, profiles[:1000], args.batch)
     # Two rounds: the 20,000 parsed input profiles held in a list make every full cyclic-GC
     # pass scan them (cost of the bench's own input, not of evaluation); the second round
     # freezes them out of the GC's view, as a worker streaming its input would have them.
@@ -92,14 +92,14 @@ def main() -> None:
         if label.startswith("inputs frozen"):
             gc.collect()
             gc.freeze()
-        t_oracle = run(oracle, profiles, args.batch)
+        t_interp = run(interp, profiles, args.batch)
         t_engine = run(engine, profiles, args.batch)
         print(f"[{label}]")
-        print(f"  oracle (plain Python):  {args.n / t_oracle:9.0f} profiles/s  ({t_oracle:.2f} s)")
+        print(f"  interpreter (plain Python):{args.n / t_interp:9.0f} profiles/s  ({t_interp:.2f} s)")
         print(f"  durable_rules:          {args.n / t_engine:9.0f} profiles/s  ({t_engine:.2f} s)")
-        print(f"  ratio durable_rules/oracle time: {t_engine / t_oracle:.2f}×")
+        print(f"  ratio durable_rules/interpreter time: {t_engine / t_interp:.2f}×")
     same = all(a == b for a, b in zip(engine.evaluate_many(profiles[:2000], AS_OF, awarded=set()),
-                                      oracle.evaluate_many(profiles[:2000], AS_OF, awarded=set())))
+                                      interp.evaluate_many(profiles[:2000], AS_OF, awarded=set())))
     print(f"identical results on 2,000 profiles: {same}")
     t_single = time.perf_counter()
     for p in profiles[:2000]:

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import click
 
-from engine.facts import LISTS, VALUE_LABELS, fact_label
-from engine.results import OUTCOME_ZH
+from engine.vocabulary import KIND, OUTCOME, OUTCOME_MARK, PROVISIONAL_AMOUNT, money
 
-MARK = {"pass": "✓", "fail": "✗", "unknown": "?"}
 
 
 def _book(path: str | None):
@@ -58,18 +56,22 @@ def register(main: click.Group) -> None:
         for b in book.benefits.values():
             s = b.spec
             periods = "；".join(f"{p.from_}至{p.to or '长期'}" for p in s.in_force)
-            kind = "资金支持" if s.kind == "grant" else "税收优惠"
-            unit = "按注册证" if s.unit == "certificate" else "按企业"
+            kind = KIND[s.kind]
+            unit = "按企业" if s.unit == "enterprise" else f"按{book.fields.list_of(s.unit).item_label}"
             click.echo(f"{s.id:28} {s.title}（{kind}，{unit}，有效期 {periods}，{len(b.criteria)} 项条件）")
         click.echo(f"规则版本：{book.version}")
 
     @rules.command("validate", help="校验规则文件：一次列出全部问题（文件:行号: 说明）")
     @click.argument("path", required=False, type=click.Path(exists=True))
     def validate(path: str | None) -> None:
-        from engine.loader import load_benefit_file, rules_dir
+        from engine.loader import load_benefit_file, load_fields, rules_dir
         target = Path(path) if path else rules_dir()
         if target.is_file():
-            _benefit, problems = load_benefit_file(target, target.parent.parent)
+            root = target.parent.parent
+            problems = []
+            registry = load_fields(root, problems)
+            if registry is not None:
+                _benefit, problems = load_benefit_file(target, root, registry)
             if problems:
                 _print_problems(problems)
                 raise SystemExit(1)
@@ -81,8 +83,8 @@ def register(main: click.Group) -> None:
 
     @rules.command("test", help="运行规则文件中的示例（examples），比对期望结果")
     @click.argument("path", required=False, type=click.Path(exists=True))
-    @click.option("--backend", type=click.Choice(["durable_rules", "oracle"]), default="durable_rules",
-                  show_default=True, help="判定引擎（oracle 为纯 Python 参照实现）")
+    @click.option("--backend", type=click.Choice(["durable_rules", "interpreter"]), default="durable_rules",
+                  show_default=True, help="判定引擎（interpreter 为纯 Python 参照语义）")
     def test(path: str | None, backend: str) -> None:
         from engine import Evaluator
         from engine.examples import run_examples
@@ -125,14 +127,14 @@ def register(main: click.Group) -> None:
             raise click.ClickException(f"{profile.name} 不是有效的 UTF-8 JSON：{e}")
         if isinstance(data, dict) and "profile" in data and "uscc" not in data:
             data = data["profile"]      # accept a saved /v1/eligibility request body too
+        ev = Evaluator(_book(None))
         try:
-            prof = parse_profile(data)
+            prof = parse_profile(data, ev.registry)
         except ProfileError as e:
             for p in e.problems:
-                click.echo(f"{p.path or '(根)'}: {p.message}", err=True)
+                click.echo(f"{ev.registry.label(p.path, data) if p.path else '企业画像'}：{p.message}", err=True)
             click.echo(f"企业画像共 {len(e.problems)} 个问题。", err=True)
             raise SystemExit(1)
-        ev = Evaluator(_book(None))
         try:
             resp = ev.evaluate(prof, as_of.date() if as_of else None, list(benefits) or None,
                                awarded=_ledger(ledger, prof))
@@ -141,40 +143,38 @@ def register(main: click.Group) -> None:
         if as_json:
             click.echo(json.dumps(resp.model_dump(mode="json"), ensure_ascii=False, indent=2))
             return
-        _print_human(prof.name, resp)
+        _print_human(prof, resp, ev.registry)
 
 
-def _shown(v) -> str:
-    """A value as an enterprise reads it: 是/否, Chinese names of codes, 未填写 for unknown."""
-    if v is None:
-        return "未填写"
-    if isinstance(v, bool):
-        return "是" if v else "否"
-    if isinstance(v, dict):
-        return f"{v['min']}～{v['max']}（含待核实记录）"
-    return VALUE_LABELS.get(v, str(v)) if isinstance(v, str) else str(v)
-
-
-def _print_human(name: str, resp) -> None:
+def _print_human(prof, resp, registry) -> None:
     out = sys.stdout
+    name = prof.name
+
+    def seen(path: str, v) -> str:
+        if path in registry.lists:
+            if v is None:
+                return f"{registry.label(path)}：未提供"
+            count = f"{v['min']}～{v['max']}（含待核实记录）" if isinstance(v, dict) else v
+            return f"{registry.label(path)}中符合条件的记录：{count} 条"
+        return f"{registry.label(path)}：{registry.value_text(path, v)}"
+
     click.echo(f"企业：{name}　评估日期：{resp.as_of}　规则版本：{resp.ruleset_version}", file=out)
     for r in resp.results:
-        subject = f"（注册证 {r.subject.id}）" if r.subject else ""
+        subject = f"（{registry.list_of(r.subject.type).item_label} {r.subject.id}）" if r.subject else ""
         amount = ""
         if r.amount_cny is not None:
-            amount = f"　金额：{r.amount_cny:,.2f}元" + ("（参考金额，以当期申报通知为准）" if r.amount_provisional else "")
+            amount = f"　金额：{money(r.amount_cny)}" + (f"（{PROVISIONAL_AMOUNT}）" if r.amount_provisional else "")
         click.echo("", file=out)
         click.echo(f"■ {r.title}{subject}：{r.status_text}{amount}", file=out)
         if r.note:
             click.echo(f"  {r.note}", file=out)
         for c in r.criteria:
-            seen = "，".join((f"{fact_label(k)}中符合条件的记录：{_shown(v)} 条" if k in LISTS and v is not None
-                              else f"{fact_label(k)}：{_shown(v)}") for k, v in c.observed.items())
-            click.echo(f"  {MARK[c.outcome]} {OUTCOME_ZH[c.outcome]}　{c.text}", file=out)
-            click.echo(f"      所见：{seen or '—'}　要求：{c.threshold or '—'}", file=out)
+            observed = "，".join(seen(k, v) for k, v in c.observed.items())
+            click.echo(f"  {OUTCOME_MARK[c.outcome]} {OUTCOME[c.outcome]}　{c.text}", file=out)
+            click.echo(f"      所见：{observed or '—'}　要求：{c.threshold or '—'}", file=out)
             click.echo(f"      依据：{'；'.join(c.legal_basis)}", file=out)
         if r.missing_facts:
-            click.echo("  需补充：" + "；".join(f"{fact_label(p)}（{p}）" for p in r.missing_facts), file=out)
+            click.echo("  需补充：" + "；".join(registry.label(p, prof) for p in r.missing_facts), file=out)
         if r.missing_materials:
             names = {m.id: m.name for m in r.required_materials}
             click.echo("  需提供材料：" + "；".join(names[m] for m in r.missing_materials), file=out)

@@ -9,7 +9,10 @@ dual; not swaps pass and fail.
 
 What goes into a fact ("slots") is computed before asserting (PITFALLS 20: the engine cannot
 count or do date arithmetic):
-* `value`  — a fact's value, normalized: dates → day ordinals, bools → 1/0;
+* `value`  — a fact's value, normalized: dates → day ordinals, bools → 1/0, numbers → whole
+             numbers in the fact's fixed point (value × 10^decimals). The C engine is never
+             handed a float: it segfaults on some spellings of them (tests/test_adapter.py), and
+             fixed point keeps float rounding out of the verdicts;
 * `diff`   — a date minus a date relative to the evaluation or window (as_of − 36 months,
              coverage_from, ...) in days, compared with 0 — so rules never depend on as_of;
 * `cmin`/`cmax` — for `count`, the number of list items whose `where` passed, and passed or
@@ -27,18 +30,22 @@ from typing import Any, Callable
 from engine.adapter import NEVER
 from engine.conditions import (All, Any_, AsOf, Compare, Cond, Count, Literal_, Not, Param,
                                Value, WindowDate, leaves)
-from engine.facts import ALREADY_AWARDED, LISTS
+from engine.registry import FieldRegistry
 
 NEG = {"eq": "ne", "ne": "eq", "lt": "gte", "gte": "lt", "lte": "gt", "gt": "lte"}
 DR_OP = {"lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte", "ne": "$neq"}
 
 
-def normalize(v: Any) -> Any:
-    """The engine-side form of a plain value (one representation per type, PITFALLS 14/15)."""
+def normalize(v: Any, scale: int = 1) -> Any:
+    """The engine-side form of a plain value (one representation per type, PITFALLS 14/15):
+    bools 1/0, dates day ordinals, numbers whole numbers in fixed point. Numbers were
+    validated to carry at most the field's decimals, so rounding only removes float noise."""
     if isinstance(v, bool):
         return 1 if v else 0
     if isinstance(v, date):
         return v.toordinal()
+    if isinstance(v, float) or (isinstance(v, int) and scale != 1):
+        return int(round(v * scale))
     return v
 
 
@@ -82,22 +89,26 @@ Params = Callable[[str], Any]   # param name → constant in force (None when no
 class _Emitter:
     """Turns one condition tree into (pass, fail) expressions against a slot table."""
 
-    def __init__(self, slots: SlotTable, params: Params, count_index: Callable[[Count], int], benefit: str):
+    def __init__(self, slots: SlotTable, params: Params, count_index: Callable[[Count], int], benefit: str,
+                 registry: FieldRegistry):
         self.slots, self.params, self.count_index, self.benefit = slots, params, count_index, benefit
+        self.registry = registry
 
     def operand(self, leaf: Compare, v: Value) -> tuple[str, Any]:
         """(slot key, constant) comparing the leaf's fact with one right-hand value; the
         constant is None when a parameter has no value in force (the leaf is then unknown)."""
         if isinstance(v, (AsOf, WindowDate)):
             return self.slots.key(Slot("diff", leaf.path, rhs=v)), 0
-        if leaf.path == ALREADY_AWARDED:
+        fact = self.registry.facts.get(leaf.path) if not leaf.item_list else None
+        if fact is not None and fact.spec.derive == "award_ledger":
             key = self.slots.key(Slot("awarded", leaf.path, benefit=self.benefit))
         else:
             key = self.slots.key(Slot("value", leaf.path))
         if isinstance(v, Param):
-            return key, self.params(v.name)
+            value = self.params(v.name)
+            return key, None if value is None else normalize(value, leaf.scale)
         assert isinstance(v, Literal_)
-        return key, normalize(v.value)
+        return key, normalize(v.value, leaf.scale)
 
     def emit(self, c: Cond) -> tuple[dict, dict]:
         if isinstance(c, All):
@@ -151,7 +162,7 @@ class _Emitter:
 class Target:
     """One compiled condition: a criterion (benefit, criterion id) or a count's `where`."""
     kind: str          # "criterion" | "where"
-    scope: str         # "E" (enterprise), "C" (certificate), "I:<list>" (list item)
+    scope: str         # "E" (enterprise), "S:<subject>" (a subject list's item), "I:<list>" (list item)
     benefit: str = ""
     criterion: str = ""
     count: int = -1
@@ -163,7 +174,7 @@ class Plan:
     targets: list[Target]
     conds: list[Cond]
     counts: list[Count]
-    subject_slots: dict[str, SlotTable]          # "E" / "C"
+    subject_slots: dict[str, SlotTable]          # "E" / "S:<subject>"
     item_slots: dict[str, SlotTable]             # list name → slots of its item facts
     count_ids: dict[int, int]                    # id(count node in a criterion) → count index
 
@@ -177,18 +188,23 @@ def count_nodes(conds: list[Cond]) -> list[Count]:
     return out
 
 
-def build_rules(book_benefits: dict, params_of: Callable[[str], Params]) -> tuple[dict[str, dict], Plan]:
+def scope_of(unit: str) -> str:
+    return "E" if unit == "enterprise" else f"S:{unit}"
+
+
+def build_rules(book_benefits: dict, params_of: Callable[[str], Params], registry: FieldRegistry
+                ) -> tuple[dict[str, dict], Plan]:
     """Compile every criterion of every benefit (and every count's `where`) to rule bodies."""
     targets: list[Target] = []
     conds: list[Cond] = []
     for b in book_benefits.values():
-        scope = "C" if b.spec.unit == "certificate" else "E"
+        scope = scope_of(b.spec.unit)
         for c in b.criteria:
             targets.append(Target("criterion", scope, benefit=b.id, criterion=c.id))
             conds.append(c.cond)
     counts = count_nodes(conds)
-    subject_slots = {"E": SlotTable(), "C": SlotTable()}
-    item_slots = {name: SlotTable() for name in LISTS}
+    subject_slots = {"E": SlotTable(), **{scope_of(s): SlotTable() for s in registry.subjects}}
+    item_slots = {name: SlotTable() for name in registry.lists}
     rules: dict[str, dict] = {}
     index = {id(c): i for i, c in enumerate(counts)}
 
@@ -196,7 +212,7 @@ def build_rules(book_benefits: dict, params_of: Callable[[str], Params]) -> tupl
         return index[id(c)] if id(c) in index else counts.index(c)
 
     for i, (t, cond) in enumerate(zip(targets, conds)):
-        em = _Emitter(subject_slots[t.scope], params_of(t.benefit), count_index, t.benefit)
+        em = _Emitter(subject_slots[t.scope], params_of(t.benefit), count_index, t.benefit, registry)
         p, f = em.emit(cond)
         rules[f"p{i}"] = {"$and": [{"t": t.scope}, p]}
         rules[f"f{i}"] = {"$and": [{"t": t.scope}, f]}
@@ -212,7 +228,7 @@ def build_rules(book_benefits: dict, params_of: Callable[[str], Params]) -> tupl
         scope = f"I:{cnode.list}"
         targets.append(Target("where", scope, benefit=owner[ci], count=ci))
         conds.append(cnode.where)
-        em = _Emitter(item_slots[cnode.list], params_of(owner[ci]), count_index, owner[ci])
+        em = _Emitter(item_slots[cnode.list], params_of(owner[ci]), count_index, owner[ci], registry)
         p, f = em.emit(cnode.where)
         rules[f"p{i}"] = {"$and": [{"t": scope}, p]}
         rules[f"f{i}"] = {"$and": [{"t": scope}, f]}

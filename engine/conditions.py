@@ -1,5 +1,6 @@
 """The condition language: parsed from rule YAML into a small typed tree, checked against the
-fact catalogue. Both evaluators (compiler → durable_rules, and the oracle) walk this tree.
+field registry's fact catalogue. Both evaluators (compiler → durable_rules, and the
+interpreter) walk this tree.
 """
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Iterator, Literal, Union
 
-from engine.facts import CATALOGUE, LISTS, FactDef, FactType
+from engine.registry import Fact, FactType, FieldRegistry
 
 Loc = tuple[str | int, ...]
 
@@ -69,6 +70,7 @@ class Compare:
     values: tuple[Value, ...]     # one value; `in`/`not_in`: the list; `between`: (low, high)
     type: FactType
     item_list: str | None = None  # set when this leaf reads a list item's field
+    scale: int = 1                # numbers reach the engine as value × scale (fixed point)
 
 
 @dataclass(frozen=True)
@@ -105,9 +107,10 @@ class ParseProblem:
 
 
 class _Parser:
-    def __init__(self, params: dict[str, FactType], unit: str):
+    def __init__(self, params: dict[str, FactType], unit: str, registry: FieldRegistry):
         self.params = params   # parameter name → the type of its values (number, or table)
         self.unit = unit
+        self.registry = registry
         self.problems: list[ParseProblem] = []
 
     def err(self, loc: Loc, msg: str) -> None:
@@ -161,17 +164,19 @@ class _Parser:
 
     def compare(self, raw: dict, loc: Loc, ref_key: str, item_list: str | None) -> Compare | None:
         path = raw[ref_key]
-        fdef: FactDef | None
+        fdef: Fact | None
         if item_list:
-            fdef = LISTS[item_list].get(path) if isinstance(path, str) else None
+            items = self.registry.lists[item_list].items
+            fdef = items.get(path) if isinstance(path, str) else None
             if fdef is None:
-                self.err(loc + (ref_key,), f"列表 {item_list} 的项没有字段 `{path}`；可用：{', '.join(LISTS[item_list])}")
+                self.err(loc + (ref_key,), f"列表 {item_list} 的项没有字段 `{path}`；可用：{', '.join(items)}")
         else:
-            fdef = CATALOGUE.get(path) if isinstance(path, str) else None
+            fdef = self.registry.facts.get(path) if isinstance(path, str) else None
             if fdef is None:
-                self.err(loc + (ref_key,), f"未知的事实路径 `{path}`（见 docs/rules.md 的事实清单）")
-            elif fdef.scope == "certificate" and self.unit != "certificate":
-                self.err(loc + (ref_key,), f"`{path}` 只能用于按注册证判定（unit: certificate）的事项")
+                self.err(loc + (ref_key,), f"未知的事实路径 `{path}`（见 docs/profile.md 的字段表）")
+            elif fdef.scope not in ("enterprise", self.unit):
+                item = self.registry.list_of(fdef.scope).item_label
+                self.err(loc + (ref_key,), f"`{path}` 只能用于按{item}逐项判定（unit: {fdef.scope}）的事项")
                 fdef = None
         op = self._one_op(raw, loc, COMPARE_OPS, {ref_key})
         if fdef is None or op is None:
@@ -186,17 +191,17 @@ class _Parser:
             if not isinstance(rhs, list) or not rhs:
                 self.err(vloc, f"`{op}` 需要一个非空列表")
                 return None
-            values = tuple(self.value(v, vloc + (i,), t) for i, v in enumerate(rhs))
+            values = tuple(self.value(v, vloc + (i,), t, fdef.scale) for i, v in enumerate(rhs))
         elif op == "between":
             if not isinstance(rhs, list) or len(rhs) != 2:
                 self.err(vloc, "`between` 需要 [下限, 上限] 两个值（含端点）")
                 return None
-            values = tuple(self.value(v, vloc + (i,), t) for i, v in enumerate(rhs))
+            values = tuple(self.value(v, vloc + (i,), t, fdef.scale) for i, v in enumerate(rhs))
         else:
-            values = (self.value(rhs, vloc, t),)
+            values = (self.value(rhs, vloc, t, fdef.scale),)
         if any(v is None for v in values):
             return None
-        return Compare(fdef.path, op, values, t, item_list)  # type: ignore[arg-type]
+        return Compare(fdef.path, op, values, t, item_list, fdef.scale)
 
     def count(self, raw: dict, loc: Loc, item_list: str | None) -> Count | None:
         if item_list:
@@ -211,8 +216,8 @@ class _Parser:
         if extra:
             self.err(cloc, f"count 中的未知键 {sorted(extra)}")
         name = spec["list"]
-        if name not in LISTS:
-            self.err(cloc + ("list",), f"未知的列表 `{name}`；可用：{', '.join(LISTS)}")
+        if name not in self.registry.lists:
+            self.err(cloc + ("list",), f"未知的列表 `{name}`；可用：{', '.join(self.registry.lists)}")
             return None
         where = None
         if spec.get("where") is not None:
@@ -227,7 +232,7 @@ class _Parser:
             return None
         return Count(name, where, op, value)
 
-    def value(self, raw: Any, loc: Loc, t: FactType) -> Value | None:
+    def value(self, raw: Any, loc: Loc, t: FactType, scale: int = 1) -> Value | None:
         if isinstance(raw, dict):
             if set(raw) == {"param"}:
                 name = raw["param"]
@@ -250,7 +255,7 @@ class _Parser:
                 return WindowDate(raw["window"])
             self.err(loc, f"无法识别的取值 {raw}；应为字面值、{{param: 名称}}、{{as_of: ...}} 或 {{window: ...}}")
             return None
-        return self.literal(raw, loc, t)
+        return self.literal(raw, loc, t, scale)
 
     def as_of(self, raw: dict, loc: Loc, t: FactType) -> AsOf | None:
         if t.name != "date":
@@ -278,7 +283,7 @@ class _Parser:
         return AsOf(offs.get("years", 0), offs.get("months", 0), offs.get("days", 0),
                     raw.get("start_of"), raw.get("end_of"))
 
-    def literal(self, raw: Any, loc: Loc, t: FactType) -> Literal_ | None:
+    def literal(self, raw: Any, loc: Loc, t: FactType, scale: int = 1) -> Literal_ | None:
         ok = {
             "bool": isinstance(raw, bool),
             "int": isinstance(raw, int) and not isinstance(raw, bool),
@@ -293,12 +298,20 @@ class _Parser:
             else:
                 self.err(loc, f"取值 `{raw}` 与事实类型不符：应为{t.describe()}")
             return None
+        if t.name == "number" and not fits_scale(raw, scale):
+            self.err(loc, f"取值 `{raw}` 的小数位数超过该事实的精度（{len(str(scale)) - 1} 位小数）")
+            return None
         return Literal_(raw)
 
 
-def parse_condition(raw: Any, loc: Loc, params: dict[str, FactType], unit: str
-                    ) -> tuple[Cond | None, list[ParseProblem]]:
-    p = _Parser(params, unit)
+def fits_scale(v: Any, scale: int) -> bool:
+    """A number is exact in the engine's fixed point (value × scale is a whole number)."""
+    return abs(v * scale - round(v * scale)) < 1e-6
+
+
+def parse_condition(raw: Any, loc: Loc, params: dict[str, FactType], unit: str,
+                    registry: FieldRegistry) -> tuple[Cond | None, list[ParseProblem]]:
+    p = _Parser(params, unit, registry)
     c = p.cond(raw, loc)
     return (c if not p.problems else None), p.problems
 

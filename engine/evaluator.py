@@ -11,19 +11,20 @@ from dataclasses import dataclass, fields as dataclass_fields
 from datetime import date
 from typing import Any, Callable, Iterable, Sequence
 
+from engine import interpreter
 from engine.adapter import MAX_FACTS, CompiledRuleset, EngineError
-from engine.compiler import Plan, Slot, SlotTable, build_rules, normalize
+from engine.compiler import Plan, Slot, SlotTable, build_rules, normalize, scope_of
 from engine.dates import resolve_date
 from engine.explain import Explainer
-from engine.facts import CATALOGUE, LISTS
+from engine.interpreter import FAIL, PASS, UNKNOWN, Ctx
 from engine.loader import Benefit, Rulebook, WindowContext
-from engine.oracle import FAIL, PASS, UNKNOWN, Ctx
-from engine import oracle
-from engine.profile import Profile, parse_profile, shanghai_today
-from engine.results import (STATUS_ZH, BenefitResult, Conflict, CriterionResult, Subject,
-                            EligibilityResponse, TaxItem, TaxSelfAssessment)
+from engine.profile import Profile, parse_profile, profile_model, shanghai_today
+from engine.registry import FieldRegistry
+from engine.results import (BenefitResult, Conflict, CriterionResult, EligibilityResponse, Subject,
+                            TaxItem, TaxSelfAssessment)
+from engine.vocabulary import STATUS
 
-BACKENDS = ("durable_rules", "oracle")
+BACKENDS = ("durable_rules", "interpreter")
 
 
 class UnknownBenefit(ValueError):
@@ -37,6 +38,7 @@ class Evaluator:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}")
         self.book = book
+        self.registry: FieldRegistry = book.fields
         self.backend = backend
         self.ruleset_version = book.version
         self._compiled: dict[tuple, tuple[CompiledRuleset, Plan]] = {}
@@ -75,7 +77,7 @@ class Evaluator:
                     for bid, b in self.book.benefits.items() for name in b.spec.parameters)
         with self._compile_lock:
             if key not in self._compiled:
-                rules, plan = build_rules(self.book.benefits, lambda bid: fns[bid])
+                rules, plan = build_rules(self.book.benefits, lambda bid: fns[bid], self.registry)
                 self._compiled[key] = (CompiledRuleset(rules), plan)
             return self._compiled[key]
 
@@ -86,7 +88,7 @@ class Evaluator:
         with self._compile_lock:
             ex = self._explainers.get(key)
         if ex is None:
-            ex = Explainer(b, as_of, window, *self.params_for(b, as_of, window))
+            ex = Explainer(b, as_of, window, *self.params_for(b, as_of, window), self.registry)
             with self._compile_lock:
                 if len(self._explainers) >= 256:
                     self._explainers.clear()
@@ -121,32 +123,35 @@ class Evaluator:
         as_of = as_of or (window.as_of if window and window.as_of else shanghai_today())
         window = window or self._next_window(as_of)
         chosen = self.selected(benefits)
-        profs = [p if isinstance(p, Profile) else parse_profile(p) for p in profiles]
+        model = profile_model(self.registry)
+        profs = [p if isinstance(p, model) else parse_profile(p, self.registry) for p in profiles]
         awarded_set = frozenset(awarded) if awarded is not None else None
         counts: list[dict | None] = [None] * len(profs)
         if self.backend == "durable_rules":
             outcomes, counts = self._decide_engine(profs, as_of, window, awarded_set)
         else:
-            outcomes = self._decide_oracle(profs, chosen, as_of, window, awarded_set)
+            outcomes = self._decide_interpreter(profs, chosen, as_of, window, awarded_set)
         explainers = {b.id: self._explainer(b, as_of, window) for b in chosen}
         out = []
         for pi, p in enumerate(profs):
             results: list[BenefitResult] = []
             for b in chosen:
-                value_fn = explainers[b.id].params
+                ex = explainers[b.id]
                 if b.spec.unit == "enterprise":
-                    ctx = Ctx(p, as_of, window, value_fn, b.id, awarded=awarded_set, counts=counts[pi])
-                    results.append(explainers[b.id].result(ctx, outcomes.get((pi, -1, b.id), {}), None))
+                    ctx = Ctx(self.registry, p, as_of, window, ex.params, b.id, awarded=awarded_set,
+                              counts=counts[pi])
+                    results.append(ex.result(ctx, outcomes.get((pi, -1, b.id), {}), None))
                     continue
-                regs = p.device_registrations
-                if not regs:
-                    results.append(self._no_certificate(b, explainers[b.id], regs))
+                info = self.registry.list_of(b.spec.unit)
+                items = getattr(p, info.name)
+                if not items:
+                    results.append(self._no_subject(b, ex, items is None))
                     continue
-                for ri, reg in enumerate(regs):
-                    ctx = Ctx(p, as_of, window, value_fn, b.id, reg, ri, awarded_set, counts[pi])
-                    results.append(explainers[b.id].result(
-                        ctx, outcomes.get((pi, ri, b.id), {}),
-                        Subject(type="certificate", id=reg.certificate_no)))
+                for ri, item in enumerate(items):
+                    ctx = Ctx(self.registry, p, as_of, window, ex.params, b.id, item, info.name, ri,
+                              awarded_set, counts[pi])
+                    results.append(ex.result(ctx, outcomes.get((pi, ri, b.id), {}),
+                                             Subject(type=b.spec.unit, id=info.key_of(item))))
             out.append(EligibilityResponse(as_of=as_of, ruleset_version=self.ruleset_version,
                                            results=results))
         return out
@@ -174,33 +179,37 @@ class Evaluator:
                                  items=items, conflicts=list(conflicts.values()))
 
     # -- deciding -----------------------------------------------------------------------------
-    def _no_certificate(self, b: Benefit, ex: Explainer, regs: list | None) -> BenefitResult:
-        """A per-certificate benefit for a profile that lists no certificate (or none known)."""
+    def _no_subject(self, b: Benefit, ex: Explainer, unknown: bool) -> BenefitResult:
+        """A per-subject benefit for a profile whose subject list is empty (or unknown)."""
         if not b.in_force_on(ex.as_of):
-            return ex.result(Ctx(Profile(), ex.as_of, ex.window, ex.params), {}, None)
-        outcome = "unknown" if regs is None else "fail"
-        status = "needs_info" if regs is None else "ineligible"
+            return ex.result(Ctx(self.registry, None, ex.as_of, ex.window, ex.params), {}, None)
+        info = self.registry.list_of(b.spec.unit)
+        status = "needs_info" if unknown else "ineligible"
         crit = CriterionResult(
-            id="has_certificate", text="企业持有第二类或第三类医疗器械注册证（本项按每张注册证分别判定）",
-            outcome=outcome, observed={"device_registrations": regs}, threshold="注册证数量 ≥ 1",
-            legal_basis=[b.spec.legal_basis[0].citation()], materials=[])
+            id="has_subject", text=f"企业至少有一项{info.item_label}（本项按每项{info.item_label}分别判定）",
+            outcome="unknown" if unknown else "fail", observed={info.name: None if unknown else []},
+            threshold=f"{info.label}数量 ≥ 1", legal_basis=[b.spec.legal_basis[0].citation()],
+            materials=[])
         return BenefitResult(
             benefit_id=b.id, title=b.spec.title, kind=b.spec.kind, subject=None, status=status,
-            status_text=STATUS_ZH[status], amount_cny=None, amount_provisional=False,
-            amount_note=None, criteria=[crit],
-            missing_facts=["device_registrations"] if regs is None else [],
+            status_text=STATUS[status], amount_cny=None, amount_provisional=False,
+            amount_note=None, criteria=[crit], missing_facts=[info.name] if unknown else [],
             required_materials=ex.materials(), missing_materials=[], window=ex.window_ref())
 
-    def _decide_oracle(self, profs: list[Profile], chosen: list[Benefit], as_of: date,
+    def _decide_interpreter(self, profs: list[Profile], chosen: list[Benefit], as_of: date,
                        window: WindowContext, awarded: frozenset[str] | None) -> dict:
         out: dict[tuple[int, int, str], dict[str, str]] = {}
         for pi, p in enumerate(profs):
             for b in chosen:
                 value_fn = self.params_for(b, as_of, window)[0]
-                subjects = [(-1, None)] if b.spec.unit == "enterprise" else list(enumerate(p.device_registrations or []))
-                for ri, reg in subjects:
-                    ctx = Ctx(p, as_of, window, value_fn, b.id, reg, ri, awarded)
-                    out[(pi, ri, b.id)] = {c.id: oracle.evaluate(c.cond, ctx) for c in b.criteria}
+                if b.spec.unit == "enterprise":
+                    subjects, name = [(-1, None)], None
+                else:
+                    name = self.registry.list_of(b.spec.unit).name
+                    subjects = list(enumerate(getattr(p, name) or []))
+                for ri, item in subjects:
+                    ctx = Ctx(self.registry, p, as_of, window, value_fn, b.id, item, name, ri, awarded)
+                    out[(pi, ri, b.id)] = {c.id: interpreter.evaluate(c.cond, ctx)[0] for c in b.criteria}
         return out
 
     def _prepared(self, as_of: date, window: WindowContext) -> "_Prepared":
@@ -214,8 +223,9 @@ class Evaluator:
             refs = {s: resolve_date(s.rhs, as_of, window).toordinal()
                     for table in (*plan.subject_slots.values(), *plan.item_slots.values())
                     for s in table.keys if s.kind == "diff"}
-            prep = _Prepared(ruleset, plan, refs, _FactBuilder("E", plan.subject_slots["E"], refs),
-                             _FactBuilder("C", plan.subject_slots["C"], refs))
+            builders = {scope: _FactBuilder(scope, table, refs, self.registry)
+                         for scope, table in plan.subject_slots.items()}
+            prep = _Prepared(ruleset, plan, refs, builders)
             with self._compile_lock:
                 if len(self._prepared_cache) >= 256:
                     self._prepared_cache.clear()
@@ -236,7 +246,8 @@ class Evaluator:
             for pi, p in enumerate(profs):
                 for name in lists:
                     for j, item in enumerate(getattr(p, name) or []):
-                        item_facts.append(_item_fact(plan.item_slots[name], name, item, refs))
+                        item_facts.append(_item_fact(plan.item_slots[name], name, item, refs,
+                                                     self.registry))
                         item_keys.append((pi, name, j))
             fired = _run_chunked(ruleset, item_facts)
             item_out = _outcomes(fired, where_targets, len(item_facts))
@@ -256,21 +267,22 @@ class Evaluator:
                         outs = per_item.get((pi, ci), [])
                         counts[(pi, ci)] = (outs.count(PASS), outs.count(PASS) + outs.count(UNKNOWN))
 
-        # Phase 2: one fact per subject (enterprise, and each certificate).
+        # Phase 2: one fact per subject (the enterprise, and each item of each subject list).
         facts, keys = [], []
-        e_fb, c_fb = prep.e_builder, prep.c_builder
+        subject_lists = [(scope_of(s), info) for s, info in self.registry.subjects.items()
+                         if plan.subject_slots[scope_of(s)].keys]
         for pi, p in enumerate(profs):
-            facts.append(e_fb.build(p, None, counts, pi, awarded))
-            keys.append((pi, -1))
-            for ri, reg in enumerate(p.device_registrations or []):
-                facts.append(c_fb.build(p, reg, counts, pi, awarded))
-                keys.append((pi, ri))
+            facts.append(prep.builders["E"].build(p, None, "", counts, pi, awarded))
+            keys.append((pi, -1, "E"))
+            for scope, info in subject_lists:
+                for ri, item in enumerate(getattr(p, info.name) or []):
+                    facts.append(prep.builders[scope].build(p, item, info.key_of(item), counts, pi, awarded))
+                    keys.append((pi, ri, scope))
         crit_targets = [(i, t) for i, t in enumerate(plan.targets) if t.kind == "criterion"]
         fired = _run_chunked(ruleset, facts)
         subj_out = _outcomes(fired, crit_targets, len(facts))
         out: dict[tuple[int, int, str], dict[str, str]] = {}
-        for k, (pi, ri) in enumerate(keys):
-            scope = "E" if ri == -1 else "C"
+        for k, (pi, ri, scope) in enumerate(keys):
             for i, t in crit_targets:
                 if t.scope == scope:
                     out.setdefault((pi, ri, t.benefit), {})[t.criterion] = subj_out[k].get(i, UNKNOWN)
@@ -304,17 +316,16 @@ class _Prepared:
     ruleset: CompiledRuleset
     plan: Plan
     refs: dict[Slot, int]
-    e_builder: "_FactBuilder"
-    c_builder: "_FactBuilder"
+    builders: dict[str, "_FactBuilder"]     # scope → builder of its facts
 
 
 class _FactBuilder:
     """Builds one subject's fact: each catalogue path read once, then every slot from it."""
 
-    def __init__(self, scope: str, table: SlotTable, refs: dict[Slot, int]):
+    def __init__(self, scope: str, table: SlotTable, refs: dict[Slot, int], registry: FieldRegistry):
         self.scope = scope
         paths: dict[str, None] = {}
-        self.values: list[tuple[str, str]] = []
+        self.values: list[tuple[str, str, int]] = []
         self.diffs: list[tuple[str, str, int]] = []
         self.counts: list[tuple[str, int, int]] = []
         self.awarded: list[tuple[str, str]] = []
@@ -328,40 +339,39 @@ class _FactBuilder:
                 if slot.kind == "diff":
                     self.diffs.append((key, slot.path, refs[slot]))
                 else:
-                    self.values.append((key, slot.path))
-        self.readers = []
-        for path in paths:
-            d = CATALOGUE[path]
-            if d.scope == "enterprise":
-                self.readers.append((path, (lambda read: lambda p, r: read(p))(d.read)))
-            else:
-                self.readers.append((path, d.read))
+                    self.values.append((key, slot.path, registry.facts[slot.path].scale))
+        self.readers = [(path, registry.facts[path].scope == "enterprise", registry.facts[path].read)
+                        for path in paths]
 
-    def build(self, p: Profile, reg: Any, counts: dict, pi: int, awarded: frozenset[str] | None) -> dict:
-        raw = {path: read(p, reg) for path, read in self.readers}
+    def build(self, p: Profile, item: Any, key: str, counts: dict, pi: int,
+              awarded: frozenset[str] | None) -> dict:
+        raw = {path: read(p if on_profile else item) for path, on_profile, read in self.readers}
         fact: dict[str, Any] = {"t": self.scope}
-        for key, path in self.values:
+        for slot, path, scale in self.values:
             v = raw[path]
-            fact[key] = (1 if v else 0) if v is True or v is False else (
-                v.toordinal() if isinstance(v, date) else v)
-        for key, path, ref in self.diffs:
+            fact[slot] = (1 if v else 0) if v is True or v is False else (
+                v.toordinal() if isinstance(v, date) else
+                int(round(v * scale)) if isinstance(v, float) or scale != 1 and isinstance(v, int) else v)
+        for slot, path, ref in self.diffs:
             v = raw[path]
-            fact[key] = None if v is None else v.toordinal() - ref
-        for key, ci, side in self.counts:
+            fact[slot] = None if v is None else v.toordinal() - ref
+        for slot, ci, side in self.counts:
             rng = counts.get((pi, ci))
-            fact[key] = None if rng is None else rng[side]
-        for key, bid in self.awarded:
-            fact[key] = (None if awarded is None or reg is None
-                         else 1 if f"{bid}|{reg.certificate_no}" in awarded else 0)
+            fact[slot] = None if rng is None else rng[side]
+        for slot, bid in self.awarded:
+            fact[slot] = (None if awarded is None or item is None
+                          else 1 if f"{bid}|{key}" in awarded else 0)
         return fact
 
 
-def _item_fact(table: SlotTable, name: str, item: Any, refs: dict[Slot, int]) -> dict:
+def _item_fact(table: SlotTable, name: str, item: Any, refs: dict[Slot, int],
+               registry: FieldRegistry) -> dict:
     fact: dict[str, Any] = {"t": f"I:{name}"}
-    fields = LISTS[name]
+    fields = registry.lists[name].items
     for slot, key in table.keys.items():
-        v = fields[slot.path].read(item)
+        d = fields[slot.path]
+        v = d.read(item)
         if v is not None and slot.kind == "diff":
             v = v.toordinal() - refs[slot]
-        fact[key] = normalize(v)
+        fact[key] = normalize(v, d.scale)
     return fact

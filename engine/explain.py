@@ -6,24 +6,22 @@ import re
 from datetime import date
 from typing import Any, Callable
 
+from engine.adapter import EngineError
 from engine.conditions import AsOf, Compare, Count, Literal_, Param, WindowDate, leaves, OP_SYMBOL
 from engine.dates import resolve_date
-from engine.facts import ALREADY_AWARDED, CATALOGUE, LIST_LABELS, LISTS, VALUE_LABELS
+from engine.interpreter import FAIL, PASS, UNKNOWN, Ctx, count_range, evaluate, read
 from engine.loader import Benefit, WindowContext
-from engine.oracle import FAIL, PASS, UNKNOWN, Ctx, count_range, evaluate, missing_facts, read
-from engine.results import (PROVISIONAL_NOTE, STATUS_ZH, BenefitResult, CriterionResult,
-                            MaterialRef, Subject, WindowRef)
+from engine.registry import FieldRegistry
+from engine.results import (BenefitResult, CriterionResult, MaterialRef, Subject, WindowRef)
+from engine.vocabulary import PROVISIONAL_AMOUNT, STATUS, money_short, percent
 
 
 def fmt_number(v: float, unit: str) -> str:
+    """A parameter value as the policy states it (300万元, 60%, 6个月)."""
     if unit == "比例":
-        return f"{v * 100:g}%"
+        return percent(v)
     if unit == "元":
-        if v >= 1e8 and v % 1e7 == 0:
-            return f"{v / 1e8:g}亿元"
-        if v >= 1e4 and v % 100 == 0:
-            return f"{v / 1e4:g}万元"
-        return f"{v:,.2f}元".replace(".00元", "元")
+        return money_short(v)
     suffix = {"月": "个月"}.get(unit, unit)
     return f"{v:g}{suffix}"
 
@@ -37,27 +35,25 @@ def _plain(v: Any) -> Any:
 
 
 def _reader(path: str) -> Callable[[Ctx], Any]:
-    d = CATALOGUE[path]
-    if path == ALREADY_AWARDED:
-        return lambda ctx: read(path, ctx)
-    if d.scope == "enterprise":
-        return lambda ctx: d.read(ctx.profile)
-    return lambda ctx: d.read(ctx.profile, ctx.reg)
+    return lambda ctx: read(path, ctx)
 
 
 class Explainer:
     def __init__(self, benefit: Benefit, as_of: date, window: WindowContext,
-                 params: Callable[[str], Any], provisional: Callable[[str], bool]):
+                 params: Callable[[str], Any], provisional: Callable[[str], bool],
+                 registry: FieldRegistry):
         self.b, self.as_of, self.window = benefit, as_of, window
         self.params, self.provisional = params, provisional
+        self.registry = registry
+        lists = registry.lists
         # Everything that does not depend on the subject is rendered once per evaluation date.
         self.in_force = benefit.in_force_on(as_of)
         self.applicable = [c for c in benefit.criteria if c.applies_on(as_of)]
         self.static = {c.id: (self.render(c.text), self.threshold(c.cond), list(c.basis), list(c.materials))
                        for c in self.applicable}
         self.count_of = {(c.id, path): next(l for l in leaves(c.cond) if isinstance(l, Count) and l.list == path)
-                         for c in self.applicable for path in c.reads if path in LISTS}
-        self.readers = {c.id: [(path, _reader(path)) for path in c.reads if path not in LISTS]
+                         for c in self.applicable for path in c.reads if path in lists}
+        self.readers = {c.id: [(path, _reader(path)) for path in c.reads if path not in lists]
                         for c in self.applicable}
         self.amount_spec, self.amount_cond = next(
             ((a, cond) for a, cond in zip(benefit.spec.amount_specs(), benefit.amount_conds or [None] * 99)
@@ -91,18 +87,20 @@ class Explainer:
         assert isinstance(v, Literal_)
         if isinstance(v.value, bool):
             return "是" if v.value else "否"
-        if leaf is not None and leaf.type.name == "enum":
-            return VALUE_LABELS.get(v.value, v.value)
+        if leaf is not None:
+            return self.registry.value_text(f"{leaf.item_list}[0].{leaf.path}" if leaf.item_list
+                                            else leaf.path, v.value)
         return str(_plain(v.value))
 
     def threshold(self, cond: Any) -> str:
         parts = []
         for leaf in leaves(cond):
             if isinstance(leaf, Count):
-                parts.append(f"{LIST_LABELS[leaf.list]}中符合条件的记录数 {OP_SYMBOL[leaf.op]} "
+                parts.append(f"{self.registry.lists[leaf.list].label}中符合条件的记录数 {OP_SYMBOL[leaf.op]} "
                              f"{self.value_text(leaf.value, None)}")
                 continue
-            label = (LISTS[leaf.item_list][leaf.path].label if leaf.item_list else CATALOGUE[leaf.path].label)
+            label = (self.registry.lists[leaf.item_list].items[leaf.path].label if leaf.item_list
+                     else self.registry.facts[leaf.path].label)
             vals = [self.value_text(v, leaf) for v in leaf.values]
             if leaf.op in ("in", "not_in"):
                 rhs = "、".join(vals)
@@ -120,7 +118,7 @@ class Explainer:
         return self._materials
 
     def _build_window_ref(self) -> WindowRef | None:
-        if self.b.spec.unit != "certificate":
+        if self.b.spec.kind != "grant":
             return None
         w = self.window
         return WindowRef(id=w.id, label=w.label, opens_on=w.opens_on, closes_on=w.closes_on,
@@ -143,7 +141,7 @@ class Explainer:
             periods = "；".join(f"{p.from_}至{p.to or '今'}" for p in spec.in_force)
             return BenefitResult(
                 benefit_id=spec.id, title=spec.title, kind=spec.kind, subject=subject,
-                status="not_in_force", status_text=STATUS_ZH["not_in_force"], amount_cny=None,
+                status="not_in_force", status_text=STATUS["not_in_force"], amount_cny=None,
                 amount_provisional=False, amount_note=None, criteria=[], missing_facts=[],
                 required_materials=materials, missing_materials=[], window=window,
                 note=f"评估日期 {self.as_of} 不在该政策有效期内（{periods}）")
@@ -152,7 +150,7 @@ class Explainer:
             out = outcomes[c.id]
             observed: dict[str, Any] = {}
             for path in c.reads:
-                if path in LISTS:
+                if path in self.registry.lists:
                     rng = count_range(self.count_of[(c.id, path)], ctx)
                     observed[path] = None if rng is None else (rng[0] if rng[0] == rng[1] else
                                                                {"min": rng[0], "max": rng[1]})
@@ -161,7 +159,12 @@ class Explainer:
             for path, reader in self.readers[c.id]:
                 observed[path] = _plain(reader(ctx))
             if out == UNKNOWN:
-                missing += missing_facts(c.cond, ctx)
+                # The engine decided; the reference semantics names what is missing, and must
+                # agree that the criterion is undecided.
+                check, asked = evaluate(c.cond, ctx)
+                if check != UNKNOWN:
+                    raise EngineError(f"{self.b.id}.{c.id}: engine says unknown, interpreter says {check}")
+                missing += asked
             if out != PASS:
                 missing_mat += [m for m in c.materials if m not in missing_mat]
             text, threshold, basis, mats = self.static[c.id]
@@ -174,11 +177,12 @@ class Explainer:
         amount, provisional, assumed = None, False, []
         if status in ("eligible", "needs_info"):
             amount, provisional, assumed = self.amount(ctx)
-        notes = ([PROVISIONAL_NOTE] if provisional else []) + [
-            f"{CATALOGUE[k].label}未填写，按“{self.value_text(Literal_(v), None)}”计算" for k, v in assumed]
+        notes = ([PROVISIONAL_AMOUNT] if provisional else []) + [
+            f"{self.registry.facts[k].label}未填写，按“{self.registry.value_text(k, v)}”计算"
+            for k, v in assumed]
         return BenefitResult(
             benefit_id=spec.id, title=spec.title, kind=spec.kind, subject=subject, status=status,
-            status_text=STATUS_ZH[status], amount_cny=amount, amount_provisional=provisional,
+            status_text=STATUS[status], amount_cny=amount, amount_provisional=provisional,
             amount_note="；".join(notes) or None, criteria=criteria,
             missing_facts=sorted(set(missing)), required_materials=materials,
             missing_materials=missing_mat, window=window, note=None)
@@ -187,7 +191,7 @@ class Explainer:
     def amount(self, ctx: Ctx) -> tuple[float | None, bool, list[tuple[str, Any]]]:
         """(amount, provisional?, [(fact, assumed value)]) for this subject."""
         spec = self.amount_spec
-        if spec is None or (self.amount_cond is not None and evaluate(self.amount_cond, ctx) != PASS):
+        if spec is None or (self.amount_cond is not None and evaluate(self.amount_cond, ctx)[0] != PASS):
             return None, False, []
         used: list[str] = []
         assumed: list[tuple[str, Any]] = []

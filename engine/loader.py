@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -12,11 +13,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine.conditions import Cond, fact_paths, parse_condition
-from engine.facts import CATALOGUE, FactType
+from engine.conditions import Cond, fact_paths, fits_scale, leaves, parse_condition
 from engine.messages import pydantic_message
 from engine.profile import ProfileError, parse_profile
-from engine.ruleschema import (BENEFIT_IDS, BenefitFile, CalendarFile, CommonFile, Document,
+from engine.registry import FactType, FieldRegistry, RegistryError, registry_from
+from engine.ruleschema import (BenefitFile, CalendarFile, CommonFile, Document, IndexFile,
                                OptionalPeriod, ParamValue)
 from engine.version import ENGINE_VERSION
 from engine.yamlsource import SourceDoc, YamlSyntaxError, load_yaml
@@ -128,7 +129,8 @@ class DefaultCalendar:
 
 @dataclass
 class Rulebook:
-    benefits: dict[str, Benefit]
+    benefits: dict[str, Benefit]        # in the order of rules/index.yaml
+    fields: FieldRegistry
     calendar: DefaultCalendar
     common: CommonFile
     version: str
@@ -206,7 +208,7 @@ def _pydantic_problems(exc: ValidationError, doc: SourceDoc, name: str) -> list[
     return out
 
 
-def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str
+def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str, registry: FieldRegistry
                    ) -> tuple[list[CompiledCriterion], list[RuleProblem], list[Any]]:
     problems: list[RuleProblem] = []
 
@@ -215,6 +217,10 @@ def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str
 
     if spec.id != stem:
         err(("id",), f"id `{spec.id}` 必须与文件名 `{stem}.yaml` 一致")
+    if spec.unit != "enterprise" and spec.unit not in registry.subjects:
+        err(("unit",), f"unit `{spec.unit}` 应为 enterprise 或 rules/fields.yaml 中列表的 subject"
+                       f"（{'、'.join(registry.subjects)}）")
+        return [], problems, []
     docs = {d.id for d in spec.legal_basis}
     materials = {m.id for m in spec.materials}
     for i, p in enumerate(spec.in_force):
@@ -240,9 +246,11 @@ def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str
         for j, m in enumerate(c.materials):
             if m not in materials:
                 err(loc + ("materials", j), f"引用了未定义的材料 `{m}`")
-        cond, cps = parse_condition(c.when, loc + ("when",), param_types, spec.unit)
+        cond, cps = parse_condition(c.when, loc + ("when",), param_types, spec.unit, registry)
         for p in cps:
             err(p.loc, p.message)
+        if cond is not None:
+            _check_param_precision(spec, cond, loc, err)
         for ph in _placeholders(c.text):
             if ph.startswith("param.") and ph[6:] not in spec.parameters:
                 err(loc + ("text",), f"文字中的占位符 {{{ph}}} 引用了未定义的参数")
@@ -262,7 +270,8 @@ def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str
         loc = ("amount", i) if isinstance(spec.amount, list) else ("amount",)
         amount_cond = None
         if spec_amount.when is not None:
-            amount_cond, cps = parse_condition(spec_amount.when, loc + ("when",), param_types, spec.unit)
+            amount_cond, cps = parse_condition(spec_amount.when, loc + ("when",), param_types, spec.unit,
+                                               registry)
             for p in cps:
                 err(p.loc, p.message)
         amount_conds.append(amount_cond)
@@ -288,18 +297,14 @@ def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str
             if r not in spec.parameters:
                 err(loc, f"金额引用了未定义的参数 `{r}`")
         for f in facts:
-            d = CATALOGUE.get(f)
-            if d is None or (d.scope == "certificate" and spec.unit != "certificate"):
+            d = registry.facts.get(f)
+            if d is None or d.scope not in ("enterprise", spec.unit):
                 err(loc, f"金额引用了未知的事实路径 `{f}`")
-    if spec.tax:
-        for j, cf in enumerate(spec.tax.conflicts_with):
-            if cf.benefit not in BENEFIT_IDS:
-                err(("tax", "conflicts_with", j, "benefit"), f"未知的事项 id `{cf.benefit}`")
     crit_ids = {c.id for c in spec.criteria}
     for i, ex in enumerate(spec.examples):
         loc = ("examples", i)
         try:
-            parse_profile(ex.profile)
+            parse_profile(ex.profile, registry)
         except ProfileError as pe:
             for p in pe.problems:
                 err(loc + ("profile",), f"示例「{ex.name}」的企业画像无效：{p.path or '(根)'}: {p.message}")
@@ -316,23 +321,34 @@ def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str
     return compiled, problems, amount_conds
 
 
-def _raw_condition_problems(doc: SourceDoc, name: str) -> list[RuleProblem]:
+def _check_param_precision(spec: BenefitFile, cond: Cond, loc: tuple, err) -> None:
+    """A parameter compared with a fact must be exact in that fact's fixed point."""
+    for leaf in leaves(cond):
+        for v in getattr(leaf, "values", ()):
+            name = getattr(v, "name", None)
+            param = spec.parameters.get(name) if name else None
+            for j, pv in enumerate(param.values if param else []):
+                if not isinstance(pv.value, dict) and not fits_scale(pv.value, leaf.scale):
+                    err(("parameters", name, "values", j, "value"),
+                        f"参数 {name} 的取值 {pv.value} 的小数位数超过所比较事实的精度")
+
+
+def _raw_condition_problems(doc: SourceDoc, name: str, registry: FieldRegistry) -> list[RuleProblem]:
     """Condition problems of a file whose structure is invalid (best effort on the raw data)."""
     data = doc.data if isinstance(doc.data, dict) else {}
     params = data.get("parameters") if isinstance(data.get("parameters"), dict) else {}
-    unit = data.get("unit") if data.get("unit") in ("enterprise", "certificate") else "enterprise"
+    unit = data.get("unit") if data.get("unit") in ("enterprise", *registry.subjects) else "enterprise"
     crits = data.get("criteria") if isinstance(data.get("criteria"), list) else []
     out = []
     for i, c in enumerate(crits):
         if isinstance(c, dict) and "when" in c:
             _cond, ps = parse_condition(c["when"], ("criteria", i, "when"),
-                                        {k: FactType("number") for k in params}, unit)
+                                        {k: FactType("number") for k in params}, unit, registry)
             out += [RuleProblem(name, doc.line_of(p.loc), p.message) for p in ps]
     return out
 
 
 def _placeholders(text: str) -> list[str]:
-    import re
     return re.findall(r"\{([^{}]+)\}", text)
 
 
@@ -348,7 +364,9 @@ def _load_file(path: Path, root: Path, problems: list[RuleProblem]) -> SourceDoc
 
 
 def ruleset_files(root: Path) -> list[Path]:
-    return sorted([*root.glob("benefits/*.yaml"), root / "windows.yaml", root / "common.yaml"])
+    """Every file whose content decides a verdict or its explanation (hashed into the version)."""
+    return sorted([*root.glob("benefits/*.yaml"), *(root / n for n in ("common.yaml", "fields.yaml",
+                                                                       "index.yaml", "windows.yaml"))])
 
 
 def content_hash(files: list[Path], root: Path) -> str:
@@ -360,7 +378,20 @@ def content_hash(files: list[Path], root: Path) -> str:
     return h.hexdigest()
 
 
-def load_benefit_file(path: Path, root: Path) -> tuple[Benefit | None, list[RuleProblem]]:
+def load_fields(root: Path, problems: list[RuleProblem]) -> FieldRegistry | None:
+    path = root / "fields.yaml"
+    doc = _load_file(path, root, problems)
+    if doc is None:
+        return None
+    try:
+        return registry_from(doc)
+    except RegistryError as exc:
+        problems += [RuleProblem(_rel(path, root), line, msg) for line, msg in exc.problems]
+        return None
+
+
+def load_benefit_file(path: Path, root: Path, registry: FieldRegistry
+                      ) -> tuple[Benefit | None, list[RuleProblem]]:
     """Load and check one benefit file on its own (used by `yagu rules validate FILE`)."""
     problems: list[RuleProblem] = []
     doc = _load_file(path, root, problems)
@@ -371,9 +402,23 @@ def load_benefit_file(path: Path, root: Path) -> tuple[Benefit | None, list[Rule
         spec = BenefitFile.model_validate(doc.data)
     except ValidationError as exc:
         # Still check the conditions, so one run reports every problem of the file.
-        return None, _pydantic_problems(exc, doc, name) + _raw_condition_problems(doc, name)
-    compiled, problems, amount_conds = _check_benefit(spec, doc, name, path.stem)
+        return None, _pydantic_problems(exc, doc, name) + _raw_condition_problems(doc, name, registry)
+    compiled, problems, amount_conds = _check_benefit(spec, doc, name, path.stem, registry)
     return (Benefit(spec, compiled, path, amount_conds) if not problems else None), problems
+
+
+def _read_index(root: Path, problems: list[RuleProblem]) -> tuple[list[str], SourceDoc | None]:
+    path = root / "index.yaml"
+    doc = _load_file(path, root, problems) if path.exists() else None
+    if doc is None:
+        if not path.exists():
+            problems.append(RuleProblem(_rel(path, root), 1, "缺少文件"))
+        return [], None
+    try:
+        return IndexFile.model_validate(doc.data).benefits, doc
+    except ValidationError as exc:
+        problems += _pydantic_problems(exc, doc, _rel(path, root))
+        return [], None
 
 
 def load_rulebook(root: Path | str | None = None) -> Rulebook:
@@ -382,19 +427,22 @@ def load_rulebook(root: Path | str | None = None) -> Rulebook:
     problems: list[RuleProblem] = []
     benefits: dict[str, Benefit] = {}
     files = [p for p in ruleset_files(root) if p.exists()]
-    for required in ("windows.yaml", "common.yaml"):
+    for required in ("windows.yaml", "common.yaml", "fields.yaml"):
         if not (root / required).exists():
             problems.append(RuleProblem(_rel(root / required, root), 1, "缺少文件"))
-    for path in files:
-        if path.parent.name != "benefits":
-            continue
-        benefit, ps = load_benefit_file(path, root)
-        problems += ps
-        if benefit is None:
-            continue
-        if benefit.id in benefits:
-            problems.append(RuleProblem(_rel(path, root), 1, f"事项 id `{benefit.id}` 重复定义"))
-        benefits[benefit.id] = benefit
+    registry = load_fields(root, problems) if (root / "fields.yaml").exists() else None
+    order, index_doc = _read_index(root, problems)
+    if registry is not None:
+        for path in files:
+            if path.parent.name != "benefits":
+                continue
+            benefit, ps = load_benefit_file(path, root, registry)
+            problems += ps
+            if benefit is None:
+                continue
+            if benefit.id in benefits:
+                problems.append(RuleProblem(_rel(path, root), 1, f"事项 id `{benefit.id}` 重复定义"))
+            benefits[benefit.id] = benefit
     calendar = common = None
     for fname, model in (("windows.yaml", CalendarFile), ("common.yaml", CommonFile)):
         path = root / fname
@@ -417,6 +465,15 @@ def load_rulebook(root: Path | str | None = None) -> Rulebook:
                     problems.append(RuleProblem(_rel(path, root), doc.line_of(("parameters",)), f"缺少参数 {key}"))
     if not benefits and not problems:
         problems.append(RuleProblem(_rel(root / "benefits", root), 1, "没有找到任何事项规则文件"))
+    if index_doc is not None and registry is not None:
+        index_name = _rel(root / "index.yaml", root)
+        for i, bid in enumerate(order):
+            if not (root / "benefits" / f"{bid}.yaml").exists():
+                problems.append(RuleProblem(index_name, index_doc.line_of(("benefits", i)),
+                                            f"事项 `{bid}` 没有规则文件 benefits/{bid}.yaml"))
+        for path in files:
+            if path.parent.name == "benefits" and path.stem not in order:
+                problems.append(RuleProblem(index_name, 1, f"规则文件 benefits/{path.name} 未列入 index.yaml"))
     for b in benefits.values():
         if b.spec.tax:
             for cf in b.spec.tax.conflicts_with:
@@ -424,7 +481,6 @@ def load_rulebook(root: Path | str | None = None) -> Rulebook:
                     problems.append(RuleProblem(_rel(b.source, root), 1, f"冲突事项 `{cf.benefit}` 未定义"))
     if problems:
         raise RuleLoadError(problems)
-    order = {bid: i for i, bid in enumerate(BENEFIT_IDS)}
-    ordered = dict(sorted(benefits.items(), key=lambda kv: order[kv[0]]))
-    return Rulebook(benefits=ordered, calendar=calendar, common=common,  # type: ignore[arg-type]
+    ordered = {bid: benefits[bid] for bid in order if bid in benefits}
+    return Rulebook(benefits=ordered, fields=registry, calendar=calendar, common=common,  # type: ignore[arg-type]
                     version=content_hash(files, root)[:16] + "-" + ENGINE_VERSION, files=files, root=root)

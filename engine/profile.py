@@ -1,313 +1,45 @@
-"""The enterprise profile of shared/contract/profile.md (pydantic v2).
+"""The enterprise profile: a pydantic model built from the field registry (rules/fields.yaml).
 
-None (or an absent key) means *unknown*; ``[]``, ``false`` and ``0`` are real values.
-Typing is strict in the JSON sense: numbers must be numbers, booleans must be booleans,
-dates must be ``YYYY-MM-DD`` strings. Keys the contract does not know are ignored.
+None (or an absent key) means *unknown*; ``[]``, ``false`` and ``0`` are real values. Typing
+is strict in the JSON sense: numbers must be numbers, booleans booleans, dates ``YYYY-MM-DD``
+strings. Every number is bounded and carries at most its declared decimals, every text is
+bounded and free of NUL characters, and a key the registry does not know is an error that
+names the closest known key.
 
-Use :func:`parse_profile` for user input: it reports every problem at once, each with
-a contract path (``device_registrations[0].obtained_on``) and a Chinese message.
+Use :func:`parse_profile` for user input: it reports every problem at once, each with a
+profile path (``device_registrations[0].obtained_on``) and a Chinese message.
 """
-
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Annotated, Any, Literal, Optional, Union
 from zoneinfo import ZoneInfo
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator,
+                      Field, Tag, ValidationError, ValidationInfo, create_model, field_validator)
 from pydantic_core import PydanticCustomError
 
-from engine.messages import kind_of, pydantic_message
-from engine.certno import ParsedCertNo, parse_certificate_no
-from engine.uscc import validate_uscc
+from engine.formats import FORMATS, ITEM_CHECKS, FormatError
+from engine.messages import kind_of, num_text, pydantic_message
+from engine.registry import FieldRegistry, FieldSpec
 
-__all__ = [
-    "Profile",
-    "DeviceRegistration",
-    "Violation",
-    "HnteCertificate",
-    "Problem",
-    "ProfileError",
-    "parse_profile",
-    "shanghai_today",
-    "canonical_json",
-    "CONTEXT_TODAY",
-]
-
-CONTEXT_TODAY = "today"  # validation-context key holding the reference date
+CONTEXT_TODAY = "today"     # validation-context key holding the reference date
+EARLIEST_DATE = date(1900, 1, 1)
 _TZ = ZoneInfo("Asia/Shanghai")
-
-DeviceClass = Literal["I", "II", "III"]
-_CLASS_NAMES = {"I": "第一类", "II": "第二类", "III": "第三类"}
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_OBJECT, _FALSE = "object", "false"       # union tags, dropped from error paths
 
 
 def shanghai_today() -> date:
     return datetime.now(_TZ).date()
-
-
-def _today(info: ValidationInfo) -> date:
-    ctx = info.context
-    if isinstance(ctx, dict) and isinstance(ctx.get(CONTEXT_TODAY), date):
-        return ctx[CONTEXT_TODAY]
-    return shanghai_today()
-
-
-# --- field types -----------------------------------------------------------------
-
-_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-
-
-def _parse_iso_date(v: Any) -> Any:
-    if v is None:
-        return v
-    if isinstance(v, datetime):
-        raise PydanticCustomError("yagu_date_format", "必须是日期（YYYY-MM-DD），不能带时间")
-    if isinstance(v, date):
-        return v
-    if not isinstance(v, str) or not _ISO_DATE.match(v.strip()):
-        raise PydanticCustomError(
-            "yagu_date_format", "必须是 YYYY-MM-DD 格式的日期字符串（例如 2025-10-15）"
-        )
-    try:
-        return date.fromisoformat(v.strip())
-    except ValueError:
-        raise PydanticCustomError(
-            "yagu_date_format", "不是有效的日期：{value}", {"value": v.strip()}
-        ) from None
-
-
-def _not_future(v: date, info: ValidationInfo) -> date:
-    today = _today(info)
-    if v > today:
-        raise PydanticCustomError(
-            "yagu_future_date", "日期不能晚于今天（{today}）", {"today": today.isoformat()}
-        )
-    return v
-
-
-def _two_decimals(v: float) -> float:
-    # repr gives the shortest decimal that round-trips, i.e. what the JSON text said.
-    if Decimal(repr(v)).as_tuple().exponent < -2:
-        raise PydanticCustomError("yagu_money_decimals", "金额最多保留两位小数")
-    return v
-
-
-def _uscc(v: str) -> str:
-    try:
-        return validate_uscc(v)
-    except ValueError as e:
-        raise PydanticCustomError("yagu_uscc", str(e)) from None
-
-
-_INDUSTRY = re.compile(r"^[A-T][0-9]{2,4}$")
-
-
-def _industry_code(v: str) -> str:
-    code = v.upper()
-    if not _INDUSTRY.match(code):
-        raise PydanticCustomError(
-            "yagu_industry_code",
-            "行业代码应为一个字母（A–T）加 2 至 4 位数字，例如 C3589",
-        )
-    return code
-
-
-PastDate = Annotated[date, BeforeValidator(_parse_iso_date), AfterValidator(_not_future)]
-Money = Annotated[float, AfterValidator(_two_decimals)]
-NonNegMoney = Annotated[float, Field(ge=0), AfterValidator(_two_decimals)]
-Share = Annotated[float, Field(ge=0, le=1)]
-NonNegInt = Annotated[int, Field(ge=0)]
-
-_CONFIG = ConfigDict(
-    strict=True,
-    extra="ignore",
-    allow_inf_nan=False,
-    str_strip_whitespace=True,
-)
-
-
-# --- models ------------------------------------------------------------------------
-
-
-class HnteCertificate(BaseModel):
-    """高新技术企业证书."""
-
-    model_config = _CONFIG
-
-    number: Optional[str] = Field(None, description="证书编号")
-    issued_on: Optional[PastDate] = Field(None, description="发证日期")
-
-
-class DeviceRegistration(BaseModel):
-    """医疗器械注册证 or 第一类备案凭证."""
-
-    model_config = _CONFIG
-
-    certificate_no: Annotated[str, Field(min_length=1, description="注册证编号或备案编号")]
-    product_name: Optional[str] = Field(None, description="产品名称")
-    device_class: Optional[DeviceClass] = Field(None, description="管理类别；可省略，由编号推断")
-    origin: Optional[Literal["self_developed", "introduced"]] = Field(None, description="self_developed 自主研发 / introduced 引进")
-    obtained_on: Optional[PastDate] = Field(None, description="取得日期")
-    innovative: Optional[bool] = Field(None, description="经创新医疗器械特别审查程序")
-
-    @field_validator("device_class")
-    @classmethod
-    def _class_matches_number(cls, v: Optional[str], info: ValidationInfo) -> Optional[str]:
-        number = info.data.get("certificate_no")
-        if v is None or number is None:
-            return v
-        parsed = parse_certificate_no(number)
-        if parsed is not None and parsed.device_class != v:
-            raise PydanticCustomError(
-                "yagu_class_mismatch",
-                "管理类别 {given} 与编号 {number} 所示的{stated}（{stated_code}）不符",
-                {
-                    "given": v,
-                    "number": number,
-                    "stated": _CLASS_NAMES[parsed.device_class],
-                    "stated_code": parsed.device_class,
-                },
-            )
-        return v
-
-    @property
-    def parsed(self) -> ParsedCertNo | None:
-        """Parts of the number; None when the number does not follow a known format."""
-        return parse_certificate_no(self.certificate_no)
-
-    @property
-    def effective_class(self) -> DeviceClass | None:
-        """The stated class, else the class the number states, else unknown."""
-        if self.device_class is not None:
-            return self.device_class
-        p = self.parsed
-        return p.device_class if p is not None else None
-
-
-class Violation(BaseModel):
-    """违法违规及处罚记录."""
-
-    model_config = _CONFIG
-
-    kind: Optional[
-        Literal[
-            "tax_evasion",
-            "refund_fraud",
-            "export_refund_fraud",
-            "false_vat_invoice",
-            "market_minor",
-            "other",
-        ]
-    ] = Field(None, description="违法违规类型")
-    decided_on: Optional[PastDate] = Field(None, description="处罚或认定日期")
-    description: Optional[str] = Field(None, description="说明")
-
-
-_HNTE_OBJECT, _HNTE_FALSE = "hnte_object", "hnte_false"  # union tags, dropped from paths
-
-
-def _hnte_tag(v: Any) -> str | None:
-    if v is False:
-        return _HNTE_FALSE
-    if isinstance(v, (dict, HnteCertificate)):
-        return _HNTE_OBJECT
-    return None  # true, strings, numbers …: reported by the translator below
-
-
-HnteField = Annotated[
-    Union[
-        Annotated[HnteCertificate, Tag(_HNTE_OBJECT)],
-        Annotated[Literal[False], Tag(_HNTE_FALSE)],
-    ],
-    Discriminator(
-        _hnte_tag,
-        custom_error_type="yagu_hnte_type",
-        custom_error_message="必须是对象（含 number、issued_on）、false（未持有）或 null（未知）",
-    ),
-]
-
-
-def _duplicate_numbers(numbers: list[Any]) -> list[tuple[int, int, str]]:
-    """(later index, first index, number) for every repeated certificate number."""
-    first: dict[str, int] = {}
-    dups = []
-    for i, n in enumerate(numbers):
-        if not isinstance(n, str):
-            continue
-        key = n.strip()
-        if key in first:
-            dups.append((i, first[key], key))
-        else:
-            first[key] = i
-    return dups
-
-
-def _duplicate_message(first_index: int, number: str) -> str:
-    return f"注册证编号 {number} 与 device_registrations[{first_index}] 重复"
-
-
-class Profile(BaseModel):
-    """Enterprise profile (企业画像), shared/contract/profile.md."""
-
-    model_config = _CONFIG
-
-    uscc: Annotated[str, AfterValidator(_uscc), Field(description="统一社会信用代码")]
-    name: Annotated[str, Field(min_length=1, max_length=200, description="企业名称")]
-    in_park: Optional[bool] = Field(None, description="注册地在资阳高新区（中国牙谷）")
-    industry_code: Optional[Annotated[str, AfterValidator(_industry_code)]] = Field(None, description="国民经济行业分类代码（GB/T 4754-2017），如 C3589")
-    established_on: Optional[PastDate] = Field(None, description="成立日期")
-    tax_collection: Optional[Literal["audit", "deemed"]] = Field(None, description="征收方式：audit 查账征收 / deemed 核定征收")
-    employees_avg: Optional[NonNegInt] = Field(None, description="全年季度平均从业人数")
-    total_assets_avg_cny: Optional[NonNegMoney] = Field(None, description="全年季度平均资产总额（元）")
-    taxable_income_cny: Optional[Money] = Field(None, description="年度应纳税所得额（元），可为负数")
-    restricted_industry: Optional[bool] = Field(None, description="从事国家限制或禁止行业")
-    rd_excluded_industry: Optional[bool] = Field(None, description="属研发费用加计扣除负面清单行业且收入占比超过50%")
-    rd_expense_cny: Optional[NonNegMoney] = Field(None, description="当年研发费用（元）")
-    four_industries_sales_share: Optional[Share] = Field(None, description="近12个月四类行业增值税销售额占比（0–1）")
-    vat_credit_positive_months: Optional[NonNegInt] = Field(None, description="连续期末留抵税额大于零的月数")
-    vat_credit_increase_cny: Optional[Money] = Field(None, description="第6个月期末留抵税额较上年末新增额（元）")
-    tax_credit_rating: Optional[Literal["A", "B", "M", "C", "D"]] = Field(None, description="纳税信用级别")
-    immediate_refund_since_2019_04: Optional[bool] = Field(None, description="2019年4月1日起享受过即征即退、先征后返（退）")
-    hnte_certificate: Optional[HnteField] = Field(None, description="高新技术企业证书；false = 未持有，null = 未知")
-    western_encouraged_share: Optional[Share] = Field(None, description="西部地区鼓励类产业项目主营业务收入占比（0–1）")
-    export_refund_class: Optional[Annotated[int, Field(ge=0, le=4)]] = Field(None, description="出口退（免）税企业分类（1–4），0 = 非出口企业")
-    on_serious_dishonest_list: Optional[bool] = Field(None, description="被列入严重失信主体名单")
-    device_registrations: Optional[list[DeviceRegistration]] = Field(None, description="医疗器械注册证及第一类备案凭证；[] = 没有，null = 未知")
-    violations: Optional[list[Violation]] = Field(None, description="违法违规及处罚记录；[] = 没有，null = 未知")
-
-    @field_validator("device_registrations")
-    @classmethod
-    def _unique_numbers(cls, v: Optional[list[DeviceRegistration]]):
-        if v:
-            dups = _duplicate_numbers([r.certificate_no for r in v])
-            if dups:
-                later, first, number = dups[0]
-                raise PydanticCustomError(
-                    "yagu_duplicate_certificate_no",
-                    "device_registrations[{later}]：" + _duplicate_message(first, number),
-                    {"later": later},
-                )
-        return v
-
-    def profile_hash(self) -> str:
-        """sha256 (hex) of the canonical JSON of the profile, for decision records."""
-        return hashlib.sha256(canonical_json(self.model_dump(mode="json")).encode()).hexdigest()
 
 
 def canonical_json(obj: Any) -> str:
@@ -315,24 +47,201 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-# --- errors ------------------------------------------------------------------------
+class Profile(BaseModel):
+    """Base of every generated profile model."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False,
+                              str_strip_whitespace=True, frozen=True)
+
+    def as_json(self) -> dict:
+        """The profile as JSON data, unknown facts left out (null and absent mean the same)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+    def profile_hash(self) -> str:
+        """sha256 of the canonical JSON: the identity of a profile in decisions and snapshots."""
+        return hashlib.sha256(canonical_json(self.as_json()).encode()).hexdigest()
 
 
+class _Item(BaseModel):
+    model_config = Profile.model_config
+
+
+# --- field checks ------------------------------------------------------------------------------
+def _today(info: ValidationInfo) -> date:
+    ctx = info.context
+    if isinstance(ctx, dict) and isinstance(ctx.get(CONTEXT_TODAY), date):
+        return ctx[CONTEXT_TODAY]
+    return shanghai_today()
+
+
+def _no_nul(v: str) -> str:
+    if "\x00" in v:
+        raise PydanticCustomError("yagu_nul", "不能包含空字符（\\u0000）")
+    return v
+
+
+def _format(name: str):
+    check = FORMATS[name]
+
+    def run(v: str) -> str:
+        try:
+            return check(v)
+        except FormatError as e:
+            raise PydanticCustomError("yagu_format", str(e)) from None
+    return run
+
+
+def _date_check(spec: FieldSpec):
+    def parse(v: Any, info: ValidationInfo) -> Any:
+        if v is None:
+            return v
+        if isinstance(v, datetime):
+            raise PydanticCustomError("yagu_date", "必须是日期（YYYY-MM-DD），不能带时间")
+        if not isinstance(v, date):
+            if not isinstance(v, str) or not _ISO_DATE.match(v.strip()):
+                raise PydanticCustomError("yagu_date", "必须是 YYYY-MM-DD 格式的日期（例如 2025-10-15）")
+            try:
+                v = date.fromisoformat(v.strip())
+            except ValueError:
+                raise PydanticCustomError("yagu_date", "不是有效的日期：{value}", {"value": v.strip()}) from None
+        if v < EARLIEST_DATE:
+            raise PydanticCustomError("yagu_date", "日期不能早于 1900-01-01")
+        today = _today(info)
+        if spec.past and v > today:
+            raise PydanticCustomError("yagu_future_date", "日期不能晚于今天（{today}）",
+                                      {"today": today.isoformat()})
+        return v
+    return parse
+
+
+def _number_check(spec: FieldSpec):
+    """Type, finiteness, bounds and decimals of a number, with one message per problem: no
+    value outside the field's domain, and no spelling the rule engine could mishandle."""
+    lo, hi, places = spec.min, spec.max, spec.decimals
+    whole = spec.type == "int" or places == 0
+
+    def check(v: Any) -> Any:
+        if v is None:
+            return v
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise PydanticCustomError("yagu_number", "必须是{what}，不能是{kind}",
+                                      {"what": "整数" if whole else "数字", "kind": kind_of(v)})
+        if isinstance(v, float) and not math.isfinite(v):
+            raise PydanticCustomError("yagu_number", "必须是有限的数字")
+        if v < lo:  # type: ignore[operator]
+            raise PydanticCustomError("yagu_number", "不能小于 {lo}", {"lo": num_text(lo)})
+        if v > hi:  # type: ignore[operator]
+            raise PydanticCustomError("yagu_number", "不能大于 {hi}", {"hi": num_text(hi)})
+        if whole:
+            if isinstance(v, float):
+                raise PydanticCustomError("yagu_number", "必须是整数，不能带小数点")
+            return v
+        # repr gives the shortest decimal that round-trips, i.e. what the JSON text said
+        if isinstance(v, float) and Decimal(repr(v)).as_tuple().exponent < -places:  # type: ignore[operator]
+            unit = "金额" if spec.unit == "元" else "该数值"
+            raise PydanticCustomError("yagu_number", "{unit}最多保留{places}位小数",
+                                      {"unit": unit, "places": "零一两三四五六"[places]})
+        return v
+    return check
+
+
+def _annotation(spec: FieldSpec, registry: FieldRegistry) -> Any:
+    t = spec.type
+    meta = {"description": spec.label + (f"（{spec.help}）" if spec.help else "")}
+    if t == "string":
+        checks = [AfterValidator(_no_nul)] + ([AfterValidator(_format(spec.format))] if spec.format else [])
+        return Annotated[str, Field(min_length=1 if spec.required else 0, max_length=spec.max_length,
+                                    **meta), *checks]
+    if t == "bool":
+        return Annotated[bool, Field(**meta)]
+    if t in ("int", "number"):
+        base = int if t == "int" or spec.decimals == 0 else Union[int, float]
+        return Annotated[base, BeforeValidator(_number_check(spec)),
+                         Field(ge=spec.min, le=spec.max, **meta)]
+    if t == "date":
+        return Annotated[date, BeforeValidator(_date_check(spec)), Field(**meta)]
+    if t == "enum":
+        return Annotated[Literal[tuple(spec.values)], Field(**meta)]  # type: ignore[misc]
+    if t == "object":
+        model = _model(spec, registry, _Item)
+        if spec.false_means is None:
+            return Annotated[model, Field(**meta)]
+        return Annotated[
+            Union[Annotated[model, Tag(_OBJECT)], Annotated[Literal[False], Tag(_FALSE)]],
+            Discriminator(_object_tag, custom_error_type="yagu_object",
+                          custom_error_message=f"必须是对象、false（{spec.false_means}）或 null（未知）"),
+            Field(**meta)]
+    if t == "list":
+        checks = [AfterValidator(_unique(spec.key))] if spec.key else []
+        return Annotated[list[_model(spec, registry, _Item)], Field(max_length=spec.max_items, **meta),
+                         *checks]
+    raise AssertionError(t)
+
+
+def _unique(key: str):
+    """Items are identified by their key (parse_profile reports each repeat with its path;
+    this keeps the model itself from ever holding two)."""
+    def check(items: list) -> list:
+        keys = [getattr(i, key) for i in items]
+        if len(set(keys)) != len(keys):
+            raise PydanticCustomError("yagu_duplicate", "列表中有重复的编号")
+        return items
+    return check
+
+
+def _object_tag(v: Any) -> str | None:
+    if v is False:
+        return _FALSE
+    if isinstance(v, (dict, BaseModel)):
+        return _OBJECT
+    return None
+
+
+def _model(spec: FieldSpec | None, registry: FieldRegistry, base: type[BaseModel]) -> type[BaseModel]:
+    specs = spec.fields if spec is not None else registry.entered_fields()
+    fields: dict[str, Any] = {}
+    for s in specs:
+        ann = _annotation(s, registry)
+        fields[s.id] = (ann, ...) if s.required else (Optional[ann], None)
+    validators = {}
+    for s in specs:
+        check = ITEM_CHECKS.get(s.derive or "")
+        if check is not None:
+            validators[f"_check_{s.id}"] = field_validator(s.id)(_item_check(check, s.id))
+    name = "Profile" if spec is None else "".join(p.title() for p in spec.id.split("_"))
+    return create_model(name, __base__=base, __validators__=validators, **fields)
+
+
+def _item_check(check, field: str):
+    def run(cls, v, info: ValidationInfo):
+        if v is None:
+            return v
+        probe = type("Item", (), {**info.data, field: v})   # the item as validated so far
+        problem = check(probe)
+        if problem:
+            raise PydanticCustomError("yagu_item_check", problem)
+        return v
+    return classmethod(run)
+
+
+@cache
+def profile_model(registry: FieldRegistry) -> type[Profile]:
+    """The pydantic Profile model of a registry (built once per registry)."""
+    return _model(None, registry, Profile)  # type: ignore[return-value]
+
+
+# --- errors ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Problem:
-    path: str  # contract path, e.g. device_registrations[0].obtained_on; "" = the whole profile
-    message: str  # Chinese
+    path: str       # profile path, e.g. device_registrations[0].obtained_on; "" = the whole profile
+    message: str    # Chinese
 
 
 class ProfileError(ValueError):
     def __init__(self, problems: list[Problem]):
         self.problems = problems
-        super().__init__(
-            "企业画像有 {} 处问题：\n{}".format(
-                len(problems),
-                "\n".join(f"{p.path or '（根）'}：{p.message}" for p in problems),
-            )
-        )
+        super().__init__("企业画像有 {} 处问题：\n{}".format(
+            len(problems), "\n".join(f"{p.path or '（根）'}：{p.message}" for p in problems)))
 
 
 def _path(loc: tuple) -> str:
@@ -340,61 +249,72 @@ def _path(loc: tuple) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in (_HNTE_OBJECT, _HNTE_FALSE):
+        elif part in (_OBJECT, _FALSE):
             continue
         else:
             out += f".{part}" if out else str(part)
     return out
 
 
+def _container(loc: tuple) -> str | None:
+    """The registry field holding the key at `loc` (None = the profile's top level)."""
+    names = [p for p in loc[:-1] if isinstance(p, str) and p not in (_OBJECT, _FALSE)]
+    return names[0] if names else None
 
 
+def _unknown_key(loc: tuple, registry: FieldRegistry) -> str:
+    key = str(loc[-1])
+    close = difflib.get_close_matches(key, registry.known_keys(_container(loc)), n=1, cutoff=0.6)
+    hint = f"，是否指 `{close[0]}`？" if close else ""
+    return f"未知的字段 `{key[:40]}`{hint}"
 
 
+def _duplicates(data: dict, registry: FieldRegistry) -> list[Problem]:
+    """Repeated item keys (e.g. certificate numbers), checked on the raw input so they are
+    reported even when other items fail."""
+    out = []
+    for info in registry.lists.values():
+        items, key = data.get(info.name), info.spec.key
+        if not key or not isinstance(items, list):
+            continue
+        first: dict[str, int] = {}
+        for i, item in enumerate(items):
+            value = item.get(key) if isinstance(item, dict) else None
+            if not isinstance(value, str):
+                continue
+            value = value.strip()
+            if value in first:
+                out.append(Problem(f"{info.name}[{i}].{key}",
+                                   f"{info.items[key].label} {value[:40]} 与第{first[value] + 1}项重复"))
+            else:
+                first[value] = i
+    return out
 
 
-_FIELD_ORDER = {name: i for i, name in enumerate(Profile.model_fields)}
-
-
-def _order(problem: Problem) -> tuple:
-    """Contract field order, then list index, so related problems sit together."""
-    m = re.match(r"^([a-z0-9_]*)(?:\[(\d+)\])?", problem.path)
-    head, index = m.group(1), m.group(2)
-    return (_FIELD_ORDER.get(head, -1), int(index) if index else -1)
-
-
-
-
-
-def parse_profile(data: Any, today: date | None = None) -> Profile:
+def parse_profile(data: Any, registry: FieldRegistry, today: date | None = None) -> Profile:
     """Validate user input into a Profile, or raise ProfileError listing every problem."""
-    if isinstance(data, Profile):
-        data = data.model_dump(mode="json")
+    model = profile_model(registry)
+    if isinstance(data, BaseModel):     # re-checked: against this registry and this date
+        data = data.model_dump(mode="json", exclude_none=True)
     if not isinstance(data, dict):
         raise ProfileError([Problem("", f"企业画像必须是 JSON 对象，不能是{kind_of(data)}")])
-    ref = today or shanghai_today()
-    problems: list[Problem] = []
-
-    # Duplicates are checked on the raw input so they are reported even when other
-    # entries fail (pydantic skips a list's validator once an item has failed).
-    regs = data.get("device_registrations")
-    dup_paths = []
-    if isinstance(regs, list):
-        numbers = [r.get("certificate_no") if isinstance(r, dict) else None for r in regs]
-        for later, first, number in _duplicate_numbers(numbers):
-            path = f"device_registrations[{later}].certificate_no"
-            dup_paths.append(Problem(path, _duplicate_message(first, number)))
-
+    problems = _duplicates(data, registry)
     try:
-        profile = Profile.model_validate(data, context={CONTEXT_TODAY: ref})
+        profile = model.model_validate(data, context={CONTEXT_TODAY: today or shanghai_today()})
     except ValidationError as e:
         for err in e.errors():
-            if err["type"] == "yagu_duplicate_certificate_no":
-                continue  # reported per entry above
-            problems.append(Problem(_path(err["loc"]), pydantic_message(err)))
+            if err["type"] == "yagu_duplicate":
+                continue            # reported per item by _duplicates
+            message = (_unknown_key(err["loc"], registry) if err["type"] == "extra_forbidden"
+                       else pydantic_message(err))
+            problems.append(Problem(_path(err["loc"]), message))
         profile = None
-    problems.extend(dup_paths)
     if problems:
-        raise ProfileError(sorted(problems, key=_order))  # stable: pydantic order kept
+        order = {name: i for i, name in enumerate(model.model_fields)}
+
+        def position(p: Problem) -> tuple:
+            m = re.match(r"^([a-z0-9_]*)(?:\[(\d+)\])?", p.path)
+            return (order.get(m.group(1), len(order)), int(m.group(2)) if m.group(2) else -1)
+        raise ProfileError(sorted(problems, key=position))
     assert profile is not None
     return profile

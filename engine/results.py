@@ -1,5 +1,5 @@
-"""Result records: the contract's eligibility response (shared/contract/api.md), plus fields
-the notices and pages need (threshold, materials per criterion, window, notes).
+"""Result records: the eligibility response of docs/api.md, plus fields the notices and pages
+need (threshold, materials per criterion, window, notes).
 
 Plain slotted dataclasses, not pydantic: a batch builds tens of thousands of them from data
 the engine already validated, and pydantic construction cost more than the rule engine
@@ -14,11 +14,6 @@ from typing import Any, Literal
 
 Status = Literal["eligible", "ineligible", "needs_info", "not_in_force"]
 Outcome = Literal["pass", "fail", "unknown"]
-
-STATUS_ZH = {"eligible": "符合条件", "ineligible": "不符合条件", "needs_info": "需补充信息",
-             "not_in_force": "不在政策有效期内"}
-OUTCOME_ZH = {"pass": "满足", "fail": "不满足", "unknown": "待补充"}
-PROVISIONAL_NOTE = "参考金额，以当期申报通知为准"
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {}     # record class → field names (filled below)
@@ -62,8 +57,8 @@ class _Record:
 
 @dataclass(slots=True)
 class Subject(_Record):
-    type: Literal["certificate"]
-    id: str
+    type: str          # the subject of a per-item benefit, e.g. certificate
+    id: str            # its key, e.g. the certificate number
 
 
 @dataclass(slots=True)
@@ -100,7 +95,7 @@ class WindowRef(_Record):
 class BenefitResult(_Record):
     benefit_id: str
     title: str
-    kind: Literal["grant", "tax"]
+    kind: str
     subject: Subject | None
     status: Status
     status_text: str

@@ -5,12 +5,12 @@ checked by `engine.loader`.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-BENEFIT_IDS = ("device-registration-grant", "small-low-profit-cit", "hnte-reduced-rate",
-               "western-development-rate", "rd-super-deduction", "vat-credit-refund")
+BENEFIT_ID = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
 PARAM_UNITS = ("元", "人", "比例", "月", "年", "日", "个")
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 
@@ -194,10 +194,10 @@ class Example(_Strict):
 
 
 class BenefitFile(_Strict):
-    id: Literal[BENEFIT_IDS]  # type: ignore[valid-type]
+    id: str = Field(pattern=BENEFIT_ID)
     title: str = Field(min_length=1)
     kind: Literal["grant", "tax"]
-    unit: Literal["enterprise", "certificate"]
+    unit: str = Field(pattern=r"^[a-z][a-z0-9_]*$")   # enterprise, or a subject of rules/fields.yaml
     summary: str = Field(min_length=1)
     legal_basis: list[Document] = Field(min_length=1)
     responsible_units: list[str] = Field(min_length=1)
@@ -212,7 +212,6 @@ class BenefitFile(_Strict):
     @field_validator("parameters")
     @classmethod
     def _param_names(cls, v: dict[str, Parameter]) -> dict[str, Parameter]:
-        import re
         bad = [k for k in v if not re.match(ID_PATTERN, k)]
         if bad:
             raise ValueError(f"参数名只能用小写字母、数字和下划线：{bad}")
@@ -228,6 +227,11 @@ class BenefitFile(_Strict):
         if self.amount is None:
             return []
         return self.amount if isinstance(self.amount, list) else [self.amount]
+
+
+# ---- rules/index.yaml ---------------------------------------------------------------------
+class IndexFile(_Strict):
+    benefits: list[str] = Field(min_length=1)
 
 
 # ---- rules/windows.yaml ----------------------------------------------------------------

@@ -86,11 +86,9 @@ _labels: dict | None = None
 def _engine_labels() -> dict:
     global _labels
     if _labels is None:
-        try:
-            from engine.facts import FIELD_LABELS
-            _labels = dict(FIELD_LABELS)
-        except Exception:  # noqa: BLE001 - notices render without the engine installed too
-            _labels = {}
+        from store.windows import get_evaluator
+        reg = get_evaluator().registry
+        _labels = {path: f.label for path, f in reg.facts.items()}
     return _labels
 
 
@@ -108,8 +106,9 @@ def format_value(path: str, value) -> str:
     if leaf in ENUMS and not isinstance(value, (list, dict)):
         return str(ENUMS[leaf].get(value, value))
     if isinstance(value, str):
-        from engine.facts import VALUE_LABELS   # codes the engine derives, e.g. registration
-        return VALUE_LABELS.get(value, value)
+        from store.windows import get_evaluator
+        reg = get_evaluator().registry
+        return reg.value_text(path, value) if reg.field_at(path) else value
     if isinstance(value, (int, float)) and leaf.endswith("_cny"):
         return f"{value:,.2f} 元"
     if isinstance(value, (int, float)) and leaf.endswith("_share"):

@@ -62,14 +62,15 @@ def resolve_workers(workers: Optional[int]) -> tuple[int, bool]:
 # --- shared by both runners ----------------------------------------------------------------
 
 
-def parse_stored_profile(text: str | bytes | dict):
+def parse_stored_profile(text: str | bytes | dict, registry):
     """A snapshot as stored: validated on intake, so only rebuilt here. Re-validating
     against today would reject dates that were "today" then, hence today=date.max."""
-    from engine.profile import Profile
+    from engine.profile import profile_model
 
+    model = profile_model(registry)
     if isinstance(text, dict):
-        return Profile.model_validate(text, context={"today": date.max})
-    return Profile.model_validate_json(text, context={"today": date.max})
+        return model.model_validate(text, context={"today": date.max})
+    return model.model_validate_json(text, context={"today": date.max})
 
 
 def result_rows(resp) -> list[tuple]:
@@ -87,7 +88,7 @@ def result_rows(resp) -> list[tuple]:
 def evaluate_batch(ev, texts: list, as_of: date, window, awarded) -> tuple[list[list[tuple]], tuple]:
     """(rows per enterprise, (parse, engine, encode) seconds) for one batch of stored profiles."""
     t0 = time.perf_counter()
-    profiles = [parse_stored_profile(t) for t in texts]
+    profiles = [parse_stored_profile(t, ev.registry) for t in texts]
     t1 = time.perf_counter()
     resps = ev.evaluate_many(profiles, as_of=as_of, window=window, awarded=awarded)
     t2 = time.perf_counter()

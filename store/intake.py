@@ -622,7 +622,7 @@ def import_applications(
     Raises ImportRejected when the file has errors and skip_invalid is false."""
     from engine.profile import ProfileError, parse_profile
 
-    from store.windows import Intake, _get_window, ingest
+    from store.windows import Intake, _get_window, get_evaluator, ingest
 
     if isinstance(source, (str, Path)):
         path = Path(source)
@@ -652,7 +652,7 @@ def import_applications(
             skipped.append(e.uscc)
             continue
         try:
-            p = parse_profile(prof)
+            p = parse_profile(prof, get_evaluator().registry)
         except ProfileError as err:
             for pr in err.problems:
                 sheet, row, col = _locate(e, pr.path)

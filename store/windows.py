@@ -76,7 +76,7 @@ def get_evaluator():
 def _parse_profile(data: dict):
     from engine.profile import parse_profile
 
-    return parse_profile(data)
+    return parse_profile(data, get_evaluator().registry)
 
 
 def _chunks(seq: list, n: int = CHUNK) -> Iterable[list]:

@@ -17,5 +17,11 @@ def engine_eval(book):
 
 
 @pytest.fixture(scope="session")
-def oracle_eval(book):
-    return Evaluator(book, "oracle")
+def interp_eval(book):
+    """The reference semantics (plain-Python interpreter), for equivalence checks."""
+    return Evaluator(book, "interpreter")
+
+
+@pytest.fixture(scope="session")
+def registry(book):
+    return book.fields

@@ -6,8 +6,10 @@ from datetime import date, timedelta
 
 from hypothesis import strategies as st
 
-from engine.facts import VIOLATION_KINDS
+from engine.loader import load_rulebook
 from engine.uscc import make_uscc
+
+VIOLATION_KINDS = load_rulebook().fields.lists["violations"].items["kind"].type.domain
 
 TODAY = date(2026, 11, 28)
 AS_OF = st.sampled_from([date(2024, 6, 30), date(2025, 8, 31), date(2025, 9, 1), date(2025, 10, 31),

@@ -140,8 +140,8 @@ def test_memory_stays_flat_over_many_evaluations():
         spec = importlib.util.spec_from_file_location("b", "bench/engine.py")
         b = importlib.util.module_from_spec(spec); spec.loader.exec_module(b)
         rnd = random.Random(1)
-        ps = [parse_profile(b.synthetic(i, rnd)) for i in range(500)]
         ev = Evaluator(load_rulebook())
+        ps = [parse_profile(b.synthetic(i, rnd), ev.registry) for i in range(500)]
         def rss():
             return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
         for _ in range(10): ev.evaluate_many(ps, date(2026, 3, 31), awarded=set())

@@ -70,7 +70,7 @@ def test_same_answer_as_the_engine(client, app):
     from engine.profile import parse_profile
     ev = app.state.runtime.evaluator
     # The service's store answers the ledger question (empty ledger: never awarded).
-    want = ev.evaluate(parse_profile(EXAMPLE_PROFILE), as_of=date(2026, 3, 31),
+    want = ev.evaluate(parse_profile(EXAMPLE_PROFILE, ev.registry), as_of=date(2026, 3, 31),
                        awarded=set()).model_dump(mode="json")
     got = client.post("/v1/eligibility", json={"profile": EXAMPLE_PROFILE, "as_of": "2026-03-31"}).json()
     assert got == want

@@ -52,15 +52,16 @@ def test_check_json_is_the_contract_response(tmp_path):
     assert all(c["legal_basis"] for c in r["criteria"])
 
 
-def test_check_reports_every_profile_problem_with_its_path(tmp_path):
+def test_check_reports_every_profile_problem_by_its_chinese_name(tmp_path):
     bad = dict(SAMPLE, uscc="91512000MA62XY001A", established_on="2099-01-01",
                device_registrations=[{"certificate_no": "川械注准20252170031", "device_class": "III"}])
     f = tmp_path / "bad.json"
     f.write_text(json.dumps(bad, ensure_ascii=False), encoding="utf-8")
     proc = yagu("check", str(f))
     assert proc.returncode == 1
-    for path in ("uscc", "established_on", "device_registrations[0].device_class"):
-        assert f"{path}:" in proc.stderr
+    for label in ("统一社会信用代码：", "成立日期：", "注册证 川械注准20252170031的管理类别："):
+        assert label in proc.stderr
+    assert "device_registrations" not in proc.stderr and "uscc" not in proc.stderr
     assert "3 个问题" in proc.stderr
 
 

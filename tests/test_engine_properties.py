@@ -11,7 +11,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import Evaluator
-from engine.facts import CATALOGUE
 from profiles import AS_OF, profiles
 
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -74,7 +73,7 @@ FILLABLE = {
 @pytest.mark.timeout(300)
 @SETTINGS
 @given(p=profiles(), as_of=AS_OF, field=st.sampled_from(sorted(FILLABLE)), data=st.data())
-def test_filling_an_unknown_fact_never_flips_a_decided_criterion(engine_eval, p, as_of, field, data):
+def test_filling_an_unknown_fact_never_flips_a_decided_criterion(engine_eval, registry, p, as_of, field, data):
     p = dict(p, **{field: None})
     filled = dict(p, **{field: data.draw(FILLABLE[field])})
     before = engine_eval.evaluate(p, as_of, awarded=set())
@@ -83,7 +82,8 @@ def test_filling_an_unknown_fact_never_flips_a_decided_criterion(engine_eval, p,
         for cb, ca in zip(rb.criteria, ra.criteria):
             assert cb.id == ca.id
             reads = {path for path in cb.observed}
-            touched = field in reads or any(CATALOGUE[r].source == field for r in reads if r in CATALOGUE) \
+            touched = field in reads or any(registry.facts[r].spec.from_ == field for r in reads
+                                            if r in registry.facts) \
                 or (field == "hnte_certificate" and any(r.startswith("hnte_") for r in reads))
             if not touched:
                 assert ca.outcome == cb.outcome, (rb.benefit_id, cb.id)

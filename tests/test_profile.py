@@ -11,7 +11,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.profile import Profile, ProfileError, parse_profile
+from engine.loader import load_rulebook
+from engine.profile import ProfileError, profile_model
+from engine.profile import parse_profile as _parse
+
+REGISTRY = load_rulebook().fields
+Profile = profile_model(REGISTRY)
+
+
+def parse_profile(data, today=None):
+    return _parse(data, REGISTRY, today)
+
 
 TODAY = date(2026, 3, 31)
 VALID_USCC = "91512000MA62XY001U"
@@ -70,7 +80,8 @@ def test_three_different_errors_are_reported_together_with_paths():
     assert set(probs) == {"uscc", "established_on", "device_registrations[0].device_class"}
     assert "应为 U" in probs["uscc"]
     assert "2026-03-31" in probs["established_on"]
-    assert "II" in probs["device_registrations[0].device_class"]
+    assert "第三类" in probs["device_registrations[0].device_class"]
+    assert "第二类" in probs["device_registrations[0].device_class"]
 
 
 def test_error_text_lists_every_problem():
@@ -88,8 +99,9 @@ def test_contract_sample_validates():
     p = parse_profile(CONTRACT_SAMPLE, today=TODAY)
     assert p.uscc == VALID_USCC and p.in_park is True and p.violations == []
     reg = p.device_registrations[0]
-    assert reg.device_class is None and reg.effective_class == "II"
-    assert reg.parsed.catalogue_code == "17" and reg.obtained_on == date(2025, 10, 15)
+    assert reg.device_class is None and REGISTRY.facts["certificate.device_class"].read(reg) == "II"
+    assert REGISTRY.facts["certificate.catalogue_code"].read(reg) == "17"
+    assert reg.obtained_on == date(2025, 10, 15)
 
 
 def test_lower_case_uscc_accepted_and_upper_cased():
@@ -116,13 +128,15 @@ def test_unknown_is_not_false_or_empty():
     assert q.in_park is None and q.violations is None
 
 
-def test_extra_keys_are_ignored_and_not_kept():
-    p = parse_profile(
-        minimal(wechat="x", device_registrations=[{"certificate_no": "川械注准20242170123", "note": 1}]),
-        today=TODAY,
-    )
-    dumped = p.model_dump(mode="json")
-    assert "wechat" not in dumped and "note" not in dumped["device_registrations"][0]
+def test_unknown_keys_are_errors_that_name_the_closest_known_key():
+    probs = problems_of(minimal(in_prak=True, wechat="x",
+                                device_registrations=[{"certificate_no": "川械注准20242170123", "orgin": "x"}],
+                                hnte_certificate={"numbr": "GR1"}))
+    assert set(probs) == {"in_prak", "wechat", "device_registrations[0].orgin", "hnte_certificate.numbr"}
+    assert "是否指 `in_park`" in probs["in_prak"]
+    assert "是否指 `origin`" in probs["device_registrations[0].orgin"]
+    assert "是否指 `number`" in probs["hnte_certificate.numbr"]
+    assert "是否指" not in probs["wechat"]
 
 
 @pytest.mark.parametrize("name,ok", [("  ", False), ("", False), ("企" * 200, True), ("企" * 201, False)])
@@ -181,11 +195,17 @@ def test_non_finite_numbers_rejected(value):
     assert "taxable_income_cny" in problems_of(minimal(taxable_income_cny=value))
 
 
-@pytest.mark.parametrize("field", ["employees_avg", "vat_credit_positive_months", "export_refund_class"])
+@pytest.mark.parametrize("field", ["vat_credit_positive_months", "export_refund_class"])
 @pytest.mark.parametrize("value,word", [(3.0, "小数"), ("3", "字符串"), (True, "布尔")])
 def test_integers_must_be_integers(field, value, word):
     msg = problems_of(minimal(**{field: value}))[field]
     assert "整数" in msg and word in msg
+
+
+def test_headcount_is_a_quarterly_average_with_two_decimals():
+    # 2023年第12号 第五条: (季初 + 季末) ÷ 2, averaged over the quarters, so 300.25 exists
+    assert parse_profile(minimal(employees_avg=300.25), today=TODAY).employees_avg == 300.25
+    assert "两位小数" in problems_of(minimal(employees_avg=300.125))["employees_avg"]
 
 
 @pytest.mark.parametrize("field", BOOL_FIELDS)
@@ -308,8 +328,10 @@ def test_class_from_number_and_explicit_class():
         ),
         today=TODAY,
     )
-    assert [r.effective_class for r in p.device_registrations] == ["III", "II", "I", "III", None]
-    assert p.device_registrations[3].parsed is None and p.device_registrations[4].parsed is None
+    cls = REGISTRY.facts["certificate.device_class"]
+    assert [cls.read(r) for r in p.device_registrations] == ["III", "II", "I", "III", None]
+    kind = REGISTRY.facts["certificate.registration_type"]
+    assert [kind.read(r) for r in p.device_registrations] == ["registration", "registration", "filing", None, None]
 
 
 @pytest.mark.parametrize(
@@ -333,7 +355,7 @@ def test_duplicate_numbers_reported_even_with_other_errors():
     )
     probs = problems_of(data)
     assert set(probs) == {"device_registrations[0].obtained_on", "device_registrations[2].certificate_no"}
-    assert "device_registrations[0]" in probs["device_registrations[2].certificate_no"]
+    assert "与第1项重复" in probs["device_registrations[2].certificate_no"]
 
 
 def test_duplicates_rejected_by_the_model_too():
@@ -377,16 +399,17 @@ def test_every_problem_at_once_on_a_messy_profile():
 # --- hash ---------------------------------------------------------------------------------
 
 
-def test_profile_hash_is_sha256_of_canonical_json():
+def test_profile_hash_is_sha256_of_canonical_json_without_unknowns():
     p = parse_profile(CONTRACT_SAMPLE, today=TODAY)
-    canonical = json.dumps(p.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    known = p.model_dump(mode="json", exclude_none=True)
+    canonical = json.dumps(known, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert p.profile_hash() == hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def test_profile_hash_ignores_key_order_and_extras_but_not_facts():
+def test_profile_hash_ignores_key_order_and_explicit_nulls_but_not_facts():
     a = parse_profile(CONTRACT_SAMPLE, today=TODAY)
     reordered = dict(reversed(list(CONTRACT_SAMPLE.items())))
-    reordered["comment"] = "ignored"
+    reordered["established_on"] = None          # null and absent both mean unknown
     assert parse_profile(reordered, today=TODAY).profile_hash() == a.profile_hash()
     lower = {**CONTRACT_SAMPLE, "uscc": CONTRACT_SAMPLE["uscc"].lower()}
     assert parse_profile(lower, today=TODAY).profile_hash() == a.profile_hash()

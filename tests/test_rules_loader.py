@@ -49,6 +49,8 @@ def make_rules(tmp_path: Path, text: str) -> Path:
     (root / "benefits").mkdir(parents=True)
     shutil.copy(ROOT / "rules" / "windows.yaml", root / "windows.yaml")
     shutil.copy(ROOT / "rules" / "common.yaml", root / "common.yaml")
+    shutil.copy(ROOT / "rules" / "fields.yaml", root / "fields.yaml")
+    (root / "index.yaml").write_text("benefits: [small-low-profit-cit]\n", encoding="utf-8")
     (root / "benefits" / "small-low-profit-cit.yaml").write_text(text, encoding="utf-8")
     return root
 
@@ -79,7 +81,7 @@ def test_validate_command_lists_every_problem_as_file_line(tmp_path):
 @pytest.mark.parametrize("when, needle", [
     ({"fact": "in_park", "gt": 1}, "不能用 gt"),
     ({"fact": "tax_credit_rating", "eq": "Z"}, "取值 `Z`"),
-    ({"fact": "certificate.obtained_on", "gte": "2025-01-01"}, "只能用于按注册证判定"),
+    ({"fact": "certificate.obtained_on", "gte": "2025-01-01"}, "只能用于按注册证逐项判定"),
     ({"all": []}, "非空列表"),
     ({"fact": "in_park", "eq": True, "ne": False}, "只能有一个运算符"),
     ({"count": {"list": "violations", "where": {"fact": "kind", "eq": "other"}}, "lt": 1}, "field:"),

@@ -249,7 +249,7 @@ def test_worker_pool_decisions_equal_in_process(db, evaluator):
         w = W._get_window(s, "2026-H1")
         ctx = window_context(w)
     p = make_profile(7, seed=3)
-    direct = evaluator.evaluate(parse_profile(p), as_of=date(2026, 3, 31), window=ctx, awarded=set())
+    direct = evaluator.evaluate(parse_profile(p, evaluator.registry), as_of=date(2026, 3, 31), window=ctx, awarded=set())
     stored = W.list_decisions(db, "2026-H1", uscc=p["uscc"], with_trace=True)
     by_key = {(d["benefit_id"], (d["subject"] or {}).get("id", "")): d["result"] for d in stored}
     assert len(by_key) == len(direct.results)

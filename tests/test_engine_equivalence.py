@@ -1,10 +1,10 @@
-"""The durable_rules path against the plain-Python oracle.
+"""The durable_rules path against the reference semantics (the plain-Python interpreter).
 
 1. The shipped rules: for random profiles (nulls, empty lists, boundary values), dates and
    ledger states, both backends give the same response, byte for byte.
 2. Every compiled shape: random condition trees over the whole fact catalogue (every
    operator, every value form, all/any/not nesting, counts with item filters) compiled into
-   throwaway rulesets; every criterion's outcome must equal the oracle's.
+   throwaway rulesets; every criterion's outcome must equal the interpreter's.
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import Evaluator
-from engine.facts import CATALOGUE, LISTS, FactType
-from engine.loader import Rulebook, _check_benefit
+from engine.registry import FactType
+from engine.loader import Rulebook, _check_benefit, load_rulebook
 from engine.ruleschema import BenefitFile
 from engine.yamlsource import SourceDoc
 from profiles import AS_OF, profiles
@@ -33,13 +33,13 @@ def dump(resp) -> str:
 @SETTINGS
 @given(ps=st.lists(profiles(), min_size=1, max_size=4), as_of=AS_OF,
        awarded=st.sampled_from([None, "empty", "some"]))
-def test_shipped_rules_engine_equals_oracle(engine_eval, oracle_eval, ps, as_of, awarded):
+def test_shipped_rules_engine_equals_interpreter(engine_eval, interp_eval, ps, as_of, awarded):
     ledger = None if awarded is None else set()
     if awarded == "some":
         ledger = {f"device-registration-grant|{r['certificate_no']}"
                   for p in ps for r in (p["device_registrations"] or [])[:1]}
     got = engine_eval.evaluate_many(ps, as_of, awarded=ledger)
-    want = oracle_eval.evaluate_many(ps, as_of, awarded=ledger)
+    want = interp_eval.evaluate_many(ps, as_of, awarded=ledger)
     assert [dump(g) for g in got] == [dump(w) for w in want]
 
 
@@ -93,10 +93,14 @@ def tree(leaf, depth=3):
         kids.map(lambda x: {"not": x})), max_leaves=6)
 
 
+REGISTRY = load_rulebook().fields
+CATALOGUE, LISTS = REGISTRY.facts, REGISTRY.lists
+
+
 @st.composite
 def count(draw):
     name = draw(st.sampled_from(sorted(LISTS)))
-    item_fields = {k: d.type for k, d in LISTS[name].items()}
+    item_fields = {k: d.type for k, d in LISTS[name].items.items()}
     spec = {"list": name}
     if draw(st.booleans()):
         spec["where"] = draw(tree(compare(item_fields, "field")))
@@ -133,7 +137,7 @@ def small_profiles(draw):
     from engine.uscc import make_uscc
     p = {"uscc": make_uscc("91512000MA62XY001"), "name": "测试企业"}
     for path, d in CATALOGUE.items():
-        if d.scope == "enterprise" and d.source is None and "." not in path:
+        if d.scope == "enterprise" and d.spec.entered and "." not in path and not d.spec.required:
             if path == "industry_code":
                 p[path] = draw(st.sampled_from([None, "C3589", "F5174"]))
             elif path in ("four_industries_sales_share", "western_encouraged_share"):
@@ -161,20 +165,21 @@ def small_profiles(draw):
        cert=st.lists(condition("certificate"), min_size=1, max_size=6),
        ps=st.lists(small_profiles(), min_size=1, max_size=4),
        ledger=st.sampled_from([None, set(), {"device-registration-grant|川械注准20252170031"}]))
-def test_every_compiled_shape_matches_oracle(book, ent, cert, ps, ledger):
+def test_every_compiled_shape_matches_interpreter(book, ent, cert, ps, ledger):
     as_of = SHAPE_AS_OF
     benefits = {}
     for bid, unit, conds in (("small-low-profit-cit", "enterprise", ent),
                              ("device-registration-grant", "certificate", cert)):
         spec = BenefitFile.model_validate(benefit_file(bid, unit, conds))
-        compiled, problems, _amounts = _check_benefit(spec, SourceDoc(path=None, data=None), bid, bid)  # type: ignore[arg-type]
+        compiled, problems, _amounts = _check_benefit(spec, SourceDoc(path=None, data=None), bid, bid,  # type: ignore[arg-type]
+                                                      book.fields)
         assert not problems, problems
         from engine.loader import Benefit
         benefits[bid] = Benefit(spec, compiled, None)  # type: ignore[arg-type]
-    rb = Rulebook(benefits=benefits, calendar=book.calendar, common=book.common, version="test",
+    rb = Rulebook(benefits=benefits, fields=book.fields, calendar=book.calendar, common=book.common, version="test",
                   files=[], root=book.root)
     got = Evaluator(rb, "durable_rules").evaluate_many(ps, as_of, awarded=ledger)
-    want = Evaluator(rb, "oracle").evaluate_many(ps, as_of, awarded=ledger)
+    want = Evaluator(rb, "interpreter").evaluate_many(ps, as_of, awarded=ledger)
     for g, w in zip(got, want):
         for rg, rw in zip(g.results, w.results):
             assert [(c.id, c.outcome) for c in rg.criteria] == [(c.id, c.outcome) for c in rw.criteria]
