@@ -84,7 +84,7 @@ class Evaluator:
     def _explainer(self, b: Benefit, as_of: date, window: WindowContext) -> Explainer:
         """Explainers render the subject-independent texts once; cached per date and window
         (bounded: an API serving many dates just recomputes)."""
-        key = (b.id, as_of, window, json.dumps(window.amounts, sort_keys=True, default=str))
+        key = (b.id, as_of, *_window_key(window))
         with self._compile_lock:
             ex = self._explainers.get(key)
         if ex is None:
@@ -215,7 +215,7 @@ class Evaluator:
     def _prepared(self, as_of: date, window: WindowContext) -> "_Prepared":
         """Ruleset, plan, date references and fact builders for one (date, window); cached so
         a stream of single-profile calls (the API) pays for them once."""
-        key = (as_of, window, json.dumps(window.amounts, sort_keys=True, default=str))
+        key = (as_of, *_window_key(window))
         with self._compile_lock:
             prep = self._prepared_cache.get(key)
         if prep is None:
@@ -289,6 +289,12 @@ class Evaluator:
         by_profile = [{nid: counts.get((pi, ci)) for nid, ci in plan.count_ids.items()}
                       for pi in range(len(profs))]
         return out, by_profile
+
+
+def _window_key(window: WindowContext) -> tuple:
+    """A window and its parameter overrides, as a cache key (overrides are not hashed by the
+    dataclass itself)."""
+    return window, json.dumps(window.amounts, sort_keys=True, default=str) if window.amounts else ""
 
 
 def _run_chunked(ruleset: CompiledRuleset, facts: list[dict]) -> dict[str, set[int]]:

@@ -34,8 +34,13 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def _reader(path: str) -> Callable[[Ctx], Any]:
-    return lambda ctx: read(path, ctx)
+def _reader(registry: FieldRegistry, path: str) -> Callable[[Ctx], Any]:
+    fact = registry.facts[path]
+    if fact.spec.derive == "award_ledger":
+        return lambda ctx: read(path, ctx)
+    if fact.scope == "enterprise":
+        return lambda ctx: fact.read(ctx.profile)
+    return lambda ctx: fact.read(ctx.subject)
 
 
 class Explainer:
@@ -53,7 +58,7 @@ class Explainer:
                        for c in self.applicable}
         self.count_of = {(c.id, path): next(l for l in leaves(c.cond) if isinstance(l, Count) and l.list == path)
                          for c in self.applicable for path in c.reads if path in lists}
-        self.readers = {c.id: [(path, _reader(path)) for path in c.reads if path not in lists]
+        self.readers = {c.id: [(path, _reader(registry, path)) for path in c.reads if path not in lists]
                         for c in self.applicable}
         self.amount_spec, self.amount_cond = next(
             ((a, cond) for a, cond in zip(benefit.spec.amount_specs(), benefit.amount_conds or [None] * 99)

@@ -36,8 +36,8 @@ class FieldSpec(BaseModel):
     type: FieldKind
     unit: str | None = None
     decimals: int = Field(0, ge=0, le=6)
-    min: float | None = None
-    max: float | None = None
+    min: int | float | None = None
+    max: int | float | None = None
     max_length: int | None = Field(None, ge=1, le=10000)
     values: dict[str | int, str] = {}
     value_synonyms: dict[str, list[str]] = {}

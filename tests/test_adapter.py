@@ -126,6 +126,49 @@ def test_engine_inconsistency_is_raised_not_hidden(book):
         _outcomes({"p0": {0}, "f0": {0}}, [(0, None)], 1)
 
 
+CRASHING_SPELLINGS = ["1e-05", "2e+16", "1e16", "1e308", "1e-07", "1e5", "0e0"]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("spelling", CRASHING_SPELLINGS)
+def test_exponent_spellings_without_a_point_segfault_the_c_engine(spelling):
+    # The measured pitfall itself (kept so a new durable_rules release can be checked): a JSON
+    # number with an exponent and no decimal point kills the process inside the C engine.
+    proc = run_isolated(f"""
+        import durable_rules_engine as d, json
+        h = d.create_ruleset("p", json.dumps({{"r": {{"all": [{{"m": {{"$lt": {{"x": 5}}}}}}]}}}}))
+        code, state = d.assert_facts(h, '[{{"sid": "1", "x": {spelling}}}]')
+        d.start_action_for_state(h, state)     # the matched fact is read back: crash
+        print("SURVIVED")
+    """, timeout=60)
+    assert proc.returncode == -11 and "SURVIVED" not in proc.stdout
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("value", [1e-05, 2e16, 0.5, 2 ** 53, -(2 ** 53), 2 ** 63, 10 ** 30, True])
+def test_the_adapter_hands_the_engine_only_safe_whole_numbers(value):
+    # Floats (any spelling) and integers beyond ±2^53 never reach the engine: the compiler
+    # encodes numbers in fixed point, and the adapter refuses anything else.
+    rs = CompiledRuleset({"p": {"$lt": {"x": 5}}})
+    with pytest.raises(EngineError, match="safely"):
+        rs.run([{"x": value}])
+    with pytest.raises(EngineError, match="safely"):
+        CompiledRuleset({"p": {"$lt": {"x": value}}})
+    assert rs.run([{"x": 2 ** 53 - 1}, {"x": -(2 ** 53) + 1}]) == {"p": {1}}
+
+
+@pytest.mark.timeout(60)
+def test_a_crash_in_the_c_engine_costs_one_call_not_the_process():
+    from engine.adapter import EngineCrashed, engine_pid
+    rs = CompiledRuleset({"p": {"$lt": {"x": 5}}})
+    assert rs.run([{"x": 1}]) == {"p": {0}}
+    before = engine_pid()
+    with pytest.raises(EngineCrashed):
+        rs._run_payload('[{"yid": 0, "sid": "s", "x": 1e-05}]', "s")   # bypasses the guard
+    assert rs.run([{"x": 1}, {"x": 9}]) == {"p": {0}}     # a fresh engine, rules re-registered
+    assert engine_pid() not in (None, before)
+
+
 @pytest.mark.timeout(300)
 def test_memory_stays_flat_over_many_evaluations():
     # PITFALLS 19 (leak per session) and jruizgit/rules #137: RSS after 30,000 evaluations
@@ -142,8 +185,10 @@ def test_memory_stays_flat_over_many_evaluations():
         rnd = random.Random(1)
         ev = Evaluator(load_rulebook())
         ps = [parse_profile(b.synthetic(i, rnd), ev.registry) for i in range(500)]
-        def rss():
-            return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+        from engine.adapter import engine_pid
+        def rss():   # this process and the engine's
+            return sum(int(open(f"/proc/{pid}/statm").read().split()[1]) * 4096 / 2**20
+                       for pid in ("self", engine_pid()))
         for _ in range(10): ev.evaluate_many(ps, date(2026, 3, 31), awarded=set())
         gc.collect(); r0 = rss()
         for _ in range(60): ev.evaluate_many(ps, date(2026, 3, 31), awarded=set())

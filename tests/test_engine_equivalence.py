@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from decimal import Decimal
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -184,3 +185,57 @@ def test_every_compiled_shape_matches_interpreter(book, ent, cert, ps, ledger):
         for rg, rw in zip(g.results, w.results):
             assert [(c.id, c.outcome) for c in rg.criteria] == [(c.id, c.outcome) for c in rw.criteria]
             assert rg.status == rw.status
+
+
+# ---- numbers: every numeric field, any finite value, through the real engine -----------------
+NUMERIC = {path: f.spec for path, f in REGISTRY.facts.items()
+           if f.scope == "enterprise" and f.type.name in ("int", "number") and "." not in path}
+
+
+BASE = {"uscc": "91512000MA62XY001U", "name": "数值测试企业", "in_park": True, "tax_credit_rating": "A",
+        "violations": [], "hnte_certificate": False, "restricted_industry": False,
+        "rd_excluded_industry": False, "tax_collection": "audit", "immediate_refund_since_2019_04": False}
+
+
+def in_domain(spec):
+    """Any value the field accepts, with every allowed decimal, bounds and tiny values
+    (1e-05 is a valid share) drawn often."""
+    step = 1 if not spec.decimals else float(Decimal(1).scaleb(-spec.decimals))    # 1e-06, 0.01
+    ten_steps = 10 if not spec.decimals else float(Decimal(10).scaleb(-spec.decimals))
+    return st.one_of(
+        st.decimals(min_value=spec.min, max_value=spec.max, places=spec.decimals,
+                    allow_nan=False, allow_infinity=False)
+        .map(lambda d: int(d) if d == d.to_integral_value() else float(d)),
+        st.sampled_from([spec.min, spec.max, min(spec.max, max(spec.min, step)),
+                         min(spec.max, max(spec.min, ten_steps)),
+                         min(spec.max, 2e16), min(spec.max, 20000000000000000)]))
+
+
+@pytest.mark.timeout(600)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values=st.fixed_dictionaries({path: in_domain(spec) for path, spec in NUMERIC.items()}), as_of=AS_OF)
+def test_every_number_in_a_fields_domain_is_decided_as_the_reference_decides_it(
+        engine_eval, interp_eval, values, as_of):
+    # The C engine runs in its own process: a crash would surface as EngineCrashed here.
+    from engine.profile import parse_profile
+    parsed = parse_profile({**BASE, **values}, REGISTRY)
+    got = engine_eval.evaluate(parsed, as_of, awarded=set())
+    want = interp_eval.evaluate(parsed, as_of, awarded=set())
+    assert dump(got) == dump(want)
+
+
+@pytest.mark.timeout(300)
+@settings(max_examples=300, deadline=None)
+@given(path=st.sampled_from(sorted(NUMERIC)),
+       value=st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(),
+                       st.sampled_from([1e-05, 2e16, 1e308, 10 ** 30, 2 ** 63, -(2 ** 64)])))
+def test_any_other_number_is_refused_naming_its_field(engine_eval, path, value):
+    from engine.profile import ProfileError, parse_profile
+    spec = NUMERIC[path]
+    try:
+        parsed = parse_profile({**BASE, path: value}, REGISTRY)
+    except ProfileError as e:
+        assert [x.path for x in e.problems] == [path]
+        return
+    assert spec.min <= value <= spec.max
+    engine_eval.evaluate(parsed, date(2026, 3, 31), awarded=set())     # decided, no crash
