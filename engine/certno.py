@@ -1,6 +1,6 @@
 """Parsing of medical-device registration certificate and Class I filing numbers.
 
-Registration (局令第4号 format, still used): ``×1械注×2 YYYY C NN SSSS``
+Registration (the format introduced by 局令第4号 (2014) and still used under 市场监管总局令第47号, in force 2021-10-01): ``×1械注×2 YYYY C NN SSSS``
   ×1 = approving authority (province short name for domestic Class II, 国 otherwise),
   ×2 = 准 (domestic) / 进 (imported) / 许 (HK, Macau, Taiwan), YYYY = year of first
   registration, C = class digit (2/3), NN = catalogue code (17 = 口腔科器械), SSSS = serial.

@@ -126,6 +126,9 @@ class _Emitter:
 
     def compare(self, c: Compare) -> tuple[dict, dict]:
         ops = [self.operand(c, v) for v in c.values]
+        if c.op in ("in", "not_in") and ops and isinstance(ops[0][1], list):
+            (slot, codes), = ops          # a code-list parameter: one comparison per code
+            ops = [(slot, normalize(code)) for code in codes]
         if any(k is None for _, k in ops):    # a parameter with no value in force: unknown
             return NEVER, NEVER
         if c.op in ("in", "not_in"):

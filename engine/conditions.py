@@ -107,8 +107,8 @@ class ParseProblem:
 
 
 class _Parser:
-    def __init__(self, params: dict[str, FactType], unit: str, registry: FieldRegistry):
-        self.params = params   # parameter name → the type of its values (number, or table)
+    def __init__(self, params: dict[str, str], unit: str, registry: FieldRegistry):
+        self.params = params   # parameter name → "number", or "list" (a list of codes for `in`)
         self.unit = unit
         self.registry = registry
         self.problems: list[ParseProblem] = []
@@ -187,9 +187,18 @@ class _Parser:
             return None
         rhs = raw[op]
         vloc = loc + (op,)
-        if op in ("in", "not_in"):
+        if op in ("in", "not_in") and isinstance(rhs, dict) and set(rhs) == {"param"}:
+            # a dated list of codes (e.g. the provinces of 西部地区): one parameter, many values
+            if self.params.get(rhs["param"]) != "list":
+                self.err(vloc, f"`{op}` 的参数 `{rhs['param']}` 必须是已定义的代码列表参数")
+                return None
+            if t.name not in ("string", "enum"):
+                self.err(vloc, f"代码列表参数只能与文本或枚举事实比较，而该事实是{t.describe()}")
+                return None
+            values = (Param(rhs["param"]),)
+        elif op in ("in", "not_in"):
             if not isinstance(rhs, list) or not rhs:
-                self.err(vloc, f"`{op}` 需要一个非空列表")
+                self.err(vloc, f"`{op}` 需要一个非空列表或 {{param: 代码列表参数}}")
                 return None
             values = tuple(self.value(v, vloc + (i,), t, fdef.scale) for i, v in enumerate(rhs))
         elif op == "between":
@@ -238,6 +247,9 @@ class _Parser:
                 name = raw["param"]
                 if name not in self.params:
                     self.err(loc, f"未定义的参数 `{name}`（请在 parameters 中定义）")
+                    return None
+                if self.params[name] == "list":
+                    self.err(loc, f"代码列表参数 `{name}` 只能用在 in 或 not_in 中")
                     return None
                 if t.name not in ("int", "number"):
                     self.err(loc, f"参数只能与数值比较，而该事实是{t.describe()}")
@@ -309,7 +321,7 @@ def fits_scale(v: Any, scale: int) -> bool:
     return abs(v * scale - round(v * scale)) < 1e-6
 
 
-def parse_condition(raw: Any, loc: Loc, params: dict[str, FactType], unit: str,
+def parse_condition(raw: Any, loc: Loc, params: dict[str, str], unit: str,
                     registry: FieldRegistry) -> tuple[Cond | None, list[ParseProblem]]:
     p = _Parser(params, unit, registry)
     c = p.cond(raw, loc)

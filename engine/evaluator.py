@@ -23,7 +23,7 @@ from engine.registry import FieldRegistry
 from engine.results import (BenefitResult, Conflict, CriterionResult, EligibilityResponse, Subject,
                             TaxItem, TaxSelfAssessment)
 from engine.taxdates import settlement_deadline
-from engine.vocabulary import STATUS
+from engine.vocabulary import STATUS, money
 
 BACKENDS = ("durable_rules", "interpreter")
 
@@ -212,13 +212,18 @@ class Evaluator:
     def tax_self_assessment(self, profile: Profile | dict, tax_year: int) -> TaxSelfAssessment:
         tax = [b.id for b in self.book.benefits.values() if b.spec.kind == "tax"]
         resp = self.evaluate(profile, date(tax_year, 12, 31), tax, tax_year=tax_year)
-        items, conflicts = self.tax_view(resp.results, tax_year)
+        p = profile if isinstance(profile, profile_model(self.registry)) else parse_profile(profile, self.registry)
+        items, conflicts = self.tax_view(resp.results, tax_year, p)
         return TaxSelfAssessment(tax_year=tax_year, as_of=date(tax_year, 12, 31),
                                  ruleset_version=self.ruleset_version, items=items, conflicts=conflicts)
 
-    def tax_view(self, results: Sequence[BenefitResult], tax_year: int) -> tuple[list[TaxItem], list[Conflict]]:
+    def tax_view(self, results: Sequence[BenefitResult], tax_year: int, profile: Profile | None = None,
+                 as_of: date | None = None) -> tuple[list[TaxItem], list[Conflict]]:
         """The tax results as the enterprise claims them: how to claim, what records to keep and
-        until when, and the preferences that exclude each other (declared in the rule files)."""
+        until when, and the preferences that exclude each other (declared in the rule files).
+        Records of a claim judged on its date (`as_of`, by default the end of the tax year) are
+        kept a number of years after the end of the year of the claim."""
+        claim_year = (as_of or date(tax_year, 12, 31)).year
         keep_until, exact = taxdates.keep_until(self.book, tax_year)
         note = None if exact else "该年度节假日安排尚未发布，汇算清缴期末日如遇法定休假日顺延，保存期限相应顺延"
         items = []
@@ -230,16 +235,61 @@ class Evaluator:
             annual = spec.tax.period == "year"
             items.append(TaxItem(**base, how_to_claim=spec.tax.how_to_claim,
                                  records_to_keep=list(spec.tax.records_to_keep),
-                                 keep_until=keep_until if annual else None,
+                                 keep_until=keep_until if annual else (
+                                     date(claim_year + spec.tax.records_years, 12, 31)
+                                     if spec.tax.records_years else None),
                                  keep_until_note=note if annual else spec.tax.records_basis))
-        eligible = {i.benefit_id for i in items if i.status == "eligible"}
-        conflicts: dict[tuple[str, ...], Conflict] = {}
-        for i in items:
-            for cf in self.book.benefits[i.benefit_id].spec.tax.conflicts_with:  # type: ignore[union-attr]
-                pair = tuple(sorted((i.benefit_id, cf.benefit)))
-                if i.benefit_id in eligible and cf.benefit in eligible and pair not in conflicts:
-                    conflicts[pair] = Conflict(benefits=list(pair), reason=cf.reason)
-        return items, list(conflicts.values())
+        return items, self._conflicts(items, tax_year, profile)
+
+    def _conflicts(self, items: list[TaxItem], tax_year: int, profile: Profile | None) -> list[Conflict]:
+        """Eligible preferences that exclude each other (declared in the rule files), one
+        group per set of mutually exclusive ones, with the cheaper choice where it is known."""
+        eligible = [i.benefit_id for i in items if i.status == "eligible"]
+        groups: list[list[str]] = []
+        for bid in eligible:
+            linked = {cf.benefit for cf in self.book.benefits[bid].spec.tax.conflicts_with}  # type: ignore[union-attr]
+            linked |= {o for o in eligible if bid in {cf.benefit for cf in
+                                                      self.book.benefits[o].spec.tax.conflicts_with}}  # type: ignore[union-attr]
+            touching = [g for g in groups if linked & set(g)]
+            if not linked & set(eligible):
+                continue
+            merged = [bid] + [x for g in touching for x in g]
+            groups = [g for g in groups if g not in touching] + [merged]
+        out = []
+        for g in groups:
+            members = [bid for bid in self.book.benefits if bid in g]
+            reasons = [cf.reason for bid in members
+                       for cf in self.book.benefits[bid].spec.tax.conflicts_with  # type: ignore[union-attr]
+                       if cf.benefit in members]
+            out.append(Conflict(benefits=members, reason="；".join(dict.fromkeys(reasons)),
+                                choice=self._cheaper(members, tax_year, profile)))
+        return out
+
+    def _cheaper(self, members: list[str], tax_year: int, profile: Profile | None) -> str | None:
+        """Which of several rate preferences costs least, from the taxable income."""
+        if profile is None:
+            return None
+        taxes: list[tuple[str, float]] = []
+        for bid in members:
+            b = self.book.benefits[bid]
+            rate_spec = b.spec.tax.rate if b.spec.tax else None
+            if rate_spec is None:
+                return None
+            base = self.registry.facts[rate_spec.of].read(profile)
+            rate = (self.params_for(b, date(tax_year, 12, 31), None)[0](rate_spec.rate.param)
+                    if hasattr(rate_spec.rate, "param") else rate_spec.rate)
+            if base is None or rate is None:
+                return None
+            taxes.append((b.spec.title, max(float(base), 0.0) * float(rate)))
+        base_label = self.registry.facts[self.book.benefits[members[0]].spec.tax.rate.of].label  # type: ignore[union-attr]
+        if all(t == 0 for _, t in taxes):
+            return f"本年度{base_label}不大于零，选择哪一项都不影响本年度应纳税额"
+        low = min(t for _, t in taxes)
+        best = [title for title, t in taxes if t == low]
+        listing = "；".join(f"{title} {money(round(t, 2))}" for title, t in taxes)
+        tail = (f"选择“{best[0]}”税负最低" if len(best) == 1
+                else "、".join(f"“{x}”" for x in best) + "税负相同，可任选其一")
+        return f"按{base_label}计算应纳企业所得税：{listing}。{tail}"
 
     # -- deciding -----------------------------------------------------------------------------
     def _no_subject(self, b: Benefit, ex: Explainer, unknown: bool) -> BenefitResult:

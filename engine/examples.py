@@ -47,7 +47,35 @@ def _compare(expect: dict[str, Any], r: BenefitResult, where: str) -> list[str]:
         out.append(f"{where}参考金额标记应为 {expect['amount_provisional']}，实际为 {r.amount_provisional}")
     if "missing_facts" in expect and sorted(expect["missing_facts"]) != r.missing_facts:
         out.append(f"{where}缺失事实应为 {sorted(expect['missing_facts'])}，实际为 {r.missing_facts}")
+    # texts a decision on this date cites (`cites`) or must not cite (`not_cites`), by 文号
+    cited = "\n".join(b for c in r.criteria for b in c.legal_basis)
+    for doc in expect.get("cites") or []:
+        if doc not in cited:
+            out.append(f"{where}应引用 {doc}，实际未引用")
+    for doc in expect.get("not_cites") or []:
+        if doc in cited:
+            out.append(f"{where}不应引用 {doc}（该日期不适用）")
+    if "amount_note" in expect and expect["amount_note"] not in (r.amount_note or ""):
+        out.append(f"{where}金额说明应含“{expect['amount_note']}”，实际为“{r.amount_note or ''}”")
     return out
+
+
+def _compare_conflict(expect: dict[str, Any], ev: Evaluator, benefit: Benefit, profile: dict[str, Any],
+                      as_of: date) -> list[str]:
+    """`conflict: {with: [...], choice: id}`: the tax self-assessment of the tax year groups
+    these preferences as one choice and, where `choice` is given, names it the cheaper one."""
+    want = expect["conflict"]
+    tsa = ev.tax_self_assessment(profile, ev.tax_year_of(as_of))
+    group = next((c for c in tsa.conflicts if benefit.id in c.benefits), None)
+    members = sorted([benefit.id, *want.get("with", [])])
+    if group is None or sorted(group.benefits) != members:
+        return [f"应与 {'、'.join(want.get('with', []))} 构成择一享受，实际为 "
+                f"{'、'.join(group.benefits) if group else '无'}"]
+    if want.get("choice"):
+        title = ev.book.benefits[want["choice"]].spec.title
+        if f"选择“{title}”税负最低" not in (group.choice or ""):
+            return [f"应建议选择“{title}”，实际为“{group.choice or '无建议'}”"]
+    return []
 
 
 def run_examples(ev: Evaluator, benefit: Benefit) -> list[ExampleRun]:
@@ -74,5 +102,7 @@ def run_examples(ev: Evaluator, benefit: Benefit) -> list[ExampleRun]:
                     run.mismatches += _compare(exp, r, f"[{sid}] ")
         else:
             run.mismatches += _compare(ex.expect, resp.results[0], "")
+        if "conflict" in ex.expect:
+            run.mismatches += _compare_conflict(ex.expect, ev, benefit, ex.profile, ex.as_of)
         runs.append(run)
     return runs

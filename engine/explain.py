@@ -13,6 +13,7 @@ from engine.interpreter import FAIL, PASS, UNKNOWN, Ctx, count_range, evaluate, 
 from engine.loader import Benefit, WindowContext
 from engine.registry import FieldRegistry
 from engine.results import (BenefitResult, CriterionResult, MaterialRef, Subject, WindowRef)
+from engine.ruleschema import AmountSpec
 from engine.vocabulary import PROVISIONAL_AMOUNT, STATUS, money_short, percent
 
 
@@ -54,15 +55,17 @@ class Explainer:
         # Everything that does not depend on the subject is rendered once per evaluation date.
         self.in_force = benefit.in_force_on(as_of)
         self.applicable = [c for c in benefit.criteria if c.applies_on(as_of)]
-        self.static = {c.id: (self.render(c.text), self.threshold(c.cond), list(c.basis), list(c.materials))
+        self.static = {c.id: (self.render(c.text), self.threshold(c.cond), c.basis_on(as_of), list(c.materials))
                        for c in self.applicable}
         self.count_of = {(c.id, path): next(l for l in leaves(c.cond) if isinstance(l, Count) and l.list == path)
                          for c in self.applicable for path in c.reads if path in lists}
         self.readers = {c.id: [(path, _reader(registry, path)) for path in c.reads if path not in lists]
                         for c in self.applicable}
-        self.amount_spec, self.amount_cond = next(
-            ((a, cond) for a, cond in zip(benefit.spec.amount_specs(), benefit.amount_conds or [None] * 99)
-             if a.applies is None or a.applies.contains(as_of)), (None, None))
+        # the amount methods in force on this date, in the file's order; per subject the first
+        # whose `when` passes computes the amount
+        self.amount_specs = [(a, cond) for a, cond in zip(benefit.spec.amount_specs(),
+                                                          benefit.amount_conds or [None] * 99)
+                             if a.applies is None or a.applies.contains(as_of)]
         self._materials = self._build_materials()
         self._window_ref = self._build_window_ref()
 
@@ -71,6 +74,8 @@ class Explainer:
         v = self.params(name)
         if v is None:
             return "（该日期无有效参数值）"
+        if isinstance(v, list):
+            return "、".join(map(str, v))
         return fmt_number(v, self.b.spec.parameters[name].unit) if not isinstance(v, dict) else str(v)
 
     def render(self, text: str) -> str:
@@ -150,6 +155,13 @@ class Explainer:
                 amount_provisional=False, amount_note=None, criteria=[], missing_facts=[],
                 required_materials=materials, missing_materials=[], window=window,
                 note=f"评估日期 {self.as_of} 不在该政策有效期内（{periods}）")
+        if self.b.material_conds:
+            # materials whose `needed_when` fails for this subject are not asked for
+            skip = {mid for mid, cond in self.b.material_conds.items()
+                    if cond is not None and evaluate(cond, ctx)[0] == FAIL}
+            materials = [m for m in materials if m.id not in skip]
+        else:
+            skip = set()
         criteria, missing, missing_mat = [], [], []
         for c in self.applicable:
             out = outcomes[c.id]
@@ -171,20 +183,20 @@ class Explainer:
                     raise EngineError(f"{self.b.id}.{c.id}: engine says unknown, interpreter says {check}")
                 missing += asked
             if out != PASS:
-                missing_mat += [m for m in c.materials if m not in missing_mat]
+                missing_mat += [m for m in c.materials if m not in missing_mat and m not in skip]
             text, threshold, basis, mats = self.static[c.id]
+            if skip:
+                mats = [m for m in mats if m not in skip]
             # model_construct: the values are built here from validated rules and profiles
             criteria.append(CriterionResult(
                 id=c.id, text=text, outcome=out, observed=observed, threshold=threshold,
                 legal_basis=basis, materials=mats, provisional=c.provisional))
         outs = {cr.outcome for cr in criteria}
         status = "ineligible" if FAIL in outs else "needs_info" if UNKNOWN in outs else "eligible"
-        amount, provisional, assumed = None, False, []
+        amount, provisional, notes = None, False, []
         if status in ("eligible", "needs_info"):
-            amount, provisional, assumed = self.amount(ctx)
-        notes = ([PROVISIONAL_AMOUNT] if provisional else []) + [
-            f"{self.registry.facts[k].label}未填写，按“{self.registry.value_text(k, v)}”计算"
-            for k, v in assumed]
+            amount, provisional, notes = self.amount(ctx)
+        notes = ([PROVISIONAL_AMOUNT] if provisional else []) + notes
         return BenefitResult(
             benefit_id=spec.id, title=spec.title, kind=spec.kind, subject=subject, status=status,
             status_text=STATUS[status], amount_cny=amount, amount_provisional=provisional,
@@ -193,13 +205,24 @@ class Explainer:
             missing_materials=missing_mat, window=window, note=None)
 
     # -- amount -----------------------------------------------------------------------------
-    def amount(self, ctx: Ctx) -> tuple[float | None, bool, list[tuple[str, Any]]]:
-        """(amount, provisional?, [(fact, assumed value)]) for this subject."""
-        spec = self.amount_spec
-        if spec is None or (self.amount_cond is not None and evaluate(self.amount_cond, ctx)[0] != PASS):
-            return None, False, []
+    def amount(self, ctx: Ctx) -> tuple[float | None, bool, list[str]]:
+        """(amount, provisional?, notes) for this subject. The notes say which assumption was
+        made, or which fact is missing when no amount can be given."""
+        for spec, cond in self.amount_specs:
+            if cond is None:
+                return self._amount(spec, ctx)
+            out, asked = evaluate(cond, ctx)
+            if out == PASS:
+                return self._amount(spec, ctx)
+            if out == UNKNOWN:
+                labels = "、".join(dict.fromkeys(self.registry.label(p, ctx.profile) for p in asked))
+                return None, False, [f"尚不能确定适用的计算方法（缺少{labels}），暂无金额"]
+        return None, False, []
+
+    def _amount(self, spec: AmountSpec, ctx: Ctx) -> tuple[float | None, bool, list[str]]:
         used: list[str] = []
         assumed: list[tuple[str, Any]] = []
+        method = [f"计算方法：{spec.formula}"] if spec.formula else []
 
         def num(x: Any) -> float | None:
             if hasattr(x, "param"):
@@ -208,6 +231,7 @@ class Explainer:
             return x
 
         value: float | None = None
+        inputs: list[str] = []
         if spec.lookup:
             table = self.params(spec.lookup.param)
             used.append(spec.lookup.param)
@@ -222,6 +246,7 @@ class Explainer:
                 table = table.get(("true" if k else "false") if isinstance(k, bool) else str(k))
             value = table if isinstance(table, (int, float)) else None
         elif spec.brackets:
+            inputs.append(spec.brackets.of)
             base = read(spec.brackets.of, ctx)
             if base is not None:
                 value, lower = 0.0, 0.0
@@ -237,11 +262,20 @@ class Explainer:
                     if upper is None or base <= upper:
                         break
         elif spec.multiply:
+            inputs.append(spec.multiply.fact)
             base, rate = read(spec.multiply.fact, ctx), num(spec.multiply.by)
             value = None if base is None or rate is None else max(base, 0) * rate
+        for fact in spec.times:
+            inputs.append(fact)
+            factor = read(fact, ctx)
+            value = None if value is None or factor is None else value * factor
         if value is None:
-            return None, False, []
+            unknown = [self.registry.facts[f].label for f in inputs if read(f, ctx) is None]
+            why = [f"缺少{'、'.join(unknown)}，无法计算金额"] if unknown else []
+            return None, False, why + (method if why else [])
         amount = round(float(value), 2)
         if amount.is_integer():
             amount = int(amount)        # 300000, as the contract shows it, not 300000.0
-        return amount, any(self.provisional(p) for p in used), assumed
+        notes = [f"{self.registry.facts[k].label}未填写，按“{self.registry.value_text(k, v)}”计算"
+                 for k, v in assumed]
+        return amount, any(self.provisional(p) for p in used), notes + method

@@ -32,6 +32,12 @@ def _industry_code(v: str) -> str:
     return code
 
 
+def _division_code(v: str) -> str:
+    if not re.fullmatch(r"[1-9][0-9]{5}", v):
+        raise FormatError("行政区划代码应为6位数字，例如资阳市雁江区 512002")
+    return v
+
+
 def _certificate_no(v: str) -> str:
     # Any text is accepted: a number in an unknown format makes the criteria that need its
     # parts unknown instead of refusing the profile (legacy 国食药监械(准)字… numbers exist).
@@ -42,6 +48,7 @@ FORMATS: dict[str, Callable[[str], str]] = {
     "uscc": _uscc,
     "industry_code": _industry_code,
     "certificate_no": _certificate_no,
+    "division_code": _division_code,
 }
 
 
@@ -72,12 +79,25 @@ def _industry_section(owner: Any, source: str) -> str | None:
     return code[0] if code else None
 
 
-def _region(digits: int) -> Callable[[Any, str], str | None]:
-    """Administrative-division code prefix of the registering authority (USCC positions 3–8)."""
-    def derive(owner: Any, source: str) -> str | None:
-        code = getattr(owner, source)
-        return code[2:2 + digits] if code else None
-    return derive
+def _division(owner: Any, source: str) -> str | None:
+    """The residence's administrative-division code as stated, else the registering authority's
+    (USCC positions 3–8), which the USCC keeps even after the enterprise moves."""
+    code = getattr(owner, source)
+    if code:
+        return code
+    uscc = getattr(owner, "uscc", None)
+    return uscc[2:8] if uscc else None
+
+
+def _division_province(owner: Any, source: str) -> str | None:
+    code = _division(owner, source)
+    return code[:2] if code else None
+
+
+def _division_prefecture(owner: Any, source: str) -> str | None:
+    """Unknown for a province-level code (xx0000): the prefecture cannot be told from it."""
+    code = _division(owner, source)
+    return code[:4] if code and code[2:4] != "00" else None
 
 
 DERIVATIONS: dict[str, Callable[[Any, str], Any]] = {
@@ -88,9 +108,8 @@ DERIVATIONS: dict[str, Callable[[Any, str], Any]] = {
     "stated_or_certificate_class": _stated_or_certificate_class,
     "object_held": _object_held,
     "industry_section": _industry_section,
-    "region_province": _region(2),
-    "region_prefecture": _region(4),
-    "region_county": _region(6),
+    "division_province": _division_province,
+    "division_prefecture": _division_prefecture,
     # Answered by the award ledger, not by the profile (the evaluator's `awarded`).
     "award_ledger": lambda owner, source: None,
 }

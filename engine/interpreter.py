@@ -95,6 +95,8 @@ def evaluate(c: Cond, ctx: Ctx, item: Any = None, item_list: str | None = None,
         return UNKNOWN, []           # a parameter with no value in force: nothing to ask for
     if x is None:
         return UNKNOWN, [_source(c, ctx, item, item_index)]
+    if c.op in ("in", "not_in") and isinstance(rhs[0], list):
+        rhs = rhs[0]                  # a code-list parameter
     if c.op == "in":
         ok = x in rhs
     elif c.op == "not_in":

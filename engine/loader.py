@@ -17,7 +17,7 @@ from engine.conditions import Cond, fact_paths, fits_scale, leaves, parse_condit
 from engine.messages import pydantic_message
 from engine.profile import ProfileError, parse_profile
 from engine.registry import FactType, FieldRegistry, RegistryError, registry_from
-from engine.ruleschema import (BenefitFile, CalendarFile, CommonFile, Document, IndexFile,
+from engine.ruleschema import (BenefitFile, Parameter, CalendarFile, CommonFile, Document, IndexFile,
                                OptionalPeriod, ParamValue)
 from engine.version import ENGINE_VERSION
 from engine.yamlsource import SourceDoc, YamlSyntaxError, load_yaml
@@ -45,7 +45,7 @@ class RuleLoadError(Exception):
 class CompiledCriterion:
     id: str
     text: str
-    basis: tuple[str, ...]          # rendered citations
+    basis: tuple[tuple[str, Document], ...]   # (rendered citation, the text cited)
     materials: tuple[str, ...]
     applies: OptionalPeriod | None
     cond: Cond
@@ -55,6 +55,10 @@ class CompiledCriterion:
     def applies_on(self, d: date) -> bool:
         return self.applies is None or self.applies.contains(d)
 
+    def basis_on(self, d: date) -> list[str]:
+        """The citations of the texts that govern a decision on `d`, in the file's order."""
+        return [text for text, doc in self.basis if doc.cited_on(d)] or [text for text, _ in self.basis]
+
 
 @dataclass
 class Benefit:
@@ -62,6 +66,7 @@ class Benefit:
     criteria: list[CompiledCriterion]
     source: Path
     amount_conds: list[Any] = field(default_factory=list)   # parsed `amount.when`, per spec
+    material_conds: dict[str, Any] = field(default_factory=dict)   # parsed `needed_when`, by material
 
     @property
     def id(self) -> str:
@@ -208,7 +213,7 @@ def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str, regi
     if spec.unit != "enterprise" and spec.unit not in registry.subjects:
         err(("unit",), f"unit `{spec.unit}` 应为 enterprise 或 rules/fields.yaml 中列表的 subject"
                        f"（{'、'.join(registry.subjects)}）")
-        return [], problems, []
+        return [], problems, ([], {})
     docs = {d.id for d in spec.legal_basis}
     materials = {m.id for m in spec.materials}
     for i, p in enumerate(spec.in_force):
@@ -219,7 +224,7 @@ def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str, regi
             if v.reference.basis not in docs:
                 err(("parameters", pname, "values", j, "reference", "basis"),
                     f"参数 {pname} 的取值引用了未定义的法律依据 `{v.reference.basis}`")
-    param_types = {k: FactType("number") for k, p in spec.parameters.items()
+    param_types = {k: param_type(p) for k, p in spec.parameters.items()
                    if all(not isinstance(v.value, dict) for v in p.values)}
     seen: set[str] = set()
     compiled = []
@@ -250,7 +255,7 @@ def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str, regi
             by_id = {d.id: d for d in spec.legal_basis}
             compiled.append(CompiledCriterion(
                 id=c.id, text=c.text,
-                basis=tuple(by_id[b.ref].citation(b.article) for b in c.basis if b.ref in by_id),
+                basis=tuple((by_id[b.ref].citation(b.article), by_id[b.ref]) for b in c.basis if b.ref in by_id),
                 materials=tuple(c.materials), applies=c.applies, cond=cond,
                 reads=tuple(fact_paths(cond)), provisional=c.provisional is not None))
     amount_conds: list[Any] = []
@@ -278,6 +283,7 @@ def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str, regi
             facts.append(spec_amount.brackets.of)
             for band in spec_amount.brackets.bands:
                 refs += [x.param for x in (band.up_to, band.rate) if hasattr(x, "param")]
+        facts += spec_amount.times
         if spec_amount.multiply:
             facts.append(spec_amount.multiply.fact)
             refs += [spec_amount.multiply.by.param] if hasattr(spec_amount.multiply.by, "param") else []
@@ -288,6 +294,12 @@ def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str, regi
             d = registry.facts.get(f)
             if d is None or d.scope not in ("enterprise", spec.unit):
                 err(loc, f"金额引用了未知的事实路径 `{f}`")
+    if spec.tax and spec.tax.rate:
+        r = spec.tax.rate
+        if r.of not in registry.facts:
+            err(("tax", "rate", "of"), f"税率适用的事实 `{r.of}` 未在字段登记表中定义")
+        if hasattr(r.rate, "param") and r.rate.param not in spec.parameters:
+            err(("tax", "rate", "rate"), f"税率引用了未定义的参数 `{r.rate.param}`")
     crit_ids = {c.id for c in spec.criteria}
     for i, ex in enumerate(spec.examples):
         loc = ("examples", i)
@@ -306,7 +318,20 @@ def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str, regi
                     err(loc + ("expect",), f"示例「{ex.name}」期望了不存在的条件 `{cid}`")
             if e.get("status") not in (None, "eligible", "ineligible", "needs_info", "not_in_force"):
                 err(loc + ("expect",), f"示例「{ex.name}」的期望状态无效：{e.get('status')}")
-    return compiled, problems, amount_conds
+    material_conds: dict[str, Any] = {}
+    for i, m in enumerate(spec.materials):
+        if m.needed_when is not None:
+            cond, cps = parse_condition(m.needed_when, ("materials", i, "needed_when"), param_types,
+                                        spec.unit, registry)
+            for p in cps:
+                err(p.loc, p.message)
+            material_conds[m.id] = cond
+    return compiled, problems, (amount_conds, material_conds)
+
+
+def param_type(p: Parameter) -> str:
+    """`list` for a parameter whose values are code lists (compared with `in`), else `number`."""
+    return "list" if all(isinstance(v.value, list) for v in p.values) else "number"
 
 
 def _check_param_precision(spec: BenefitFile, cond: Cond, loc: tuple, err) -> None:
@@ -316,9 +341,16 @@ def _check_param_precision(spec: BenefitFile, cond: Cond, loc: tuple, err) -> No
             name = getattr(v, "name", None)
             param = spec.parameters.get(name) if name else None
             for j, pv in enumerate(param.values if param else []):
-                if not isinstance(pv.value, dict) and not fits_scale(pv.value, leaf.scale):
+                if isinstance(pv.value, (int, float)) and not fits_scale(pv.value, leaf.scale):
                     err(("parameters", name, "values", j, "value"),
                         f"参数 {name} 的取值 {pv.value} 的小数位数超过所比较事实的精度")
+
+
+def _raw_param_type(raw: Any) -> str:
+    values = raw.get("values") if isinstance(raw, dict) else None
+    lists = isinstance(values, list) and values and all(
+        isinstance(v, dict) and isinstance(v.get("value"), list) for v in values)
+    return "list" if lists else "number"
 
 
 def _raw_condition_problems(doc: SourceDoc, name: str, registry: FieldRegistry) -> list[RuleProblem]:
@@ -331,7 +363,7 @@ def _raw_condition_problems(doc: SourceDoc, name: str, registry: FieldRegistry) 
     for i, c in enumerate(crits):
         if isinstance(c, dict) and "when" in c:
             _cond, ps = parse_condition(c["when"], ("criteria", i, "when"),
-                                        {k: FactType("number") for k in params}, unit, registry)
+                                        {k: _raw_param_type(v) for k, v in params.items()}, unit, registry)
             out += [RuleProblem(name, doc.line_of(p.loc), p.message) for p in ps]
     return out
 
@@ -391,8 +423,8 @@ def load_benefit_file(path: Path, root: Path, registry: FieldRegistry
     except ValidationError as exc:
         # Still check the conditions, so one run reports every problem of the file.
         return None, _pydantic_problems(exc, doc, name) + _raw_condition_problems(doc, name, registry)
-    compiled, problems, amount_conds = _check_benefit(spec, doc, name, path.stem, registry)
-    return (Benefit(spec, compiled, path, amount_conds) if not problems else None), problems
+    compiled, problems, (amount_conds, material_conds) = _check_benefit(spec, doc, name, path.stem, registry)
+    return (Benefit(spec, compiled, path, amount_conds, material_conds) if not problems else None), problems
 
 
 def _read_index(root: Path, problems: list[RuleProblem]) -> tuple[list[str], SourceDoc | None]:
@@ -462,11 +494,15 @@ def load_rulebook(root: Path | str | None = None) -> Rulebook:
         for path in files:
             if path.parent.name == "benefits" and path.stem not in order:
                 problems.append(RuleProblem(index_name, 1, f"规则文件 benefits/{path.name} 未列入 index.yaml"))
+    failed = {Path(p.file).stem for p in problems}
     for b in benefits.values():
         if b.spec.tax:
-            for cf in b.spec.tax.conflicts_with:
-                if cf.benefit not in benefits:
-                    problems.append(RuleProblem(_rel(b.source, root), 1, f"冲突事项 `{cf.benefit}` 未定义"))
+            doc = load_yaml(b.source)
+            for i, cf in enumerate(b.spec.tax.conflicts_with):
+                # a conflict naming a file that failed to load is that file's problem, reported there
+                if cf.benefit not in benefits and cf.benefit not in failed:
+                    problems.append(RuleProblem(_rel(b.source, root), doc.line_of(("tax", "conflicts_with", i)),
+                                                f"冲突事项 `{cf.benefit}` 未定义"))
     if problems:
         raise RuleLoadError(problems)
     ordered = {bid: benefits[bid] for bid in order if bid in benefits}

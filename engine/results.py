@@ -131,6 +131,7 @@ class TaxItem(BenefitResult):
 class Conflict(_Record):
     benefits: list[str]
     reason: str
+    choice: str | None = None     # which one costs less, where the taxable income is known
 
 
 @dataclass(slots=True)

@@ -11,12 +11,20 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 BENEFIT_ID = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
-PARAM_UNITS = ("元", "人", "比例", "月", "年", "日", "个")
+PARAM_UNITS = ("元", "人", "比例", "月", "年", "日", "个", "代码")
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class OptionalPeriod(_Strict):
+    from_: dt.date | None = Field(default=None, alias="from")
+    to: dt.date | None = None
+
+    def contains(self, d: dt.date) -> bool:
+        return (self.from_ is None or self.from_ <= d) and (self.to is None or d <= self.to)
 
 
 class Document(_Strict):
@@ -27,6 +35,12 @@ class Document(_Strict):
     article: str | None = None
     url: str | None = None
     note: str | None = None
+    # The decisions this text governs, by evaluation date: outside it the text is not cited
+    # (a 2024 decision cites no 2025 公告). A text is never cited before its own date either.
+    applies: OptionalPeriod | None = None
+
+    def cited_on(self, d: dt.date) -> bool:
+        return (self.date is None or self.date <= d) and (self.applies is None or self.applies.contains(d))
 
     def citation(self, article: str | None = None) -> str:
         """`《title》（文号）第N条` — the form every output shows."""
@@ -56,14 +70,6 @@ class Period(_Strict):
         return self.from_ <= d and (self.to is None or d <= self.to)
 
 
-class OptionalPeriod(_Strict):
-    from_: dt.date | None = Field(default=None, alias="from")
-    to: dt.date | None = None
-
-    def contains(self, d: dt.date) -> bool:
-        return (self.from_ is None or self.from_ <= d) and (self.to is None or d <= self.to)
-
-
 class Reference(_Strict):
     basis: str
     article: str | None = None
@@ -73,7 +79,8 @@ class Reference(_Strict):
 class ParamValue(_Strict):
     from_: dt.date = Field(alias="from")
     to: dt.date | None = None
-    value: float | int | dict[str, Any]
+    # a number, a list of codes (compared with `in`), or a table (an amount lookup)
+    value: float | int | list[str] | dict[str, Any]
     reference: Reference
     provisional: bool = False
 
@@ -136,11 +143,22 @@ class Material(_Strict):
     description: str | None = None
     issuer: str | None = None
     deferrable: bool = False       # 容缺: may be promised with a signed commitment, supplied later
+    # asked for only where this condition does not fail (e.g. 注册人变更文件 for 引进 only)
+    needed_when: Any = None
 
 
 class Conflict(_Strict):
     benefit: str
     reason: str
+
+
+class NumberRef(_Strict):
+    param: str
+
+
+class TaxRate(_Strict):
+    of: str                        # the fact the rate applies to
+    rate: float | NumberRef
 
 
 class TaxInfo(_Strict):
@@ -150,12 +168,13 @@ class TaxInfo(_Strict):
     how_to_claim: str = Field(min_length=1)
     # for `period: date`, what the retention of its records rests on (no CIT settlement date)
     records_basis: str | None = None
+    # for `period: date`, the years its records are kept after the end of the year of the claim
+    records_years: int | None = None
+    # the tax rate the preference amounts to (小型微利: 25% × 20% = 5% of the taxable income):
+    # where that income is known, a conflict among rate preferences says which one costs less
+    rate: "TaxRate | None" = None
     records_to_keep: list[str] = Field(min_length=1)
     conflicts_with: list[Conflict] = []
-
-
-class NumberRef(_Strict):
-    param: str
 
 
 class Band(_Strict):
@@ -188,6 +207,10 @@ class AmountSpec(_Strict):
     lookup: Lookup | None = None
     brackets: Brackets | None = None
     multiply: Multiply | None = None
+    # facts the amount is multiplied by (e.g. 进项构成比例); any of them unknown → no amount,
+    # and the result says which fact is missing rather than showing a figure that overstates
+    times: list[str] = []
+    formula: str | None = None     # the method in words, shown with the amount
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "AmountSpec":

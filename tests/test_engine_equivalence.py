@@ -57,6 +57,9 @@ DATE_VALUES = DATES + [{"as_of": {}}, {"as_of": {"months": -36}}, {"as_of": {"ye
                        {"window": "coverage_to"}, {"as_of": {"years": -3, "days": 1}}]
 
 
+CODES = ["C3589", "17", "51", "4331"]
+
+
 def values_for(t: FactType):
     if t.name == "bool":
         return st.booleans()
@@ -68,7 +71,7 @@ def values_for(t: FactType):
         return st.sampled_from(DATE_VALUES)
     if t.name == "enum":
         return st.sampled_from(t.domain)
-    return st.sampled_from(["C3589", "川", "国", "17", "川械注准20252170031", ""])
+    return st.sampled_from(["C3589", "川", "国", "17", "川械注准20252170031", "", "51", "4331"])
 
 
 @st.composite
@@ -78,7 +81,9 @@ def compare(draw, fields: dict[str, FactType], ref: str):
     ops = ["eq", "ne", "in", "not_in"] + (["lt", "lte", "gt", "gte", "between"] if t.ordered else [])
     op = draw(st.sampled_from(ops))
     v = values_for(t)
-    if op in ("in", "not_in"):
+    if op in ("in", "not_in") and t.name == "string" and draw(st.booleans()):
+        rhs = {"param": "codes"}          # a dated code list (e.g. the western provinces)
+    elif op in ("in", "not_in"):
         rhs = draw(st.lists(v, min_size=1, max_size=3))
     elif op == "between":
         rhs = [draw(v), draw(v)]
@@ -119,6 +124,8 @@ def benefit_file(bid: str, unit: str, conds: list[dict]) -> dict:
         "id": bid, "title": "随机条件", "kind": "grant", "unit": unit, "summary": "测试",
         "legal_basis": [{"id": "plan", "title": "工作方案", "doc_no": None, "date": date(2022, 9, 19)}],
         "responsible_units": ["高新区管委会"], "in_force": [{"from": date(2000, 1, 1)}],
+        "parameters": {"codes": {"description": "代码", "unit": "代码", "values": [
+            {"from": date(2000, 1, 1), "value": CODES, "reference": {"basis": "plan"}}]}},
         "criteria": [{"id": f"c{i}", "text": "条件", "basis": [{"ref": "plan"}], "when": c}
                      for i, c in enumerate(conds)],
     }
@@ -141,7 +148,9 @@ def small_profiles(draw):
         if d.scope == "enterprise" and d.spec.entered and "." not in path and not d.spec.required:
             if path == "industry_code":
                 p[path] = draw(st.sampled_from([None, "C3589", "F5174"]))
-            elif path in ("four_industries_sales_share", "western_encouraged_share"):
+            elif path == "registered_division_code":
+                p[path] = draw(st.sampled_from([None, "512002", "430000", "433101", "330106"]))
+            elif d.spec.unit == "比例":
                 p[path] = draw(st.sampled_from([None, 0.0, 0.5, 1.0]))
             else:
                 p[path] = draw(st.one_of(st.none(), small(d.type)))
