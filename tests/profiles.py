@@ -59,12 +59,15 @@ def profiles(draw):
     hnte = draw(st.one_of(st.none(), st.just(False), dates(date(2021, 1, 1)).map(
         lambda d: {"number": "GR202351000001", "issued_on": d.isoformat()})))
     p = {
-        "uscc": make_uscc("91512000MA62XY" + draw(st.sampled_from(["001", "002", "ABC", "9Q0"]))),
+        # registering authorities: 资阳, 杭州 (not western), 湖南省级 (湘西 unknown), 湘西州
+        "uscc": make_uscc("91" + draw(st.sampled_from(["512000", "330100", "430000", "433100"]))
+                          + "MA62XY" + draw(st.sampled_from(["001", "002", "ABC", "9Q0"]))),
+        "registered_division_code": draw(maybe(st.sampled_from(["512002", "330106", "433101", "430000"]))),
         "name": "测试口腔医疗器械有限公司",
         "in_park": draw(maybe(st.booleans())),
         "industry_code": draw(maybe(st.sampled_from(["C3589", "C358", "F5174", "M7320", "K7010"]))),
         "tax_collection": draw(maybe(st.sampled_from(["audit", "deemed"]))),
-        "employees_avg": draw(maybe(st.sampled_from([0, 299, 300, 301, 5000]))),
+        "employees_avg": draw(maybe(st.sampled_from([0, 299, 299.875, 300, 300.125, 300.25, 301, 5000]))),
         "total_assets_avg_cny": draw(maybe(money(50_000_000))),
         "taxable_income_cny": draw(maybe(st.one_of(money(3_000_000), st.just(-100.0)))),
         "restricted_industry": draw(maybe(st.booleans())),
@@ -73,6 +76,14 @@ def profiles(draw):
         "four_industries_sales_share": draw(maybe(st.sampled_from([0.0, 0.5, 0.5001, 1.0]))),
         "vat_credit_positive_months": draw(maybe(st.integers(0, 8))),
         "vat_credit_increase_cny": draw(maybe(money(500_000, 100_000_000))),
+        "six_industries_sales_share": draw(maybe(st.sampled_from([0.0, 0.5, 0.5001, 1.0]))),
+        "thirteen_industries_sales_share": draw(maybe(st.sampled_from([0.0, 0.5, 0.5001, 1.0]))),
+        "vat_enterprise_size": draw(maybe(st.sampled_from(["micro", "small", "medium", "large"]))),
+        "vat_period_end_credit_cny": draw(maybe(st.one_of(st.just(0), money(1)))),
+        "vat_input_composition_ratio": draw(maybe(st.sampled_from([0.0, 0.5, 0.95, 1.0]))),
+        "vat_increment_positive_months": draw(maybe(st.integers(0, 8))),
+        "vat_increment_cny": draw(maybe(money(500_000))),
+        "hnte_year_conditions_met": draw(maybe(st.booleans())),
         "tax_credit_rating": draw(maybe(st.sampled_from(["A", "B", "M", "C", "D"]))),
         "immediate_refund_since_2019_04": draw(maybe(st.booleans())),
         "hnte_certificate": hnte,

@@ -85,7 +85,9 @@ def test_small_low_profit_is_judged_for_the_tax_year_being_settled():
 
 
 VAT = dict(in_park=True, four_industries_sales_share=0.9, vat_credit_positive_months=7,
-           vat_credit_increase_cny=600_000, tax_credit_rating="B",
+           vat_credit_increase_cny=600_000, vat_period_end_credit_cny=600_000,
+           thirteen_industries_sales_share=0.9, vat_increment_cny=600_000, vat_increment_positive_months=7,
+           vat_input_composition_ratio=0.5, tax_credit_rating="B",
            immediate_refund_since_2019_04=False, violations=[])
 
 
@@ -95,15 +97,27 @@ def test_vat_refund_uses_the_2022_regime_before_september_2025_and_the_2025_regi
     new = EV.evaluate(p, date(2025, 10, 31), ["vat-credit-refund"]).results[0]
     old_ids = {c.id for c in old.criteria}
     new_ids = {c.id for c in new.criteria}
-    assert "industry_or_increment_2022" in old_ids and "industry_or_increment_2025" not in old_ids
-    assert "industry_or_increment_2025" in new_ids and "industry_or_increment_2022" not in new_ids
-    assert any("2022年第14号" in " ".join(c.legal_basis) for c in old.criteria)
-    assert any("2025年第7号" in " ".join(c.legal_basis) for c in new.criteria)
+    assert "refund_path_2023_2025" in old_ids and "refund_path_2025" not in old_ids
+    assert "refund_path_2025" in new_ids and "refund_path_2023_2025" not in new_ids
+    old_cites = " ".join(b for c in old.criteria for b in c.legal_basis)
+    new_cites = " ".join(b for c in new.criteria for b in c.legal_basis)
+    # each decision cites the texts of its own regime, never a later one
+    assert "2022年第14号" in old_cites and "2025年第7号" not in old_cites and "2025年第20号" not in old_cites
+    assert "2025年第7号" in new_cites and "2022年第14号" not in new_cites
+    # each regime's own formula: the increment vs 2019-03-31 in full, the period-end credit in full
+    assert old.amount_cny == 600_000 * 0.5 and new.amount_cny == 600_000 * 0.5
     # 2025-08-31 is the last day of the old regime, 2025-09-01 the first of the new one
     last_old = EV.evaluate(p, date(2025, 8, 31), ["vat-credit-refund"]).results[0]
     first_new = EV.evaluate(p, date(2025, 9, 1), ["vat-credit-refund"]).results[0]
-    assert "industry_or_increment_2022" in {c.id for c in last_old.criteria}
-    assert "industry_or_increment_2025" in {c.id for c in first_new.criteria}
+    assert "refund_path_2023_2025" in {c.id for c in last_old.criteria}
+    assert "refund_path_2025" in {c.id for c in first_new.criteria}
+
+
+def test_vat_refund_without_the_input_ratio_has_no_amount_and_says_why():
+    p = _profile(5, **{**VAT, "vat_input_composition_ratio": None})
+    r = EV.evaluate(p, date(2025, 10, 31), ["vat-credit-refund"]).results[0]
+    assert r.status == "eligible" and r.amount_cny is None
+    assert "缺少进项构成比例" in r.amount_note and "× 进项构成比例" in r.amount_note
 
 
 def test_vat_refund_other_industries_need_six_months_and_half_a_million():
@@ -229,15 +243,39 @@ def test_imported_certificates_and_class_i_filings_never_get_the_grant(imported,
 
 # ---- tax items: conflicts and keep-until -----------------------------------------------------
 
-def test_the_two_15_percent_rates_conflict_both_ways():
-    hnte = BOOK.benefits["hnte-reduced-rate"].spec.tax
-    west = BOOK.benefits["western-development-rate"].spec.tax
-    assert [c.benefit for c in hnte.conflicts_with] == ["western-development-rate"]
-    assert [c.benefit for c in west.conflicts_with] == ["hnte-reduced-rate"]
-    p = _profile(10, in_park=True, western_encouraged_share=0.8,
-                 hnte_certificate={"number": "GR202451000999", "issued_on": "2024-12-06"})
+RATE_PREFERENCES = ["small-low-profit-cit", "hnte-reduced-rate", "western-development-rate"]
+
+
+def test_the_rate_preferences_exclude_each_other_both_ways():
+    for bid in RATE_PREFERENCES:
+        others = {c.benefit for c in BOOK.benefits[bid].spec.tax.conflicts_with}
+        assert others == set(RATE_PREFERENCES) - {bid}, bid
+
+
+HNTE = dict(hnte_certificate={"number": "GR202451000999", "issued_on": "2024-12-06"}, hnte_year_conditions_met=True)
+SMALL_FIRM = dict(restricted_industry=False, employees_avg=50, total_assets_avg_cny=10_000_000)
+
+
+def test_two_15_percent_rates_are_one_choice_and_cost_the_same():
+    p = _profile(10, in_park=True, western_encouraged_share=0.8, taxable_income_cny=8_000_000, **HNTE)
     tsa = EV.tax_self_assessment(p, tax_year=2025)
-    assert [sorted(c.benefits) for c in tsa.conflicts] == [["hnte-reduced-rate", "western-development-rate"]]
+    assert [c.benefits for c in tsa.conflicts] == [["hnte-reduced-rate", "western-development-rate"]]
+    assert "税负相同" in tsa.conflicts[0].choice and "1,200,000元" in tsa.conflicts[0].choice
+
+
+def test_small_low_profit_and_both_15_percent_rates_are_one_choice_and_the_cheapest_is_named():
+    p = _profile(11, in_park=True, western_encouraged_share=0.8, taxable_income_cny=2_000_000, **HNTE, **SMALL_FIRM)
+    tsa = EV.tax_self_assessment(p, tax_year=2025)
+    assert [c.benefits for c in tsa.conflicts] == [RATE_PREFERENCES]
+    choice = tsa.conflicts[0].choice
+    # 200万 × 5% = 10万 against 200万 × 15% = 30万
+    assert "100,000元" in choice and "300,000元" in choice
+    assert "选择“小型微利企业所得税优惠”税负最低" in choice
+    assert "第二十八条" in tsa.conflicts[0].reason
+    # without the taxable income the choice is left to the enterprise, with the reason
+    p2 = _profile(12, in_park=True, western_encouraged_share=0.8, **HNTE, **SMALL_FIRM)
+    tsa2 = EV.tax_self_assessment(p2, tax_year=2025)
+    assert all(c.choice is None for c in tsa2.conflicts)
 
 
 def test_records_are_kept_ten_years_from_the_day_after_the_settlement_ends():
@@ -269,10 +307,13 @@ def test_default_windows_cover_every_day_exactly_once():
 # Every value that no official text sets (UNCONFIRMED in the brief, or a reference value from
 # another jurisdiction). Adding or removing one must be a deliberate edit of this list.
 EXPECTED_PROVISIONAL = {
-    # 桐庐 reference amounts (桐政办〔2022〕24号); no Ziyang amount is known; 引进 = 自主研发
+    # 桐庐 (自主研发) and 望城 (引进) reference amounts; no Ziyang amount is known
     ("device-registration-grant", "grant_amounts", date(2022, 9, 19)),
+    # 2025年第7号's formula article was not retrieved verbatim
+    ("vat-credit-refund", "full_refund_rate", date(2025, 9, 1)),
+    ("vat-credit-refund", "full_refund_rate", date(2026, 1, 1)),
     # whether 2025年第7号 continues unchanged under the VAT Law from 2026-01-01
-    ("vat-credit-refund", "four_industries_share_min", date(2026, 1, 1)),
+    ("vat-credit-refund", "industry_share_min", date(2026, 1, 1)),
     ("vat-credit-refund", "positive_months_min", date(2026, 1, 1)),
     ("vat-credit-refund", "new_credit_min", date(2026, 1, 1)),
     ("vat-credit-refund", "refund_rate_low", date(2026, 1, 1)),
@@ -304,11 +345,13 @@ def test_provisional_parameters_are_exactly_the_documented_list_and_each_says_wh
     assert "桐庐" in grant.reference.note and "当期申报通知" in grant.reference.note
 
 
-def test_reference_amounts_are_the_tonglu_values_with_introduced_equal_to_self_developed():
+def test_reference_amounts_tonglu_for_self_developed_wangcheng_for_introduced():
     table = BOOK.benefits[GRANT].spec.parameters["grant_amounts"].values[0].value
     for innovative, ii, iii in (("false", 300_000, 500_000), ("true", 1_500_000, 2_000_000)):
-        for origin in ("self_developed", "introduced"):
-            assert table[innovative][origin] == {"II": ii, "III": iii}
+        assert table[innovative]["self_developed"] == {"II": ii, "III": iii}
+        assert table[innovative]["introduced"] == {"II": 200_000, "III": 400_000}
+    note = BOOK.benefits[GRANT].spec.parameters["grant_amounts"].values[0].reference.note
+    assert "县内首张" in note and "望城" in note
 
 
 # ---- Chinese text an enterprise understands --------------------------------------------------

@@ -202,10 +202,18 @@ def test_integers_must_be_integers(field, value, word):
     assert "整数" in msg and word in msg
 
 
-def test_headcount_is_a_quarterly_average_with_two_decimals():
-    # 2023年第12号 第五条: (季初 + 季末) ÷ 2, averaged over the quarters, so 300.25 exists
+def test_headcount_is_a_quarterly_average_with_three_decimals():
+    # 2023年第12号 第五条: (季初 + 季末) ÷ 2, averaged over the quarters: 300.25 exists, and one
+    # quarter of 300.5 makes 300.125
     assert parse_profile(minimal(employees_avg=300.25), today=TODAY).employees_avg == 300.25
-    assert "两位小数" in problems_of(minimal(employees_avg=300.125))["employees_avg"]
+    assert parse_profile(minimal(employees_avg=300.125), today=TODAY).employees_avg == 300.125
+    assert "三位小数" in problems_of(minimal(employees_avg=300.0625))["employees_avg"]
+
+
+def test_division_code_is_six_digits_and_defaults_to_the_uscc():
+    assert "6位数字" in problems_of(minimal(registered_division_code="51200"))["registered_division_code"]
+    assert "6位数字" in problems_of(minimal(registered_division_code="51200X"))["registered_division_code"]
+    assert parse_profile(minimal(registered_division_code="512002"), today=TODAY).registered_division_code == "512002"
 
 
 @pytest.mark.parametrize("field", BOOL_FIELDS)
