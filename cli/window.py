@@ -96,11 +96,14 @@ def window_list():
 @window.command("template", help="生成导入模板（.xlsx 或 .csv，按文件扩展名）")
 @click.argument("out", type=click.Path(dir_okay=False))
 def window_template(out):
-    from store.intake import template_bytes
+    from store.intake import SHEET_EXAMPLE, template_bytes
+    from store.windows import get_evaluator
 
     fmt = "csv" if out.lower().endswith(".csv") else "xlsx"
-    Path(out).write_bytes(template_bytes(fmt))
+    Path(out).write_bytes(template_bytes(get_evaluator().registry, fmt))
     click.echo(f"已生成导入模板：{out}")
+    if fmt == "csv":
+        click.echo(f"CSV 模板只有表头；填写示例见 .xlsx 模板的“{SHEET_EXAMPLE}”工作表")
 
 
 def _print_report(rep) -> None:

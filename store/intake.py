@@ -1,583 +1,732 @@
-"""Spreadsheet intake (.xlsx / .csv): the import template, parsing with a row-level report,
-and the import itself (all-or-nothing unless skip_invalid).
+"""Spreadsheet intake (.xlsx / .csv): the import template, the reading of a filled one, and the
+import itself (all-or-nothing unless skip_invalid). Every column, header and accepted spelling
+comes from the field registry (rules/fields.yaml); nothing here names a profile fact.
 
-An .xlsx file has up to three sheets: 企业信息 (one row per enterprise), 注册证 (one row per
-certificate, linked by 统一社会信用代码) and 违法违规记录 (optional). A .csv file is one table
-with the same columns side by side: each row carries enterprise columns, and optionally one
-certificate and/or one violation; rows with the same USCC are merged.
+Layout
+- .xlsx: sheet 企业信息 has one row per enterprise and a column per top-level fact (`column`,
+  else `label`); an object whose `false` means something (高新技术企业证书, `false_means`) has
+  a yes/no column (its `column`) and a column per sub-field. Each list has its own sheet (its
+  `sheet`), one row per item, linked to the enterprise by 统一社会信用代码; a list whose items
+  are subjects of benefits (注册证) also carries the application's column
+  本次申报（是/否，留空为是）, which is not a profile fact. Sheets 填写示例 (the example rows)
+  and 说明 are never read, so the untouched template imports nothing.
+- .csv: one table: the enterprise columns, then each list's columns (headers prefixed with the
+  list's `csv_prefix`); a row carries at most one item of each list, and rows with the same
+  统一社会信用代码 are merged. The CSV template is headers only: its example is the .xlsx
+  template's 填写示例 sheet.
+- A list sheet (CSV: any column of the list) that is present is the complete list: an
+  enterprise without rows there has none. Absent means unknown.
 
-A sheet that is present means "this is the complete list": an enterprise with no certificate
-rows has ``device_registrations: []``. An absent sheet (or absent CSV columns) means unknown.
+Headers are accepted as the column text, that text without its bracketed hint, the label, any
+synonym and the field id (CSV list columns: with the prefix, or `list.field`). Cells are read by
+the field's type: 是/否/有/无/Y/N/√/× for yes/no; an enum's id, label or `value_synonyms`
+(ASCII case-insensitive, full-width forms folded); numbers with the field's decimals, and for
+元 "4,200万", "4200万元", "1.5亿", for 比例 "92%"; dates as YYYY-MM-DD, YYYY/MM/DD,
+YYYY年M月D日 or real Excel dates.
+
+Limits (`IntakeLimits`, defined in store.spreadsheet; callers read YAGU_MAX_IMPORT_ROWS,
+YAGU_MAX_IMPORT_PROBLEMS, YAGU_MAX_IMPORT_CELL_CHARS, YAGU_MAX_IMPORT_PART_BYTES,
+YAGU_MAX_IMPORT_SHEET_BYTES, YAGU_MAX_IMPORT_TOTAL_BYTES and YAGU_MAX_IMPORT_RATIO with
+`IntakeLimits.from_env()`; `import_applications` does): at most `max_rows` data rows (200,000)
+are read, and past them one problem names the cap and nothing of the file is imported; at most
+`max_problems` (200) problems are listed, then "另有 N 处问题未列出"; a cell holds at most
+`max_cell_chars` (1,000) characters; .xlsx parts are bounded in unpacked size and compression
+ratio. Messages name the sheet, the row as Excel shows it and the column header, and quote at
+most 20 characters of a value.
 """
 from __future__ import annotations
 
 import csv
+import difflib
 import io
+import math
 import re
-from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal, InvalidOperation
+from functools import cache
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Iterator, Optional
 
+from openpyxl import Workbook as XlsxWriter
+from openpyxl.styles import Alignment, Font, PatternFill
+
+from engine import vocabulary as vocab
+from engine.formats import FORMATS, FormatError
+from engine.profile import ProfileError, parse_profile
+from engine.registry import FieldRegistry, FieldSpec
 from store.db import Database
-from store.errors import RowProblem, ValidationFailed
+from store.errors import Conflict, RowProblem, ValidationFailed
+from store.spreadsheet import CSV_SHEET, IntakeLimits, Sheet, open_sheets
+from store.windows import Intake, _get_window, get_evaluator, ingest
 
-SHEET_ENT = "企业信息"
-SHEET_CERT = "注册证"
-SHEET_VIOL = "违法违规记录"
-CSV_SHEET = "CSV"
+__all__ = ["IntakeLimits", "ParsedFile", "ImportedEnterprise", "ImportReport", "ImportRejected",
+           "parse_file", "template_bytes", "import_applications", "import_registry"]
 
-_TRUE = {"是", "有", "y", "yes", "true", "1", "√", "✓", "t"}
-_FALSE = {"否", "无", "n", "no", "false", "0", "×", "f"}
-
-TAX_COLLECTION = {"查账征收": "audit", "核定征收": "deemed", "audit": "audit", "deemed": "deemed"}
-ORIGIN = {"自主研发": "self_developed", "引进": "introduced", "self_developed": "self_developed",
-          "introduced": "introduced"}
-DEVICE_CLASS = {"I": "I", "II": "II", "III": "III", "1": "I", "2": "II", "3": "III",
-                "第一类": "I", "第二类": "II", "第三类": "III", "一类": "I", "二类": "II",
-                "三类": "III", "Ⅰ": "I", "Ⅱ": "II", "Ⅲ": "III", "Ⅰ类": "I", "Ⅱ类": "II",
-                "Ⅲ类": "III", "I类": "I", "II类": "II", "III类": "III"}
-VIOLATION_KIND = {"偷税": "tax_evasion", "骗取留抵退税": "refund_fraud",
-                  "骗取出口退税": "export_refund_fraud", "虚开增值税专用发票": "false_vat_invoice",
-                  "市场监管轻微违法": "market_minor", "其他": "other"}
-VIOLATION_KIND.update({v: v for v in list(VIOLATION_KIND.values())})
-RATINGS = {"A": "A", "B": "B", "M": "M", "C": "C", "D": "D"}
+ENTERPRISE_KEY = "uscc"          # the contract's enterprise identifier: links rows to enterprises
+CLAIM = "#claim"                 # key of the application's claim column on a subject list's sheet
+CLAIM_HEADER = "本次申报（是/否，留空为是）"
+SHEET_ENTERPRISES = "企业信息"
+SHEET_EXAMPLE = "填写示例"
+SHEET_NOTES = "说明"
+QUOTED_CHARS = 20
+_MEMO_LIMIT = 4096
+_TRUE = frozenset({"是", "有", "y", "yes", "true", "t", "1", "√", "✓"})
+_FALSE = frozenset({"否", "无", "n", "no", "false", "f", "0", "×", "✗"})
+_DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?$")
+_MONEY_SCALE = {"万": Decimal(10_000), "亿": Decimal(100_000_000)}
+_BAD = object()     # a cell whose problem is reported
+_ITEM_PATH = re.compile(r"^([a-z0-9_]+)\[(\d+)\](?:\.(.+))?$")
 
 
-@dataclass(frozen=True)
-class Col:
-    field: str
-    header: str
-    kind: str  # str bool date int money share enum uscc
+def _quote(value: Any) -> str:
+    s = vocab.yes_no(value) if isinstance(value, bool) else str(value)
+    return f"“{s[:QUOTED_CHARS]}…”" if len(s) > QUOTED_CHARS else f"“{s}”"
+
+
+def _fold(text: str) -> str:
+    """A spelling as compared: full-width forms folded (Ｂ, Ⅱ), no spaces, ASCII lower-cased."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).lower()
+
+
+def _norm_header(text: str) -> str:
+    return _fold(text).replace("(", "（").replace(")", "）").replace("-", "–")
+
+
+def _hintless(text: str) -> str:
+    """A header without its bracketed hint: 来源（自主研发/引进） → 来源."""
+    return _norm_header(text).split("（")[0]
+
+
+class CellError(ValueError):
+    """A cell that does not hold a value of its column (message in Chinese)."""
+
+
+# --- cell parsing, by field type --------------------------------------------------------------
+
+
+def _parse_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, (int, float)) and raw in (0, 1):
+        return bool(raw)
+    s = _fold(str(raw))
+    if s in _TRUE:
+        return True
+    if s in _FALSE:
+        return False
+    raise CellError(f"应填“是”或“否”，不能是{_quote(raw)}")
+
+
+def _parse_date(raw: Any) -> str:
+    if isinstance(raw, datetime):
+        if raw.time() != time():
+            raise CellError(f"应为日期，不能带时间：{_quote(raw)}")
+        return raw.date().isoformat()
+    if isinstance(raw, date):
+        return raw.isoformat()
+    m = _DATE.match(unicodedata.normalize("NFKC", str(raw)).strip())
+    if m is None:
+        raise CellError(f"无法识别的日期{_quote(raw)}，应为 YYYY-MM-DD（例如 2025-10-15）")
+    try:
+        return date(int(m[1]), int(m[2]), int(m[3])).isoformat()
+    except ValueError:
+        raise CellError(f"不存在的日期{_quote(raw)}") from None
+
+
+def _number_parser(spec: FieldSpec) -> Callable[[Any], int | float]:
+    places = 0 if spec.type == "int" else spec.decimals
+    what = "整数" if places == 0 else "数字"
+    too_fine = (f"应为整数：{{}}" if places == 0 else
+                f"{'金额' if spec.unit == '元' else '该数值'}最多保留{'零一两三四五六'[places]}位小数：{{}}")
+
+    def exact(d: Decimal, raw: Any) -> int | float:
+        if d.adjusted() > 20:
+            raise CellError(f"数值过大：{_quote(raw)}")
+        if d != d.quantize(Decimal(1).scaleb(-places)):
+            raise CellError(too_fine.format(_quote(raw)))
+        return int(d) if d == d.to_integral_value() else float(d)
+
+    def parse(raw: Any) -> int | float:
+        if isinstance(raw, bool) or isinstance(raw, (datetime, date)):
+            raise CellError(f"应填{what}，不能是{_quote(raw)}")
+        if isinstance(raw, int):
+            return raw
+        if isinstance(raw, float):
+            if not math.isfinite(raw):
+                raise CellError(f"应填有限的{what}")
+            # Excel stores binary floats: 1234.56 may arrive as 1234.5600000000002
+            rounded = round(raw, places)
+            if abs(rounded - raw) > 1e-9 * max(1.0, abs(raw)):
+                raise CellError(too_fine.format(_quote(raw)))
+            return int(rounded) if rounded.is_integer() else rounded
+        s = _fold(str(raw)).replace(",", "")
+        scale = Decimal(1)
+        if spec.unit == "元":
+            s = s.removesuffix("元")
+            if s[-1:] in _MONEY_SCALE:
+                s, scale = s[:-1], _MONEY_SCALE[s[-1]]
+        elif spec.unit == "比例" and s.endswith("%"):
+            s, scale = s[:-1], Decimal("0.01")
+        elif spec.unit:
+            s = s.removesuffix(spec.unit)
+        try:
+            d = Decimal(s)
+        except InvalidOperation:
+            raise CellError(f"应填{what}，不能是{_quote(raw)}") from None
+        if not d.is_finite():
+            raise CellError(f"应填有限的{what}")
+        return exact(d * scale, raw)
+    return parse
+
+
+def _value_table(spec: FieldSpec) -> dict[str, Any]:
+    """Every accepted spelling of an enum (or labelled int) value → the value."""
+    table: dict[str, Any] = {}
+    by_text = {str(v): v for v in spec.values}
+
+    def add(spelling: str, value: Any) -> None:
+        key = _fold(spelling)
+        if table.setdefault(key, value) != value:
+            raise ValueError(f"fields.yaml：{spec.id} 的写法“{spelling}”同时对应 {table[key]} 和 {value}")
+    for value, label in spec.values.items():
+        add(str(value), value)
+        add(label, value)
+    for value, spellings in spec.value_synonyms.items():
+        for spelling in spellings:
+            add(spelling, by_text[str(value)])
+    return table
+
+
+def _enum_parser(spec: FieldSpec, fallback: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+    table = _value_table(spec)
+    options = "、".join(spec.values.values())
+
+    def parse(raw: Any) -> Any:
+        if isinstance(raw, float) and raw.is_integer():
+            raw = int(raw)
+        if not isinstance(raw, bool):
+            value = table.get(_fold(str(raw)))
+            if value is not None:
+                return value
+            if fallback is not None:
+                return fallback(raw)
+        raise CellError(f"取值{_quote(raw)}无效，应为以下之一：{options}")
+    return parse
+
+
+def _string_parser(spec: FieldSpec) -> Callable[[Any], str]:
+    check = FORMATS[spec.format] if spec.format else None
+
+    def parse(raw: Any) -> str:
+        if isinstance(raw, float) and raw.is_integer():
+            raw = int(raw)
+        if isinstance(raw, datetime) and raw.time() == time():
+            raw = raw.date()
+        s = raw.isoformat() if isinstance(raw, (date, datetime)) else str(raw).strip()
+        if check is None:
+            return s
+        try:
+            return check(s)
+        except (FormatError, ValueError) as e:
+            raise CellError(str(e)) from None
+    return parse
+
+
+def _parser(spec: FieldSpec | None) -> Callable[[Any], Any]:
+    if spec is None or spec.type in ("bool", "object"):     # claim / held columns are yes/no
+        return _parse_bool
+    if spec.type == "date":
+        return _parse_date
+    if spec.type in ("int", "number"):
+        number = _number_parser(spec)
+        return _enum_parser(spec, number) if spec.values else number
+    if spec.type == "enum":
+        return _enum_parser(spec, None)
+    return _string_parser(spec)
+
+
+# --- the layout derived from the registry ------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Column:
+    """One column of the template."""
+    key: str                # in_park; hnte_certificate (held yes/no); hnte_certificate.number;
+                            # device_registrations[].origin; device_registrations[].#claim
+    header: str             # as the template writes it
+    spec: FieldSpec | None  # None: the claim column
+    names: tuple[str, ...]  # accepted headers, normalised, the header first
+    parse: Callable[[Any], Any]
+    list: str | None = None  # the list the column fills (None: the enterprise)
     required: bool = False
-    choices: Optional[dict] = None
-    example: Any = None
-    note: str = ""
+
+    @property
+    def field(self) -> str:
+        """The item field of a list column (certificate_no), else the key."""
+        return self.key.split("[].", 1)[1] if self.list else self.key
+
+    def prefixed(self, prefix: str) -> "Column":
+        """The column as the CSV writes it: with its list's prefix."""
+        names = tuple(dict.fromkeys([*(_norm_header(prefix) + n for n in self.names),
+                                     *(n for n in self.names if n.startswith(_norm_header(prefix))),
+                                     _norm_header(f"{self.list}.{self.field}")]))
+        return Column(self.key, prefix + self.header, self.spec, names, self.parse, self.list, self.required)
 
 
-ENT_COLS = [
-    Col("uscc", "统一社会信用代码", "uscc", True, example="91512000MA62XY001U"),
-    Col("name", "企业名称", "str", True, example="资阳示例口腔医疗器械有限公司"),
-    Col("in_park", "注册地在资阳高新区（是/否）", "bool", example="是"),
-    Col("industry_code", "国民经济行业分类代码", "str", example="C3589"),
-    Col("established_on", "成立日期", "date", example="2019-05-20"),
-    Col("tax_collection", "企业所得税征收方式（查账征收/核定征收）", "enum", choices=TAX_COLLECTION, example="查账征收"),
-    Col("employees_avg", "全年季度平均从业人数", "int", example=86),
-    Col("total_assets_avg_cny", "全年季度平均资产总额（元）", "money", example=32000000),
-    Col("taxable_income_cny", "年度应纳税所得额（元）", "money", example=1800000),
-    Col("restricted_industry", "从事国家限制或禁止行业（是/否）", "bool", example="否"),
-    Col("rd_excluded_industry", "属研发费用加计扣除负面清单行业（是/否）", "bool", example="否"),
-    Col("rd_expense_cny", "当年研发费用（元）", "money", example=2500000),
-    Col("four_industries_sales_share", "四类行业增值税销售额占比（0–1）", "share", example=0.95),
-    Col("vat_credit_positive_months", "连续期末留抵税额大于零的月数", "int", example=6),
-    Col("vat_credit_increase_cny", "新增留抵税额（元）", "money", example=120000),
-    Col("tax_credit_rating", "纳税信用级别（A/B/M/C/D）", "enum", choices=RATINGS, example="A"),
-    Col("immediate_refund_since_2019_04", "2019年4月起享受过即征即退或先征后返（是/否）", "bool", example="否"),
-    Col("hnte_held", "持有高新技术企业证书（是/否）", "bool", example="是"),
-    Col("hnte_number", "高新技术企业证书编号", "str", example="GR202451000123"),
-    Col("hnte_issued_on", "高新技术企业证书发证日期", "date", example="2024-12-06"),
-    Col("western_encouraged_share", "西部鼓励类产业主营业务收入占比（0–1）", "share", example=0.8),
-    Col("export_refund_class", "出口退（免）税企业分类（0–4，0=非出口企业）", "int", example=0),
-    Col("on_serious_dishonest_list", "被列入严重失信主体名单（是/否）", "bool", example="否"),
-]
-CERT_COLS = [
-    Col("uscc", "统一社会信用代码", "uscc", True, example="91512000MA62XY001U"),
-    Col("certificate_no", "注册证编号", "str", True, example="川械注准20252170031"),
-    Col("product_name", "产品名称", "str", example="无托槽隐形矫治器"),
-    Col("device_class", "管理类别（第一类/第二类/第三类）", "enum", choices=DEVICE_CLASS, example="第二类"),
-    Col("origin", "来源（自主研发/引进）", "enum", choices=ORIGIN, example="自主研发"),
-    Col("obtained_on", "取得日期", "date", example="2025-10-15"),
-    Col("innovative", "创新医疗器械（是/否）", "bool", example="否"),
-    Col("claimed", "本次申报（是/否，留空为是）", "bool", example="是"),
-]
-VIOL_COLS = [
-    Col("uscc", "统一社会信用代码", "uscc", True, example="91512000MA62XY001U"),
-    Col("kind", "类型（偷税/骗取留抵退税/骗取出口退税/虚开增值税专用发票/市场监管轻微违法/其他）",
-        "enum", True, choices=VIOLATION_KIND, example="市场监管轻微违法"),
-    Col("decided_on", "处罚或认定日期", "date", example="2024-06-01"),
-    Col("description", "说明", "str", example="标签标识不规范，已整改"),
-]
-# CSV: certificate/violation columns that share a header with the enterprise sheet are
-# read once (统一社会信用代码).
-CSV_CERT_COLS = [replace(c, required=False) for c in CERT_COLS if c.field != "uscc"]
-CSV_VIOL_COLS = [Col("kind", "违法违规类型", "enum", choices=VIOLATION_KIND, example=""),
-                 Col("decided_on", "违法违规处罚或认定日期", "date", example=""),
-                 Col("description", "违法违规说明", "str", example="")]
+def _column(key: str, spec: FieldSpec, ident: str, *, list_id: str | None = None,
+            required: bool = False) -> Column:
+    header = spec.column or spec.label
+    names = [header, _hintless(header), spec.label, _hintless(spec.label)]
+    for s in spec.synonyms:
+        names += [s, _hintless(s)]
+    names.append(ident)
+    return Column(key, header, spec, tuple(dict.fromkeys(_norm_header(n) for n in names)),
+                  _parser(spec), list_id, required)
 
 
-def _norm_header(h: Any) -> str:
-    return re.sub(r"\s+", "", str(h or "")).replace("(", "（").replace(")", "）").replace("-", "–")
-
-
-def _header_index(cols: list[Col]) -> dict[str, Col]:
-    idx = {}
-    for c in cols:
-        idx[_norm_header(c.header)] = c
-        idx[_norm_header(c.header.split("（")[0])] = c  # header without the hint in brackets
-        idx[c.field] = c
-    return idx
-
-
-# --- cell parsing --------------------------------------------------------------------
-
-_DATE_RE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?$")
-
-
-def _cell(c: Col, v: Any) -> Any:
-    """Parse one cell; return the value (None for blank) or raise ValueError(Chinese)."""
-    if v is None or (isinstance(v, str) and not v.strip()):
-        return None
-    if isinstance(v, str):
-        v = v.strip()
-    k = c.kind
-    if k in ("str", "uscc"):
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        s = str(v)
-        if k == "uscc":
-            from engine.uscc import validate_uscc
-
-            return validate_uscc(s)
-        return s
-    if k == "bool":
-        if isinstance(v, bool):
-            return v
-        s = str(v).strip().lower()
-        if s in _TRUE:
-            return True
-        if s in _FALSE:
-            return False
-        raise ValueError(f"应填“是”或“否”，不能是“{v}”")
-    if k == "date":
-        if isinstance(v, datetime):
-            if v.time() != datetime.min.time():
-                raise ValueError(f"应为日期，不能带时间：{v}")
-            return v.date().isoformat()
-        if isinstance(v, date):
-            return v.isoformat()
-        m = _DATE_RE.match(str(v))
-        if not m:
-            raise ValueError(f"无法识别的日期“{v}”，应为 YYYY-MM-DD（例如 2025-10-15）")
-        try:
-            return date(int(m[1]), int(m[2]), int(m[3])).isoformat()
-        except ValueError:
-            raise ValueError(f"不存在的日期“{v}”") from None
-    if k in ("int", "money", "share"):
-        if isinstance(v, bool):
-            raise ValueError(f"应为数字，不能是“{v}”")
-        pct = False
-        if isinstance(v, str):
-            s = v.replace(",", "").replace("，", "").replace("元", "").strip()
-            if s.endswith("%") and k == "share":
-                s, pct = s[:-1].strip(), True
-            try:
-                num = float(s)
-            except ValueError:
-                raise ValueError(f"应为数字，不能是“{v}”") from None
-        else:
-            num = float(v)
-        if num != num or num in (float("inf"), float("-inf")):
-            raise ValueError(f"应为有限的数字，不能是“{v}”")
-        if pct:
-            num /= 100
-        if k == "int":
-            if not num.is_integer():
-                raise ValueError(f"应为整数，不能是“{v}”")
-            return int(num)
-        if k == "money":
-            r = round(num, 2)
-            if abs(r - num) > 1e-9:
-                raise ValueError(f"金额最多保留两位小数：“{v}”")
-            return int(r) if r.is_integer() else r
-        return num
-    if k == "enum":
-        key = str(v).strip()
-        if isinstance(v, float) and v.is_integer():
-            key = str(int(v))
-        for cand in (key, key.upper(), key.lower()):
-            if cand in c.choices:
-                return c.choices[cand]
-        options = "、".join(dict.fromkeys(k2 for k2 in c.choices if not k2.isascii() or k2.isupper()))
-        raise ValueError(f"取值“{v}”无效，应为以下之一：{options}")
-    raise AssertionError(k)
-
-
-# --- reading files ---------------------------------------------------------------------
-
-
-@dataclass
-class Table:
+@dataclass(frozen=True, eq=False)
+class Group:
+    """The enterprise's own columns, or one list's columns (the columns of one sheet)."""
     sheet: str
-    header: list[str]
-    rows: list[tuple[int, list[Any]]]  # (row number as shown, cells)
+    spec: FieldSpec | None          # the list; None for the enterprise
+    columns: tuple[Column, ...]     # a list sheet starts with the link column
+
+    @property
+    def list(self) -> str | None:
+        return self.spec.id if self.spec is not None else None
 
 
-def _read_csv(data: bytes) -> list[Table]:
-    for enc in ("utf-8-sig", "gb18030"):
-        try:
-            text = data.decode(enc)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise ValidationFailed([RowProblem("文件编码无法识别，请另存为 UTF-8 编码的 CSV", sheet=CSV_SHEET)])
-    reader = csv.reader(io.StringIO(text, newline=""))
-    rows = list(reader)
-    if not rows:
-        raise ValidationFailed([RowProblem("文件为空", sheet=CSV_SHEET)])
-    return [Table(CSV_SHEET, rows[0], [(i, r) for i, r in enumerate(rows[1:], start=2)])]
+class Layout:
+    """The sheets and columns of the import template, derived from a registry."""
+
+    def __init__(self, registry: FieldRegistry):
+        self.registry = registry
+        key_spec = registry.fields[ENTERPRISE_KEY]
+        ent: list[Column] = []
+        lists: list[Group] = []
+        for f in registry.entered_fields():
+            if f.type == "list":
+                link = _column(ENTERPRISE_KEY, key_spec, ENTERPRISE_KEY, required=True)
+                cols = [_column(f"{f.id}[].{s.id}", s, s.id, list_id=f.id, required=s.required)
+                        for s in f.fields if s.entered]
+                if f.subject and f.key:
+                    cols.append(Column(f"{f.id}[].{CLAIM}", CLAIM_HEADER, None,
+                                       (_norm_header(CLAIM_HEADER), _hintless(CLAIM_HEADER)),
+                                       _parse_bool, f.id))
+                lists.append(Group(f.sheet or f.label, f, (link, *cols)))
+            elif f.type == "object":
+                if f.false_means is not None:
+                    ent.append(_column(f.id, f, f.id))
+                ent += [_column(f"{f.id}.{s.id}", s, f"{f.id}.{s.id}") for s in f.fields]
+            else:
+                ent.append(_column(f.id, f, f.id, required=f.required))
+        self.enterprise = Group(SHEET_ENTERPRISES, None, tuple(ent))
+        self.lists = tuple(lists)
+        self.list_ids = tuple(g.list for g in lists)
+        self.objects = tuple((f.id, tuple((s.id, f"{f.id}.{s.id}") for s in f.fields))
+                             for f in registry.entered_fields() if f.type == "object")
+        self.csv = tuple(ent) + tuple(c.prefixed(g.spec.csv_prefix) if g.spec.csv_prefix else c
+                                      for g in lists for c in g.columns[1:])
 
 
-def _read_xlsx(data: bytes) -> list[Table]:
-    import zipfile
-
-    from openpyxl import load_workbook
-
-    try:
-        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
-        raise ValidationFailed([RowProblem(f"不是有效的 Excel（.xlsx）文件：{e}")]) from None
-    out = []
-    try:
-        for ws in wb.worksheets:
-            it = ws.iter_rows(values_only=True)
-            header = next(it, None)
-            if header is None:
-                continue
-            rows = [(i, list(r)) for i, r in enumerate(it, start=2)]
-            out.append(Table(ws.title.strip(), [("" if h is None else str(h)) for h in header], rows))
-    finally:
-        wb.close()
-    return out
+@cache
+def layout(registry: FieldRegistry) -> Layout:
+    return Layout(registry)
 
 
-# --- assembling profiles ------------------------------------------------------------------
+# --- problems -----------------------------------------------------------------------------------
 
 
-@dataclass
-class _Ent:
-    uscc: str
-    fields: dict
-    refs: dict  # field → (sheet, row, header)
-    row: tuple  # (sheet, row) of its first row
-    certs: list = field(default_factory=list)  # (fields, refs, (sheet,row))
-    viols: list = field(default_factory=list)
-    bad: bool = False
+class ProblemLog:
+    """Problems of one file: the first `limit` are listed, the rest only counted."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.listed: list[RowProblem] = []
+        self.unlisted = 0
+        self._sheets: dict[str | None, int] = {None: -1}
+
+    def add(self, problem: RowProblem, *, always: bool = False) -> None:
+        self._sheets.setdefault(problem.sheet, len(self._sheets))
+        if always or len(self.listed) < self.limit:
+            self.listed.append(problem)
+        else:
+            self.unlisted += 1
+
+    @property
+    def total(self) -> int:
+        return len(self.listed) + self.unlisted
+
+    def report(self) -> list[RowProblem]:
+        """Listed problems by sheet (in reading order) and row, then the count of the rest."""
+        out = sorted(self.listed, key=lambda p: (self._sheets[p.sheet], p.row or 0))
+        if self.unlisted:
+            out.append(RowProblem(f"另有 {self.unlisted} 处问题未列出"))
+        return out
+
+
+# --- reading a file -------------------------------------------------------------------------------
+
+
+class _Table:
+    """The columns one sheet of a file has: file column index → template column."""
+
+    __slots__ = ("sheet", "by_index", "header_of", "template")
+
+    def __init__(self, sheet: str, columns: tuple[Column, ...]):
+        self.sheet = sheet
+        # file column → (template column or None if not understood, memo of parsed values or
+        # None, list id or None, item field or key)
+        self.by_index: dict[int, tuple[Column | None, dict | None, str | None, str]] = {}
+        self.header_of: dict[str, str] = {}     # column key → header as written in the file
+        self.template = {c.key: c.header for c in columns}
+
+    def header(self, key: str) -> str | None:
+        return self.header_of.get(key) or self.template.get(key)
+
+
+class ImportedEnterprise:
+    """One enterprise read from a file: its profile as JSON data (not yet validated), the
+    certificates it claims (None: the file has no claim column), whether its rows were free of
+    problems, and `locate(profile path)` → (sheet, row, column header) of the cell a fact came
+    from, so a profile problem is reported at its cell."""
+
+    __slots__ = ("uscc", "profile", "claims", "ok", "_home", "_later", "_items")
+
+    def __init__(self, uscc: str, profile: dict, home: tuple[_Table, int], ok: bool):
+        self.uscc, self.profile, self.ok = uscc, profile, ok
+        self.claims: Optional[list[str]] = None
+        self._home = home
+        self._later: dict[str, tuple[_Table, int]] | None = None   # facts first given on a later row
+        self._items: dict[str, list[tuple[_Table, int]]] | None = None
+
+    def locate(self, path: str) -> tuple[str, int, str | None]:
+        m = _ITEM_PATH.match(path)
+        if m and self._items and m[1] in self._items:
+            rows = self._items[m[1]]
+            if int(m[2]) < len(rows):
+                table, row = rows[int(m[2])]
+                return table.sheet, row, table.header(f"{m[1]}[].{m[3]}") if m[3] else None
+        key = path if path in self._home[0].template else re.split(r"[.\[]", path)[0]
+        table, row = (self._later or {}).get(key, self._home)
+        return table.sheet, row, table.header(key)
 
 
 @dataclass
 class ParsedFile:
-    enterprises: list[_Ent]
-    problems: list[RowProblem]
-    rows: int
-    has_certs: bool
-    has_viols: bool
+    """A file read: its enterprises, its problems (`log`: listed and counted), its data rows."""
+    enterprises: list[ImportedEnterprise]
+    log: ProblemLog
+    rows: int           # data rows read
+
+    @property
+    def problems(self) -> list[RowProblem]:
+        return self.log.report()
 
 
-def _map_header(t: Table, cols: list[Col], problems: list[RowProblem], extra: list[Col] = ()) -> dict[int, Col]:
-    idx = _header_index(list(cols) + list(extra))
-    mapping: dict[int, Col] = {}
-    seen: dict[str, str] = {}
-    for i, h in enumerate(t.header):
-        nh = _norm_header(h)
-        if not nh:
-            if any(i < len(r) and r[i] not in (None, "") for _, r in t.rows):
-                problems.append(RowProblem("该列有数据但没有列名", sheet=t.sheet, row=1,
-                                           column=f"第{i + 1}列"))
-            continue
-        c = idx.get(nh)
-        if c is None:
-            problems.append(RowProblem("无法识别的列名（请使用导入模板中的列名）", sheet=t.sheet, row=1, column=str(h)))
-            continue
-        if c.field in seen:
-            problems.append(RowProblem(f"列重复（与“{seen[c.field]}”相同）", sheet=t.sheet, row=1, column=str(h)))
-            continue
-        seen[c.field] = nh
-        mapping[i] = c
-    have = {c.field for c in mapping.values()}
-    for c in cols:
-        if c.required and c.field not in have:
-            problems.append(RowProblem("缺少必需的列", sheet=t.sheet, row=1, column=c.header))
-    return mapping
+class _Reader:
+    def __init__(self, registry: FieldRegistry, limits: IntakeLimits):
+        self.registry, self.limits = registry, limits
+        self.layout = layout(registry)
+        self.log = ProblemLog(limits.max_problems)
+        self.enterprises: dict[str, ImportedEnterprise] = {}
+        self.item_keys: dict[str, dict[str, int]] = {}     # list → item key → its row
+        self.present: set[str] = set()     # lists whose sheet or columns the file has
+        self.rows = 0
+        self.complete = True               # False: the file was not wholly understood
+        self.stopped = False
 
+    def problem(self, message: str, sheet: str | None = None, row: int | None = None,
+                column: str | None = None, *, always: bool = False) -> None:
+        self.log.add(RowProblem(message, sheet=sheet, row=row, column=column), always=always)
 
-_MEMO_LIMIT = 4096
-_memo: dict[tuple, Any] = {}
+    def fail(self, message: str, sheet: str | None = None, row: int | None = None,
+             column: str | None = None) -> None:
+        """A problem of the file as a whole: nothing in it is imported."""
+        self.problem(message, sheet, row, column)
+        self.complete = False
 
-
-def _cell_memo(c: Col, raw: Any) -> Any:
-    """_cell, remembered for repeated cells (是/否, dates, codes, enums repeat in every row).
-    Keyed by type too: True == 1 == 1.0 must not share an entry. Identifiers (uscc,
-    free text) are unique per row and not worth remembering."""
-    if c.kind in ("uscc", "str"):
-        return _cell(c, raw)
-    key = (c.kind, id(c.choices), type(raw), raw)  # choices: module-level tables
-    try:
-        return _memo[key]
-    except KeyError:
-        pass
-    except TypeError:  # unhashable cell value
-        return _cell(c, raw)
-    v = _cell(c, raw)  # errors are not remembered: each bad cell is reported
-    if len(_memo) < _MEMO_LIMIT:
-        _memo[key] = v
-    return v
-
-
-class _RowRefs:
-    """Where each field of one row came from: refs[field] == (sheet, row, column header).
-    One small object per row instead of a tuple per cell (a 100,000-row import keeps them
-    all until every row is checked)."""
-
-    __slots__ = ("sheet", "row", "headers")
-
-    def __init__(self, sheet: str, row: int, headers: dict[str, str]):
-        self.sheet, self.row, self.headers = sheet, row, headers
-
-    def __getitem__(self, field: str) -> tuple:
-        return self.sheet, self.row, self.headers[field]
-
-    def get(self, field: str, default=None):
-        h = self.headers.get(field)
-        return default if h is None else (self.sheet, self.row, h)
-
-
-class _EntRefs(dict):
-    """field → the _RowRefs of the row that supplied it; reads give (sheet, row, header)."""
-
-    def __getitem__(self, field: str) -> tuple:
-        return dict.__getitem__(self, field)[field]
-
-    def get(self, field: str, default=None):
-        r = dict.get(self, field)
-        return default if r is None else r[field]
-
-
-def _headers(t: Table, mapping: dict[int, Col]) -> dict[str, str]:
-    cache = t.__dict__.setdefault("_headers", {})
-    h = cache.get(id(mapping))
-    if h is None:
-        h = cache[id(mapping)] = {c.field: t.header[i] for i, c in mapping.items()}
-    return h
-
-
-def _drain(t: Table):
-    """The rows of a table, each released once handled."""
-    rows, t.rows = t.rows, []
-    rows.reverse()
-    while rows:
-        yield rows.pop()
-
-
-def _row_values(t: Table, r: list, mapping: dict[int, Col], rowno: int, problems: list) -> tuple[dict, _RowRefs, bool]:
-    vals, ok = {}, True
-    refs = _RowRefs(t.sheet, rowno, _headers(t, mapping))
-    for i, c in mapping.items():
-        raw = r[i] if i < len(r) else None
-        try:
-            v = _cell_memo(c, raw)
-        except ValueError as e:
-            problems.append(RowProblem(str(e), sheet=t.sheet, row=rowno, column=t.header[i]))
-            ok = False
-            continue
-        if v is None and c.required:
-            problems.append(RowProblem("必填，不能为空", sheet=t.sheet, row=rowno, column=t.header[i]))
-            ok = False
-        vals[c.field] = v
-    return vals, refs, ok
-
-
-def _blank(r: list) -> bool:
-    return all(v is None or (isinstance(v, str) and not v.strip()) for v in r)
-
-
-def parse_file(data: bytes, filename: str) -> ParsedFile:
-    """Read and check a file; every problem is collected, nothing is stored."""
-    suffix = Path(filename).suffix.lower()
-    if suffix == ".csv":
-        tables = _read_csv(data)
-    elif suffix in (".xlsx", ".xlsm"):
-        tables = _read_xlsx(data)
-    else:
-        raise ValidationFailed([RowProblem(f"不支持的文件类型“{suffix or filename}”，请上传 .xlsx 或 .csv 文件")])
-    problems: list[RowProblem] = []
-    ents: dict[str, _Ent] = {}
-    certs_seen: dict[str, tuple] = {}
-    nrows = 0
-
-    def add_ent(vals, refs, where, ok, merge=False):
-        u = vals.get("uscc")
-        if u is None:
+    # -- headers --
+    def table(self, sheet: Sheet, columns: tuple[Column, ...], name: str) -> tuple[_Table, int] | None:
+        head = sheet.header()
+        if head is None:
+            self.fail("工作表是空的（缺少表头）", name)
             return None
-        e = ents.get(u)
-        if e is None:
-            e = ents[u] = _Ent(u, {}, _EntRefs(), where)
-        elif not merge:
-            problems.append(RowProblem(f"统一社会信用代码 {u} 与第{e.row[1]}行重复", sheet=where[0],
-                                       row=where[1], column=refs["uscc"][2]))
-            e.bad = True
-            return e
-        for k, v in vals.items():
-            if v is None:
+        header_row, cells = head
+        index: dict[str, Column] = {}
+        for c in columns:                       # headers first, then the other accepted names
+            index.setdefault(c.names[0], c)
+        for c in columns:
+            for n in c.names[1:]:
+                index.setdefault(n, c)
+        table = _Table(name, columns)
+        for i, raw in sorted(cells.items()):
+            text = str(raw).strip()
+            if not text:
                 continue
-            if k in e.fields and e.fields[k] != v:
-                problems.append(RowProblem(f"与第{e.refs[k][1]}行同一企业的取值不一致（“{e.fields[k]}”）",
-                                           sheet=where[0], row=where[1], column=refs[k][2]))
-                e.bad = True
-                continue
-            e.fields[k] = v
-            dict.__setitem__(e.refs, k, refs)
-        if not ok:
-            e.bad = True
-        return e
-
-    def add_cert(e: Optional[_Ent], vals, refs, where, ok):
-        no = vals.get("certificate_no")
-        if no is not None:
-            if no in certs_seen:
-                problems.append(RowProblem(f"注册证编号 {no} 与第{certs_seen[no][1]}行重复",
-                                           sheet=where[0], row=where[1], column=refs["certificate_no"][2]))
-                ok = False
+            col = index.get(_norm_header(text)) if len(text) <= 200 else None
+            if col is None:
+                self.problem("无法识别的列名" + self.suggestion(text, index), name, header_row,
+                             _quote(text)[1:-1])
+            elif col.key in table.header_of:
+                self.problem(f"列重复（与“{table.header_of[col.key]}”相同）", name, header_row, text)
+                col = None
             else:
-                certs_seen[no] = where
+                table.header_of[col.key] = text
+            memo = {} if col is not None and (col.spec is None or col.spec.type != "string") else None
+            table.by_index[i] = (col, memo, col.list if col else None, col.field if col else "")
+        lists = {slot[2] for slot in table.by_index.values()}
+        missing = [c for c in columns if c.required and c.key not in table.header_of
+                   and (c.list is None or c.list in lists)]
+        for c in missing:
+            self.fail("缺少必需的列", name, header_row, c.header)
+        return None if missing else (table, header_row)
+
+    def suggestion(self, text: str, index: dict[str, Column]) -> str:
+        if len(self.log.listed) >= self.log.limit:     # not shown: spare the search
+            return ""
+        close = difflib.get_close_matches(_norm_header(text[:200]), list(index), n=1, cutoff=0.6)
+        return f"，是否指“{index[close[0]].header}”？" if close else "（请使用导入模板中的列名）"
+
+    # -- rows --
+    def read(self, sheet: Sheet, table: _Table, header_row: int, apply: Callable) -> None:
+        wanted = frozenset(table.by_index)
+        for rowno, cells in sheet.rows(wanted, header_row):
+            if not any(type(v) is not str or v.strip() for v in cells.values()):
+                continue
+            if self.rows >= self.limits.max_rows:
+                self.problem(f"超过 {self.limits.max_rows} 行的上限，从本行起未读取；请分成多个文件导入",
+                             table.sheet, rowno, always=True)
+                self.complete, self.stopped = False, True
+                return
+            self.rows += 1
+            apply(table, rowno, *self.cells(table, rowno, cells))
+        if sheet.stray:
+            stray = sorted(sheet.stray)
+            shown = "、".join(str(i + 1) for i in stray[:5]) + ("…" if len(stray) > 5 else "")
+            self.fail(f"第{shown}列有数据但没有列名（共 {len(stray)} 列）", table.sheet, header_row)
+            sheet.stray.clear()
+
+    def cells(self, table: _Table, rowno: int, cells: dict[int, Any]) -> tuple[dict, bool]:
+        """The values of one row: enterprise facts by key, each list's item by list id (a dict by
+        item field); and whether a cell failed (reported)."""
+        values: dict[str, Any] = {}
+        failed = False
+        for i, raw in cells.items():
+            col, memo, group, name = table.by_index[i]
+            if memo is None:
+                value = self.cell(table, rowno, col, raw)
+            else:       # repeated values (是/否, dates, enums) are parsed once
+                key = raw if type(raw) is str else (type(raw), raw)
+                value = memo.get(key, _BAD)
+                if value is _BAD:
+                    value = self.cell(table, rowno, col, raw)
+                    if value is not _BAD and len(memo) < _MEMO_LIMIT:
+                        memo[key] = value
+            if value is _BAD:
+                failed = True
+            elif value is not None:
+                if group is None:
+                    values[name] = value
+                else:
+                    values.setdefault(group, {})[name] = value
+        return values, failed
+
+    def cell(self, table: _Table, rowno: int, col: Column | None, raw: Any) -> Any:
+        """One cell's value (None: blank), or _BAD once its problem is reported."""
+        if type(raw) is str:
+            message = ("不能包含空字符（\\u0000）" if "\x00" in raw else
+                       f"内容超过 {self.limits.max_cell_chars} 个字符：{_quote(raw)}"
+                       if len(raw) > self.limits.max_cell_chars else None)
+            if message is not None:
+                self.problem(message, table.sheet, rowno, table.header(col.key) if col else None)
+                return _BAD
+            if not raw.strip():
+                return None
+        if col is None:     # data under a header that is not understood (reported there)
+            return _BAD
+        try:
+            return col.parse(raw)
+        except CellError as e:
+            self.problem(str(e), table.sheet, rowno, table.header(col.key))
+            return _BAD
+
+    # -- assembling enterprises --
+    def uscc_of(self, table: _Table, rowno: int, values: dict, failed: bool) -> str | None:
+        uscc = values.get(ENTERPRISE_KEY)
+        if uscc is None and not failed:
+            self.problem("必填，不能为空", table.sheet, rowno, table.header(ENTERPRISE_KEY))
+        return uscc
+
+    def enterprise_row(self, table: _Table, rowno: int, values: dict, failed: bool) -> None:
+        uscc = self.uscc_of(table, rowno, values, failed)
+        if uscc is None:
+            return
+        e = self.enterprises.get(uscc)
         if e is not None:
-            e.certs.append((vals, refs, where))
-            if not ok:
-                e.bad = True
+            self.problem(f"统一社会信用代码 {uscc} 与第{e._home[1]}行重复", table.sheet, rowno,
+                         table.header(ENTERPRISE_KEY))
+            e.ok = False
+            return
+        self.enterprises[uscc] = ImportedEnterprise(uscc, values, (table, rowno), not failed)
 
-    has_certs = has_viols = False
-    by_name = {t.sheet: t for t in tables}
-    if suffix == ".csv":
-        t = tables[0]
-        mapping = _map_header(t, ENT_COLS, problems, CSV_CERT_COLS + CSV_VIOL_COLS)
-        fields = {c.field for c in mapping.values()}
-        has_certs = "certificate_no" in fields
-        has_viols = "kind" in fields
-        ent_fields = {c.field for c in ENT_COLS}
-        cert_fields = {c.field for c in CSV_CERT_COLS}
-        viol_fields = {c.field for c in CSV_VIOL_COLS}
-        if not any(p.row == 1 and p.message == "缺少必需的列" for p in problems):
-            for rowno, r in _drain(t):
-                if _blank(r):
-                    continue
-                nrows += 1
-                vals, refs, ok = _row_values(t, r, mapping, rowno, problems)
-                where = (t.sheet, rowno)
-                ev = {k: v for k, v in vals.items() if k in ent_fields}
-                e = add_ent(ev, refs, where, ok, merge=True)
-                cv = {k: v for k, v in vals.items() if k in cert_fields}
-                if any(v is not None for v in cv.values()):
-                    if cv.get("certificate_no") is None:
-                        problems.append(RowProblem("填写了注册证信息但缺少注册证编号", sheet=t.sheet, row=rowno,
-                                                   column=next(c.header for c in CSV_CERT_COLS if c.field == "certificate_no")))
-                        if e:
-                            e.bad = True
-                    else:
-                        add_cert(e, cv, refs, where, True)
-                vv = {k: v for k, v in vals.items() if k in viol_fields}
-                if any(v is not None for v in vv.values()):
-                    if vv.get("kind") is None:
-                        problems.append(RowProblem("填写了违法违规信息但缺少类型", sheet=t.sheet, row=rowno,
-                                                   column=CSV_VIOL_COLS[0].header))
-                        if e:
-                            e.bad = True
-                    elif e:
-                        e.viols.append((vv, refs, where))
-    else:
-        t = by_name.get(SHEET_ENT)
-        if t is None:
-            problems.append(RowProblem(f"缺少工作表“{SHEET_ENT}”（请使用导入模板）", sheet=SHEET_ENT))
-        for other in tables:
-            if other.sheet not in (SHEET_ENT, SHEET_CERT, SHEET_VIOL, "说明"):
-                problems.append(RowProblem("无法识别的工作表（应为 企业信息、注册证、违法违规记录）", sheet=other.sheet))
-        if t is not None:
-            mapping = _map_header(t, ENT_COLS, problems)
-            if not any(p.sheet == t.sheet and p.message == "缺少必需的列" for p in problems):
-                for rowno, r in _drain(t):
-                    if _blank(r):
-                        continue
-                    nrows += 1
-                    vals, refs, ok = _row_values(t, r, mapping, rowno, problems)
-                    add_ent(vals, refs, (t.sheet, rowno), ok)
-        for sheet, cols, target in ((SHEET_CERT, CERT_COLS, "certs"), (SHEET_VIOL, VIOL_COLS, "viols")):
-            t2 = by_name.get(sheet)
-            if t2 is None:
-                continue
-            if target == "certs":
-                has_certs = True
+    def list_row(self, group: Group) -> Callable:
+        def apply(table: _Table, rowno: int, values: dict, failed: bool) -> None:
+            uscc = self.uscc_of(table, rowno, values, failed)
+            e = self.enterprises.get(uscc) if uscc is not None else None
+            if uscc is not None and e is None:
+                self.problem(f"“{SHEET_ENTERPRISES}”中没有统一社会信用代码 {uscc} 的企业", table.sheet,
+                             rowno, table.header(ENTERPRISE_KEY))
+            self.item(e, group, table, rowno, values.get(group.list, {}), failed)
+        return apply
+
+    def csv_row(self, table: _Table, rowno: int, values: dict, failed: bool) -> None:
+        uscc = self.uscc_of(table, rowno, values, failed)
+        items = {g: values.pop(g) for g in self.layout.list_ids if g in values}
+        facts = values
+        e = self.enterprises.get(uscc) if uscc is not None else None
+        if e is not None:
+            self.merge(e, table, rowno, facts)
+            if failed:
+                e.ok = False
+        elif uscc is not None:
+            e = self.enterprises[uscc] = ImportedEnterprise(uscc, facts, (table, rowno), not failed)
+        for group in self.layout.lists:
+            if group.list in items:
+                self.item(e, group, table, rowno, items[group.list], False)
+
+    def merge(self, e: ImportedEnterprise, table: _Table, rowno: int, facts: dict) -> None:
+        """Facts of an enterprise given again on a later CSV row: the same, or a problem."""
+        for key, v in facts.items():
+            old = e.profile.get(key)
+            if old is None:
+                e.profile[key] = v
+                if e._later is None:
+                    e._later = {}
+                e._later[key] = (table, rowno)
+            elif old != v:
+                first = (e._later or {}).get(key, e._home)[1]
+                self.problem(f"同一企业在第{first}行填的是{_quote(self.registry.value_text(key, old))}，"
+                             "两处不一致", table.sheet, rowno, table.header(key))
+                e.ok = False
+
+    def item(self, e: ImportedEnterprise | None, group: Group, table: _Table, rowno: int, item: dict,
+             failed: bool) -> None:
+        """One list item, checked (also when its enterprise is unknown: its key is still taken)."""
+        spec = group.spec
+        assert spec is not None
+        claim = item.pop(CLAIM, None)
+        for c in group.columns[1:]:
+            if c.required and c.field not in item and not failed:
+                self.problem(f"填写了{spec.item_label or spec.label}信息但缺少{c.spec.label}", table.sheet,
+                             rowno, table.header(c.key))
+                failed = True
+        key = item.get(spec.key) if spec.key else None
+        if key is not None:
+            seen = self.item_keys.setdefault(spec.id, {})
+            if key in seen:
+                self.problem(f"{spec.item_label or spec.label} {key} 与第{seen[key]}行重复", table.sheet,
+                             rowno, table.header(f"{spec.id}[].{spec.key}"))
+                failed = True
             else:
-                has_viols = True
-            mapping = _map_header(t2, cols, problems)
-            if any(p.sheet == sheet and p.message == "缺少必需的列" for p in problems):
+                seen[key] = rowno
+        if e is None:
+            return
+        if e._items is None:
+            e._items = {}
+        e.profile.setdefault(spec.id, []).append(item)
+        e._items.setdefault(spec.id, []).append((table, rowno))
+        if key is not None and claim is not False and spec.subject:
+            if e.claims is None:
+                e.claims = []
+            e.claims.append(key)
+        if failed:
+            e.ok = False
+
+    # -- the whole file --
+    def finish(self) -> list[ImportedEnterprise]:
+        out = []
+        subject_lists = {g.list for g in self.layout.lists if g.spec.subject and g.spec.key}
+        claims_known = bool(self.present & subject_lists)
+        for e in self.enterprises.values():
+            e.profile = self.profile(e)
+            if claims_known and e.claims is None:
+                e.claims = []
+            if not self.complete:
+                e.ok = False
+            out.append(e)
+        return out
+
+    def profile(self, e: ImportedEnterprise) -> dict:
+        """The JSON profile from the facts collected: objects assembled from their columns, lists
+        present in the file complete."""
+        facts = e.profile
+        for name in self.present:
+            facts.setdefault(name, [])
+        for obj, subs in self.layout.objects:
+            held = facts.pop(obj, None)
+            given = {sub: facts.pop(key) for sub, key in subs if key in facts}
+            if held is False:
+                held_in = (e._later or {}).get(obj, e._home)[0]
+                for sub in given:
+                    sheet, row, column = e.locate(f"{obj}.{sub}")
+                    self.problem(f"“{held_in.header(obj)}”填了“否”，此项应留空", sheet, row, column)
+                    e.ok = False
+                facts[obj] = False
+            elif held or given:
+                facts[obj] = given
+        return facts
+
+
+def parse_file(data: bytes, filename: str, registry: FieldRegistry,
+               limits: IntakeLimits | None = None) -> ParsedFile:
+    """Read and check an .xlsx or .csv file: every problem is collected, nothing is stored.
+    Raises ValidationFailed when the file cannot be read at all."""
+    limits = limits or IntakeLimits()
+    suffix = Path(filename).suffix.lower()
+    if suffix not in (".csv", ".xlsx", ".xlsm"):
+        raise ValidationFailed([RowProblem(
+            f"不支持的文件类型{_quote(suffix or filename)}，请上传 .xlsx 或 .csv 文件")])
+    r = _Reader(registry, limits)
+    sheets = open_sheets(data, suffix, limits)
+    lay = r.layout
+    if suffix == ".csv":
+        sheet = sheets[0]
+        made = r.table(sheet, lay.csv, CSV_SHEET)
+        if made is not None:
+            table, header_row = made
+            r.present.update(slot[2] for slot in table.by_index.values() if slot[2] is not None)
+            r.read(sheet, table, header_row, r.csv_row)
+    else:
+        by_name = {s.name: s for s in sheets}
+        known = {lay.enterprise.sheet, *(g.sheet for g in lay.lists), SHEET_EXAMPLE, SHEET_NOTES}
+        for s in sheets:
+            if s.name not in known:
+                r.fail(f"无法识别的工作表（应为 {'、'.join(g.sheet for g in (lay.enterprise, *lay.lists))}）",
+                       _quote(s.name)[1:-1])
+        if lay.enterprise.sheet not in by_name:
+            r.fail(f"缺少工作表“{lay.enterprise.sheet}”（请使用导入模板）", lay.enterprise.sheet)
+        for group in (lay.enterprise, *lay.lists):
+            sheet = by_name.get(group.sheet)
+            if sheet is None or r.stopped:
                 continue
-            for rowno, r in _drain(t2):
-                if _blank(r):
+            if group.list is not None:
+                if not r.enterprises:       # items of unreadable enterprises: no storm of problems
                     continue
-                nrows += 1
-                vals, refs, ok = _row_values(t2, r, mapping, rowno, problems)
-                u = vals.get("uscc")
-                e = ents.get(u) if u else None
-                if u and e is None:
-                    problems.append(RowProblem(f"“{SHEET_ENT}”中没有统一社会信用代码 {u} 的企业",
-                                               sheet=sheet, row=rowno, column=refs["uscc"][2]))
-                vals.pop("uscc", None)
-                if target == "certs":
-                    add_cert(e, vals, refs, (sheet, rowno), ok)
-                elif e is not None:
-                    e.viols.append((vals, refs, (sheet, rowno)))
-                    if not ok:
-                        e.bad = True
-    for e in ents.values():
-        if e.fields.get("name") is None and "name" not in {p.column for p in problems if p.row == e.row[1]}:
-            hdr = next(c.header for c in ENT_COLS if c.field == "name")
-            problems.append(RowProblem("必填，不能为空", sheet=e.row[0], row=e.row[1], column=hdr))
-            e.bad = True
-    return ParsedFile(list(ents.values()), problems, nrows, has_certs, has_viols)
+                r.present.add(group.list)
+            made = r.table(sheet, group.columns, group.sheet)
+            if made is not None:
+                r.read(sheet, made[0], made[1], r.enterprise_row if group.list is None else r.list_row(group))
+    if r.rows == 0 and not r.log.total:
+        where = f"请从“{lay.enterprise.sheet}”工作表第2行起填写，“{SHEET_EXAMPLE}”工作表仅供参考，不会导入" \
+            if suffix != ".csv" else "请在表头下方逐行填写"
+        r.problem(f"文件中没有可导入的数据：{where}")
+    return ParsedFile(r.finish(), r.log, r.rows)
 
 
-def build_profile(e: _Ent, has_certs: bool, has_viols: bool) -> tuple[dict, Optional[list[str]]]:
-    f = dict(e.fields)
-    held, number, issued = f.pop("hnte_held", None), f.pop("hnte_number", None), f.pop("hnte_issued_on", None)
-    if held is False:
-        f["hnte_certificate"] = False
-    elif held is True or number is not None or issued is not None:
-        f["hnte_certificate"] = {"number": number, "issued_on": issued}
-    claims = None
-    if has_certs:
-        regs, claims = [], []
-        for vals, _, _ in e.certs:
-            reg = {k: v for k, v in vals.items() if k != "claimed" and v is not None}
-            regs.append(reg)
-            if vals.get("claimed") is not False:
-                claims.append(vals["certificate_no"])
-        f["device_registrations"] = regs
-    if has_viols:
-        f["violations"] = [{k: v for k, v in vals.items() if v is not None} for vals, _, _ in e.viols]
-    return {k: v for k, v in f.items() if v is not None}, claims
-
-
-_PATH_RE = re.compile(r"^(device_registrations|violations)\[(\d+)\](?:\.(\w+))?")
-_HNTE = {"hnte_certificate.number": "hnte_number", "hnte_certificate.issued_on": "hnte_issued_on",
-         "hnte_certificate": "hnte_held"}
-
-
-def _locate(e: _Ent, path: str) -> tuple[str, int, Optional[str]]:
-    m = _PATH_RE.match(path)
-    if m:
-        items = e.certs if m[1] == "device_registrations" else e.viols
-        i = int(m[2])
-        if i < len(items):
-            vals, refs, where = items[i]
-            ref = refs.get(m[3] or "")
-            return where[0], where[1], ref[2] if ref else None
-    key = _HNTE.get(path, path.split(".")[0].split("[")[0])
-    ref = e.refs.get(key)
-    if ref:
-        return ref
-    return e.row[0], e.row[1], None
-
-
-# --- import ------------------------------------------------------------------------------
+# --- import ------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -604,26 +753,23 @@ class ImportReport:
 class ImportRejected(ValidationFailed):
     """The file has errors and nothing was imported; `.report` has every problem."""
 
-    def __init__(self, report: ImportReport):
+    def __init__(self, report: ImportReport, total: int | None = None):
         self.report = report
         super().__init__(
             report.problems,
             "文件“{}”有 {} 处问题，未导入任何数据：\n{}".format(
-                report.filename, len(report.problems), "\n".join(str(p) for p in report.problems)),
+                report.filename, total or len(report.problems), "\n".join(str(p) for p in report.problems)),
         )
 
 
 def import_applications(
     db: Database, window_id: Optional[str], source: bytes | str | Path, filename: str | None = None,
     *, skip_invalid: bool = False, actor: str | None = None, channel: str = "import",
+    limits: IntakeLimits | None = None,
 ) -> ImportReport:
     """Import applications of a window from an .xlsx or .csv file (or, with window_id None,
     a registry of enterprises without applications). Idempotent on window + USCC.
     Raises ImportRejected when the file has errors and skip_invalid is false."""
-    from engine.profile import ProfileError, parse_profile
-
-    from store.windows import Intake, _get_window, get_evaluator, ingest
-
     if isinstance(source, (str, Path)):
         path = Path(source)
         filename = filename or path.name
@@ -632,14 +778,12 @@ def import_applications(
         data = source
         filename = filename or "upload.xlsx"
     if window_id is not None:
-        from store.errors import Conflict
-
         with db.read_session() as s:
             w = _get_window(s, window_id)
             if w.state == "closed":
                 raise Conflict(f"申报窗口 {window_id} 已关闭，不再受理申报")
-    pf = parse_file(data, filename)
-    problems = list(pf.problems)
+    registry = get_evaluator().registry
+    pf = parse_file(data, filename, registry, limits or IntakeLimits.from_env())
     records: list[Intake] = []
     skipped: list[str] = []
     n_ents = len(pf.enterprises)
@@ -647,29 +791,28 @@ def import_applications(
     ents.reverse()
     while ents:
         e = ents.pop()  # released once checked: only the compact record stays
-        prof, claims = build_profile(e, pf.has_certs, pf.has_viols)
-        if e.bad:
+        if not e.ok:
             skipped.append(e.uscc)
             continue
         try:
-            p = parse_profile(prof, get_evaluator().registry)
+            p = parse_profile(e.profile, registry)
         except ProfileError as err:
             for pr in err.problems:
-                sheet, row, col = _locate(e, pr.path)
-                problems.append(RowProblem(pr.message, path=pr.path, sheet=sheet, row=row, column=col))
+                sheet, row, column = e.locate(pr.path)
+                message = pr.message if column else f"{registry.label(pr.path, e.profile)}：{pr.message}"
+                pf.log.add(RowProblem(message, sheet=sheet, row=row, column=column))
             skipped.append(e.uscc)
             continue
-        records.append(Intake.compact(p, claims if window_id else None, channel))
-    problems.sort(key=lambda p: (p.sheet or "", p.row or 0))
+        records.append(Intake.compact(p, e.claims if window_id else None, channel))
     report = ImportReport(filename, window_id, pf.rows, n_ents, 0, 0, 0, 0,
-                          skipped, problems, [], False)
-    if problems and not skip_invalid:
-        raise ImportRejected(report)
+                          skipped, pf.problems, [], False)
+    if report.problems and not skip_invalid:
+        raise ImportRejected(report, pf.log.total)
     if not records:
         return report
     results = ingest(db, window_id, records, actor=actor,
                      action="applications.import" if window_id else "registry.import",
-                     details={"filename": filename, "problems": len(problems),
+                     details={"filename": filename, "problems": pf.log.total,
                               "skip_invalid": skip_invalid})
     report.committed = True
     report.imported = sum(1 for r in results if r.changed or not window_id)
@@ -688,50 +831,89 @@ def import_registry(db: Database, source, filename: str | None = None, **kw) -> 
     return import_applications(db, None, source, filename, **kw)
 
 
-# --- template -------------------------------------------------------------------------------
+# --- template -----------------------------------------------------------------------------------
 
 
-def template_bytes(fmt: str = "xlsx") -> bytes:
-    """The import template: Chinese headers and one example row per sheet."""
+def _example(c: Column, registry: FieldRegistry) -> Any:
+    if c.spec is None:
+        return vocab.YES
+    if c.key == ENTERPRISE_KEY:
+        return registry.fields[ENTERPRISE_KEY].example
+    return c.spec.example
+
+
+def _accepts(c: Column) -> str:
+    """What a column accepts, for the 说明 sheet."""
+    s = c.spec
+    if s is None or s.type in ("bool", "object"):
+        return "是 / 否" + ("，留空为是" if s is None else "")
+    if s.values:
+        return "、".join(s.values.values())
+    if s.type == "date":
+        return "日期，如 2025-10-15、2025/10/15、2025年10月15日"
+    if s.unit == "元":
+        return "金额（元），如 4200000、4,200万、1.5亿"
+    if s.unit == "比例":
+        return "0–1 的小数或百分数，如 0.92、92%"
+    if s.type in ("int", "number"):
+        return ("整数" if s.type == "int" else "数字") + (f"（{s.unit}）" if s.unit else "")
+    return "文本"
+
+
+def template_bytes(registry: FieldRegistry, fmt: str = "xlsx") -> bytes:
+    """The import template: one sheet per group with its headers, the example rows on the sheet
+    填写示例 and every column explained on 说明 (CSV: the headers only)."""
+    lay = layout(registry)
     if fmt == "csv":
-        cols = ENT_COLS + CSV_CERT_COLS + CSV_VIOL_COLS
         buf = io.StringIO(newline="")
-        w = csv.writer(buf)
-        w.writerow([c.header for c in cols])
-        w.writerow(["" if c.example is None else c.example for c in cols])
+        csv.writer(buf).writerow([c.header for c in lay.csv])
         return buf.getvalue().encode("utf-8-sig")
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font, PatternFill
-
-    wb = Workbook()
-    first = True
-    for sheet, cols in ((SHEET_ENT, ENT_COLS), (SHEET_CERT, CERT_COLS), (SHEET_VIOL, VIOL_COLS)):
-        ws = wb.active if first else wb.create_sheet()
-        first = False
-        ws.title = sheet
-        ws.append([c.header for c in cols])
-        ws.append([c.example for c in cols])
-        for i, c in enumerate(cols, start=1):
+    wb = XlsxWriter()
+    wb.remove(wb.active)
+    head_font, head_fill = Font(bold=True), PatternFill("solid", fgColor="DDEBF7")
+    groups = (lay.enterprise, *lay.lists)
+    for g in groups:
+        ws = wb.create_sheet(g.sheet)
+        ws.append([c.header for c in g.columns])
+        for i, c in enumerate(g.columns, start=1):
             cell = ws.cell(row=1, column=i)
             cell.font = Font(bold=True, color="C00000" if c.required else "000000")
-            cell.fill = PatternFill("solid", fgColor="DDEBF7")
+            cell.fill = head_fill
             cell.alignment = Alignment(wrap_text=True, vertical="center")
             ws.column_dimensions[cell.column_letter].width = max(14, min(40, len(c.header) * 2))
-            if c.kind in ("str", "uscc", "date"):
+            if c.spec is not None and c.spec.type in ("string", "date"):
                 for r in range(2, 1001):
                     ws.cell(row=r, column=i).number_format = "@"  # keep codes and dates as text
         ws.freeze_panes = "A2"
-    ws = wb.create_sheet("说明")
+    ws = wb.create_sheet(SHEET_EXAMPLE)
+    for g in groups:
+        ws.append([f"工作表“{g.sheet}”的填写示例（本工作表不会导入）"])
+        ws.cell(row=ws.max_row, column=1).font = head_font
+        ws.append([c.header for c in g.columns])
+        ws.append([_example(c, registry) for c in g.columns])
+        ws.append([])
+    ws = wb.create_sheet(SHEET_NOTES)
     for line in (
         "填写说明",
-        "1. “企业信息”每行一家企业；“注册证”每行一张注册证或备案凭证，以统一社会信用代码关联企业；“违法违规记录”每行一条记录。",
-        "2. 红色列名为必填项。日期格式为 YYYY-MM-DD（如 2025-10-15）；金额单位为元，最多两位小数；占比填 0–1 之间的小数或百分数。",
-        "3. 留空表示“未知”，相关条件将判为“需补充信息”；“否”、0 表示确实没有。",
-        "4. 某工作表存在即视为完整清单：企业在“注册证”表中没有行，表示未持有注册证。",
-        "5. 第2行为示例，请删除或覆盖后再导入。同一文件重复导入不会产生重复申报。",
+        f"1. “{lay.enterprise.sheet}”每行一家企业；"
+        + "；".join(f"“{g.sheet}”每行一条{g.spec.item_label or g.spec.label}" for g in lay.lists)
+        + "，以统一社会信用代码关联企业。",
+        "2. 红色列名为必填项。留空表示“未知”，相关条件将判为“需补充信息”；“否”、0 表示确实没有。",
+        "3. 某工作表存在即视为完整清单：企业在该表中没有行，表示没有此类记录。",
+        f"4. “{SHEET_EXAMPLE}”和“{SHEET_NOTES}”工作表不会导入。同一文件重复导入不会产生重复申报。",
+        "5. 使用 CSV 时，各工作表的列并排放在一张表中，每行最多一条记录，同一企业可占多行。",
+        "",
     ):
         ws.append([line])
-    ws.column_dimensions["A"].width = 120
+    ws.append(["工作表", "列名", "必填", "填写内容", "说明"])
+    for c in range(1, 6):
+        ws.cell(row=ws.max_row, column=c).font = head_font
+    for g in groups:
+        for c in g.columns:
+            ws.append([g.sheet, c.header, "是" if c.required else "", _accepts(c),
+                       (c.spec.help if c.spec is not None else None) or ""])
+    for letter, width in zip("ABCDE", (14, 40, 6, 40, 60)):
+        ws.column_dimensions[letter].width = width
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()

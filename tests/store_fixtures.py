@@ -168,40 +168,68 @@ def make_profile(i: int, seed: int = 0, *, certs: int | None = None) -> dict:
 
 
 def profiles_csv(profiles: list[dict]) -> bytes:
-    """The CSV import format (template headers) for these profiles: one row per certificate."""
+    """The CSV import format (the template's headers, from the field registry) for these
+    profiles: one row per list item, enum values by their Chinese labels."""
     import csv
     import io
 
-    from store.intake import CSV_CERT_COLS, CSV_VIOL_COLS, ENT_COLS
+    from store.intake import CLAIM, layout
+    from store.windows import get_evaluator
 
-    cols = ENT_COLS + CSV_CERT_COLS + CSV_VIOL_COLS
+    lay = layout(get_evaluator().registry)
     buf = io.StringIO(newline="")
     w = csv.writer(buf)
-    w.writerow([c.header for c in cols])
-    yes = {True: "是", False: "否"}
+    w.writerow([c.header for c in lay.csv])
+
+    def text(col, v):
+        if v is None:
+            return ""
+        if isinstance(v, bool):
+            return "是" if v else "否"
+        return col.spec.values.get(v, v) if col.spec is not None and col.spec.type == "enum" else v
+
+    def fact(p: dict, key: str):
+        obj, _, sub = key.partition(".")
+        v = p.get(obj)
+        if sub:
+            return v.get(sub) if isinstance(v, dict) else None
+        return (v is not False) if p.get(obj) is not None and lay.registry.fields[obj].type == "object" else v
+
     for p in profiles:
-        ent = []
-        for c in ENT_COLS:
-            if c.field == "hnte_held":
-                h = p.get("hnte_certificate")
-                v = None if h is None else (h is not False)
-            elif c.field == "hnte_number":
-                v = (p.get("hnte_certificate") or {}).get("number")
-            elif c.field == "hnte_issued_on":
-                v = (p.get("hnte_certificate") or {}).get("issued_on")
-            else:
-                v = p.get(c.field)
-            ent.append(yes.get(v, v) if isinstance(v, bool) else ("" if v is None else v))
-        regs = p.get("device_registrations") or [None]
-        for r in regs:
-            cert = []
-            for c in CSV_CERT_COLS:
-                v = None if r is None else r.get(c.field)
-                if c.field == "origin" and v:
-                    v = {"self_developed": "自主研发", "introduced": "引进"}[v]
-                cert.append(yes.get(v, v) if isinstance(v, bool) else ("" if v is None else v))
-            w.writerow(ent + cert + [""] * len(CSV_VIOL_COLS))
+        items = {g.list: p.get(g.list) or [] for g in lay.lists}
+        for k in range(max([1, *map(len, items.values())])):
+            row = []
+            for c in lay.csv:
+                if c.list is None:
+                    row.append(text(c, fact(p, c.key)))
+                    continue
+                item = items[c.list][k] if k < len(items[c.list]) else None
+                row.append("" if item is None or c.field == CLAIM else text(c, item.get(c.field)))
+            w.writerow(row)
     return buf.getvalue().encode("utf-8-sig")
+
+
+def filled_template(registry) -> bytes:
+    """The .xlsx import template with its example values (from the registry) on row 2 of each
+    sheet, the way a user fills it."""
+    import io
+
+    from openpyxl import load_workbook
+
+    from store.intake import ENTERPRISE_KEY, layout, template_bytes
+
+    lay = layout(registry)
+    wb = load_workbook(io.BytesIO(template_bytes(registry)))
+    for group in (lay.enterprise, *lay.lists):
+        ws = wb[group.sheet]
+        at = {cell.value: cell.column for cell in ws[1]}
+        for c in group.columns:
+            value = (registry.fields[ENTERPRISE_KEY].example if c.key == ENTERPRISE_KEY
+                     else "是" if c.spec is None else c.spec.example)
+            ws.cell(row=2, column=at[c.header], value=value)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
 
 
 def decision_snapshot(db, window_id: str) -> list[tuple]:
