@@ -14,6 +14,7 @@ raises ValidationFailed whose message starts with "文件无法读取".
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import os
@@ -35,6 +36,7 @@ from store.errors import RowProblem, ValidationFailed
 
 MiB = 1024 * 1024
 CSV_SHEET = "CSV"
+_CHUNK = 64 * 1024
 EXCEL_MAX_COLUMNS = 16384
 
 
@@ -70,24 +72,19 @@ def _mb(n: int) -> str:
 
 
 class CsvSheet:
-    """A CSV file as one sheet: decoded whole (its size is bounded by the upload), parsed by
-    the csv module record by record."""
+    """A CSV file as one sheet, decoded and parsed record by record (the text is never held
+    whole: a 20 MB upload would take 80 MB as one string)."""
 
     name = CSV_SHEET
 
     def __init__(self, data: bytes):
-        try:
-            self._text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as utf8:
-            try:
-                self._text = data.decode("gb18030")
-            except UnicodeDecodeError as gb:
-                line = data.count(b"\n", 0, max(utf8.start, gb.start)) + 1
-                raise unreadable("含有无法识别的字符，请另存为 UTF-8 编码的 CSV", CSV_SHEET, line) from None
+        self._data = data
+        self._encoding = _encoding(data)
         self.stray: set[int] = set()
 
     def _records(self) -> Iterator[tuple[int, list[str]]]:
-        reader = csv.reader(io.StringIO(self._text, newline=""))
+        text = io.TextIOWrapper(io.BytesIO(self._data), encoding=self._encoding, newline="")
+        reader = csv.reader(text)
         n = 0
         while True:
             n += 1
@@ -122,6 +119,25 @@ class CsvSheet:
             yield n, cells
 
 
+def _encoding(data: bytes) -> str:
+    """UTF-8 (with or without BOM), else GB18030 (Excel's "CSV" on Chinese Windows); checked
+    chunk by chunk. Neither: the line of the first byte that neither can read."""
+    failed_at = 0
+    view = memoryview(data)
+    for encoding in ("utf-8-sig", "gb18030"):
+        decoder = codecs.getincrementaldecoder(encoding)()
+        at = 0
+        try:
+            for at in range(0, len(data), _CHUNK):
+                decoder.decode(view[at:at + _CHUNK])
+            decoder.decode(b"", True)
+            return encoding
+        except UnicodeDecodeError as e:
+            failed_at = max(failed_at, at + e.start)
+    line = data.count(b"\n", 0, failed_at) + 1
+    raise unreadable("含有无法识别的字符，请另存为 UTF-8 编码的 CSV", CSV_SHEET, line)
+
+
 # --- XLSX -----------------------------------------------------------------------------------------
 
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -130,7 +146,6 @@ _PKG = "http://schemas.openxmlformats.org/package/2006/relationships"
 _ROW, _C, _V, _T, _RPH, _SI = (f"{_MAIN} {t}" for t in ("row", "c", "v", "t", "rPh", "si"))
 # Locale-dependent built-in date formats (ECMA-376 §18.8.30), used by Chinese Excel and WPS.
 _EAST_ASIAN_DATES = frozenset([*range(27, 37), *range(50, 59)])
-_CHUNK = 64 * 1024
 _DTD_REFUSED = "含有 DTD 或实体声明（Excel 文件不会包含，已拒绝）"
 _EXPAT_ERRORS = {
     expat.errors.XML_ERROR_NO_ELEMENTS: "内容不完整（文件被截断）",
