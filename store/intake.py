@@ -47,13 +47,13 @@ from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 from openpyxl import Workbook as XlsxWriter
 from openpyxl.styles import Alignment, Font, PatternFill
 
 from engine import vocabulary as vocab
-from engine.formats import FORMATS, FormatError
+from engine.formats import FORMATS
 from engine.profile import ProfileError, parse_profile
 from engine.registry import FieldRegistry, FieldSpec
 from store.db import Database
@@ -138,8 +138,8 @@ def _parse_date(raw: Any) -> str:
 def _number_parser(spec: FieldSpec) -> Callable[[Any], int | float]:
     places = 0 if spec.type == "int" else spec.decimals
     what = "整数" if places == 0 else "数字"
-    too_fine = (f"应为整数：{{}}" if places == 0 else
-                f"{'金额' if spec.unit == '元' else '该数值'}最多保留{'零一两三四五六'[places]}位小数：{{}}")
+    too_fine = ("应为整数：{}" if places == 0 else
+                ("金额" if spec.unit == "元" else "该数值") + f"最多保留{'零一两三四五六'[places]}位小数：{{}}")
 
     def exact(d: Decimal, raw: Any) -> int | float:
         if d.adjusted() > 20:
@@ -149,7 +149,7 @@ def _number_parser(spec: FieldSpec) -> Callable[[Any], int | float]:
         return int(d) if d == d.to_integral_value() else float(d)
 
     def parse(raw: Any) -> int | float:
-        if isinstance(raw, bool) or isinstance(raw, (datetime, date)):
+        if isinstance(raw, (bool, date)):
             raise CellError(f"应填{what}，不能是{_quote(raw)}")
         if isinstance(raw, int):
             return raw
@@ -229,7 +229,7 @@ def _string_parser(spec: FieldSpec) -> Callable[[Any], str]:
             return s
         try:
             return check(s)
-        except (FormatError, ValueError) as e:
+        except ValueError as e:         # FormatError, or a format's own ValueError
             raise CellError(str(e)) from None
     return parse
 
