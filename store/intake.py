@@ -80,9 +80,14 @@ _BAD = object()     # a cell whose problem is reported
 _ITEM_PATH = re.compile(r"^([a-z0-9_]+)\[(\d+)\](?:\.(.+))?$")
 
 
-def _quote(value: Any) -> str:
+def _clip(value: Any) -> str:
+    """A value as quoted in a message: at most QUOTED_CHARS characters."""
     s = vocab.yes_no(value) if isinstance(value, bool) else str(value)
-    return f"“{s[:QUOTED_CHARS]}…”" if len(s) > QUOTED_CHARS else f"“{s}”"
+    return s[:QUOTED_CHARS] + "…" if len(s) > QUOTED_CHARS else s
+
+
+def _quote(value: Any) -> str:
+    return f"“{_clip(value)}”"
 
 
 def _fold(text: str) -> str:
@@ -468,8 +473,7 @@ class _Reader:
                 continue
             col = index.get(_norm_header(text)) if len(text) <= 200 else None
             if col is None:
-                self.problem("无法识别的列名" + self.suggestion(text, index), name, header_row,
-                             _quote(text)[1:-1])
+                self.problem("无法识别的列名" + self.suggestion(text, index), name, header_row, _clip(text))
             elif col.key in table.header_of:
                 self.problem(f"列重复（与“{table.header_of[col.key]}”相同）", name, header_row, text)
                 col = None
@@ -705,9 +709,9 @@ def parse_file(data: bytes, filename: str, registry: FieldRegistry,
         for s in sheets:
             if s.name not in known:
                 r.fail(f"无法识别的工作表（应为 {'、'.join(g.sheet for g in (lay.enterprise, *lay.lists))}）",
-                       _quote(s.name)[1:-1])
+                       _clip(s.name))
         if lay.enterprise.sheet not in by_name:
-            r.fail(f"缺少工作表“{lay.enterprise.sheet}”（请使用导入模板）", lay.enterprise.sheet)
+            r.fail(f"缺少工作表“{lay.enterprise.sheet}”（请使用导入模板）")
         for group in (lay.enterprise, *lay.lists):
             sheet = by_name.get(group.sheet)
             if sheet is None or r.stopped:
