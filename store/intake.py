@@ -570,8 +570,8 @@ class _Reader:
             return
         e = self.enterprises.get(uscc)
         if e is not None:
-            self.problem(f"统一社会信用代码 {uscc} 与第{e._home[1]}行重复", table.sheet, rowno,
-                         table.header(ENTERPRISE_KEY))
+            self.problem(f"{self.registry.label(ENTERPRISE_KEY)} {uscc} 与第{e._home[1]}行重复", table.sheet,
+                         rowno, table.header(ENTERPRISE_KEY))
             e.ok = False
             return
         self.enterprises[uscc] = ImportedEnterprise(uscc, values, (table, rowno), not failed)
@@ -581,8 +581,8 @@ class _Reader:
             uscc = self.uscc_of(table, rowno, values, failed)
             e = self.enterprises.get(uscc) if uscc is not None else None
             if uscc is not None and e is None:
-                self.problem(f"“{SHEET_ENTERPRISES}”中没有统一社会信用代码 {uscc} 的企业", table.sheet,
-                             rowno, table.header(ENTERPRISE_KEY))
+                self.problem(f"“{SHEET_ENTERPRISES}”中没有{self.registry.label(ENTERPRISE_KEY)} {uscc} 的企业",
+                             table.sheet, rowno, table.header(ENTERPRISE_KEY))
             self.item(e, group, table, rowno, values.get(group.list, {}), failed)
         return apply
 
@@ -631,7 +631,7 @@ class _Reader:
         if key is not None:
             seen = self.item_keys.setdefault(spec.id, {})
             if key in seen:
-                self.problem(f"{spec.item_label or spec.label} {key} 与第{seen[key]}行重复", table.sheet,
+                self.problem(f"{spec.item_label or spec.label} {_clip(key)} 与第{seen[key]}行重复", table.sheet,
                              rowno, table.header(f"{spec.id}[].{spec.key}"))
                 failed = True
             else:
