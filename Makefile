@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test install install-dev system-deps bench
+.PHONY: serve test install install-dev system-deps system-deps-test bench
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -13,10 +13,13 @@ $(VENV)/bin/python:
 system-deps:
 	./scripts/install-system-deps
 
+system-deps-test:
+	./scripts/install-system-deps --test
+
 install: $(VENV)/bin/python system-deps
 	$(PY) -m pip install -q -e .
 
-install-dev: $(VENV)/bin/python system-deps
+install-dev: $(VENV)/bin/python system-deps-test
 	$(PY) -m pip install -q -e '.[dev]'
 
 serve: install

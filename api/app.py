@@ -5,66 +5,112 @@ import gc
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
+import fastapi_offline
 from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
 
+from api import routes_public, routes_staff, web_console, web_public
 from api.errors import install_error_handlers
 from api.limits import BodyLimitMiddleware
 from api.runtime import Runtime
+from api.schemas import live_examples
 from api.settings import Settings
+from engine import Evaluator
+from notices.service import NoticeService   # also registers the notices.bundle job kind
+from store import jobs, tasks  # noqa: F401 — tasks registers the store's job kinds
+from store.db import Database, masked
 
 log = logging.getLogger("yagu.api")
 HERE = Path(__file__).resolve().parent
+DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
+DOCS_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+            "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 
 DESCRIPTION = """
 牙谷（中国牙谷·资阳高新区）惠企政策资格判定服务。
 
-* **公共接口**：政策列表与详情、惠企政策资格自测（`POST /v1/eligibility`）、税收优惠自行判别。
+* **公共接口**：事项列表与详情、惠企政策资格自测（`POST /v1/eligibility`）、税收优惠自行判别、企业凭查询码查看申报。
 * **工作人员接口**：需 `Authorization: Bearer <令牌>`；令牌用 `yagu token create --role staff|admin` 生成。
-  关闭申报批次和管理令牌需要管理员（admin）角色。
+  关闭申报批次、重放核验和管理令牌需要管理员（admin）角色。耗时的操作（批量判定、导入、告知书打包、影响分析）
+  作为后台任务运行，返回 202 和任务编号，进度见 `GET /v1/jobs/{id}`。
 * **错误**：统一返回 `{"detail": "…", "errors": [{"path": "profile.uscc", "message": "…"}]}`；
-  422 一次列出全部问题，409 状态冲突，413 请求体过大（默认 2 MB，上传文件 20 MB）。
+  422 一次列出全部问题，409 状态冲突（写明当前状态），413 请求体过大（默认 2 MB，上传文件 20 MB），503 数据库暂不可用。
 
-网页：企业自测 `/`，工作人员控制台 `/staff`。
+网页：企业自测 `/`，申报 `/apply`，查看本企业申报 `/application`，工作人员控制台 `/staff`。字段与事项的完整说明见
+`docs/profile.md`、`docs/api.md`。
 """
 
 TAGS = [
     {"name": "公共", "description": "无需登录"},
     {"name": "企业", "description": "企业凭查询码查看本企业的申报"},
-    {"name": "工作人员", "description": "申报批次、受理、批量判定、公示名单、告知书（需令牌）"},
+    {"name": "工作人员", "description": "申报批次、受理、判定、一次告知、复核、公示、兑现、告知书（需令牌）"},
     {"name": "管理员", "description": "需 admin 角色"},
 ]
 
 
-def create_app(settings: Settings | None = None, evaluator: Any = None) -> FastAPI:
+class StartupError(Exception):
+    """The service cannot serve (e.g. a read-only database); the message says why, in Chinese."""
+
+
+def check_storage(db: Database) -> None:
+    """The database answers and accepts writes; else a clear message naming it (no password)."""
+    try:
+        with db.session() as s:
+            s.execute(text("CREATE TABLE IF NOT EXISTS yagu_write_probe (x INTEGER)") if db.is_sqlite
+                      else text("SELECT 1"))
+            if db.is_sqlite:
+                s.execute(text("DROP TABLE yagu_write_probe"))
+    except Exception as exc:  # noqa: BLE001 — reported in one line, not a trace
+        raise StartupError(f"数据库 {masked(db.url)} 不可写或无法连接：{str(exc).splitlines()[0][:200]}") from None
+
+
+def create_app(settings: Settings | None = None, evaluator: Evaluator | None = None) -> FastAPI:
     settings = settings or Settings()
-    runtime = Runtime(settings, evaluator)
+    db = Database(settings.database_url)
+    runtime = Runtime(db, evaluator)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if settings.migrate_on_start:
-            from api import domain
-            domain.migrate(runtime)
-        runtime.evaluator  # compile the rules before the first request
-        # The compiled rules and the framework are long-lived: move them out of the cyclic
-        # GC's view so full collections stay short under load (tail latency).
+            db.upgrade()
+        check_storage(db)
+        ev = runtime.evaluator                       # compile the rules before the first request
+        app.state.examples = live_examples(ev)
+        app.state.notices = NoticeService(db)
+        unset = app.state.notices.settings.unset()
+        if unset:
+            log.warning("文书设置未填写：%s（rules/notice-settings.yaml）；填写前不出具正式文书", "、".join(unset))
+        runner = jobs.start_runner(db) if settings.run_jobs else None
+        # The compiled rules and the framework are long-lived: move them out of the cyclic GC's
+        # view so full collections stay short under load (tail latency).
         gc.collect()
         gc.freeze()
         yield
+        if runner is not None:
+            runner.stop()
+        db.dispose()
 
-    app = FastAPI(title="牙谷惠企政策资格判定服务（yagu）", version="1", description=DESCRIPTION,
-                  openapi_tags=TAGS, lifespan=lifespan)
+    app = FastAPI(title="牙谷惠企政策资格判定服务（yagu）", version="2", description=DESCRIPTION,
+                  openapi_tags=TAGS, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.runtime = runtime
     install_error_handlers(app)
-
-    from api import routes_public, routes_staff, routes_web
     app.include_router(routes_public.router)
     app.include_router(routes_staff.router)
-    app.include_router(routes_web.router)
+    app.include_router(web_public.router)
+    app.include_router(web_console.router)
+    app.mount("/static/docs", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    # Self-hosted Swagger UI and ReDoc (fastapi-offline's assets): no CDN on an intranet. Their
+    # scripts are files; their styles are injected at run time, hence the docs pages' own CSP.
+    for path, page in (("/docs", "docs_swagger.html"), ("/redoc", "docs_redoc.html")):
+        html = (HERE / "templates" / page).read_text(encoding="utf-8")
+        app.add_api_route(path, lambda html=html: HTMLResponse(html, headers={"Content-Security-Policy": DOCS_CSP}),
+                          include_in_schema=False, response_class=HTMLResponse)
 
     app.add_middleware(BodyLimitMiddleware, settings=settings)
     return app

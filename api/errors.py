@@ -1,6 +1,8 @@
 """Uniform error bodies: {"detail": "…", "errors": [{"path": …, "message": …}]}.
 
 Every error a client can see goes through here, in Chinese, and never carries a stack trace.
+Domain exceptions are mapped by type: store.errors (404, 409, 422), profile problems (422),
+storage outages (503, the request can be retried), rule-engine failures (500, logged).
 """
 from __future__ import annotations
 
@@ -10,9 +12,15 @@ from typing import Any, Iterable
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from engine import UnknownBenefit
+from engine.adapter import EngineError
 from engine.messages import pydantic_message
+from engine.profile import ProfileError
+from store.applications import ImportRejected
+from store.errors import Conflict, NotFound, ValidationFailed
 
 log = logging.getLogger("yagu.api")
 
@@ -27,7 +35,11 @@ STATUS_DETAIL = {
     415: "不支持的内容类型",
     422: "提交的数据有误",
     500: "服务器内部错误，请稍后重试",
+    503: "数据库暂不可用，请稍后重试；如持续出现，请联系系统管理员",
 }
+STORAGE_DOWN = ("数据库暂不可用（{reason}），本次操作未执行，请稍后重试；"
+                "如持续出现，请联系系统管理员检查数据库")
+ENGINE_FAILED = "规则引擎未能判定这份企业画像，本次请求未完成；服务仍在运行，请稍后重试或联系系统管理员"
 
 
 class ApiError(Exception):
@@ -47,8 +59,8 @@ def error_body(detail: str, errors: list[dict] | None = None) -> dict[str, Any]:
 
 
 def error_response(status: int, detail: str | None = None, errors: list[dict] | None = None,
-                   headers: dict | None = None) -> JSONResponse:
-    return JSONResponse(error_body(detail or STATUS_DETAIL.get(status, "请求失败"), errors),
+                   headers: dict | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse({**error_body(detail or STATUS_DETAIL.get(status, "请求失败"), errors), **extra},
                         status_code=status, headers=headers)
 
 
@@ -58,71 +70,62 @@ def loc_to_path(loc: Iterable[Any]) -> str:
         parts = parts[1:]
     out = ""
     for p in parts:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        else:
-            out += ("." if out else "") + str(p)
+        out += f"[{p}]" if isinstance(p, int) else ("." if out else "") + str(p)
     return out or "(请求体)"
 
 
-def chinese_message(err: dict) -> str:
-    """A Chinese message for one pydantic/FastAPI validation error."""
-    return pydantic_message(err)
+def storage_reason(exc: DBAPIError) -> str:
+    text = str(getattr(exc, "orig", exc)).lower()
+    if "readonly" in text or "read-only" in text:
+        return "数据库文件只读"
+    if "disk" in text and "full" in text:
+        return "磁盘已满"
+    if "locked" in text:
+        return "数据库被占用"
+    return "无法连接或写入数据库"
 
 
-def _domain_status(exc: BaseException) -> int | None:
-    """Map the store's domain exceptions by name, so the API needs no import cycle with it."""
-    for cls in type(exc).__mro__:
-        if cls.__name__ in ("NotFound", "NotFoundError"):
-            return 404
-        if cls.__name__ in ("Conflict", "ConflictError"):
-            return 409
-        if cls.__name__ in ("ValidationFailed", "ProfileError", "ImportRejected"):
-            return 422
+def problems(exc: Exception, prefix: str = "") -> list[dict]:
+    """The field problems a domain exception carries, as {path, message[, sheet, row, column]}."""
+    if isinstance(exc, ProfileError):
+        return [{"path": f"{prefix}.{p.path}" if p.path else prefix or "(请求体)", "message": p.message}
+                for p in exc.problems]
+    if isinstance(exc, ValidationFailed):
+        out = []
+        for p in exc.problems:
+            d = p.to_dict()
+            d.setdefault("path", "")
+            out.append(d)
+        return out
+    return []
+
+
+def domain_response(exc: Exception) -> JSONResponse | None:
+    """The response for a domain exception, or None when `exc` is not one."""
+    if isinstance(exc, NotFound):
+        return error_response(404, exc.message)
+    if isinstance(exc, Conflict):
+        return error_response(409, exc.message)
+    if isinstance(exc, ImportRejected):
+        return error_response(422, exc.message, problems(exc), report=exc.report.to_dict())
+    if isinstance(exc, ValidationFailed):
+        errs = problems(exc)
+        return error_response(422, f"提交的数据有误，共 {len(errs)} 处问题", errs)
+    if isinstance(exc, ProfileError):
+        errs = problems(exc, "profile")
+        return error_response(422, f"提交的数据有误，共 {len(errs)} 处问题", errs)
+    if isinstance(exc, UnknownBenefit):
+        return error_response(422, str(exc), [{"path": "benefits", "message": str(exc)}])
+    if isinstance(exc, DBAPIError):
+        if isinstance(exc, OperationalError) or exc.connection_invalidated:
+            log.error("storage failure: %s", exc)
+            return error_response(503, STORAGE_DOWN.format(reason=storage_reason(exc)), headers={"Retry-After": "30"})
+        log.exception("database error")
+        return error_response(500)
+    if isinstance(exc, EngineError):
+        log.exception("rule engine failure")
+        return error_response(500, ENGINE_FAILED)
     return None
-
-
-def problems_of(exc: BaseException, prefix: str = "") -> list[dict]:
-    """Field problems carried by a domain/profile exception: objects with .path/.message or tuples/dicts."""
-    raw = getattr(exc, "problems", None) or getattr(exc, "errors", None) or []
-    if callable(raw):
-        raw = raw()
-    out = []
-    for p in raw:
-        extra = {}
-        if hasattr(p, "to_dict"):
-            extra = {k: v for k, v in p.to_dict().items() if k in ("sheet", "row", "column")}
-            path, msg = getattr(p, "path", ""), getattr(p, "message", str(p))
-            if not path and extra:
-                path = "".join([f"{extra['sheet']}!" if extra.get("sheet") else "",
-                                f"第{extra['row']}行" if extra.get("row") is not None else "",
-                                f"[{extra['column']}]" if extra.get("column") else ""])
-        elif isinstance(p, dict):
-            path, msg = p.get("path", ""), p.get("message", p.get("msg", ""))
-        elif isinstance(p, (tuple, list)) and len(p) == 2:
-            path, msg = p
-        else:
-            path, msg = getattr(p, "path", ""), getattr(p, "message", str(p))
-        path = str(path or "")
-        if prefix and not path.startswith(prefix):
-            path = prefix + ("." + path if path and not path.startswith("[") else path)
-        out.append({"path": path or prefix or "(请求体)", "message": str(msg), **extra})
-    return out
-
-
-def domain_error_response(exc: BaseException, status: int, prefix: str = "") -> JSONResponse:
-    detail = str(exc) if exc.args and isinstance(exc.args[0], str) and exc.args[0] else None
-    errs = problems_of(exc, prefix) if status == 422 else []
-    if status == 422 and not detail:
-        detail = f"提交的数据有误，共 {len(errs)} 处问题" if errs else None
-    resp = error_response(status, detail, errs)
-    report = getattr(exc, "report", None)
-    if report is not None and hasattr(report, "to_dict"):
-        import json
-        body = json.loads(resp.body)
-        body["report"] = report.to_dict()
-        resp = JSONResponse(body, status_code=status)
-    return resp
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -132,24 +135,22 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
-        errs = [{"path": loc_to_path(e.get("loc", ())), "message": chinese_message(e)}
-                for e in exc.errors()]
+        errs = [{"path": loc_to_path(e.get("loc", ())), "message": pydantic_message(e)} for e in exc.errors()]
         return error_response(422, f"提交的数据有误，共 {len(errs)} 处问题", errs)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        detail = exc.detail if isinstance(exc.detail, str) and _is_chinese(exc.detail) else None
+        detail = exc.detail if isinstance(exc.detail, str) and any("\u4e00" <= c <= "\u9fff" for c in exc.detail) \
+            else None
         return error_response(exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+    async def _domain(request: Request, exc: Exception):
+        return domain_response(exc)
+
+    for cls in (NotFound, Conflict, ValidationFailed, ProfileError, UnknownBenefit, DBAPIError, EngineError):
+        app.add_exception_handler(cls, _domain)
 
     @app.exception_handler(Exception)
     async def _catch_all(request: Request, exc: Exception):
-        status = _domain_status(exc)
-        if status is not None:
-            prefix = "profile" if type(exc).__name__ == "ProfileError" else ""
-            return domain_error_response(exc, status, prefix)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500)
-
-
-def _is_chinese(text: str) -> bool:
-    return any("\u4e00" <= ch <= "\u9fff" for ch in text)

@@ -1,4 +1,5 @@
-"""Request limits: body size while streaming (413), JSON content type, encoding and shape.
+"""Request limits and headers: body size while streaming (413), NUL in paths and queries (404),
+security headers on every response, JSON content type, encoding and shape.
 
 Size is enforced by a plain ASGI middleware before any parsing. JSON routes use `JsonRoute`,
 which decodes and parses the body once under structural limits (depth, keys per object) and
@@ -13,8 +14,15 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.errors import ApiError, domain_error_response, error_body, _domain_status
+from urllib.parse import unquote_to_bytes
+
+from api.errors import ApiError, error_body
 from api.settings import Settings
+
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+       "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-frame-options", b"DENY"),
+                    (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin")]
 
 
 class BodyTooLarge(Exception):
@@ -22,7 +30,9 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimitMiddleware:
-    """Refuse bodies over the limit from Content-Length, or while streaming for chunked bodies."""
+    """Refuse bodies over the limit from Content-Length, or while streaming for chunked bodies
+    (also when a framework turned the interruption into a 400); 404 for a NUL in the path or
+    query; security headers on every response."""
 
     def __init__(self, app, settings: Settings):
         self.app = app
@@ -35,9 +45,26 @@ class BodyLimitMiddleware:
         return self.settings.max_body_bytes
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        outer = send
+
+        async def secure_send(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                message = {**message, "headers": headers + [h for h in SECURITY_HEADERS if h[0] not in present]}
+            await outer(message)
+
+        if "\x00" in scope.get("path", "") or b"\x00" in unquote_to_bytes(scope.get("query_string", b"")):
+            await _send_json(secure_send, 404, "未找到")
+            return
+
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, secure_send)
+            return
+        send = secure_send
         limit = self._limit_for(scope)
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
@@ -50,19 +77,25 @@ class BodyLimitMiddleware:
                     await _send_json(send, 413, _too_large(limit))
                     return
         received = 0
-        started = False
+        started = exceeded = False
 
         async def limited_receive():
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    exceeded = True
                     raise BodyTooLarge()
             return message
 
         async def tracking_send(message):
             nonlocal started
+            if exceeded:        # the app answered (e.g. 400 "error parsing the body"): it is a 413
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await _send_json(send, 413, _too_large(limit))
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
@@ -197,13 +230,6 @@ class JsonRoute(APIRoute):
                     settings: Settings = request.app.state.settings
                     request._json = parse_json_limited(
                         body, settings.max_json_depth, settings.max_object_keys)
-            try:
-                return await original(request)
-            except Exception as exc:
-                status = _domain_status(exc)
-                if status is None:
-                    raise
-                prefix = "profile" if type(exc).__name__ == "ProfileError" else ""
-                return domain_error_response(exc, status, prefix)
+            return await original(request)
 
         return handler

@@ -1,206 +1,327 @@
-"""Staff endpoints (Bearer token). Each route: auth, parse, one store call in the threadpool."""
+"""Staff endpoints (Bearer token). Each route: authenticate, parse, one store call in the
+threadpool; long work is submitted as a background job (202 with the job's id)."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
-from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from api import domain
-from api.auth import require_admin, require_staff
 from api.errors import ApiError
 from api.limits import JsonRoute
-from api.schemas import (ApplicationCreate, NoticeRequest, TokenCreate, WindowCreate,
-                         error_responses)
-from api.services import check_profile_limits
+from api.schemas import (ApplicationCreate, CloseRequest, ImpactRequest, MaterialReview, NoticeRequest, Objection,
+                         ReviewRequest, TokenCreate, WindowCreate, error_responses)
+from api.security import Staff, require_admin, require_staff
+from notices.service import NoticeService
+from store import applications, awards, cases, exports, jobs, tokens
+from store import windows as W
+from store.cases import ApplicationDetail
+from store.intake import template_bytes
+from store.jobs import JobView
+from store.tasks import stash_upload
+from store.tokens import TokenView
+from store.views import AwardList, ApplicationRow, Submitted, WindowView
 
-router = APIRouter(route_class=JsonRoute)
-
-AUTH_ERRORS = error_responses(401, 403)
-WINDOW_EXAMPLE = {"id": "2026-H1", "label": "2026年上半年集中申报", "opens_on": "2026-03-01",
-                  "closes_on": "2026-03-31", "as_of": "2026-03-31", "coverage_from": "2025-07-01",
-                  "coverage_to": "2025-12-31", "amounts": {}, "state": "open"}
-COUNTS_EXAMPLE = {"window_id": "2026-H1", "counts": {"eligible": 12, "ineligible": 5,
-                                                     "needs_info": 3, "not_in_force": 0}}
-
-
-def _rt(request: Request):
-    return request.app.state.runtime
-
-
-async def _call(request: Request, name: str, *args) -> Any:
-    fn = getattr(domain, name)
-    return domain.plain(await run_in_threadpool(fn, _rt(request), *args))
+router = APIRouter(route_class=JsonRoute, tags=["工作人员"])
+AUTH = error_responses(401, 403)
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def _example(ex) -> dict:
-    return {200: {"content": {"application/json": {"example": ex}}}}
+class JobRef(BaseModel):
+    job_id: str
 
 
-@router.post("/v1/windows", status_code=201, summary="新建申报批次", tags=["工作人员"],
-             description="新建一个集中申报批次（每半年一次）。编号重复返回 409。",
-             responses={201: {"content": {"application/json": {"example": WINDOW_EXAMPLE}}},
-                        **AUTH_ERRORS, **error_responses(409, 422)})
-async def create_window(body: WindowCreate, request: Request, role: str = Depends(require_staff)):
-    data = body.model_dump(exclude_none=True)
-    result = await _call(request, "open_window", data, f"token:{role}")
-    return JSONResponse(result, status_code=201)
+class ApplicationPage(BaseModel):
+    total: int
+    items: list[ApplicationRow]
 
 
-@router.get("/v1/windows", summary="申报批次列表", tags=["工作人员"],
-            responses={**_example([WINDOW_EXAMPLE]), **AUTH_ERRORS})
-async def list_windows(request: Request, role: str = Depends(require_staff)):
-    return await _call(request, "list_windows")
+class TokenCreated(BaseModel):
+    token: TokenView
+    value: str
 
 
-@router.get("/v1/windows/{window_id}", summary="申报批次详情", tags=["工作人员"],
-            description="批次信息、各状态的判定数量、按类别的拟支持金额合计。",
-            responses={**_example(WINDOW_EXAMPLE), **AUTH_ERRORS, **error_responses(404)})
-async def get_window(window_id: str, request: Request, role: str = Depends(require_staff)):
-    return await _call(request, "get_window", window_id)
+def _db(request: Request):
+    return request.app.state.runtime.db
 
 
-@router.post("/v1/windows/{window_id}/applications", status_code=201, summary="受理一份申报",
-             tags=["工作人员"],
-             description="受理企业申报（画像 + 申报的注册证编号），返回申报编号和一次性查询码"
-                         "（只显示这一次）。批次不在受理期返回 409。",
-             responses={201: {"content": {"application/json": {"example": {
-                 "application_id": "A-2026-H1-000001", "access_code": "7KQ2-9XMD-4PLA"}}}},
-                 **AUTH_ERRORS, **error_responses(404, 409, 422)})
-async def submit_application(window_id: str, body: ApplicationCreate, request: Request,
-                             role: str = Depends(require_staff)):
-    check_profile_limits(body.profile, _rt(request))
-    result = await _call(request, "submit_application", window_id, body.profile, body.claims,
-                         f"token:{role}")
-    return JSONResponse(result, status_code=201)
-
-
-@router.post("/v1/windows/{window_id}/applications/import", summary="批量导入申报",
-             tags=["工作人员"],
-             description="上传 `.xlsx` 或 `.csv`（上限 20 MB），返回逐行报告。有无效行时整份文件不导入，"
-                         "除非 `skip_invalid=true`（只导入有效行）。",
-             responses={**_example({"imported": 2, "skipped": 1, "rows": [
-                 {"row": 2, "status": "imported", "application_id": "A-2026-H1-000002",
-                  "access_code": "…"},
-                 {"row": 4, "status": "invalid", "problems": [
-                     {"column": "统一社会信用代码", "message": "校验位不正确"}]}]}),
-                 **AUTH_ERRORS, **error_responses(404, 409, 413, 422)})
-async def import_applications(window_id: str, request: Request,
-                              file: UploadFile = File(..., description=".xlsx 或 .csv 文件"),
-                              skip_invalid: bool = Form(False, description="跳过无效行，只导入有效行"),
-                              role: str = Depends(require_staff)):
-    name = (file.filename or "").lower()
-    if not (name.endswith(".xlsx") or name.endswith(".csv")):
-        raise ApiError(422, "只接受 .xlsx 或 .csv 文件", [("file", "文件类型必须是 .xlsx 或 .csv")])
-    data = await file.read()
-    q = request.query_params.get("skip_invalid", "").lower() in ("1", "true", "yes")
-    return await _call(request, "import_applications", window_id, data, file.filename,
-                       skip_invalid or q, f"token:{role}")
-
-
-@router.post("/v1/windows/{window_id}/evaluate", summary="批量判定", tags=["工作人员"],
-             description="对批次内全部申报（及已知企业）逐项判定，返回各状态数量。可重复调用，结果不变。",
-             responses={**_example(COUNTS_EXAMPLE), **AUTH_ERRORS, **error_responses(404, 409)})
-async def evaluate_window(window_id: str, request: Request, role: str = Depends(require_staff)):
-    return await _call(request, "evaluate_window", window_id, f"token:{role}")
-
-
-@router.get("/v1/windows/{window_id}/decisions", summary="判定结果", tags=["工作人员"],
-            responses={**_example([{"application_id": "A-2026-H1-000001",
-                                    "uscc": "91512000MA62XY001U", "benefit_id": "device-registration-grant",
-                                    "subject": {"type": "certificate", "id": "川械注准20252170031"},
-                                    "status": "eligible", "amount_cny": 300000}]),
-                       **AUTH_ERRORS, **error_responses(404)})
-async def list_decisions(window_id: str, request: Request, role: str = Depends(require_staff),
-                         status: Optional[str] = Query(None, description="只看此状态")):
-    return await _call(request, "list_decisions", window_id, status)
-
-
-@router.get("/v1/windows/{window_id}/proactive", summary="免申即享名单", tags=["工作人员"],
-            description="系统已知、未申报但符合条件的企业（政策找企业）。",
-            responses={**_example([{"uscc": "91512000MA62XY001U", "name": "资阳示例口腔医疗器械有限公司",
-                                    "benefit_id": "device-registration-grant",
-                                    "subject_id": "川械注准20252170031", "amount_cny": 300000}]),
-                       **AUTH_ERRORS, **error_responses(404)})
-async def proactive(window_id: str, request: Request, role: str = Depends(require_staff)):
-    return await _call(request, "proactive", window_id)
-
-
-@router.post("/v1/windows/{window_id}/close", summary="关闭批次并生成拟支持名单", tags=["管理员"],
-             description="关闭批次，按台账生成拟支持名单和合计；已在任何批次获支持的对象不再重复支持。需 admin。",
-             responses={**_example({"window_id": "2026-H1", "awards": [
-                 {"benefit_id": "device-registration-grant", "subject_id": "川械注准20252170031",
-                  "uscc": "91512000MA62XY001U", "amount_cny": 300000}],
-                 "totals": {"count": 1, "amount_cny": 300000}}),
-                 **AUTH_ERRORS, **error_responses(404, 409)})
-async def close_window(window_id: str, request: Request, role: str = Depends(require_admin)):
-    return await _call(request, "close_window", window_id, f"token:{role}")
+async def _call(fn, *args, **kw):
+    return await run_in_threadpool(lambda: fn(*args, **kw))
 
 
 def _file(data: bytes, media_type: str, filename: str) -> Response:
-    return Response(data, media_type=media_type, headers={
-        "Content-Disposition": f"attachment; filename=\"{filename}\""})
+    from urllib.parse import quote
+    return Response(data, media_type=media_type,
+                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"})
 
 
-@router.get("/v1/windows/{window_id}/awards.xlsx", summary="下载拟支持名单（Excel）", tags=["工作人员"],
-            response_class=Response,
-            responses={200: {"content": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}},
-                       **AUTH_ERRORS, **error_responses(404, 409)})
-async def awards_xlsx(window_id: str, request: Request, role: str = Depends(require_staff)):
-    data = await run_in_threadpool(domain.export_awards, _rt(request), window_id, "xlsx")
-    return _file(data, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                 f"awards-{window_id}.xlsx")
+def _job(request: Request, kind: str, args: dict, who: Staff, lock: str | None) -> JSONResponse:
+    job_id = jobs.submit(_db(request), kind, {**args, "actor": who.actor}, actor=who.actor, lock_key=lock)
+    return JSONResponse({"job_id": job_id}, status_code=202)
 
 
-@router.get("/v1/windows/{window_id}/awards.csv", summary="下载拟支持名单（CSV）", tags=["工作人员"],
-            response_class=Response,
-            responses={200: {"content": {"text/csv": {}}}, **AUTH_ERRORS, **error_responses(404, 409)})
-async def awards_csv(window_id: str, request: Request, role: str = Depends(require_staff)):
-    data = await run_in_threadpool(domain.export_awards, _rt(request), window_id, "csv")
-    if isinstance(data, str):
-        data = data.encode("utf-8-sig")
-    return _file(data, "text/csv; charset=utf-8", f"awards-{window_id}.csv")
+# --- windows -------------------------------------------------------------------------------------
+@router.post("/v1/windows", status_code=201, summary="新建申报批次", response_model=WindowView,
+             description="新建一个集中申报批次（每半年一次）。编号重复返回 409。",
+             responses={**AUTH, **error_responses(409, 422)})
+async def create_window(body: WindowCreate, request: Request, who: Staff = Depends(require_staff)):
+    data = body.model_dump(exclude_none=True)
+    return await _call(W.open_window, _db(request), data.pop("id"), actor=who.actor, **data)
 
 
-@router.post("/v1/notices", summary="生成告知书", tags=["工作人员"],
-             description="为一份申报生成告知书：one_time 一次性告知书、award 拟支持通知、"
-                         "non_support 不予支持告知书、tax_self_assessment 税收优惠自评表；HTML 或 PDF。",
-             response_class=Response,
-             responses={200: {"content": {"text/html": {}, "application/pdf": {}}},
-                        **AUTH_ERRORS, **error_responses(404, 409, 422)})
-async def create_notice(body: NoticeRequest, request: Request, role: str = Depends(require_staff)):
-    data = await run_in_threadpool(domain.render_notice, _rt(request), body.application_id,
-                                   body.kind, body.format)
+@router.get("/v1/windows", summary="申报批次列表", response_model=list[WindowView], responses=AUTH)
+async def list_windows(request: Request, who: Staff = Depends(require_staff)):
+    return await _call(W.list_windows, _db(request))
+
+
+@router.get("/v1/windows/{window_id}", summary="申报批次详情", response_model=WindowView,
+            description="批次信息与计数：各办理状态的申报数、资金支持判定结论（不含税收优惠）、已兑现金额。",
+            responses={**AUTH, **error_responses(404)})
+async def get_window(window_id: str, request: Request, who: Staff = Depends(require_staff)):
+    return await _call(W.get_window, _db(request), window_id)
+
+
+@router.post("/v1/windows/{window_id}/applications", status_code=201, summary="受理一份申报",
+             response_model=Submitted,
+             description="受理期内受理一家企业的申报，返回申报编号和查询码（只返回这一次）。受理期外返回 409，"
+                         "写明受理期。同一企业再次提交（判定前）会更新申报并发放新的查询码。",
+             responses={**AUTH, **error_responses(404, 409, 422)})
+async def submit_application(window_id: str, body: ApplicationCreate, request: Request,
+                             who: Staff = Depends(require_staff)):
+    return await _call(applications.submit_application, _db(request), window_id, body.profile, body.claims,
+                       "api", actor=who.actor)
+
+
+@router.post("/v1/windows/{window_id}/applications/import", status_code=202, summary="批量导入申报（后台任务）",
+             response_model=JobRef,
+             description="上传 .xlsx 或 .csv（模板见 /v1/import-template.xlsx）。后台导入，进度和逐行报告见任务；"
+                         "文件有错误时不导入任何数据，除非 skip_invalid=true。新受理申报的查询码作为任务文件提供。",
+             responses={**AUTH, **error_responses(404, 409, 413, 422)})
+async def import_applications(window_id: str, request: Request, file: UploadFile = File(...),
+                              skip_invalid: bool = Form(False), who: Staff = Depends(require_staff)):
+    await _call(W.get_window, _db(request), window_id)
+    path = stash_upload(await file.read(), file.filename or "upload.xlsx")
+    return _job(request, "applications.import", {"window_id": window_id, "path": path,
+                                                 "filename": (file.filename or "upload.xlsx")[:200],
+                                                 "skip_invalid": skip_invalid}, who, f"import:{window_id}")
+
+
+@router.post("/v1/registry/import", status_code=202, summary="导入企业名录（免申即享，后台任务）", response_model=JobRef,
+             description="导入园区已知企业（不产生申报），批量判定时一并判定，用于免申即享名单。",
+             responses={**AUTH, **error_responses(413, 422)})
+async def import_registry(request: Request, file: UploadFile = File(...), skip_invalid: bool = Form(False),
+                          who: Staff = Depends(require_staff)):
+    path = stash_upload(await file.read(), file.filename or "registry.xlsx")
+    return _job(request, "applications.import", {"window_id": None, "path": path,
+                                                 "filename": (file.filename or "registry.xlsx")[:200],
+                                                 "skip_invalid": skip_invalid}, who, "import:registry")
+
+
+@router.get("/v1/import-template.xlsx", summary="下载导入模板", responses=AUTH)
+async def import_template(request: Request, who: Staff = Depends(require_staff)):
+    ev = request.app.state.runtime.evaluator
+    return _file(await _call(template_bytes, ev.registry), XLSX, "申报导入模板.xlsx")
+
+
+@router.post("/v1/windows/{window_id}/evaluate", status_code=202, summary="批量判定（后台任务）",
+             response_model=JobRef,
+             description="判定批次的全部申报和已知企业（免申即享）。后台运行，可中断、可续跑；同一批次同时只运行一个。",
+             responses={**AUTH, **error_responses(404, 409)})
+async def evaluate(window_id: str, request: Request, who: Staff = Depends(require_staff)):
+    await _call(W.get_window, _db(request), window_id)
+    return _job(request, "window.evaluate", {"window_id": window_id}, who, f"window:{window_id}")
+
+
+@router.get("/v1/windows/{window_id}/applications", summary="申报列表", response_model=ApplicationPage,
+            description="按企业名称、信用代码或申报编号搜索，按办理状态、判定结论、管理类别、待补正、是否已复核筛选。",
+            responses={**AUTH, **error_responses(404)})
+async def list_applications(window_id: str, request: Request, q: Optional[str] = Query(None, max_length=60),
+                            state: Optional[str] = Query(None, max_length=16),
+                            status: Optional[str] = Query(None, max_length=16),
+                            device_class: Optional[str] = Query(None, max_length=4),
+                            correction_pending: Optional[bool] = None, reviewed: Optional[bool] = None,
+                            limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+                            who: Staff = Depends(require_staff)):
+    total, items = await _call(applications.list_applications, _db(request), window_id, q=q, state=state,
+                               status=status, device_class=device_class, correction_pending=correction_pending,
+                               reviewed=reviewed, limit=limit, offset=offset)
+    return ApplicationPage(total=total, items=items)
+
+
+@router.get("/v1/windows/{window_id}/decisions", summary="资金支持判定结论", responses=AUTH)
+async def decisions(window_id: str, request: Request, who: Staff = Depends(require_staff)):
+    title, rows, totals = await _call(exports.decision_table, _db(request), window_id)
+    return {"title": title, "headers": exports.DECISION_HEADERS, "rows": rows}
+
+
+@router.post("/v1/windows/{window_id}/one-time-notices", summary="发出一次性告知书",
+             description="对已判定、资金支持事项未全部符合条件的申报发出一次性告知书（编号），并起算补正期限。",
+             responses={**AUTH, **error_responses(404, 409)})
+async def one_time_notices(window_id: str, request: Request, who: Staff = Depends(require_staff)):
+    return {"issued": await _call(cases.issue_one_time_notices, _db(request), window_id, actor=who.actor)}
+
+
+@router.get("/v1/windows/{window_id}/proactive", summary="免申即享名单",
+            description="未申报但符合资金支持条件的已知企业（不含税收优惠）。", responses={**AUTH, **error_responses(404, 409)})
+async def proactive(window_id: str, request: Request, who: Staff = Depends(require_staff)):
+    return await _call(awards.proactive, _db(request), window_id)
+
+
+@router.get("/v1/windows/{window_id}/awards", summary="拟支持名单 / 兑现名单", response_model=AwardList,
+            responses={**AUTH, **error_responses(404, 409)})
+async def award_list(window_id: str, request: Request, who: Staff = Depends(require_staff)):
+    return await _call(awards.list_awards, _db(request), window_id)
+
+
+@router.post("/v1/windows/{window_id}/publish", summary="公示拟支持名单", response_model=WindowView,
+             description="受理期结束、全部申报已按现行规则判定后，公示拟支持名单（公示期为批次设定的工作日数）。",
+             responses={**AUTH, **error_responses(404, 409)})
+async def publish(window_id: str, request: Request, who: Staff = Depends(require_staff)):
+    return await _call(awards.publish, _db(request), window_id, actor=who.actor)
+
+
+@router.get("/v1/windows/{window_id}/close", summary="关闭前确认", responses={**AUTH, **error_responses(404)},
+            description="关闭将做什么：兑现项数与金额、不予支持告知书份数、是否需要提前关闭理由。")
+async def close_preview(window_id: str, request: Request, who: Staff = Depends(require_admin)):
+    return await _call(awards.close_preview, _db(request), window_id)
+
+
+@router.post("/v1/windows/{window_id}/close", summary="关闭批次并兑现", tags=["管理员"],
+             description="公示期满后关闭：拟支持名单写入兑现台账（同一注册证只支持一次），对资金支持事项最终不符合"
+                         "条件的申报发出不予支持告知书。公示期未满须写明提前关闭理由。不可撤销。",
+             responses={**AUTH, **error_responses(404, 409, 422)})
+async def close(window_id: str, request: Request, body: CloseRequest | None = None,
+                who: Staff = Depends(require_admin)):
+    res = await _call(awards.close_window, _db(request), window_id, actor=who.actor,
+                      reason=body.reason if body else None)
+    request.app.state.runtime.invalidate_ledger()
+    return {"window_id": res.window_id, "awards": [a.model_dump(mode="json") for a in res.awards],
+            "already_awarded": res.already_awarded, "non_support_notices": len(res.refused),
+            "totals": res.totals.model_dump(mode="json")}
+
+
+@router.get("/v1/windows/{window_id}/awards.xlsx", summary="下载拟支持名单（Excel）", responses=AUTH)
+async def awards_xlsx(window_id: str, request: Request, who: Staff = Depends(require_staff)):
+    return _file(await _call(exports.export_awards, _db(request), window_id, "xlsx"), XLSX, f"拟支持名单-{window_id}.xlsx")
+
+
+@router.get("/v1/windows/{window_id}/awards.csv", summary="下载拟支持名单（CSV）", responses=AUTH)
+async def awards_csv(window_id: str, request: Request, who: Staff = Depends(require_staff)):
+    return _file(await _call(exports.export_awards, _db(request), window_id, "csv"), "text/csv; charset=utf-8",
+                 f"拟支持名单-{window_id}.csv")
+
+
+@router.post("/v1/windows/{window_id}/replay", status_code=202, summary="重放核验（后台任务）", tags=["管理员"],
+             response_model=JobRef, description="按存档的规则版本和画像重新判定批次的全部判定，报告任何差异。",
+             responses={**AUTH, **error_responses(404)})
+async def replay(window_id: str, request: Request, who: Staff = Depends(require_admin)):
+    await _call(W.get_window, _db(request), window_id)
+    return _job(request, "window.replay", {"window_id": window_id}, who, f"replay:{window_id}")
+
+
+@router.post("/v1/windows/{window_id}/impact", status_code=202, summary="规则变化影响分析（后台任务）",
+             response_model=JobRef,
+             description="用另一套规则目录（或另一个判定日期）判定本批次的申报，列出每一项会改变的判定（结论、条件、金额差额），"
+                         "结果可下载 Excel。", responses={**AUTH, **error_responses(404)})
+async def impact(window_id: str, body: ImpactRequest, request: Request, who: Staff = Depends(require_staff)):
+    await _call(W.get_window, _db(request), window_id)
+    return _job(request, "window.impact", {"window_id": window_id, "rules_dir": body.rules_dir,
+                                           "as_of": body.as_of.isoformat() if body.as_of else None},
+                who, f"impact:{window_id}")
+
+
+@router.post("/v1/windows/{window_id}/notices", status_code=202, summary="批量生成告知书（后台任务）",
+             response_model=JobRef, description="生成批次全部告知书（PDF，按企业和文书命名），打包为 zip 供下载。",
+             responses={**AUTH, **error_responses(404)})
+async def notice_bundle(window_id: str, request: Request, html: bool = False, who: Staff = Depends(require_staff)):
+    await _call(W.get_window, _db(request), window_id)
+    return _job(request, "notices.bundle", {"window_id": window_id, "html": html}, who, f"notices:{window_id}")
+
+
+# --- one application ------------------------------------------------------------------------------
+@router.get("/v1/applications/{application_id}/detail", summary="申报详情（工作人员）", response_model=ApplicationDetail,
+            responses={**AUTH, **error_responses(404)})
+async def application_detail(application_id: str, request: Request, who: Staff = Depends(require_staff)):
+    return await _call(cases.detail, _db(request), application_id)
+
+
+@router.post("/v1/applications/{application_id}/reviews", summary="复核一项判定", status_code=204,
+             description="维持规则引擎的判定，或写明理由改变它；两者都记录经办人和时间。版本已变（他人先操作）返回 409。",
+             responses={**AUTH, **error_responses(404, 409, 422)})
+async def review(application_id: str, body: ReviewRequest, request: Request, who: Staff = Depends(require_staff)):
+    await _call(cases.review, _db(request), application_id, body.benefit_id, body.subject_id, body.action,
+                body.status, body.reason, actor=who.actor, revision=body.revision)
+    return Response(status_code=204)
+
+
+@router.post("/v1/applications/{application_id}/materials/{material_pk}/review", status_code=204,
+             summary="审核上传的材料", responses={**AUTH, **error_responses(404, 409, 422)})
+async def review_material(application_id: str, material_pk: int, body: MaterialReview, request: Request,
+                          who: Staff = Depends(require_staff)):
+    await _call(cases.review_material, _db(request), application_id, material_pk, body.accept, body.reason,
+                actor=who.actor, revision=body.revision)
+    return Response(status_code=204)
+
+
+@router.get("/v1/applications/{application_id}/materials/{material_pk}", summary="下载上传的材料", responses=AUTH)
+async def material_file(application_id: str, material_pk: int, request: Request, who: Staff = Depends(require_staff)):
+    m, data = await _call(cases.material_file, _db(request), application_id, material_pk)
+    return _file(data, m.content_type, m.filename)
+
+
+@router.post("/v1/applications/{application_id}/objections", status_code=204, summary="登记公示期异议",
+             responses={**AUTH, **error_responses(404, 409, 422)})
+async def objection(application_id: str, body: Objection, request: Request, who: Staff = Depends(require_staff)):
+    await _call(cases.raise_objection, _db(request), application_id, body.text, actor=who.actor)
+    return Response(status_code=204)
+
+
+@router.post("/v1/notices", summary="生成告知书", description="一份申报的一种告知书（HTML 或 PDF）。",
+             responses={**AUTH, **error_responses(404, 409, 422)})
+async def notice(body: NoticeRequest, request: Request, who: Staff = Depends(require_staff)):
+    svc: NoticeService = request.app.state.notices
+    doc = await _call(svc.render, body.application_id, body.kind, fmt=body.format)
     if body.format == "pdf":
-        return Response(data, media_type="application/pdf")
-    return Response(data, media_type="text/html; charset=utf-8")
+        return _file(doc.data, "application/pdf", doc.filename)
+    return Response(doc.data, media_type="text/html; charset=utf-8")
 
 
-@router.get("/v1/windows/{window_id}/notices.zip", summary="下载批次全部告知书（zip）", tags=["工作人员"],
-            response_class=Response,
-            responses={200: {"content": {"application/zip": {}}}, **AUTH_ERRORS, **error_responses(404, 409)})
-async def notices_zip(window_id: str, request: Request, role: str = Depends(require_staff)):
-    data = await run_in_threadpool(domain.notices_zip, _rt(request), window_id)
-    return _file(data, "application/zip", f"notices-{window_id}.zip")
+# --- jobs and tokens -----------------------------------------------------------------------------
+@router.get("/v1/jobs/{job_id}", summary="后台任务进度", response_model=JobView, responses={**AUTH, **error_responses(404)})
+async def job(job_id: str, request: Request, who: Staff = Depends(require_staff)):
+    return await _call(jobs.get, _db(request), job_id)
 
 
-@router.post("/v1/tokens", status_code=201, summary="新建令牌", tags=["管理员"],
-             description="生成工作人员令牌（只显示这一次，数据库只存其哈希）。需 admin。",
-             responses={201: {"content": {"application/json": {"example": {
-                 "role": "staff", "label": "受理窗口", "token": "yagu_…"}}}},
-                 **AUTH_ERRORS, **error_responses(422)})
-async def create_token(body: TokenCreate, request: Request, role: str = Depends(require_admin)):
-    from store.tokens import create_token as _create
-    token = await run_in_threadpool(_create, body.role, body.label or "", db=_rt(request).store,
-                                    actor=f"token:{role}")
-    return JSONResponse({"role": body.role, "label": body.label, "token": token}, status_code=201)
+@router.post("/v1/jobs/{job_id}/cancel", status_code=204, summary="取消后台任务", responses={**AUTH, **error_responses(404, 409)})
+async def cancel_job(job_id: str, request: Request, who: Staff = Depends(require_staff)):
+    await _call(jobs.cancel, _db(request), job_id)
+    return Response(status_code=204)
+
+
+@router.get("/v1/jobs/{job_id}/files/{name}", summary="下载任务产生的文件", responses={**AUTH, **error_responses(404)})
+async def job_file(job_id: str, name: str, request: Request, who: Staff = Depends(require_staff)):
+    media, data = await _call(jobs.file, _db(request), job_id, name)
+    return _file(data, media, name)
+
+
+@router.get("/v1/tokens", summary="令牌列表", tags=["管理员"], response_model=list[TokenView], responses=AUTH)
+async def list_tokens(request: Request, who: Staff = Depends(require_admin)):
+    return await _call(tokens.list_tokens, _db(request))
+
+
+@router.post("/v1/tokens", status_code=201, summary="新建令牌", tags=["管理员"], response_model=TokenCreated,
+             description="令牌明文只返回这一次；数据库只存其哈希。", responses={**AUTH, **error_responses(422)})
+async def create_token(body: TokenCreate, request: Request, who: Staff = Depends(require_admin)):
+    view, value = await _call(tokens.create_token, _db(request), body.role, body.label, actor=who.actor)
+    return TokenCreated(token=view, value=value)
 
 
 @router.delete("/v1/tokens/{token_id}", status_code=204, summary="吊销令牌", tags=["管理员"],
-               responses={**AUTH_ERRORS, **error_responses(404)})
-async def revoke_token(request: Request, token_id: int = Path(ge=1, le=2**62, description="令牌编号"),
-                       role: str = Depends(require_admin)):
-    from store.tokens import revoke_token as _revoke
-    await run_in_threadpool(_revoke, token_id, db=_rt(request).store, actor=f"token:{role}")
+               description="吊销后该令牌及其登录的控制台会话立即失效。", responses={**AUTH, **error_responses(404)})
+async def revoke_token(token_id: int, request: Request, who: Staff = Depends(require_admin)):
+    if token_id == who.token_id:
+        raise ApiError(409, "不能吊销正在使用的令牌")
+    await _call(tokens.revoke_token, _db(request), token_id, actor=who.actor)
     return Response(status_code=204)

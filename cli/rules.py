@@ -7,12 +7,16 @@ from pathlib import Path
 
 import click
 
+from engine import Evaluator, UnknownBenefit
+from engine.examples import run_examples
+from engine.loader import RuleLoadError, load_benefit_file, load_fields, load_rulebook, rules_dir
+from engine.profile import ProfileError, parse_profile
 from engine.vocabulary import KIND, OUTCOME, OUTCOME_MARK, PROVISIONAL_AMOUNT, money
-
+from store.awards import awarded_among
+from store.db import Database, database_url
 
 
 def _book(path: str | None):
-    from engine import RuleLoadError, load_rulebook
     try:
         return load_rulebook(path)
     except RuleLoadError as e:
@@ -26,19 +30,18 @@ def _print_problems(problems) -> None:
     click.echo(f"共 {len(problems)} 个问题，规则未加载。", err=True)
 
 
-def _ledger(use: bool | None, prof):
+def _ledger(use: bool | None, prof, registry):
     """This profile's entries in the configured store's award ledger; None (→ the criterion is
     unknown) when there is no store or it cannot answer."""
     if use is False:
         return None
-    from store.db import Database, database_url
-    from store.ledger import awarded_among
     url = database_url()
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
         return None
     db = Database(url)
     try:
-        return awarded_among(db, [r.certificate_no for r in (prof.device_registrations or [])])
+        subjects = [info.key_of(i) for info in registry.subjects.values() for i in getattr(prof, info.name) or []]
+        return awarded_among(db, subjects)
     finally:
         db.dispose()
 
@@ -64,7 +67,6 @@ def register(main: click.Group) -> None:
     @rules.command("validate", help="校验规则文件：一次列出全部问题（文件:行号: 说明）")
     @click.argument("path", required=False, type=click.Path(exists=True))
     def validate(path: str | None) -> None:
-        from engine.loader import load_benefit_file, load_fields, rules_dir
         target = Path(path) if path else rules_dir()
         if target.is_file():
             root = target.parent.parent
@@ -86,9 +88,6 @@ def register(main: click.Group) -> None:
     @click.option("--backend", type=click.Choice(["durable_rules", "interpreter"]), default="durable_rules",
                   show_default=True, help="判定引擎（interpreter 为纯 Python 参照语义）")
     def test(path: str | None, backend: str) -> None:
-        from engine import Evaluator
-        from engine.examples import run_examples
-        from engine.loader import rules_dir
         target = Path(path) if path else rules_dir()
         root = target.parent.parent if target.is_file() else target
         book = _book(str(root))
@@ -119,8 +118,6 @@ def register(main: click.Group) -> None:
     @click.option("--ledger/--no-ledger", default=None,
                   help="是否查询兑现台账（默认：数据库存在时查询；无法查询时“未获支持”一项为待补充）")
     def check(profile, as_of, benefits, as_json: bool, ledger) -> None:
-        from engine import Evaluator, UnknownBenefit
-        from engine.profile import ProfileError, parse_profile
         try:
             data = json.loads(profile.read().decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -137,7 +134,7 @@ def register(main: click.Group) -> None:
             raise SystemExit(1)
         try:
             resp = ev.evaluate(prof, as_of.date() if as_of else None, list(benefits) or None,
-                               awarded=_ledger(ledger, prof))
+                               awarded=_ledger(ledger, prof, ev.registry))
         except UnknownBenefit as e:
             raise click.ClickException(str(e))
         if as_json:

@@ -1,49 +1,67 @@
-"""`yagu serve` and `yagu token ...` commands."""
+"""`yagu serve` and `yagu token …`."""
+from __future__ import annotations
+
+import os
 import sys
 
 import click
+import uvicorn
+
+from api.settings import Settings
+from cli.common import db_handle, fail, run
+from notices.settings import SettingsError, load_settings
+from store import tokens
+from store.db import Database, masked
 
 
-def register(main):
-    """Attach this module's commands to the `yagu` group."""
-
-    @main.command("serve", help="启动 HTTP 服务（网页、接口文档 /docs）。数据库取自 YAGU_DATABASE_URL，默认 ./yagu.db")
+def register(main: click.Group) -> None:
+    @main.command("serve", help="启动 HTTP 服务（网页、接口、接口文档 /docs）。数据库取自 YAGU_DATABASE_URL，"
+                                "默认为数据目录（YAGU_DATA_DIR，默认 ~/.local/share/yagu）中的 yagu.db")
     @click.option("--host", default="127.0.0.1", show_default=True, help="监听地址")
-    @click.option("--port", default=8000, show_default=True, type=int, help="监听端口")
-    @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
-                  help="工作进程数")
+    @click.option("--port", default=int(os.environ.get("PORT") or 8000), show_default=True, type=int,
+                  help="监听端口（也可用环境变量 PORT）")
+    @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="HTTP 工作进程数")
     @click.option("--log-level", default="info", show_default=True,
-                  type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+                  type=click.Choice(["critical", "error", "warning", "info", "debug"]), help="日志级别")
     def serve(host, port, workers, log_level):
-        import uvicorn
-
-        from api.settings import Settings
-        from store.db import Database
-
         settings = Settings()
-        # Migrate once here, not in every worker process.
         try:
-            Database(settings.database_url).upgrade()
-        except Exception as e:  # a clear message instead of a trace
-            raise click.ClickException(f"数据库迁移失败（{settings.database_url}）：{e}")
-        click.echo(f"牙谷惠企政策服务：http://{host}:{port}/　接口文档：http://{host}:{port}/docs", err=True)
+            Database(settings.database_url).upgrade()       # once here, not in every worker process
+        except Exception as e:  # noqa: BLE001 — one line, not a trace
+            fail(f"数据库 {masked(settings.database_url)} 不可用或不可写：{str(e).splitlines()[0][:200]}")
+        try:
+            unset = load_settings().unset()
+        except SettingsError as e:
+            fail(str(e))
+        if unset:
+            click.secho(f"提示：文书设置尚未填写：{'、'.join(unset)}（rules/notice-settings.yaml，或 YAGU_NOTICE_SETTINGS "
+                        "指向的文件）；填写前不能出具正式告知书，自测不受影响。", fg="yellow", err=True)
+        click.echo(f"牙谷惠企政策服务：http://{host}:{port}/　接口文档：http://{host}:{port}/docs　"
+                   f"数据库：{masked(settings.database_url)}", err=True)
         uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, log_level=log_level,
                     proxy_headers=False, server_header=False, access_log=log_level == "debug")
 
-    @main.group("token", help="工作人员令牌")
+    @main.group("token", help="工作人员令牌：新建、列出、吊销")
     def token():
         pass
 
     @token.command("create", help="新建令牌；令牌只显示这一次（最后一行），数据库只存其哈希")
-    @click.option("--role", required=True, type=click.Choice(["staff", "admin"]), help="角色")
-    @click.option("--label", default="", help="备注，例如使用人")
+    @click.option("--role", required=True, type=click.Choice(list(tokens.ROLES)), help="角色：staff 经办人员，admin 管理员")
+    @click.option("--label", default="命令行建立", show_default=True, help="用途说明，例如使用人")
     def token_create(role, label):
-        from store.db import default_database
-        from store.tokens import create_token
-
-        db = default_database()
-        db.upgrade()
-        value = create_token(role, label, db=db, actor="cli")
-        click.echo(f"已创建{'管理员' if role == 'admin' else '经办人员'}令牌（只显示这一次，请妥善保存）：", err=True)
+        view, value = run(tokens.create_token, db_handle(), role, label, actor="命令行")
+        click.echo(f"已建立{view.role_text}令牌（编号 {view.id}，只显示这一次，请妥善保存）：", err=True)
         click.echo(value)
         sys.stdout.flush()
+
+    @token.command("list", help="列出令牌（不显示令牌本身）")
+    def token_list():
+        for t in run(tokens.list_tokens, db_handle()):
+            state = f"已吊销 {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "有效"
+            click.echo(f"{t.id:4}  {t.role_text}  {t.label}  建立于 {t.created_at:%Y-%m-%d}  {state}")
+
+    @token.command("revoke", help="吊销令牌（它登录的控制台会话立即失效）")
+    @click.argument("token_id", type=int)
+    def token_revoke(token_id):
+        run(tokens.revoke_token, db_handle(), token_id, actor="命令行")
+        click.echo(f"令牌 {token_id} 已吊销")

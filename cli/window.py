@@ -1,296 +1,320 @@
-"""`yagu window ...` (semiannual application windows) and `yagu db ...` (schema, tokens)."""
+"""`yagu window …`: the semiannual window from the command line (open, import, judge, 一次告知,
+公示, close, exports, replay, impact) and `yagu db upgrade`, `yagu jobs …`, `yagu worker`.
+
+Long work runs as a background job (store.jobs); the command follows it with a progress bar
+and runs it itself unless a worker takes it (PostgreSQL with `yagu worker`).
+"""
 from __future__ import annotations
 
-import csv
-import json
 import sys
-from datetime import datetime
 from pathlib import Path
 
 import click
 
-
-def _db():
-    from store.db import Database
-
-    db = Database()
-    db.upgrade()  # idempotent; a fresh working directory gets its schema on first use
-    return db
-
-
-def _fail(exc: Exception) -> None:
-    from store.errors import StoreError
-
-    msg = exc.message if isinstance(exc, StoreError) else str(exc)
-    click.secho(f"错误：{msg}", fg="red", err=True)
-    sys.exit(1)
-
-
-def _run(fn, *a, **kw):
-    from store.errors import StoreError
-
-    try:
-        return fn(*a, **kw)
-    except StoreError as e:
-        _fail(e)
-    except ValueError as e:
-        _fail(e)
-
-
-def _money(v) -> str:
-    return "—" if v is None else f"{v:,.2f}"
+from cli.common import db_handle, fail, money, run
+from engine.vocabulary import STATUS
+from store import applications, awards, cases, exports, jobs
+from store import windows as W
+from store.intake import template_bytes
+from store.paths import private_dir, write_private
+from store.rulesets import current
+from store.tasks import stash_upload
+import notices.service  # noqa: F401 — registers the notices.bundle job kind (run here by `follow`)
 
 
 def register(main: click.Group) -> None:
     main.add_command(window)
     main.add_command(db_group)
+    main.add_command(jobs_group)
+    main.add_command(worker)
 
 
-@click.group("window", help="一年两次集中申报窗口：开设、导入、评估、免申即享、关闭、导出")
+def follow(db, job_id: str) -> jobs.JobView:
+    """Run the job here if no worker has taken it, showing its progress; its final state."""
+    with click.progressbar(length=1, label="进行中", file=sys.stderr, show_eta=False) as bar:
+        def show(v: jobs.JobView) -> None:
+            bar.length = max(v.total, 1)
+            bar.update(v.done - bar.pos)
+            bar.label = v.message or v.state_text
+        jobs.run_pending(db)
+        v = jobs.wait(db, job_id, on_progress=show, poll=0.5)
+    if v.state == "failed":
+        fail(f"任务失败：{v.error}")
+    if v.state == "cancelled":
+        fail("任务已取消")
+    return v
+
+
+def submit_and_follow(db, kind: str, args: dict, lock: str, actor: str, wait: bool) -> jobs.JobView | None:
+    job_id = run(jobs.submit, db, kind, {**args, "actor": actor}, actor=actor, lock_key=lock)
+    if not wait:
+        click.echo(f"已提交后台任务 {job_id}；查看进度：yagu jobs show {job_id}")
+        return None
+    return follow(db, job_id)
+
+
+ACTOR = "命令行"
+
+
+@click.group("window", help="一年两次集中申报：开设批次、导入、判定、一次告知、公示、关闭兑现、导出、重放核验、影响分析")
 def window() -> None:
     pass
 
 
-@window.command("open", help="开设申报窗口，例如：yagu window open 2026-H1 --opens 2026-03-01 --closes 2026-03-31")
+@window.command("open", help="开设申报批次，例如：yagu window open 2026-H1（有默认日历的编号可省略日期）")
 @click.argument("window_id")
-@click.option("--opens", "opens_on", help="受理开始日期 YYYY-MM-DD（2026-H1 等编号可省略，取 rules/windows.yaml）")
+@click.option("--opens", "opens_on", help="受理开始日期 YYYY-MM-DD")
 @click.option("--closes", "closes_on", help="受理截止日期 YYYY-MM-DD")
-@click.option("--as-of", "as_of", help="评估基准日（默认为截止日期）")
-@click.option("--coverage-from", help="覆盖期开始（证书取得日期的起点）")
+@click.option("--as-of", "as_of", help="判定日期（默认受理截止日期）")
+@click.option("--coverage-from", help="覆盖期开始（注册证取得日期的起点）")
 @click.option("--coverage-to", help="覆盖期结束")
-@click.option("--label", help="窗口名称")
-@click.option("--amounts", type=click.Path(exists=True, dir_okay=False), help="本批次参数 JSON 文件 {参数名: 取值}，如 {\"grant_amounts\": {...}}，覆盖规则中的参考值")
-def window_open(window_id, opens_on, closes_on, as_of, coverage_from, coverage_to, label, amounts):
-    from store.windows import open_window
-
-    amt = None
-    if amounts:
-        try:
-            amt = json.loads(Path(amounts).read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            _fail(ValueError(f"{amounts}：不是有效的 JSON（{e}）"))
-    w = _run(open_window, _db(), window_id, opens_on=opens_on, closes_on=closes_on, as_of=as_of,
-             coverage_from=coverage_from, coverage_to=coverage_to, amounts=amt, label=label)
-    click.echo(f"已开设申报窗口 {w['id']}（{w['label']}）")
-    click.echo(f"  受理期：{w['opens_on']} 至 {w['closes_on']}；评估基准日：{w['as_of']}")
-    click.echo(f"  覆盖期：{w['coverage_from'] or '—'} 至 {w['coverage_to'] or '—'}")
-    if w["amounts"]:
-        click.echo(f"  金额覆盖：{json.dumps(w['amounts'], ensure_ascii=False)}")
+@click.option("--label", help="批次名称")
+@click.option("--correction-workdays", type=int, help="补正期限（工作日，默认见 rules/workdays/service-limits.yaml）")
+@click.option("--publicity-workdays", type=int, help="公示期（工作日）")
+@click.option("--amounts", help="本批次通知确定的参数，JSON，例如 '{\"grant_amounts\": {...}}'")
+def window_open(window_id, opens_on, closes_on, as_of, coverage_from, coverage_to, label, correction_workdays,
+                publicity_workdays, amounts):
+    import json
+    try:
+        parsed = json.loads(amounts) if amounts else None
+    except json.JSONDecodeError as e:
+        fail(f"--amounts 不是有效的 JSON：第 {e.lineno} 行第 {e.colno} 列")
+    w = run(W.open_window, db_handle(), window_id, opens_on=opens_on, closes_on=closes_on, as_of=as_of,
+            coverage_from=coverage_from, coverage_to=coverage_to, label=label, amounts=parsed,
+            correction_workdays=correction_workdays, publicity_workdays=publicity_workdays, actor=ACTOR)
+    click.echo(f"已开设 {w.id}（{w.label}）：受理 {w.opens_on} 至 {w.closes_on}，判定日期 {w.as_of}，"
+               f"覆盖 {w.coverage_from} 至 {w.coverage_to}")
 
 
-@window.command("list", help="列出申报窗口")
+@window.command("list", help="列出申报批次")
 def window_list():
-    from store.windows import STATE_NAMES, list_windows
-
-    ws = _run(list_windows, _db())
-    if not ws:
-        click.echo("尚无申报窗口。用 yagu window open 开设。")
-        return
-    for w in ws:
-        d = w["decisions"]
-        click.echo(f"{w['id']}  {w['label']}  {w['opens_on']}～{w['closes_on']}  "
-                   f"{STATE_NAMES.get(w['state'], w['state'])}  申报 {w['applications']} 家  "
-                   f"符合 {d.get('eligible', 0)} 项  兑现 {w['awards']} 项 {_money(w['awards_total_cny'])} 元")
+    for w in run(W.list_windows, db_handle()):
+        c = w.counts
+        decided = "，".join(f"{STATUS[s]} {n}" for s, n in c.grant_decisions.items()) or "未判定"
+        click.echo(f"{w.id:10} {w.state_text:4} {w.label}  受理 {w.opens_on}～{w.closes_on}  申报 {c.applications} 份  "
+                   f"资金支持：{decided}  已兑现 {c.awards} 项 {money(c.awards_total_cny)}")
 
 
-@window.command("template", help="生成导入模板（.xlsx 或 .csv，按文件扩展名）")
-@click.argument("out", type=click.Path(dir_okay=False))
+@window.command("template", help="生成导入模板（中文列名，示例在“填写示例”工作表，不会被导入）")
+@click.argument("out", type=click.Path(dir_okay=False, writable=True))
 def window_template(out):
-    from store.intake import SHEET_EXAMPLE, template_bytes
-    from store.windows import get_evaluator
-
     fmt = "csv" if out.lower().endswith(".csv") else "xlsx"
-    Path(out).write_bytes(template_bytes(get_evaluator().registry, fmt))
+    Path(out).write_bytes(template_bytes(current().registry, fmt))
     click.echo(f"已生成导入模板：{out}")
-    if fmt == "csv":
-        click.echo(f"CSV 模板只有表头；填写示例见 .xlsx 模板的“{SHEET_EXAMPLE}”工作表")
 
 
-def _print_report(rep) -> None:
-    click.echo(f"文件：{rep.filename}，数据行 {rep.rows} 行，企业 {rep.enterprises} 家")
-    if rep.problems:
-        click.secho(f"发现 {len(rep.problems)} 处问题：", fg="yellow", err=True)
-        for p in rep.problems:
-            click.echo(f"  - {p}", err=True)
+def _import(window_id: str | None, path: str, skip_invalid: bool, wait: bool, codes_out: str | None) -> None:
+    db = db_handle()
+    stashed = stash_upload(Path(path).read_bytes(), Path(path).name)
+    v = submit_and_follow(db, "applications.import", {"window_id": window_id, "path": stashed,
+                                                      "filename": Path(path).name, "skip_invalid": skip_invalid},
+                          f"import:{window_id or 'registry'}", ACTOR, wait)
+    if v is None:
+        return
+    rep = v.result or {}
+    for p in rep.get("problems", []):
+        where = "".join([f"工作表“{p['sheet']}”" if p.get("sheet") else "", f"第{p['row']}行" if p.get("row") else "",
+                         f"，列“{p['column']}”" if p.get("column") else ""])
+        click.echo(f"{where}：{p['message']}", err=True)
+    if not rep.get("committed"):
+        fail(f"文件有 {len(rep.get('problems', []))} 处问题，未导入任何数据（--skip-invalid 跳过有错误的企业）"
+             if rep.get("problems") else "文件中没有可导入的企业")
+    click.echo(f"导入 {rep['rows']} 行、{rep['enterprises']} 家企业：新受理 {rep['created']}，更新 {rep['updated']}，"
+               f"未变 {rep['unchanged']}，跳过 {len(rep['skipped'])}")
+    if "查询码.csv" in v.files:
+        media, data = jobs.file(db, v.id, "查询码.csv")
+        target = Path(codes_out) if codes_out else private_dir("access-codes") / f"{window_id}-{v.id}.csv"
+        write_private(target, data)
+        click.echo(f"新申报的查询码已写入 {target}（只有本用户可读；查询码只提供这一次，请安全转交企业）")
 
 
-def _write_codes(rep, path: str) -> None:
-    with open(path, "w", encoding="utf-8-sig", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["统一社会信用代码", "企业名称", "申报编号", "查询码"])
-        for c in rep.access_codes:
-            w.writerow([c["uscc"], c["name"], c["application_id"], c["access_code"]])
-
-
-@window.command("import", help="导入申报（.xlsx 或 .csv）；有错误时默认不导入任何数据")
+@window.command("import", help="导入申报（.xlsx 或 .csv）；有错误时不导入任何数据，逐行列出问题")
 @click.argument("window_id")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--skip-invalid", is_flag=True, help="导入无误的企业，跳过有错误的企业并报告")
-@click.option("--codes-out", type=click.Path(dir_okay=False),
-              help="新申报的查询码写入此 CSV（默认 access-codes-<窗口>-<时间>.csv）；查询码只显示这一次")
-def window_import(window_id, path, skip_invalid, codes_out):
-    from store.intake import ImportRejected, import_applications
-
-    try:
-        rep = import_applications(_db(), window_id, path, skip_invalid=skip_invalid)
-    except ImportRejected as e:
-        _print_report(e.report)
-        click.secho("文件有错误，未导入任何数据。请修正后重新导入，或使用 --skip-invalid 只导入无误的企业。",
-                    fg="red", err=True)
-        sys.exit(1)
-    except Exception as e:  # noqa: BLE001 - domain errors get a Chinese message
-        from store.errors import StoreError
-
-        if isinstance(e, (StoreError, ValueError)):
-            _fail(e)
-        raise
-    _print_report(rep)
-    click.echo(f"导入完成：新增 {rep.created} 家，更新 {rep.updated} 家，未变化 {rep.unchanged} 家"
-               + (f"，跳过 {len(rep.skipped)} 家" if rep.skipped else ""))
-    if rep.access_codes:
-        out = codes_out or f"access-codes-{window_id}-{datetime.now():%Y%m%d%H%M%S}.csv"
-        _write_codes(rep, out)
-        click.echo(f"{len(rep.access_codes)} 个新申报的查询码已写入 {out}（只显示这一次，请妥善保管并告知企业）")
-    if rep.problems:
-        sys.exit(2)  # partial import: visible to scripts
+@click.option("--skip-invalid", is_flag=True, help="跳过有错误的企业，导入其余")
+@click.option("--codes-out", type=click.Path(dir_okay=False), help="查询码文件（默认写在数据目录，权限 0600）")
+@click.option("--no-wait", is_flag=True, help="提交后台任务后立即返回")
+def window_import(window_id, path, skip_invalid, codes_out, no_wait):
+    _import(window_id, path, skip_invalid, not no_wait, codes_out)
 
 
-@window.command("registry", help="导入园区企业名录（不申报，用于免申即享主动评估），格式同导入模板")
+@window.command("registry", help="导入企业名录（未申报的已知企业，用于免申即享）")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--skip-invalid", is_flag=True)
-def window_registry(path, skip_invalid):
-    from store.intake import ImportRejected, import_registry
-
-    try:
-        rep = import_registry(_db(), path, skip_invalid=skip_invalid)
-    except ImportRejected as e:
-        _print_report(e.report)
-        click.secho("文件有错误，未导入任何数据。", fg="red", err=True)
-        sys.exit(1)
-    _print_report(rep)
-    click.echo(f"企业名录导入完成：{rep.imported} 家")
+@click.option("--skip-invalid", is_flag=True, help="跳过有错误的企业")
+@click.option("--no-wait", is_flag=True, help="提交后台任务后立即返回")
+def window_registry(path, skip_invalid, no_wait):
+    _import(None, path, skip_invalid, not no_wait, None)
 
 
-@window.command("evaluate", help="评估窗口内全部申报及园区已知企业；可中断后重跑，结果不变")
+@window.command("evaluate", help="批量判定（后台任务，可中断续跑；同一批次同时只运行一个）")
 @click.argument("window_id")
-@click.option("--batch-size", default=500, show_default=True, help="每批评估的企业数")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="评估进程数（默认取环境变量 YAGU_EVAL_WORKERS，否则为 CPU 核数；企业较少时在本进程内评估）")
-def window_evaluate(window_id, batch_size, workers):
-    from store.windows import STATUS_NAMES, evaluate_window
-
-    db = _db()
-    bar = None
-
-    def progress(done, total):
-        nonlocal bar
-        if bar is None:
-            bar = click.progressbar(length=max(total, 1), label="评估中", show_pos=True,
-                                    file=sys.stderr)
-            bar.__enter__()
-        bar.update(done - bar.pos)
-
-    try:
-        res = _run(evaluate_window, db, window_id, progress=progress, batch_size=batch_size,
-                   workers=workers)
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
-    click.echo(f"评估完成：本次评估 {res.evaluated} 家，{res.skipped} 家结果已是最新（规则版本 {res.ruleset_version[:12]}）")
-    click.echo("申报企业结论：" + "，".join(f"{STATUS_NAMES[k]} {v} 项" for k, v in res.counts.items()))
-    click.echo("未申报企业（免申即享）结论：" + "，".join(f"{STATUS_NAMES[k]} {v} 项" for k, v in res.proactive_counts.items()))
+@click.option("--no-wait", is_flag=True, help="提交后台任务后立即返回")
+def window_evaluate(window_id, no_wait):
+    db = db_handle()
+    run(W.get_window, db, window_id)
+    v = submit_and_follow(db, "window.evaluate", {"window_id": window_id}, f"window:{window_id}", ACTOR, not no_wait)
+    if v:
+        r = v.result
+        click.echo(f"已判定 {r['evaluated']} 家企业，{r['skipped']} 家无变化跳过" +
+                   (f"，{r['failed']} 家判定出错（已记录，见控制台）" if r["failed"] else "") + f"；规则版本 {r['ruleset_version']}")
 
 
-@window.command("decisions", help="列出评估结论")
+@window.command("notices", help="发出一次性告知书：资金支持事项未全部符合条件的申报，起算补正期限")
 @click.argument("window_id")
-@click.option("--status", type=click.Choice(["eligible", "ineligible", "needs_info", "not_in_force"]))
-@click.option("--uscc")
-@click.option("--json", "as_json", is_flag=True, help="输出 JSON（含完整判定依据）")
-def window_decisions(window_id, status, uscc, as_json):
-    from store.windows import STATUS_NAMES, list_decisions
-
-    rows = _run(list_decisions, _db(), window_id, status=status, uscc=uscc, with_trace=as_json)
-    if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
-        return
-    for d in rows:
-        subj = d["subject"]["id"] if d["subject"] else ""
-        click.echo(f"{d['uscc']}  {d['enterprise_name']}  {d['benefit_id']}  {subj}  "
-                   f"{STATUS_NAMES.get(d['status'], d['status'])}  {_money(d['amount_cny'])}"
-                   + ("（参考金额）" if d["amount_provisional"] and d["amount_cny"] is not None else ""))
-    click.echo(f"共 {len(rows)} 项")
+def window_notices(window_id):
+    n = run(cases.issue_one_time_notices, db_handle(), window_id, actor=ACTOR)
+    click.echo(f"已发出 {n} 份一次性告知书")
 
 
-@window.command("proactive", help="免申即享：未申报但符合条件的园区企业")
+@window.command("applications", help="列出申报（可按状态筛选）")
 @click.argument("window_id")
-@click.option("--json", "as_json", is_flag=True)
-def window_proactive(window_id, as_json):
-    from store.windows import proactive
-
-    rows = _run(proactive, _db(), window_id)
-    if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
-        return
-    if not rows:
-        click.echo("没有未申报但符合条件的企业。")
-        return
-    for e in rows:
-        click.echo(f"{e['uscc']}  {e['name']}  可享 {len(e['benefits'])} 项，金额合计 {_money(e['total_amount_cny'])} 元"
-                   + ("（含参考金额）" if e["amount_provisional"] else ""))
-        for b in e["benefits"]:
-            subj = f"（{b['subject']['id']}）" if b["subject"] else ""
-            click.echo(f"    - {b['title'] or b['benefit_id']}{subj}  {_money(b['amount_cny'])}")
-    click.echo(f"共 {len(rows)} 家")
+@click.option("--state", help="办理状态，例如 correction（待补正）")
+@click.option("--search", "q", help="企业名称、信用代码或申报编号")
+def window_applications(window_id, state, q):
+    total, rows = run(applications.list_applications, db_handle(), window_id, state=state, q=q, limit=500)
+    for r in rows:
+        decided = "，".join(f"{STATUS[s]} {n}" for s, n in r.grant_statuses.items()) or "—"
+        click.echo(f"{r.application_id}  {r.enterprise_name}  {r.state_text}  资金支持：{decided}")
+    click.echo(f"共 {total} 份")
 
 
-@window.command("close", help="关闭窗口：兑现名单写入台账（同一证书/主体只兑现一次）")
+@window.command("proactive", help="免申即享：未申报但符合资金支持条件的已知企业")
 @click.argument("window_id")
-@click.option("--json", "as_json", is_flag=True)
-def window_close(window_id, as_json):
-    from store.windows import close_window
-
-    res = _run(close_window, _db(), window_id)
-    if as_json:
-        click.echo(json.dumps(res.to_dict(), ensure_ascii=False, indent=2, default=str))
-        return
-    t = res.totals
-    click.echo(f"申报窗口 {window_id} 已关闭：兑现 {t['count']} 项，金额合计 {_money(t['amount_cny'])} 元"
-               + (f"（其中 {t['provisional_count']} 项为参考金额）" if t["provisional_count"] else ""))
-    for a in res.awards:
-        click.echo(f"  {a['uscc']}  {a['enterprise_name']}  {a['benefit_id']}  {a['subject_id']}  {_money(a['amount_cny'])}")
-    if res.already_awarded:
-        click.secho(f"{len(res.already_awarded)} 项已兑现过，本次不再兑现：", fg="yellow")
-        for a in res.already_awarded:
-            click.echo(f"  {a['uscc']}  {a['subject_id']}：{a['reason']}")
+def window_proactive(window_id):
+    out = run(awards.proactive, db_handle(), window_id)
+    for e in out:
+        items = "；".join(f"{b['title']}{'（' + b['subject_id'] + '）' if b['subject_id'] else ''} {money(b['amount_cny'])}"
+                         for b in e["benefits"])
+        click.echo(f"{e['uscc']} {e['name']}：{items}")
+    click.echo(f"共 {len(out)} 家")
 
 
-@window.command("export", help="导出兑现名单（或 --what decisions 导出评估结论）")
+@window.command("publish", help="公示拟支持名单（受理期结束、全部申报按现行规则判定后）")
 @click.argument("window_id")
-@click.option("--format", "fmt", type=click.Choice(["xlsx", "csv"]), default="xlsx", show_default=True)
-@click.option("--what", type=click.Choice(["awards", "decisions"]), default="awards", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), help="输出文件（默认 <窗口>-awards.<格式>）")
+def window_publish(window_id):
+    w = run(awards.publish, db_handle(), window_id, actor=ACTOR)
+    click.echo(f"已公示：{w.publicity_from} 至 {w.publicity_until}")
+
+
+@window.command("close", help="关闭批次并兑现（不可撤销）：写入兑现台账，出具不予支持告知书")
+@click.argument("window_id")
+@click.option("--reason", help="公示期未满时提前关闭的理由")
+@click.option("--yes", is_flag=True, help="不再确认")
+def window_close(window_id, reason, yes):
+    db = db_handle()
+    p = run(awards.close_preview, db, window_id)
+    click.echo(f"将兑现 {p['awards']} 项，合计 {money(p['amount_cny'])}；出具不予支持告知书 {p['non_support_notices']} 份"
+               + (f"；{p['already_awarded']} 项已在其他批次兑现" if p["already_awarded"] else ""))
+    if p["early"] and not reason:
+        fail("公示期未满或尚未公示：提前关闭须用 --reason 写明理由")
+    if not yes and not click.confirm("确认关闭？此操作不可撤销", default=False):
+        fail("已取消")
+    res = run(awards.close_window, db, window_id, actor=ACTOR, reason=reason)
+    click.echo(f"已关闭：兑现 {res.totals.count} 项，合计 {money(res.totals.amount_cny)}，不予支持 {len(res.refused)} 份")
+
+
+@window.command("export", help="导出拟支持（兑现）名单或判定结论（.xlsx / .csv）")
+@click.argument("window_id")
+@click.option("--format", "fmt", type=click.Choice(["xlsx", "csv"]), default="xlsx", show_default=True, help="格式")
+@click.option("--what", type=click.Choice(["awards", "decisions"]), default="awards", show_default=True,
+              help="awards 名单；decisions 资金支持判定结论")
+@click.option("--out", type=click.Path(dir_okay=False), help="输出文件（默认 <批次>-<类型>.<格式>）")
 def window_export(window_id, fmt, what, out):
-    from store.exports import export_awards, export_decisions
-
-    fn = export_awards if what == "awards" else export_decisions
-    data = _run(fn, _db(), window_id, fmt)
-    out = out or f"{window_id}-{what}.{fmt}"
-    Path(out).write_bytes(data)
-    click.echo(f"已导出：{out}")
+    fn = exports.export_awards if what == "awards" else exports.export_decisions
+    data = run(fn, db_handle(), window_id, fmt)
+    target = Path(out or f"{window_id}-{'拟支持名单' if what == 'awards' else '判定结论'}.{fmt}")
+    target.write_bytes(data)
+    click.echo(f"已导出 {target}")
 
 
-# --- yagu db ------------------------------------------------------------------------
+@window.command("replay", help="重放核验：按存档的规则版本和画像重新判定全部判定，报告任何差异")
+@click.argument("window_id")
+def window_replay(window_id):
+    db = db_handle()
+    v = submit_and_follow(db, "window.replay", {"window_id": window_id}, f"replay:{window_id}", ACTOR, True)
+    r = v.result
+    click.echo(f"重放 {r['evaluations']} 家企业的 {r['decisions']} 项判定：{r['identical']} 项完全一致，"
+               f"{r['differences']} 项不同，{r['not_archived']} 家规则未存档；{r['rate_per_second']} 家/秒")
+    for d in r["sample"]:
+        click.echo(f"  不同：{d['enterprise_name']} {d['benefit_id']} {d['subject_id']} 原 {STATUS.get(d['before'], d['before'])}"
+                   f" → 现 {STATUS.get(d['after'], d['after'])}", err=True)
+    if r["differences"]:
+        sys.exit(1)
 
 
-@click.group("db", help="数据库结构迁移（访问令牌见 yagu token）")
+@window.command("impact", help="规则变化影响：用另一套规则（或日期）判定本批次申报，列出会改变的判定")
+@click.argument("window_id")
+@click.option("--rules", "rules_dir", type=click.Path(exists=True, file_okay=False), help="另一套规则目录")
+@click.option("--as-of", "as_of", help="另一个判定日期 YYYY-MM-DD")
+@click.option("--out", type=click.Path(dir_okay=False), help="把结果写入 Excel 文件")
+def window_impact(window_id, rules_dir, as_of, out):
+    db = db_handle()
+    v = submit_and_follow(db, "window.impact", {"window_id": window_id, "rules_dir": rules_dir, "as_of": as_of},
+                          f"impact:{window_id}", ACTOR, True)
+    r = v.result
+    click.echo(f"共 {r['decisions']} 项判定，{r['changes']} 项会改变（现行 {r['base_version']} → {r['other_version']}，"
+               f"判定日期 {r['as_of']}）")
+    for row in r["rows"]:
+        click.echo("  " + "  ".join(f"{k}：{v}" for k, v in row.items() if v not in (None, "")))
+    if out:
+        media, data = jobs.file(db, v.id, "规则变化影响.xlsx")
+        Path(out).write_bytes(data)
+        click.echo(f"已写入 {out}")
+
+
+@click.group("db", help="数据库")
 def db_group() -> None:
     pass
 
 
-@db_group.command("upgrade", help="把数据库结构升级到最新版本（YAGU_DATABASE_URL，默认 ./yagu.db）")
+@db_group.command("upgrade", help="把数据库结构升级到当前版本（Alembic 迁移，含旧判定的转换）")
 def db_upgrade():
-    from store.db import Database
+    db_handle()
+    click.echo("数据库已是最新结构")
 
-    db = Database()
-    db.upgrade()
-    click.echo(f"数据库已是最新结构：{db.engine.url.render_as_string(hide_password=True)}")
+
+@click.group("jobs", help="后台任务：查看、等待、取消")
+def jobs_group() -> None:
+    pass
+
+
+@jobs_group.command("list", help="最近的后台任务")
+def jobs_list():
+    for j in run(jobs.list_jobs, db_handle(), limit=30):
+        click.echo(f"{j.id}  {j.kind_text}  {j.state_text}  {j.done}/{j.total}  {j.created_at:%Y-%m-%d %H:%M}  {j.message or ''}")
+
+
+@jobs_group.command("show", help="一个任务的进度和结果")
+@click.argument("job_id")
+def jobs_show(job_id):
+    j = run(jobs.get, db_handle(), job_id)
+    click.echo(f"{j.kind_text}：{j.state_text} {j.done}/{j.total} {j.message or ''}")
+    if j.error:
+        click.echo(j.error, err=True)
+    for f in j.files:
+        click.echo(f"文件：{f}")
+
+
+@jobs_group.command("wait", help="等待任务结束（在本进程中运行排队的任务）")
+@click.argument("job_id")
+def jobs_wait(job_id):
+    j = follow(db_handle(), job_id)
+    click.echo(f"{j.kind_text}：{j.state_text}")
+
+
+@jobs_group.command("cancel", help="取消排队中或进行中的任务")
+@click.argument("job_id")
+def jobs_cancel(job_id):
+    run(jobs.cancel, db_handle(), job_id)
+    click.echo("已请求取消")
+
+
+@click.command("worker", help="后台任务进程（PostgreSQL）：从队列取任务执行，可在多台机器上运行多个")
+@click.option("--concurrency", type=click.IntRange(1, 16), default=1, show_default=True, help="同时执行的任务数")
+@click.option("--burst", is_flag=True, help="执行完队列中的任务后退出")
+def worker(concurrency, burst):
+    db = db_handle()
+    if not db.is_postgres:
+        fail("SQLite 数据库的后台任务在 yagu serve 或命令行进程中运行，不需要单独的 worker")
+    click.echo(f"后台任务进程已启动（并发 {concurrency}）", err=True)
+    jobs.worker_main(db, concurrency, burst)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields as dataclass_fields
 from datetime import date
 from typing import Any, Callable, Iterable, Sequence
 
-from engine import interpreter
+from engine import interpreter, taxdates
 from engine.adapter import MAX_FACTS, CompiledRuleset, EngineError
 from engine.compiler import Plan, Slot, SlotTable, build_rules, normalize, scope_of
 from engine.dates import resolve_date
@@ -22,6 +22,7 @@ from engine.profile import Profile, parse_profile, profile_model, shanghai_today
 from engine.registry import FieldRegistry
 from engine.results import (BenefitResult, Conflict, CriterionResult, EligibilityResponse, Subject,
                             TaxItem, TaxSelfAssessment)
+from engine.taxdates import settlement_deadline
 from engine.vocabulary import STATUS
 
 BACKENDS = ("durable_rules", "interpreter")
@@ -70,14 +71,17 @@ class Evaluator:
             return bool(pv and pv.provisional)
         return value, provisional
 
-    def _ruleset(self, as_of: date, window: WindowContext) -> tuple[CompiledRuleset, Plan]:
-        """The compiled ruleset for the parameter values in force (cached; a few per rulebook)."""
-        fns = {b.id: self.params_for(b, as_of, window)[0] for b in self.book.benefits.values()}
-        key = tuple((bid, name, json.dumps(fns[bid](name), sort_keys=True))
-                    for bid, b in self.book.benefits.items() for name in b.spec.parameters)
+    def _ruleset(self, benefits: tuple[str, ...], as_of: date, window: WindowContext
+                 ) -> tuple[CompiledRuleset, Plan]:
+        """The compiled ruleset of these benefits for the parameter values in force (cached;
+        a few per rulebook)."""
+        chosen = {bid: self.book.benefits[bid] for bid in benefits}
+        fns = {bid: self.params_for(b, as_of, window)[0] for bid, b in chosen.items()}
+        key = (benefits, *((bid, name, json.dumps(fns[bid](name), sort_keys=True))
+                           for bid, b in chosen.items() for name in b.spec.parameters))
         with self._compile_lock:
             if key not in self._compiled:
-                rules, plan = build_rules(self.book.benefits, lambda bid: fns[bid], self.registry)
+                rules, plan = build_rules(chosen, lambda bid: fns[bid], self.registry)
                 self._compiled[key] = (CompiledRuleset(rules), plan)
             return self._compiled[key]
 
@@ -112,62 +116,122 @@ class Evaluator:
             raise UnknownBenefit(unknown, self.book.benefits)
         return [b for bid, b in self.book.benefits.items() if bid in set(benefits)]
 
+    def tax_year_of(self, as_of: date) -> int:
+        """The tax year a tax preference is judged for on `as_of`: during the 汇算清缴 of
+        year Y (until its deadline in Y+1) it is Y, afterwards the current year."""
+        deadline, _ = settlement_deadline(self.book, as_of.year - 1)
+        return as_of.year - 1 if deadline is not None and as_of <= deadline else as_of.year
+
+    def _groups(self, chosen: list[Benefit], as_of: date, tax_year: int | None
+                ) -> list[tuple[date, list[Benefit], int | None]]:
+        """Benefits judged on the same date: tax preferences on the last day of their tax
+        year, everything else on `as_of`."""
+        tax = [b for b in chosen if b.spec.tax is not None and b.spec.tax.period == "year"]
+        other = [b for b in chosen if b not in tax]
+        ty = tax_year if tax_year is not None else self.tax_year_of(as_of)
+        return [g for g in ((as_of, other, None), (date(ty, 12, 31), tax, ty)) if g[1]]
+
     def evaluate(self, profile: Profile | dict, as_of: date | None = None,
                  benefits: Sequence[str] | None = None, window: WindowContext | None = None,
-                 awarded: Iterable[str] | None = None) -> EligibilityResponse:
-        return self.evaluate_many([profile], as_of, benefits, window, awarded)[0]
+                 awarded: Iterable[str] | None = None, tax_year: int | None = None) -> EligibilityResponse:
+        return self.evaluate_many([profile], as_of, benefits, window, awarded, tax_year)[0]
 
     def evaluate_many(self, profiles: Sequence[Profile | dict], as_of: date | None = None,
                       benefits: Sequence[str] | None = None, window: WindowContext | None = None,
-                      awarded: Iterable[str] | None = None) -> list[EligibilityResponse]:
+                      awarded: Iterable[str] | None = None, tax_year: int | None = None
+                      ) -> list[EligibilityResponse]:
         as_of = as_of or (window.as_of if window and window.as_of else shanghai_today())
         window = window or self._next_window(as_of)
         chosen = self.selected(benefits)
         model = profile_model(self.registry)
         profs = [p if isinstance(p, model) else parse_profile(p, self.registry) for p in profiles]
         awarded_set = frozenset(awarded) if awarded is not None else None
-        counts: list[dict | None] = [None] * len(profs)
-        if self.backend == "durable_rules":
-            outcomes, counts = self._decide_engine(profs, as_of, window, awarded_set)
-        else:
-            outcomes = self._decide_interpreter(profs, chosen, as_of, window, awarded_set)
-        explainers = {b.id: self._explainer(b, as_of, window) for b in chosen}
-        out = []
-        for pi, p in enumerate(profs):
-            results: list[BenefitResult] = []
-            for b in chosen:
-                ex = explainers[b.id]
-                if b.spec.unit == "enterprise":
-                    ctx = Ctx(self.registry, p, as_of, window, ex.params, b.id, awarded=awarded_set,
-                              counts=counts[pi])
-                    results.append(ex.result(ctx, outcomes.get((pi, -1, b.id), {}), None))
-                    continue
-                info = self.registry.list_of(b.spec.unit)
-                items = getattr(p, info.name)
-                if not items:
-                    results.append(self._no_subject(b, ex, items is None))
-                    continue
-                for ri, item in enumerate(items):
-                    ctx = Ctx(self.registry, p, as_of, window, ex.params, b.id, item, info.name, ri,
-                              awarded_set, counts[pi])
-                    results.append(ex.result(ctx, outcomes.get((pi, ri, b.id), {}),
-                                             Subject(type=b.spec.unit, id=info.key_of(item))))
-            out.append(EligibilityResponse(as_of=as_of, ruleset_version=self.ruleset_version,
-                                           results=results))
-        return out
+        per_profile: list[dict[str, list[BenefitResult]]] = [{} for _ in profs]
+        for when, group, ty in self._groups(chosen, as_of, tax_year):
+            counts: list[dict | None] = [None] * len(profs)
+            if self.backend == "durable_rules":
+                outcomes, counts = self._decide_engine(profs, group, when, window, awarded_set)
+            else:
+                outcomes = self._decide_interpreter(profs, group, when, window, awarded_set)
+            for pi, p in enumerate(profs):
+                for r in self._explain(p, group, when, window, awarded_set, counts[pi],
+                                       lambda ri, bid, pi=pi: outcomes.get((pi, ri, bid), {})):
+                    r.tax_year = ty
+                    per_profile[pi].setdefault(r.benefit_id, []).append(r)
+        return [EligibilityResponse(as_of=as_of, ruleset_version=self.ruleset_version,
+                                    results=[r for b in chosen for r in by_benefit[b.id]])
+                for by_benefit in per_profile]
+
+    def explain(self, profile: Profile | dict, as_of: date, window: WindowContext | None,
+                decided: Callable[[str, str], dict[str, str]]) -> EligibilityResponse:
+        """The results of outcomes decided earlier (a stored decision): this ruleset's texts,
+        citations and materials around the criterion outcomes of record. `decided(benefit_id,
+        subject_id)` gives {criterion id: outcome}; the caller restores what was observed."""
+        window = window or self._next_window(as_of)
+        model = profile_model(self.registry)
+        p = profile if isinstance(profile, model) else parse_profile(profile, self.registry, date.max)
+
+        def outcomes(ri: int, bid: str) -> dict[str, str]:
+            b = self.book.benefits[bid]
+            if ri < 0:
+                return decided(bid, "")
+            info = self.registry.list_of(b.spec.unit)
+            return decided(bid, info.key_of(getattr(p, info.name)[ri]))
+        chosen = self.selected(None)
+        by_benefit: dict[str, list[BenefitResult]] = {}
+        for when, group, ty in self._groups(chosen, as_of, None):
+            for r in self._explain(p, group, when, window, None, None, outcomes):
+                r.tax_year = ty
+                by_benefit.setdefault(r.benefit_id, []).append(r)
+        return EligibilityResponse(as_of=as_of, ruleset_version=self.ruleset_version,
+                                   results=[r for b in chosen for r in by_benefit[b.id]])
+
+    def _explain(self, p: Profile, chosen: list[Benefit], as_of: date, window: WindowContext,
+                 awarded: frozenset[str] | None, counts: dict | None,
+                 outcomes: Callable[[int, str], dict[str, str]]) -> list[BenefitResult]:
+        """Every result of one profile: per benefit, and per subject for per-item benefits."""
+        results: list[BenefitResult] = []
+        for b in chosen:
+            ex = self._explainer(b, as_of, window)
+            if b.spec.unit == "enterprise":
+                ctx = Ctx(self.registry, p, as_of, window, ex.params, b.id, awarded=awarded, counts=counts)
+                results.append(ex.result(ctx, outcomes(-1, b.id), None))
+                continue
+            info = self.registry.list_of(b.spec.unit)
+            items = getattr(p, info.name)
+            if not items:
+                results.append(self._no_subject(b, ex, items is None))
+                continue
+            for ri, item in enumerate(items):
+                ctx = Ctx(self.registry, p, as_of, window, ex.params, b.id, item, info.name, ri,
+                          awarded, counts)
+                results.append(ex.result(ctx, outcomes(ri, b.id),
+                                         Subject(type=b.spec.unit, id=info.key_of(item))))
+        return results
 
     def tax_self_assessment(self, profile: Profile | dict, tax_year: int) -> TaxSelfAssessment:
-        as_of = date(tax_year, 12, 31)
         tax = [b.id for b in self.book.benefits.values() if b.spec.kind == "tax"]
-        resp = self.evaluate(profile, as_of, tax)
-        keep_until = self.book.keep_until(tax_year)
+        resp = self.evaluate(profile, date(tax_year, 12, 31), tax, tax_year=tax_year)
+        items, conflicts = self.tax_view(resp.results, tax_year)
+        return TaxSelfAssessment(tax_year=tax_year, as_of=date(tax_year, 12, 31),
+                                 ruleset_version=self.ruleset_version, items=items, conflicts=conflicts)
+
+    def tax_view(self, results: Sequence[BenefitResult], tax_year: int) -> tuple[list[TaxItem], list[Conflict]]:
+        """The tax results as the enterprise claims them: how to claim, what records to keep and
+        until when, and the preferences that exclude each other (declared in the rule files)."""
+        keep_until, exact = taxdates.keep_until(self.book, tax_year)
+        note = None if exact else "该年度节假日安排尚未发布，汇算清缴期末日如遇法定休假日顺延，保存期限相应顺延"
         items = []
-        for r in resp.results:
+        for r in results:
             spec = self.book.benefits[r.benefit_id].spec
+            if spec.tax is None:
+                continue
             base = {f.name: getattr(r, f.name) for f in dataclass_fields(r)}
-            items.append(TaxItem(**base, how_to_claim=spec.tax.how_to_claim,  # type: ignore[union-attr]
-                                 records_to_keep=list(spec.tax.records_to_keep),  # type: ignore[union-attr]
-                                 keep_until=keep_until))
+            annual = spec.tax.period == "year"
+            items.append(TaxItem(**base, how_to_claim=spec.tax.how_to_claim,
+                                 records_to_keep=list(spec.tax.records_to_keep),
+                                 keep_until=keep_until if annual else None,
+                                 keep_until_note=note if annual else spec.tax.records_basis))
         eligible = {i.benefit_id for i in items if i.status == "eligible"}
         conflicts: dict[tuple[str, ...], Conflict] = {}
         for i in items:
@@ -175,8 +239,7 @@ class Evaluator:
                 pair = tuple(sorted((i.benefit_id, cf.benefit)))
                 if i.benefit_id in eligible and cf.benefit in eligible and pair not in conflicts:
                     conflicts[pair] = Conflict(benefits=list(pair), reason=cf.reason)
-        return TaxSelfAssessment(tax_year=tax_year, as_of=as_of, ruleset_version=self.ruleset_version,
-                                 items=items, conflicts=list(conflicts.values()))
+        return items, list(conflicts.values())
 
     # -- deciding -----------------------------------------------------------------------------
     def _no_subject(self, b: Benefit, ex: Explainer, unknown: bool) -> BenefitResult:
@@ -212,14 +275,14 @@ class Evaluator:
                     out[(pi, ri, b.id)] = {c.id: interpreter.evaluate(c.cond, ctx)[0] for c in b.criteria}
         return out
 
-    def _prepared(self, as_of: date, window: WindowContext) -> "_Prepared":
-        """Ruleset, plan, date references and fact builders for one (date, window); cached so
-        a stream of single-profile calls (the API) pays for them once."""
-        key = (as_of, *_window_key(window))
+    def _prepared(self, benefits: tuple[str, ...], as_of: date, window: WindowContext) -> "_Prepared":
+        """Ruleset, plan, date references and fact builders for one (benefits, date, window);
+        cached so a stream of single-profile calls (the API) pays for them once."""
+        key = (benefits, as_of, *_window_key(window))
         with self._compile_lock:
             prep = self._prepared_cache.get(key)
         if prep is None:
-            ruleset, plan = self._ruleset(as_of, window)
+            ruleset, plan = self._ruleset(benefits, as_of, window)
             refs = {s: resolve_date(s.rhs, as_of, window).toordinal()
                     for table in (*plan.subject_slots.values(), *plan.item_slots.values())
                     for s in table.keys if s.kind == "diff"}
@@ -232,9 +295,9 @@ class Evaluator:
                 self._prepared_cache[key] = prep
         return prep
 
-    def _decide_engine(self, profs: list[Profile], as_of: date, window: WindowContext,
+    def _decide_engine(self, profs: list[Profile], group: list[Benefit], as_of: date, window: WindowContext,
                        awarded: frozenset[str] | None) -> tuple[dict, list[dict]]:
-        prep = self._prepared(as_of, window)
+        prep = self._prepared(tuple(b.id for b in group), as_of, window)
         ruleset, plan, refs = prep.ruleset, prep.plan, prep.refs
 
         # Phase 1: list items (violations, ...) against every count's `where`.

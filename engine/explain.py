@@ -176,7 +176,7 @@ class Explainer:
             # model_construct: the values are built here from validated rules and profiles
             criteria.append(CriterionResult(
                 id=c.id, text=text, outcome=out, observed=observed, threshold=threshold,
-                legal_basis=basis, materials=mats))
+                legal_basis=basis, materials=mats, provisional=c.provisional))
         outs = {cr.outcome for cr in criteria}
         status = "ineligible" if FAIL in outs else "needs_info" if UNKNOWN in outs else "eligible"
         amount, provisional, assumed = None, False, []

@@ -50,6 +50,7 @@ class CompiledCriterion:
     applies: OptionalPeriod | None
     cond: Cond
     reads: tuple[str, ...]          # catalogue paths / list names, in order
+    provisional: bool = False
 
     def applies_on(self, d: date) -> bool:
         return self.applies is None or self.applies.contains(d)
@@ -136,6 +137,7 @@ class Rulebook:
     version: str
     files: list[Path]
     root: Path
+    sources: dict[str, str] = field(default_factory=dict)   # relative path → text, as loaded
 
     def amount_override_problems(self, amounts: Any) -> list[tuple[str, str]]:
         """Problems of a window's parameter overrides (`{param: value}` or
@@ -154,20 +156,6 @@ class Rulebook:
             shape = params[0].values[-1].value
             out += [(f"amounts.{key}{where}", msg) for where, msg in _shape_problems(shape, value)]
         return out
-
-    def keep_until(self, tax_year: int) -> date | None:
-        """留存备查 keep-until: `retention_years` from the day after the 汇算清缴 of tax_year
-        ends; None for a year the retention rule does not cover (before 2018年第23号)."""
-        params = self.common.parameters
-        end = params["settlement_end"].at(date(tax_year + 1, 1, 1))
-        if end is None:
-            return None
-        settle = date(tax_year + 1, int(end.value["month"]), int(end.value["day"]))
-        years = params["retention_years"].at(settle)
-        if years is None:
-            return None
-        start = settle + timedelta(days=1)
-        return date(start.year + int(years.value), start.month, start.day) - timedelta(days=1)
 
 
 def _shape_problems(shape: Any, value: Any, where: str = "") -> list[tuple[str, str]]:
@@ -264,7 +252,7 @@ def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str, regi
                 id=c.id, text=c.text,
                 basis=tuple(by_id[b.ref].citation(b.article) for b in c.basis if b.ref in by_id),
                 materials=tuple(c.materials), applies=c.applies, cond=cond,
-                reads=tuple(fact_paths(cond))))
+                reads=tuple(fact_paths(cond)), provisional=c.provisional is not None))
     amount_conds: list[Any] = []
     for i, spec_amount in enumerate(spec.amount_specs()):
         loc = ("amount", i) if isinstance(spec.amount, list) else ("amount",)
@@ -369,11 +357,11 @@ def ruleset_files(root: Path) -> list[Path]:
                                                                        "index.yaml", "windows.yaml"))])
 
 
-def content_hash(files: list[Path], root: Path) -> str:
+def content_hash(sources: dict[str, str]) -> str:
     h = hashlib.sha256()
-    for f in files:
-        h.update(_rel(f, root).encode() + b"\0")
-        h.update(f.read_bytes() + b"\0")
+    for rel, text in sorted(sources.items()):
+        h.update(rel.encode() + b"\0")
+        h.update(text.encode("utf-8") + b"\0")
     h.update(ENGINE_VERSION.encode())
     return h.hexdigest()
 
@@ -482,5 +470,7 @@ def load_rulebook(root: Path | str | None = None) -> Rulebook:
     if problems:
         raise RuleLoadError(problems)
     ordered = {bid: benefits[bid] for bid in order if bid in benefits}
+    sources = {str(f.relative_to(root)): f.read_text(encoding="utf-8") for f in files}
     return Rulebook(benefits=ordered, fields=registry, calendar=calendar, common=common,  # type: ignore[arg-type]
-                    version=content_hash(files, root)[:16] + "-" + ENGINE_VERSION, files=files, root=root)
+                    version=content_hash(sources)[:16] + "-" + ENGINE_VERSION, files=files, root=root,
+                    sources=sources)

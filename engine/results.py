@@ -70,6 +70,7 @@ class CriterionResult(_Record):
     threshold: str | None
     legal_basis: list[str]
     materials: list[str]
+    provisional: bool = False       # a condition no official text sets (以当期申报通知为准)
 
 
 @dataclass(slots=True)
@@ -108,6 +109,7 @@ class BenefitResult(_Record):
     missing_materials: list[str]
     window: WindowRef | None = None
     note: str | None = None
+    tax_year: int | None = None     # the tax year a tax preference is judged for
 
 
 @dataclass(slots=True)
@@ -122,6 +124,7 @@ class TaxItem(BenefitResult):
     how_to_claim: str = ""
     records_to_keep: list[str] = field(default_factory=list)
     keep_until: date | None = None
+    keep_until_note: str | None = None   # e.g. the calendar of that year is not published yet
 
 
 @dataclass(slots=True)

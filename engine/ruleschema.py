@@ -114,12 +114,19 @@ class BasisRef(_Strict):
     article: str | None = None
 
 
+class Provisional(_Strict):
+    """A condition no official text of the benefit sets (e.g. one of a 兑现 round's usual
+    conditions): shown as 暂定 in every output until the round's notice confirms it."""
+    note: str = Field(min_length=1)
+
+
 class Criterion(_Strict):
     id: str = Field(pattern=ID_PATTERN)
     text: str = Field(min_length=1)
     basis: list[BasisRef] = Field(min_length=1)
     materials: list[str] = []
     applies: OptionalPeriod | None = None
+    provisional: Provisional | None = None
     when: Any
 
 
@@ -128,6 +135,7 @@ class Material(_Strict):
     name: str = Field(min_length=1)
     description: str | None = None
     issuer: str | None = None
+    deferrable: bool = False       # 容缺: may be promised with a signed commitment, supplied later
 
 
 class Conflict(_Strict):
@@ -136,7 +144,12 @@ class Conflict(_Strict):
 
 
 class TaxInfo(_Strict):
+    # year: an annual income-tax preference, judged for a tax year (during the 汇算清缴 of
+    # year Y, Y itself); date: judged on the day of the claim (e.g. a VAT refund)
+    period: Literal["year", "date"] = "year"
     how_to_claim: str = Field(min_length=1)
+    # for `period: date`, what the retention of its records rests on (no CIT settlement date)
+    records_basis: str | None = None
     records_to_keep: list[str] = Field(min_length=1)
     conflicts_with: list[Conflict] = []
 

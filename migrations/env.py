@@ -28,13 +28,20 @@ def run_migrations_online() -> None:
 
         engine = make_engine(config.get_main_option("sqlalchemy.url"))
     with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
-        )
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite rebuilds tables to alter them (batch mode): foreign keys are checked once,
+            # after the migration, not at every intermediate DROP. Set outside a transaction.
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=sqlite)
         with context.begin_transaction():
             context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"migration left rows with broken foreign keys: {broken[:5]}")
+        if sqlite:
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():

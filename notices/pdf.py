@@ -3,25 +3,20 @@ from __future__ import annotations
 
 import logging
 
-from notices.context import NoticeContext
-from notices.render import BUILTIN_TEMPLATES, NoticeRenderer
+from weasyprint import HTML
+from weasyprint.text.fonts import FontConfiguration
 
-# WeasyPrint logs every unsupported CSS property at WARNING; notices are ours, keep the CLI quiet.
+from notices.render import BUILTIN_TEMPLATES
+
+# WeasyPrint logs every unsupported CSS property at WARNING; notices are ours, keep it quiet.
 logging.getLogger("weasyprint").setLevel(logging.ERROR)
 logging.getLogger("fontTools").setLevel(logging.ERROR)
 
-_font_config = None
+_font_config: FontConfiguration | None = None
 
 
 def html_to_pdf(html: str) -> bytes:
     global _font_config
-    from weasyprint import HTML
-    from weasyprint.text.fonts import FontConfiguration
-
     if _font_config is None:
         _font_config = FontConfiguration()
     return HTML(string=html, base_url=str(BUILTIN_TEMPLATES)).write_pdf(font_config=_font_config)
-
-
-def render_pdf(ctx: NoticeContext, renderer: NoticeRenderer | None = None) -> bytes:
-    return html_to_pdf((renderer or NoticeRenderer()).render_html(ctx))

@@ -1,21 +1,25 @@
 """HTML rendering of notices (Jinja2, autoescape on, sandboxed).
 
-Every template — built-in or a staff override from ``YAGU_NOTICE_TEMPLATES`` / ``--templates`` —
-renders in an ``ImmutableSandboxedEnvironment`` with ``StrictUndefined``: an override cannot
-reach Python internals (``''.__class__`` raises ``SecurityError``) and a misspelt variable fails
-loudly instead of printing an empty line on an official document.
+Every template — built-in or a staff override from ``YAGU_NOTICE_TEMPLATES`` — renders in an
+``ImmutableSandboxedEnvironment`` with ``StrictUndefined``: an override cannot reach Python
+internals (``''.__class__`` raises ``SecurityError``) and a misspelt variable fails loudly
+instead of printing an empty line on an official document.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
+from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, Template
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from notices.context import KINDS, NoticeContext, NoticeError, build_view
+from notices.view import NoticeInput, build
 
 BUILTIN_TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+class TemplateDirMissing(Exception):
+    pass
 
 
 class NoticeRenderer:
@@ -25,25 +29,18 @@ class NoticeRenderer:
         if override:
             override = Path(override)
             if not override.is_dir():
-                raise NoticeError(f"模板目录不存在：{override}（YAGU_NOTICE_TEMPLATES 或 --templates）")
+                raise TemplateDirMissing(f"模板目录不存在：{override}（YAGU_NOTICE_TEMPLATES）")
             loaders.append(FileSystemLoader(str(override)))
         loaders.append(FileSystemLoader(str(BUILTIN_TEMPLATES)))
-        self.override_dir = override
-        self.env = ImmutableSandboxedEnvironment(
-            loader=ChoiceLoader(loaders), autoescape=True, undefined=StrictUndefined,
-            trim_blocks=True, lstrip_blocks=True, auto_reload=False)
-        self._templates = {}
+        self.env = ImmutableSandboxedEnvironment(loader=ChoiceLoader(loaders), autoescape=True,
+                                                 undefined=StrictUndefined, trim_blocks=True,
+                                                 lstrip_blocks=True, auto_reload=False)
+        self._templates: dict[str, Template] = {}
 
-    def template(self, kind: str):
-        if kind not in KINDS:
-            raise NoticeError(f"kind: 未知的文书种类 {kind!r}；可用：{', '.join(KINDS)}")
-        if kind not in self._templates:
-            self._templates[kind] = self.env.get_template(f"{kind}.html.j2")
-        return self._templates[kind]
+    def template(self, name: str) -> Template:
+        if name not in self._templates:
+            self._templates[name] = self.env.get_template(name)
+        return self._templates[name]
 
-    def render_html(self, ctx: NoticeContext) -> str:
-        return self.template(ctx.kind).render(**build_view(ctx))
-
-
-def render_html(ctx: NoticeContext, template_dir: Path | str | None = None) -> str:
-    return NoticeRenderer(template_dir).render_html(ctx)
+    def render_html(self, n: NoticeInput) -> str:
+        return self.template(n.kind.template).render(**build(n))

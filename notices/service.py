@@ -1,151 +1,164 @@
-"""Notices for stored applications: read the store, number the notice, render it.
+"""Notices for stored applications, for self-checks, and a window's bundle (a background job).
 
-Numbers come from ``store.notices.assign_notice_number`` (gapless per window and kind; a
-re-render returns the existing number). The HTML is rendered once *before* a number is taken,
-so an application that needs no such notice, or a deadline that runs into a year without a
-schedule, never consumes a number. A re-render reuses the stored issue date, so the number,
-the date and the 补正 deadline stay the same document.
+An application's notice reports its decisions as stored and rebuilt with the ruleset that
+made them (store.cases.detail), with the verdict of record after review. Official kinds get
+their number (store.notices, gapless, stable across re-renders) only once the notice is known
+to apply and every setting it prints is filled in: no number is consumed by a notice that is
+not issued, and no placeholder reaches a printed notice.
 """
 from __future__ import annotations
 
 import datetime as dt
+import io
+import re
+import zipfile
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
+from typing import Optional
 
 from sqlalchemy import select
 
-from notices.context import (NoticeError, NoticeNotApplicable, NoticeSettings, applicable_decisions,
-                             load_settings, make_context)
+from engine import Evaluator
+from engine.profile import shanghai_today
+from engine.results import EligibilityResponse
+from notices.pdf import html_to_pdf
 from notices.render import NoticeRenderer
-from notices.workdays import WorkdayCalendar
-
-FILE_KIND = {"one_time": "一次性告知书", "award": "兑现通知书", "non_support": "不予支持告知书",
-             "tax_self_assessment": "税收优惠自行判别结果"}
-
-
-def today_shanghai() -> dt.date:
-    return dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+from notices.settings import NoticeSettings, load_settings
+from notices.view import Item, NoticeInput, NoticeNotApplicable
+from store import cases, jobs, rulesets
+from store.cases import ApplicationDetail
+from store.db import Database
+from store.errors import Conflict
+from store.models import Application, Notice
+from store.notices import KINDS, assign_number
 
 
 @dataclass
-class RenderedNotice:
-    application_id: str
+class Document:
     kind: str
     number: str
-    issued_on: dt.date
-    html: str
-
-    @property
-    def filename_stem(self) -> str:
-        return f"{self.application_id}-{FILE_KIND[self.kind]}"
+    data: bytes
+    filename: str
 
 
-def load_application(db, application_id: str) -> dict:
-    """Application, enterprise, window and decisions (full results) in one read."""
-    from store.models import Application, Decision, Enterprise, ProfileSnapshot, Window
-
-    with db.read_session() as s:
-        app = s.get(Application, application_id)
-        if app is None:
-            raise NoticeError(f"申请 {application_id} 不存在")
-        ent = s.get(Enterprise, app.uscc)
-        win = s.get(Window, app.window_id)
-        snap = s.get(ProfileSnapshot, app.snapshot_hash)
-        decs = s.execute(select(Decision).where(Decision.application_id == app.id)
-                         .order_by(Decision.benefit_id, Decision.subject_id)).scalars().all()
-        return {
-            "application_id": app.id,
-            "enterprise": {"uscc": ent.uscc, "name": ent.name},
-            "window": {"id": win.id, "label": win.label, "as_of": win.as_of},
-            "profile": snap.profile if snap else None,
-            "decisions": [_decision_result(d) for d in decs],
-        }
+def _safe(name: str) -> str:
+    return re.sub(r'[\\/:*?"<>|\x00-\x1f]', "_", name)[:120]
 
 
-def _decision_result(d) -> dict:
-    # The stored trace is the engine's BenefitResult; the columns are authoritative for the
-    # outcome (the ledger may have changed status/amount after evaluation).
-    out = dict(d.trace or {})
-    out.update({"benefit_id": d.benefit_id, "status": d.status,
-                "kind": out.get("kind") or d.benefit_kind,
-                "amount_cny": None if d.amount_cny is None else float(d.amount_cny),
-                "amount_provisional": d.amount_provisional})
-    return out
+# Which grant verdicts (after review) each kind of notice reports.
+REPORTS = {"grant_open": lambda status: status != "eligible", "grant_refused": lambda status: status != "eligible",
+           "grant_awarded": lambda status: status == "eligible", "all": lambda status: True}
 
 
-def _tax_items(app: dict) -> tuple[list[dict], list, int | None]:
-    """Tax results with records_to_keep / keep_until from the engine's self-assessment of the
-    stored profile (window decisions do not carry them); falls back to the window decisions."""
-    tax_year = app["window"]["as_of"].year - 1
-    if app.get("profile"):
-        try:
-            from store.windows import get_evaluator
-
-            resp = get_evaluator().tax_self_assessment(app["profile"], tax_year=tax_year)
-            data = resp.model_dump(mode="json") if hasattr(resp, "model_dump") else dict(resp)
-            return data.get("items") or [], data.get("conflicts") or [], data.get("tax_year", tax_year)
-        except ImportError:
-            pass
-    return [d for d in app["decisions"] if d.get("kind") == "tax"], [], tax_year
+def _items(d: ApplicationDetail, covers: str) -> list[Item]:
+    return [Item(g.result, g.final_status, g.review.reason if g.review else None)
+            for g in d.grants if REPORTS[covers](g.final_status)]
 
 
 class NoticeService:
-    def __init__(self, db, renderer: NoticeRenderer | None = None, settings: NoticeSettings | None = None,
-                 calendar: WorkdayCalendar | None = None):
+    def __init__(self, db: Database, renderer: NoticeRenderer | None = None,
+                 settings: NoticeSettings | None = None):
         self.db = db
         self.renderer = renderer or NoticeRenderer()
         self.settings = settings or load_settings()
-        self.calendar = calendar
 
-    def kinds_for(self, app: dict) -> list[str]:
-        kinds = [k for k in ("one_time", "award", "non_support") if applicable_decisions(k, app["decisions"])]
-        if any(d.get("kind") == "tax" for d in app["decisions"]):
-            kinds.append("tax_self_assessment")
-        return kinds
+    def _input(self, d: ApplicationDetail, kind: str, issued_on: dt.date, number: Optional[str]) -> NoticeInput:
+        k = KINDS[kind]
+        ev = rulesets.evaluator_for(self.db, d.ruleset_version) if d.ruleset_version else rulesets.current()
+        tax, conflicts, tax_year, items = [], [], None, []
+        if k.covers == "tax":
+            tax_year = next((r.tax_year for r in d.tax if r.tax_year), ev.tax_year_of(d.window.as_of))
+            tax, conflicts = d.tax, d.tax_conflicts
+        else:
+            items = _items(d, k.covers)
+        return NoticeInput(kind=k, enterprise=d.enterprise, issued_on=issued_on, items=items, registry=ev.registry,
+                           book=ev.book, settings=self.settings, profile=d.profile, number=number,
+                           window={"id": d.window.id, "label": d.window.label}, application_id=d.application_id,
+                           correction_due=d.correction_due if kind == "one_time" else None, tax=tax,
+                           conflicts=conflicts, tax_year=tax_year)
 
-    def render(self, application_id: str, kind: str, issued_on: dt.date | None = None,
-               app: dict | None = None) -> RenderedNotice:
-        from store.models import Notice
-        from store.notices import assign_notice_number
-
-        app = app or load_application(self.db, application_id)
-        decisions, conflicts, tax_year = app["decisions"], [], None
-        if kind == "tax_self_assessment":
-            decisions, conflicts, tax_year = _tax_items(app)
+    def render(self, application_id: str, kind: str, fmt: str = "html",
+               issued_on: dt.date | None = None) -> Document:
+        """One application's notice of one kind; numbered (once) when it is official."""
+        if kind not in KINDS or kind == "selfcheck":
+            raise Conflict(f"未知的告知书类型：{kind}")
+        d = cases.detail(self.db, application_id)
+        self._check_issuable(d, kind)
         with self.db.read_session() as s:
-            row = s.execute(select(Notice.number, Notice.issued_on).where(
-                Notice.application_id == application_id, Notice.kind == kind)).first()
-        issued = row.issued_on if row else (issued_on or today_shanghai())
-
-        def ctx(number):
-            return make_context(kind, app["enterprise"], decisions, issued, settings=self.settings,
-                                calendar=self.calendar, window=app["window"], application_id=application_id,
-                                notice_number=number, conflicts=conflicts, tax_year=tax_year)
-
-        self.renderer.render_html(ctx(None))          # refuses before a number is consumed
-        if row:
+            row = s.execute(select(Notice).where(Notice.application_id == application_id,
+                                                 Notice.kind == kind)).scalar_one_or_none()
+        issued = row.issued_on if row else (issued_on or shanghai_today())
+        self.renderer.render_html(self._input(d, kind, issued, None))      # refuses before a number is taken
+        unset = self.settings.unset()
+        if unset:
+            raise Conflict(f"文书设置未填写：{'、'.join(unset)}；请在 rules/notice-settings.yaml 中填写后再出具正式文书")
+        if row is not None:
             number = row.number
         else:
             with self.db.session() as s:
-                number, _ = assign_notice_number(s, app["window"]["id"], application_id, kind, issued)
-        return RenderedNotice(application_id, kind, number, issued, self.renderer.render_html(ctx(number)))
+                number = assign_number(s, d.window.id, application_id, kind, issued).number
+        html = self.renderer.render_html(self._input(d, kind, issued, number))
+        name = f"{_safe(d.enterprise['name'])}-{KINDS[kind].title}"
+        if fmt == "pdf":
+            return Document(kind, number, html_to_pdf(html), name + ".pdf")
+        return Document(kind, number, html.encode("utf-8"), name + ".html")
 
-    def window_jobs(self, window_id: str, kinds: list[str] | None = None) -> list[tuple[str, str]]:
-        """(application_id, kind) pairs a window needs, ordered so numbers follow the USCC order."""
-        from store.models import Application, Window
+    def _check_issuable(self, d: ApplicationDetail, kind: str) -> None:
+        if kind == "one_time" and d.state not in ("correction", "corrected") and not any(
+                n.kind == "one_time" for n in d.notices):
+            raise Conflict("一次性告知书由“发出一次性告知书”统一出具，该申报尚未出具")
+        if kind == "award" and d.state != "awarded":
+            raise Conflict("该申报尚未兑现，不能出具兑现通知书")
+        if kind == "non_support" and d.state != "refused":
+            raise Conflict("批次关闭后才能对最终不符合条件的资金支持事项出具不予支持告知书")
 
-        with self.db.read_session() as s:
-            if s.get(Window, window_id) is None:
-                raise NoticeError(f"申报窗口 {window_id} 不存在")
-            ids = s.execute(select(Application.id).where(Application.window_id == window_id)
-                            .order_by(Application.uscc)).scalars().all()
-        jobs = []
-        for aid in ids:
-            app = load_application(self.db, aid)
-            for k in self.kinds_for(app):
-                if kinds is None or k in kinds:
-                    jobs.append((aid, k))
-        return jobs
+    def kinds_for(self, d: ApplicationDetail) -> list[str]:
+        """The official notices an application has (or would get now)."""
+        out = [n.kind for n in d.notices]
+        if d.tax and "tax_self_assessment" not in out:
+            out.append("tax_self_assessment")
+        if d.state == "awarded" and "award" not in out:
+            out.append("award")
+        return [k for k in KINDS if k in out]
+
+    def selfcheck(self, ev: Evaluator, profile: dict, resp: EligibilityResponse, fmt: str = "html") -> Document:
+        """The printable result of a self-check: not a decision, no number, no signature."""
+        tax_year = next((r.tax_year for r in resp.results if r.tax_year), None)
+        tax, conflicts = ev.tax_view([r for r in resp.results if r.kind == "tax"], tax_year or resp.as_of.year)
+        n = NoticeInput(kind=KINDS["selfcheck"], enterprise={"uscc": profile.get("uscc", ""),
+                                                               "name": profile.get("name", "")},
+                        issued_on=resp.as_of, items=[Item(r, r.status) for r in resp.results if r.kind != "tax"],
+                        registry=ev.registry, book=ev.book, settings=self.settings, profile=profile, tax=tax,
+                        conflicts=conflicts, tax_year=tax_year)
+        html = self.renderer.render_html(n)
+        name = f"{_safe(profile.get('name', '企业'))}-自测结果"
+        if fmt == "pdf":
+            return Document("selfcheck", "", html_to_pdf(html), name + ".pdf")
+        return Document("selfcheck", "", html.encode("utf-8"), name + ".html")
 
 
-__all__ = ["NoticeService", "RenderedNotice", "NoticeNotApplicable", "load_application", "today_shanghai"]
+@jobs.task("notices.bundle", "批量生成告知书")
+def bundle(db: Database, ctx: jobs.JobContext, args: dict) -> dict:
+    """Every notice of a window's applications, one PDF each named by enterprise and kind, in
+    one zip (HTML too when asked)."""
+    svc = NoticeService(db)
+    with db.read_session() as s:
+        ids = s.scalars(select(Application.id).where(Application.window_id == args["window_id"])
+                        .order_by(Application.uscc)).all()
+    buf = io.BytesIO()
+    made = skipped = 0
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for i, app_id in enumerate(ids):
+            d = cases.detail(db, app_id)
+            for kind in svc.kinds_for(d):
+                try:
+                    doc = svc.render(app_id, kind, "pdf")
+                except (NoticeNotApplicable, Conflict):
+                    skipped += 1
+                    continue
+                z.writestr(f"{app_id}-{doc.filename}", doc.data)
+                if args.get("html"):
+                    z.writestr(f"{app_id}-{doc.filename[:-4]}.html", svc.render(app_id, kind, "html").data)
+                made += 1
+            ctx.progress(i + 1, len(ids), f"已生成 {made} 份告知书")
+    ctx.add_file(f"告知书-{args['window_id']}.zip", "application/zip", buf.getvalue())
+    return {"notices": made, "skipped": skipped, "applications": len(ids)}

@@ -1,7 +1,8 @@
 """Database connection: engine and session factory, SQLite pragmas, Alembic upgrade.
 
-The URL comes from ``YAGU_DATABASE_URL`` (default ``sqlite:///./yagu.db``, i.e. a file in
-the working directory); any SQLAlchemy URL works, PostgreSQL via ``postgresql+psycopg://``.
+The URL comes from ``YAGU_DATABASE_URL`` (default: ``yagu.db`` in the data directory,
+store.paths); any SQLAlchemy URL works, PostgreSQL via ``postgresql+psycopg://``. A SQLite
+file is created mode 0600 (with its WAL files), as it holds enterprise data.
 """
 from __future__ import annotations
 
@@ -10,22 +11,52 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-DEFAULT_URL = "sqlite:///./yagu.db"
+from store.paths import data_dir
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 
 def database_url() -> str:
-    return os.environ.get("YAGU_DATABASE_URL") or DEFAULT_URL
+    return os.environ.get("YAGU_DATABASE_URL") or f"sqlite:///{data_dir() / 'yagu.db'}"
+
+
+def masked(url: str) -> str:
+    """The URL as it may be shown or logged: the password replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 — an unparsable URL is shown without its credentials part
+        return url.split("@")[-1]
+
+
+def _private_sqlite_file(url: str) -> None:
+    """Create the SQLite file (and its WAL/SHM files) owner-only before SQLite does."""
+    path = make_url(url).database
+    if not path or path == ":memory:":
+        return
+    old = os.umask(0o077)
+    try:
+        for suffix in ("", "-wal", "-shm"):
+            p = Path(path + suffix)
+            if p.exists():
+                p.chmod(0o600)
+            elif suffix == "":
+                p.parent.mkdir(parents=True, exist_ok=True)
+                os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))
+    finally:
+        os.umask(old)
 
 
 def make_engine(url: str | None = None, **kw) -> Engine:
     url = url or database_url()
     if url.startswith("sqlite"):
+        _private_sqlite_file(url)
         eng = create_engine(
             url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
@@ -43,7 +74,11 @@ def _sqlite_setup(eng: Engine) -> None:
         # which lets two writers both read and then fail to upgrade their locks).
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        old = os.umask(0o077)    # the WAL and SHM files SQLite creates: owner-only too
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+        finally:
+            os.umask(old)
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
@@ -89,6 +124,7 @@ class Database:
             try:
                 yield s
             finally:
+                s.expunge_all()     # what was read stays readable after the session ends
                 s.rollback()
 
     def upgrade(self, revision: str = "head") -> None:
@@ -98,9 +134,7 @@ class Database:
         self.engine.dispose()
 
 
-def alembic_config(db: Database):
-    from alembic.config import Config
-
+def alembic_config(db: Database) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", db.url.replace("%", "%%"))
@@ -110,8 +144,6 @@ def alembic_config(db: Database):
 
 def upgrade(db: Database, revision: str = "head") -> None:
     """Bring the schema to `revision` (Alembic, configured here: no alembic.ini needed)."""
-    from alembic import command
-
     command.upgrade(alembic_config(db), revision)
 
 

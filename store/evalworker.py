@@ -1,11 +1,11 @@
-"""Evaluation runners for `store.windows.evaluate_window`: in this process, or a pool of
-worker processes.
+"""Evaluation runners for `store.evaluation`: in this process, or a pool of worker processes.
 
 The rule engine holds the GIL while it runs (PITFALLS 20), so a window is evaluated in
-parallel by processes, each with its own Evaluator. Workers get batches of profile JSON
-(as stored) and return, per enterprise, compact decision rows with the trace already
-serialised and compressed; the parent only reads profiles and writes rows, one
-transaction per batch, in batch order (so an interrupted run leaves a clean prefix).
+parallel by processes, each with its own Evaluator. Workers get batches of profile JSON (as
+stored) and return, per enterprise, its compact record (store.decisions.pack) and its grant
+decisions — or the reason it could not be evaluated, which never stops the others. The
+parent only reads profiles and writes rows, one transaction per batch, in batch order (so an
+interrupted run leaves a clean prefix).
 
 Workers are plain `python -m store.evalworker` subprocesses talking pickled frames over
 their stdin/stdout: no re-import of the caller's __main__ (multiprocessing's spawn would),
@@ -27,7 +27,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
-from store.models import encode_json
+from engine.adapter import EngineError
+from engine.profile import profile_model
+from store.decisions import pack
 
 ENV_WORKERS = "YAGU_EVAL_WORKERS"
 # Below this many enterprises to evaluate, starting worker processes (about a second:
@@ -65,35 +67,57 @@ def resolve_workers(workers: Optional[int]) -> tuple[int, bool]:
 def parse_stored_profile(text: str | bytes | dict, registry):
     """A snapshot as stored: validated on intake, so only rebuilt here. Re-validating
     against today would reject dates that were "today" then, hence today=date.max."""
-    from engine.profile import profile_model
-
     model = profile_model(registry)
     if isinstance(text, dict):
         return model.model_validate(text, context={"today": date.max})
     return model.model_validate_json(text, context={"today": date.max})
 
 
-def result_rows(resp) -> list[tuple]:
-    """One enterprise's decisions: (benefit_id, kind, subject_type, subject_id, status,
-    amount, provisional, compressed trace) per benefit result."""
-    out = []
-    for r in resp.results:
-        subj = r.subject
-        out.append((r.benefit_id, getattr(r, "kind", None) or "grant",
-                    subj.type if subj else None, subj.id if subj else "", r.status,
-                    r.amount_cny, bool(r.amount_provisional), encode_json(r)))
-    return out
+def record_of(resp) -> tuple:
+    """One enterprise's outcome: ("ok", compact record, grant rows) where a grant row is
+    (benefit_id, subject_id, status, amount, provisional)."""
+    grants = [(r.benefit_id, r.subject.id if r.subject else "", r.status, r.amount_cny,
+               bool(r.amount_provisional)) for r in resp.results if r.kind == "grant"]
+    return "ok", pack(resp.results), grants
 
 
-def evaluate_batch(ev, texts: list, as_of: date, window, awarded) -> tuple[list[list[tuple]], tuple]:
-    """(rows per enterprise, (parse, engine, encode) seconds) for one batch of stored profiles."""
+def _failure(exc: BaseException) -> tuple:
+    if isinstance(exc, EngineError):
+        return "error", f"规则引擎未能判定该企业画像（{str(exc)[:200]}），请联系系统管理员"
+    return "error", f"该企业画像无法判定：{type(exc).__name__}: {str(exc)[:200]}"
+
+
+def evaluate_batch(ev, texts: list, as_of: date, window, awarded) -> tuple[list[tuple], tuple]:
+    """(one outcome per enterprise, (parse, engine, encode) seconds) for a batch of stored
+    profiles. A profile that cannot be parsed or decided gets ("error", reason); the rest
+    of the batch is decided as usual."""
     t0 = time.perf_counter()
-    profiles = [parse_stored_profile(t, ev.registry) for t in texts]
+    profiles: list = []
+    for text in texts:
+        try:
+            profiles.append(parse_stored_profile(text, ev.registry))
+        except Exception as exc:  # noqa: BLE001 — recorded against that application
+            profiles.append(exc)
     t1 = time.perf_counter()
-    resps = ev.evaluate_many(profiles, as_of=as_of, window=window, awarded=awarded)
+    good = [p for p in profiles if not isinstance(p, BaseException)]
+    try:
+        resps = iter(ev.evaluate_many(good, as_of=as_of, window=window, awarded=awarded))
+    except Exception:  # noqa: BLE001 — find the profiles that fail, one by one
+        resps = None
     t2 = time.perf_counter()
-    rows = [result_rows(r) for r in resps]
-    return rows, (t1 - t0, t2 - t1, time.perf_counter() - t2)
+    out = []
+    for p in profiles:
+        if isinstance(p, BaseException):
+            out.append(_failure(p))
+            continue
+        if resps is not None:
+            out.append(record_of(next(resps)))
+            continue
+        try:
+            out.append(record_of(ev.evaluate(p, as_of=as_of, window=window, awarded=awarded)))
+        except Exception as exc:  # noqa: BLE001
+            out.append(_failure(exc))
+    return out, (t1 - t0, t2 - t1, time.perf_counter() - t2)
 
 
 class _Times:
@@ -237,7 +261,7 @@ class PoolRunner:
     with at most IN_FLIGHT_PER_WORKER batches queued per worker (bounded memory)."""
 
     def __init__(self, ev, workers: int, as_of: date, window, awarded):
-        init = {"rules_root": str(ev.book.root), "backend": getattr(ev, "backend", "durable_rules"),
+        init = {"sources": ev.book.sources, "backend": ev.backend,
                 "ruleset_version": ev.ruleset_version, "as_of": as_of, "window": window,
                 "awarded": awarded}
         self.workers = workers
@@ -284,8 +308,6 @@ def make_runner(ev, workers: Optional[int], subjects: int, as_of: date, window, 
     n, explicit = resolve_workers(workers)
     if n > 1 and not explicit and subjects < POOL_MIN_SUBJECTS:
         n = 1
-    if n > 1 and (not hasattr(ev, "book") or not hasattr(ev.book, "root")):
-        n = 1  # an evaluator we cannot rebuild in another process: evaluate here
     if n == 1:
         return InProcessRunner(ev, as_of, window, awarded)
     return PoolRunner(ev, n, as_of, window, awarded)
@@ -321,9 +343,10 @@ def main() -> None:
     except EOFError:
         return
     try:
-        from engine import Evaluator, load_rulebook
+        from engine import Evaluator
+        from store.rulesets import load_files
 
-        ev = Evaluator(load_rulebook(init["rules_root"]), backend=init["backend"])
+        ev = Evaluator(load_files(init["sources"]), backend=init["backend"])
         if ev.ruleset_version != init["ruleset_version"]:
             raise RuntimeError("规则文件在评估期间发生了变化（规则版本不一致），请重新执行评估")
         out.send(("ready",))

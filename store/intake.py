@@ -1,5 +1,5 @@
 """Spreadsheet intake (.xlsx / .csv): the import template, the reading of a filled one, and the
-import itself (all-or-nothing unless skip_invalid). Every column, header and accepted spelling
+file's contents (store.applications imports them). Every column, header and accepted spelling
 comes from the field registry (rules/fields.yaml); nothing here names a profile fact.
 
 Layout
@@ -27,7 +27,7 @@ YYYY年M月D日 or real Excel dates.
 Limits (`IntakeLimits`, defined in store.spreadsheet; callers read YAGU_MAX_IMPORT_ROWS,
 YAGU_MAX_IMPORT_PROBLEMS, YAGU_MAX_IMPORT_CELL_CHARS, YAGU_MAX_IMPORT_PART_BYTES,
 YAGU_MAX_IMPORT_SHEET_BYTES, YAGU_MAX_IMPORT_TOTAL_BYTES and YAGU_MAX_IMPORT_RATIO with
-`IntakeLimits.from_env()`; `import_applications` does): at most `max_rows` data rows (200,000)
+`IntakeLimits.from_env()`; store.applications does): at most `max_rows` data rows (200,000)
 are read, and past them one problem names the cap and nothing of the file is imported; at most
 `max_problems` (200) problems are listed, then "另有 N 处问题未列出"; a cell holds at most
 `max_cell_chars` (1,000) characters; .xlsx parts are bounded in unpacked size and compression
@@ -54,15 +54,11 @@ from openpyxl.styles import Alignment, Font, PatternFill
 
 from engine import vocabulary as vocab
 from engine.formats import FORMATS
-from engine.profile import ProfileError, parse_profile
 from engine.registry import FieldRegistry, FieldSpec
-from store.db import Database
-from store.errors import Conflict, RowProblem, ValidationFailed
+from store.errors import RowProblem, ValidationFailed
 from store.spreadsheet import CSV_SHEET, IntakeLimits, Sheet, open_sheets
-from store.windows import Intake, _get_window, get_evaluator, ingest
 
-__all__ = ["IntakeLimits", "ParsedFile", "ImportedEnterprise", "ImportReport", "ImportRejected",
-           "parse_file", "template_bytes", "import_applications", "import_registry"]
+__all__ = ["IntakeLimits", "ParsedFile", "ImportedEnterprise", "parse_file", "template_bytes"]
 
 ENTERPRISE_KEY = "uscc"          # the contract's enterprise identifier: links rows to enterprises
 CLAIM = "#claim"                 # key of the application's claim column on a subject list's sheet
@@ -728,111 +724,6 @@ def parse_file(data: bytes, filename: str, registry: FieldRegistry,
             if suffix != ".csv" else "请在表头下方逐行填写"
         r.problem(f"文件中没有可导入的数据：{where}")
     return ParsedFile(r.finish(), r.log, r.rows)
-
-
-# --- import ------------------------------------------------------------------------------------
-
-
-@dataclass
-class ImportReport:
-    filename: str
-    window_id: Optional[str]
-    rows: int
-    enterprises: int
-    imported: int  # enterprises stored (created or updated)
-    created: int
-    updated: int
-    unchanged: int
-    skipped: list[str]  # USCCs not imported because of errors
-    problems: list[RowProblem]
-    access_codes: list[dict]  # new applications: {uscc, name, application_id, access_code}
-    committed: bool
-
-    def to_dict(self) -> dict:
-        d = dict(self.__dict__)
-        d["problems"] = [p.to_dict() for p in self.problems]
-        return d
-
-
-class ImportRejected(ValidationFailed):
-    """The file has errors and nothing was imported; `.report` has every problem."""
-
-    def __init__(self, report: ImportReport, total: int | None = None):
-        self.report = report
-        super().__init__(
-            report.problems,
-            "文件“{}”有 {} 处问题，未导入任何数据：\n{}".format(
-                report.filename, total or len(report.problems), "\n".join(str(p) for p in report.problems)),
-        )
-
-
-def import_applications(
-    db: Database, window_id: Optional[str], source: bytes | str | Path, filename: str | None = None,
-    *, skip_invalid: bool = False, actor: str | None = None, channel: str = "import",
-    limits: IntakeLimits | None = None,
-) -> ImportReport:
-    """Import applications of a window from an .xlsx or .csv file (or, with window_id None,
-    a registry of enterprises without applications). Idempotent on window + USCC.
-    Raises ImportRejected when the file has errors and skip_invalid is false."""
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        filename = filename or path.name
-        data = path.read_bytes()
-    else:
-        data = source
-        filename = filename or "upload.xlsx"
-    if window_id is not None:
-        with db.read_session() as s:
-            w = _get_window(s, window_id)
-            if w.state == "closed":
-                raise Conflict(f"申报窗口 {window_id} 已关闭，不再受理申报")
-    registry = get_evaluator().registry
-    pf = parse_file(data, filename, registry, limits or IntakeLimits.from_env())
-    records: list[Intake] = []
-    skipped: list[str] = []
-    n_ents = len(pf.enterprises)
-    ents, pf.enterprises = pf.enterprises, []
-    ents.reverse()
-    while ents:
-        e = ents.pop()  # released once checked: only the compact record stays
-        if not e.ok:
-            skipped.append(e.uscc)
-            continue
-        try:
-            p = parse_profile(e.profile, registry)
-        except ProfileError as err:
-            for pr in err.problems:
-                sheet, row, column = e.locate(pr.path)
-                message = pr.message if column else f"{registry.label(pr.path, e.profile)}：{pr.message}"
-                pf.log.add(RowProblem(message, sheet=sheet, row=row, column=column))
-            skipped.append(e.uscc)
-            continue
-        records.append(Intake.compact(p, e.claims if window_id else None, channel))
-    report = ImportReport(filename, window_id, pf.rows, n_ents, 0, 0, 0, 0,
-                          skipped, pf.problems, [], False)
-    if report.problems and not skip_invalid:
-        raise ImportRejected(report, pf.log.total)
-    if not records:
-        return report
-    results = ingest(db, window_id, records, actor=actor,
-                     action="applications.import" if window_id else "registry.import",
-                     details={"filename": filename, "problems": pf.log.total,
-                              "skip_invalid": skip_invalid})
-    report.committed = True
-    report.imported = sum(1 for r in results if r.changed or not window_id)
-    report.created = sum(1 for r in results if r.created)
-    report.updated = sum(1 for r in results if r.changed and not r.created)
-    report.unchanged = len(results) - report.created - report.updated
-    report.access_codes = [
-        {"uscc": r.uscc, "name": r.name, "application_id": r.application_id, "access_code": r.access_code}
-        for r in results if r.access_code
-    ]
-    return report
-
-
-def import_registry(db: Database, source, filename: str | None = None, **kw) -> ImportReport:
-    """Enterprises known to the park (no application): evaluated proactively (免申即享)."""
-    return import_applications(db, None, source, filename, **kw)
 
 
 # --- template -----------------------------------------------------------------------------------

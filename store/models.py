@@ -1,104 +1,25 @@
 """Tables of the store. ORM classes for convenience; hot paths use Core bulk statements.
 
-Keys chosen so that imports are idempotent without lookups of generated ids:
-enterprises are keyed by USCC, profile snapshots by their content hash.
+Keys chosen so that imports are idempotent without lookups of generated ids: enterprises are
+keyed by USCC, profile snapshots and rulesets by their content hash. A decision is stored as
+what the engine decided (outcomes and observed values) against a stored ruleset and a stored
+profile; its explanation is rebuilt from them (store.decisions), never stored as text.
 """
 from __future__ import annotations
 
-import json
-import zlib
 from datetime import date, datetime, timezone
-from typing import Any, Optional
+from typing import Optional
 
-import orjson
-
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Boolean,
-    Date,
-    DateTime,
-    ForeignKey,
-    Index,
-    Integer,
-    LargeBinary,
-    Numeric,
-    String,
-    TypeDecorator,
-    UniqueConstraint,
-)
+from sqlalchemy import (JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer,
+                        LargeBinary, Numeric, String, Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from store.trace_dict import TRACE_DICT_V1
+TZDateTime = DateTime(timezone=True)
+BigId = BigInteger().with_variant(Integer, "sqlite")
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-class CompressedJSON(TypeDecorator):
-    """JSON stored zlib-compressed: full traces repeat the same criterion texts and legal
-    bases for every enterprise, so they shrink about tenfold (about 15x with the preset
-    dictionary of store.trace_dict). Transparent to callers."""
-
-    impl = LargeBinary
-    cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect) -> Optional[bytes]:
-        if value is None:
-            return None
-        if isinstance(value, (bytes, bytearray)):
-            return bytes(value)  # already encoded (bulk paths encode once)
-        return encode_json(value)
-
-    def process_result_value(self, value: Optional[bytes], dialect) -> Any:
-        if value is None:
-            return None
-        return decode_json(value)
-
-
-# Traces are compressed with a preset dictionary; the zlib header names it by Adler-32
-# (FDICT), so every dictionary ever used stays registered here and plain zlib values
-# written before dictionaries existed still decode.
-_DICTS = {zlib.adler32(TRACE_DICT_V1): TRACE_DICT_V1}
-# Compressor primed with the dictionary once; each value compresses on a copy (priming
-# per value costs more than compressing a trace).
-_PRIMED = zlib.compressobj(1, zlib.DEFLATED, 15, 8, zlib.Z_DEFAULT_STRATEGY, TRACE_DICT_V1)
-
-
-def _json_bytes(value: Any) -> bytes:
-    """UTF-8 JSON of a dict or of the engine's result records (dataclasses: orjson
-    serialises them field by field in declaration order, exactly like model_dump)."""
-    try:
-        return orjson.dumps(value)
-    except TypeError:  # e.g. an int beyond 64 bits: the standard library handles it
-        if hasattr(value, "model_dump"):
-            value = value.model_dump(mode="json")
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def encode_json(value: Any) -> bytes:
-    co = _PRIMED.copy()
-    return co.compress(_json_bytes(value)) + co.flush()
-
-
-def decode_json(data: bytes) -> Any:
-    data = bytes(data)
-    if len(data) >= 6 and data[1] & 0x20:  # FDICT: a preset dictionary, id in bytes 2-5
-        zdict = _DICTS.get(int.from_bytes(data[2:6], "big"))
-        if zdict is None:
-            raise ValueError("trace compressed with an unknown dictionary")
-        d = zlib.decompressobj(15, zdict=zdict)
-        raw = d.decompress(data) + d.flush()
-    else:
-        raw = zlib.decompress(data)
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:  # integers beyond 64 bits
-        return json.loads(raw)
-
-
-TZDateTime = DateTime(timezone=True)
 
 
 class Base(DeclarativeBase):
@@ -128,6 +49,17 @@ class ProfileSnapshot(Base):
     __table_args__ = (UniqueConstraint("uscc", "version", name="uq_snapshot_version"),)
 
 
+class Ruleset(Base):
+    """The rule files that decided something, stored once by version (content hash)."""
+
+    __tablename__ = "rulesets"
+    version: Mapped[str] = mapped_column(String(128), primary_key=True)
+    engine_version: Mapped[str] = mapped_column(String(128))
+    files: Mapped[Optional[bytes]] = mapped_column(LargeBinary)  # zlib(JSON {path: text}); None = not archived
+    note: Mapped[Optional[str]] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+
+
 class Window(Base):
     __tablename__ = "windows"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)  # e.g. 2026-H1
@@ -138,14 +70,17 @@ class Window(Base):
     coverage_from: Mapped[Optional[date]] = mapped_column(Date)
     coverage_to: Mapped[Optional[date]] = mapped_column(Date)
     amounts: Mapped[dict] = mapped_column(JSON, default=dict)
-    state: Mapped[str] = mapped_column(String(16), default="open")  # open|evaluated|closed
-    ruleset_version: Mapped[Optional[str]] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open|publicity|closed
+    ruleset_version: Mapped[Optional[str]] = mapped_column(String(128))  # of its latest evaluation
+    correction_workdays: Mapped[int] = mapped_column(Integer, default=10)
+    publicity_workdays: Mapped[int] = mapped_column(Integer, default=5)
+    publicity_from: Mapped[Optional[date]] = mapped_column(Date)
+    publicity_until: Mapped[Optional[date]] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
     evaluated_at: Mapped[Optional[datetime]] = mapped_column(TZDateTime)
+    published_at: Mapped[Optional[datetime]] = mapped_column(TZDateTime)
     closed_at: Mapped[Optional[datetime]] = mapped_column(TZDateTime)
-    # evaluation lease: one evaluation of a window at a time
-    lease_owner: Mapped[Optional[str]] = mapped_column(String(200))
-    lease_until: Mapped[Optional[datetime]] = mapped_column(TZDateTime)
+    close_reason: Mapped[Optional[str]] = mapped_column(String(500))
 
 
 class Application(Base):
@@ -155,64 +90,158 @@ class Application(Base):
     uscc: Mapped[str] = mapped_column(ForeignKey("enterprises.uscc"))
     snapshot_hash: Mapped[str] = mapped_column(ForeignKey("profile_snapshots.hash"))
     claims: Mapped[Optional[list]] = mapped_column(JSON)  # certificate numbers; null = all
-    channel: Mapped[str] = mapped_column(String(16))  # web | import | api | proactive
+    channel: Mapped[str] = mapped_column(String(16))  # web | import | api
     submitted_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
     access_code_hash: Mapped[str] = mapped_column(String(64))
+    # received|judged|correction|corrected|publicized|awarded|refused|failed (engine.vocabulary)
+    state: Mapped[str] = mapped_column(String(16), default="received")
+    correction_due: Mapped[Optional[date]] = mapped_column(Date)
+    revision: Mapped[int] = mapped_column(Integer, default=0)  # optimistic concurrency
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
     __table_args__ = (
         UniqueConstraint("window_id", "uscc", name="uq_application_window_enterprise"),
+        Index("ix_applications_window_state", "window_id", "state"),
+    )
+
+
+class Evaluation(Base):
+    """What the engine decided for one enterprise in one window: every benefit result in
+    compact form (outcomes and observed values; no texts), against a stored ruleset and a
+    stored profile. `input_key` hashes everything the result depends on, so a re-run skips
+    what is current; `error` records an evaluation that failed (the window carries on)."""
+
+    __tablename__ = "evaluations"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    window_id: Mapped[str] = mapped_column(ForeignKey("windows.id"))
+    uscc: Mapped[str] = mapped_column(ForeignKey("enterprises.uscc"))
+    application_id: Mapped[Optional[str]] = mapped_column(ForeignKey("applications.id"))
+    ruleset_version: Mapped[str] = mapped_column(ForeignKey("rulesets.version"))
+    profile_hash: Mapped[str] = mapped_column(String(64))
+    input_key: Mapped[str] = mapped_column(String(64))
+    results: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
+    error: Mapped[Optional[str]] = mapped_column(String(500))
+    evaluated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    __table_args__ = (
+        UniqueConstraint("window_id", "uscc", name="uq_evaluation_window_enterprise"),
+        Index("ix_evaluations_application", "application_id"),
     )
 
 
 class Decision(Base):
-    """One benefit result for one enterprise (applicant or not) in one window."""
+    """One grant result (a park decision) of an evaluation (same window and enterprise),
+    queryable: status and amount. Tax results are the enterprise's self-assessment and live
+    only in the evaluation."""
 
     __tablename__ = "decisions"
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    window_id: Mapped[str] = mapped_column(ForeignKey("windows.id"))
-    uscc: Mapped[str] = mapped_column(ForeignKey("enterprises.uscc"))
-    application_id: Mapped[Optional[str]] = mapped_column(ForeignKey("applications.id"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    window_id: Mapped[str] = mapped_column(String(32))
+    uscc: Mapped[str] = mapped_column(String(18))
+    application_id: Mapped[Optional[str]] = mapped_column(String(32))
     benefit_id: Mapped[str] = mapped_column(String(64))
-    benefit_kind: Mapped[str] = mapped_column(String(16))  # grant | tax
-    subject_type: Mapped[Optional[str]] = mapped_column(String(16))
-    # "" for enterprise-level benefits, so the unique key works (NULLs never collide)
-    subject_id: Mapped[str] = mapped_column(String(100), default="")
-    status: Mapped[str] = mapped_column(String(16))
+    subject_id: Mapped[str] = mapped_column(String(100), default="")  # "" = the enterprise
+    status: Mapped[str] = mapped_column(String(16))       # the engine's verdict
     amount_cny: Mapped[Optional[float]] = mapped_column(Numeric(14, 2))
     amount_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
-    trace: Mapped[dict] = mapped_column(CompressedJSON)  # the full BenefitResult
-    ruleset_version: Mapped[str] = mapped_column(String(128))
-    profile_hash: Mapped[str] = mapped_column(String(64))
-    evaluated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
     __table_args__ = (
-        UniqueConstraint(
-            "window_id", "uscc", "benefit_id", "subject_id", name="uq_decision_subject"
-        ),
         Index("ix_decisions_window_status", "window_id", "status"),
         Index("ix_decisions_application", "application_id"),
+        Index("ix_decisions_window_uscc", "window_id", "uscc"),
     )
 
 
-class EvaluationMark(Base):
-    """What an enterprise's decisions in a window were computed from. A re-run skips an
-    enterprise whose mark matches; an interrupted run leaves the rest unmarked."""
+class Review(Base):
+    """复核: staff confirm the engine's verdict or override it with a written reason."""
 
-    __tablename__ = "evaluation_marks"
-    window_id: Mapped[str] = mapped_column(ForeignKey("windows.id"), primary_key=True)
-    uscc: Mapped[str] = mapped_column(ForeignKey("enterprises.uscc"), primary_key=True)
-    input_key: Mapped[str] = mapped_column(String(64))
+    __tablename__ = "reviews"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"))
+    benefit_id: Mapped[str] = mapped_column(String(64))
+    subject_id: Mapped[str] = mapped_column(String(100), default="")
+    engine_status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))        # the reviewed verdict
+    reason: Mapped[Optional[str]] = mapped_column(String(2000))
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    evaluation_id: Mapped[int] = mapped_column(BigId)     # the decision it reviewed
+    __table_args__ = (Index("ix_reviews_application", "application_id"),)
+
+
+class Material(Base):
+    """A file an applicant uploaded for a material the rules name, and its review."""
+
+    __tablename__ = "materials"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"))
+    material_id: Mapped[str] = mapped_column(String(64))
+    benefit_id: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str] = mapped_column(String(64))
+    uploaded_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    uploaded_by: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16), default="pending")   # pending|accepted|rejected
+    reason: Mapped[Optional[str]] = mapped_column(String(1000))
+    reviewed_by: Mapped[Optional[str]] = mapped_column(String(200))
+    reviewed_at: Mapped[Optional[datetime]] = mapped_column(TZDateTime)
+    __table_args__ = (Index("ix_materials_application", "application_id"),)
+
+
+class Commitment(Base):
+    """容缺受理、告知承诺: a material promised with a signed commitment, to be supplied later."""
+
+    __tablename__ = "commitments"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"))
+    material_id: Mapped[str] = mapped_column(String(64))
+    benefit_id: Mapped[str] = mapped_column(String(64))
+    signer: Mapped[str] = mapped_column(String(100))
+    signed_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    due_on: Mapped[date] = mapped_column(Date)
+    __table_args__ = (UniqueConstraint("application_id", "benefit_id", "material_id",
+                                       name="uq_commitment_material"),)
+
+
+class Objection(Base):
+    """An objection raised against an application during 公示."""
+
+    __tablename__ = "objections"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    window_id: Mapped[str] = mapped_column(ForeignKey("windows.id"))
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"))
+    text: Mapped[str] = mapped_column(String(2000))
+    raised_by: Mapped[str] = mapped_column(String(200))
+    raised_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    resolution: Mapped[Optional[str]] = mapped_column(String(2000))
+    resolved_by: Mapped[Optional[str]] = mapped_column(String(200))
+    resolved_at: Mapped[Optional[datetime]] = mapped_column(TZDateTime)
+
+
+class ApplicationEvent(Base):
+    """The history of an application: every state change and action, with who and when."""
+
+    __tablename__ = "application_events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), index=True)
+    at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    from_state: Mapped[Optional[str]] = mapped_column(String(16))
+    to_state: Mapped[Optional[str]] = mapped_column(String(16))
+    details: Mapped[Optional[dict]] = mapped_column(JSON)
 
 
 class Award(Base):
     """The award ledger: a benefit is paid once per subject, across all windows."""
 
     __tablename__ = "awards"
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     benefit_id: Mapped[str] = mapped_column(String(64))
     subject_id: Mapped[str] = mapped_column(String(100))  # certificate no, or USCC
     window_id: Mapped[str] = mapped_column(ForeignKey("windows.id"))
     uscc: Mapped[str] = mapped_column(ForeignKey("enterprises.uscc"))
     application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"))
-    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"))
+    decision_id: Mapped[int] = mapped_column(BigId)
     amount_cny: Mapped[Optional[float]] = mapped_column(Numeric(14, 2))
     amount_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
     device_class: Mapped[Optional[str]] = mapped_column(String(4))
@@ -226,7 +255,7 @@ class Award(Base):
 
 class AuditLog(Base):
     __tablename__ = "audit_log"
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow, index=True)
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(64))
@@ -244,6 +273,20 @@ class ApiToken(Base):
     revoked_at: Mapped[Optional[datetime]] = mapped_column(TZDateTime)
 
 
+class WebSession(Base):
+    """A console or enterprise session: the cookie holds a random id, only its hash is
+    stored; logout and expiry end it on the server."""
+
+    __tablename__ = "web_sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))       # staff | enterprise
+    subject: Mapped[str] = mapped_column(String(64))    # token id or application id
+    role: Mapped[str] = mapped_column(String(16))       # staff | admin | enterprise
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(TZDateTime)
+    ended_at: Mapped[Optional[datetime]] = mapped_column(TZDateTime)
+
+
 class Notice(Base):
     __tablename__ = "notices"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -258,3 +301,42 @@ class Notice(Base):
         UniqueConstraint("window_id", "kind", "seq", name="uq_notice_seq"),
         UniqueConstraint("application_id", "kind", name="uq_notice_application_kind"),
     )
+
+
+class Job(Base):
+    """A background job (evaluation, impact run, notice bundle, import): its progress,
+    result and failure, on both databases. On PostgreSQL the queue is procrastinate's; on
+    SQLite an in-process runner reads this table (store.jobs)."""
+
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    args: Mapped[dict] = mapped_column(JSON)
+    lock_key: Mapped[Optional[str]] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(16), default="queued")  # queued|running|succeeded|failed|cancelled
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[Optional[str]] = mapped_column(String(500))
+    result: Mapped[Optional[dict]] = mapped_column(JSON)
+    error: Mapped[Optional[str]] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    run_token: Mapped[Optional[str]] = mapped_column(String(32))
+    worker: Mapped[Optional[str]] = mapped_column(String(200))
+    heartbeat_at: Mapped[Optional[datetime]] = mapped_column(TZDateTime)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    started_at: Mapped[Optional[datetime]] = mapped_column(TZDateTime)
+    finished_at: Mapped[Optional[datetime]] = mapped_column(TZDateTime)
+    __table_args__ = (Index("ix_jobs_lock", "lock_key", "state"),)
+
+
+class JobFile(Base):
+    """A file a job produced (a notice bundle, an impact report), kept for download."""
+
+    __tablename__ = "job_files"
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    media_type: Mapped[str] = mapped_column(String(100))
+    path: Mapped[str] = mapped_column(String(500))     # under the data directory
+    size: Mapped[int] = mapped_column(BigId)

@@ -1,13 +1,9 @@
-"""Notice numbers: gapless per window and kind, stable across re-renders.
+"""Notice kinds (one declaration each) and notice numbers.
 
-Format ``资高新惠{字}〔{年}〕第{seq:04d}号`` with the window's year and one character per kind:
-
-| kind | 字 | 文书 |
-|---|---|---|
-| one_time | 告 | 一次性告知书 |
-| award | 兑 | 兑现通知书 |
-| non_support | 不 | 不予支持告知书 |
-| tax_self_assessment | 税 | 税收优惠自评告知书 |
+A kind says what it is called, the character of its number, which results it reports and
+which template renders it; the notices package and the console read this table and nothing
+else. Numbers are gapless per window and kind, stable across re-renders:
+``资高新惠{字}〔{年}〕第{seq:04d}号`` with the window's year.
 
 Concurrency: the window row is locked (PostgreSQL ``SELECT … FOR UPDATE``; SQLite transactions
 here always take the write lock at BEGIN), so the max(seq)+1 read and the insert cannot
@@ -15,7 +11,9 @@ interleave; a rolled-back transaction leaves no gap because the number is only t
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
+from typing import Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -23,11 +21,30 @@ from sqlalchemy.orm import Session
 from store.errors import NotFound
 from store.models import Notice, Window, utcnow
 
-KIND_CHARS = {"one_time": "告", "award": "兑", "non_support": "不", "tax_self_assessment": "税"}
+Covers = Literal["grant_open", "grant_awarded", "grant_refused", "tax", "all"]
 
 
-def format_notice_number(kind: str, year: int, seq: int) -> str:
-    return f"资高新惠{KIND_CHARS[kind]}〔{year}〕第{seq:04d}号"
+@dataclass(frozen=True)
+class NoticeKind:
+    id: str
+    title: str
+    char: str            # the character of its number; "" = not an official, numbered notice
+    covers: Covers       # grant_open: grant results not (yet) eligible; tax: tax self-assessment; all
+    template: str        # notices/templates/<template>
+    signed: bool = True  # carries the issuing body's name and date (a self-check does not)
+
+
+KINDS: dict[str, NoticeKind] = {k.id: k for k in (
+    NoticeKind("one_time", "一次性告知书", "告", "grant_open", "one_time.html.j2"),
+    NoticeKind("award", "兑现通知书", "兑", "grant_awarded", "award.html.j2"),
+    NoticeKind("non_support", "不予支持告知书", "不", "grant_refused", "non_support.html.j2"),
+    NoticeKind("tax_self_assessment", "税收优惠自行判别结果", "税", "tax", "tax_self_assessment.html.j2"),
+    NoticeKind("selfcheck", "自测结果", "", "all", "selfcheck.html.j2", signed=False),
+)}
+
+
+def format_number(kind: str, year: int, seq: int) -> str:
+    return f"资高新惠{KINDS[kind].char}〔{year}〕第{seq:04d}号"
 
 
 def window_year(window: Window) -> int:
@@ -35,35 +52,25 @@ def window_year(window: Window) -> int:
     return int(head) if head.isdigit() and len(head) == 4 else window.opens_on.year
 
 
-def assign_notice_number(
-    session: Session, window_id: str, application_id: str, kind: str, issued_on: date
-) -> tuple[str, int]:
-    """The number of this application's notice of this kind: the existing one on re-render,
-    else the next in sequence. Runs in the caller's transaction; the caller commits."""
-    if kind not in KIND_CHARS:
+def assign_number(session: Session, window_id: str, application_id: str, kind: str,
+                  issued_on: date) -> Notice:
+    """This application's notice of this kind: the existing one on re-render, else the next
+    number in sequence. Runs in the caller's transaction."""
+    if kind not in KINDS or not KINDS[kind].char:
         raise ValueError(f"未知的告知书类型：{kind}")
-    window = session.execute(
-        select(Window).where(Window.id == window_id).with_for_update()
-    ).scalar_one_or_none()
+    window = session.execute(select(Window).where(Window.id == window_id).with_for_update()
+                             ).scalar_one_or_none()
     if window is None:
-        raise NotFound(f"申报窗口 {window_id} 不存在")
-    existing = session.execute(
-        select(Notice.number, Notice.seq).where(
-            Notice.application_id == application_id, Notice.kind == kind
-        )
-    ).first()
-    if existing:
-        return existing.number, existing.seq
-    seq = (
-        session.scalar(
-            select(func.max(Notice.seq)).where(Notice.window_id == window_id, Notice.kind == kind)
-        )
-        or 0
-    ) + 1
-    number = format_notice_number(kind, window_year(window), seq)
-    session.add(
-        Notice(window_id=window_id, application_id=application_id, kind=kind, seq=seq,
-               number=number, issued_on=issued_on, created_at=utcnow())
-    )
+        raise NotFound(f"申报批次 {window_id} 不存在")
+    existing = session.execute(select(Notice).where(Notice.application_id == application_id,
+                                                    Notice.kind == kind)).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    seq = (session.scalar(select(func.max(Notice.seq)).where(Notice.window_id == window_id,
+                                                             Notice.kind == kind)) or 0) + 1
+    notice = Notice(window_id=window_id, application_id=application_id, kind=kind, seq=seq,
+                    number=format_number(kind, window_year(window), seq), issued_on=issued_on,
+                    created_at=utcnow())
+    session.add(notice)
     session.flush()
-    return number, seq
+    return notice

@@ -1,9 +1,19 @@
-"""Shared fixtures: the shipped rulebook and evaluators (one compile per test session)."""
+"""Shared fixtures: the shipped rulebook and evaluators (one compile per test session), and a
+private data directory and complete notice settings for every test run."""
 from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
 
 import pytest
 
-from engine import Evaluator, load_rulebook
+# Set before any test imports the store: files the product writes go to a private temporary
+# directory, never the working tree; official notices need every setting filled in.
+os.environ.setdefault("YAGU_DATA_DIR", tempfile.mkdtemp(prefix="yagu-test-data-"))
+os.environ.setdefault("YAGU_NOTICE_SETTINGS", str(Path(__file__).parent / "fixtures" / "notice-settings.yaml"))
+
+from engine import Evaluator, load_rulebook  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -93,7 +93,7 @@ def db(store_url):
 
 @pytest.fixture(scope="session")
 def evaluator():
-    from store.windows import get_evaluator
+    from store.rulesets import current as get_evaluator
 
     return get_evaluator()
 
@@ -174,7 +174,7 @@ def profiles_csv(profiles: list[dict]) -> bytes:
     import io
 
     from store.intake import CLAIM, layout
-    from store.windows import get_evaluator
+    from store.rulesets import current as get_evaluator
 
     lay = layout(get_evaluator().registry)
     buf = io.StringIO(newline="")

@@ -13,7 +13,7 @@ from notices.context import (NoticeNotApplicable, SettingsError, load_settings, 
 from notices.fields import FIELD_NAMES, field_name
 from notices.pdf import html_to_pdf
 from notices.render import NoticeRenderer
-from notices.workdays import UnknownYearError, WorkdayCalendar
+from engine.workdays import UnknownYearError, WorkdayCalendar
 
 D = dt.date
 ENTERPRISE = {"uscc": "91512000MA62XY001U", "name": "资阳示例口腔医疗器械有限公司"}

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine.taxdates import keep_until
 from engine import Evaluator, WindowContext, load_rulebook
 from engine.examples import run_examples
 from engine.uscc import make_uscc
@@ -69,9 +70,17 @@ SMALL = dict(in_park=True, tax_collection="audit", restricted_industry=False,
              taxable_income_cny=1_000_000, employees_avg=50, total_assets_avg_cny=10_000_000)
 
 
-def test_small_low_profit_is_not_in_force_in_2028_but_is_on_its_last_day():
+def test_small_low_profit_is_judged_for_the_tax_year_being_settled():
+    # 2023年第12号 runs to 2027-12-31. On 2028-03-31 the 2027 汇算清缴 is open (until
+    # 2028-05-31), so the 2027 tax year is judged and the preference applies; after the
+    # settlement deadline the 2028 tax year is judged and it has expired.
     p = _profile(1, **SMALL)
-    assert EV.evaluate(p, date(2028, 3, 31), ["small-low-profit-cit"]).results[0].status == "not_in_force"
+    r = EV.evaluate(p, date(2028, 3, 31), ["small-low-profit-cit"]).results[0]
+    assert (r.status, r.tax_year) == ("eligible", 2027)
+    r = EV.evaluate(p, date(2028, 6, 30), ["small-low-profit-cit"]).results[0]
+    assert (r.status, r.tax_year) == ("not_in_force", 2028)
+    r = EV.evaluate(p, date(2028, 3, 31), ["small-low-profit-cit"], tax_year=2028).results[0]
+    assert (r.status, r.tax_year) == ("not_in_force", 2028)
     assert EV.evaluate(p, date(2027, 12, 31), ["small-low-profit-cit"]).results[0].status == "eligible"
 
 
@@ -232,9 +241,11 @@ def test_the_two_15_percent_rates_conflict_both_ways():
 
 
 def test_records_are_kept_ten_years_from_the_day_after_the_settlement_ends():
-    # tax year 2025: 汇算清缴 ends 2026-05-31; kept from 2026-06-01 for 10 years
-    assert BOOK.keep_until(2025) == date(2036, 5, 31)
-    assert BOOK.keep_until(2023) == date(2034, 5, 31)
+    # tax year 2025: 31 May 2026 is a Sunday, so the 汇算清缴 ends on Monday 1 June
+    # (征管法实施细则 第一百零九条); kept from 2 June 2026 for 10 years
+    assert keep_until(BOOK, 2025) == (date(2036, 6, 1), True)
+    # tax year 2023: 31 May 2024 is a Friday
+    assert keep_until(BOOK, 2023) == (date(2034, 5, 31), True)
 
 
 def test_every_tax_item_says_how_to_claim_and_what_to_keep():

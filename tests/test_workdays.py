@@ -7,7 +7,7 @@ import chinese_calendar
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from notices.workdays import (DEFAULT_SCHEDULE_DIR, ScheduleFileError, UnknownLimitError,
+from engine.workdays import (DEFAULT_SCHEDULE_DIR, ScheduleFileError, UnknownLimitError,
                               UnknownYearError, WorkdayCalendar, add_workdays, due_date,
                               load_schedule_file, service_limits, workdays_between)
 

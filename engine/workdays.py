@@ -17,7 +17,11 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import chinese_calendar
 import yaml
+from chinese_calendar import constants
+
+from engine.loader import rules_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SCHEDULE_DIR = REPO_ROOT / "rules" / "workdays"
@@ -183,9 +187,6 @@ def load_schedule_file(path: Path) -> YearSchedule:
 
 
 def _library_schedule(year: int) -> YearSchedule | None:
-    import chinese_calendar
-    from chinese_calendar import constants
-
     try:
         chinese_calendar.is_workday(dt.date(year, 6, 1))  # raises NotImplementedError outside its range
     except NotImplementedError:
@@ -201,7 +202,7 @@ class WorkdayCalendar:
 
     def __init__(self, schedule_dir: Path | str | None = None):
         if schedule_dir is None:
-            schedule_dir = os.environ.get("YAGU_WORKDAYS_DIR") or DEFAULT_SCHEDULE_DIR
+            schedule_dir = os.environ.get("YAGU_WORKDAYS_DIR") or rules_dir() / "workdays"
         self.schedule_dir = Path(schedule_dir)
         self._years: dict[int, YearSchedule] = {}
         self._lock = threading.Lock()

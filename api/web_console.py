@@ -1,0 +1,491 @@
+"""The staff console: windows, applications, 复核, 公示, closing, imports, notices, jobs, tokens.
+
+Every form carries a CSRF token and redirects after POST (a refresh never repeats an action);
+a message after an action is chosen by the server from a fixed list (`?done=<code>`), never
+text from the URL. Long work runs as background jobs whose page shows their progress.
+"""
+from __future__ import annotations
+
+import secrets
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from api.errors import problems
+from api.security import STAFF_COOKIE, ROLE_RANK, Staff, console_session, csrf_ok, csrf_token_for
+from api.views import page
+from store import applications, awards, cases, exports, jobs, sessions, tokens
+from store import windows as W
+from store.errors import Conflict, NotFound, StoreError, ValidationFailed
+from store.intake import template_bytes
+from store.tasks import stash_upload
+
+router = APIRouter(include_in_schema=False)
+LOGIN_CSRF_COOKIE = "yagu_login_csrf"
+DONE = {
+    "created": "申报批次已建立。", "notices": "一次性告知书已发出。", "published": "拟支持名单已公示。",
+    "closed": "批次已关闭，兑现名单已写入兑现台账。", "reviewed": "复核已记录。", "material": "材料审核已记录。",
+    "objection": "异议已登记。", "resolved": "异议处理已记录。", "token": "令牌已吊销。", "cancelled": "任务已取消。",
+}
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _db(request: Request):
+    return request.app.state.runtime.db
+
+
+def _to_login() -> RedirectResponse:
+    return RedirectResponse("/staff/login", status_code=303)
+
+
+def _ctx(sid: str, who: Staff, **kw: Any) -> dict:
+    return {"csrf": csrf_token_for(sid), "who": who, **kw}
+
+
+async def _form(request: Request, sid: str, **limits: int):
+    form = await request.form(**({"max_fields": 100} | limits))
+    if not csrf_ok(sid, str(form.get("csrf", ""))):
+        raise Conflict("表单已失效（CSRF 校验失败），请刷新页面后重试")
+    return form
+
+
+def _error_page(request: Request, exc: Exception, back: str) -> HTMLResponse:
+    status = 404 if isinstance(exc, NotFound) else 422 if isinstance(exc, ValidationFailed) else 409
+    msgs = problems(exc) if isinstance(exc, ValidationFailed) else []
+    text = getattr(exc, "message", None) or str(exc)
+    return page(request, "message.html", {"title": "操作未完成", "message": text, "errors": msgs, "back": back}, status)
+
+
+def _download(data: bytes, media: str, filename: str) -> Response:
+    return Response(data, media_type=media,
+                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"})
+
+
+# --- login ---------------------------------------------------------------------------------------
+@router.get("/staff/login", response_class=HTMLResponse)
+async def login_form(request: Request, failed: int = 0):
+    csrf = secrets.token_urlsafe(24)
+    resp = page(request, "staff_login.html", {"csrf": csrf, "failed": bool(failed)}, 401 if failed else 200)
+    resp.set_cookie(LOGIN_CSRF_COOKIE, csrf, httponly=True, samesite="strict", path="/staff",
+                    secure=request.app.state.settings.cookie_secure)
+    return resp
+
+
+@router.post("/staff/login")
+async def login(request: Request):
+    form = await request.form(max_fields=10)
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE)
+    if not expected or not secrets.compare_digest(expected, str(form.get("csrf", ""))):
+        return RedirectResponse("/staff/login?failed=1", status_code=303)
+    ident = await run_in_threadpool(tokens.authenticate, _db(request), str(form.get("token", "")).strip())
+    if ident is None:
+        return RedirectResponse("/staff/login?failed=1", status_code=303)
+    sid = await run_in_threadpool(sessions.open_session, _db(request), "staff", str(ident.token_id), ident.role)
+    resp = RedirectResponse("/staff", status_code=303)
+    resp.set_cookie(STAFF_COOKIE, sid, httponly=True, samesite="strict", path="/staff",
+                    secure=request.app.state.settings.cookie_secure, max_age=sessions.STAFF_HOURS * 3600)
+    resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/staff")
+    return resp
+
+
+@router.post("/staff/logout")
+async def logout(request: Request):
+    sess = await console_session(request)
+    if sess:
+        await _form(request, sess[0])
+        await run_in_threadpool(sessions.end, _db(request), sess[0])
+    resp = RedirectResponse("/staff/login", status_code=303)
+    resp.delete_cookie(STAFF_COOKIE, path="/staff")
+    return resp
+
+
+# --- windows -------------------------------------------------------------------------------------
+@router.get("/staff", response_class=HTMLResponse)
+async def home(request: Request, done: str = ""):
+    sess = await console_session(request)
+    if not sess:
+        return _to_login()
+    ws = await run_in_threadpool(W.list_windows, _db(request))
+    recent = await run_in_threadpool(jobs.list_jobs, _db(request))
+    return page(request, "staff_home.html", _ctx(*sess, windows=ws, jobs=recent, done=DONE.get(done, "")))
+
+
+@router.post("/staff/windows")
+async def create_window(request: Request):
+    sess = await console_session(request)
+    if not sess:
+        return _to_login()
+    try:
+        form = await _form(request, sess[0])
+        fields = {k: str(form.get(k) or "").strip() or None for k in
+                  ("opens_on", "closes_on", "as_of", "coverage_from", "coverage_to", "label")}
+        for k in ("correction_workdays", "publicity_workdays"):
+            raw = str(form.get(k) or "").strip()
+            fields[k] = int(raw) if raw.isdigit() else (raw or None)
+        w = await run_in_threadpool(lambda: W.open_window(_db(request), str(form.get("id") or "").strip(),
+                                                          actor=sess[1].actor, **fields))
+    except StoreError as e:
+        return _error_page(request, e, "/staff")
+    return RedirectResponse(f"/staff/windows/{quote(w.id)}?done=created", status_code=303)
+
+
+@router.get("/staff/windows/{window_id}", response_class=HTMLResponse)
+async def window_page(request: Request, window_id: str, done: str = ""):
+    sess = await console_session(request)
+    if not sess:
+        return _to_login()
+    try:
+        w = await run_in_threadpool(W.get_window, _db(request), window_id)
+    except NotFound as e:
+        return _error_page(request, e, "/staff")
+    recent = await run_in_threadpool(lambda: jobs.list_jobs(_db(request), window_id=window_id, limit=10))
+    preview = await run_in_threadpool(awards.close_preview, _db(request), window_id) if w.evaluated_at else None
+    return page(request, "staff_window.html", _ctx(*sess, w=w, jobs=recent, preview=preview, done=DONE.get(done, "")))
+
+
+async def _submit_job(request: Request, kind: str, args: dict, lock: str | None) -> Response:
+    sess = await console_session(request)
+    if not sess:
+        return _to_login()
+    try:
+        await _form(request, sess[0])
+        job_id = await run_in_threadpool(jobs.submit, _db(request), kind, {**args, "actor": sess[1].actor},
+                                         actor=sess[1].actor, lock_key=lock)
+    except StoreError as e:
+        return _error_page(request, e, f"/staff/windows/{quote(args.get('window_id') or '')}")
+    return RedirectResponse(f"/staff/jobs/{job_id}", status_code=303)
+
+
+@router.post("/staff/windows/{window_id}/evaluate")
+async def evaluate(request: Request, window_id: str):
+    return await _submit_job(request, "window.evaluate", {"window_id": window_id}, f"window:{window_id}")
+
+
+@router.post("/staff/windows/{window_id}/notices")
+async def notice_bundle(request: Request, window_id: str):
+    return await _submit_job(request, "notices.bundle", {"window_id": window_id}, f"notices:{window_id}")
+
+
+@router.post("/staff/windows/{window_id}/replay")
+async def replay(request: Request, window_id: str):
+    return await _submit_job(request, "window.replay", {"window_id": window_id}, f"replay:{window_id}")
+
+
+@router.post("/staff/windows/{window_id}/impact")
+async def impact(request: Request, window_id: str):
+    sess = await console_session(request)
+    if not sess:
+        return _to_login()
+    form = await request.form(max_fields=10)
+    args = {"window_id": window_id, "rules_dir": str(form.get("rules_dir") or "").strip() or None,
+            "as_of": str(form.get("as_of") or "").strip() or None}
+    try:
+        if not csrf_ok(sess[0], str(form.get("csrf", ""))):
+            raise Conflict("表单已失效（CSRF 校验失败），请刷新页面后重试")
+        job_id = await run_in_threadpool(jobs.submit, _db(request), "window.impact", {**args, "actor": sess[1].actor},
+                                         actor=sess[1].actor, lock_key=f"impact:{window_id}")
+    except StoreError as e:
+        return _error_page(request, e, f"/staff/windows/{quote(window_id)}")
+    return RedirectResponse(f"/staff/jobs/{job_id}", status_code=303)
+
+
+@router.post("/staff/windows/{window_id}/import")
+async def import_file(request: Request, window_id: str):
+    return await _upload_job(request, window_id)
+
+
+@router.post("/staff/registry/import")
+async def import_registry(request: Request):
+    return await _upload_job(request, None)
+
+
+async def _upload_job(request: Request, window_id: str | None) -> Response:
+    sess = await console_session(request)
+    if not sess:
+        return _to_login()
+    back = f"/staff/windows/{quote(window_id)}" if window_id else "/staff"
+    try:
+        form = await _form(request, sess[0], max_files=1)
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str) or not upload.filename:
+            raise ValidationFailed([], "请选择要导入的 .xlsx 或 .csv 文件")
+        path = stash_upload(await upload.read(), upload.filename)
+        job_id = await run_in_threadpool(jobs.submit, _db(request), "applications.import",
+                                         {"window_id": window_id, "path": path, "filename": upload.filename[:200],
+                                          "skip_invalid": form.get("skip_invalid") == "yes", "actor": sess[1].actor},
+                                         actor=sess[1].actor, lock_key=f"import:{window_id or 'registry'}")
+    except StoreError as e:
+        return _error_page(request, e, back)
+    return RedirectResponse(f"/staff/jobs/{job_id}", status_code=303)
+
+
+@router.get("/staff/template.xlsx")
+async def template(request: Request):
+    if not await console_session(request):
+        return _to_login()
+    data = await run_in_threadpool(template_bytes, request.app.state.runtime.evaluator.registry)
+    return _download(data, XLSX, "申报导入模板.xlsx")
+
+
+async def _window_action(request: Request, window_id: str, fn, done: str, need: str = "staff", **kw) -> Response:
+    sess = await console_session(request)
+    if not sess:
+        return _to_login()
+    back = f"/staff/windows/{quote(window_id)}"
+    if ROLE_RANK[sess[1].role] < ROLE_RANK[need]:
+        return page(request, "message.html", {"title": "无权限", "message": "此操作需要管理员角色。", "back": back}, 403)
+    try:
+        form = await _form(request, sess[0])
+        await run_in_threadpool(lambda: fn(_db(request), window_id, actor=sess[1].actor,
+                                           **{k: (str(form.get(k) or "") or None) for k in kw.get("fields", ())}))
+    except StoreError as e:
+        return _error_page(request, e, back)
+    return RedirectResponse(f"{back}?done={done}", status_code=303)
+
+
+@router.post("/staff/windows/{window_id}/one-time-notices")
+async def one_time_notices(request: Request, window_id: str):
+    return await _window_action(request, window_id, cases.issue_one_time_notices, "notices")
+
+
+@router.post("/staff/windows/{window_id}/publish")
+async def publish(request: Request, window_id: str):
+    return await _window_action(request, window_id, awards.publish, "published")
+
+
+@router.get("/staff/windows/{window_id}/close", response_class=HTMLResponse)
+async def close_confirm(request: Request, window_id: str):
+    sess = await console_session(request)
+    if not sess:
+        return _to_login()
+    try:
+        w = await run_in_threadpool(W.get_window, _db(request), window_id)
+        preview = await run_in_threadpool(awards.close_preview, _db(request), window_id)
+    except StoreError as e:
+        return _error_page(request, e, "/staff")
+    return page(request, "staff_close.html", _ctx(*sess, w=w, preview=preview))
+
+
+@router.post("/staff/windows/{window_id}/close")
+async def close(request: Request, window_id: str):
+    resp = await _window_action(request, window_id, awards.close_window, "closed", need="admin", fields=("reason",))
+    request.app.state.runtime.invalidate_ledger()
+    return resp
+
+
+@router.get("/staff/windows/{window_id}/awards.xlsx")
+async def awards_xlsx(request: Request, window_id: str):
+    if not await console_session(request):
+        return _to_login()
+    try:
+        data = await run_in_threadpool(exports.export_awards, _db(request), window_id, "xlsx")
+    except StoreError as e:
+        return _error_page(request, e, f"/staff/windows/{quote(window_id)}")
+    return _download(data, XLSX, f"拟支持名单-{window_id}.xlsx")
+
+
+@router.get("/staff/windows/{window_id}/awards", response_class=HTMLResponse)
+async def award_list(request: Request, window_id: str):
+    sess = await console_session(request)
+    if not sess:
+        return _to_login()
+    try:
+        al = await run_in_threadpool(awards.list_awards, _db(request), window_id)
+        pro = await run_in_threadpool(awards.proactive, _db(request), window_id)
+    except StoreError as e:
+        return _error_page(request, e, f"/staff/windows/{quote(window_id)}")
+    return page(request, "staff_awards.html", _ctx(*sess, al=al, proactive=pro))
+
+
+# --- applications --------------------------------------------------------------------------------
+@router.get("/staff/windows/{window_id}/applications", response_class=HTMLResponse)
+async def application_list(request: Request, window_id: str, q: str = "", state: str = "", status: str = "",
+                           device_class: str = "", pending: str = "", reviewed: str = "", page_no: int = 1):
+    sess = await console_session(request)
+    if not sess:
+        return _to_login()
+    size = 50
+    flags = {"yes": True, "no": False}
+    try:
+        w = await run_in_threadpool(W.get_window, _db(request), window_id)
+        total, rows = await run_in_threadpool(lambda: applications.list_applications(
+            _db(request), window_id, q=q[:60] or None, state=state[:16] or None, status=status[:16] or None,
+            device_class=device_class[:4] or None, correction_pending=flags.get(pending),
+            reviewed=flags.get(reviewed), limit=size, offset=(max(page_no, 1) - 1) * size))
+    except StoreError as e:
+        return _error_page(request, e, "/staff")
+    return page(request, "staff_applications.html", _ctx(
+        *sess, w=w, rows=rows, total=total, page_no=max(page_no, 1), pages=max((total + size - 1) // size, 1),
+        q=q[:60], state=state, status=status, device_class=device_class, pending=pending, reviewed=reviewed))
+
+
+@router.get("/staff/applications/{app_id}", response_class=HTMLResponse)
+async def application_page(request: Request, app_id: str, done: str = ""):
+    sess = await console_session(request)
+    if not sess:
+        return _to_login()
+    try:
+        d = await run_in_threadpool(cases.detail, _db(request), app_id)
+    except StoreError as e:
+        return _error_page(request, e, "/staff")
+    reg = request.app.state.runtime.evaluator.registry
+    return page(request, "staff_application.html", _ctx(*sess, d=d, registry=reg, done=DONE.get(done, ""),
+                                                         kinds=request.app.state.notices.kinds_for(d)))
+
+
+async def _app_action(request: Request, app_id: str, run, done: str) -> Response:
+    sess = await console_session(request)
+    if not sess:
+        return _to_login()
+    back = f"/staff/applications/{quote(app_id)}"
+    try:
+        form = await _form(request, sess[0])
+        await run_in_threadpool(run, form, sess[1])
+    except StoreError as e:
+        return _error_page(request, e, back)
+    return RedirectResponse(f"{back}?done={done}", status_code=303)
+
+
+def _revision(form) -> int | None:
+    raw = str(form.get("revision") or "")
+    return int(raw) if raw.isdigit() else None
+
+
+@router.post("/staff/applications/{app_id}/review")
+async def review(request: Request, app_id: str):
+    return await _app_action(request, app_id, lambda f, who: cases.review(
+        _db(request), app_id, str(f.get("benefit_id", "")), str(f.get("subject_id", "")), str(f.get("action", "")),
+        str(f.get("status") or "") or None, str(f.get("reason") or ""), actor=who.actor, revision=_revision(f)),
+        "reviewed")
+
+
+@router.post("/staff/applications/{app_id}/materials/{material_pk}")
+async def review_material(request: Request, app_id: str, material_pk: int):
+    return await _app_action(request, app_id, lambda f, who: cases.review_material(
+        _db(request), app_id, material_pk, f.get("accept") == "yes", str(f.get("reason") or ""),
+        actor=who.actor, revision=_revision(f)), "material")
+
+
+@router.get("/staff/applications/{app_id}/materials/{material_pk}")
+async def material_file(request: Request, app_id: str, material_pk: int):
+    if not await console_session(request):
+        return _to_login()
+    try:
+        m, data = await run_in_threadpool(cases.material_file, _db(request), app_id, material_pk)
+    except StoreError as e:
+        return _error_page(request, e, f"/staff/applications/{quote(app_id)}")
+    return _download(data, m.content_type, m.filename)
+
+
+@router.post("/staff/applications/{app_id}/objections")
+async def objection(request: Request, app_id: str):
+    return await _app_action(request, app_id, lambda f, who: cases.raise_objection(
+        _db(request), app_id, str(f.get("text") or ""), actor=who.actor), "objection")
+
+
+@router.post("/staff/applications/{app_id}/objections/{objection_id}")
+async def resolve_objection(request: Request, app_id: str, objection_id: int):
+    return await _app_action(request, app_id, lambda f, who: cases.resolve_objection(
+        _db(request), objection_id, str(f.get("resolution") or ""), actor=who.actor), "resolved")
+
+
+@router.get("/staff/applications/{app_id}/notices/{kind}")
+async def notice(request: Request, app_id: str, kind: str, format: str = "html"):
+    if not await console_session(request):
+        return _to_login()
+    try:
+        doc = await run_in_threadpool(request.app.state.notices.render, app_id, kind,
+                                      "pdf" if format == "pdf" else "html")
+    except StoreError as e:
+        return _error_page(request, e, f"/staff/applications/{quote(app_id)}")
+    if format == "pdf":
+        return _download(doc.data, "application/pdf", doc.filename)
+    return HTMLResponse(doc.data.decode("utf-8"))
+
+
+# --- jobs and tokens -----------------------------------------------------------------------------
+@router.get("/staff/jobs/{job_id}", response_class=HTMLResponse)
+async def job_page(request: Request, job_id: str):
+    sess = await console_session(request)
+    if not sess:
+        return _to_login()
+    try:
+        j = await run_in_threadpool(jobs.get, _db(request), job_id)
+    except StoreError as e:
+        return _error_page(request, e, "/staff")
+    return page(request, "staff_job.html", _ctx(*sess, j=j))
+
+
+@router.get("/staff/jobs/{job_id}.json")
+async def job_json(request: Request, job_id: str):
+    if not await console_session(request):
+        return Response(status_code=401)
+    return await run_in_threadpool(jobs.get, _db(request), job_id)
+
+
+@router.post("/staff/jobs/{job_id}/cancel")
+async def cancel_job(request: Request, job_id: str):
+    sess = await console_session(request)
+    if not sess:
+        return _to_login()
+    try:
+        await _form(request, sess[0])
+        await run_in_threadpool(jobs.cancel, _db(request), job_id)
+    except StoreError as e:
+        return _error_page(request, e, f"/staff/jobs/{quote(job_id)}")
+    return RedirectResponse(f"/staff/jobs/{quote(job_id)}", status_code=303)
+
+
+@router.get("/staff/jobs/{job_id}/files/{name}")
+async def job_file(request: Request, job_id: str, name: str):
+    if not await console_session(request):
+        return _to_login()
+    try:
+        media, data = await run_in_threadpool(jobs.file, _db(request), job_id, name)
+    except StoreError as e:
+        return _error_page(request, e, f"/staff/jobs/{quote(job_id)}")
+    return _download(data, media, name)
+
+
+@router.get("/staff/tokens", response_class=HTMLResponse)
+async def token_list(request: Request, done: str = "", created: str = ""):
+    sess = await console_session(request)
+    if not sess:
+        return _to_login()
+    if not sess[1].is_admin:
+        return page(request, "message.html", {"title": "无权限", "message": "令牌管理需要管理员角色。", "back": "/staff"}, 403)
+    rows = await run_in_threadpool(tokens.list_tokens, _db(request))
+    return page(request, "staff_tokens.html", _ctx(*sess, tokens=rows, done=DONE.get(done, "")))
+
+
+@router.post("/staff/tokens", response_class=HTMLResponse)
+async def token_create(request: Request):
+    sess = await console_session(request)
+    if not sess or not sess[1].is_admin:
+        return _to_login()
+    try:
+        form = await _form(request, sess[0])
+        view, value = await run_in_threadpool(lambda: tokens.create_token(
+            _db(request), str(form.get("role") or ""), str(form.get("label") or ""), actor=sess[1].actor))
+    except StoreError as e:
+        return _error_page(request, e, "/staff/tokens")
+    # shown once, on this page (not in a URL); a refresh does not create another token
+    return page(request, "staff_token_created.html", _ctx(*sess, token=view, value=value))
+
+
+@router.post("/staff/tokens/{token_id}/revoke")
+async def token_revoke(request: Request, token_id: int):
+    sess = await console_session(request)
+    if not sess or not sess[1].is_admin:
+        return _to_login()
+    try:
+        await _form(request, sess[0])
+        if token_id == sess[1].token_id:
+            raise Conflict("不能吊销当前登录使用的令牌")
+        await run_in_threadpool(lambda: tokens.revoke_token(_db(request), token_id, actor=sess[1].actor))
+    except StoreError as e:
+        return _error_page(request, e, "/staff/tokens")
+    return RedirectResponse("/staff/tokens?done=token", status_code=303)

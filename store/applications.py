@@ -1,0 +1,404 @@
+"""Applications: intake (one, or a file of many, or a registry of known enterprises), access
+codes, and the staff's list and search.
+
+Profiles are stored once per content hash (`profile_snapshots`); an application points at its
+enterprise's snapshot. An access code is shown once and only its hash is kept.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import orjson
+from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from engine.profile import Profile, ProfileError, canonical_json, parse_profile, shanghai_today
+from engine.vocabulary import APPLICATION_STATE
+from store import audit, rulesets
+from store import windows as W
+from store.bulk import RawJSON, insert_dicts
+from store.db import Database
+from store.errors import Conflict, RowProblem, ValidationFailed
+from store.intake import parse_file
+from store.spreadsheet import IntakeLimits
+from store.models import (Application, Decision, Enterprise, Material, ProfileSnapshot, Review,
+                          utcnow)
+from store.views import ApplicationRow, Submitted
+
+CHANNELS = ("web", "import", "api")
+CHUNK = 2000
+_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+_DUMMY_HASH = hashlib.sha256(b"no-such-application").hexdigest()
+
+
+def chunks(seq: list, n: int = CHUNK) -> Iterable[list]:
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+def code_hash(application_id: str, code: str) -> str:
+    return hashlib.sha256(f"{application_id}:{code}".encode()).hexdigest()
+
+
+def new_access_code(rand: bytes | None = None) -> str:
+    # 12 characters from an unambiguous alphabet (32 symbols, 60 bits): typed from a paper
+    # notice. 256 is a multiple of 32, so `b & 31` is uniform.
+    return "".join([_CODE_ALPHABET[b & 31] for b in (rand[:12] if rand else secrets.token_bytes(12))])
+
+
+def new_application_id(rand: bytes | None = None) -> str:
+    return "A" + (rand[:8] if rand else secrets.token_bytes(8)).hex().upper()
+
+
+def check_access_code(db: Database, application_id: str, access_code: str) -> bool:
+    """True for the holder of the application's access code; an unknown id and a wrong code
+    take the same time and give the same answer."""
+    if not isinstance(application_id, str) or not isinstance(access_code, str):
+        return False
+    app_id = application_id.strip().upper()[:32]
+    with db.read_session() as s:
+        stored = s.scalar(select(Application.access_code_hash).where(Application.id == app_id)) \
+            if "\x00" not in app_id else None
+    given = code_hash(app_id, access_code.strip().upper()[:64])
+    return hmac.compare_digest(stored or _DUMMY_HASH, given) and stored is not None
+
+
+# --- storing profiles and applications -------------------------------------------------------
+@dataclass
+class Intake:
+    """One validated record to store: the profile's stored JSON text and hash (a bulk import
+    keeps 100,000 of these, so not the Profile itself) and, for applications, the claims."""
+    uscc: str
+    name: str
+    data: RawJSON
+    hash: str
+    claims: Optional[list[str]] = None
+    channel: str = "import"
+
+    @classmethod
+    def of(cls, profile: Profile, claims: Optional[list[str]] = None, channel: str = "import") -> "Intake":
+        pj = profile.as_json()
+        return cls(profile.uscc, profile.name, RawJSON(orjson.dumps(pj).decode()),
+                   hashlib.sha256(canonical_json(pj).encode()).hexdigest(), claims, channel)
+
+
+@dataclass
+class IntakeResult:
+    uscc: str
+    name: str
+    application_id: Optional[str] = None
+    access_code: Optional[str] = None   # only for new applications and resubmissions: shown once
+    created: bool = False
+    changed: bool = False
+
+
+def store_enterprises(s: Session, records: list[Intake], source: str, now: datetime) -> dict[str, str]:
+    """Upsert enterprises and profile snapshots; return uscc → snapshot hash."""
+    by_uscc = {r.uscc: r for r in records}
+    existing: dict[str, Optional[str]] = {}
+    for chunk in chunks(list(by_uscc)):
+        existing.update(s.execute(select(Enterprise.uscc, Enterprise.latest_snapshot)
+                                  .where(Enterprise.uscc.in_(chunk))).all())
+    known: set[str] = set()
+    for chunk in chunks([r.hash for r in by_uscc.values()]):
+        known.update(s.scalars(select(ProfileSnapshot.hash).where(ProfileSnapshot.hash.in_(chunk))))
+    insert_dicts(s.connection(), Enterprise.__table__, [
+        {"uscc": u, "name": r.name, "latest_snapshot": r.hash, "source": source, "created_at": now,
+         "updated_at": now} for u, r in by_uscc.items() if u not in existing])
+    changed = [u for u, r in by_uscc.items() if u in existing and existing[u] != r.hash]
+    versions: dict[str, int] = {}
+    if changed:
+        for chunk in chunks(changed):
+            versions.update(s.execute(select(ProfileSnapshot.uscc, func.max(ProfileSnapshot.version))
+                                      .where(ProfileSnapshot.uscc.in_(chunk))
+                                      .group_by(ProfileSnapshot.uscc)).all())
+        t = Enterprise.__table__
+        stmt = (update(t).where(t.c.uscc == bindparam("u"))
+                .values(name=bindparam("n"), latest_snapshot=bindparam("h"), updated_at=bindparam("t")))
+        rows = [{"u": u, "n": by_uscc[u].name, "h": by_uscc[u].hash, "t": now} for u in changed]
+        for chunk in chunks(rows):
+            s.execute(stmt, chunk)
+    insert_dicts(s.connection(), ProfileSnapshot.__table__, [
+        {"hash": r.hash, "uscc": u, "version": (versions.get(u) or 0) + 1, "profile": r.data,
+         "created_at": now} for u, r in by_uscc.items() if r.hash not in known])
+    return {u: r.hash for u, r in by_uscc.items()}
+
+
+def _store_applications(s: Session, w, records: list[Intake], snaps: dict[str, str], now: datetime,
+                        *, resubmission: bool) -> list[IntakeResult]:
+    """Insert new applications; an enterprise that applied before in this window gets its
+    application updated (and, for a resubmission of one application, a new access code)."""
+    existing: dict[str, tuple] = {}
+    for chunk in chunks([r.uscc for r in records]):
+        for row in s.execute(select(Application.uscc, Application.id, Application.snapshot_hash,
+                                    Application.claims, Application.state)
+                             .where(Application.window_id == w.id, Application.uscc.in_(chunk))):
+            existing[row.uscc] = (row.id, row.snapshot_hash, row.claims, row.state)
+    results, inserts, updates = [], [], []
+    rand = memoryview(b"")
+    for r in records:
+        h = snaps[r.uscc]
+        if r.uscc in existing:
+            app_id, old_h, old_claims, state = existing[r.uscc]
+            res = IntakeResult(r.uscc, r.name, app_id)
+            if old_h != h or old_claims != r.claims or resubmission:
+                if state not in ("received", "judged"):
+                    raise Conflict(f"企业 {r.name} 的申报已进入“{APPLICATION_STATE[state]}”阶段，"
+                                   "不能再重新提交；请在申报页面补正")
+                res.changed = True
+                upd = {"i": app_id, "h": h, "c": r.claims, "t": now}
+                if resubmission:
+                    res.access_code = new_access_code()
+                    upd["a"] = code_hash(app_id, res.access_code)
+                updates.append(upd)
+        else:
+            if len(rand) < 20:          # one urandom call per thousand applications, not two each
+                rand = memoryview(secrets.token_bytes(20 * 1000))
+            app_id = new_application_id(bytes(rand[:8]))
+            code = new_access_code(bytes(rand[8:20]))
+            rand = rand[20:]
+            res = IntakeResult(r.uscc, r.name, app_id, code, created=True, changed=True)
+            inserts.append({"id": app_id, "window_id": w.id, "uscc": r.uscc, "snapshot_hash": h,
+                            "claims": r.claims, "channel": r.channel, "submitted_at": now,
+                            "access_code_hash": code_hash(app_id, code), "state": "received",
+                            "revision": 0, "updated_at": now})
+        results.append(res)
+    insert_dicts(s.connection(), Application.__table__, inserts)
+    t = Application.__table__
+    for with_code in (False, True):
+        batch = [u for u in updates if ("a" in u) == with_code]
+        if batch:
+            values = dict(snapshot_hash=bindparam("h"), claims=bindparam("c"), state="received",
+                          updated_at=bindparam("t"), revision=t.c.revision + 1)
+            if with_code:
+                values["access_code_hash"] = bindparam("a")
+            s.execute(update(t).where(t.c.id == bindparam("i")).values(**values), batch)
+    return results
+
+
+def check_claims(profile: Profile, claims: Any, prefix: str = "claims") -> list[RowProblem]:
+    if claims is None:
+        return []
+    if not isinstance(claims, list):
+        return [RowProblem("申报的注册证必须是注册证编号列表", path=prefix)]
+    have = {r.certificate_no for r in (profile.device_registrations or [])}
+    problems, seen = [], set()
+    for i, c in enumerate(claims):
+        if not isinstance(c, str) or not c.strip() or "\x00" in c or len(c) > 100:
+            problems.append(RowProblem("注册证编号必须是非空文本", path=f"{prefix}[{i}]"))
+        elif c.strip() not in have:
+            problems.append(RowProblem(f"企业画像中没有注册证 {c.strip()[:40]}", path=f"{prefix}[{i}]"))
+        elif c.strip() in seen:
+            problems.append(RowProblem(f"注册证 {c.strip()[:40]} 重复申报", path=f"{prefix}[{i}]"))
+        else:
+            seen.add(c.strip())
+    return problems
+
+
+def submit_application(db: Database, window_id: str, profile_data: Any, claims: Any = None,
+                       channel: str = "api", *, actor: str | None = None,
+                       today: date | None = None) -> Submitted:
+    """Store one application and return its id and access code (shown once). Submitting again
+    for the same enterprise in the same window, before judging, updates the application and
+    issues a new code (the old one stops working)."""
+    if channel not in CHANNELS:
+        raise ValidationFailed([RowProblem(f"申报渠道必须是 {'、'.join(CHANNELS)} 之一", path="channel")])
+    registry = rulesets.current().registry
+    try:
+        profile = parse_profile(profile_data, registry)
+    except ProfileError as e:
+        raise ValidationFailed([RowProblem(p.message, path=f"profile.{p.path}" if p.path else "profile")
+                                for p in e.problems]) from None
+    problems = check_claims(profile, claims)
+    if problems:
+        raise ValidationFailed(problems)
+    claims = [c.strip() for c in claims] if claims is not None else None
+    now = utcnow()
+    with db.session() as s:
+        w = W.get(s, window_id, lock=True)
+        W.require_accepting(w, today)
+        rec = Intake.of(profile, claims, channel)
+        snaps = store_enterprises(s, [rec], "application", now)
+        (res,) = _store_applications(s, w, [rec], snaps, now, resubmission=True)
+        audit.event(s, res.application_id, actor, "submit" if res.created else "resubmit",
+                    None if res.created else "received", "received",
+                    {"channel": channel, "claims": claims})
+    return Submitted(application_id=res.application_id, access_code=res.access_code,
+                     window_id=window_id, state="received")
+
+
+def ingest(db: Database, window_id: Optional[str], records: list[Intake], *, actor: str | None = None,
+           action: str = "applications.import", details: dict | None = None,
+           today: date | None = None) -> list[IntakeResult]:
+    """Bulk store validated records in ONE transaction: applications to `window_id`, or a
+    registry of enterprises (no application) when window_id is None."""
+    now = utcnow()
+    with db.session() as s:
+        w = None
+        if window_id is not None:
+            w = W.get(s, window_id, lock=True)
+            W.require_accepting(w, today)
+        snaps = store_enterprises(s, records, "application" if w else "registry", now)
+        results = ([IntakeResult(r.uscc, r.name) for r in records] if w is None
+                   else _store_applications(s, w, records, snaps, now, resubmission=False))
+        audit.record(s, actor, action, window_id or "registry",
+                     {**(details or {}), "records": len(records),
+                      "created": sum(r.created for r in results)})
+    return results
+
+
+# --- files of applications -------------------------------------------------------------------
+@dataclass
+class ImportReport:
+    filename: str
+    window_id: Optional[str]
+    rows: int
+    enterprises: int
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: list[str] = field(default_factory=list)     # USCCs not imported because of errors
+    problems: list[RowProblem] = field(default_factory=list)
+    access_codes: list[dict] = field(default_factory=list)  # {uscc, name, application_id, access_code}
+    committed: bool = False
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["problems"] = [p.to_dict() for p in self.problems]
+        return d
+
+
+class ImportRejected(ValidationFailed):
+    """The file has errors and nothing was imported; `.report` has every problem."""
+
+    def __init__(self, report: ImportReport, total: int | None = None):
+        self.report = report
+        super().__init__(report.problems, f"文件“{report.filename}”有 {total or len(report.problems)} 处问题，"
+                                          "未导入任何数据")
+
+
+def import_applications(db: Database, window_id: Optional[str], source: bytes | str | Path,
+                        filename: str | None = None, *, skip_invalid: bool = False,
+                        actor: str | None = None, channel: str = "import", today: date | None = None,
+                        limits: IntakeLimits | None = None) -> ImportReport:
+    """Import applications of a window from an .xlsx or .csv file (or, with window_id None, a
+    registry of enterprises without applications). Idempotent on window + USCC. A file with
+    errors imports nothing (ImportRejected) unless skip_invalid."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        filename, data = filename or path.name, path.read_bytes()
+    else:
+        data, filename = source, filename or "upload.xlsx"
+    if window_id is not None:
+        with db.read_session() as s:
+            W.require_accepting(W.get(s, window_id), today)
+    registry = rulesets.current().registry
+    pf = parse_file(data, filename, registry, limits or IntakeLimits.from_env())
+    records: list[Intake] = []
+    skipped: list[str] = []
+    n_ents = len(pf.enterprises)
+    ents, pf.enterprises = pf.enterprises, []
+    ents.reverse()
+    while ents:
+        e = ents.pop()          # released once checked: only the compact record stays
+        if not e.ok:
+            skipped.append(e.uscc)
+            continue
+        try:
+            p = parse_profile(e.profile, registry)
+        except ProfileError as err:
+            for pr in err.problems:
+                sheet, row, column = e.locate(pr.path)
+                message = pr.message if column else f"{registry.label(pr.path, e.profile)}：{pr.message}"
+                pf.log.add(RowProblem(message, sheet=sheet, row=row, column=column))
+            skipped.append(e.uscc)
+            continue
+        records.append(Intake.of(p, e.claims if window_id else None, channel))
+    report = ImportReport(filename, window_id, pf.rows, n_ents, skipped=skipped, problems=pf.problems)
+    if report.problems and not skip_invalid:
+        raise ImportRejected(report, pf.log.total)
+    if not records:
+        return report
+    results = ingest(db, window_id, records, actor=actor, today=today,
+                     action="applications.import" if window_id else "registry.import",
+                     details={"filename": filename, "problems": pf.log.total, "skip_invalid": skip_invalid})
+    report.committed = True
+    report.created = sum(1 for r in results if r.created)
+    report.updated = sum(1 for r in results if r.changed and not r.created)
+    report.unchanged = len(results) - report.created - report.updated
+    report.access_codes = [{"uscc": r.uscc, "name": r.name, "application_id": r.application_id,
+                            "access_code": r.access_code} for r in results if r.access_code]
+    return report
+
+
+# --- the staff's list ------------------------------------------------------------------------
+def list_applications(db: Database, window_id: str, *, q: str | None = None, state: str | None = None,
+                      status: str | None = None, device_class: str | None = None,
+                      correction_pending: bool | None = None, reviewed: bool | None = None,
+                      limit: int = 50, offset: int = 0) -> tuple[int, list[ApplicationRow]]:
+    """(total, one page) of a window's applications, searched by name, USCC or application
+    id, filtered by state, grant verdict, device class, 补正 pending and review."""
+    with db.read_session() as s:
+        W.get(s, window_id)
+        query = (select(Application, Enterprise.name).join(Enterprise, Enterprise.uscc == Application.uscc)
+                 .where(Application.window_id == window_id))
+        if q:
+            like = f"%{q.strip()[:60]}%"
+            query = query.where(or_(Enterprise.name.like(like), Application.uscc.like(like.upper()),
+                                    Application.id.like(like.upper())))
+        if state:
+            query = query.where(Application.state == state)
+        if correction_pending is not None:
+            query = query.where((Application.state == "correction") if correction_pending
+                                else (Application.state != "correction"))
+        if status:
+            query = query.where(Application.id.in_(select(Decision.application_id)
+                                                   .where(Decision.window_id == window_id,
+                                                          Decision.status == status)))
+        if device_class:
+            query = query.where(Application.id.in_(_apps_with_class(s, window_id, device_class)))
+        if reviewed is not None:
+            sub = select(Review.application_id)
+            query = query.where(Application.id.in_(sub) if reviewed else Application.id.not_in(sub))
+        total = s.scalar(select(func.count()).select_from(query.subquery()))
+        page = s.execute(query.order_by(Application.submitted_at, Application.id)
+                         .limit(min(max(limit, 1), 500)).offset(max(offset, 0))).all()
+        ids = [a.id for a, _ in page]
+        statuses: dict[str, dict[str, int]] = {}
+        for app_id, st, n in s.execute(select(Decision.application_id, Decision.status, func.count())
+                                       .where(Decision.application_id.in_(ids))
+                                       .group_by(Decision.application_id, Decision.status)):
+            statuses.setdefault(app_id, {})[st] = n
+        reviewed_ids = set(s.scalars(select(Review.application_id).where(Review.application_id.in_(ids))))
+        pending = dict(s.execute(select(Material.application_id, func.count())
+                                 .where(Material.application_id.in_(ids), Material.state == "pending")
+                                 .group_by(Material.application_id)).all())
+        rows = [ApplicationRow(application_id=a.id, uscc=a.uscc, enterprise_name=name, channel=a.channel,
+                               state=a.state, state_text=APPLICATION_STATE.get(a.state, a.state),
+                               submitted_at=a.submitted_at, correction_due=a.correction_due,
+                               grant_statuses=statuses.get(a.id, {}), reviewed=a.id in reviewed_ids,
+                               pending_materials=pending.get(a.id, 0))
+                for a, name in page]
+        return total, rows
+
+
+def _apps_with_class(s: Session, window_id: str, device_class: str) -> list[str]:
+    """Applications with a certificate of this class (read from their profiles)."""
+    registry = rulesets.current().registry
+    cls = registry.facts.get("certificate.device_class")
+    out = []
+    for app_id, profile in s.execute(select(Application.id, ProfileSnapshot.profile)
+                                     .join(ProfileSnapshot, ProfileSnapshot.hash == Application.snapshot_hash)
+                                     .where(Application.window_id == window_id)):
+        p = parse_profile(profile, registry, date.max)
+        if cls and any(cls.read(r) == device_class for r in (p.device_registrations or [])):
+            out.append(app_id)
+    return out
+

@@ -1,0 +1,328 @@
+"""公示 and 兑现: the proposed award list, publishing it, closing the window into the award
+ledger (once per subject, across all windows), the refusals, and the 免申即享 list.
+
+Only grant decisions enter any of these: tax preferences are the enterprise's own
+self-assessment (自行判别、申报享受), never a park decision.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Optional
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from engine.profile import parse_profile, shanghai_today
+from engine.vocabulary import cn_date
+from engine.workdays import default_calendar
+from store import audit, rulesets
+from store import windows as W
+from store.applications import chunks
+from store.db import Database
+from store.errors import Conflict, RowProblem, ValidationFailed
+from store.models import (Application, Award, Decision, Enterprise, Evaluation, ProfileSnapshot, Review,
+                          Window, utcnow)
+from store.notices import assign_number
+from store.views import AwardList, AwardView, Totals
+
+
+@dataclass
+class Candidate:
+    decision_id: int
+    uscc: str
+    enterprise_name: str
+    application_id: str
+    benefit_id: str
+    subject_id: str
+    status: str                 # final: reviewed, else the engine's
+    amount_cny: Optional[float]
+    amount_provisional: bool
+    device_class: Optional[str]
+    origin: Optional[str]
+    channel: str
+
+
+def _final_statuses(s: Session, window_id: str) -> dict[tuple, str]:
+    """(application, benefit, subject) → the latest reviewed verdict of the current decision."""
+    current = select(Evaluation.id).where(Evaluation.window_id == window_id)
+    out = {}
+    for app, b, sub, st in s.execute(select(Review.application_id, Review.benefit_id, Review.subject_id,
+                                            Review.status).where(Review.evaluation_id.in_(current))
+                                     .order_by(Review.id)):
+        out[(app, b, sub)] = st
+    return out
+
+
+def grant_decisions(s: Session, window_id: str) -> list[Candidate]:
+    """Every claimed grant decision of the window's applicants, with its final verdict, in
+    submission order (earliest application first when two claim one certificate)."""
+    rows = s.execute(
+        select(Decision.id, Decision.uscc, Decision.application_id, Decision.benefit_id, Decision.subject_id,
+               Decision.status, Decision.amount_cny, Decision.amount_provisional, Application.claims,
+               Application.snapshot_hash, Application.channel, Enterprise.name)
+        .join(Application, Application.id == Decision.application_id)
+        .join(Enterprise, Enterprise.uscc == Decision.uscc)
+        .where(Decision.window_id == window_id)
+        .order_by(Application.submitted_at, Decision.uscc, Decision.benefit_id, Decision.subject_id)).all()
+    reviewed = _final_statuses(s, window_id)
+    registry = rulesets.current().registry
+    profiles: dict[str, dict] = {}
+    for chunk in chunks(list({r.snapshot_hash for r in rows if r.subject_id})):
+        profiles.update(s.execute(select(ProfileSnapshot.hash, ProfileSnapshot.profile)
+                                  .where(ProfileSnapshot.hash.in_(chunk))).all())
+    out = []
+    for r in rows:
+        if r.subject_id and r.claims is not None and r.subject_id not in r.claims:
+            continue
+        cls = origin = None
+        if r.subject_id:
+            cls, origin = _certificate_facts(registry, profiles[r.snapshot_hash], r.subject_id)
+        out.append(Candidate(r.id, r.uscc, r.name, r.application_id, r.benefit_id, r.subject_id or r.uscc,
+                             reviewed.get((r.application_id, r.benefit_id, r.subject_id), r.status),
+                             None if r.amount_cny is None else float(r.amount_cny), bool(r.amount_provisional),
+                             cls, origin, r.channel))
+    return out
+
+
+def _certificate_facts(registry, profile: dict, cert_no: str) -> tuple[Optional[str], Optional[str]]:
+    p = parse_profile(profile, registry, date.max)
+    info = registry.list_of("certificate")
+    for item in getattr(p, info.name) or []:
+        if info.key_of(item) == cert_no:
+            return registry.facts["certificate.device_class"].read(item), item.origin
+    return None, None
+
+
+def _view(c: Candidate, titles: dict[str, str]) -> AwardView:
+    return AwardView(uscc=c.uscc, enterprise_name=c.enterprise_name, application_id=c.application_id,
+                     benefit_id=c.benefit_id, title=titles.get(c.benefit_id, ""), subject_id=c.subject_id,
+                     amount_cny=c.amount_cny, amount_provisional=c.amount_provisional,
+                     device_class=c.device_class, origin=c.origin, channel=c.channel)
+
+
+def totals_of(awards: list[AwardView]) -> Totals:
+    def add(d: dict, k, a: AwardView) -> None:
+        t = d.setdefault(k or "unknown", {"count": 0, "amount_cny": 0.0})
+        t["count"] += 1
+        t["amount_cny"] += a.amount_cny or 0
+
+    by_class: dict = {}
+    by_origin: dict = {}
+    by_benefit: dict = {}
+    for a in awards:
+        add(by_class, a.device_class, a)
+        add(by_origin, a.origin, a)
+        add(by_benefit, a.benefit_id, a)
+    return Totals(count=len(awards), amount_cny=sum(a.amount_cny or 0 for a in awards),
+                  provisional_count=sum(1 for a in awards if a.amount_provisional),
+                  by_class=by_class, by_origin=by_origin, by_benefit=by_benefit)
+
+
+def _titles() -> dict[str, str]:
+    return {b.id: b.spec.title for b in rulesets.current().book.benefits.values()}
+
+
+def proposed(s: Session, window_id: str) -> tuple[list[Candidate], list[dict]]:
+    """(the awards closing would make, eligible subjects already awarded elsewhere)."""
+    taken = {(b, sub): wid for b, sub, wid in s.execute(select(Award.benefit_id, Award.subject_id, Award.window_id))}
+    out, refused, seen = [], [], set()
+    for c in grant_decisions(s, window_id):
+        if c.status != "eligible":
+            continue
+        key = (c.benefit_id, c.subject_id)
+        if key in taken and taken[key] != window_id or key in seen:
+            refused.append({"uscc": c.uscc, "enterprise_name": c.enterprise_name, "benefit_id": c.benefit_id,
+                            "subject_id": c.subject_id,
+                            "reason": f"该注册证已在申报批次 {taken.get(key, window_id)} 获得支持，不重复支持"})
+            continue
+        seen.add(key)
+        out.append(c)
+    return out, refused
+
+
+def list_awards(db: Database, window_id: str) -> AwardList:
+    """The ledger entries of a closed window; before closing, the proposed list (拟支持名单)."""
+    titles = _titles()
+    with db.read_session() as s:
+        w = W.get(s, window_id)
+        if w.state == "closed":
+            rows = s.execute(select(Award, Enterprise.name, Application.channel)
+                             .join(Enterprise, Enterprise.uscc == Award.uscc)
+                             .join(Application, Application.id == Award.application_id)
+                             .where(Award.window_id == window_id).order_by(Award.id)).all()
+            awards = [AwardView(uscc=a.uscc, enterprise_name=name, application_id=a.application_id,
+                                benefit_id=a.benefit_id, title=titles.get(a.benefit_id, ""), subject_id=a.subject_id,
+                                amount_cny=None if a.amount_cny is None else float(a.amount_cny),
+                                amount_provisional=a.amount_provisional, device_class=a.device_class,
+                                origin=a.origin, channel=channel) for a, name, channel in rows]
+            return AwardList(window=W.view(w), final=True, awards=awards, totals=totals_of(awards))
+        if w.evaluated_at is None:
+            raise Conflict(f"申报批次 {window_id} 尚未判定，请先执行批量判定")
+        cands, refused = proposed(s, window_id)
+        awards = [_view(c, titles) for c in cands]
+        return AwardList(window=W.view(w), final=False, awards=awards, already_awarded=refused,
+                         totals=totals_of(awards))
+
+
+def publish(db: Database, window_id: str, *, actor: str | None = None, today: date | None = None):
+    """公示: publish the proposed award list for the window's publicity period. Needs the
+    acceptance period over and every applicant judged under the rules in force."""
+    today = today or shanghai_today()
+    with db.session() as s:
+        w = W.get(s, window_id, lock=True)
+        if w.state != "open":
+            raise Conflict(f"申报批次 {window_id} 当前为“{W.view(w).state_text}”，不能公示")
+        if today <= w.closes_on:
+            raise Conflict(f"申报批次 {window_id} 受理期至 {cn_date(w.closes_on)}，受理期结束后才能公示")
+        stale = W.stale_count(s, w)
+        if stale:
+            raise Conflict(f"还有 {stale} 份申报未按现行规则判定，请先执行批量判定")
+        cands, _ = proposed(s, window_id)
+        on_list = sorted({c.application_id for c in cands})
+        apps = {a.id: a for a in s.execute(select(Application).where(Application.id.in_(on_list))).scalars()}
+        for app_id in on_list:
+            app = apps[app_id]
+            audit.event(s, app_id, actor, "publicize", app.state, "publicized", None)
+            app.state, app.revision = "publicized", app.revision + 1
+        w.state, w.published_at = "publicity", utcnow()
+        w.publicity_from = today
+        w.publicity_until = default_calendar().add_workdays(today, w.publicity_workdays)
+        audit.record(s, actor, "window.publish", window_id,
+                     {"from": today.isoformat(), "until": w.publicity_until.isoformat(), "listed": len(on_list)})
+        return W.view(w)
+
+
+@dataclass
+class CloseResult:
+    window_id: str
+    awards: list[AwardView]
+    already_awarded: list[dict]
+    refused: list[str]          # applications that received a 不予支持告知书
+    totals: Totals
+
+
+def close_preview(db: Database, window_id: str) -> dict:
+    """What closing would do, for the confirmation step: how many awards, how much, how many
+    不予支持 notices, and whether an early close (with a reason) is needed."""
+    with db.read_session() as s:
+        w = W.get(s, window_id)
+        cands, refused = proposed(s, window_id)
+        decided = grant_decisions(s, window_id)
+        apps_awarded = {c.application_id for c in cands}
+        refusals = {c.application_id for c in decided if c.status != "eligible"} - apps_awarded
+        today = shanghai_today()
+        early = w.state != "publicity" or w.publicity_until is None or today <= w.publicity_until
+        return {"awards": len(cands), "amount_cny": sum(c.amount_cny or 0 for c in cands),
+                "already_awarded": len(refused), "non_support_notices": len(refusals),
+                "early": early, "stale": W.stale_count(s, w), "state": w.state}
+
+
+def close_window(db: Database, window_id: str, *, actor: str | None = None, reason: str | None = None,
+                 today: date | None = None) -> CloseResult:
+    """Close the window: its awards go into the ledger, exactly once per subject (the ledger's
+    unique key decides races), and every applicant whose grant subjects failed or stayed
+    unknown receives a 不予支持告知书. Only after the 公示 period — or earlier with a written
+    reason — and only on decisions made under the rules in force."""
+    today = today or shanghai_today()
+    reason = (reason or "").strip() or None
+    titles = _titles()
+    with db.session() as s:
+        w = W.get(s, window_id, lock=True)
+        if w.state == "closed":
+            raise Conflict(f"申报批次 {window_id} 已关闭")
+        if w.evaluated_at is None:
+            raise Conflict(f"申报批次 {window_id} 尚未判定，请先执行批量判定")
+        stale = W.stale_count(s, w)
+        if stale:
+            raise Conflict(f"还有 {stale} 份申报未按现行规则（规则版本 {rulesets.current().ruleset_version}）"
+                           "判定，请先执行批量判定再关闭")
+        early = w.state != "publicity" or w.publicity_until is None or today <= w.publicity_until
+        if early and not reason:
+            until = f"公示期至 {cn_date(w.publicity_until)}" if w.publicity_until else "尚未公示"
+            raise ValidationFailed([RowProblem(f"{until}；提前关闭须写明理由", path="reason")])
+        cands = [c for c in grant_decisions(s, window_id) if c.status == "eligible"]
+        now = utcnow()
+        insert = postgresql.insert if db.is_postgres else sqlite.insert
+        stmt = insert(Award).on_conflict_do_nothing(index_elements=["benefit_id", "subject_id"])
+        rows = [{"benefit_id": c.benefit_id, "subject_id": c.subject_id, "window_id": window_id, "uscc": c.uscc,
+                 "application_id": c.application_id, "decision_id": c.decision_id, "amount_cny": c.amount_cny,
+                 "amount_provisional": c.amount_provisional, "device_class": c.device_class,
+                 "origin": c.origin, "awarded_at": now} for c in cands]
+        for chunk in chunks(rows):
+            s.execute(stmt, chunk)
+        held: dict[tuple, tuple] = {}
+        for chunk in chunks(list({c.subject_id for c in cands})):
+            for b, sub, wid, dec in s.execute(select(Award.benefit_id, Award.subject_id, Award.window_id,
+                                                     Award.decision_id).where(Award.subject_id.in_(chunk))):
+                held[(b, sub)] = (wid, dec)
+        awards, already = [], []
+        for c in cands:
+            wid, dec = held[(c.benefit_id, c.subject_id)]
+            if dec == c.decision_id and wid == window_id:
+                awards.append(_view(c, titles))
+            else:
+                already.append({"uscc": c.uscc, "benefit_id": c.benefit_id, "subject_id": c.subject_id,
+                                "awarded_in_window": wid,
+                                "reason": f"该注册证已在申报批次 {wid} 获得支持，不重复支持"})
+        awarded_apps = {a.application_id for a in awards}
+        decided_apps = {c.application_id for c in grant_decisions(s, window_id)}
+        refused = sorted(decided_apps - awarded_apps)
+        states = dict(s.execute(select(Application.id, Application.state)
+                                .where(Application.window_id == window_id)).all())
+        for app_id in sorted(awarded_apps):
+            audit.event(s, app_id, actor, "award", states[app_id], "awarded", None)
+        for app_id in refused:
+            assign_number(s, window_id, app_id, "non_support", today)
+            audit.event(s, app_id, actor, "refuse", states[app_id], "refused", None)
+        t = Application.__table__
+        for ids, state in ((sorted(awarded_apps), "awarded"), (refused, "refused")):
+            for chunk in chunks(ids):
+                s.execute(t.update().where(t.c.id.in_(chunk)).values(state=state, updated_at=now,
+                                                                     revision=t.c.revision + 1))
+        w.state, w.closed_at, w.close_reason = "closed", now, reason
+        totals = totals_of(awards)
+        audit.record(s, actor, "window.close", window_id,
+                     {"awards": len(awards), "already_awarded": len(already), "refused": len(refused),
+                      "amount_cny": totals.amount_cny, "early_reason": reason})
+    return CloseResult(window_id, awards, already, refused, totals)
+
+
+def proactive(db: Database, window_id: str) -> list[dict]:
+    """免申即享 / 政策找企业: known enterprises that did not apply in this window but are
+    eligible for a grant, with what each would receive (tax preferences never appear)."""
+    titles = _titles()
+    with db.read_session() as s:
+        w = W.get(s, window_id)
+        if w.evaluated_at is None:
+            raise Conflict(f"申报批次 {window_id} 尚未判定，请先执行批量判定")
+        out: dict[str, dict] = {}
+        for d, name in s.execute(select(Decision, Enterprise.name).join(Enterprise, Enterprise.uscc == Decision.uscc)
+                                 .where(Decision.window_id == window_id, Decision.application_id.is_(None),
+                                        Decision.status == "eligible")
+                                 .order_by(Decision.uscc, Decision.benefit_id, Decision.subject_id)):
+            e = out.setdefault(d.uscc, {"uscc": d.uscc, "name": name, "benefits": [], "total_amount_cny": 0.0,
+                                        "amount_provisional": False})
+            amount = None if d.amount_cny is None else float(d.amount_cny)
+            e["benefits"].append({"benefit_id": d.benefit_id, "title": titles.get(d.benefit_id, ""),
+                                  "subject_id": d.subject_id, "amount_cny": amount,
+                                  "amount_provisional": d.amount_provisional})
+            e["total_amount_cny"] += amount or 0
+            e["amount_provisional"] |= d.amount_provisional
+        return list(out.values())
+
+
+def awarded_among(db: Database, subject_ids: list[str]) -> set[str] | None:
+    """The ledger entries (`benefit_id|subject_id`) of these subjects — what a self-check of
+    one profile needs; None when the store cannot answer (the criterion is then unknown)."""
+    if not subject_ids:
+        return set()
+    try:
+        with db.read_session() as s:
+            rows = s.execute(select(Award.benefit_id, Award.subject_id)
+                             .where(Award.subject_id.in_(sorted(set(subject_ids)))))
+            return {f"{b}|{sub}" for b, sub in rows}
+    except SQLAlchemyError:
+        return None

@@ -1,0 +1,467 @@
+"""The window as a case process: 受理 → 判定 → 一次告知 → 补正 → 复核 → 公示 → 兑现.
+
+Each action here is one transaction with its history entry (store.audit.event): a crash leaves
+an application in its previous state or the next, never in between. Staff actions carry the
+revision of the application they were made on; a concurrent action that changed it first
+wins, and the other gets a Conflict naming the current state.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Optional
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import Evaluator
+from engine.profile import ProfileError, parse_profile, shanghai_today
+from engine.results import BenefitResult, Conflict as TaxConflict, TaxItem
+from engine.vocabulary import APPLICATION_STATE, STATUS, cn_date
+from engine.workdays import default_calendar, service_limits
+from store import audit, files, rulesets
+from store import decisions as D
+from store import windows as W
+from store.applications import Intake, store_enterprises
+from store.db import Database
+from store.errors import Conflict, NotFound, RowProblem, ValidationFailed
+from store.evaluation import judge_now
+from store.models import (Application, ApplicationEvent, Commitment, Decision, Enterprise,
+                          Evaluation, Material, Notice, Objection, ProfileSnapshot, Review, Window,
+                          utcnow)
+from store.notices import KINDS, assign_number
+from store.views import (EventView, MaterialView, NoticeRef, ReviewView, WindowView)
+
+MATERIAL_STATE = {"pending": "待审核", "accepted": "已通过", "rejected": "未通过"}
+ACTION_TEXT = {
+    "submit": "提交申报", "resubmit": "重新提交申报", "judge": "判定", "notice.one_time": "发出一次性告知书",
+    "correction": "补正", "material.upload": "上传材料", "material.accept": "材料审核通过",
+    "material.reject": "材料审核未通过", "commitment": "签署容缺承诺", "review.confirm": "复核：维持判定",
+    "review.override": "复核：改变判定", "publicize": "列入拟支持名单公示", "objection": "公示期异议",
+    "objection.resolve": "异议处理", "award": "兑现", "refuse": "不予支持", "notice.non_support": "发出不予支持告知书",
+}
+
+
+# --- reading an application ------------------------------------------------------------------
+class GrantView(BaseModel):
+    """One grant decision as the application page shows it."""
+    result: BenefitResult
+    final_status: str
+    final_status_text: str
+    review: Optional[ReviewView] = None
+    materials: list[MaterialView] = Field(default_factory=list)
+    commitments: list[str] = Field(default_factory=list, description="已签署容缺承诺的材料")
+
+
+class CorrectionAsk(BaseModel):
+    """What a 补正 asks for: every missing fact (profile path) and every missing material."""
+    facts: list[str]
+    materials: list[dict]          # {benefit_id, subject_id, material_id, name, deferrable}
+    due: Optional[date]
+    open: bool                     # the enterprise may submit its correction now
+
+
+class ApplicationDetail(BaseModel):
+    application_id: str
+    window: WindowView
+    enterprise: dict
+    channel: str
+    state: str
+    state_text: str
+    revision: int
+    submitted_at: Any
+    correction_due: Optional[date] = None
+    claims: Optional[list[str]] = None
+    profile: dict
+    ruleset_version: Optional[str] = None
+    evaluation_error: Optional[str] = None
+    grants: list[GrantView] = Field(default_factory=list)
+    tax: list[TaxItem] = Field(default_factory=list, description="税收优惠：企业自行判别，不是园区的决定")
+    tax_conflicts: list[TaxConflict] = Field(default_factory=list, description="只能选择其一的税收优惠")
+    notices: list[NoticeRef] = Field(default_factory=list)
+    events: list[EventView] = Field(default_factory=list)
+    objections: list[dict] = Field(default_factory=list)
+    correction: Optional[CorrectionAsk] = None
+
+
+@dataclass
+class Loaded:
+    app: Application
+    window: Window
+    enterprise: Enterprise
+    profile: dict
+    evaluation: Optional[Evaluation]
+    ev: Optional[Evaluator]
+    results: list[BenefitResult]
+
+
+def _load(s: Session, db: Database, application_id: str, *, lock: bool = False) -> Loaded:
+    q = select(Application).where(Application.id == application_id)
+    if lock:
+        q = q.with_for_update()
+    app = s.execute(q).scalar_one_or_none() if isinstance(application_id, str) and \
+        len(application_id) <= 32 and "\x00" not in application_id else None
+    if app is None:
+        raise NotFound(f"申报 {application_id} 不存在")
+    w = s.get(Window, app.window_id)
+    ent = s.get(Enterprise, app.uscc)
+    profile = s.get(ProfileSnapshot, app.snapshot_hash).profile
+    evaluation = s.execute(select(Evaluation).where(Evaluation.window_id == app.window_id,
+                                                    Evaluation.uscc == app.uscc)).scalar_one_or_none()
+    ev, results = None, []
+    if evaluation is not None and evaluation.results is not None:
+        ev = rulesets.evaluator_for(db, evaluation.ruleset_version)
+        stored = s.get(ProfileSnapshot, evaluation.profile_hash).profile
+        results = D.explain(ev, stored, w.as_of, W.context(w), D.unpack(evaluation.results)).results
+    return Loaded(app, w, ent, profile, evaluation, ev, results)
+
+
+def _reviews(s: Session, app: Application, evaluation: Optional[Evaluation]) -> dict[tuple, Review]:
+    """The latest review of each grant decision of the current evaluation."""
+    if evaluation is None:
+        return {}
+    out: dict[tuple, Review] = {}
+    for r in s.execute(select(Review).where(Review.application_id == app.id,
+                                            Review.evaluation_id == evaluation.id).order_by(Review.id)).scalars():
+        out[(r.benefit_id, r.subject_id)] = r
+    return out
+
+
+def final_status(result: BenefitResult, review: Optional[Review]) -> str:
+    return review.status if review is not None else result.status
+
+
+def detail(db: Database, application_id: str, *, today: date | None = None) -> ApplicationDetail:
+    with db.read_session() as s:
+        L = _load(s, db, application_id)
+        return _detail(s, L, today or shanghai_today())
+
+
+def _detail(s: Session, L: Loaded, today: date) -> ApplicationDetail:
+    app = L.app
+    reviews = _reviews(s, app, L.evaluation)
+    mats = s.execute(select(Material).where(Material.application_id == app.id).order_by(Material.id)).scalars().all()
+    commits = s.execute(select(Commitment).where(Commitment.application_id == app.id)).scalars().all()
+    grants = []
+    for r in L.results:
+        if r.kind != "grant" or not _claimed(app, r):
+            continue
+        key = (r.benefit_id, r.subject.id if r.subject else "")
+        rv = reviews.get(key)
+        names = {m.id: m.name for m in r.required_materials}
+        st = final_status(r, rv)
+        grants.append(GrantView(
+            result=r, final_status=st, final_status_text=STATUS.get(st, st),
+            review=ReviewView.model_validate(rv) if rv else None,
+            materials=[_material_view(m, names) for m in mats if m.benefit_id == r.benefit_id],
+            commitments=[c.material_id for c in commits if c.benefit_id == r.benefit_id]))
+    notices = s.execute(select(Notice).where(Notice.application_id == app.id).order_by(Notice.id)).scalars().all()
+    events = s.execute(select(ApplicationEvent).where(ApplicationEvent.application_id == app.id)
+                       .order_by(ApplicationEvent.id)).scalars().all()
+    objections = s.execute(select(Objection).where(Objection.application_id == app.id)
+                           .order_by(Objection.id)).scalars().all()
+    tax_results = [r for r in L.results if r.kind == "tax"]
+    tax, conflicts = [], []
+    if L.ev is not None and tax_results:
+        year = next((r.tax_year for r in tax_results if r.tax_year), L.ev.tax_year_of(L.window.as_of))
+        tax, conflicts = L.ev.tax_view(tax_results, year)
+    return ApplicationDetail(
+        application_id=app.id, window=W.view(L.window), enterprise={"uscc": L.enterprise.uscc, "name": L.enterprise.name},
+        channel=app.channel, state=app.state, state_text=APPLICATION_STATE.get(app.state, app.state),
+        revision=app.revision, submitted_at=app.submitted_at, correction_due=app.correction_due,
+        claims=app.claims, profile=L.profile,
+        ruleset_version=L.evaluation.ruleset_version if L.evaluation else None,
+        evaluation_error=L.evaluation.error if L.evaluation else None,
+        grants=grants, tax=tax, tax_conflicts=conflicts,
+        notices=[NoticeRef(kind=n.kind, title=KINDS[n.kind].title, number=n.number, issued_on=n.issued_on)
+                 for n in notices],
+        events=[EventView(at=e.at, actor=e.actor, action=e.action, action_text=ACTION_TEXT.get(e.action, e.action),
+                          from_state=e.from_state, to_state=e.to_state, details=e.details) for e in events],
+        objections=[{"id": o.id, "text": o.text, "raised_by": o.raised_by, "raised_at": o.raised_at,
+                     "resolution": o.resolution, "resolved_at": o.resolved_at} for o in objections],
+        correction=_ask(L, grants, commits, mats, today))
+
+
+def _claimed(app: Application, r: BenefitResult) -> bool:
+    return r.subject is None or app.claims is None or r.subject.id in app.claims
+
+
+def _material_view(m: Material, names: dict[str, str]) -> MaterialView:
+    return MaterialView(id=m.id, material_id=m.material_id, benefit_id=m.benefit_id,
+                        name=names.get(m.material_id, m.material_id), filename=m.filename, size=m.size,
+                        content_type=m.content_type, uploaded_at=m.uploaded_at, uploaded_by=m.uploaded_by,
+                        state=m.state, state_text=MATERIAL_STATE[m.state], reason=m.reason)
+
+
+def _ask(L: Loaded, grants: list[GrantView], commits: list[Commitment], mats: list[Material],
+         today: date) -> CorrectionAsk:
+    facts: dict[str, None] = {}
+    materials = []
+    have = {(m.benefit_id, m.material_id) for m in mats if m.state != "rejected"}
+    promised = {(c.benefit_id, c.material_id) for c in commits}
+    for g in grants:
+        r = g.result
+        if g.final_status == "eligible":
+            continue
+        for p in r.missing_facts:
+            facts[p] = None
+        deferrable = _deferrable(L.ev, r.benefit_id)
+        for m in r.required_materials:
+            key = (r.benefit_id, m.id)
+            if m.id in r.missing_materials and key not in have and key not in promised:
+                materials.append({"benefit_id": r.benefit_id, "subject_id": r.subject.id if r.subject else "",
+                                  "material_id": m.id, "name": m.name, "deferrable": m.id in deferrable})
+    due = L.app.correction_due
+    return CorrectionAsk(facts=list(facts), materials=materials, due=due,
+                         open=L.app.state == "correction" and due is not None and today <= due)
+
+
+def _deferrable(ev: Optional[Evaluator], benefit_id: str) -> set[str]:
+    if ev is None:
+        return set()
+    return {m.id for m in ev.book.benefits[benefit_id].spec.materials if m.deferrable}
+
+
+# --- staff: issuing one-time notices -----------------------------------------------------------
+def needs_correction(results: list[BenefitResult], app: Application) -> bool:
+    """Some claimed grant subject failed a criterion, lacks a fact or lacks a material."""
+    return any(r.kind == "grant" and _claimed(app, r) and r.status in ("ineligible", "needs_info")
+               for r in results)
+
+
+def issue_one_time_notices(db: Database, window_id: str, *, actor: str | None = None,
+                           today: date | None = None) -> int:
+    """一次告知: every judged application whose grant subjects are not all eligible gets its
+    one-time notice (numbered) and its 补正 deadline. Returns how many were issued."""
+    today = today or shanghai_today()
+    with db.session() as s:
+        w = W.get(s, window_id, lock=True)
+        if w.state != "open":
+            raise Conflict(f"申报批次 {window_id} 当前为“{W.view(w).state_text}”，不能再发出一次性告知书")
+        due = default_calendar().add_workdays(today, w.correction_workdays)
+        ids = s.scalars(select(Application.id).where(Application.window_id == window_id,
+                                                     Application.state == "judged")).all()
+        issued = 0
+        for app_id in ids:
+            L = _load(s, db, app_id, lock=True)
+            if not needs_correction(L.results, L.app):
+                continue
+            assign_number(s, window_id, app_id, "one_time", today)
+            _move(s, L.app, "correction", actor, "notice.one_time", {"due": due.isoformat()})
+            L.app.correction_due = due
+            issued += 1
+        audit.record(s, actor, "window.one_time_notices", window_id, {"issued": issued, "due": due.isoformat()})
+    return issued
+
+
+def _move(s: Session, app: Application, to: str | None, actor: str | None, action: str,
+          details: dict | None = None) -> None:
+    frm = app.state
+    if to is not None:
+        app.state = to
+    app.revision += 1
+    app.updated_at = utcnow()
+    audit.event(s, app.id, actor, action, frm, to or frm, details)
+
+
+def _expect(app: Application, revision: int | None) -> None:
+    if revision is not None and revision != app.revision:
+        raise Conflict(f"该申报已被他人更新（当前状态：{APPLICATION_STATE.get(app.state, app.state)}），"
+                       "请刷新后重试")
+
+
+# --- the enterprise: 补正 -------------------------------------------------------------------------
+_PATH = re.compile(r"^([a-z_]+)(?:\[(\d+)\])?(?:\.([a-z_]+))?$")
+
+
+def apply_facts(profile: dict, facts: dict[str, Any]) -> dict:
+    """A copy of `profile` with the given paths set (`in_park`, `hnte_certificate.issued_on`,
+    `device_registrations[1].origin`)."""
+    out = {k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
+           for k, v in profile.items()}
+    for path, value in facts.items():
+        m = _PATH.match(path)
+        if m is None:
+            raise ValidationFailed([RowProblem("无法识别的补正项", path=path[:60])])
+        head, index, field = m.group(1), m.group(2), m.group(3)
+        if index is not None:
+            items = out.get(head)
+            if not isinstance(items, list) or int(index) >= len(items):
+                raise ValidationFailed([RowProblem("补正项指向不存在的记录", path=path)])
+            items[int(index)] = {**items[int(index)], field: value} if field else value
+        elif field is not None:
+            obj = out.get(head)
+            out[head] = {**(obj if isinstance(obj, dict) else {}), field: value}
+        else:
+            out[head] = value
+    return out
+
+
+def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
+                      uploads: list[tuple[str, str, str, bytes]], *, actor: str,
+                      revision: int | None = None, today: date | None = None) -> ApplicationDetail:
+    """The enterprise's one 补正: the missing facts it now states and the files for missing
+    materials ((benefit_id, material_id, filename, bytes) each); judged again at once."""
+    today = today or shanghai_today()
+    checked = [(b, m, name, data, files.check(name, data, f"files.{m}")) for b, m, name, data in uploads]
+    with db.session() as s:
+        L = _load(s, db, application_id, lock=True)
+        app = L.app
+        _expect(app, revision)
+        if app.state != "correction":
+            raise Conflict(f"该申报当前为“{APPLICATION_STATE.get(app.state, app.state)}”，没有待补正的内容")
+        if app.correction_due is None or today > app.correction_due:
+            raise Conflict(f"补正期限已于 {cn_date(app.correction_due)} 截止")
+        ask = _ask(L, [GrantView(result=r, final_status=r.status, final_status_text="")
+                       for r in L.results if r.kind == "grant" and _claimed(app, r)], [], [], today)
+        unknown = [p for p in facts if p not in ask.facts]
+        problems = [RowProblem("该项不在一次性告知书的补正范围内", path=p) for p in unknown]
+        allowed = {(m["benefit_id"], m["material_id"]) for m in ask.materials}
+        problems += [RowProblem("该材料不在一次性告知书的补正范围内", path=f"files.{m}")
+                     for b, m, *_ in checked if (b, m) not in allowed]
+        if problems:
+            raise ValidationFailed(problems)
+        registry = rulesets.current().registry
+        new_profile = apply_facts(L.profile, facts)
+        try:
+            parsed = parse_profile(new_profile, registry)
+        except ProfileError as e:
+            raise ValidationFailed([RowProblem(p.message, path=p.path) for p in e.problems]) from None
+        for b, m, name, data, media in checked:
+            s.add(Material(application_id=app.id, material_id=m, benefit_id=b, filename=name[:200],
+                           sha256=files.put(data), size=len(data), content_type=media, uploaded_at=utcnow(),
+                           uploaded_by=actor, state="pending"))
+        now = utcnow()
+        snaps = store_enterprises(s, [Intake.of(parsed, app.claims, app.channel)], "application", now)
+        app.snapshot_hash = snaps[app.uscc]
+        s.flush()
+        outcome = judge_now(s, app, L.window)
+        _move(s, app, "corrected" if outcome[0] == "ok" else "failed", actor, "correction",
+              {"facts": sorted(facts), "files": [name[:100] for _, _, name, _, _ in checked]})
+    return detail(db, application_id, today=today)
+
+
+def commit_material(db: Database, application_id: str, benefit_id: str, material_id: str, signer: str,
+                    *, actor: str, today: date | None = None) -> None:
+    """容缺受理、告知承诺: promise a deferrable material with a signed commitment."""
+    today = today or shanghai_today()
+    signer = (signer or "").strip()
+    if not 1 <= len(signer) <= 50 or "\x00" in signer:
+        raise ValidationFailed([RowProblem("请填写承诺人姓名（1 至 50 个字符）", path="signer")])
+    with db.session() as s:
+        L = _load(s, db, application_id, lock=True)
+        if material_id not in _deferrable(L.ev, benefit_id):
+            raise ValidationFailed([RowProblem("该材料不能容缺后补", path="material_id")])
+        if L.app.state not in ("correction", "judged", "corrected"):
+            raise Conflict(f"该申报当前为“{APPLICATION_STATE.get(L.app.state, L.app.state)}”，不能签署承诺")
+        due = default_calendar().add_workdays(today, service_limits()["commitment"].workdays)
+        s.add(Commitment(application_id=application_id, benefit_id=benefit_id, material_id=material_id,
+                         signer=signer, signed_at=utcnow(), due_on=due))
+        _move(s, L.app, None, actor, "commitment", {"material_id": material_id, "due": due.isoformat()})
+
+
+# --- staff: materials, 复核, objections -----------------------------------------------------------
+def upload_material(db: Database, application_id: str, benefit_id: str, material_id: str,
+                    filename: str, data: bytes, *, actor: str) -> None:
+    """A material file added by staff (e.g. scanned from paper) or by the enterprise."""
+    media = files.check(filename, data)
+    with db.session() as s:
+        L = _load(s, db, application_id, lock=True)
+        if L.app.state in ("awarded", "refused"):
+            raise Conflict("该申报已办结，不能再上传材料")
+        if benefit_id not in (L.ev.book.benefits if L.ev else {}) or material_id not in {
+                m.id for m in L.ev.book.benefits[benefit_id].spec.materials}:
+            raise ValidationFailed([RowProblem("规则中没有这项材料", path="material_id")])
+        s.add(Material(application_id=application_id, material_id=material_id, benefit_id=benefit_id,
+                       filename=filename[:200], sha256=files.put(data), size=len(data), content_type=media,
+                       uploaded_at=utcnow(), uploaded_by=actor, state="pending"))
+        _move(s, L.app, None, actor, "material.upload", {"material_id": material_id, "filename": filename[:100]})
+
+
+def material_file(db: Database, application_id: str, material_pk: int) -> tuple[Material, bytes]:
+    with db.read_session() as s:
+        m = s.get(Material, material_pk)
+        if m is None or m.application_id != application_id:
+            raise NotFound("材料不存在")
+        return m, files.get(m.sha256)
+
+
+def review_material(db: Database, application_id: str, material_pk: int, accept: bool, reason: str | None,
+                    *, actor: str, revision: int | None = None, today: date | None = None) -> None:
+    """Accept or reject an uploaded file (a rejection needs a reason, and reopens 补正 while
+    the deadline allows)."""
+    today = today or shanghai_today()
+    reason = (reason or "").strip()
+    if not accept and not reason:
+        raise ValidationFailed([RowProblem("不通过时必须写明理由", path="reason")])
+    with db.session() as s:
+        L = _load(s, db, application_id, lock=True)
+        _expect(L.app, revision)
+        m = s.get(Material, material_pk)
+        if m is None or m.application_id != application_id:
+            raise NotFound("材料不存在")
+        if m.state != "pending":
+            raise Conflict(f"该材料已审核（{MATERIAL_STATE[m.state]}）")
+        m.state, m.reason = ("accepted" if accept else "rejected"), reason[:1000] or None
+        m.reviewed_by, m.reviewed_at = actor, utcnow()
+        reopen = (not accept and L.app.state == "corrected" and L.app.correction_due is not None
+                  and today <= L.app.correction_due)
+        _move(s, L.app, "correction" if reopen else None, actor,
+              "material.accept" if accept else "material.reject",
+              {"material_id": m.material_id, "reason": reason or None, "reopened": reopen})
+
+
+def review(db: Database, application_id: str, benefit_id: str, subject_id: str, action: str,
+           status: str | None, reason: str | None, *, actor: str, revision: int | None = None) -> None:
+    """复核 one grant decision: confirm the engine's verdict, or override it with a reason."""
+    reason = (reason or "").strip()
+    if action not in ("confirm", "override"):
+        raise ValidationFailed([RowProblem("复核操作应为 confirm（维持）或 override（改变）", path="action")])
+    if action == "override" and (status not in ("eligible", "ineligible") or not reason):
+        raise ValidationFailed([RowProblem("改变判定须选择结论（符合条件/不符合条件）并写明理由", path="reason")])
+    with db.session() as s:
+        L = _load(s, db, application_id, lock=True)
+        _expect(L.app, revision)
+        if L.window.state == "closed" or L.app.state in ("awarded", "refused"):
+            raise Conflict("该申报已办结，不能再复核")
+        r = next((r for r in L.results if r.benefit_id == benefit_id and r.kind == "grant"
+                  and (r.subject.id if r.subject else "") == subject_id), None)
+        if r is None or L.evaluation is None:
+            raise NotFound("没有这项判定")
+        st = r.status if action == "confirm" else status
+        s.add(Review(application_id=application_id, benefit_id=benefit_id, subject_id=subject_id,
+                     engine_status=r.status, status=st, reason=reason[:2000] or None, actor=actor, at=utcnow(),
+                     evaluation_id=L.evaluation.id))
+        _move(s, L.app, None, actor, f"review.{action}",
+              {"benefit_id": benefit_id, "subject_id": subject_id, "engine_status": r.status, "status": st,
+               "reason": reason or None})
+
+
+def raise_objection(db: Database, application_id: str, text: str, *, actor: str) -> None:
+    text = (text or "").strip()
+    if not 1 <= len(text) <= 2000 or "\x00" in text:
+        raise ValidationFailed([RowProblem("请填写异议内容（1 至 2000 个字符）", path="text")])
+    with db.session() as s:
+        L = _load(s, db, application_id, lock=True)
+        if L.window.state != "publicity":
+            raise Conflict("只有公示期内才能登记异议")
+        s.add(Objection(window_id=L.window.id, application_id=application_id, text=text, raised_by=actor,
+                        raised_at=utcnow()))
+        _move(s, L.app, None, actor, "objection", {"text": text[:200]})
+
+
+def resolve_objection(db: Database, objection_id: int, resolution: str, *, actor: str) -> None:
+    resolution = (resolution or "").strip()
+    if not 1 <= len(resolution) <= 2000:
+        raise ValidationFailed([RowProblem("请填写处理意见", path="resolution")])
+    with db.session() as s:
+        o = s.get(Objection, objection_id)
+        if o is None:
+            raise NotFound("异议不存在")
+        if o.resolved_at is not None:
+            raise Conflict("该异议已处理")
+        o.resolution, o.resolved_by, o.resolved_at = resolution, actor, utcnow()
+        app = s.get(Application, o.application_id)
+        _move(s, app, None, actor, "objection.resolve", {"resolution": resolution[:200]})

@@ -1,0 +1,106 @@
+"""Decisions stored once and rebuilt: the compact record of an evaluation and its explanation.
+
+An evaluation stores, per benefit result, only what the engine decided: the status, the
+amount, one outcome letter per criterion, the values each criterion read and the missing
+facts. Texts, citations, thresholds and materials belong to the ruleset, which is archived by
+version (store.rulesets); `explain` rebuilds the full results from the archived ruleset, so a
+page, an export or a re-rendered notice shows a decision exactly as it was made, even after
+`rules/` has changed.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import orjson
+
+from engine import Evaluator, WindowContext
+from engine.results import BenefitResult, EligibilityResponse
+
+CODE = {"pass": "p", "fail": "f", "unknown": "u"}
+OUTCOME = {v: k for k, v in CODE.items()}
+_PRIMED = zlib.compressobj(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """One benefit result as stored."""
+    benefit_id: str
+    subject_id: str                 # "" for enterprise-level benefits
+    kind: str
+    status: str
+    amount_cny: float | int | None
+    amount_provisional: bool
+    outcomes: str                   # one letter (p/f/u) per criterion, in the result's order
+    observed: list[dict]
+    missing_facts: list[str]
+
+
+def decided_of(r: BenefitResult) -> Decided:
+    return Decided(r.benefit_id, r.subject.id if r.subject else "", r.kind, r.status, r.amount_cny,
+                   r.amount_provisional, "".join(CODE[c.outcome] for c in r.criteria),
+                   [c.observed for c in r.criteria], r.missing_facts)
+
+
+def pack(results: list[BenefitResult]) -> bytes:
+    """The compact, compressed record of one enterprise's results."""
+    rows = [[r.benefit_id, r.subject.id if r.subject else "", r.kind, r.status, r.amount_cny,
+             r.amount_provisional, "".join(CODE[c.outcome] for c in r.criteria),
+             [c.observed for c in r.criteria], r.missing_facts] for r in results]
+    co = _PRIMED.copy()
+    return co.compress(orjson.dumps(rows)) + co.flush()
+
+
+def unpack(blob: bytes) -> list[Decided]:
+    return [Decided(*row) for row in orjson.loads(zlib.decompress(bytes(blob)))]
+
+
+class RebuildMismatch(RuntimeError):
+    """A stored record does not fit the ruleset it names (wrong criteria count or status)."""
+
+
+def explain(ev: Evaluator, profile: dict, as_of: date, window: WindowContext | None,
+            decided: list[Decided]) -> EligibilityResponse:
+    """The full results of a stored evaluation, rebuilt with the ruleset that decided it."""
+    by_key = {(d.benefit_id, d.subject_id): d for d in decided}
+
+    def outcomes(benefit_id: str, subject_id: str) -> dict[str, str]:
+        d = by_key.get((benefit_id, subject_id))
+        if d is None:
+            return {}
+        crit = ev.book.benefits[benefit_id].criteria
+        applicable = [c.id for c in crit if c.applies_on(as_of)]
+        return {cid: OUTCOME[o] for cid, o in zip(applicable, d.outcomes)}
+
+    resp = ev.explain(profile, as_of, window, outcomes)
+    for r in resp.results:
+        d = by_key.get((r.benefit_id, r.subject.id if r.subject else ""))
+        if d is None:
+            raise RebuildMismatch(f"没有 {r.benefit_id} 的判定记录")
+        if len(d.observed) != len(r.criteria) or r.status != d.status:
+            raise RebuildMismatch(f"{r.benefit_id} 的判定记录与规则版本 {ev.ruleset_version} 不一致")
+        for c, seen in zip(r.criteria, d.observed):
+            c.observed = seen
+        r.missing_facts = list(d.missing_facts)
+    return resp
+
+
+def same_decision(a: Decided, b: Decided) -> bool:
+    return (a.status, a.amount_cny, a.amount_provisional, a.outcomes, a.observed, a.missing_facts) == \
+           (b.status, b.amount_cny, b.amount_provisional, b.outcomes, b.observed, b.missing_facts)
+
+
+def changed_criteria(ev: Evaluator, a: Decided, b: Decided, as_of: date) -> list[str]:
+    """Criterion ids whose outcome differs between two decisions of one ruleset."""
+    crit = [c.id for c in ev.book.benefits[a.benefit_id].criteria if c.applies_on(as_of)]
+    return [cid for cid, x, y in zip(crit, a.outcomes, b.outcomes) if x != y]
+
+
+def plain(v: Any) -> Any:
+    """Amounts as the contract shows them (whole yuan as integers)."""
+    if v is None:
+        return None
+    f = float(v)
+    return int(f) if f.is_integer() else f

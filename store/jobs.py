@@ -1,0 +1,473 @@
+"""Background jobs: window evaluations, impact runs, notice bundles, imports.
+
+Progress, results and failures live in the `jobs` table on both databases, so the console
+and the CLI read one table. What runs them:
+
+* **PostgreSQL**: the procrastinate queue (a maintained job-queue library on the project's
+  own database). Any number of `yagu worker` processes, on any number of machines, take jobs;
+  `yagu serve` runs one in-process unless `YAGU_JOBS_WORKER=external`. procrastinate detects
+  a worker that stopped heart-beating but does not re-queue its job: the reaper here does.
+* **SQLite** (the default): a runner thread in the process (`LocalRunner`); a job whose
+  process died (pid gone, or no heartbeat) is re-queued by the next runner.
+
+Either way a job is run by `run(db, job_id)`: it takes a fresh run token, and every batch a
+task writes checks that token in the same transaction (`JobContext.check`), so a run that is
+only presumed dead and wakes up later cannot write over its successor; on PostgreSQL the run
+also holds an advisory lock on the job's lock key (released by PostgreSQL itself if the
+worker's connection dies). Tasks are resumable and idempotent, so a re-queued job ends with
+the same result.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Optional
+
+import procrastinate
+from procrastinate import exceptions as pexc
+from pydantic import BaseModel
+from sqlalchemy import and_, exists, select, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from store.db import Database
+from store.errors import Conflict, NotFound
+from store.models import Job, JobFile, utcnow
+
+log = logging.getLogger("yagu.jobs")
+
+HEARTBEAT = float(os.environ.get("YAGU_JOBS_HEARTBEAT") or 5)
+STALLED_AFTER = float(os.environ.get("YAGU_JOBS_STALLED_AFTER") or 30)
+POLL = float(os.environ.get("YAGU_JOBS_POLL") or 2)
+ME = f"{socket.gethostname()}:{os.getpid()}"
+STATE_TEXT = {"queued": "排队中", "running": "进行中", "succeeded": "已完成", "failed": "失败", "cancelled": "已取消"}
+KIND_TEXT: dict[str, str] = {}
+Task = Callable[[Database, "JobContext", dict], dict]
+_TASKS: dict[str, Task] = {}
+
+
+def task(kind: str, title: str) -> Callable[[Task], Task]:
+    """Register a task function under a job kind (its Chinese title is shown in the console)."""
+    def deco(fn: Task) -> Task:
+        _TASKS[kind] = fn
+        KIND_TEXT[kind] = title
+        return fn
+    return deco
+
+
+class Superseded(Exception):
+    """Another run of this job took over; this run stops without writing."""
+
+
+class Cancelled(Exception):
+    pass
+
+
+class JobView(BaseModel):
+    id: str
+    kind: str
+    kind_text: str
+    state: str
+    state_text: str
+    done: int
+    total: int
+    message: Optional[str] = None
+    result: Optional[dict] = None
+    error: Optional[str] = None
+    actor: str
+    created_at: datetime
+    started_at: Optional[datetime] = None
+    finished_at: Optional[datetime] = None
+    files: list[str] = []
+
+
+@dataclass
+class JobContext:
+    db: Database
+    job_id: str
+    token: str
+    args: dict
+
+    def check(self, s: Session) -> None:
+        """In a task's write transaction: still this run's job, and not cancelled."""
+        row = s.execute(select(Job.run_token, Job.cancel_requested).where(Job.id == self.job_id)
+                        .with_for_update()).one()
+        if row.run_token != self.token:
+            raise Superseded(self.job_id)
+        if row.cancel_requested:
+            raise Cancelled(self.job_id)
+
+    def progress(self, done: int, total: int, message: str | None = None) -> None:
+        with self.db.session() as s:
+            self.check(s)
+            s.execute(update(Job).where(Job.id == self.job_id)
+                      .values(done=done, total=total, message=message, heartbeat_at=utcnow()))
+
+    def add_file(self, name: str, media_type: str, data: bytes) -> None:
+        from store.paths import private_dir, write_private
+        path = write_private(private_dir("jobs", self.job_id) / _safe(name), data)
+        with self.db.session() as s:
+            self.check(s)
+            s.merge(JobFile(job_id=self.job_id, name=name, media_type=media_type, path=str(path), size=len(data)))
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.一" or "\u4e00" <= c <= "\u9fff" else "_" for c in name)[:150]
+
+
+# --- submitting and reading ---------------------------------------------------------------------
+def submit(db: Database, kind: str, args: dict, *, actor: str, lock_key: str | None = None) -> str:
+    """Queue a job; at most one job per lock key may wait or run at a time (Conflict)."""
+    if kind not in _TASKS:
+        raise ValueError(f"unknown job kind {kind}")
+    job_id = "J" + secrets.token_hex(8).upper()
+    with db.session() as s:
+        if lock_key:
+            busy = s.scalar(select(Job.id).where(Job.lock_key == lock_key, Job.state.in_(("queued", "running"))))
+            if busy:
+                raise Conflict(f"已有同一对象的任务正在排队或进行（任务 {busy}），请等待其完成")
+        s.add(Job(id=job_id, kind=kind, args=args, lock_key=lock_key, state="queued", done=0, total=0,
+                  attempts=0, cancel_requested=False, actor=actor, created_at=utcnow()))
+    if db.is_postgres:
+        _pg_defer(db, job_id, lock_key)
+    else:
+        _wake_local(db)
+    return job_id
+
+
+def get(db: Database, job_id: str) -> JobView:
+    with db.read_session() as s:
+        j = s.get(Job, job_id) if isinstance(job_id, str) and len(job_id) <= 32 else None
+        if j is None:
+            raise NotFound(f"任务 {job_id} 不存在")
+        names = s.scalars(select(JobFile.name).where(JobFile.job_id == job_id)).all()
+        return _view(j, list(names))
+
+
+def _view(j: Job, files: list[str]) -> JobView:
+    return JobView(id=j.id, kind=j.kind, kind_text=KIND_TEXT.get(j.kind, j.kind), state=j.state,
+                   state_text=STATE_TEXT[j.state], done=j.done, total=j.total, message=j.message, result=j.result,
+                   error=j.error, actor=j.actor, created_at=j.created_at, started_at=j.started_at,
+                   finished_at=j.finished_at, files=files)
+
+
+def list_jobs(db: Database, *, window_id: str | None = None, limit: int = 20) -> list[JobView]:
+    """The latest jobs (of one window: its evaluations, imports, bundles, impact runs)."""
+    with db.read_session() as s:
+        q = select(Job).order_by(Job.created_at.desc()).limit(limit)
+        if window_id:
+            q = q.where(Job.lock_key.like(f"%:{window_id}"))
+        return [_view(j, []) for j in s.execute(q).scalars()]
+
+
+def active(db: Database, lock_key: str) -> Optional[str]:
+    with db.read_session() as s:
+        return s.scalar(select(Job.id).where(Job.lock_key == lock_key, Job.state.in_(("queued", "running"))))
+
+
+def file(db: Database, job_id: str, name: str) -> tuple[str, bytes]:
+    with db.read_session() as s:
+        f = s.get(JobFile, (job_id, name))
+        if f is None:
+            raise NotFound("文件不存在")
+        with open(f.path, "rb") as fh:
+            return f.media_type, fh.read()
+
+
+def cancel(db: Database, job_id: str) -> None:
+    with db.session() as s:
+        j = s.get(Job, job_id)
+        if j is None:
+            raise NotFound(f"任务 {job_id} 不存在")
+        if j.state not in ("queued", "running"):
+            raise Conflict(f"任务 {job_id} 已{STATE_TEXT[j.state]}")
+        j.cancel_requested = True
+        if j.state == "queued":
+            j.state, j.finished_at, j.message = "cancelled", utcnow(), "已取消"
+
+
+def wait(db: Database, job_id: str, on_progress: Callable[[JobView], None] | None = None,
+         poll: float = 0.5, timeout: float | None = None) -> JobView:
+    start = time.monotonic()
+    while True:
+        v = get(db, job_id)
+        if on_progress:
+            on_progress(v)
+        if v.state in ("succeeded", "failed", "cancelled"):
+            return v
+        if timeout is not None and time.monotonic() - start > timeout:
+            return v
+        time.sleep(poll)
+
+
+# --- running -------------------------------------------------------------------------------------
+def run(db: Database, job_id: str) -> None:
+    """Run one job to its end (the queue's task body, on both databases)."""
+    if db.is_postgres:
+        with db.engine.connect() as c:     # held for the whole run; dropped with the connection
+            key = c.scalar(select(Job.lock_key).where(Job.id == job_id)) or job_id
+            # advisory locks are per database: the schema keeps two schemas' windows apart
+            c.execute(text("select pg_advisory_lock(hashtextextended(current_schema() || ':' || :k, 0))"), {"k": key})
+            c.commit()
+            try:
+                _run(db, job_id)
+            finally:
+                c.execute(text("select pg_advisory_unlock(hashtextextended(current_schema() || ':' || :k, 0))"),
+                          {"k": key})
+                c.commit()
+    else:
+        _run(db, job_id)
+
+
+def _run(db: Database, job_id: str) -> None:
+    token = secrets.token_hex(8)
+    with db.session() as s:
+        j = s.execute(select(Job).where(Job.id == job_id).with_for_update()).scalar_one_or_none()
+        if j is None or j.state in ("succeeded", "failed", "cancelled"):
+            return
+        j.state, j.run_token, j.attempts, j.worker = "running", token, j.attempts + 1, ME
+        j.heartbeat_at, j.started_at = utcnow(), j.started_at or utcnow()
+        kind, args = j.kind, dict(j.args)
+    ctx = JobContext(db, job_id, token, args)
+    try:
+        result = _TASKS[kind](db, ctx, args)
+    except Superseded:
+        return
+    except Cancelled:
+        _finish(db, job_id, token, state="cancelled", message="已取消")
+        return
+    except Exception as exc:  # noqa: BLE001 — a failed job records why; the runner goes on
+        log.exception("job %s failed", job_id)
+        _finish(db, job_id, token, state="failed", error=_error_text(exc), message="失败")
+        return
+    _finish(db, job_id, token, state="succeeded", result=result, message="已完成")
+
+
+def _error_text(exc: BaseException) -> str:
+    msg = getattr(exc, "message", None) or str(exc)
+    return msg[:2000] if any("\u4e00" <= c <= "\u9fff" for c in msg) else \
+        f"{type(exc).__name__}: {msg}"[:2000] + "\n" + traceback.format_exc()[-2000:]
+
+
+def _finish(db: Database, job_id: str, token: str, **values: Any) -> None:
+    with db.session() as s:
+        s.execute(update(Job).where(Job.id == job_id, Job.run_token == token)
+                  .values(finished_at=utcnow(), heartbeat_at=utcnow(), **values))
+
+
+# --- SQLite: the in-process runner -----------------------------------------------------------------
+def _pid_dead(worker: str | None) -> bool:
+    host, _, pid = (worker or "").partition(":")
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
+
+
+def recover(db: Database) -> list[str]:
+    """Re-queue running jobs whose process died (same host) or stopped heart-beating."""
+    out = []
+    now = utcnow()
+    with db.session() as s:
+        for j in s.execute(select(Job).where(Job.state == "running")).scalars():
+            hb = j.heartbeat_at.replace(tzinfo=timezone.utc) if j.heartbeat_at and j.heartbeat_at.tzinfo is None \
+                else j.heartbeat_at
+            stale = hb is None or now - hb > timedelta(seconds=STALLED_AFTER)
+            if j.worker != ME and (_pid_dead(j.worker) or stale):
+                j.state, j.run_token, j.worker = "queued", None, None
+                j.message = "上次运行中断，已重新排队"
+                out.append(j.id)
+    return out
+
+
+def claim(db: Database) -> Optional[str]:
+    """The oldest queued job whose lock key is not held by a running job (SQLite)."""
+    j2 = Job.__table__.alias("j2")
+    with db.session() as s:        # BEGIN IMMEDIATE: claims never interleave
+        job_id = s.scalar(select(Job.id).where(
+            Job.state == "queued", Job.cancel_requested.is_(False),
+            ~exists().where(and_(j2.c.state == "running", Job.lock_key.is_not(None),
+                                 j2.c.lock_key == Job.lock_key)))
+            .order_by(Job.created_at).limit(1))
+        return job_id
+
+
+def run_pending(db: Database) -> None:
+    """Run queued jobs in this thread until none is left (the CLI, tests)."""
+    if db.is_postgres:
+        _pg_burst(db)
+        return
+    recover(db)
+    while (job_id := claim(db)) is not None:
+        run(db, job_id)
+
+
+class LocalRunner:
+    """A thread that runs the SQLite database's jobs in this process (`yagu serve`)."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self._wake, self._stop = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="yagu-jobs", daemon=True)
+        self._hb = threading.Thread(target=self._heartbeat, name="yagu-jobs-heartbeat", daemon=True)
+
+    def start(self) -> "LocalRunner":
+        _LOCAL[id(self.db)] = self
+        self._hb.start()
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        _LOCAL.pop(id(self.db), None)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                recover(self.db)
+                job_id = claim(self.db)
+                if job_id is not None:
+                    run(self.db, job_id)
+                    continue
+            except Exception:  # noqa: BLE001 — a database outage: retry after a pause
+                log.exception("job runner")
+            self._wake.wait(POLL)
+            self._wake.clear()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(HEARTBEAT):
+            try:
+                with self.db.session() as s:
+                    s.execute(update(Job).where(Job.state == "running", Job.worker == ME)
+                              .values(heartbeat_at=utcnow()))
+            except Exception:  # noqa: BLE001
+                log.exception("job heartbeat")
+
+
+_LOCAL: dict[int, LocalRunner] = {}
+
+
+def _wake_local(db: Database) -> None:
+    runner = _LOCAL.get(id(db))
+    if runner is not None:
+        runner.wake()
+
+
+# --- PostgreSQL: procrastinate ---------------------------------------------------------------------
+_apps: dict[str, procrastinate.App] = {}
+
+
+def pg_app(db: Database) -> procrastinate.App:
+    """The procrastinate App of this database (its `yagu.run_job` task runs `run`)."""
+    key = db.url
+    if key not in _apps:
+        # the same URL as a libpq URI (its query, e.g. a search_path option, is kept)
+        conninfo = make_url(db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo))
+
+        @app.task(name="yagu.run_job", queue="yagu", pass_context=False)
+        def run_job(job_id: str) -> None:
+            run(db, job_id)
+
+        _apps[key] = app
+    return _apps[key]
+
+
+def _pg_defer(db: Database, job_id: str, lock_key: str | None) -> None:
+    app = pg_app(db)
+    with app.open():
+        task_ = app.tasks["yagu.run_job"]
+        try:
+            task_.configure(lock=lock_key).defer(job_id=job_id)
+        except pexc.AlreadyEnqueued:  # pragma: no cover — our own check came first
+            raise Conflict("该任务已在排队")
+
+
+async def _reap(app: procrastinate.App) -> None:
+    """Re-queue jobs whose worker stopped heart-beating (procrastinate only detects them)."""
+    while True:
+        try:
+            for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER):
+                try:
+                    await app.job_manager.retry_job(job)
+                    log.warning("re-queued stalled job %s", job.id)
+                except pexc.ConnectorException:
+                    pass        # another worker's reaper got there first
+        except Exception:  # noqa: BLE001 — keep reaping
+            log.exception("reaper")
+        await asyncio.sleep(max(1.0, STALLED_AFTER / 3))
+
+
+async def _worker(db: Database, concurrency: int, burst: bool) -> None:
+    app = pg_app(db)
+    async with app.open_async():
+        reaper = asyncio.create_task(_reap(app))
+        try:
+            await app.run_worker_async(queues=["yagu"], concurrency=concurrency, wait=not burst,
+                                       update_heartbeat_interval=HEARTBEAT, stalled_worker_timeout=STALLED_AFTER,
+                                       fetch_job_polling_interval=POLL, delete_jobs="successful",
+                                       install_signal_handlers=not burst and threading.current_thread() is threading.main_thread())
+        finally:
+            reaper.cancel()
+
+
+def worker_main(db: Database, concurrency: int = 1, burst: bool = False) -> None:
+    """`yagu worker`: take jobs from the PostgreSQL queue until stopped (or, burst, until none)."""
+    asyncio.run(_worker(db, concurrency, burst))
+
+
+def _pg_burst(db: Database) -> None:
+    asyncio.run(_worker(db, 1, True))
+
+
+class PgWorkerThread:
+    """procrastinate's worker in a thread of `yagu serve` (one process serves and works)."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._main, name="yagu-pg-worker", daemon=True)
+        self._task: asyncio.Task | None = None
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self._task = self.loop.create_task(_worker(self.db, 1, False))
+        try:
+            self.loop.run_until_complete(self._task)
+        except (asyncio.CancelledError, Exception):  # noqa: BLE001 — stopped, or the database went away
+            log.info("in-process worker stopped")
+
+    def start(self) -> "PgWorkerThread":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self.loop.call_soon_threadsafe(self._task.cancel)
+        self._thread.join(timeout=10)
+
+
+def start_runner(db: Database):
+    """The runner `yagu serve` starts for its database (None when workers are external)."""
+    if db.is_postgres:
+        if os.environ.get("YAGU_JOBS_WORKER", "inprocess") == "external":
+            return None
+        return PgWorkerThread(db).start()
+    return LocalRunner(db).start()

@@ -1,0 +1,98 @@
+"""Rulesets stored once by version, and the one Evaluator provider of the process.
+
+Every evaluation records the version of the rules that decided it; the rule files of that
+version are archived here (`archive`) the first time it decides anything. `evaluator_for`
+rebuilds an Evaluator from an archived version — exactly the rules of the day, even after
+`rules/` changed — which is what replay, impact runs and every rebuilt explanation use.
+`current()` is the Evaluator of the rules in force (YAGU_RULES_DIR or the shipped rules),
+shared by the API, the CLI and the notices.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import zlib
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from engine import Evaluator, Rulebook, load_rulebook
+from engine.version import ENGINE_VERSION
+from store.db import Database
+from store.errors import NotFound
+from store.models import Ruleset, utcnow
+
+_lock = threading.Lock()
+_current: Evaluator | None = None
+_archived: dict[str, Evaluator] = {}      # version → evaluator of the archived files
+_ARCHIVE_CACHE = 8
+
+
+def current() -> Evaluator:
+    """The Evaluator of the rules in force (compiled once per process)."""
+    global _current
+    if _current is None:
+        with _lock:
+            if _current is None:
+                _current = Evaluator(load_rulebook())
+    return _current
+
+
+def use(evaluator: Evaluator) -> None:
+    """Make `evaluator` the process's current one (the API's factory and tests pass theirs)."""
+    global _current
+    _current = evaluator
+
+
+def archive(s: Session, book: Rulebook) -> None:
+    """Store the rule files of `book` under its version (once; concurrent writers agree)."""
+    if s.get(Ruleset, book.version) is not None:
+        return
+    blob = zlib.compress(json.dumps(book.sources, ensure_ascii=False, sort_keys=True).encode(), 9)
+    insert = postgresql.insert if s.bind.dialect.name == "postgresql" else sqlite.insert
+    s.execute(insert(Ruleset).values(version=book.version, engine_version=ENGINE_VERSION,
+                                     files=blob, created_at=utcnow())
+              .on_conflict_do_nothing(index_elements=["version"]))
+
+
+def evaluator_for(db: Database, version: str) -> Evaluator:
+    """The Evaluator of an archived version (the current one when the versions match)."""
+    cur = current()
+    if version == cur.ruleset_version:
+        return cur
+    with _lock:
+        ev = _archived.get(version)
+    if ev is not None:
+        return ev
+    with db.read_session() as s:
+        row = s.get(Ruleset, version)
+        if row is None or row.files is None:
+            raise NotFound(f"规则版本 {version} 未存档，无法重建该版本的判定")
+        files = json.loads(zlib.decompress(row.files))
+    ev = Evaluator(load_files(files))
+    with _lock:
+        if len(_archived) >= _ARCHIVE_CACHE:
+            _archived.pop(next(iter(_archived)))
+        _archived[version] = ev
+    return ev
+
+
+def load_files(files: dict[str, str]) -> Rulebook:
+    """A rulebook from archived file texts (written to a private temporary directory)."""
+    with tempfile.TemporaryDirectory(prefix="yagu-rules-") as tmp:
+        root = Path(tmp) / "rules"
+        for rel, text in files.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        return load_rulebook(root)
+
+
+def known_versions(db: Database) -> dict[str, bool]:
+    """Every stored version → whether its files are archived."""
+    with db.read_session() as s:
+        return {v: f for v, f in s.execute(select(Ruleset.version, Ruleset.files.is_not(None)))}

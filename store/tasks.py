@@ -1,0 +1,71 @@
+"""The store's background jobs (store.jobs): what each kind does with its arguments.
+
+Every task is resumable and idempotent, so a job re-queued after its worker died ends with
+the same result.
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import date
+from pathlib import Path
+
+from store import evaluation, jobs, replay, rulesets
+from store.applications import ImportRejected, import_applications
+from store.db import Database
+from store.exports import csv_bytes
+from store.paths import private_dir, write_private
+
+
+@jobs.task("window.evaluate", "批量判定")
+def evaluate(db: Database, ctx: jobs.JobContext, args: dict) -> dict:
+    res = evaluation.evaluate_window(db, args["window_id"], actor=args.get("actor"), check=ctx.check,
+                                     progress=lambda done, total: ctx.progress(done, total, f"已判定 {done}/{total}"))
+    return {"evaluated": res.evaluated, "skipped": res.skipped, "failed": res.failed,
+            "ruleset_version": res.ruleset_version}
+
+
+@jobs.task("window.replay", "重放核验")
+def replay_window(db: Database, ctx: jobs.JobContext, args: dict) -> dict:
+    rep = replay.replay(db, args["window_id"], progress=lambda d, t: ctx.progress(d, t, f"已重放 {d}/{t}"))
+    return {"evaluations": rep.evaluations, "decisions": rep.decisions, "identical": rep.identical,
+            "not_archived": rep.not_archived, "differences": len(rep.differences),
+            "rate_per_second": round(rep.rate, 1),
+            "sample": [d.__dict__ for d in rep.differences[:50]]}
+
+
+@jobs.task("window.impact", "规则变化影响分析")
+def impact(db: Database, ctx: jobs.JobContext, args: dict) -> dict:
+    as_of = date.fromisoformat(args["as_of"]) if args.get("as_of") else None
+    rep = replay.impact(db, args["window_id"], args.get("rules_dir"), as_of,
+                        progress=lambda d, t: ctx.progress(d, t, f"已比较 {d}/{t}"))
+    titles = {b.id: b.spec.title for b in rulesets.current().book.benefits.values()}
+    ctx.add_file("规则变化影响.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                 replay.impact_xlsx(rep, titles))
+    return {"base_version": rep.base_version, "other_version": rep.other_version, "as_of": rep.as_of.isoformat(),
+            "decisions": rep.decisions, "changes": len(rep.changes),
+            "rows": [dict(zip(replay.IMPACT_HEADERS, r)) for r in replay.impact_rows(rep, titles)[:200]]}
+
+
+def stash_upload(data: bytes, filename: str) -> str:
+    """Keep an uploaded file for its import job (private, under the data directory)."""
+    path = private_dir("uploads") / f"{secrets.token_hex(8)}{Path(filename).suffix.lower()[:6]}"
+    write_private(path, data)
+    return str(path)
+
+
+@jobs.task("applications.import", "批量导入")
+def import_file(db: Database, ctx: jobs.JobContext, args: dict) -> dict:
+    path = Path(args["path"])
+    try:
+        rep = import_applications(db, args.get("window_id"), path.read_bytes(), args["filename"],
+                                  skip_invalid=args.get("skip_invalid", False), actor=args.get("actor"))
+    except ImportRejected as e:
+        rep = e.report
+    result = rep.to_dict()
+    codes = result.pop("access_codes")
+    if codes:
+        ctx.add_file("查询码.csv", "text/csv", csv_bytes(
+            "新受理申报的查询码（只提供这一次，请安全转交企业）", ["统一社会信用代码", "企业名称", "申报编号", "查询码"],
+            [[c["uscc"], c["name"], c["application_id"], c["access_code"]] for c in codes]))
+    path.unlink(missing_ok=True)
+    return result

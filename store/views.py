@@ -1,0 +1,174 @@
+"""What the store returns to its callers: typed records (pydantic), used as the API's response
+models as they are, so the HTTP contract, the console and the CLI read one definition."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.vocabulary import APPLICATION_STATE, STATUS, WINDOW_STATE
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class WindowCounts(_View):
+    applications: int = Field(0, description="申报数")
+    by_state: dict[str, int] = Field(default_factory=dict, description="各办理状态的申报数")
+    grant_decisions: dict[str, int] = Field(default_factory=dict, description="资金支持判定结论计数（不含税收优惠）")
+    stale: int = Field(0, description="判定已过期（规则或画像有变化）的企业数")
+    failed: int = Field(0, description="判定出错的企业数")
+    awards: int = Field(0, description="已兑现项数")
+    awards_total_cny: float = Field(0, description="已兑现金额（元）")
+
+
+class WindowView(_View):
+    id: str
+    label: str
+    opens_on: date
+    closes_on: date
+    as_of: date
+    coverage_from: Optional[date]
+    coverage_to: Optional[date]
+    amounts: dict[str, Any] = Field(default_factory=dict, description="本批次覆盖的参数（如支持金额）")
+    state: str = Field(description="open 受理中 / publicity 公示中 / closed 已关闭")
+    state_text: str = ""
+    ruleset_version: Optional[str] = None
+    correction_workdays: int
+    publicity_workdays: int
+    publicity_from: Optional[date] = None
+    publicity_until: Optional[date] = None
+    created_at: Optional[datetime] = None
+    evaluated_at: Optional[datetime] = None
+    published_at: Optional[datetime] = None
+    closed_at: Optional[datetime] = None
+    close_reason: Optional[str] = None
+    counts: Optional[WindowCounts] = None
+
+    def model_post_init(self, _ctx: Any) -> None:
+        self.state_text = WINDOW_STATE.get(self.state, self.state)
+
+
+class Submitted(_View):
+    application_id: str
+    access_code: str = Field(description="查询码：只显示这一次")
+    window_id: str
+    state: str
+
+
+class DecisionView(_View):
+    """One grant decision of a window (a park decision), with its review."""
+    application_id: Optional[str]
+    uscc: str
+    enterprise_name: str
+    benefit_id: str
+    title: str
+    subject_id: str = Field(description="注册证编号；按企业判定的事项为空")
+    status: str = Field(description="规则引擎的结论")
+    status_text: str
+    final_status: str = Field(description="复核后的结论（未复核时同规则引擎）")
+    final_status_text: str
+    reviewed: bool = False
+    review_reason: Optional[str] = None
+    amount_cny: Optional[float] = None
+    amount_provisional: bool = False
+    ruleset_version: str
+
+
+class ApplicationRow(_View):
+    """A line of the console's application list."""
+    application_id: str
+    uscc: str
+    enterprise_name: str
+    channel: str
+    state: str
+    state_text: str
+    submitted_at: datetime
+    correction_due: Optional[date] = None
+    grant_statuses: dict[str, int] = Field(default_factory=dict)
+    reviewed: bool = False
+    pending_materials: int = 0
+
+
+class EventView(_View):
+    at: datetime
+    actor: str
+    action: str
+    action_text: str
+    from_state: Optional[str] = None
+    to_state: Optional[str] = None
+    details: Optional[dict] = None
+
+
+class MaterialView(_View):
+    id: int
+    material_id: str
+    benefit_id: str
+    name: str
+    filename: str
+    size: int
+    content_type: str
+    uploaded_at: datetime
+    uploaded_by: str
+    state: str
+    state_text: str
+    reason: Optional[str] = None
+
+
+class ReviewView(_View):
+    benefit_id: str
+    subject_id: str
+    engine_status: str
+    status: str
+    reason: Optional[str]
+    actor: str
+    at: datetime
+
+
+class NoticeRef(_View):
+    kind: str
+    title: str
+    number: str
+    issued_on: date
+
+
+class AwardView(_View):
+    uscc: str
+    enterprise_name: str
+    application_id: str
+    benefit_id: str
+    title: str = ""
+    subject_id: str
+    amount_cny: Optional[float] = None
+    amount_provisional: bool = False
+    device_class: Optional[str] = None
+    origin: Optional[str] = None
+    channel: Optional[str] = None
+
+
+class Totals(_View):
+    count: int
+    amount_cny: float
+    provisional_count: int
+    by_class: dict[str, dict] = Field(default_factory=dict)
+    by_origin: dict[str, dict] = Field(default_factory=dict)
+    by_benefit: dict[str, dict] = Field(default_factory=dict)
+
+
+class AwardList(_View):
+    window: WindowView
+    final: bool = Field(description="true = 已关闭批次的兑现名单；false = 拟支持名单（未关闭）")
+    awards: list[AwardView]
+    already_awarded: list[dict] = Field(default_factory=list,
+                                        description="符合条件但该注册证已在其他批次兑现的")
+    totals: Totals
+
+
+def status_text(status: str) -> str:
+    return STATUS.get(status, status)
+
+
+def state_text(state: str) -> str:
+    return APPLICATION_STATE.get(state, state)
