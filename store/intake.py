@@ -47,21 +47,18 @@ from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 from openpyxl import Workbook as XlsxWriter
 from openpyxl.styles import Alignment, Font, PatternFill
 
 from engine import vocabulary as vocab
-from engine.formats import FORMATS, FormatError
-from engine.profile import ProfileError, parse_profile
+from engine.formats import FORMATS
 from engine.registry import FieldRegistry, FieldSpec
-from store.db import Database
-from store.errors import Conflict, RowProblem, ValidationFailed
+from store.errors import RowProblem, ValidationFailed
 from store.spreadsheet import CSV_SHEET, IntakeLimits, Sheet, open_sheets
 
-__all__ = ["IntakeLimits", "ParsedFile", "ImportedEnterprise", "ImportReport", "ImportRejected",
-           "parse_file", "template_bytes", "import_applications", "import_registry"]
+__all__ = ["IntakeLimits", "ParsedFile", "ImportedEnterprise", "parse_file", "template_bytes"]
 
 ENTERPRISE_KEY = "uscc"          # the contract's enterprise identifier: links rows to enterprises
 CLAIM = "#claim"                 # key of the application's claim column on a subject list's sheet
@@ -79,9 +76,14 @@ _BAD = object()     # a cell whose problem is reported
 _ITEM_PATH = re.compile(r"^([a-z0-9_]+)\[(\d+)\](?:\.(.+))?$")
 
 
-def _quote(value: Any) -> str:
+def _clip(value: Any) -> str:
+    """A value as quoted in a message: at most QUOTED_CHARS characters."""
     s = vocab.yes_no(value) if isinstance(value, bool) else str(value)
-    return f"“{s[:QUOTED_CHARS]}…”" if len(s) > QUOTED_CHARS else f"“{s}”"
+    return s[:QUOTED_CHARS] + "…" if len(s) > QUOTED_CHARS else s
+
+
+def _quote(value: Any) -> str:
+    return f"“{_clip(value)}”"
 
 
 def _fold(text: str) -> str:
@@ -137,8 +139,8 @@ def _parse_date(raw: Any) -> str:
 def _number_parser(spec: FieldSpec) -> Callable[[Any], int | float]:
     places = 0 if spec.type == "int" else spec.decimals
     what = "整数" if places == 0 else "数字"
-    too_fine = (f"应为整数：{{}}" if places == 0 else
-                f"{'金额' if spec.unit == '元' else '该数值'}最多保留{'零一两三四五六'[places]}位小数：{{}}")
+    too_fine = ("应为整数：{}" if places == 0 else
+                ("金额" if spec.unit == "元" else "该数值") + f"最多保留{'零一两三四五六'[places]}位小数：{{}}")
 
     def exact(d: Decimal, raw: Any) -> int | float:
         if d.adjusted() > 20:
@@ -148,7 +150,7 @@ def _number_parser(spec: FieldSpec) -> Callable[[Any], int | float]:
         return int(d) if d == d.to_integral_value() else float(d)
 
     def parse(raw: Any) -> int | float:
-        if isinstance(raw, bool) or isinstance(raw, (datetime, date)):
+        if isinstance(raw, (bool, date)):
             raise CellError(f"应填{what}，不能是{_quote(raw)}")
         if isinstance(raw, int):
             return raw
@@ -228,7 +230,7 @@ def _string_parser(spec: FieldSpec) -> Callable[[Any], str]:
             return s
         try:
             return check(s)
-        except (FormatError, ValueError) as e:
+        except ValueError as e:         # FormatError, or a format's own ValueError
             raise CellError(str(e)) from None
     return parse
 
@@ -467,8 +469,7 @@ class _Reader:
                 continue
             col = index.get(_norm_header(text)) if len(text) <= 200 else None
             if col is None:
-                self.problem("无法识别的列名" + self.suggestion(text, index), name, header_row,
-                             _quote(text)[1:-1])
+                self.problem("无法识别的列名" + self.suggestion(text, index), name, header_row, _clip(text))
             elif col.key in table.header_of:
                 self.problem(f"列重复（与“{table.header_of[col.key]}”相同）", name, header_row, text)
                 col = None
@@ -565,8 +566,8 @@ class _Reader:
             return
         e = self.enterprises.get(uscc)
         if e is not None:
-            self.problem(f"统一社会信用代码 {uscc} 与第{e._home[1]}行重复", table.sheet, rowno,
-                         table.header(ENTERPRISE_KEY))
+            self.problem(f"{self.registry.label(ENTERPRISE_KEY)} {uscc} 与第{e._home[1]}行重复", table.sheet,
+                         rowno, table.header(ENTERPRISE_KEY))
             e.ok = False
             return
         self.enterprises[uscc] = ImportedEnterprise(uscc, values, (table, rowno), not failed)
@@ -576,8 +577,8 @@ class _Reader:
             uscc = self.uscc_of(table, rowno, values, failed)
             e = self.enterprises.get(uscc) if uscc is not None else None
             if uscc is not None and e is None:
-                self.problem(f"“{SHEET_ENTERPRISES}”中没有统一社会信用代码 {uscc} 的企业", table.sheet,
-                             rowno, table.header(ENTERPRISE_KEY))
+                self.problem(f"“{SHEET_ENTERPRISES}”中没有{self.registry.label(ENTERPRISE_KEY)} {uscc} 的企业",
+                             table.sheet, rowno, table.header(ENTERPRISE_KEY))
             self.item(e, group, table, rowno, values.get(group.list, {}), failed)
         return apply
 
@@ -626,7 +627,7 @@ class _Reader:
         if key is not None:
             seen = self.item_keys.setdefault(spec.id, {})
             if key in seen:
-                self.problem(f"{spec.item_label or spec.label} {key} 与第{seen[key]}行重复", table.sheet,
+                self.problem(f"{spec.item_label or spec.label} {_clip(key)} 与第{seen[key]}行重复", table.sheet,
                              rowno, table.header(f"{spec.id}[].{spec.key}"))
                 failed = True
             else:
@@ -704,9 +705,9 @@ def parse_file(data: bytes, filename: str, registry: FieldRegistry,
         for s in sheets:
             if s.name not in known:
                 r.fail(f"无法识别的工作表（应为 {'、'.join(g.sheet for g in (lay.enterprise, *lay.lists))}）",
-                       _quote(s.name)[1:-1])
+                       _clip(s.name))
         if lay.enterprise.sheet not in by_name:
-            r.fail(f"缺少工作表“{lay.enterprise.sheet}”（请使用导入模板）", lay.enterprise.sheet)
+            r.fail(f"缺少工作表“{lay.enterprise.sheet}”（请使用导入模板）")
         for group in (lay.enterprise, *lay.lists):
             sheet = by_name.get(group.sheet)
             if sheet is None or r.stopped:

@@ -24,7 +24,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 from xml.parsers import expat
 
 from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden
@@ -48,7 +48,7 @@ class IntakeLimits:
     max_rows: int = 200_000             # data rows read from a file; reading stops past it
     max_problems: int = 200             # problems listed in a report; the rest are counted
     max_cell_chars: int = 1000          # longest cell text
-    max_part_bytes: int = 64 * MiB      # an .xlsx part read whole (shared strings, styles, …)
+    max_part_bytes: int = 64 * MiB      # an .xlsx part kept in memory (shared strings, styles)
     max_sheet_bytes: int = 512 * MiB    # an .xlsx worksheet, unpacked (streamed)
     max_total_bytes: int = 1024 * MiB   # all parts of an .xlsx, unpacked
     max_ratio: int = 100                # unpacked : packed size of a part over 1 MB
@@ -60,7 +60,7 @@ class IntakeLimits:
         return cls(**{name: int(env[var]) for name, var in names.items() if env.get(var)})
 
 
-def unreadable(what: str, sheet: str | None = None, row: int | None = None) -> ValidationFailed:
+def _unreadable(what: str, sheet: str | None = None, row: int | None = None) -> ValidationFailed:
     return ValidationFailed([RowProblem(f"文件无法读取：{what}", sheet=sheet, row=row)])
 
 
@@ -93,7 +93,7 @@ class CsvSheet:
             except StopIteration:
                 return
             except csv.Error:
-                raise unreadable(f"不是有效的 CSV（字段超过 {csv.field_size_limit()} 个字符，"
+                raise _unreadable(f"不是有效的 CSV（字段超过 {csv.field_size_limit()} 个字符，"
                                  "或引号不成对）", CSV_SHEET, n) from None
             yield n, record
 
@@ -135,7 +135,7 @@ def _encoding(data: bytes) -> str:
         except UnicodeDecodeError as e:
             failed_at = max(failed_at, at + e.start)
     line = data.count(b"\n", 0, failed_at) + 1
-    raise unreadable("含有无法识别的字符，请另存为 UTF-8 编码的 CSV", CSV_SHEET, line)
+    raise _unreadable("含有无法识别的字符，请另存为 UTF-8 编码的 CSV", CSV_SHEET, line)
 
 
 # --- XLSX -----------------------------------------------------------------------------------------
@@ -143,7 +143,11 @@ def _encoding(data: bytes) -> str:
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _PKG = "http://schemas.openxmlformats.org/package/2006/relationships"
-_ROW, _C, _V, _T, _RPH, _SI = (f"{_MAIN} {t}" for t in ("row", "c", "v", "t", "rPh", "si"))
+_ROW, _C, _V, _T, _RPH, _SI, _NUMFMT, _CELLXFS, _XF = (
+    f"{_MAIN} {t}" for t in ("row", "c", "v", "t", "rPh", "si", "numFmt", "cellXfs", "xf"))
+# The workbook part and relationship parts are parsed as trees (defusedxml): a few kilobytes in
+# any real file, and a tree costs several times its text.
+_TREE_BYTES = 4 * MiB
 # Locale-dependent built-in date formats (ECMA-376 §18.8.30), used by Chinese Excel and WPS.
 _EAST_ASIAN_DATES = frozenset([*range(27, 37), *range(50, 59)])
 _DTD_REFUSED = "含有 DTD 或实体声明（Excel 文件不会包含，已拒绝）"
@@ -164,7 +168,7 @@ def _refuse_dtd(*_: Any) -> None:
     raise _DtdRefused
 
 
-def _expat(part: str) -> expat.XMLParserType:
+def _expat() -> expat.XMLParserType:
     p = expat.ParserCreate(namespace_separator=" ")
     p.buffer_text = True
     p.StartDoctypeDeclHandler = _refuse_dtd
@@ -213,22 +217,22 @@ class Workbook:
         # per entry at least; a real workbook has a few dozen entries).
         end = data.rfind(b"PK\x05\x06", max(0, len(data) - 65_557))
         if end >= 0 and len(data) >= end + 22 and struct.unpack_from("<I", data, end + 12)[0] > MiB:
-            raise unreadable("压缩包目录过大（条目过多）")
+            raise _unreadable("压缩包目录过大（条目过多）")
         try:
             zf = zipfile.ZipFile(io.BytesIO(data))
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
             raise ValidationFailed([RowProblem("不是有效的 Excel（.xlsx）文件，请用导入模板另存为 .xlsx")]) from None
         total = 0
         for info in zf.infolist():
-            size = info.file_size
+            size, name = info.file_size, info.filename[:80]
             if size > lim.max_sheet_bytes:
-                raise unreadable(f"{info.filename} 解压后 {_mb(size)}，超过上限 {_mb(lim.max_sheet_bytes)}")
+                raise _unreadable(f"{name} 解压后 {_mb(size)}，超过上限 {_mb(lim.max_sheet_bytes)}")
             if size > MiB and size > lim.max_ratio * max(info.compress_size, 1):
-                raise unreadable(f"{info.filename} 压缩比 {size // max(info.compress_size, 1)}:1，"
+                raise _unreadable(f"{name} 压缩比 {size // max(info.compress_size, 1)}:1，"
                                  f"超过上限 {lim.max_ratio}:1")
             total += size
         if total > lim.max_total_bytes:
-            raise unreadable(f"解压后共 {_mb(total)}，超过上限 {_mb(lim.max_total_bytes)}")
+            raise _unreadable(f"解压后共 {_mb(total)}，超过上限 {_mb(lim.max_total_bytes)}")
         return zf
 
     def _info(self, part: str, cap: int) -> zipfile.ZipInfo | None:
@@ -237,36 +241,36 @@ class Workbook:
         except KeyError:
             return None
         if info.file_size > cap:
-            raise unreadable(f"{part} 解压后 {_mb(info.file_size)}，超过上限 {_mb(cap)}")
+            raise _unreadable(f"{part[:80]} 解压后 {_mb(info.file_size)}，超过上限 {_mb(cap)}")
         return info
 
     def stream(self, part: str, cap: int) -> Iterator[bytes]:
         """The unpacked bytes of a part, chunk by chunk (zipfile stops at the declared size)."""
         info = self._info(part, cap)
         if info is None:
-            raise unreadable(f"缺少 {part}")
+            raise _unreadable(f"缺少 {part[:80]}")
         try:
             with self._zip.open(info) as f:
                 while chunk := f.read(_CHUNK):
                     yield chunk
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError):
-            raise unreadable(f"{part} 已损坏或加密") from None
+            raise _unreadable(f"{part[:80]} 已损坏或加密") from None
 
     def _xml(self, part: str):
         """A small part, parsed whole with defusedxml (no DTD, no entities)."""
-        data = b"".join(self.stream(part, self.limits.max_part_bytes))
+        data = b"".join(self.stream(part, _TREE_BYTES))
         try:
             return fromstring(data, forbid_dtd=True)
         except (DTDForbidden, EntitiesForbidden):
-            raise unreadable(f"{part} {_DTD_REFUSED}") from None
+            raise _unreadable(f"{part[:80]} {_DTD_REFUSED}") from None
         except (ParseError, DefusedXmlException):
-            raise unreadable(f"{part} 不是有效的 XML") from None
+            raise _unreadable(f"{part[:80]} 不是有效的 XML") from None
 
     def _relations(self, part: str) -> dict[str, tuple[str, str]]:
         """Relationship id → (type, target part) of a part."""
         folder, name = posixpath.split(part)
         rels_part = posixpath.join(folder, "_rels", name + ".rels")
-        if self._info(rels_part, self.limits.max_part_bytes) is None:
+        if self._info(rels_part, _TREE_BYTES) is None:
             return {}
         out = {}
         for rel in self._xml(rels_part).iter(f"{{{_PKG}}}Relationship"):
@@ -283,20 +287,43 @@ class Workbook:
                 return target
         return "xl/workbook.xml"
 
+    def _parse(self, part: str, start: Callable, end: Callable | None = None,
+               text: Callable | None = None) -> None:
+        """Stream a part kept in memory through expat with these handlers."""
+        p = _expat()
+        p.StartElementHandler, p.EndElementHandler, p.CharacterDataHandler = start, end, text
+        for _ in _feed(p, part, self.stream(part, self.limits.max_part_bytes)):
+            pass
+
     def _styles(self, part: str | None) -> frozenset[int]:
         """Indexes of the cell styles that show a number as a date."""
         if part is None or self._info(part, self.limits.max_part_bytes) is None:
             return frozenset()
-        root = self._xml(part)
-        custom = {_int(f.get("numFmtId")): f.get("formatCode") for f in root.iter(f"{{{_MAIN}}}numFmt")}
-        xfs = root.find(f"{{{_MAIN}}}cellXfs")
+        custom: dict[int, str | None] = {}
+        formats: list[int] = []         # number format of each cell style (cellXfs/xf)
+        in_cell_styles = False
+
+        def start(name: str, attrs: dict) -> None:
+            nonlocal in_cell_styles
+            if name == _NUMFMT:
+                custom[_int(attrs.get("numFmtId"))] = attrs.get("formatCode")
+            elif name == _CELLXFS:
+                in_cell_styles = True
+            elif name == _XF and in_cell_styles:
+                formats.append(_int(attrs.get("numFmtId")))
+
+        def end(name: str) -> None:
+            nonlocal in_cell_styles
+            if name == _CELLXFS:
+                in_cell_styles = False
+
+        self._parse(part, start, end)
         dates = set()
-        for i, xf in enumerate(xfs if xfs is not None else ()):
-            fmt_id = _int(xf.get("numFmtId"))
+        for fmt_id in set(formats):
             code = custom.get(fmt_id, BUILTIN_FORMATS.get(fmt_id))
             if (fmt_id in _EAST_ASIAN_DATES or is_date_format(code)) and not is_timedelta_format(code):
-                dates.add(i)
-        return frozenset(dates)
+                dates.add(fmt_id)
+        return frozenset(i for i, fmt_id in enumerate(formats) if fmt_id in dates)
 
     def _strings(self, part: str | None) -> list[str]:
         """The shared strings, each cut to max_cell_chars + 1 characters."""
@@ -305,8 +332,7 @@ class Workbook:
         cap = self.limits.max_cell_chars + 1
         out: list[str] = []
         buf: list[str] = []
-        size = 0
-        depth_rph = 0
+        size = depth_rph = 0
         collecting = False
 
         def start(name: str, attrs: dict) -> None:
@@ -334,10 +360,7 @@ class Workbook:
                 buf.append(data)
                 size += len(data)
 
-        p = _expat(part)
-        p.StartElementHandler, p.EndElementHandler, p.CharacterDataHandler = start, end, text
-        for _ in _feed(p, part, self.stream(part, self.limits.max_part_bytes)):
-            pass
+        self._parse(part, start, end, text)
         return out
 
 
@@ -350,10 +373,10 @@ def _feed(p: expat.XMLParserType, part: str, chunks: Iterator[bytes]) -> Iterato
         p.Parse(b"", True)
         yield
     except _DtdRefused:
-        raise unreadable(f"{part} {_DTD_REFUSED}") from None
+        raise _unreadable(f"{part[:80]} {_DTD_REFUSED}") from None
     except expat.ExpatError as e:
         what = _EXPAT_ERRORS.get(expat.errors.messages.get(e.code, ""), "XML 格式错误")
-        raise unreadable(f"{part} {what}（第{e.lineno}行第{e.offset + 1}列）") from None
+        raise _unreadable(f"{part[:80]} {what}（第{e.lineno}行第{e.offset + 1}列）") from None
 
 
 class XlsxSheet:
@@ -406,7 +429,7 @@ class XlsxSheet:
                 try:
                     rowno = int(r) if r else rowno + 1
                 except ValueError:
-                    raise unreadable(f"{part} 的行号“{r[:20]}”无效") from None
+                    raise _unreadable(f"{part[:80]} 的行号“{r[:20]}”无效") from None
                 col = -1
                 cells = {}
             elif name == _RPH:
@@ -435,7 +458,7 @@ class XlsxSheet:
                 buf.append(data)
                 size += len(data)
 
-        p = _expat(part)
+        p = _expat()
         p.StartElementHandler, p.EndElementHandler, p.CharacterDataHandler = start, end, text
         for _ in _feed(p, part, book.stream(part, book.limits.max_sheet_bytes)):
             if done:
@@ -465,7 +488,7 @@ def _value(text: str, ctype: str | None, style: str | None, strings: list[str],
         try:
             return strings[int(text)]
         except (ValueError, IndexError):
-            raise unreadable(f"{part} 引用了不存在的共享字符串“{text[:20]}”") from None
+            raise _unreadable(f"{part[:80]} 引用了不存在的共享字符串“{text[:20]}”") from None
     if ctype == "b":
         return text.strip() in ("1", "true")
     if ctype == "d":

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from datetime import date, datetime
 from pathlib import Path
 
@@ -316,7 +315,7 @@ def test_unknown_sheet_missing_sheet_and_ignored_sheets(registry):
     buf = io.BytesIO()
     wb.save(buf)
     pf = parse_file(buf.getvalue(), "a.xlsx", registry)
-    assert messages(pf) == ["工作表“企业信息”：缺少工作表“企业信息”（请使用导入模板）"]
+    assert messages(pf) == ["缺少工作表“企业信息”（请使用导入模板）"]
 
 
 def test_a_list_sheet_present_is_complete_and_absent_is_unknown(registry):
@@ -454,13 +453,13 @@ for path, name in json.loads(sys.argv[1]):
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
     base = vm("VmRSS")
-    t = time.perf_counter()
+    t = time.process_time()     # CPU seconds: the work done, whatever else the machine runs
     try:
         pf = parse_file(data, name, registry)
         out = {"problems": [str(p) for p in pf.problems], "rows": pf.rows}
     except ValidationFailed as e:
         out = {"refused": [str(p) for p in e.problems]}
-    out["seconds"] = time.perf_counter() - t
+    out["seconds"] = time.process_time() - t
     out["growth_mb"] = vm("VmHWM") - base
     del data
     print(json.dumps(out, ensure_ascii=False), flush=True)
