@@ -232,7 +232,7 @@ class Example(_Strict):
 class BenefitFile(_Strict):
     id: str = Field(pattern=BENEFIT_ID)
     title: str = Field(min_length=1)
-    kind: Literal["grant", "tax"]
+    kind: Literal["grant", "tax", "guidance"]   # guidance: neither money nor a tax claim (资格、执法裁量)
     unit: str = Field(pattern=r"^[a-z][a-z0-9_]*$")   # enterprise, or a subject of rules/fields.yaml
     summary: str = Field(min_length=1)
     legal_basis: list[Document] = Field(min_length=1)
