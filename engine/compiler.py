@@ -23,12 +23,12 @@ values in force (few: bounded by the dated values in the rule files) and cached.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Callable
 
 from engine.adapter import NEVER
-from engine.conditions import (All, Any_, AsOf, Compare, Cond, Count, Literal_, Not, Param,
+from engine.conditions import (All, Any_, AsOf, Compare, Cond, Count, FactDate, Literal_, Not, Param,
                                Value, WindowDate, leaves)
 from engine.registry import FieldRegistry
 
@@ -97,7 +97,13 @@ class _Emitter:
     def operand(self, leaf: Compare, v: Value) -> tuple[str, Any]:
         """(slot key, constant) comparing the leaf's fact with one right-hand value; the
         constant is None when a parameter has no value in force (the leaf is then unknown)."""
-        if isinstance(v, (AsOf, WindowDate)):
+        if isinstance(v, FactDate) and isinstance(v.years, Param):
+            years = self.params(v.years.name)
+            if years is None:
+                return "", None
+            v = replace(v, years=int(years))
+        if isinstance(v, (AsOf, WindowDate, FactDate)):
+            # the fact's day ordinal minus the reference day's (a fact date: per subject)
             return self.slots.key(Slot("diff", leaf.path, rhs=v)), 0
         fact = self.registry.facts.get(leaf.path) if not leaf.item_list else None
         if fact is not None and fact.spec.derive == "award_ledger":

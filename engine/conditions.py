@@ -44,7 +44,19 @@ class WindowDate:
     field: str
 
 
-Value = Union[Literal_, Param, AsOf, WindowDate]
+@dataclass(frozen=True)
+class FactDate:
+    """A date fact of the subject (or the enterprise), shifted: `{fact: case.act_on, years: -3}`.
+    Inside a count's `where` it anchors the count to each subject (a look-back from the day of
+    the act rather than from the evaluation date)."""
+    path: str
+    years: "int | Param" = 0      # a dated parameter may give the years (a look-back period)
+    months: int = 0
+    days: int = 0
+    sign: int = 1                 # -1 for `before: true` (the offsets count backwards)
+
+
+Value = Union[Literal_, Param, AsOf, WindowDate, FactDate]
 
 
 # ---- condition nodes -----------------------------------------------------------------------
@@ -257,6 +269,8 @@ class _Parser:
                 return Param(name)
             if "as_of" in raw:
                 return self.as_of(raw, loc, t)
+            if "fact" in raw:
+                return self.fact_date(raw, loc, t)
             if set(raw) == {"window"}:
                 if t.name != "date":
                     self.err(loc, "窗口日期只能与日期比较")
@@ -265,7 +279,7 @@ class _Parser:
                     self.err(loc, f"未知的窗口日期 `{raw['window']}`；可用：{', '.join(WINDOW_FIELDS)}")
                     return None
                 return WindowDate(raw["window"])
-            self.err(loc, f"无法识别的取值 {raw}；应为字面值、{{param: 名称}}、{{as_of: ...}} 或 {{window: ...}}")
+            self.err(loc, f"无法识别的取值 {raw}；应为字面值、{{param: 名称}}、{{as_of: ...}}、{{fact: 日期事实, years: ...}} 或 {{window: ...}}")
             return None
         return self.literal(raw, loc, t, scale)
 
@@ -294,6 +308,33 @@ class _Parser:
             return None
         return AsOf(offs.get("years", 0), offs.get("months", 0), offs.get("days", 0),
                     raw.get("start_of"), raw.get("end_of"))
+
+    def fact_date(self, raw: dict, loc: Loc, t: FactType) -> FactDate | None:
+        if t.name != "date":
+            self.err(loc, f"日期事实只能与日期比较，而该事实是{t.describe()}")
+            return None
+        path, offs = raw["fact"], {k: v for k, v in raw.items() if k != "fact"}
+        fdef = self.registry.facts.get(path) if isinstance(path, str) else None
+        if fdef is None or fdef.type.name != "date":
+            self.err(loc + ("fact",), f"`{path}` 不是已登记的日期事实")
+            return None
+        if fdef.scope not in ("enterprise", self.unit):
+            self.err(loc + ("fact",), f"`{path}` 只能用于按{self.registry.list_of(fdef.scope).item_label}逐项判定的事项")
+            return None
+        before = offs.pop("before", False)
+        if not isinstance(before, bool):
+            self.err(loc + ("before",), "before 只能是 true 或 false")
+            return None
+        years = offs.get("years", 0)
+        if isinstance(years, dict) and set(years) == {"param"} and self.params.get(years["param"]) == "number":
+            years = Param(years["param"])          # e.g. {param: lookback_years, before: true}
+            offs = {k: v for k, v in offs.items() if k != "years"}
+        if set(offs) - {"years", "months", "days"} or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in offs.values()):
+            self.err(loc, "日期事实的偏移只能是 years/months/days 整数（years 也可为 {param: 年数参数}），"
+                          "例如 {fact: case.act_on, years: -3}")
+            return None
+        return FactDate(path, years, offs.get("months", 0), offs.get("days", 0), -1 if before else 1)
 
     def literal(self, raw: Any, loc: Loc, t: FactType, scale: int = 1) -> Literal_ | None:
         ok = {
@@ -333,4 +374,18 @@ def fact_paths(c: Cond) -> list[str]:
     seen: dict[str, None] = {}
     for leaf in leaves(c):
         seen[leaf.path if isinstance(leaf, Compare) else leaf.list] = None
+        for v in getattr(leaf, "values", ()):
+            if isinstance(v, FactDate):
+                seen[v.path] = None
     return list(seen)
+
+
+def anchor_of(c: Count) -> str | None:
+    """The date fact a count's `where` is measured from, if any (the subject's act date...)."""
+    if c.where is None:
+        return None
+    for leaf in leaves(c.where):
+        for v in getattr(leaf, "values", ()):
+            if isinstance(v, FactDate):
+                return v.path
+    return None

@@ -5,7 +5,7 @@ import calendar
 from datetime import date, timedelta
 from typing import Any
 
-from engine.conditions import AsOf, Literal_, WindowDate
+from engine.conditions import AsOf, FactDate, Literal_, WindowDate
 
 
 def add_months(d: date, months: int) -> date:
@@ -34,6 +34,17 @@ def resolve_date(v: Any, as_of: date, window: Any) -> date:
         return d
     if isinstance(v, WindowDate):
         return getattr(window, v.field)
+    if isinstance(v, FactDate):
+        raise TypeError("a fact date is resolved against its subject: use shift_fact_date")
     if isinstance(v, Literal_):
         return v.value
     raise TypeError(f"not a date value: {v!r}")
+
+
+def shift_fact_date(v: FactDate, anchor: date | None, years: int | None = None) -> date | None:
+    """The anchor shifted by the offsets; `years` when they come from a parameter (None: no
+    value in force)."""
+    y = v.years if years is None else years
+    if anchor is None or not isinstance(y, int):
+        return None
+    return shift(anchor, v.sign * y, v.sign * v.months, v.sign * v.days)

@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterable, Sequence
 from engine import interpreter, taxdates
 from engine.adapter import MAX_FACTS, CompiledRuleset, EngineError
 from engine.compiler import Plan, Slot, SlotTable, build_rules, normalize, scope_of
-from engine.dates import resolve_date
+from engine.conditions import FactDate, anchor_of
+from engine.dates import resolve_date, shift_fact_date
 from engine.explain import Explainer
 from engine.interpreter import FAIL, PASS, UNKNOWN, Ctx
 from engine.loader import Benefit, Rulebook, WindowContext
@@ -159,7 +160,7 @@ class Evaluator:
                     r.tax_year = ty
                     per_profile[pi].setdefault(r.benefit_id, []).append(r)
         return [EligibilityResponse(as_of=as_of, ruleset_version=self.ruleset_version,
-                                    results=[r for b in chosen for r in by_benefit[b.id]])
+                                    results=[r for b in chosen for r in by_benefit.get(b.id, [])])
                 for by_benefit in per_profile]
 
     def explain(self, profile: Profile | dict, as_of: date, window: WindowContext | None,
@@ -184,7 +185,7 @@ class Evaluator:
                 r.tax_year = ty
                 by_benefit.setdefault(r.benefit_id, []).append(r)
         return EligibilityResponse(as_of=as_of, ruleset_version=self.ruleset_version,
-                                   results=[r for b in chosen for r in by_benefit[b.id]])
+                                   results=[r for b in chosen for r in by_benefit.get(b.id, [])])
 
     def _explain(self, p: Profile, chosen: list[Benefit], as_of: date, window: WindowContext,
                  awarded: frozenset[str] | None, counts: dict | None,
@@ -200,8 +201,9 @@ class Evaluator:
             info = self.registry.list_of(b.spec.unit)
             items = getattr(p, info.name)
             if not items:
-                results.append(self._no_subject(b, ex, items is None))
-                continue
+                if b.spec.without_subject == "ineligible":
+                    results.append(self._no_subject(b, ex, items is None))
+                continue          # `omit`: nothing to say to an enterprise with no such subject
             for ri, item in enumerate(items):
                 ctx = Ctx(self.registry, p, as_of, window, ex.params, b.id, item, info.name, ri,
                           awarded, counts)
@@ -335,7 +337,7 @@ class Evaluator:
             ruleset, plan = self._ruleset(benefits, as_of, window)
             refs = {s: resolve_date(s.rhs, as_of, window).toordinal()
                     for table in (*plan.subject_slots.values(), *plan.item_slots.values())
-                    for s in table.keys if s.kind == "diff"}
+                    for s in table.keys if s.kind == "diff" and not isinstance(s.rhs, FactDate)}
             builders = {scope: _FactBuilder(scope, table, refs, self.registry)
                          for scope, table in plan.subject_slots.items()}
             prep = _Prepared(ruleset, plan, refs, builders)
@@ -345,51 +347,71 @@ class Evaluator:
                 self._prepared_cache[key] = prep
         return prep
 
+    def _anchor_owners(self, p: Profile, anchor: str | None) -> list[tuple[int, Any]]:
+        """What a count is measured from: the profile once, or each item of the anchor's subject list."""
+        if anchor is None:
+            return [(-1, None)]
+        scope = self.registry.facts[anchor].scope
+        if scope == "enterprise":
+            return [(-1, p)]
+        return list(enumerate(getattr(p, self.registry.list_of(scope).name) or []))
+
     def _decide_engine(self, profs: list[Profile], group: list[Benefit], as_of: date, window: WindowContext,
                        awarded: frozenset[str] | None) -> tuple[dict, list[dict]]:
         prep = self._prepared(tuple(b.id for b in group), as_of, window)
         ruleset, plan, refs = prep.ruleset, prep.plan, prep.refs
 
-        # Phase 1: list items (violations, ...) against every count's `where`.
+        # Phase 1: list items (violations, ...) against every count's `where`. A count measured
+        # from a subject's date (`{fact: case.act_on, years: -3}`) is counted once per subject.
         where_targets = [(i, t) for i, t in enumerate(plan.targets) if t.kind == "where"]
-        counts: dict[tuple[int, int], tuple[int, int] | None] = {}
+        counts: dict[tuple, tuple[int, int] | None] = {}
+        anchors = {ci: anchor_of(c) for ci, c in enumerate(plan.counts)}
         if plan.counts:
-            lists = {c.list for c in plan.counts if c.where is not None}
+            runs: list[tuple[str, str | None]] = sorted(
+                {(c.list, anchors[ci]) for ci, c in enumerate(plan.counts) if c.where is not None},
+                key=lambda x: (x[0], x[1] or ""))
             item_facts, item_keys = [], []
             for pi, p in enumerate(profs):
-                for name in lists:
-                    for j, item in enumerate(getattr(p, name) or []):
-                        item_facts.append(_item_fact(plan.item_slots[name], name, item, refs,
-                                                     self.registry))
-                        item_keys.append((pi, name, j))
+                for name, anchor in runs:
+                    for ri, owner in self._anchor_owners(p, anchor):
+                        fact_refs = refs if anchor is None else {
+                            **refs, **_anchored_refs(plan.item_slots[name], owner, anchor, self.registry)}
+                        for j, item in enumerate(getattr(p, name) or []):
+                            item_facts.append(_item_fact(plan.item_slots[name], name, item, fact_refs,
+                                                         self.registry))
+                            item_keys.append((pi, name, anchor, ri))
             fired = _run_chunked(ruleset, item_facts)
             item_out = _outcomes(fired, where_targets, len(item_facts))
-            per_item: dict[tuple[int, int], list[str]] = {}
+            per_item: dict[tuple, list[str]] = {}
             for (i, t) in where_targets:
-                for k, (pi, name, j) in enumerate(item_keys):
-                    if name == plan.counts[t.count].list:
-                        per_item.setdefault((pi, t.count), []).append(item_out[k].get(i, UNKNOWN))
+                c = plan.counts[t.count]
+                for k, (pi, name, anchor, ri) in enumerate(item_keys):
+                    if name == c.list and anchor == anchors[t.count]:
+                        per_item.setdefault((pi, t.count, ri), []).append(item_out[k].get(i, UNKNOWN))
             for pi, p in enumerate(profs):
                 for ci, c in enumerate(plan.counts):
                     items = getattr(p, c.list)
-                    if items is None:
-                        counts[(pi, ci)] = None
-                    elif c.where is None:
-                        counts[(pi, ci)] = (len(items), len(items))
-                    else:
-                        outs = per_item.get((pi, ci), [])
-                        counts[(pi, ci)] = (outs.count(PASS), outs.count(PASS) + outs.count(UNKNOWN))
+                    for ri, _owner in self._anchor_owners(p, anchors[ci]):
+                        key = (pi, ci) if anchors[ci] is None else (pi, ci, ri)
+                        if items is None:
+                            counts[key] = None
+                        elif c.where is None:
+                            counts[key] = (len(items), len(items))
+                        else:
+                            outs = per_item.get((pi, ci, ri), [])
+                            counts[key] = (outs.count(PASS), outs.count(PASS) + outs.count(UNKNOWN))
 
         # Phase 2: one fact per subject (the enterprise, and each item of each subject list).
         facts, keys = [], []
         subject_lists = [(scope_of(s), info) for s, info in self.registry.subjects.items()
                          if plan.subject_slots[scope_of(s)].keys]
         for pi, p in enumerate(profs):
-            facts.append(prep.builders["E"].build(p, None, "", counts, pi, awarded))
+            facts.append(prep.builders["E"].build(p, None, "", counts, pi, awarded, -1, anchors))
             keys.append((pi, -1, "E"))
             for scope, info in subject_lists:
                 for ri, item in enumerate(getattr(p, info.name) or []):
-                    facts.append(prep.builders[scope].build(p, item, info.key_of(item), counts, pi, awarded))
+                    facts.append(prep.builders[scope].build(p, item, info.key_of(item), counts, pi, awarded,
+                                                            ri, anchors))
                     keys.append((pi, ri, scope))
         crit_targets = [(i, t) for i, t in enumerate(plan.targets) if t.kind == "criterion"]
         fired = _run_chunked(ruleset, facts)
@@ -399,7 +421,8 @@ class Evaluator:
             for i, t in crit_targets:
                 if t.scope == scope:
                     out.setdefault((pi, ri, t.benefit), {})[t.criterion] = subj_out[k].get(i, UNKNOWN)
-        by_profile = [{nid: counts.get((pi, ci)) for nid, ci in plan.count_ids.items()}
+        # counts anchored on a subject are left to the explainer, which counts per subject
+        by_profile = [{nid: counts.get((pi, ci)) for nid, ci in plan.count_ids.items() if anchors[ci] is None}
                       for pi in range(len(profs))]
         return out, by_profile
 
@@ -456,14 +479,17 @@ class _FactBuilder:
             else:
                 paths[slot.path] = None
                 if slot.kind == "diff":
-                    self.diffs.append((key, slot.path, refs[slot]))
+                    self.diffs.append((key, slot.path, refs.get(slot, slot.rhs)))
                 else:
                     self.values.append((key, slot.path, registry.facts[slot.path].scale))
+        for slot in table.keys:
+            if slot.kind == "diff" and isinstance(slot.rhs, FactDate):
+                paths[slot.rhs.path] = None
         self.readers = [(path, registry.facts[path].scope == "enterprise", registry.facts[path].read)
                         for path in paths]
 
     def build(self, p: Profile, item: Any, key: str, counts: dict, pi: int,
-              awarded: frozenset[str] | None) -> dict:
+              awarded: frozenset[str] | None, ri: int, anchors: dict[int, str | None]) -> dict:
         raw = {path: read(p if on_profile else item) for path, on_profile, read in self.readers}
         fact: dict[str, Any] = {"t": self.scope}
         for slot, path, scale in self.values:
@@ -473,14 +499,30 @@ class _FactBuilder:
                 int(round(v * scale)) if isinstance(v, float) or scale != 1 and isinstance(v, int) else v)
         for slot, path, ref in self.diffs:
             v = raw[path]
-            fact[slot] = None if v is None else v.toordinal() - ref
+            if isinstance(ref, FactDate):       # measured from another date of this subject
+                d = shift_fact_date(ref, raw[ref.path])
+                ref = None if d is None else d.toordinal()
+            fact[slot] = None if v is None or ref is None else v.toordinal() - ref
         for slot, ci, side in self.counts:
-            rng = counts.get((pi, ci))
+            rng = counts.get((pi, ci) if anchors.get(ci) is None else (pi, ci, ri))
             fact[slot] = None if rng is None else rng[side]
         for slot, bid in self.awarded:
             fact[slot] = (None if awarded is None or item is None
                           else 1 if f"{bid}|{key}" in awarded else 0)
         return fact
+
+
+def _anchored_refs(table: SlotTable, owner: Any, anchor: str, registry: FieldRegistry) -> dict[Slot, int | None]:
+    """The reference days of an item table's fact-date slots, read from one subject (or the
+    profile, for an enterprise date); slots anchored elsewhere belong to another run."""
+    out: dict[Slot, int | None] = {}
+    scope = registry.facts[anchor].scope
+    for slot in table.keys:
+        if (slot.kind == "diff" and isinstance(slot.rhs, FactDate)
+                and registry.facts[slot.rhs.path].scope == scope):
+            d = shift_fact_date(slot.rhs, registry.facts[slot.rhs.path].read(owner))
+            out[slot] = None if d is None else d.toordinal()
+    return out
 
 
 def _item_fact(table: SlotTable, name: str, item: Any, refs: dict[Slot, int],
@@ -491,6 +533,7 @@ def _item_fact(table: SlotTable, name: str, item: Any, refs: dict[Slot, int],
         d = fields[slot.path]
         v = d.read(item)
         if v is not None and slot.kind == "diff":
-            v = v.toordinal() - refs[slot]
+            ref = refs.get(slot)
+            v = None if ref is None else v.toordinal() - ref
         fact[key] = normalize(v, d.scale)
     return fact

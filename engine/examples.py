@@ -55,6 +55,8 @@ def _compare(expect: dict[str, Any], r: BenefitResult, where: str) -> list[str]:
     for doc in expect.get("not_cites") or []:
         if doc in cited:
             out.append(f"{where}不应引用 {doc}（该日期不适用）")
+    if "route" in expect and expect["route"] != (r.route.id if r.route else None):
+        out.append(f"{where}适用情形应为 {expect['route']}，实际为 {r.route.id if r.route else '无'}")
     if "amount_note" in expect and expect["amount_note"] not in (r.amount_note or ""):
         out.append(f"{where}金额说明应含“{expect['amount_note']}”，实际为“{r.amount_note or ''}”")
     return out

@@ -7,13 +7,13 @@ from datetime import date
 from typing import Any, Callable
 
 from engine.adapter import EngineError
-from engine.conditions import AsOf, Compare, Count, Literal_, Param, WindowDate, leaves, OP_SYMBOL
+from engine.conditions import AsOf, Compare, Count, FactDate, Literal_, Param, WindowDate, leaves, OP_SYMBOL
 from engine.dates import resolve_date
 from engine.interpreter import FAIL, PASS, UNKNOWN, Ctx, count_range, evaluate, read
 from engine.loader import Benefit, WindowContext
 from engine.registry import FieldRegistry
-from engine.results import (BenefitResult, CriterionResult, MaterialRef, Subject, WindowRef)
-from engine.ruleschema import AmountSpec
+from engine.results import (BenefitResult, CriterionResult, MaterialRef, RouteResult, Subject, WindowRef)
+from engine.ruleschema import AmountSpec, Route
 from engine.vocabulary import PROVISIONAL_AMOUNT, STATUS, money_short, percent
 
 
@@ -25,6 +25,16 @@ def fmt_number(v: float, unit: str) -> str:
         return money_short(v)
     suffix = {"月": "个月"}.get(unit, unit)
     return f"{v:g}{suffix}"
+
+
+def _offset_text(v: FactDate, years: Any) -> str:
+    """前3年 / 后2年 / 前36个月 (a fact date's offset, as a reader says it)."""
+    parts = [(v.sign * int(years or 0), "年"), (v.sign * v.months, "个月"), (v.sign * v.days, "日")]
+    nonzero = [(n, u) for n, u in parts if n]
+    if not nonzero:
+        return ""
+    side = "前" if nonzero[0][0] < 0 else "后"
+    return side + "".join(f"{abs(n)}{u}" for n, u in nonzero)
 
 
 def _plain(v: Any) -> Any:
@@ -92,6 +102,9 @@ class Explainer:
     def value_text(self, v: Any, leaf: Compare | None) -> str:
         if isinstance(v, Param):
             return self.param_text(v.name)
+        if isinstance(v, FactDate):
+            years = self.params(v.years.name) if isinstance(v.years, Param) else v.years
+            return self.registry.facts[v.path].label + _offset_text(v, years)
         if isinstance(v, (AsOf, WindowDate)):
             return resolve_date(v, self.as_of, self.window).isoformat()
         assert isinstance(v, Literal_)
@@ -163,6 +176,7 @@ class Explainer:
         else:
             skip = set()
         criteria, missing, missing_mat = [], [], []
+        asked_by: dict[str, list[str]] = {}
         for c in self.applicable:
             out = outcomes[c.id]
             observed: dict[str, Any] = {}
@@ -182,6 +196,7 @@ class Explainer:
                 if check != UNKNOWN:
                     raise EngineError(f"{self.b.id}.{c.id}: engine says unknown, interpreter says {check}")
                 missing += asked
+                asked_by[c.id] = asked
             if out != PASS:
                 missing_mat += [m for m in c.materials if m not in missing_mat and m not in skip]
             text, threshold, basis, mats = self.static[c.id]
@@ -193,6 +208,9 @@ class Explainer:
                 legal_basis=basis, materials=mats, provisional=c.provisional))
         outs = {cr.outcome for cr in criteria}
         status = "ineligible" if FAIL in outs else "needs_info" if UNKNOWN in outs else "eligible"
+        route, note = None, None
+        if spec.routes:
+            status, route, missing, missing_mat, note = self._route(criteria, asked_by, ctx)
         amount, provisional, notes = None, False, []
         if status in ("eligible", "needs_info"):
             amount, provisional, notes = self.amount(ctx)
@@ -202,7 +220,39 @@ class Explainer:
             status_text=STATUS[status], amount_cny=amount, amount_provisional=provisional,
             amount_note="；".join(notes) or None, criteria=criteria,
             missing_facts=sorted(set(missing)), required_materials=materials,
-            missing_materials=missing_mat, window=window, note=None)
+            missing_materials=missing_mat, window=window, note=note, route=route)
+
+    # -- alternative outcomes ------------------------------------------------------------------
+    def _route(self, criteria: list[CriterionResult], asked_by: dict[str, list[str]], ctx: Ctx):
+        """(status, route, missing facts, missing materials, note): the first route whose
+        applicable criteria all pass; a better route left undecided is named in the note."""
+        by_id = {c.id: c for c in criteria}
+        undecided: list[tuple[Route, list[CriterionResult]]] = []
+        for r in self.b.spec.routes:
+            if r.applies is not None and not r.applies.contains(self.as_of):
+                continue
+            crits = [by_id[cid] for cid in r.criteria if cid in by_id]
+            outs = {c.outcome for c in crits}
+            if FAIL in outs:
+                continue
+            if UNKNOWN in outs:
+                undecided.append((r, [c for c in crits if c.outcome == UNKNOWN]))
+                continue
+            docs = self.b.docs
+            chosen = RouteResult(id=r.id, title=r.title, binding=r.binding,
+                                 legal_basis=[docs[b.ref].citation(b.article) for b in r.basis], note=r.note)
+            note = None
+            if undecided:
+                better, crits_u = undecided[0]
+                facts = "、".join(dict.fromkeys(self.registry.label(p, ctx.profile)
+                                                for c in crits_u for p in asked_by.get(c.id, [])))
+                note = f"补充{facts}后，可能适用更有利的情形：{better.title}" if facts else None
+            return "eligible", chosen, [], [], note
+        if undecided:
+            missing = [p for _, crits_u in undecided for c in crits_u for p in asked_by.get(c.id, [])]
+            mats = list(dict.fromkeys(m for _, crits_u in undecided for c in crits_u for m in c.materials))
+            return "needs_info", None, missing, mats, None
+        return "ineligible", None, [], [], self.b.spec.no_route
 
     # -- amount -----------------------------------------------------------------------------
     def amount(self, ctx: Ctx) -> tuple[float | None, bool, list[str]]:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Callable
 
-from engine.conditions import All, Any_, Compare, Cond, Count, Not, Param
-from engine.dates import resolve_date
+from engine.conditions import All, Any_, Compare, Cond, Count, FactDate, Not, Param
+from engine.dates import resolve_date, shift_fact_date
 from engine.profile import Profile
 from engine.registry import AWARD_LEDGER, FieldRegistry
 
@@ -53,9 +53,17 @@ def read(path: str, ctx: Ctx) -> Any:
     return fact.read(ctx.profile if fact.scope == "enterprise" else ctx.subject)
 
 
+_NO_PARAM = object()      # a parameter with no value in force on the date
+
+
 def _rhs(v: Any, ctx: Ctx) -> Any:
     if isinstance(v, Param):
         return ctx.params(v.name)
+    if isinstance(v, FactDate):
+        years = ctx.params(v.years.name) if isinstance(v.years, Param) else None
+        if isinstance(v.years, Param) and years is None:
+            return _NO_PARAM
+        return shift_fact_date(v, read(v.path, ctx), None if years is None else int(years))
     return resolve_date(v, ctx.as_of, ctx.window) if not hasattr(v, "value") else v.value
 
 
@@ -69,6 +77,13 @@ def _source(c: Compare, ctx: Ctx, item: Any, item_index: int) -> str:
         return fact.ask(ctx.profile)
     asked = fact.ask(ctx.subject)
     return asked if asked == AWARD_LEDGER else f"{ctx.subject_list}[{ctx.subject_index}].{asked}"
+
+
+def _anchor_source(path: str, ctx: Ctx) -> str:
+    fact = ctx.registry.facts[path]
+    if fact.scope == "enterprise":
+        return fact.ask(ctx.profile)
+    return f"{ctx.subject_list}[{ctx.subject_index}].{fact.ask(ctx.subject)}"
 
 
 def evaluate(c: Cond, ctx: Ctx, item: Any = None, item_list: str | None = None,
@@ -91,8 +106,15 @@ def evaluate(c: Cond, ctx: Ctx, item: Any = None, item_list: str | None = None,
         return _count(c, ctx)
     x = ctx.registry.lists[c.item_list].items[c.path].read(item) if c.item_list else read(c.path, ctx)
     rhs = [_rhs(v, ctx) for v in c.values]
+    if any(r is _NO_PARAM for r in rhs):
+        return UNKNOWN, []
     if any(r is None for r in rhs):
-        return UNKNOWN, []           # a parameter with no value in force: nothing to ask for
+        # an unknown anchor date asks for its fact; a parameter with no value in force asks nothing
+        missing = [_anchor_source(v.path, ctx) for v, r in zip(c.values, rhs)
+                   if r is None and isinstance(v, FactDate)]
+        if missing and x is None:
+            missing.append(_source(c, ctx, item, item_index))
+        return UNKNOWN, missing
     if x is None:
         return UNKNOWN, [_source(c, ctx, item, item_index)]
     if c.op in ("in", "not_in") and isinstance(rhs[0], list):

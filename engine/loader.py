@@ -294,6 +294,13 @@ def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str, regi
             d = registry.facts.get(f)
             if d is None or d.scope not in ("enterprise", spec.unit):
                 err(loc, f"金额引用了未知的事实路径 `{f}`")
+    for i, r in enumerate(spec.routes):
+        for j, cid in enumerate(r.criteria):
+            if cid not in seen:
+                err(("routes", i, "criteria", j), f"情形 {r.id} 引用了未定义的条件 `{cid}`")
+        for j, b in enumerate(r.basis):
+            if b.ref not in docs:
+                err(("routes", i, "basis", j, "ref"), f"引用了未定义的法律依据 `{b.ref}`")
     if spec.tax and spec.tax.rate:
         r = spec.tax.rate
         if r.of not in registry.facts:
@@ -313,6 +320,8 @@ def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str, regi
             if not isinstance(e, dict):
                 err(loc + ("expect",), "expect 的每一项必须是映射")
                 continue
+            if e.get("route") is not None and e["route"] not in {r.id for r in spec.routes}:
+                err(loc + ("expect",), f"示例「{ex.name}」期望了不存在的情形 `{e['route']}`")
             for cid in (e.get("criteria") or {}):
                 if cid not in crit_ids:
                     err(loc + ("expect",), f"示例「{ex.name}」期望了不存在的条件 `{cid}`")

@@ -93,6 +93,25 @@ class WindowRef(_Record):
 
 
 @dataclass(slots=True)
+class Suggestion(_Record):
+    """What would change a failed or unknown criterion, computed from the criterion itself:
+    guidance, not a promise."""
+    criterion: str | None        # the criterion it concerns (None: the benefit as a whole)
+    text: str                    # plain Chinese, values in the reader's units
+    fact: str | None = None      # the input to change or supply (a profile path)
+    value: Any = None            # a single value that would make the criterion pass, if there is one
+
+
+@dataclass(slots=True)
+class RouteResult(_Record):
+    id: str
+    title: str
+    binding: str              # must | may
+    legal_basis: list[str]
+    note: str | None
+
+
+@dataclass(slots=True)
 class BenefitResult(_Record):
     benefit_id: str
     title: str
@@ -110,6 +129,8 @@ class BenefitResult(_Record):
     window: WindowRef | None = None
     note: str | None = None
     tax_year: int | None = None     # the tax year a tax preference is judged for
+    route: RouteResult | None = None                  # for benefits with alternative outcomes
+    suggestions: list[Suggestion] = field(default_factory=list)   # what would change the verdict
 
 
 @dataclass(slots=True)
@@ -143,6 +164,6 @@ class TaxSelfAssessment(_Record):
     conflicts: list[Conflict]
 
 
-for _cls in (Subject, CriterionResult, MaterialRef, WindowRef, BenefitResult, EligibilityResponse,
-             TaxItem, Conflict, TaxSelfAssessment):
+for _cls in (Subject, CriterionResult, MaterialRef, WindowRef, Suggestion, RouteResult, BenefitResult,
+             EligibilityResponse, TaxItem, Conflict, TaxSelfAssessment):
     _FIELDS[_cls] = tuple(f.name for f in fields(_cls))

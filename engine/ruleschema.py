@@ -147,6 +147,18 @@ class Material(_Strict):
     needed_when: Any = None
 
 
+class Route(_Strict):
+    """One of several alternative outcomes (e.g. 不予处罚 / 可以不予处罚 / 从轻减轻): the first
+    route whose criteria all pass applies; criteria not applicable on the date are skipped."""
+    id: str = Field(pattern=ID_PATTERN)
+    title: str = Field(min_length=1)
+    binding: Literal["must", "may"] = "must"     # 应当 / 可以 (the authority's discretion)
+    criteria: list[str] = Field(min_length=1)
+    applies: OptionalPeriod | None = None
+    basis: list[BasisRef] = Field(min_length=1)
+    note: str | None = None
+
+
 class Conflict(_Strict):
     benefit: str
     reason: str
@@ -234,6 +246,9 @@ class BenefitFile(_Strict):
     title: str = Field(min_length=1)
     kind: Literal["grant", "tax", "guidance"]   # guidance: neither money nor a tax claim (资格、执法裁量)
     unit: str = Field(pattern=r"^[a-z][a-z0-9_]*$")   # enterprise, or a subject of rules/fields.yaml
+    # a per-subject benefit for an enterprise without such subjects: judged ineligible (a grant
+    # for certificates), or not shown at all (a case of 首违不罚 the enterprise does not have)
+    without_subject: Literal["ineligible", "omit"] = "ineligible"
     summary: str = Field(min_length=1)
     legal_basis: list[Document] = Field(min_length=1)
     responsible_units: list[str] = Field(min_length=1)
@@ -242,6 +257,12 @@ class BenefitFile(_Strict):
     criteria: list[Criterion] = Field(min_length=1)
     materials: list[Material] = []
     amount: AmountSpec | list[AmountSpec] | None = None
+    # alternative outcomes in order of precedence; without them every criterion must pass
+    routes: list[Route] = []
+    # what the result says when no route applies
+    no_route: str | None = None
+    # the guidance a one-time notice prints for this benefit (what to prepare, whom to ask)
+    notice_text: str | None = None
     tax: TaxInfo | None = None
     examples: list[Example] = []
 

@@ -60,7 +60,13 @@ DATE_VALUES = DATES + [{"as_of": {}}, {"as_of": {"months": -36}}, {"as_of": {"ye
 CODES = ["C3589", "17", "51", "4331"]
 
 
-def values_for(t: FactType):
+# dates measured from another date of the subject (or the enterprise): per-subject counts
+FACT_DATES = {"enterprise": [{"fact": "established_on", "years": 2}],
+              "certificate": [{"fact": "established_on", "years": 2}, {"fact": "certificate.obtained_on"},
+                              {"fact": "certificate.obtained_on", "years": -1, "days": 1}]}
+
+
+def values_for(t: FactType, unit: str = "enterprise"):
     if t.name == "bool":
         return st.booleans()
     if t.name == "int":
@@ -68,19 +74,19 @@ def values_for(t: FactType):
     if t.name == "number":
         return st.sampled_from(NUM_EDGES)
     if t.name == "date":
-        return st.sampled_from(DATE_VALUES)
+        return st.sampled_from(DATE_VALUES + FACT_DATES[unit])
     if t.name == "enum":
         return st.sampled_from(t.domain)
     return st.sampled_from(["C3589", "川", "国", "17", "川械注准20252170031", "", "51", "4331"])
 
 
 @st.composite
-def compare(draw, fields: dict[str, FactType], ref: str):
+def compare(draw, fields: dict[str, FactType], ref: str, unit: str = "enterprise"):
     path = draw(st.sampled_from(sorted(fields)))
     t = fields[path]
     ops = ["eq", "ne", "in", "not_in"] + (["lt", "lte", "gt", "gte", "between"] if t.ordered else [])
     op = draw(st.sampled_from(ops))
-    v = values_for(t)
+    v = values_for(t, unit)
     if op in ("in", "not_in") and t.name == "string" and draw(st.booleans()):
         rhs = {"param": "codes"}          # a dated code list (e.g. the western provinces)
     elif op in ("in", "not_in"):
@@ -104,19 +110,19 @@ CATALOGUE, LISTS = REGISTRY.facts, REGISTRY.lists
 
 
 @st.composite
-def count(draw):
+def count(draw, unit: str):
     name = draw(st.sampled_from(sorted(LISTS)))
     item_fields = {k: d.type for k, d in LISTS[name].items.items()}
     spec = {"list": name}
     if draw(st.booleans()):
-        spec["where"] = draw(tree(compare(item_fields, "field")))
+        spec["where"] = draw(tree(compare(item_fields, "field", unit)))
     return {"count": spec, draw(st.sampled_from(["eq", "lt", "lte", "gt", "gte"])): draw(st.integers(0, 3))}
 
 
 def condition(unit: str):
     fields = {p: d.type for p, d in CATALOGUE.items()
               if d.scope == "enterprise" or unit == "certificate"}
-    return tree(st.one_of(compare(fields, "fact"), count()))
+    return tree(st.one_of(compare(fields, "fact", unit), count(unit)))
 
 
 def benefit_file(bid: str, unit: str, conds: list[dict]) -> dict:
@@ -194,6 +200,40 @@ def test_every_compiled_shape_matches_interpreter(book, ent, cert, ps, ledger):
         for rg, rw in zip(g.results, w.results):
             assert [(c.id, c.outcome) for c in rg.criteria] == [(c.id, c.outcome) for c in rw.criteria]
             assert rg.status == rw.status
+
+
+def _throwaway_rulebook(book, ent: list[dict], cert: list[dict]) -> Rulebook:
+    from engine.loader import Benefit
+    benefits = {}
+    for bid, unit, conds in (("small-low-profit-cit", "enterprise", ent),
+                             ("device-registration-grant", "certificate", cert)):
+        spec = BenefitFile.model_validate(benefit_file(bid, unit, conds))
+        compiled, problems, _ = _check_benefit(spec, SourceDoc(path=None, data=None), bid, bid,  # type: ignore[arg-type]
+                                               book.fields)
+        assert not problems, problems
+        benefits[bid] = Benefit(spec, compiled, None)  # type: ignore[arg-type]
+    return Rulebook(benefits=benefits, fields=book.fields, calendar=book.calendar, common=book.common,
+                    version="test", files=[], root=book.root)
+
+
+def test_a_look_back_measured_from_each_subjects_date_counts_per_subject(book):
+    # "no violation in the year before this certificate was obtained": one count per certificate
+    look_back = {"count": {"list": "violations", "where": {"all": [
+        {"field": "decided_on", "gt": {"fact": "certificate.obtained_on", "years": -1}},
+        {"field": "decided_on", "lte": {"fact": "certificate.obtained_on"}}]}}, "eq": 0}
+    rb = _throwaway_rulebook(book, [{"fact": "in_park", "eq": True}], [look_back])
+    p = {"uscc": "91512000MA62XY001U", "name": "甲", "in_park": True,
+         "violations": [{"kind": "other", "decided_on": "2025-06-30"}],
+         "device_registrations": [
+             {"certificate_no": "川械注准20252170031", "obtained_on": "2026-06-30"},   # exactly a year: outside
+             {"certificate_no": "川械注准20252170032", "obtained_on": "2026-06-29"},   # inside
+             {"certificate_no": "川械注准20252170033", "obtained_on": "2025-06-29"},   # before it: outside
+             {"certificate_no": "川械注准20252170034"}]}                               # no date: unknown
+    for backend in ("durable_rules", "interpreter"):
+        results = [r for r in Evaluator(rb, backend).evaluate(p, date(2026, 7, 1)).results
+                   if r.benefit_id == "device-registration-grant"]
+        assert [r.criteria[0].outcome for r in results] == ["pass", "fail", "pass", "unknown"], backend
+        assert results[3].missing_facts == ["device_registrations[3].obtained_on"]
 
 
 # ---- numbers: every numeric field, any finite value, through the real engine -----------------
