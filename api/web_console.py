@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import problems
 from api.security import STAFF_COOKIE, ROLE_RANK, Staff, console_session, csrf_ok, csrf_token_for
 from api.views import page
+from engine.vocabulary import cn_date
 from store import applications, awards, cases, exports, jobs, sessions, tokens
 from store import windows as W
 from store.errors import Conflict, NotFound, StoreError, ValidationFailed
@@ -356,10 +357,12 @@ def _revision(form) -> int | None:
 
 @router.post("/staff/applications/{app_id}/review")
 async def review(request: Request, app_id: str):
-    return await _app_action(request, app_id, lambda f, who: cases.review(
-        _db(request), app_id, str(f.get("benefit_id", "")), str(f.get("subject_id", "")), str(f.get("action", "")),
-        str(f.get("status") or "") or None, str(f.get("reason") or ""), actor=who.actor, revision=_revision(f)),
-        "reviewed")
+    def run(f, who):
+        decision = str(f.get("decision", ""))    # confirm, or the verdict the staff sets
+        cases.review(_db(request), app_id, str(f.get("benefit_id", "")), str(f.get("subject_id", "")),
+                     "confirm" if decision == "confirm" else "override", None if decision == "confirm" else decision,
+                     str(f.get("reason") or ""), actor=who.actor, revision=_revision(f))
+    return await _app_action(request, app_id, run, "reviewed")
 
 
 @router.post("/staff/applications/{app_id}/materials/{material_pk}")
@@ -407,6 +410,43 @@ async def notice(request: Request, app_id: str, kind: str, format: str = "html")
 
 
 # --- jobs and tokens -----------------------------------------------------------------------------
+def job_summary(j: jobs.JobView) -> list[str]:
+    """The outcome of a finished job in sentences (the CLI's report), never its raw keys."""
+    r = j.result or {}
+    if not r:
+        return []
+    if j.kind == "applications.import":
+        if not r.get("committed"):
+            n = len(r.get("problems") or [])
+            return [f"文件“{r.get('filename', '')}”有 {n} 处问题，未导入任何数据；改正后重新导入，"
+                    "或勾选“跳过有错误的行”导入其余企业。" if n else "文件中没有可导入的企业。"]
+        what = "企业名录" if r.get("window_id") is None else "申报"
+        return [f"导入{what} {r['rows']} 行、{r['enterprises']} 家企业：新受理 {r['created']}，更新 {r['updated']}，"
+                f"未变 {r['unchanged']}，跳过 {len(r.get('skipped') or [])}。"]
+    if j.kind == "window.evaluate":
+        return [f"已判定 {r['evaluated']} 家企业，{r['skipped']} 家无变化跳过"
+                + (f"，{r['failed']} 家判定出错（见申报列表）" if r.get("failed") else "") + "。"]
+    if j.kind == "window.replay":
+        return [f"重放 {r['evaluations']} 份判定、{r['decisions']} 项结论：{r['identical']} 项与记录一致，"
+                f"{r['differences']} 项不一致" + (f"，{r['not_archived']} 份未存档" if r.get("not_archived") else "") + "。"]
+    if j.kind == "window.impact":
+        return [f"比较 {r['decisions']} 项结论（判定日期 {cn_date(r.get('as_of'))}）：{r['changes']} 项会改变。"]
+    if j.kind == "notices.bundle":
+        return [f"已为 {r['applications']} 份申报生成 {r['notices']} 份告知书"
+                + (f"，{r['skipped']} 份暂无可出具的告知书" if r.get("skipped") else "") + "。"]
+    return []
+
+
+def job_error(j: jobs.JobView) -> str:
+    """Why a job failed, for staff: the store's Chinese message, never a trace."""
+    if not j.error:
+        return ""
+    first = j.error.splitlines()[0]
+    if any("\u4e00" <= c <= "\u9fff" for c in first):
+        return first
+    return f"内部错误（任务 {j.id}），详情见服务日志"
+
+
 @router.get("/staff/jobs/{job_id}", response_class=HTMLResponse)
 async def job_page(request: Request, job_id: str):
     sess = await console_session(request)
@@ -416,14 +456,20 @@ async def job_page(request: Request, job_id: str):
         j = await run_in_threadpool(jobs.get, _db(request), job_id)
     except StoreError as e:
         return _error_page(request, e, "/staff")
-    return page(request, "staff_job.html", _ctx(*sess, j=j))
+    return page(request, "staff_job.html", _ctx(*sess, j=j, summary=job_summary(j), error=job_error(j)))
 
 
-@router.get("/staff/jobs/{job_id}.json")
-async def job_json(request: Request, job_id: str):
+@router.get("/staff/jobs/{job_id}/progress")
+async def job_progress(request: Request, job_id: str):
+    """What the job page polls (static/job.js)."""
     if not await console_session(request):
         return Response(status_code=401)
-    return await run_in_threadpool(jobs.get, _db(request), job_id)
+    try:
+        j = await run_in_threadpool(jobs.get, _db(request), job_id)
+    except StoreError:
+        return Response(status_code=404)
+    return {"state": j.state, "state_text": j.state_text, "done": j.done, "total": j.total,
+            "message": j.message or ""}
 
 
 @router.post("/staff/jobs/{job_id}/cancel")

@@ -13,7 +13,7 @@ from engine.interpreter import FAIL, PASS, UNKNOWN, Ctx, count_range, evaluate, 
 from engine.loader import Benefit, WindowContext
 from engine.registry import FieldRegistry
 from engine.results import (BenefitResult, CriterionResult, MaterialRef, Subject, WindowRef)
-from engine.vocabulary import PROVISIONAL_AMOUNT, STATUS, money_short, percent
+from engine.vocabulary import PROVISIONAL_AMOUNT, STATUS, cn_date, money_short, percent
 
 
 def fmt_number(v: float, unit: str) -> str:
@@ -79,16 +79,16 @@ class Explainer:
             if key.startswith("param."):
                 return self.param_text(key[6:])
             if key == "as_of":
-                return self.as_of.isoformat()
+                return cn_date(self.as_of)
             val = getattr(self.window, key.split(".", 1)[1])
-            return val.isoformat() if isinstance(val, date) else str(val)
+            return cn_date(val) if isinstance(val, date) else str(val)
         return re.sub(r"\{([^{}]+)\}", sub, text)
 
     def value_text(self, v: Any, leaf: Compare | None) -> str:
         if isinstance(v, Param):
             return self.param_text(v.name)
         if isinstance(v, (AsOf, WindowDate)):
-            return resolve_date(v, self.as_of, self.window).isoformat()
+            return cn_date(resolve_date(v, self.as_of, self.window))
         assert isinstance(v, Literal_)
         if isinstance(v.value, bool):
             return "是" if v.value else "否"
@@ -143,13 +143,13 @@ class Explainer:
         spec = self.b.spec
         window, materials = self.window_ref(), self.materials()
         if not self.in_force:
-            periods = "；".join(f"{p.from_}至{p.to or '今'}" for p in spec.in_force)
+            periods = "；".join(f"{cn_date(p.from_)}至{cn_date(p.to) if p.to else '今'}" for p in spec.in_force)
             return BenefitResult(
                 benefit_id=spec.id, title=spec.title, kind=spec.kind, subject=subject,
                 status="not_in_force", status_text=STATUS["not_in_force"], amount_cny=None,
                 amount_provisional=False, amount_note=None, criteria=[], missing_facts=[],
                 required_materials=materials, missing_materials=[], window=window,
-                note=f"评估日期 {self.as_of} 不在该政策有效期内（{periods}）")
+                note=f"判定日期 {cn_date(self.as_of)} 不在该政策有效期内（{periods}）")
         criteria, missing, missing_mat = [], [], []
         for c in self.applicable:
             out = outcomes[c.id]
