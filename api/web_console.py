@@ -453,7 +453,7 @@ def job_summary(j: jobs.JobView) -> list[str]:
         if not r.get("committed"):
             n = len(r.get("problems") or [])
             return [f"文件“{r.get('filename', '')}”有 {n} 处问题，未导入任何数据；改正后重新导入，"
-                    "或勾选“跳过有错误的行”导入其余企业。" if n else "文件中没有可导入的企业。"]
+                    "或勾选“跳过有错误的企业”导入其余企业。" if n else "文件中没有可导入的企业。"]
         what = "企业名录" if r.get("window_id") is None else "申报"
         return [f"导入{what} {r['rows']} 行、{r['enterprises']} 家企业：新受理 {r['created']}，更新 {r['updated']}，"
                 f"未变 {r['unchanged']}，跳过 {len(r.get('skipped') or [])}。"]
@@ -467,7 +467,7 @@ def job_summary(j: jobs.JobView) -> list[str]:
         return [f"比较 {r['decisions']} 项结论（判定日期 {cn_date(r.get('as_of'))}）：{r['changes']} 项会改变。"]
     if j.kind == "notices.bundle":
         return [f"已为 {r['applications']} 份申报生成 {r['notices']} 份告知书"
-                + (f"，{r['skipped']} 份暂无可出具的告知书" if r.get("skipped") else "") + "。"]
+                + (f"，另有 {r['skipped']} 份不适用、未生成" if r.get("skipped") else "") + "。"]
     return []
 
 

@@ -14,6 +14,7 @@ import io
 import os
 import subprocess
 import sys
+import zipfile
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -185,6 +186,18 @@ def test_the_window_cycle_from_import_to_award_list(server, browser, art, tmp_pa
                     "C": {"被列入严重失信主体名单（是/否）": "否"}},        # 注册地 unknown
              {"A": {"来源（自主研发/引进）": "自主研发"}, "B": {},         # B: 来源 unknown
               "C": {"来源（自主研发/引进）": "引进"}})
+    bad = tmp_path / "有错误.xlsx"
+    bad.write_bytes(book.read_bytes())
+    wb = openpyxl.load_workbook(bad)
+    wb["注册证"]["F3"] = "2026年13月1日"
+    wb.save(bad)
+    page.set_input_files("#import-file", str(bad))
+    page.click("#import-submit")
+    report = wait_job(page)                         # the row report, as the CLI prints it; nothing imported
+    assert "有 1 处问题，未导入任何数据" in report, report
+    assert "工作表“注册证”第3行，列“取得日期”" in page.locator("#job-problems").inner_text()
+    snap(page, art, "13-00-import-rejected")
+    page.goto(server.url + "/staff/windows/2026-T1")
     page.set_input_files("#import-file", str(book))
     page.click("#import-submit")
     report = wait_job(page)
@@ -329,6 +342,15 @@ def test_the_window_cycle_from_import_to_award_list(server, browser, art, tmp_pa
     page.click("#publish")
     assert page.locator("#done").inner_text() == "拟支持名单已公示。"
     assert "公示中" in page.locator("#window-state").inner_text()
+    page.goto(f"{server.url}/staff/applications/{app_a}")            # an objection during 公示
+    page.fill("#objections textarea[name=text]", "有企业反映该注册证产品并非本企业自主研发")
+    page.click("#objections button:has-text('登记异议')")
+    assert page.url.endswith("?done=objection")
+    page.fill("#objections input[name=resolution]", "经核查注册人为本企业，异议不成立")
+    page.click("#objections button:has-text('记录处理')")
+    assert "异议不成立" in page.locator("#objections").inner_text()
+    assert "公示期异议" in page.locator("#history").inner_text()
+    page.goto(server.url + "/staff/windows/2026-T1")
     page.click("#close")
     preview = page.locator("#close-preview").inner_text()
     assert "把 2 项资金支持写入兑现台账，合计 800,000元" in preview, preview
@@ -346,6 +368,16 @@ def test_the_window_cycle_from_import_to_award_list(server, browser, art, tmp_pa
     assert ENTERPRISES["D"][0] in page.locator("#proactive").inner_text()        # 免申即享
     snap(page, art, "13-09-award-list")
     fits(page, "award list")
+
+    # Every notice of the window, in the background, named by enterprise and kind.
+    page.goto(server.url + "/staff/windows/2026-T1")
+    page.click("#bundle")
+    assert "已完成" in wait_job(page, 120_000)
+    with page.expect_download() as dl:
+        page.click("a:has-text('.zip')")
+    names = zipfile.ZipFile(dl.value.path()).namelist()
+    assert sum(n.endswith(f"{ENTERPRISES['C'][0]}-不予支持告知书.pdf") for n in names) == 1, names
+    assert not [n for n in names if "不予支持" in n and ENTERPRISES["C"][0] not in n], names
 
     # Exactly one 不予支持告知书, C's, for its grant only.
     for key in "AB":
@@ -365,6 +397,43 @@ def test_the_window_cycle_from_import_to_award_list(server, browser, art, tmp_pa
                                            f"/staff/applications/{app_c}"], "closed")
     phone.close()
     ctx.close()
+
+
+@pytest.mark.timeout(120)
+def test_an_enterprise_applies_on_its_phone_and_sees_its_application(server, browser, art):
+    r = httpx.post(server.url + "/v1/windows", headers={"Authorization": f"Bearer {server.admin}"}, timeout=30, json={
+        "id": "2026-T2", "label": "网上申报测试批次", "opens_on": (TODAY - timedelta(days=5)).isoformat(),
+        "closes_on": (TODAY + timedelta(days=5)).isoformat(), "coverage_from": (TODAY - timedelta(days=90)).isoformat(),
+        "coverage_to": TODAY.isoformat()})
+    assert r.status_code == 201, r.text
+    page = browser.new_context(**PHONE).new_page()
+    seen = []
+    page.on("request", lambda req: seen.append(req.url))
+    page.goto(server.url + "/apply")
+    card = page.locator(".card", has_text="网上申报测试批次")
+    card.locator("text=填写申报").click()
+    assert page.locator("h1").inner_text() == "在线申报：网上申报测试批次"
+    page.fill("#f-uscc", USCC["D"][:-1] + ("0" if USCC["D"][-1] != "0" else "1"))     # a wrong check character
+    page.fill("#f-name", ENTERPRISES["D"][0])
+    page.fill("#f-device_registrations-0-certificate_no", f"川械注准{YEAR}2170088")
+    page.fill("#f-device_registrations-0-obtained_on", (TODAY - timedelta(days=10)).isoformat())
+    page.click("#submit")
+    assert "统一社会信用代码" in page.locator("#form-errors").inner_text()
+    assert page.input_value("#f-device_registrations-0-certificate_no") == f"川械注准{YEAR}2170088"   # nothing lost
+    page.fill("#f-uscc", USCC["D"])
+    page.click("#submit")
+    app_id, code = page.locator("#application-id").inner_text(), page.locator("#access-code").inner_text()
+    assert app_id.startswith("A") and len(code) >= 8
+    snap(page, art, "13-apply-done-390")
+    fits(page, "applied")
+    page.goto(server.url + "/application")
+    page.fill("input[name=application_id]", app_id)
+    page.fill("input[name=access_code]", code)
+    page.click("#login-form button[type=submit]")
+    assert page.locator("#app-state").inner_text() == "已受理"
+    assert "尚未判定" in page.locator("main").inner_text()
+    assert not any(code in u for u in seen)
+    page.context.close()
 
 
 # --- issue 14: pages on any screen ---------------------------------------------------------------
