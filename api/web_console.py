@@ -27,6 +27,7 @@ from store.tasks import stash_upload
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "yagu_login_csrf"
+NEW_TOKEN_COOKIE = "yagu_new_token"
 DONE = {
     "created": "申报批次已建立。", "notices": "已发出 {n} 份一次性告知书（资金支持未全部符合条件的申报），补正期限已起算。", "published": "拟支持名单已公示。",
     "closed": "批次已关闭，兑现名单已写入兑现台账。", "reviewed": "复核已记录。", "material": "材料审核已记录。",
@@ -554,8 +555,27 @@ async def token_create(request: Request):
             _db(request), str(form.get("role") or ""), str(form.get("label") or ""), actor=sess[1].actor))
     except StoreError as e:
         return _error_page(request, e, "/staff/tokens", sess)
-    # shown once, on this page (not in a URL); a refresh does not create another token
-    return page(request, "staff_token_created.html", _ctx(*sess, token=view, value=value))
+    # Redirect after POST (a refresh creates no second token); the new token travels once, in a
+    # short-lived cookie only its own page reads, never in a URL.
+    resp = RedirectResponse("/staff/tokens/created", status_code=303)
+    resp.set_cookie(NEW_TOKEN_COOKIE, f"{view.id}:{value}", max_age=120, httponly=True, samesite="strict",
+                    path="/staff/tokens/created", secure=request.app.state.settings.cookie_secure)
+    return resp
+
+
+@router.get("/staff/tokens/created", response_class=HTMLResponse)
+async def token_created(request: Request):
+    sess = await console_session(request)
+    if not sess or not sess[1].is_admin:
+        return _to_login()
+    token_id, _, value = (request.cookies.get(NEW_TOKEN_COOKIE) or "").partition(":")
+    view = next((t for t in await run_in_threadpool(tokens.list_tokens, _db(request))
+                 if str(t.id) == token_id), None)
+    if view is None or not value:
+        return RedirectResponse("/staff/tokens", status_code=303)     # shown once only
+    resp = page(request, "staff_token_created.html", _ctx(*sess, token=view, value=value))
+    resp.delete_cookie(NEW_TOKEN_COOKIE, path="/staff/tokens/created")
+    return resp
 
 
 @router.post("/staff/tokens/{token_id}/revoke")

@@ -27,6 +27,7 @@ from store import windows as W
 from store.errors import Conflict, NotFound, RowProblem, ValidationFailed
 
 router = APIRouter(include_in_schema=False)
+RECEIPT_COOKIE = "yagu_receipt"
 DATE_MIN, DATE_MAX = date(2000, 1, 1), date(2100, 12, 31)
 
 
@@ -215,6 +216,22 @@ async def apply_index(request: Request):
                                                "upcoming": [w for w in ws if w.state == "open" and today < w.opens_on]})
 
 
+@router.get("/apply/done", response_class=HTMLResponse)
+async def apply_done(request: Request):
+    app_id, _, code = (request.cookies.get(RECEIPT_COOKIE) or "").partition(":")
+    if not code:
+        return page(request, "message.html", {"title": "申报回执", "message":
+                    "查询码只显示一次。如未记下，请重新提交申报以取得新的查询码（原查询码随之失效），或联系受理窗口。",
+                    "back": "/application"})
+    try:
+        d = await run_in_threadpool(cases.detail, _rt(request).db, app_id[:32])
+    except NotFound:
+        return RedirectResponse("/application", status_code=303)
+    resp = page(request, "applied.html", {"app_id": d.application_id, "code": code[:64], "window": d.window})
+    resp.delete_cookie(RECEIPT_COOKIE, path="/apply/done")
+    return resp
+
+
 @router.get("/apply/{window_id}", response_class=HTMLResponse)
 async def apply_form(request: Request, window_id: str):
     try:
@@ -247,7 +264,12 @@ async def apply_submit(request: Request, window_id: str):
         return _form_page(request, reading.profile, errors=problems(e), status=422, **again)
     except Conflict as e:
         return page(request, "message.html", {"title": "不能申报", "message": e.message, "back": "/apply"}, 409)
-    return page(request, "applied.html", {"sub": sub, "window": w})
+    # Redirect after POST (a refresh does not submit again and void the code); the code travels
+    # once, in a short-lived cookie only the receipt page reads, never in a URL.
+    resp = RedirectResponse("/apply/done", status_code=303)
+    resp.set_cookie(RECEIPT_COOKIE, f"{sub.application_id}:{sub.access_code}", max_age=300, httponly=True,
+                    samesite="strict", path="/apply/done", secure=request.app.state.settings.cookie_secure)
+    return resp
 
 
 # --- the enterprise's application page ------------------------------------------------------------

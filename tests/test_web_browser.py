@@ -422,10 +422,13 @@ def test_an_enterprise_applies_on_its_phone_and_sees_its_application(server, bro
     assert page.input_value("#f-device_registrations-0-certificate_no") == f"川械注准{YEAR}2170088"   # nothing lost
     page.fill("#f-uscc", USCC["D"])
     page.click("#submit")
+    assert page.url == server.url + "/apply/done"
     app_id, code = page.locator("#application-id").inner_text(), page.locator("#access-code").inner_text()
     assert app_id.startswith("A") and len(code) >= 8
     snap(page, art, "13-apply-done-390")
     fits(page, "applied")
+    page.reload()                                   # shown once; a refresh submits nothing again
+    assert page.locator("#access-code").count() == 0 and "只显示一次" in page.locator("main").inner_text()
     page.goto(server.url + "/application")
     page.fill("input[name=application_id]", app_id)
     page.fill("input[name=access_code]", code)
@@ -577,8 +580,9 @@ def test_tokens_are_listed_and_revoked_in_the_console(server, browser, art):
     page.fill("#new-token input[name=label]", "窗口经办人")
     page.click("#new-token button[type=submit]")
     value = page.locator("#token-value").inner_text().strip()
-    assert value.startswith("yagu_")
-    page.click("text=返回令牌列表")
+    assert value.startswith("yagu_") and page.url.endswith("/staff/tokens/created")
+    page.reload()                                   # shown once; a refresh creates no second token
+    assert page.url.endswith("/staff/tokens") and page.locator("#tokens tr", has_text="窗口经办人").count() == 1
     row = page.locator("#tokens tr", has_text="窗口经办人")
     assert "经办人员" in row.inner_text() and "有效" in row.inner_text()
     assert "yagu_" not in page.locator("#tokens").inner_text()        # listed, never shown again
