@@ -388,7 +388,9 @@ async def application_commit(request: Request):
             _rt(request).db, app_id, str(form.get("benefit_id", "")), str(form.get("material_id", "")),
             str(form.get("signer", "")), actor=f"企业（申报 {app_id}）"))
     except (ValidationFailed, Conflict) as e:
-        return page(request, "message.html", {"title": "承诺未签署", "message": str(e), "back": "/application/view"}, 422)
+        errors = problems(e) if isinstance(e, ValidationFailed) else []
+        return page(request, "message.html", {"title": "承诺未签署", "message": e.message if not errors else "请修改后重试：",
+                                               "errors": errors, "back": "/application/view"}, 422)
     return RedirectResponse("/application/view?done=committed", status_code=303)
 
 
@@ -400,7 +402,8 @@ async def application_notice(request: Request, kind: str, format: str = "html"):
     try:
         doc = await run_in_threadpool(request.app.state.notices.render, sess[1], kind, "pdf" if format == "pdf" else "html")
     except (Conflict, NotFound) as e:
-        return page(request, "message.html", {"title": "暂无该文书", "message": str(e), "back": "/application/view"}, 409)
+        return page(request, "message.html", {"title": "暂无该文书", "message": e.message, "back": "/application/view"},
+                    404 if isinstance(e, NotFound) else 409)
     if format == "pdf":
         return Response(doc.data, media_type="application/pdf",
                         headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(doc.filename)}"})
@@ -412,7 +415,10 @@ async def application_material(request: Request, material_pk: int):
     sess = await _applicant(request)
     if not sess:
         return RedirectResponse("/application", status_code=303)
-    m, data = await run_in_threadpool(cases.material_file, _rt(request).db, sess[1], material_pk)
+    try:
+        m, data = await run_in_threadpool(cases.material_file, _rt(request).db, sess[1], material_pk)
+    except NotFound as e:
+        return page(request, "message.html", {"title": "未找到", "message": e.message, "back": "/application/view"}, 404)
     return Response(data, media_type=m.content_type,
                     headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(m.filename)}"})
 
