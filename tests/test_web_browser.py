@@ -224,6 +224,8 @@ def test_the_window_cycle_from_import_to_award_list(server, browser, art, tmp_pa
     page.goto(server.url + "/staff/windows/2026-T1")
     page.click("#evaluate")
     assert page.locator("h1").inner_text() == "批量判定"
+    if page.locator("#job").get_attribute("data-state") in ("queued", "running"):
+        assert page.locator("#job-progress").count() == 1           # then followed to the end by itself
     report = wait_job(page)
     assert "已判定 4 家企业" in report and "已完成" in report, report
     page.goto(server.url + "/staff/windows/2026-T1")
