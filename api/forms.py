@@ -1,42 +1,18 @@
-"""The profile form of the web pages, derived from the field registry, and its parsing.
+"""The profile form of the web pages, derived from the field registry, and its reading.
 
-Presentation only: validation is the engine's. Empty inputs mean *unknown* and are left out.
-Numbers are read as people write them ("4,200万", "4200万元", "92%"); text that does not
-read as a number is passed through, so the engine's validator names the field.
+Empty inputs mean *unknown* and are left out. Numbers are read as people write them
+("4,200万", "4200万元", "92%") by the import's cell reader, so the form and the spreadsheet
+accept the same spellings; an input that does not read as its field's value, or lies outside
+its field's range, gets a plain message here, and everything else is the engine's validation.
 """
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from typing import Any, Optional
+from dataclasses import dataclass, field
+from typing import Any
 
+from engine import vocabulary as vocab
 from engine.registry import FieldRegistry, FieldSpec
-
-_NUMBER = re.compile(r"^([+-]?\d[\d,，]*(?:\.\d+)?)\s*(亿|万)?\s*(元|%|％)?$")
-
-
-def parse_number(raw: str, unit: Optional[str]) -> Any:
-    """'4,200万' → 42000000, '92%' → 0.92 (for 比例), '300.25' → 300.25; else the text."""
-    text = raw.strip()
-    m = _NUMBER.match(text)
-    if not m:
-        return text
-    try:
-        value = Decimal(m.group(1).replace(",", "").replace("，", ""))
-    except InvalidOperation:
-        return text
-    scale, suffix = m.group(2), m.group(3)
-    if scale == "亿":
-        value *= 100_000_000
-    elif scale == "万":
-        value *= 10_000
-    if suffix in ("%", "％"):
-        if unit != "比例":
-            return text
-        value /= 100
-    value = value.normalize()
-    return int(value) if value == value.to_integral_value() else float(value)
+from store.intake import CellError, read_value
 
 
 @dataclass
@@ -51,6 +27,9 @@ class Widget:
     required: bool = False
 
 
+UNIT_HINT = {"元": "元，可写 4,200万 或 4200万元", "比例": "可写 92% 或 0.92", "人": "人", "月": "个月"}
+
+
 def widget(spec: FieldSpec, name: str) -> Widget:
     if spec.type == "bool":
         return Widget(name, spec.label, "yesno", spec.help or "")
@@ -59,8 +38,7 @@ def widget(spec: FieldSpec, name: str) -> Widget:
     if spec.type == "date":
         return Widget(name, spec.label, "date", spec.help or "")
     if spec.type in ("int", "number"):
-        hint = {"元": "元，可写“4,200万”", "比例": "可写 92% 或 0.92", "人": "人"}.get(spec.unit or "", spec.unit or "")
-        return Widget(name, spec.label, "number", spec.help or "", unit=hint)
+        return Widget(name, spec.label, "number", spec.help or "", unit=UNIT_HINT.get(spec.unit or "", spec.unit or ""))
     return Widget(name, spec.label, "text", spec.help or "", required=spec.required)
 
 
@@ -85,30 +63,63 @@ def form_of(registry: FieldRegistry) -> Form:
     return Form(fields, objects, lists)
 
 
+class InputError(ValueError):
+    """An input that does not read as its field's value (message in plain Chinese)."""
+
+
+def _range_message(spec: FieldSpec) -> str:
+    if spec.unit == "比例":
+        return f"应在 {vocab.percent(spec.min)} 至 {vocab.percent(spec.max)} 之间，例如 92% 或 0.92"
+    return f"应在 {vocab.number(spec.min, spec.unit)} 至 {vocab.number(spec.max, spec.unit)} 之间"
+
+
 def value_of(spec: FieldSpec, raw: str) -> Any:
+    """The value an input states (None when empty); InputError when it states none."""
     raw = (raw or "").strip()
     if raw == "":
         return None
     if spec.type == "bool":
         return {"yes": True, "no": False}.get(raw, raw)
-    if spec.type == "int" and spec.values:
-        return int(raw) if raw.lstrip("-").isdigit() else raw
-    if spec.type in ("int", "number"):
-        return parse_number(raw, spec.unit)
-    return raw
+    if spec.type not in ("int", "number"):
+        return raw                 # text, dates and choices: the engine names what is wrong
+    try:
+        value = read_value(spec, raw)
+    except CellError as e:
+        raise InputError(str(e)) from None
+    if not spec.values and spec.min is not None and spec.max is not None and not spec.min <= value <= spec.max:
+        raise InputError(_range_message(spec))
+    return value
 
 
-def profile_from_form(form: Any, registry: FieldRegistry) -> dict:
-    """The profile a submitted form states (unknown facts left out)."""
-    profile: dict[str, Any] = {}
+@dataclass
+class Reading:
+    """What a submitted form states: the profile (unknown facts left out), the problems of
+    inputs that state no value ({path, message}) and their text as typed (by input name)."""
+    profile: dict
+    problems: list[dict] = field(default_factory=list)
+    typed: dict[str, str] = field(default_factory=dict)
+
+
+def read_form(form: Any, registry: FieldRegistry) -> Reading:
+    out = Reading({})
+
+    def read(spec: FieldSpec, name: str, path: str, raw: Any) -> Any:
+        try:
+            return value_of(spec, str(raw or ""))
+        except InputError as e:
+            out.problems.append({"path": path, "message": str(e)})
+            out.typed[name] = str(raw)
+            return None
+
     for spec in registry.entered_fields():
         if spec.type == "object":
             state = form.get(f"{spec.id}.state", "")
             if state == "none":
-                profile[spec.id] = False
+                out.profile[spec.id] = False
             elif state == "held":
-                obj = {s.id: value_of(s, form.get(f"{spec.id}.{s.id}", "")) for s in spec.fields}
-                profile[spec.id] = {k: v for k, v in obj.items() if v is not None}
+                obj = {s.id: read(s, f"{spec.id}.{s.id}", f"{spec.id}.{s.id}", form.get(f"{spec.id}.{s.id}"))
+                       for s in spec.fields}
+                out.profile[spec.id] = {k: v for k, v in obj.items() if v is not None}
         elif spec.type == "list":
             if form.get(f"{spec.id}.known") != "yes":
                 continue
@@ -119,42 +130,48 @@ def profile_from_form(form: Any, registry: FieldRegistry) -> dict:
                 item = {}
                 for s in spec.fields:
                     if s.id in cols and i < len(cols[s.id]):
-                        v = value_of(s, cols[s.id][i])
+                        v = read(s, f"{spec.id}.{s.id}", f"{spec.id}[{len(items)}].{s.id}", cols[s.id][i])
                         if v is not None:
                             item[s.id] = v
                 if item:
                     items.append(item)
-            profile[spec.id] = items
+            out.profile[spec.id] = items
         else:
-            v = value_of(spec, form.get(spec.id, ""))
+            v = read(spec, spec.id, spec.id, form.get(spec.id))
             if v is not None:
-                profile[spec.id] = v
-    return profile
+                out.profile[spec.id] = v
+    return out
 
 
-def form_values(profile: dict, registry: FieldRegistry) -> dict:
-    """The inputs' current values (strings) for re-displaying a profile in the form."""
+def form_values(profile: dict, registry: FieldRegistry, typed: dict[str, str] | None = None) -> dict:
+    """The inputs' current values (strings) for re-displaying a profile in the form; inputs
+    that stated no value show what was typed."""
     out: dict[str, Any] = {}
     for spec in registry.entered_fields():
         v = profile.get(spec.id)
         if spec.type == "object":
             out[f"{spec.id}.state"] = "none" if v is False else "held" if isinstance(v, dict) else ""
             for s in spec.fields:
-                out[f"{spec.id}.{s.id}"] = _text((v or {}).get(s.id) if isinstance(v, dict) else None)
+                out[f"{spec.id}.{s.id}"] = _text((v or {}).get(s.id) if isinstance(v, dict) else None, s)
         elif spec.type == "list":
             out[f"{spec.id}.known"] = "no" if v is None and profile else "yes"
-            out[spec.id] = [{f"{spec.id}.{s.id}": _text(it.get(s.id)) for s in spec.fields}
+            out[spec.id] = [{f"{spec.id}.{s.id}": _text(it.get(s.id), s) for s in spec.fields}
                             for it in (v or []) if isinstance(it, dict)]
         else:
-            out[spec.id] = _text(v)
+            out[spec.id] = _text(v, spec)
+    out.update(typed or {})
     return out
 
 
-def _text(v: Any) -> str:
+def _text(v: Any, spec: FieldSpec | None = None) -> str:
     if v is None:
         return ""
     if v is True:
         return "yes"
     if v is False:
         return "no"
+    if spec is not None and spec.unit == "比例" and isinstance(v, (int, float)) and not isinstance(v, bool):
+        return vocab.percent(v)
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
     return str(v)

@@ -2,25 +2,43 @@
 reader-facing formatting, so no page spells a status or formats a value on its own."""
 from __future__ import annotations
 
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from engine import vocabulary as vocab
+from engine.profile import ProfileError, parse_profile
+from store import rulesets
+from store.exports import CHANNEL_NAMES
 from store.jobs import KIND_TEXT, STATE_TEXT as JOB_STATE
 from store.notices import KINDS as NOTICE_KINDS
 
 HERE = Path(__file__).resolve().parent
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def cn_time(at: datetime | None, short: bool = False) -> str:
+    """A stored moment in Beijing time, as readers write it: 2026年11月30日 09:05 (short: 11月30日 09:05).
+    SQLite returns stored UTC moments without their zone."""
+    if at is None:
+        return ""
+    local = (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).astimezone(SHANGHAI)
+    day = f"{local.month}月{local.day}日" if short else f"{local.year}年{local.month}月{local.day}日"
+    return f"{day} {local:%H:%M}"
+
+
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals.update(
     STATUS=vocab.STATUS, OUTCOME=vocab.OUTCOME, OUTCOME_MARK=vocab.OUTCOME_MARK, KIND=vocab.KIND,
     WINDOW_STATE=vocab.WINDOW_STATE, APPLICATION_STATE=vocab.APPLICATION_STATE, ROLE=vocab.ROLE,
     PROVISIONAL_AMOUNT=vocab.PROVISIONAL_AMOUNT, PROVISIONAL_CRITERION=vocab.PROVISIONAL_CRITERION,
     JOB_STATE=JOB_STATE, JOB_KIND=KIND_TEXT, NOTICE_KINDS=NOTICE_KINDS,
-    money=vocab.money, cn_date=vocab.cn_date, percent=vocab.percent,
+    money=vocab.money, cn_date=vocab.cn_date, percent=vocab.percent, cn_time=cn_time, CHANNEL=CHANNEL_NAMES,
 )
 
 
@@ -28,3 +46,42 @@ def page(request: Request, name: str, ctx: dict[str, Any], status: int = 200) ->
     resp = templates.TemplateResponse(request, name, ctx, status_code=status)
     resp.headers["Cache-Control"] = "no-store"
     return resp
+
+
+def amount_basis(r: Any, profile: Any) -> str:
+    """What a looked-up amount was read by, e.g. 经创新医疗器械特别审查程序 是 · 来源 自主研发 ·
+    管理类别 第三类 (the grant's amount depends on whether the device is innovative)."""
+    book = rulesets.current().book
+    b = book.benefits.get(r.benefit_id)
+    if b is None or r.amount_cny is None or r.subject is None:
+        return ""
+    lookup = next((a.lookup for a in b.spec.amount_specs() if a.lookup), None)
+    if lookup is None:
+        return ""
+    reg = book.fields
+    try:
+        p = parse_profile(profile, reg, date.max)
+    except ProfileError:
+        return ""
+    info = reg.list_of(r.subject.type)
+    item = next((i for i in getattr(p, info.name) or [] if info.key_of(i) == r.subject.id), None)
+    if item is None:
+        return ""
+    parts = []
+    for key in lookup.keys:
+        fact = reg.facts[key]
+        value = fact.read(item)
+        parts.append(f"{fact.label} {reg.value_text(key, value) if value is not None else '未填写'}")
+    return " · ".join(parts)
+
+
+def conflict_partners(benefit_id: str) -> list[str]:
+    """The preferences the rule files say this one cannot be combined with (titles)."""
+    book = rulesets.current().book
+    b = book.benefits.get(benefit_id)
+    if b is None or b.spec.tax is None:
+        return []
+    return [book.benefits[c.benefit].spec.title for c in b.spec.tax.conflicts_with if c.benefit in book.benefits]
+
+
+templates.env.globals.update(amount_basis=amount_basis, conflict_partners=conflict_partners)

@@ -17,6 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import problems
 from api.security import STAFF_COOKIE, ROLE_RANK, Staff, console_session, csrf_ok, csrf_token_for
 from api.views import page
+from engine.profile import shanghai_today
+from engine.vocabulary import cn_date
 from store import applications, awards, cases, exports, jobs, sessions, tokens
 from store import windows as W
 from store.errors import Conflict, NotFound, StoreError, ValidationFailed
@@ -25,8 +27,9 @@ from store.tasks import stash_upload
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "yagu_login_csrf"
+NEW_TOKEN_COOKIE = "yagu_new_token"
 DONE = {
-    "created": "申报批次已建立。", "notices": "一次性告知书已发出。", "published": "拟支持名单已公示。",
+    "created": "申报批次已建立。", "notices": "已发出 {n} 份一次性告知书（资金支持未全部符合条件的申报），补正期限已起算。", "published": "拟支持名单已公示。",
     "closed": "批次已关闭，兑现名单已写入兑现台账。", "reviewed": "复核已记录。", "material": "材料审核已记录。",
     "objection": "异议已登记。", "resolved": "异议处理已记录。", "token": "令牌已吊销。", "cancelled": "任务已取消。",
 }
@@ -52,11 +55,23 @@ async def _form(request: Request, sid: str, **limits: int):
     return form
 
 
-def _error_page(request: Request, exc: Exception, back: str) -> HTMLResponse:
+# Chinese names of the console's form fields, for messages about them.
+FIELD_NAMES = {"id": "批次编号", "label": "名称或用途", "opens_on": "受理开始日", "closes_on": "受理截止日",
+               "as_of": "判定日期", "coverage_from": "覆盖期开始", "coverage_to": "覆盖期结束",
+               "correction_workdays": "补正期限", "publicity_workdays": "公示期", "reason": "理由",
+               "text": "异议内容", "resolution": "处理意见", "role": "角色", "action": "复核结论"}
+
+
+def _error_page(request: Request, exc: Exception, back: str, sess=None) -> HTMLResponse:
+    """Why an action was refused, in the console's frame; nothing was changed."""
     status = 404 if isinstance(exc, NotFound) else 422 if isinstance(exc, ValidationFailed) else 409
-    msgs = problems(exc) if isinstance(exc, ValidationFailed) else []
-    text = getattr(exc, "message", None) or str(exc)
-    return page(request, "message.html", {"title": "操作未完成", "message": text, "errors": msgs, "back": back}, status)
+    if isinstance(exc, ValidationFailed):
+        text = "未保存，请修改后重试："
+        msgs = [{**p, "label": FIELD_NAMES.get(p.get("path", ""), "")} for p in problems(exc)]
+    else:
+        text, msgs = getattr(exc, "message", None) or str(exc), []
+    ctx = {"title": "操作未完成", "message": text, "errors": msgs, "back": back, "layout": "_staff.html"}
+    return page(request, "message.html", {**ctx, **(_ctx(*sess) if sess else {})}, status)
 
 
 def _download(data: bytes, media: str, filename: str) -> Response:
@@ -103,14 +118,24 @@ async def logout(request: Request):
 
 
 # --- windows -------------------------------------------------------------------------------------
+WINDOW_FIELDS = ("label", "opens_on", "closes_on", "as_of", "coverage_from", "coverage_to",
+                 "correction_workdays", "publicity_workdays")
+
+
+async def _home(request: Request, sess, done: str = "", form: dict | None = None, errors: list | None = None,
+                status: int = 200) -> HTMLResponse:
+    ws = await run_in_threadpool(W.list_windows, _db(request))
+    recent = await run_in_threadpool(jobs.list_jobs, _db(request))
+    return page(request, "staff_home.html", _ctx(*sess, windows=ws, jobs=recent, done=DONE.get(done, ""),
+                                                 form=form or {}, errors=errors or []), status)
+
+
 @router.get("/staff", response_class=HTMLResponse)
 async def home(request: Request, done: str = ""):
     sess = await console_session(request)
     if not sess:
         return _to_login()
-    ws = await run_in_threadpool(W.list_windows, _db(request))
-    recent = await run_in_threadpool(jobs.list_jobs, _db(request))
-    return page(request, "staff_home.html", _ctx(*sess, windows=ws, jobs=recent, done=DONE.get(done, "")))
+    return await _home(request, sess, done)
 
 
 @router.post("/staff/windows")
@@ -118,32 +143,37 @@ async def create_window(request: Request):
     sess = await console_session(request)
     if not sess:
         return _to_login()
+    typed: dict = {}
     try:
         form = await _form(request, sess[0])
-        fields = {k: str(form.get(k) or "").strip() or None for k in
-                  ("opens_on", "closes_on", "as_of", "coverage_from", "coverage_to", "label")}
+        typed = {k: str(form.get(k) or "").strip() for k in ("id", *WINDOW_FIELDS)}
+        fields: dict[str, Any] = {k: typed[k] or None for k in
+                                  ("opens_on", "closes_on", "as_of", "coverage_from", "coverage_to", "label")}
         for k in ("correction_workdays", "publicity_workdays"):
-            raw = str(form.get(k) or "").strip()
-            fields[k] = int(raw) if raw.isdigit() else (raw or None)
-        w = await run_in_threadpool(lambda: W.open_window(_db(request), str(form.get("id") or "").strip(),
-                                                          actor=sess[1].actor, **fields))
+            fields[k] = int(typed[k]) if typed[k].isdigit() else (typed[k] or None)
+        w = await run_in_threadpool(lambda: W.open_window(_db(request), typed["id"], actor=sess[1].actor, **fields))
+    except ValidationFailed as e:
+        errors = [{"label": FIELD_NAMES.get(p["path"], ""), "message": p["message"]} for p in problems(e)]
+        return await _home(request, sess, form=typed, errors=errors, status=422)
     except StoreError as e:
-        return _error_page(request, e, "/staff")
+        return _error_page(request, e, "/staff", sess)
     return RedirectResponse(f"/staff/windows/{quote(w.id)}?done=created", status_code=303)
 
 
 @router.get("/staff/windows/{window_id}", response_class=HTMLResponse)
-async def window_page(request: Request, window_id: str, done: str = ""):
+async def window_page(request: Request, window_id: str, done: str = "", n: int = 0):
     sess = await console_session(request)
     if not sess:
         return _to_login()
     try:
         w = await run_in_threadpool(W.get_window, _db(request), window_id)
     except NotFound as e:
-        return _error_page(request, e, "/staff")
+        return _error_page(request, e, "/staff", sess)
     recent = await run_in_threadpool(lambda: jobs.list_jobs(_db(request), window_id=window_id, limit=10))
     preview = await run_in_threadpool(awards.close_preview, _db(request), window_id) if w.evaluated_at else None
-    return page(request, "staff_window.html", _ctx(*sess, w=w, jobs=recent, preview=preview, done=DONE.get(done, "")))
+    return page(request, "staff_window.html", _ctx(*sess, w=w, jobs=recent, preview=preview,
+                                                   done=DONE.get(done, "").format(n=max(n, 0)),
+                                                   today=shanghai_today()))
 
 
 async def _submit_job(request: Request, kind: str, args: dict, lock: str | None) -> Response:
@@ -155,7 +185,7 @@ async def _submit_job(request: Request, kind: str, args: dict, lock: str | None)
         job_id = await run_in_threadpool(jobs.submit, _db(request), kind, {**args, "actor": sess[1].actor},
                                          actor=sess[1].actor, lock_key=lock)
     except StoreError as e:
-        return _error_page(request, e, f"/staff/windows/{quote(args.get('window_id') or '')}")
+        return _error_page(request, e, f"/staff/windows/{quote(args.get('window_id') or '')}", sess)
     return RedirectResponse(f"/staff/jobs/{job_id}", status_code=303)
 
 
@@ -188,7 +218,7 @@ async def impact(request: Request, window_id: str):
         job_id = await run_in_threadpool(jobs.submit, _db(request), "window.impact", {**args, "actor": sess[1].actor},
                                          actor=sess[1].actor, lock_key=f"impact:{window_id}")
     except StoreError as e:
-        return _error_page(request, e, f"/staff/windows/{quote(window_id)}")
+        return _error_page(request, e, f"/staff/windows/{quote(window_id)}", sess)
     return RedirectResponse(f"/staff/jobs/{job_id}", status_code=303)
 
 
@@ -218,13 +248,14 @@ async def _upload_job(request: Request, window_id: str | None) -> Response:
                                           "skip_invalid": form.get("skip_invalid") == "yes", "actor": sess[1].actor},
                                          actor=sess[1].actor, lock_key=f"import:{window_id or 'registry'}")
     except StoreError as e:
-        return _error_page(request, e, back)
+        return _error_page(request, e, back, sess)
     return RedirectResponse(f"/staff/jobs/{job_id}", status_code=303)
 
 
 @router.get("/staff/template.xlsx")
 async def template(request: Request):
-    if not await console_session(request):
+    sess = await console_session(request)
+    if not sess:
         return _to_login()
     data = await run_in_threadpool(template_bytes, request.app.state.runtime.evaluator.registry)
     return _download(data, XLSX, "申报导入模板.xlsx")
@@ -236,14 +267,16 @@ async def _window_action(request: Request, window_id: str, fn, done: str, need: 
         return _to_login()
     back = f"/staff/windows/{quote(window_id)}"
     if ROLE_RANK[sess[1].role] < ROLE_RANK[need]:
-        return page(request, "message.html", {"title": "无权限", "message": "此操作需要管理员角色。", "back": back}, 403)
+        return page(request, "message.html", _ctx(*sess, title="无权限", message="此操作需要管理员角色。", back=back,
+                                                  layout="_staff.html"), 403)
     try:
         form = await _form(request, sess[0])
-        await run_in_threadpool(lambda: fn(_db(request), window_id, actor=sess[1].actor,
-                                           **{k: (str(form.get(k) or "") or None) for k in kw.get("fields", ())}))
+        result = await run_in_threadpool(lambda: fn(_db(request), window_id, actor=sess[1].actor,
+                                                    **{k: (str(form.get(k) or "") or None) for k in kw.get("fields", ())}))
     except StoreError as e:
-        return _error_page(request, e, back)
-    return RedirectResponse(f"{back}?done={done}", status_code=303)
+        return _error_page(request, e, back, sess)
+    count = f"&n={result}" if isinstance(result, int) else ""
+    return RedirectResponse(f"{back}?done={done}{count}", status_code=303)
 
 
 @router.post("/staff/windows/{window_id}/one-time-notices")
@@ -265,7 +298,7 @@ async def close_confirm(request: Request, window_id: str):
         w = await run_in_threadpool(W.get_window, _db(request), window_id)
         preview = await run_in_threadpool(awards.close_preview, _db(request), window_id)
     except StoreError as e:
-        return _error_page(request, e, "/staff")
+        return _error_page(request, e, "/staff", sess)
     return page(request, "staff_close.html", _ctx(*sess, w=w, preview=preview))
 
 
@@ -278,12 +311,13 @@ async def close(request: Request, window_id: str):
 
 @router.get("/staff/windows/{window_id}/awards.xlsx")
 async def awards_xlsx(request: Request, window_id: str):
-    if not await console_session(request):
+    sess = await console_session(request)
+    if not sess:
         return _to_login()
     try:
         data = await run_in_threadpool(exports.export_awards, _db(request), window_id, "xlsx")
     except StoreError as e:
-        return _error_page(request, e, f"/staff/windows/{quote(window_id)}")
+        return _error_page(request, e, f"/staff/windows/{quote(window_id)}", sess)
     return _download(data, XLSX, f"拟支持名单-{window_id}.xlsx")
 
 
@@ -296,7 +330,7 @@ async def award_list(request: Request, window_id: str):
         al = await run_in_threadpool(awards.list_awards, _db(request), window_id)
         pro = await run_in_threadpool(awards.proactive, _db(request), window_id)
     except StoreError as e:
-        return _error_page(request, e, f"/staff/windows/{quote(window_id)}")
+        return _error_page(request, e, f"/staff/windows/{quote(window_id)}", sess)
     return page(request, "staff_awards.html", _ctx(*sess, al=al, proactive=pro))
 
 
@@ -316,7 +350,7 @@ async def application_list(request: Request, window_id: str, q: str = "", state:
             device_class=device_class[:4] or None, correction_pending=flags.get(pending),
             reviewed=flags.get(reviewed), limit=size, offset=(max(page_no, 1) - 1) * size))
     except StoreError as e:
-        return _error_page(request, e, "/staff")
+        return _error_page(request, e, "/staff", sess)
     return page(request, "staff_applications.html", _ctx(
         *sess, w=w, rows=rows, total=total, page_no=max(page_no, 1), pages=max((total + size - 1) // size, 1),
         q=q[:60], state=state, status=status, device_class=device_class, pending=pending, reviewed=reviewed))
@@ -330,7 +364,7 @@ async def application_page(request: Request, app_id: str, done: str = ""):
     try:
         d = await run_in_threadpool(cases.detail, _db(request), app_id)
     except StoreError as e:
-        return _error_page(request, e, "/staff")
+        return _error_page(request, e, "/staff", sess)
     reg = request.app.state.runtime.evaluator.registry
     return page(request, "staff_application.html", _ctx(*sess, d=d, registry=reg, done=DONE.get(done, ""),
                                                          kinds=request.app.state.notices.kinds_for(d)))
@@ -345,7 +379,7 @@ async def _app_action(request: Request, app_id: str, run, done: str) -> Response
         form = await _form(request, sess[0])
         await run_in_threadpool(run, form, sess[1])
     except StoreError as e:
-        return _error_page(request, e, back)
+        return _error_page(request, e, back, sess)
     return RedirectResponse(f"{back}?done={done}", status_code=303)
 
 
@@ -356,10 +390,12 @@ def _revision(form) -> int | None:
 
 @router.post("/staff/applications/{app_id}/review")
 async def review(request: Request, app_id: str):
-    return await _app_action(request, app_id, lambda f, who: cases.review(
-        _db(request), app_id, str(f.get("benefit_id", "")), str(f.get("subject_id", "")), str(f.get("action", "")),
-        str(f.get("status") or "") or None, str(f.get("reason") or ""), actor=who.actor, revision=_revision(f)),
-        "reviewed")
+    def run(f, who):
+        decision = str(f.get("decision", ""))    # confirm, or the verdict the staff sets
+        cases.review(_db(request), app_id, str(f.get("benefit_id", "")), str(f.get("subject_id", "")),
+                     "confirm" if decision == "confirm" else "override", None if decision == "confirm" else decision,
+                     str(f.get("reason") or ""), actor=who.actor, revision=_revision(f))
+    return await _app_action(request, app_id, run, "reviewed")
 
 
 @router.post("/staff/applications/{app_id}/materials/{material_pk}")
@@ -371,12 +407,13 @@ async def review_material(request: Request, app_id: str, material_pk: int):
 
 @router.get("/staff/applications/{app_id}/materials/{material_pk}")
 async def material_file(request: Request, app_id: str, material_pk: int):
-    if not await console_session(request):
+    sess = await console_session(request)
+    if not sess:
         return _to_login()
     try:
         m, data = await run_in_threadpool(cases.material_file, _db(request), app_id, material_pk)
     except StoreError as e:
-        return _error_page(request, e, f"/staff/applications/{quote(app_id)}")
+        return _error_page(request, e, f"/staff/applications/{quote(app_id)}", sess)
     return _download(data, m.content_type, m.filename)
 
 
@@ -394,19 +431,57 @@ async def resolve_objection(request: Request, app_id: str, objection_id: int):
 
 @router.get("/staff/applications/{app_id}/notices/{kind}")
 async def notice(request: Request, app_id: str, kind: str, format: str = "html"):
-    if not await console_session(request):
+    sess = await console_session(request)
+    if not sess:
         return _to_login()
     try:
         doc = await run_in_threadpool(request.app.state.notices.render, app_id, kind,
                                       "pdf" if format == "pdf" else "html")
     except StoreError as e:
-        return _error_page(request, e, f"/staff/applications/{quote(app_id)}")
+        return _error_page(request, e, f"/staff/applications/{quote(app_id)}", sess)
     if format == "pdf":
         return _download(doc.data, "application/pdf", doc.filename)
     return HTMLResponse(doc.data.decode("utf-8"))
 
 
 # --- jobs and tokens -----------------------------------------------------------------------------
+def job_summary(j: jobs.JobView) -> list[str]:
+    """The outcome of a finished job in sentences (the CLI's report), never its raw keys."""
+    r = j.result or {}
+    if not r:
+        return []
+    if j.kind == "applications.import":
+        if not r.get("committed"):
+            n = len(r.get("problems") or [])
+            return [f"文件“{r.get('filename', '')}”有 {n} 处问题，未导入任何数据；改正后重新导入，"
+                    "或勾选“跳过有错误的企业”导入其余企业。" if n else "文件中没有可导入的企业。"]
+        what = "企业名录" if r.get("window_id") is None else "申报"
+        return [f"导入{what} {r['rows']} 行、{r['enterprises']} 家企业：新受理 {r['created']}，更新 {r['updated']}，"
+                f"未变 {r['unchanged']}，跳过 {len(r.get('skipped') or [])}。"]
+    if j.kind == "window.evaluate":
+        return [f"已判定 {r['evaluated']} 家企业，{r['skipped']} 家无变化跳过"
+                + (f"，{r['failed']} 家判定出错（见申报列表）" if r.get("failed") else "") + "。"]
+    if j.kind == "window.replay":
+        return [f"重放 {r['evaluations']} 份判定、{r['decisions']} 项结论：{r['identical']} 项与记录一致，"
+                f"{r['differences']} 项不一致" + (f"，{r['not_archived']} 份未存档" if r.get("not_archived") else "") + "。"]
+    if j.kind == "window.impact":
+        return [f"比较 {r['decisions']} 项结论（判定日期 {cn_date(r.get('as_of'))}）：{r['changes']} 项会改变。"]
+    if j.kind == "notices.bundle":
+        return [f"已为 {r['applications']} 份申报生成 {r['notices']} 份告知书"
+                + (f"，另有 {r['skipped']} 份不适用、未生成" if r.get("skipped") else "") + "。"]
+    return []
+
+
+def job_error(j: jobs.JobView) -> str:
+    """Why a job failed, for staff: the store's Chinese message, never a trace."""
+    if not j.error:
+        return ""
+    first = j.error.splitlines()[0]
+    if any("\u4e00" <= c <= "\u9fff" for c in first):
+        return first
+    return f"内部错误（任务 {j.id}），详情见服务日志"
+
+
 @router.get("/staff/jobs/{job_id}", response_class=HTMLResponse)
 async def job_page(request: Request, job_id: str):
     sess = await console_session(request)
@@ -415,15 +490,21 @@ async def job_page(request: Request, job_id: str):
     try:
         j = await run_in_threadpool(jobs.get, _db(request), job_id)
     except StoreError as e:
-        return _error_page(request, e, "/staff")
-    return page(request, "staff_job.html", _ctx(*sess, j=j))
+        return _error_page(request, e, "/staff", sess)
+    return page(request, "staff_job.html", _ctx(*sess, j=j, summary=job_summary(j), error=job_error(j)))
 
 
-@router.get("/staff/jobs/{job_id}.json")
-async def job_json(request: Request, job_id: str):
+@router.get("/staff/jobs/{job_id}/progress")
+async def job_progress(request: Request, job_id: str):
+    """What the job page polls (static/job.js)."""
     if not await console_session(request):
         return Response(status_code=401)
-    return await run_in_threadpool(jobs.get, _db(request), job_id)
+    try:
+        j = await run_in_threadpool(jobs.get, _db(request), job_id)
+    except StoreError:
+        return Response(status_code=404)
+    return {"state": j.state, "state_text": j.state_text, "done": j.done, "total": j.total,
+            "message": j.message or ""}
 
 
 @router.post("/staff/jobs/{job_id}/cancel")
@@ -435,18 +516,19 @@ async def cancel_job(request: Request, job_id: str):
         await _form(request, sess[0])
         await run_in_threadpool(jobs.cancel, _db(request), job_id)
     except StoreError as e:
-        return _error_page(request, e, f"/staff/jobs/{quote(job_id)}")
+        return _error_page(request, e, f"/staff/jobs/{quote(job_id)}", sess)
     return RedirectResponse(f"/staff/jobs/{quote(job_id)}", status_code=303)
 
 
 @router.get("/staff/jobs/{job_id}/files/{name}")
 async def job_file(request: Request, job_id: str, name: str):
-    if not await console_session(request):
+    sess = await console_session(request)
+    if not sess:
         return _to_login()
     try:
         media, data = await run_in_threadpool(jobs.file, _db(request), job_id, name)
     except StoreError as e:
-        return _error_page(request, e, f"/staff/jobs/{quote(job_id)}")
+        return _error_page(request, e, f"/staff/jobs/{quote(job_id)}", sess)
     return _download(data, media, name)
 
 
@@ -456,7 +538,8 @@ async def token_list(request: Request, done: str = "", created: str = ""):
     if not sess:
         return _to_login()
     if not sess[1].is_admin:
-        return page(request, "message.html", {"title": "无权限", "message": "令牌管理需要管理员角色。", "back": "/staff"}, 403)
+        return page(request, "message.html", _ctx(*sess, title="无权限", message="令牌管理需要管理员角色。", back="/staff",
+                                                  layout="_staff.html"), 403)
     rows = await run_in_threadpool(tokens.list_tokens, _db(request))
     return page(request, "staff_tokens.html", _ctx(*sess, tokens=rows, done=DONE.get(done, "")))
 
@@ -471,9 +554,28 @@ async def token_create(request: Request):
         view, value = await run_in_threadpool(lambda: tokens.create_token(
             _db(request), str(form.get("role") or ""), str(form.get("label") or ""), actor=sess[1].actor))
     except StoreError as e:
-        return _error_page(request, e, "/staff/tokens")
-    # shown once, on this page (not in a URL); a refresh does not create another token
-    return page(request, "staff_token_created.html", _ctx(*sess, token=view, value=value))
+        return _error_page(request, e, "/staff/tokens", sess)
+    # Redirect after POST (a refresh creates no second token); the new token travels once, in a
+    # short-lived cookie only its own page reads, never in a URL.
+    resp = RedirectResponse("/staff/tokens/created", status_code=303)
+    resp.set_cookie(NEW_TOKEN_COOKIE, f"{view.id}:{value}", max_age=120, httponly=True, samesite="strict",
+                    path="/staff/tokens/created", secure=request.app.state.settings.cookie_secure)
+    return resp
+
+
+@router.get("/staff/tokens/created", response_class=HTMLResponse)
+async def token_created(request: Request):
+    sess = await console_session(request)
+    if not sess or not sess[1].is_admin:
+        return _to_login()
+    token_id, _, value = (request.cookies.get(NEW_TOKEN_COOKIE) or "").partition(":")
+    view = next((t for t in await run_in_threadpool(tokens.list_tokens, _db(request))
+                 if str(t.id) == token_id), None)
+    if view is None or not value:
+        return RedirectResponse("/staff/tokens", status_code=303)     # shown once only
+    resp = page(request, "staff_token_created.html", _ctx(*sess, token=view, value=value))
+    resp.delete_cookie(NEW_TOKEN_COOKIE, path="/staff/tokens/created")
+    return resp
 
 
 @router.post("/staff/tokens/{token_id}/revoke")
@@ -487,5 +589,5 @@ async def token_revoke(request: Request, token_id: int):
             raise Conflict("不能吊销当前登录使用的令牌")
         await run_in_threadpool(lambda: tokens.revoke_token(_db(request), token_id, actor=sess[1].actor))
     except StoreError as e:
-        return _error_page(request, e, "/staff/tokens")
+        return _error_page(request, e, "/staff/tokens", sess)
     return RedirectResponse("/staff/tokens?done=token", status_code=303)

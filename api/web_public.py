@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError, problems
-from api.forms import form_of, form_values, profile_from_form, value_of, widget
+from api.forms import InputError, form_of, form_values, read_form, value_of, widget
 from api.limits import parse_json_limited
 from api.security import ENTERPRISE_COOKIE, csrf_ok, csrf_token_for, enterprise_session
 from api.views import page
@@ -24,9 +24,10 @@ from engine.profile import ProfileError, parse_profile, shanghai_today
 from engine.results import EligibilityResponse
 from store import applications, cases, sessions
 from store import windows as W
-from store.errors import Conflict, NotFound, ValidationFailed
+from store.errors import Conflict, NotFound, RowProblem, ValidationFailed
 
 router = APIRouter(include_in_schema=False)
+RECEIPT_COOKIE = "yagu_receipt"
 DATE_MIN, DATE_MAX = date(2000, 1, 1), date(2100, 12, 31)
 
 
@@ -47,21 +48,26 @@ def _as_of(raw: str | None) -> tuple[date | None, list[dict]]:
     return d, []
 
 
+def _shown(reg, profile: dict, errors: list[dict]) -> list[dict]:
+    """Form problems as a reader sees them: the field's Chinese name, the message, and the
+    input to mark."""
+    names = {"as_of": "判定日期", "claims": "申报的注册证"}
+    return [{"label": names.get(e["path"]) or reg.label(e["path"].removeprefix("profile."), profile),
+             "message": e["message"], "path": e["path"].removeprefix("profile.")} for e in errors]
+
+
 def _form_page(request: Request, profile: dict, *, as_of: str = "", errors: list[dict] | None = None,
-               extra: dict | None = None, status: int = 200, action: str = "/self-check", title: str = "惠企政策自测",
-               window: Any = None) -> HTMLResponse:
+               typed: dict | None = None, extra: dict | None = None, status: int = 200,
+               action: str = "/self-check", title: str = "惠企政策自测", window: Any = None) -> HTMLResponse:
     reg = _rt(request).evaluator.registry
     add = extra or {}
-    shown = [{"label": reg.label(e["path"].removeprefix("profile."), profile) if e.get("path") not in ("as_of", "claims")
-              else {"as_of": "判定日期", "claims": "申报的注册证"}[e["path"]], "message": e["message"]}
-             for e in errors or []]
-    bad = {e["path"].removeprefix("profile.") for e in errors or []}
-    values = form_values(profile, reg)
+    shown = _shown(reg, profile, errors or [])
+    values = form_values(profile, reg, typed)
     for spec, _w in form_of(reg).lists:
         values[spec.id] = values.get(spec.id, []) + [{}] * (add.get(spec.id, 0) + (0 if values.get(spec.id) else 1))
     return page(request, "selfcheck.html", {"form": form_of(reg), "values": values, "as_of": as_of,
-                                            "errors": shown, "bad": bad, "action": action, "title": title,
-                                            "window": window}, status)
+                                            "errors": shown, "bad": {e["path"] for e in shown}, "action": action,
+                                            "title": title, "window": window}, status)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -69,20 +75,58 @@ async def selfcheck_form(request: Request):
     return _form_page(request, {})
 
 
-async def _evaluate(request: Request, profile: Any, as_of: date | None) -> tuple[EligibilityResponse | None, list]:
+def _own_windows(ev, p, resp: EligibilityResponse, today: date, awarded) -> EligibilityResponse:
+    """A self-check without a date judges each subject in the next window of the default
+    calendar. A subject whose date lies before that window's coverage belongs to an earlier
+    window: it is shown judged in that window (with its dates, which the page marks as
+    closed), not as a failure against the next window."""
+    moved: dict[tuple, Any] = {}
+    for r in resp.results:
+        if r.kind != "grant" or r.subject is None or r.window is None or r.window.coverage_from is None:
+            continue
+        dates = [v for c in r.criteria if c.outcome == "fail" for v in c.observed.values()
+                 if isinstance(v, str) and len(v) == 10 and v[4] == "-"]
+        early = [d for d in map(date.fromisoformat, dates) if d < r.window.coverage_from]
+        if not early:
+            continue
+        own = next((w for y in (early[0].year, early[0].year + 1) for w in ev.book.calendar.windows_of_year(y)
+                    if w.coverage_from <= early[0] <= w.coverage_to), None)
+        if own is not None:
+            moved.setdefault((own, r.benefit_id), []).append(r.subject.id)
+    if not moved:
+        return resp
+    replaced = {}
+    for (own, benefit), subjects in moved.items():
+        other = ev.evaluate(p, as_of=min(today, own.closes_on), benefits=[benefit], window=own, awarded=awarded)
+        replaced.update({(benefit, r.subject.id): r for r in other.results
+                         if r.subject is not None and r.subject.id in subjects})
+    results = [replaced.get((r.benefit_id, r.subject.id if r.subject else None), r) for r in resp.results]
+    return resp.model_copy(update={"results": results})
+
+
+async def _evaluate(request: Request, profile: Any, as_of: date | None,
+                    form_problems: list[dict] | None = None) -> tuple[EligibilityResponse | None, list]:
+    """The self-check's results, or every problem of the profile at once (the form's own
+    problems first, then the engine's)."""
     rt = _rt(request)
 
     def run():
         ev = rt.evaluator
         p = parse_profile(profile, ev.registry)
-        return ev.evaluate(p, as_of=as_of or shanghai_today(), awarded=rt.ledger_for(p))
+        if form_problems:
+            return None
+        day = as_of or shanghai_today()
+        awarded = rt.ledger_for(p)
+        resp = ev.evaluate(p, as_of=day, awarded=awarded)
+        return resp if as_of is not None else _own_windows(ev, p, resp, day, awarded)
     try:
-        return await run_in_threadpool(run), []
+        resp = await run_in_threadpool(run)
     except ProfileError as e:
-        return None, problems(e, "profile")
+        return None, (form_problems or []) + problems(e, "profile")
+    return resp, list(form_problems or [])
 
 
-def _results_page(request: Request, profile: dict, resp: EligibilityResponse) -> HTMLResponse:
+def _results_page(request: Request, profile: dict, resp: EligibilityResponse, as_of: date | None) -> HTMLResponse:
     ev = _rt(request).evaluator
     tax = [r for r in resp.results if r.kind == "tax"]
     tax_year = next((r.tax_year for r in tax if r.tax_year), None)
@@ -90,7 +134,8 @@ def _results_page(request: Request, profile: dict, resp: EligibilityResponse) ->
     return page(request, "results.html", {
         "resp": resp, "grants": [r for r in resp.results if r.kind != "tax"], "tax": items, "conflicts": conflicts,
         "tax_year": tax_year, "profile": profile, "profile_json": json.dumps(profile, ensure_ascii=False),
-        "registry": ev.registry, "counts": _counts(resp)})
+        "registry": ev.registry, "counts": _counts(resp), "today": shanghai_today(),
+        "as_of_given": as_of.isoformat() if as_of else ""})
 
 
 def _counts(resp: EligibilityResponse) -> list[tuple[str, int]]:
@@ -104,17 +149,16 @@ def _counts(resp: EligibilityResponse) -> list[tuple[str, int]]:
 async def selfcheck_submit(request: Request):
     reg = _rt(request).evaluator.registry
     form = await request.form(max_fields=3000)
-    profile = profile_from_form(form, reg)
+    reading = read_form(form, reg)
     action = str(form.get("action", "check"))
+    as_of_raw = str(form.get("as_of", ""))
     if action.startswith("add:"):
-        return _form_page(request, profile, as_of=str(form.get("as_of", "")), extra={action[4:]: 1})
-    as_of, errors = _as_of(str(form.get("as_of", "")))
-    resp = None
-    if not errors:
-        resp, errors = await _evaluate(request, profile, as_of)
+        return _form_page(request, reading.profile, as_of=as_of_raw, typed=reading.typed, extra={action[4:]: 1})
+    as_of, errors = _as_of(as_of_raw)
+    resp, errors = await _evaluate(request, reading.profile, as_of, reading.problems + errors)
     if resp is None:
-        return _form_page(request, profile, as_of=str(form.get("as_of", "")), errors=errors, status=422)
-    return _results_page(request, profile, resp)
+        return _form_page(request, reading.profile, as_of=as_of_raw, errors=errors, typed=reading.typed, status=422)
+    return _results_page(request, reading.profile, resp, as_of)
 
 
 @router.post("/self-check/upload", response_class=HTMLResponse)
@@ -135,12 +179,10 @@ async def selfcheck_upload(request: Request):
     if isinstance(doc, dict) and isinstance(doc.get("profile"), dict):
         doc = doc["profile"]        # also accept a saved eligibility request
     as_of, errors = _as_of(str(form.get("as_of", "")))
-    resp = None
-    if not errors:
-        resp, errors = await _evaluate(request, doc, as_of)
+    resp, errors = await _evaluate(request, doc, as_of, errors)
     if resp is None:
         return _form_page(request, doc if isinstance(doc, dict) else {}, errors=errors, status=422)
-    return _results_page(request, doc, resp)
+    return _results_page(request, doc, resp, as_of)
 
 
 @router.post("/self-check/print", response_class=HTMLResponse)
@@ -154,7 +196,7 @@ async def selfcheck_print(request: Request):
     except ApiError as e:
         return page(request, "message.html", {"title": "无法打印", "message": e.detail}, e.status)
     as_of, errors = _as_of(str(form.get("as_of", "")))
-    resp, errors = (None, errors) if errors else await _evaluate(request, profile, as_of)
+    resp, errors = await _evaluate(request, profile, as_of, errors)
     if resp is None:
         return page(request, "message.html", {"title": "无法打印", "message": "企业画像有误，请返回修改后再打印。"}, 422)
     doc = await run_in_threadpool(request.app.state.notices.selfcheck, _rt(request).evaluator, profile, resp,
@@ -174,6 +216,22 @@ async def apply_index(request: Request):
                                                "upcoming": [w for w in ws if w.state == "open" and today < w.opens_on]})
 
 
+@router.get("/apply/done", response_class=HTMLResponse)
+async def apply_done(request: Request):
+    app_id, _, code = (request.cookies.get(RECEIPT_COOKIE) or "").partition(":")
+    if not code:
+        return page(request, "message.html", {"title": "申报回执", "message":
+                    "查询码只显示一次。如未记下，请重新提交申报以取得新的查询码（原查询码随之失效），或联系受理窗口。",
+                    "back": "/application"})
+    try:
+        d = await run_in_threadpool(cases.detail, _rt(request).db, app_id[:32])
+    except NotFound:
+        return RedirectResponse("/application", status_code=303)
+    resp = page(request, "applied.html", {"app_id": d.application_id, "code": code[:64], "window": d.window})
+    resp.delete_cookie(RECEIPT_COOKIE, path="/apply/done")
+    return resp
+
+
 @router.get("/apply/{window_id}", response_class=HTMLResponse)
 async def apply_form(request: Request, window_id: str):
     try:
@@ -187,24 +245,31 @@ async def apply_form(request: Request, window_id: str):
 async def apply_submit(request: Request, window_id: str):
     rt = _rt(request)
     form = await request.form(max_fields=3000)
-    profile = profile_from_form(form, rt.evaluator.registry)
+    reading = read_form(form, rt.evaluator.registry)
     action = str(form.get("action", "check"))
     try:
         w = await run_in_threadpool(W.get_window, rt.db, window_id)
     except NotFound:
         return page(request, "message.html", {"title": "未找到", "message": "没有这个申报批次。", "back": "/apply"}, 404)
+    again = {"action": f"/apply/{w.id}", "title": f"在线申报：{w.label}", "window": w, "typed": reading.typed}
     if action.startswith("add:"):
-        return _form_page(request, profile, action=f"/apply/{w.id}", title=f"在线申报：{w.label}", window=w,
-                          extra={action[4:]: 1})
+        return _form_page(request, reading.profile, extra={action[4:]: 1}, **again)
     try:
-        sub = await run_in_threadpool(applications.submit_application, rt.db, window_id, profile, None, "web",
+        if reading.problems:        # with the engine's own findings, so every problem is listed at once
+            _, errors = await _evaluate(request, reading.profile, None, reading.problems)
+            return _form_page(request, reading.profile, errors=errors, status=422, **again)
+        sub = await run_in_threadpool(applications.submit_application, rt.db, window_id, reading.profile, None, "web",
                                       actor="企业（网上申报）")
     except ValidationFailed as e:
-        return _form_page(request, profile, action=f"/apply/{w.id}", title=f"在线申报：{w.label}", window=w,
-                          errors=problems(e), status=422)
+        return _form_page(request, reading.profile, errors=problems(e), status=422, **again)
     except Conflict as e:
         return page(request, "message.html", {"title": "不能申报", "message": e.message, "back": "/apply"}, 409)
-    return page(request, "applied.html", {"sub": sub, "window": w})
+    # Redirect after POST (a refresh does not submit again and void the code); the code travels
+    # once, in a short-lived cookie only the receipt page reads, never in a URL.
+    resp = RedirectResponse("/apply/done", status_code=303)
+    resp.set_cookie(RECEIPT_COOKIE, f"{sub.application_id}:{sub.access_code}", max_age=300, httponly=True,
+                    samesite="strict", path="/apply/done", secure=request.app.state.settings.cookie_secure)
+    return resp
 
 
 # --- the enterprise's application page ------------------------------------------------------------
@@ -272,25 +337,40 @@ async def application_correction(request: Request):
                                                "back": "/application/view"}, 403)
     d = await run_in_threadpool(cases.detail, rt.db, app_id)
     reg = rt.evaluator.registry
-    facts = {}
+    facts, wrong = {}, []
     for p in (d.correction.facts if d.correction else []):
-        raw = str(form.get(f"fact:{p}", "")).strip()
         spec = reg.field_at(p)
-        if raw and spec is not None:
-            facts[p] = value_of(spec, raw)
+        if spec is None:
+            continue
+        try:
+            value = value_of(spec, str(form.get(f"fact:{p}", "")))
+        except InputError as e:
+            wrong.append({"path": p, "message": str(e)})
+            continue
+        if value is not None:
+            facts[p] = value
     uploads = []
     for key, f in form.multi_items():
         if key.startswith("file:") and not isinstance(f, str) and f.filename:
-            benefit, material = key[5:].split("|", 1)
+            benefit, _, material = key[5:].partition("|")
             uploads.append((benefit, material, f.filename, await f.read()))
+    revision = str(form.get("revision") or "")
+    names = {f"files.{m['material_id']}": m["name"] for m in (d.correction.materials if d.correction else [])}
     try:
-        await run_in_threadpool(lambda: cases.submit_correction(rt.db, app_id, facts, uploads, actor=f"企业（申报 {app_id}）",
-                                                                revision=int(form.get("revision") or -1)))
-    except (ValidationFailed, Conflict, ProfileError) as e:
-        msgs = problems(e) if not isinstance(e, Conflict) else [{"path": "", "message": e.message}]
-        return page(request, "message.html", {"title": "补正未提交", "message": "；".join(
-            f"{reg.label(m['path'], d.profile) if m.get('path') else ''} {m['message']}".strip() for m in msgs),
-            "back": "/application/view"}, 409 if isinstance(e, Conflict) else 422)
+        if wrong:
+            raise ValidationFailed([RowProblem(w["message"], path=w["path"]) for w in wrong])
+        if not facts and not uploads:
+            raise ValidationFailed([RowProblem("请至少填写一项信息或上传一份材料后再提交", path="")])
+        await run_in_threadpool(lambda: cases.submit_correction(
+            rt.db, app_id, facts, uploads, actor=f"企业（申报 {app_id}）",
+            revision=int(revision) if revision.isdigit() else None))
+    except (ValidationFailed, Conflict) as e:
+        errors = [] if isinstance(e, Conflict) else [
+            {"label": names.get(m["path"]) or (reg.label(m["path"], d.profile) if m.get("path") else ""),
+             "message": m["message"]} for m in problems(e)]
+        return page(request, "message.html", {
+            "title": "补正未提交", "message": e.message if isinstance(e, Conflict) else "请修改以下内容后重新提交：",
+            "errors": errors, "back": "/application/view"}, 409 if isinstance(e, Conflict) else 422)
     return RedirectResponse("/application/view?done=corrected", status_code=303)
 
 
@@ -308,7 +388,9 @@ async def application_commit(request: Request):
             _rt(request).db, app_id, str(form.get("benefit_id", "")), str(form.get("material_id", "")),
             str(form.get("signer", "")), actor=f"企业（申报 {app_id}）"))
     except (ValidationFailed, Conflict) as e:
-        return page(request, "message.html", {"title": "承诺未签署", "message": str(e), "back": "/application/view"}, 422)
+        errors = problems(e) if isinstance(e, ValidationFailed) else []
+        return page(request, "message.html", {"title": "承诺未签署", "message": e.message if not errors else "请修改后重试：",
+                                               "errors": errors, "back": "/application/view"}, 422)
     return RedirectResponse("/application/view?done=committed", status_code=303)
 
 
@@ -320,7 +402,8 @@ async def application_notice(request: Request, kind: str, format: str = "html"):
     try:
         doc = await run_in_threadpool(request.app.state.notices.render, sess[1], kind, "pdf" if format == "pdf" else "html")
     except (Conflict, NotFound) as e:
-        return page(request, "message.html", {"title": "暂无该文书", "message": str(e), "back": "/application/view"}, 409)
+        return page(request, "message.html", {"title": "暂无该文书", "message": e.message, "back": "/application/view"},
+                    404 if isinstance(e, NotFound) else 409)
     if format == "pdf":
         return Response(doc.data, media_type="application/pdf",
                         headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(doc.filename)}"})
@@ -332,7 +415,10 @@ async def application_material(request: Request, material_pk: int):
     sess = await _applicant(request)
     if not sess:
         return RedirectResponse("/application", status_code=303)
-    m, data = await run_in_threadpool(cases.material_file, _rt(request).db, sess[1], material_pk)
+    try:
+        m, data = await run_in_threadpool(cases.material_file, _rt(request).db, sess[1], material_pk)
+    except NotFound as e:
+        return page(request, "message.html", {"title": "未找到", "message": e.message, "back": "/application/view"}, 404)
     return Response(data, media_type=m.content_type,
                     headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(m.filename)}"})
 

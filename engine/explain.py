@@ -14,7 +14,7 @@ from engine.loader import Benefit, WindowContext
 from engine.registry import FieldRegistry
 from engine.results import (BenefitResult, CriterionResult, MaterialRef, RouteResult, Subject, WindowRef)
 from engine.ruleschema import AmountSpec, Route
-from engine.vocabulary import PROVISIONAL_AMOUNT, STATUS, money_short, percent
+from engine.vocabulary import PROVISIONAL_AMOUNT, STATUS, cn_date, money_short, percent
 
 
 def fmt_number(v: float, unit: str) -> str:
@@ -94,9 +94,9 @@ class Explainer:
             if key.startswith("param."):
                 return self.param_text(key[6:])
             if key == "as_of":
-                return self.as_of.isoformat()
+                return cn_date(self.as_of)
             val = getattr(self.window, key.split(".", 1)[1])
-            return val.isoformat() if isinstance(val, date) else str(val)
+            return cn_date(val) if isinstance(val, date) else str(val)
         return re.sub(r"\{([^{}]+)\}", sub, text)
 
     def value_text(self, v: Any, leaf: Compare | None) -> str:
@@ -106,7 +106,7 @@ class Explainer:
             years = self.params(v.years.name) if isinstance(v.years, Param) else v.years
             return self.registry.facts[v.path].label + _offset_text(v, years)
         if isinstance(v, (AsOf, WindowDate)):
-            return resolve_date(v, self.as_of, self.window).isoformat()
+            return cn_date(resolve_date(v, self.as_of, self.window))
         assert isinstance(v, Literal_)
         if isinstance(v.value, bool):
             return "是" if v.value else "否"
@@ -161,13 +161,13 @@ class Explainer:
         spec = self.b.spec
         window, materials = self.window_ref(), self.materials()
         if not self.in_force:
-            periods = "；".join(f"{p.from_}至{p.to or '今'}" for p in spec.in_force)
+            periods = "；".join(f"{cn_date(p.from_)}至{cn_date(p.to) if p.to else '今'}" for p in spec.in_force)
             return BenefitResult(
                 benefit_id=spec.id, title=spec.title, kind=spec.kind, subject=subject,
                 status="not_in_force", status_text=STATUS["not_in_force"], amount_cny=None,
                 amount_provisional=False, amount_note=None, criteria=[], missing_facts=[],
                 required_materials=materials, missing_materials=[], window=window,
-                note=f"评估日期 {self.as_of} 不在该政策有效期内（{periods}）")
+                note=f"判定日期 {cn_date(self.as_of)} 不在该政策有效期内（{periods}）")
         if self.b.material_conds:
             # materials whose `needed_when` fails for this subject are not asked for
             skip = {mid for mid, cond in self.b.material_conds.items()

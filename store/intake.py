@@ -248,6 +248,12 @@ def _parser(spec: FieldSpec | None) -> Callable[[Any], Any]:
     return _string_parser(spec)
 
 
+
+def read_value(spec: FieldSpec, raw: Any) -> Any:
+    """One value as a person writes it (a cell, or a web form's input): the field's value, or
+    CellError with a Chinese message. One reading of "4,200万", "92%", 是/否 for every input."""
+    return _parser(spec)(raw)
+
 # --- the layout derived from the registry ------------------------------------------------------
 
 

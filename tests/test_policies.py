@@ -175,7 +175,7 @@ def test_self_check_after_a_window_closes_names_the_next_window():
     r = EV.evaluate(p, date(2026, 4, 15), [GRANT], awarded=set()).results[0]
     crit = {c.id: c for c in r.criteria}["obtained_in_coverage"]
     assert crit.outcome == "pass"
-    assert "2026年下半年集中申报" in crit.text and "2026-04-01" in crit.text and "2026-09-30" in crit.text
+    assert "2026年下半年集中申报" in crit.text and "2026年4月1日" in crit.text and "2026年9月30日" in crit.text
 
 
 def test_no_ledger_means_unknown_never_a_silent_pass():
