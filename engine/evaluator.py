@@ -365,10 +365,14 @@ class Evaluator:
         # from a subject's date (`{fact: case.act_on, years: -3}`) is counted once per subject.
         where_targets = [(i, t) for i, t in enumerate(plan.targets) if t.kind == "where"]
         counts: dict[tuple, tuple[int, int] | None] = {}
-        anchors = {ci: anchor_of(c) for ci, c in enumerate(plan.counts)}
+        # count index → None, or the scope it is counted per: "E" once per profile, "S" per subject
+        anchors = {ci: None if (a := anchor_of(c)) is None else
+                   "E" if self.registry.facts[a].scope == "enterprise" else "S"
+                   for ci, c in enumerate(plan.counts)}
+        anchor_paths = {ci: anchor_of(c) for ci, c in enumerate(plan.counts)}
         if plan.counts:
             runs: list[tuple[str, str | None]] = sorted(
-                {(c.list, anchors[ci]) for ci, c in enumerate(plan.counts) if c.where is not None},
+                {(c.list, anchor_paths[ci]) for ci, c in enumerate(plan.counts) if c.where is not None},
                 key=lambda x: (x[0], x[1] or ""))
             item_facts, item_keys = [], []
             for pi, p in enumerate(profs):
@@ -386,12 +390,12 @@ class Evaluator:
             for (i, t) in where_targets:
                 c = plan.counts[t.count]
                 for k, (pi, name, anchor, ri) in enumerate(item_keys):
-                    if name == c.list and anchor == anchors[t.count]:
+                    if name == c.list and anchor == anchor_paths[t.count]:
                         per_item.setdefault((pi, t.count, ri), []).append(item_out[k].get(i, UNKNOWN))
             for pi, p in enumerate(profs):
                 for ci, c in enumerate(plan.counts):
                     items = getattr(p, c.list)
-                    for ri, _owner in self._anchor_owners(p, anchors[ci]):
+                    for ri, _owner in self._anchor_owners(p, anchor_paths[ci]):
                         key = (pi, ci) if anchors[ci] is None else (pi, ci, ri)
                         if items is None:
                             counts[key] = None
@@ -504,7 +508,8 @@ class _FactBuilder:
                 ref = None if d is None else d.toordinal()
             fact[slot] = None if v is None or ref is None else v.toordinal() - ref
         for slot, ci, side in self.counts:
-            rng = counts.get((pi, ci) if anchors.get(ci) is None else (pi, ci, ri))
+            kind = anchors.get(ci)
+            rng = counts.get((pi, ci) if kind is None else (pi, ci, ri if kind == "S" else -1))
             fact[slot] = None if rng is None else rng[side]
         for slot, bid in self.awarded:
             fact[slot] = (None if awarded is None or item is None

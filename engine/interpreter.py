@@ -108,15 +108,19 @@ def evaluate(c: Cond, ctx: Ctx, item: Any = None, item_list: str | None = None,
     rhs = [_rhs(v, ctx) for v in c.values]
     if any(r is _NO_PARAM for r in rhs):
         return UNKNOWN, []
-    if any(r is None for r in rhs):
-        # an unknown anchor date asks for its fact; a parameter with no value in force asks nothing
-        missing = [_anchor_source(v.path, ctx) for v, r in zip(c.values, rhs)
-                   if r is None and isinstance(v, FactDate)]
-        if missing and x is None:
-            missing.append(_source(c, ctx, item, item_index))
-        return UNKNOWN, missing
     if x is None:
         return UNKNOWN, [_source(c, ctx, item, item_index)]
+    if any(r is None for r in rhs):
+        # An anchor date that is unknown: the comparisons with the known values still decide
+        # where they can (x ∉ [?, hi] when x > hi), as the engine's per-comparison rules do.
+        known = [r for r in rhs if r is not None]
+        asked = [_anchor_source(v.path, ctx) for v, r in zip(c.values, rhs)
+                 if r is None and isinstance(v, FactDate)]
+        if c.op == "in" and x in known or c.op == "not_in" and x in known:
+            return (PASS if c.op == "in" else FAIL), []
+        if c.op == "between" and (rhs[0] is not None and x < rhs[0] or rhs[1] is not None and x > rhs[1]):
+            return FAIL, []
+        return UNKNOWN, asked
     if c.op in ("in", "not_in") and isinstance(rhs[0], list):
         rhs = rhs[0]                  # a code-list parameter
     if c.op == "in":

@@ -120,8 +120,7 @@ def count(draw, unit: str):
 
 
 def condition(unit: str):
-    fields = {p: d.type for p, d in CATALOGUE.items()
-              if d.scope == "enterprise" or unit == "certificate"}
+    fields = {p: d.type for p, d in CATALOGUE.items() if d.scope in ("enterprise", unit)}
     return tree(st.one_of(compare(fields, "fact", unit), count(unit)))
 
 
