@@ -13,11 +13,12 @@ from typing import Any, Optional
 
 from engine.registry import FieldRegistry, FieldSpec
 
-_NUMBER = re.compile(r"^([+-]?\d[\d,，]*(?:\.\d+)?)\s*(亿|万)?\s*(元|%|％)?$")
+_NUMBER = re.compile(r"^([+-]?\d[\d,，]*(?:\.\d+)?(?:[eE][+-]?\d+)?)\s*(亿|万)?\s*(元|%|％)?$")
 
 
 def parse_number(raw: str, unit: Optional[str]) -> Any:
-    """'4,200万' → 42000000, '92%' → 0.92 (for 比例), '300.25' → 300.25; else the text."""
+    """'4,200万' → 42000000, '92%' → 0.92 (for 比例), '300.25' → 300.25, '1e-05' → 1e-05; else
+    the text."""
     text = raw.strip()
     m = _NUMBER.match(text)
     if not m:

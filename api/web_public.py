@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import ApiError, problems
 from api.forms import form_of, form_values, profile_from_form, value_of, widget
 from api.limits import parse_json_limited
+from api.schemas import parse_day
 from api.security import ENTERPRISE_COOKIE, csrf_ok, csrf_token_for, enterprise_session
 from api.views import page
 from engine.profile import ProfileError, parse_profile, shanghai_today
@@ -27,7 +28,6 @@ from store import windows as W
 from store.errors import Conflict, NotFound, ValidationFailed
 
 router = APIRouter(include_in_schema=False)
-DATE_MIN, DATE_MAX = date(2000, 1, 1), date(2100, 12, 31)
 
 
 def _rt(request: Request):
@@ -35,16 +35,14 @@ def _rt(request: Request):
 
 
 def _as_of(raw: str | None) -> tuple[date | None, list[dict]]:
+    """The form's 判定日期, checked as every endpoint checks a date (api.schemas.parse_day)."""
     raw = (raw or "").strip()
     if not raw:
         return None, []
     try:
-        d = date.fromisoformat(raw)
-    except ValueError:
-        return None, [{"path": "as_of", "message": "判定日期应为 YYYY-MM-DD 格式的日期"}]
-    if not DATE_MIN <= d <= DATE_MAX:
-        return None, [{"path": "as_of", "message": "判定日期应在 2000-01-01 至 2100-12-31 之间"}]
-    return d, []
+        return parse_day(raw), []
+    except ValueError as e:
+        return None, [{"path": "as_of", "message": str(e)}]
 
 
 def _form_page(request: Request, profile: dict, *, as_of: str = "", errors: list[dict] | None = None,

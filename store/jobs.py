@@ -371,12 +371,14 @@ def _wake_local(db: Database) -> None:
 
 
 # --- PostgreSQL: procrastinate ---------------------------------------------------------------------
-_apps: dict[str, procrastinate.App] = {}
+_apps: dict[tuple[str, str], procrastinate.App] = {}
 
 
-def pg_app(db: Database) -> procrastinate.App:
-    """The procrastinate App of this database (its `yagu.run_job` task runs `run`)."""
-    key = db.url
+def pg_app(db: Database, use: str = "worker") -> procrastinate.App:
+    """The procrastinate App of this database (its `yagu.run_job` task runs `run`). Deferring
+    uses its own App: once a worker thread of this process opened the worker's App
+    asynchronously, that App can no longer be opened synchronously."""
+    key = (db.url, use)
     if key not in _apps:
         # the same URL as a libpq URI (its query, e.g. a search_path option, is kept)
         conninfo = make_url(db.url).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -391,7 +393,7 @@ def pg_app(db: Database) -> procrastinate.App:
 
 
 def _pg_defer(db: Database, job_id: str, lock_key: str | None) -> None:
-    app = pg_app(db)
+    app = pg_app(db, "defer")
     with app.open():
         task_ = app.tasks["yagu.run_job"]
         try:
