@@ -11,11 +11,11 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
 
 from api import routes_public, routes_staff, web_console, web_public
 from api.errors import install_error_handlers
 from api.limits import BodyLimitMiddleware
+from api.routes_public import probe_storage
 from api.runtime import Runtime
 from api.schemas import live_examples
 from api.settings import Settings
@@ -62,11 +62,7 @@ class StartupError(Exception):
 def check_storage(db: Database) -> None:
     """The database answers and accepts writes; else a clear message naming it (no password)."""
     try:
-        with db.session() as s:
-            s.execute(text("CREATE TABLE IF NOT EXISTS yagu_write_probe (x INTEGER)") if db.is_sqlite
-                      else text("SELECT 1"))
-            if db.is_sqlite:
-                s.execute(text("DROP TABLE yagu_write_probe"))
+        probe_storage(db)
     except Exception as exc:  # noqa: BLE001 — reported in one line, not a trace
         raise StartupError(f"数据库 {masked(db.url)} 不可写或无法连接：{str(exc).splitlines()[0][:200]}") from None
 

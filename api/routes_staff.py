@@ -143,10 +143,12 @@ async def import_template(request: Request, who: Staff = Depends(require_staff))
 @router.post("/v1/windows/{window_id}/evaluate", status_code=202, summary="批量判定（后台任务）",
              response_model=JobRef,
              description="判定批次的全部申报和已知企业（免申即享）。后台运行，可中断、可续跑；同一批次同时只运行一个"
-                         "（已有任务时返回 409）。",
+                         "（已有任务时返回 409）；已关闭的批次返回 409。",
              responses={**AUTH, **error_responses(404, 409)})
 async def evaluate(window_id: str, request: Request, who: Staff = Depends(require_staff)):
-    await _call(W.get_window, _db(request), window_id)
+    w = await _call(W.get_window, _db(request), window_id)
+    if w.state == "closed":
+        raise ApiError(409, f"申报批次 {window_id} 当前为“{w.state_text}”，不能再判定")
     return await _job(request, "window.evaluate", {"window_id": window_id}, who, f"window:{window_id}")
 
 

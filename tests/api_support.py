@@ -43,7 +43,7 @@ def api_on(kind: str, tmp_path, **settings) -> Iterator[Api]:
     """The app on a fresh, migrated store of `kind`, its lifespan (job runner included) running."""
     url, cleanup = make_store_url(kind, tmp_path)
     try:
-        app = create_app(Settings(database_url=url, **settings))
+        app = create_app(Settings(database_url=url, **{"migrate_on_start": False, **settings}))
         with TestClient(app, raise_server_exceptions=False) as c:
             db = app.state.runtime.db
             staff, s_value = create_token(db, "staff", "经办测试")
