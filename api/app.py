@@ -17,7 +17,7 @@ from api.errors import install_error_handlers
 from api.limits import BodyLimitMiddleware
 from api.routes_public import probe_storage
 from api.runtime import Runtime
-from api.schemas import live_examples
+from api.schemas import error_entry, live_examples
 from api.settings import Settings
 from engine import Evaluator
 from notices.service import NoticeService   # also registers the notices.bundle job kind
@@ -124,5 +124,18 @@ def openapi_with_examples(app: FastAPI) -> dict:
         for path, example in live_examples(app.state.runtime.evaluator).items():
             for op in schema["paths"][path].values():
                 op["responses"]["200"]["content"]["application/json"]["example"] = example
+        # FastAPI's own entries in Chinese: validation errors in the uniform body, successes named
+        for ops in schema["paths"].values():
+            for op in ops.values():
+                for code, resp in op["responses"].items():
+                    if code == "422":
+                        op["responses"][code] = {**error_entry(422), "content": {"application/json": {
+                            "schema": {"$ref": "#/components/schemas/ErrorBody"},
+                            **error_entry(422)["content"]["application/json"]}}}
+                        op["responses"][code].pop("model")
+                    elif resp.get("description") == "Successful Response":
+                        resp["description"] = "成功"
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema["components"]["schemas"].pop(name, None)
         app.openapi_schema = schema
     return app.openapi_schema

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import ApiError
 from api.limits import JsonRoute
 from api.runtime import Runtime
-from api.schemas import (EligibilityRequest, Health, RuleSummary, TaxSelfAssessmentRequest, Text,
+from api.schemas import (ApplicationId, EligibilityRequest, RuleId, Health, RuleSummary, TaxSelfAssessmentRequest, Text,
                          error_responses)
 from engine.profile import parse_profile, shanghai_today
 from engine.results import EligibilityResponse, TaxSelfAssessment
@@ -68,7 +68,7 @@ async def list_rules(request: Request):
 @router.get("/v1/rules/{rule_id}", summary="事项详情", tags=["公共"], response_model=BenefitFile,
             description="一个事项的完整规则文件：各项条件（编号、文字、依据）、所需材料、带生效日期和出处的参数、"
                         "示例。未知编号返回 404。", responses=error_responses(404))
-async def get_rule(rule_id: str, request: Request):
+async def get_rule(rule_id: RuleId, request: Request):
     b = _rt(request).evaluator.book.benefits.get(rule_id)
     if b is None:
         raise ApiError(404, f"未找到事项：{rule_id[:64]}")
@@ -109,7 +109,7 @@ async def tax_self_assessment(body: TaxSelfAssessmentRequest, request: Request):
                         "材料、金额）、税收优惠自行判别结果、告知书和补正期限。查询码错误与编号不存在的回答完全相同"
                         "（404）。网页 /application 用登录表单提交查询码，不把它放在网址里。",
             responses=error_responses(404, 422))
-async def get_application(application_id: str, request: Request,
+async def get_application(application_id: ApplicationId, request: Request,
                           access_code: Text = Query(..., min_length=1, max_length=64, description="受理时发放的查询码")):
     rt = _rt(request)
 

@@ -87,6 +87,11 @@ def _no_nul(v: str) -> str:
 Day = Annotated[date, BeforeValidator(_day)]
 Text = Annotated[str, AfterValidator(_no_nul)]
 RowId = Annotated[int, Path(ge=1, le=MAX_ID, description="编号")]
+WindowId = Annotated[str, Path(max_length=32, description="申报批次编号，例如 2026-H1")]
+ApplicationId = Annotated[str, Path(max_length=32, description="申报编号（受理时发放）")]
+JobId = Annotated[str, Path(max_length=32, description="任务编号（提交任务时返回）")]
+RuleId = Annotated[str, Path(max_length=64, description="事项编号，见 GET /v1/rules")]
+FileName = Annotated[str, Path(max_length=200, description="文件名，见任务的 files")]
 Revision = Annotated[int, Field(ge=0, le=MAX_ID)]
 REVISION_TEXT = "所依据的申报版本（并发保护：版本已变时返回 409，写明当前状态）"
 Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="跳过前多少条")]
@@ -275,19 +280,35 @@ class ErrorBody(BaseModel):
     errors: list[ErrorItem] = Field(description="每一处问题")
 
 
-ERROR_EXAMPLE = {"detail": "提交的数据有误，共 1 处问题",
-                 "errors": [{"path": "profile.uscc", "message": "统一社会信用代码校验码错误：第18位为 A，应为 U"}]}
 ERROR_TEXT = {400: "请求格式错误（JSON 无效、非 UTF-8）", 401: "未提供令牌或令牌无效", 403: "令牌无此权限",
               404: "未找到", 409: "状态冲突（说明写明当前状态）", 413: "请求体过大", 415: "内容类型不是 JSON",
               422: "数据校验未通过，列出每一处问题", 500: "服务器内部错误（例如规则引擎未能判定）",
               503: "数据库暂不可用，可稍后重试"}
+ERROR_EXAMPLES = {
+    400: "JSON 格式错误：第 1 行第 14 列",
+    401: "未登录或令牌无效：请在 Authorization 头中提供有效的 Bearer 令牌",
+    403: "无权限：此操作需要管理员角色",
+    404: "申报批次 2026-H1 不存在",
+    409: "申报批次 2026-H1 当前为“公示中”，不能再发出一次性告知书",
+    413: "请求体过大：上限 2 MB（2097152 字节）",
+    415: "请求体须为 JSON，Content-Type 应为 application/json（UTF-8）",
+    422: "提交的数据有误，共 1 处问题",
+    500: "规则引擎未能判定这份企业画像，本次请求未完成；服务仍在运行，请稍后重试或联系系统管理员",
+    503: "数据库暂不可用（无法连接或写入数据库），本次操作未执行，请稍后重试；如持续出现，请联系系统管理员检查数据库",
+}
+FIELD_PROBLEM = {"path": "profile.uscc", "message": "统一社会信用代码校验码错误：第18位为 A，应为 U"}
+
+
+def error_entry(code: int) -> dict:
+    """The OpenAPI response entry of one error status: the uniform body and a real message."""
+    example = {"detail": ERROR_EXAMPLES.get(code, "请求失败"), "errors": [FIELD_PROBLEM] if code == 422 else []}
+    return {"description": ERROR_TEXT.get(code, "错误"), "model": ErrorBody,
+            "content": {"application/json": {"example": example}}}
 
 
 def error_responses(*codes: int) -> dict[int | str, dict]:
     """OpenAPI response entries for the uniform error body."""
-    return {c: {"description": ERROR_TEXT.get(c, "错误"), "model": ErrorBody,
-                "content": {"application/json": {"example": ERROR_EXAMPLE}}}
-            for c in codes}
+    return {c: error_entry(c) for c in codes}
 
 
 def file_response(*media_types: str, description: str = "文件") -> dict[int | str, dict]:
