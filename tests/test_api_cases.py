@@ -9,11 +9,12 @@ import asyncio
 import csv
 import io
 import re
-from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy import select, update
 
 from api import routes_public, routes_staff, security
 from api.schemas import EXAMPLE_PROFILE, NUL_MESSAGE
@@ -22,6 +23,8 @@ from engine.vocabulary import APPLICATION_STATE, WINDOW_STATE
 from hostile_files import nul_csv
 from store import applications, jobs
 from store.db import Database
+from store.models import Application, JobFile, ProfileSnapshot
+from store.paths import data_dir
 from store_fixtures import STORES, cert_no, profiles_csv, uscc_of
 
 pytestmark = pytest.mark.timeout(300)
@@ -143,7 +146,8 @@ def test_the_case_process_and_every_refused_transition(api: Api):
         "coverage_from": "2025-01-01", "coverage_to": days(-2).isoformat()})
     assert r.status_code == 201
     # The acceptance period is over: applications are taken as they were on its last day.
-    people = {"eligible": profile(1), "missing": profile(2, certificate={"origin": None}),
+    formula = "＝HYPERLINK(\"http://x.invalid\")资阳企业"           # full-width ＝ (issue 9 item 17)
+    people = {"eligible": profile(1, name=formula), "missing": profile(2, certificate={"origin": None}),
               "refused": profile(3, in_park=False)}
     ids = {k: applications.submit_application(api.db, "W2", p, channel="api", actor="测试", today=days(-3)).application_id
            for k, p in people.items()}
@@ -220,10 +224,15 @@ def test_the_case_process_and_every_refused_transition(api: Api):
     assert final["final"] and final["totals"]["count"] == 1
     states = {k: c.get(f"/v1/applications/{a}/detail", headers=staff).json()["state"] for k, a in ids.items()}
     assert states == {"eligible": "awarded", "missing": "refused", "refused": "refused"}
+    # exports: the formula-like name is a string cell in the xlsx, quoted and neutralised in the csv
     xlsx = load_workbook(io.BytesIO(c.get("/v1/windows/W2/awards.xlsx", headers=staff).content))
+    cells = [cell for row in xlsx.active.iter_rows() for cell in row if cell.value == formula]
+    assert cells and all(cell.data_type == "s" for cell in cells)
     assert any(cert in (row or ()) for row in xlsx.active.iter_rows(values_only=True))
-    rows = list(csv.reader(io.StringIO(c.get("/v1/windows/W2/awards.csv", headers=staff).content.decode("utf-8-sig"))))
-    assert any(cert in row for row in rows)
+    text = c.get("/v1/windows/W2/awards.csv", headers=staff).content.decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert any(cert in row for row in rows) and any("'" + formula in row for row in rows)
+    assert all(line.startswith('"') for line in text.splitlines() if line)
 
 
 def test_concurrent_reviews_of_one_application_one_wins(api: Api):
@@ -252,6 +261,33 @@ def test_concurrent_reviews_of_one_application_one_wins(api: Api):
     assert [e["action"] for e in detail["events"]].count("review.override") == 1
 
 
+def test_an_application_that_cannot_be_judged_and_a_changed_profile(api: Api):
+    """Issue 9 item 2: a stored profile the engine cannot judge (e.g. kept from before the
+    field bounds) fails alone, recorded against its application; item 15: a profile changed
+    after judging keeps the window from being published or closed until it is judged again."""
+    c, staff = api.c, api.staff
+    accepting_window(api, "W9")
+    good = c.post("/v1/windows/W9/applications", json={"profile": profile(50)}, headers=staff).json()
+    bad = c.post("/v1/windows/W9/applications", json={"profile": profile(51)}, headers=staff).json()
+    with api.db.session() as s:
+        h = s.scalar(select(Application.snapshot_hash).where(Application.id == bad["application_id"]))
+        s.execute(update(ProfileSnapshot).where(ProfileSnapshot.hash == h)
+                  .values(profile={**profile(51), "rd_expense_cny": 2e16}))
+    job = wait_job(api, c.post("/v1/windows/W9/evaluate", headers=staff))
+    assert job["state"] == "succeeded" and job["result"]["failed"] == 1, job
+    assert c.get("/v1/windows/W9", headers=staff).json()["counts"]["failed"] == 1
+    judged = c.get(f"/v1/applications/{good['application_id']}/detail", headers=staff).json()
+    failed = c.get(f"/v1/applications/{bad['application_id']}/detail", headers=staff).json()
+    assert judged["state"] == "judged" and judged["grants"]
+    assert failed["state"] == "failed"
+    assert "当年研发费用不能大于" in failed["evaluation_error"] and "rd_expense_cny" not in failed["evaluation_error"]
+
+    again = c.post("/v1/windows/W9/applications", json={"profile": profile(50, employees_avg=121)}, headers=staff)
+    assert again.status_code == 201 and again.json()["application_id"] == good["application_id"]
+    detail = assert_error(c.post("/v1/windows/W9/close", json={"reason": "测试提前关闭"}, headers=api.admin), 409)["detail"]
+    assert "未按现行规则" in detail and "批量判定" in detail
+
+
 # --- jobs --------------------------------------------------------------------------------------------
 def test_jobs_answer_202_with_progress_and_files(api: Api):
     c, staff = api.c, api.staff
@@ -264,6 +300,9 @@ def test_jobs_answer_202_with_progress_and_files(api: Api):
     assert job["result"]["created"] == 4 and job["files"] == ["查询码.csv"]
     codes = c.get(f"/v1/jobs/{r.json()['job_id']}/files/查询码.csv", headers=staff)
     assert codes.status_code == 200
+    with api.db.read_session() as sess:      # plaintext access codes: owner-only, in the data directory
+        (stored,) = sess.scalars(select(JobFile.path).where(JobFile.job_id == r.json()["job_id"])).all()
+    assert Path(stored).is_relative_to(data_dir()) and Path(stored).stat().st_mode & 0o777 == 0o600
     rows = list(csv.reader(io.StringIO(codes.content.decode("utf-8-sig"))))
     found = {row[0] for row in rows}
     assert {p["uscc"] for p in batch} <= found

@@ -92,6 +92,10 @@ def test_hostile_spreadsheets_against_the_running_service(tmp_path):
                     assert j["state"] in ("succeeded", "failed"), (what, j)
                     refused = (j["error"] or "") if j["state"] == "failed" else j["result"]["problems"]
                     assert refused and (j["state"] == "failed" or j["result"]["committed"] is False), (what, j)
+                    if j["state"] == "succeeded" and "rows" in name:     # capped report, row cap named
+                        messages = [p["message"] for p in refused]
+                        assert len(messages) <= 202 and messages[-1].startswith("另有 "), (what, messages[-3:])
+                        assert any("200000 行的上限" in m for m in messages), what
                     outcome = f"job {j['state']}: {str(refused)[:60]}"
                 else:
                     body = r.json()
