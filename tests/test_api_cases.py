@@ -8,15 +8,22 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 from sqlalchemy import select, update
 
 from api import routes_public, routes_staff, security
+from api.app import create_app
+from api.settings import Settings
+from api.testing import REPO
 from api.schemas import EXAMPLE_PROFILE, NUL_MESSAGE
 from api_support import Api, accepting_window, api_on, assert_error, days, wait_job
 from engine.vocabulary import APPLICATION_STATE, WINDOW_STATE
@@ -112,6 +119,18 @@ def test_tokens_are_created_with_an_id_listed_and_revoked(api: Api):
     assert "正在使用" in assert_error(api.c.delete(f"/v1/tokens/{api.admin_id}", headers=api.admin), 409)["detail"]
     body = assert_error(api.c.post("/v1/tokens", json={"role": "root", "label": ""}, headers=api.admin), 422)
     assert {e["path"] for e in body["errors"]} == {"role", "label"}
+
+
+def test_a_token_from_the_command_line_opens_the_api(tmp_path):
+    """`yagu token create` prints the token last (alone on its line); it authenticates."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    out = subprocess.run([sys.executable, "-m", "cli.main", "token", "create", "--role", "admin", "--label", "命令行测试"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, "YAGU_DATABASE_URL": url})
+    assert out.returncode == 0, out.stderr
+    token = out.stdout.strip().splitlines()[-1]
+    assert token.startswith("yagu_") and token not in out.stderr and "只显示这一次" in out.stderr
+    with TestClient(create_app(Settings(database_url=url, migrate_on_start=False))) as c:
+        assert c.get("/v1/tokens", headers={"Authorization": f"Bearer {token}"}).json()[0]["label"] == "命令行测试"
 
 
 # --- the case process --------------------------------------------------------------------------------

@@ -21,12 +21,13 @@ from sqlalchemy.exc import OperationalError
 import store
 from api.errors import ENGINE_FAILED, domain_response
 from api.schemas import DATE_RANGE, EXAMPLE_AS_OF, EXAMPLE_PROFILE, EXAMPLE_REQUEST, NUL_MESSAGE
-from api_support import Api, accepting_window, api_on, assert_error, chinese
+from api_support import Api, accepting_window, api_on, assert_error, chinese, wait_job
 from engine import UnknownBenefit, adapter
 from engine.profile import Problem, ProfileError
 from engine.vocabulary import STATUS
 from store.applications import ImportRejected, ImportReport
 from store.errors import Conflict, NotFound, RowProblem, StoreError, ValidationFailed
+from store_fixtures import profiles_csv, uscc_of
 
 pytestmark = pytest.mark.timeout(300)
 AS_OF = EXAMPLE_AS_OF.isoformat()
@@ -163,8 +164,9 @@ def test_every_numeric_field_in_every_spelling(api: Api, registry, interp_eval):
 
 
 def test_out_of_domain_numbers_get_the_same_422_on_every_endpoint(api: Api, registry):
-    """The eligibility check, the tax self-assessment, an application and the self-check form
-    refuse a value outside a field's domain with the same words."""
+    """The eligibility check, the tax self-assessment, an application, an import file and the
+    self-check form refuse a value outside a field's domain with the same words."""
+    said: dict[str, str] = {}
     for spec in numeric_fields(registry):
         bad = spec.max * 10 + 1
         profile = with_value(spec.id, bad)
@@ -180,6 +182,17 @@ def test_out_of_domain_numbers_get_the_same_422_on_every_endpoint(api: Api, regi
         form = {"uscc": EXAMPLE_PROFILE["uscc"], "name": "资阳测试企业", spec.id: str(bad)}
         page = api.c.post("/self-check", data=form)
         assert page.status_code == 422 and errors[0][0]["message"] in page.text, spec.id
+        said[spec.label] = errors[0][0]["message"]
+    # the same values in an import file: one row per field, each problem in the same words
+    rows = [{**with_value(spec.id, spec.max * 10 + 1), "uscc": uscc_of(900 + i), "device_registrations": []}
+            for i, spec in enumerate(numeric_fields(registry))]
+    job = wait_job(api, api.c.post("/v1/windows/W1/applications/import", headers=api.staff,
+                                   files={"file": ("界外.csv", profiles_csv(rows), "text/csv")}))
+    problems = job["result"]["problems"]
+    assert job["result"]["committed"] is False and len(problems) == len(said), problems
+    for p in problems:      # row 2 holds the first field's value, row 3 the second's…
+        spec = numeric_fields(registry)[p["row"] - 2]
+        assert p["message"] == said[spec.label] and p["column"], (p, said[spec.label])
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
