@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from typing import Any, Callable
+from urllib.parse import parse_qsl, unquote_to_bytes
 
+from fastapi.params import Form
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
-
-from urllib.parse import parse_qsl, unquote_to_bytes
 
 from api.errors import ApiError, error_response
 from api.schemas import NUL_MESSAGE
@@ -226,7 +226,6 @@ class JsonRoute(APIRoute):
         body_field = self.body_field
         is_form = False
         if body_field is not None:
-            from fastapi.params import Form
             info = getattr(body_field, "field_info", None)
             is_form = isinstance(info, Form)
 

@@ -361,6 +361,20 @@ def test_a_queued_job_holds_its_lock_and_can_be_cancelled(tmp_path, kind):
         assert api.c.post("/v1/windows/W5/evaluate", headers=api.staff).status_code == 202
 
 
+def test_integers_beyond_the_database_are_refused_alike(api: Api):
+    """Issue 9 item 9 on both stores: an id past a database integer once gave PostgreSQL's
+    "integer out of range" as a 500 (2^31 for a token id) and SQLite's OverflowError (2^63)."""
+    c = api.c
+    for huge in (2 ** 31, 2 ** 63, 2 ** 64):
+        answers = [(c.delete(f"/v1/tokens/{huge}", headers=api.admin), "token_id"),
+                   (c.get(f"/v1/applications/A1/materials/{huge}", headers=api.staff), "material_pk"),
+                   (c.get("/v1/windows/W1/applications", params={"offset": huge}, headers=api.staff), "offset"),
+                   (c.post("/v1/applications/A1/materials/1/review", json={"accept": True, "revision": huge},
+                           headers=api.staff), "revision")]
+        for r, path in answers:
+            assert {"path": path, "message": "不能大于 2147483647"} in assert_error(r, 422)["errors"], (path, huge)
+
+
 # --- the store's side of hostile input -------------------------------------------------------------------
 def test_nul_and_long_strings_never_reach_the_database(api: Api):
     """Issue 9 items 4 and 8 on both stores: NUL in a path id is 404, in any text 422; a text
