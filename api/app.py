@@ -129,10 +129,9 @@ def openapi_with_examples(app: FastAPI) -> dict:
             for op in ops.values():
                 for code, resp in op["responses"].items():
                     if code == "422":
-                        op["responses"][code] = {**error_entry(422), "content": {"application/json": {
-                            "schema": {"$ref": "#/components/schemas/ErrorBody"},
-                            **error_entry(422)["content"]["application/json"]}}}
-                        op["responses"][code].pop("model")
+                        entry = error_entry(422)
+                        op["responses"][code] = {"description": entry["description"], "content": {"application/json": {
+                            "schema": {"$ref": "#/components/schemas/ErrorBody"}, **entry["content"]["application/json"]}}}
                     elif resp.get("description") == "Successful Response":
                         resp["description"] = "成功"
         for name in ("HTTPValidationError", "ValidationError"):

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.views import page
 from engine import UnknownBenefit
 from engine.adapter import EngineError
 from engine.messages import pydantic_message
@@ -70,7 +71,6 @@ def error_response(status: int, detail: str | None = None, errors: list[dict] | 
                    headers: dict | None = None, *, request: Request | None = None, **extra: Any) -> Response:
     detail = detail or STATUS_DETAIL.get(status, "请求失败")
     if request is not None and is_page(request.url.path):
-        from api.views import page   # the pages' renderer (its templates import the vocabulary)
         resp = page(request, "message.html", {"title": PAGE_TITLE.get(status, "操作未完成"), "message": detail,
                                               "errors": [{"message": e["message"]} for e in errors or []]}, status)
         for k, v in (headers or {}).items():
