@@ -60,8 +60,10 @@ def conflict(r) -> str:
 
 
 def profile(i: int, **facts) -> dict:
-    """EXAMPLE_PROFILE as enterprise i, with its own certificate."""
-    reg = {**EXAMPLE_PROFILE["device_registrations"][0], "certificate_no": cert_no(i)}
+    """EXAMPLE_PROFILE as enterprise i, with its own certificate, obtained two months ago (inside
+    the coverage of every window here, whatever day the tests run)."""
+    reg = {**EXAMPLE_PROFILE["device_registrations"][0], "certificate_no": cert_no(i),
+           "obtained_on": days(-60).isoformat()}
     reg.update(facts.pop("certificate", {}))
     return {**EXAMPLE_PROFILE, "uscc": uscc_of(i), "name": f"资阳测试企业{i}有限公司",
             "device_registrations": [{k: v for k, v in reg.items() if v is not None}], **facts}
@@ -335,8 +337,12 @@ def test_jobs_answer_202_with_progress_and_files(api: Api):
     assert job["state"] == "succeeded" and job["result"]["differences"] == 0 and job["result"]["decisions"] >= 4
     job = wait_job(api, c.post("/v1/windows/W4/impact", json={"as_of": days(400).isoformat()}, headers=staff))
     assert job["state"] == "succeeded" and job["files"] == ["规则变化影响.xlsx"]
+    # the notices of a window: a background job with progress, its bundle a file (issue 9 item 10)
     job = wait_job(api, c.post("/v1/windows/W4/notices", params={"html": True}, headers=staff))
-    assert job["state"] in ("succeeded", "failed") and (job["state"] == "succeeded" or "文书" in job["error"])
+    assert job["state"] == "succeeded" and job["total"] == job["result"]["applications"] >= 4, job
+    assert job["files"] == ["告知书-W4.zip"]
+    bundle = c.get(f"/v1/jobs/{job['id']}/files/告知书-W4.zip", headers=staff)
+    assert bundle.status_code == 200 and bundle.content[:2] == b"PK"
     assert "已完成" in assert_error(c.post(f"/v1/jobs/{job['id']}/cancel", headers=staff), 409)["detail"]
     assert_error(c.get("/v1/jobs/JNOSUCHJOB", headers=staff), 404)
 
