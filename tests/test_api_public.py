@@ -5,6 +5,7 @@ huge integers refused alike everywhere, and a crash of the rule engine's process
 clean 500 while the service goes on."""
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import os
@@ -14,6 +15,7 @@ import signal
 from datetime import date
 from decimal import Decimal
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy.exc import OperationalError
@@ -125,6 +127,22 @@ def test_openapi_examples_are_what_the_api_answers(api: Api):
     assert api.c.post("/v1/tax/self-assessment", json=tax_req).json() == example("/v1/tax/self-assessment", "post")
     rule = example("/v1/rules/{rule_id}", "get")
     assert api.c.get(f"/v1/rules/{rule['id']}").json() == rule
+
+
+def test_concurrent_requests_each_get_their_own_answer(api: Api, interp_eval):
+    """Twenty different profiles at once through the service (one engine process, one lock):
+    each answer is that profile's reference answer."""
+    profiles = [{**EXAMPLE_PROFILE, "employees_avg": i * 17, "taxable_income_cny": i * 150_000,
+                 "tax_credit_rating": "ABMCD"[i % 5]} for i in range(20)]
+
+    async def run():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api.app), base_url="http://t") as ac:
+            return await asyncio.gather(*[ac.post("/v1/eligibility", json={"profile": p, "as_of": AS_OF})
+                                          for p in profiles])
+
+    answers = asyncio.run(run())
+    assert [a.json()["results"] for a in answers] == [reference(interp_eval, p) for p in profiles]
+    assert len({str(a.json()["results"]) for a in answers}) > 5      # the profiles really differ
 
 
 # --- numbers (issue 9 item 1) -------------------------------------------------------------------------
