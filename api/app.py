@@ -8,15 +8,16 @@ from pathlib import Path
 
 import fastapi_offline
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
 
 from api import routes_public, routes_staff, web_console, web_public
 from api.errors import install_error_handlers
 from api.limits import BodyLimitMiddleware
+from api.routes_public import probe_storage
 from api.runtime import Runtime
-from api.schemas import live_examples
+from api.schemas import error_entry, live_examples
 from api.settings import Settings
 from engine import Evaluator
 from notices.service import NoticeService   # also registers the notices.bundle job kind
@@ -37,10 +38,13 @@ DESCRIPTION = """
   关闭申报批次、重放核验和管理令牌需要管理员（admin）角色。耗时的操作（批量判定、导入、告知书打包、影响分析）
   作为后台任务运行，返回 202 和任务编号，进度见 `GET /v1/jobs/{id}`。
 * **错误**：统一返回 `{"detail": "…", "errors": [{"path": "profile.uscc", "message": "…"}]}`；
-  422 一次列出全部问题，409 状态冲突（写明当前状态），413 请求体过大（默认 2 MB，上传文件 20 MB），503 数据库暂不可用。
+  422 一次列出全部问题，409 状态冲突（写明当前状态），413 请求体过大（默认 2 MB，上传文件 20 MB），
+  500 规则引擎未能判定（服务照常运行），503 数据库暂不可用。
+* **取值范围**：日期一律为 `YYYY-MM-DD`（2000-01-01 至 2100-12-31，不带时间）；编号和计数不超过 2147483647；
+  文本不能包含空字符；企业画像的每个数值字段有上下限和小数位数。各接口和导入文件的校验相同，用词也相同。
 
-网页：企业自测 `/`，申报 `/apply`，查看本企业申报 `/application`，工作人员控制台 `/staff`。字段与事项的完整说明见
-`docs/profile.md`、`docs/api.md`。
+网页：企业自测 `/`，申报 `/apply`，查看本企业申报 `/application`，工作人员控制台 `/staff`。接口与企业画像字段的
+完整说明见 `docs/api.md`（由本服务生成），事项见 `GET /v1/rules`。
 """
 
 TAGS = [
@@ -58,11 +62,7 @@ class StartupError(Exception):
 def check_storage(db: Database) -> None:
     """The database answers and accepts writes; else a clear message naming it (no password)."""
     try:
-        with db.session() as s:
-            s.execute(text("CREATE TABLE IF NOT EXISTS yagu_write_probe (x INTEGER)") if db.is_sqlite
-                      else text("SELECT 1"))
-            if db.is_sqlite:
-                s.execute(text("DROP TABLE yagu_write_probe"))
+        probe_storage(db)
     except Exception as exc:  # noqa: BLE001 — reported in one line, not a trace
         raise StartupError(f"数据库 {masked(db.url)} 不可写或无法连接：{str(exc).splitlines()[0][:200]}") from None
 
@@ -77,8 +77,7 @@ def create_app(settings: Settings | None = None, evaluator: Evaluator | None = N
         if settings.migrate_on_start:
             db.upgrade()
         check_storage(db)
-        ev = runtime.evaluator                       # compile the rules before the first request
-        app.state.examples = live_examples(ev)
+        app.openapi()                       # compiles the rules (and the examples) before the first request
         app.state.notices = NoticeService(db)
         unset = app.state.notices.settings.unset()
         if unset:
@@ -113,4 +112,29 @@ def create_app(settings: Settings | None = None, evaluator: Evaluator | None = N
                           include_in_schema=False, response_class=HTMLResponse)
 
     app.add_middleware(BodyLimitMiddleware, settings=settings)
+    app.openapi = lambda: openapi_with_examples(app)       # type: ignore[method-assign]
     return app
+
+
+def openapi_with_examples(app: FastAPI) -> dict:
+    """The OpenAPI document, its response examples computed by the engine (cached per app)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                             routes=app.routes, tags=app.openapi_tags)
+        for path, example in live_examples(app.state.runtime.evaluator).items():
+            for op in schema["paths"][path].values():
+                op["responses"]["200"]["content"]["application/json"]["example"] = example
+        # FastAPI's own entries in Chinese: validation errors in the uniform body, successes named
+        for ops in schema["paths"].values():
+            for op in ops.values():
+                for code, resp in op["responses"].items():
+                    if code == "422":
+                        entry = error_entry(422)
+                        op["responses"][code] = {"description": entry["description"], "content": {"application/json": {
+                            "schema": {"$ref": "#/components/schemas/ErrorBody"}, **entry["content"]["application/json"]}}}
+                    elif resp.get("description") == "Successful Response":
+                        resp["description"] = "成功"
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema["components"]["schemas"].pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -1,4 +1,5 @@
-"""Uniform error bodies: {"detail": "…", "errors": [{"path": …, "message": …}]}.
+"""Uniform errors: {"detail": "…", "errors": [{"path": …, "message": …}]} for the API, the
+message page for the web pages.
 
 Every error a client can see goes through here, in Chinese, and never carries a stack trace.
 Domain exceptions are mapped by type: store.errors (404, 409, 422), profile problems (422),
@@ -11,10 +12,11 @@ from typing import Any, Iterable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.views import page
 from engine import UnknownBenefit
 from engine.adapter import EngineError
 from engine.messages import pydantic_message
@@ -37,9 +39,11 @@ STATUS_DETAIL = {
     500: "服务器内部错误，请稍后重试",
     503: "数据库暂不可用，请稍后重试；如持续出现，请联系系统管理员",
 }
+PAGE_TITLE = {404: "未找到", 413: "内容过大", 422: "提交的数据有误", 500: "服务器内部错误", 503: "服务暂不可用"}
 STORAGE_DOWN = ("数据库暂不可用（{reason}），本次操作未执行，请稍后重试；"
                 "如持续出现，请联系系统管理员检查数据库")
 ENGINE_FAILED = "规则引擎未能判定这份企业画像，本次请求未完成；服务仍在运行，请稍后重试或联系系统管理员"
+API_PREFIXES = ("/v1/", "/healthz", "/openapi.json", "/static/")
 
 
 class ApiError(Exception):
@@ -58,10 +62,21 @@ def error_body(detail: str, errors: list[dict] | None = None) -> dict[str, Any]:
     return {"detail": detail, "errors": errors or []}
 
 
+def is_page(path: str) -> bool:
+    """A web page (answered in HTML), not an API path (answered in JSON)."""
+    return not path.startswith(API_PREFIXES)
+
+
 def error_response(status: int, detail: str | None = None, errors: list[dict] | None = None,
-                   headers: dict | None = None, **extra: Any) -> JSONResponse:
-    return JSONResponse({**error_body(detail or STATUS_DETAIL.get(status, "请求失败"), errors), **extra},
-                        status_code=status, headers=headers)
+                   headers: dict | None = None, *, request: Request | None = None, **extra: Any) -> Response:
+    detail = detail or STATUS_DETAIL.get(status, "请求失败")
+    if request is not None and is_page(request.url.path):
+        resp = page(request, "message.html", {"title": PAGE_TITLE.get(status, "操作未完成"), "message": detail,
+                                              "errors": [{"message": e["message"]} for e in errors or []]}, status)
+        for k, v in (headers or {}).items():
+            resp.headers[k] = v
+        return resp
+    return JSONResponse({**error_body(detail, errors), **extra}, status_code=status, headers=headers)
 
 
 def loc_to_path(loc: Iterable[Any]) -> str:
@@ -100,57 +115,63 @@ def problems(exc: Exception, prefix: str = "") -> list[dict]:
     return []
 
 
-def domain_response(exc: Exception) -> JSONResponse | None:
+def domain_response(exc: Exception, request: Request | None = None) -> Response | None:
     """The response for a domain exception, or None when `exc` is not one."""
     if isinstance(exc, NotFound):
-        return error_response(404, exc.message)
+        return error_response(404, exc.message, request=request)
     if isinstance(exc, Conflict):
-        return error_response(409, exc.message)
+        return error_response(409, exc.message, request=request)
     if isinstance(exc, ImportRejected):
-        return error_response(422, exc.message, problems(exc), report=exc.report.to_dict())
+        return error_response(422, exc.message, problems(exc), request=request, report=exc.report.to_dict())
     if isinstance(exc, ValidationFailed):
         errs = problems(exc)
-        return error_response(422, f"提交的数据有误，共 {len(errs)} 处问题", errs)
+        detail = exc.message if not errs else f"提交的数据有误，共 {len(errs)} 处问题"
+        return error_response(422, detail, errs, request=request)
     if isinstance(exc, ProfileError):
         errs = problems(exc, "profile")
-        return error_response(422, f"提交的数据有误，共 {len(errs)} 处问题", errs)
+        return error_response(422, f"提交的数据有误，共 {len(errs)} 处问题", errs, request=request)
     if isinstance(exc, UnknownBenefit):
-        return error_response(422, str(exc), [{"path": "benefits", "message": str(exc)}])
+        return error_response(422, str(exc), [{"path": "benefits", "message": str(exc)}], request=request)
     if isinstance(exc, DBAPIError):
         if isinstance(exc, OperationalError) or exc.connection_invalidated:
-            log.error("storage failure: %s", exc)
-            return error_response(503, STORAGE_DOWN.format(reason=storage_reason(exc)), headers={"Retry-After": "30"})
+            log.error("storage failure: %s", str(exc).splitlines()[0][:300])
+            return error_response(503, STORAGE_DOWN.format(reason=storage_reason(exc)),
+                                  headers={"Retry-After": "30"}, request=request)
         log.exception("database error")
-        return error_response(500)
+        return error_response(500, request=request)
     if isinstance(exc, EngineError):
         log.exception("rule engine failure")
-        return error_response(500, ENGINE_FAILED)
+        return error_response(500, ENGINE_FAILED, request=request)
     return None
+
+
+# Each is mapped above, by type (a test checks every StoreError subclass of the store is).
+DOMAIN_EXCEPTIONS = (NotFound, Conflict, ValidationFailed, ProfileError, UnknownBenefit, DBAPIError, EngineError)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
-        return error_response(exc.status, exc.detail, exc.errors, exc.headers)
+        return error_response(exc.status, exc.detail, exc.errors, exc.headers, request=request)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
         errs = [{"path": loc_to_path(e.get("loc", ())), "message": pydantic_message(e)} for e in exc.errors()]
-        return error_response(422, f"提交的数据有误，共 {len(errs)} 处问题", errs)
+        return error_response(422, f"提交的数据有误，共 {len(errs)} 处问题", errs, request=request)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         detail = exc.detail if isinstance(exc.detail, str) and any("\u4e00" <= c <= "\u9fff" for c in exc.detail) \
             else None
-        return error_response(exc.status_code, detail, headers=getattr(exc, "headers", None))
+        return error_response(exc.status_code, detail, headers=getattr(exc, "headers", None), request=request)
 
     async def _domain(request: Request, exc: Exception):
-        return domain_response(exc)
+        return domain_response(exc, request)
 
-    for cls in (NotFound, Conflict, ValidationFailed, ProfileError, UnknownBenefit, DBAPIError, EngineError):
+    for cls in DOMAIN_EXCEPTIONS:
         app.add_exception_handler(cls, _domain)
 
     @app.exception_handler(Exception)
     async def _catch_all(request: Request, exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500)
+        return error_response(500, request=request)

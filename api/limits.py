@@ -1,5 +1,6 @@
-"""Request limits and headers: body size while streaming (413), NUL in paths and queries (404),
-security headers on every response, JSON content type, encoding and shape.
+"""Request limits and headers: body size while streaming (413), NUL in a path (404) or in a
+query parameter (422 naming it), security headers on every response, JSON content type,
+encoding and shape.
 
 Size is enforced by a plain ASGI middleware before any parsing. JSON routes use `JsonRoute`,
 which decodes and parses the body once under structural limits (depth, keys per object) and
@@ -9,14 +10,15 @@ from __future__ import annotations
 
 import json
 from typing import Any, Callable
+from urllib.parse import parse_qsl, unquote_to_bytes
 
+from fastapi.params import Form
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
-from urllib.parse import unquote_to_bytes
-
-from api.errors import ApiError, error_body
+from api.errors import ApiError, error_response
+from api.schemas import NUL_MESSAGE
 from api.settings import Settings
 
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -31,8 +33,8 @@ class BodyTooLarge(Exception):
 
 class BodyLimitMiddleware:
     """Refuse bodies over the limit from Content-Length, or while streaming for chunked bodies
-    (also when a framework turned the interruption into a 400); 404 for a NUL in the path or
-    query; security headers on every response."""
+    (also when a framework turned the interruption into a 400); 404 for a NUL in the path (no id
+    holds one), 422 for a NUL in a query parameter; security headers on every response."""
 
     def __init__(self, app, settings: Settings):
         self.app = app
@@ -57,8 +59,16 @@ class BodyLimitMiddleware:
                 message = {**message, "headers": headers + [h for h in SECURITY_HEADERS if h[0] not in present]}
             await outer(message)
 
-        if "\x00" in scope.get("path", "") or b"\x00" in unquote_to_bytes(scope.get("query_string", b"")):
-            await _send_json(secure_send, 404, "未找到")
+        if "\x00" in scope.get("path", ""):
+            await _refuse(scope, secure_send, 404, "未找到")
+            return
+        query = scope.get("query_string", b"")
+        if b"\x00" in unquote_to_bytes(query):
+            names = sorted({k if "\x00" not in k else "(查询参数)" for k, v in parse_qsl(
+                query.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="replace")
+                if "\x00" in k or "\x00" in v})
+            errors = [{"path": n, "message": NUL_MESSAGE} for n in names]
+            await _refuse(scope, secure_send, 422, f"提交的数据有误，共 {len(errors)} 处问题", errors)
             return
 
         if scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -71,10 +81,10 @@ class BodyLimitMiddleware:
                 try:
                     declared = int(value)
                 except ValueError:
-                    await _send_json(send, 400, "Content-Length 头无效")
+                    await _refuse(scope, send, 400, "Content-Length 头无效")
                     return
                 if declared > limit:
-                    await _send_json(send, 413, _too_large(limit))
+                    await _refuse(scope, send, 413, _too_large(limit))
                     return
         received = 0
         started = exceeded = False
@@ -94,7 +104,7 @@ class BodyLimitMiddleware:
             if exceeded:        # the app answered (e.g. 400 "error parsing the body"): it is a 413
                 if message["type"] == "http.response.start" and not started:
                     started = True
-                    await _send_json(send, 413, _too_large(limit))
+                    await _refuse(scope, send, 413, _too_large(limit))
                 return
             if message["type"] == "http.response.start":
                 started = True
@@ -104,19 +114,18 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await _send_json(send, 413, _too_large(limit))
+                await _refuse(scope, send, 413, _too_large(limit))
 
 
 def _too_large(limit: int) -> str:
     return f"请求体过大：上限 {limit // (1024 * 1024) or 1} MB（{limit} 字节）"
 
 
-async def _send_json(send, status: int, detail: str) -> None:
-    body = json.dumps(error_body(detail), ensure_ascii=False).encode("utf-8")
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+async def _refuse(scope, send, status: int, detail: str, errors: list[dict] | None = None) -> None:
+    """Answer before the app saw the request: the uniform error body, or the message page."""
+    async def no_body() -> dict:
+        return {"type": "http.disconnect"}
+    await error_response(status, detail, errors, request=Request(scope))(scope, no_body, send)
 
 
 class _ShapeError(Exception):
@@ -217,7 +226,6 @@ class JsonRoute(APIRoute):
         body_field = self.body_field
         is_form = False
         if body_field is not None:
-            from fastapi.params import Form
             info = getattr(body_field, "field_info", None)
             is_form = isinstance(info, Form)
 

@@ -1,44 +1,38 @@
 """Public endpoints: health, rules, eligibility, tax self-assessment, an enterprise's application."""
 from __future__ import annotations
 
-from datetime import date
-from typing import Any, Optional
-
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
 from api.limits import JsonRoute
 from api.runtime import Runtime
-from api.schemas import EligibilityRequest, TaxSelfAssessmentRequest, error_responses
+from api.schemas import (ApplicationId, EligibilityRequest, RuleId, Health, RuleSummary, TaxSelfAssessmentRequest, Text,
+                         error_responses)
 from engine.profile import parse_profile, shanghai_today
 from engine.results import EligibilityResponse, TaxSelfAssessment
+from engine.ruleschema import BenefitFile
 from store import applications, cases
 from store.cases import ApplicationDetail
+from store.db import Database
 
 router = APIRouter(route_class=JsonRoute)
 
 
-class RuleSummary(BaseModel):
-    id: str
-    title: str
-    kind: str
-    unit: str
-    in_force: dict[str, Optional[date]]
-    legal_basis: list[dict[str, Any]]
-
-
-class Health(BaseModel):
-    status: str
-    database: str
-    ruleset_version: str
-
-
 def _rt(request: Request) -> Runtime:
     return request.app.state.runtime
+
+
+def probe_storage(db: Database) -> None:
+    """Raise the database's error unless it answers and takes writes. SQLite opens a read-only
+    file without complaint and refuses only the first write, so one is tried and rolled back."""
+    with db.engine.connect() as c:
+        c.execute(text("SELECT 1"))
+        if db.is_sqlite:
+            c.execute(text("CREATE TABLE yagu_health_probe (x INTEGER)"))
+        c.rollback()
 
 
 def _json(model) -> Response:
@@ -46,20 +40,13 @@ def _json(model) -> Response:
     return Response(model.model_dump_json(), media_type="application/json")
 
 
-def _ex(request: Request, name: str) -> Any:
-    return request.app.state.examples[name]
-
-
 @router.get("/healthz", summary="健康检查", tags=["公共"], response_model=Health,
-            description="服务与数据库的健康检查：数据库可读写时返回 200，否则 503。",
+            description="服务与数据库的健康检查：试写数据库（随即撤销），数据库可读写时返回 200；"
+                        "数据库只读、已满或无法连接时返回 503，并说明原因。",
             responses=error_responses(503))
 async def healthz(request: Request):
     rt = _rt(request)
-
-    def probe() -> None:
-        with rt.db.session() as s:          # a write transaction: a read-only database fails here
-            s.execute(text("SELECT 1"))
-    await run_in_threadpool(probe)
+    await run_in_threadpool(probe_storage, rt.db)
     return Health(status="ok", database="ok", ruleset_version=rt.evaluator.ruleset_version)
 
 
@@ -78,11 +65,10 @@ async def list_rules(request: Request):
     return out
 
 
-@router.get("/v1/rules/{rule_id}", summary="事项详情", tags=["公共"],
-            description="一个事项的完整规则：各项条件（编号、文字、依据）、所需材料、带生效日期和出处的参数、"
-                        "示例。未知编号返回 404。",
-            responses={200: {"content": {"application/json": {"example": {}}}}, **error_responses(404)})
-async def get_rule(rule_id: str, request: Request):
+@router.get("/v1/rules/{rule_id}", summary="事项详情", tags=["公共"], response_model=BenefitFile,
+            description="一个事项的完整规则文件：各项条件（编号、文字、依据）、所需材料、带生效日期和出处的参数、"
+                        "示例。未知编号返回 404。", responses=error_responses(404))
+async def get_rule(rule_id: RuleId, request: Request):
     b = _rt(request).evaluator.book.benefits.get(rule_id)
     if b is None:
         raise ApiError(404, f"未找到事项：{rule_id[:64]}")
@@ -92,8 +78,9 @@ async def get_rule(rule_id: str, request: Request):
 @router.post("/v1/eligibility", summary="惠企政策资格自测", tags=["公共"], response_model=EligibilityResponse,
              description="提交企业画像，逐项判定每个事项的每一条件（满足 / 不满足 / 待补充），给出结论（eligible "
                          "符合条件、ineligible 不符合条件、needs_info 需补充信息、not_in_force 不在政策有效期内）、"
-                         "参考金额、缺少的信息和材料。画像有误时返回 422，一次列出全部问题。",
-             responses=error_responses(400, 413, 415, 422, 503))
+                         "参考金额、缺少的信息和材料。画像有误时返回 422，一次列出全部问题；规则引擎未能判定时返回 500，"
+                         "服务照常运行。",
+             responses=error_responses(400, 413, 415, 422, 500, 503))
 async def eligibility(body: EligibilityRequest, request: Request):
     rt = _rt(request)
 
@@ -109,7 +96,7 @@ async def eligibility(body: EligibilityRequest, request: Request):
              response_model=TaxSelfAssessment,
              description="按纳税年度判别各项税收优惠（自行判别、申报享受、相关资料留存备查），列出留存备查资料及"
                          "保存期限，并指出只能选择其一的优惠及其取舍。",
-             responses=error_responses(400, 413, 415, 422, 503))
+             responses=error_responses(400, 413, 415, 422, 500, 503))
 async def tax_self_assessment(body: TaxSelfAssessmentRequest, request: Request):
     ev = _rt(request).evaluator
     return _json(await run_in_threadpool(lambda: ev.tax_self_assessment(parse_profile(body.profile, ev.registry),
@@ -122,8 +109,8 @@ async def tax_self_assessment(body: TaxSelfAssessmentRequest, request: Request):
                         "材料、金额）、税收优惠自行判别结果、告知书和补正期限。查询码错误与编号不存在的回答完全相同"
                         "（404）。网页 /application 用登录表单提交查询码，不把它放在网址里。",
             responses=error_responses(404, 422))
-async def get_application(application_id: str, request: Request,
-                          access_code: str = Query(..., min_length=1, max_length=64, description="受理时发放的查询码")):
+async def get_application(application_id: ApplicationId, request: Request,
+                          access_code: Text = Query(..., min_length=1, max_length=64, description="受理时发放的查询码")):
     rt = _rt(request)
 
     def run() -> ApplicationDetail:

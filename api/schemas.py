@@ -1,13 +1,25 @@
-"""Request models, and the examples of the OpenAPI document (/docs) — made from the engine's own
-output when the app starts, so they cannot drift from what the API answers."""
+"""The HTTP contract's own models: request bodies (with their bounds), the response records the
+store and the engine do not already define, and the OpenAPI examples — the response examples
+are computed by the engine from EXAMPLE_PROFILE, so /docs shows what the API really answers.
+
+Every request value is bounded here, the same way on every endpoint: dates are YYYY-MM-DD
+between DATE_MIN and DATE_MAX (no time part), ids and counters fit a database integer, and
+no text carries a NUL character.
+"""
 from __future__ import annotations
 
-from datetime import date
-from typing import Any, Literal, Optional
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path, Query
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from engine import Evaluator
+from engine.vocabulary import APPLICATION_STATE, STATUS
+from store.notices import KINDS as NOTICE_KINDS
+from store.views import AwardView, Totals
 
 EXAMPLE_AS_OF = date(2026, 3, 31)
 EXAMPLE_PROFILE: dict[str, Any] = {
@@ -32,31 +44,79 @@ EXAMPLE_PROFILE: dict[str, Any] = {
     ],
     "violations": [],
 }
-PROFILE_DESCRIPTION = ("企业画像（字段见 docs/profile.md）：`null` 或缺省表示未知，未知事实使相关条件为"
-                       "“待补充”而非“不满足”；不认识的字段会被指出。")
+EXAMPLE_REQUEST = {"profile": EXAMPLE_PROFILE, "as_of": EXAMPLE_AS_OF.isoformat()}
+PROFILE_DESCRIPTION = ("企业画像（字段见 docs/api.md 的“企业画像字段”）：`null` 或缺省表示未知，未知事实使相关条件为"
+                       "“待补充”而非“不满足”；不认识的字段会被指出，并提示最接近的字段名。")
+
+# --- bounded values, one definition for every endpoint ------------------------------------------
 DATE_MIN, DATE_MAX = date(2000, 1, 1), date(2100, 12, 31)
+DATE_RANGE = f"日期应在 {DATE_MIN.isoformat()} 至 {DATE_MAX.isoformat()} 之间"
+MAX_ID = 2 ** 31 - 1            # a database integer: row ids, revisions, offsets
+NUL_MESSAGE = "不能包含空字符（\\u0000）"      # the profile validator's words (engine.profile)
+_ISO_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _day(v: Any) -> Any:
+    if isinstance(v, date) and not isinstance(v, datetime):
+        return v
+    if not isinstance(v, str) or not _ISO_DAY.match(v):
+        raise PydanticCustomError("yagu_date", "必须是 YYYY-MM-DD 格式的日期，不能带时间")
+    try:
+        d = date.fromisoformat(v)
+    except ValueError:
+        raise PydanticCustomError("yagu_date", "不是有效的日期：{value}", {"value": v}) from None
+    if not DATE_MIN <= d <= DATE_MAX:
+        raise PydanticCustomError("yagu_date", DATE_RANGE)
+    return d
+
+
+def parse_day(raw: str) -> date:
+    """A date as every endpoint and form reads it; ValueError with the Chinese message."""
+    try:
+        return _day(raw)
+    except PydanticCustomError as e:
+        raise ValueError(e.message()) from None
+
+
+def _no_nul(v: str) -> str:
+    if "\x00" in v:
+        raise PydanticCustomError("yagu_nul", NUL_MESSAGE)
+    return v
+
+
+Day = Annotated[date, BeforeValidator(_day)]
+Text = Annotated[str, AfterValidator(_no_nul)]
+RowId = Annotated[int, Path(ge=1, le=MAX_ID, description="编号")]
+WindowId = Annotated[str, Path(max_length=32, description="申报批次编号，例如 2026-H1")]
+ApplicationId = Annotated[str, Path(max_length=32, description="申报编号（受理时发放）")]
+JobId = Annotated[str, Path(max_length=32, description="任务编号（提交任务时返回）")]
+RuleId = Annotated[str, Path(max_length=64, description="事项编号，见 GET /v1/rules")]
+FileName = Annotated[str, Path(max_length=200, description="文件名，见任务的 files")]
+Revision = Annotated[int, Field(ge=0, le=MAX_ID)]
+REVISION_TEXT = "所依据的申报版本（并发保护：版本已变时返回 409，写明当前状态）"
+Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="跳过前多少条")]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# --- requests ------------------------------------------------------------------------------------
 class EligibilityRequest(_Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"profile": EXAMPLE_PROFILE, "as_of": EXAMPLE_AS_OF.isoformat(),
-         "benefits": ["device-registration-grant", "small-low-profit-cit"]}]})
+        {**EXAMPLE_REQUEST, "benefits": ["device-registration-grant", "small-low-profit-cit"]}]})
 
     profile: dict[str, Any] = Field(description=PROFILE_DESCRIPTION)
-    as_of: Optional[date] = Field(None, ge=DATE_MIN, le=DATE_MAX,
-                                  description="判定日期（YYYY-MM-DD），缺省为北京时间今天")
-    benefits: Optional[list[str]] = Field(None, max_length=100, description="只判定这些事项（事项编号），缺省为全部")
+    as_of: Optional[Day] = Field(None, description="判定日期（YYYY-MM-DD），缺省为北京时间今天")
+    benefits: Optional[list[Annotated[Text, Field(max_length=64)]]] = Field(
+        None, max_length=100, description="只判定这些事项（事项编号），缺省为全部")
     tax_year: Optional[int] = Field(None, ge=2018, le=2100,
                                     description="税收优惠按哪个纳税年度判定；缺省为判定日期所在的汇算清缴期对应的年度")
 
 
 class TaxSelfAssessmentRequest(_Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"profile": EXAMPLE_PROFILE, "tax_year": 2025}]})
+        {"profile": EXAMPLE_PROFILE, "tax_year": EXAMPLE_AS_OF.year - 1}]})
 
     profile: dict[str, Any] = Field(description=PROFILE_DESCRIPTION)
     tax_year: int = Field(ge=2018, le=2100, description="纳税年度（2018 年起），例如 2025")
@@ -69,12 +129,12 @@ class WindowCreate(_Strict):
 
     id: str = Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z][0-9A-Za-z_.-]*$",
                     description="申报批次编号，例如 2026-H1（有默认日历的编号可省略日期）")
-    label: Optional[str] = Field(None, max_length=100, description="批次名称")
-    opens_on: Optional[date] = Field(None, ge=DATE_MIN, le=DATE_MAX, description="受理开始日")
-    closes_on: Optional[date] = Field(None, ge=DATE_MIN, le=DATE_MAX, description="受理截止日")
-    as_of: Optional[date] = Field(None, ge=DATE_MIN, le=DATE_MAX, description="判定日期，缺省为受理截止日")
-    coverage_from: Optional[date] = Field(None, ge=DATE_MIN, le=DATE_MAX, description="本批次覆盖的取证起始日")
-    coverage_to: Optional[date] = Field(None, ge=DATE_MIN, le=DATE_MAX, description="本批次覆盖的取证截止日")
+    label: Optional[Text] = Field(None, max_length=100, description="批次名称")
+    opens_on: Optional[Day] = Field(None, description="受理开始日")
+    closes_on: Optional[Day] = Field(None, description="受理截止日")
+    as_of: Optional[Day] = Field(None, description="判定日期，缺省为受理截止日")
+    coverage_from: Optional[Day] = Field(None, description="本批次覆盖的取证起始日")
+    coverage_to: Optional[Day] = Field(None, description="本批次覆盖的取证截止日")
     correction_workdays: Optional[int] = Field(None, ge=1, le=60, description="补正期限（工作日）")
     publicity_workdays: Optional[int] = Field(None, ge=1, le=60, description="公示期（工作日）")
     amounts: Optional[dict[str, Any]] = Field(
@@ -87,45 +147,51 @@ class ApplicationCreate(_Strict):
         "profile": EXAMPLE_PROFILE, "claims": ["川械注准20252170031"]}]})
 
     profile: dict[str, Any] = Field(description=PROFILE_DESCRIPTION)
-    claims: Optional[list[str]] = Field(None, max_length=500, description="申报的注册证编号；缺省为画像中的全部注册证")
+    claims: Optional[list[Annotated[Text, Field(max_length=100)]]] = Field(
+        None, max_length=500, description="申报的注册证编号；缺省为画像中的全部注册证")
 
 
 class ReviewRequest(_Strict):
-    benefit_id: str = Field(max_length=64, description="事项编号")
-    subject_id: str = Field("", max_length=100, description="注册证编号；按企业判定的事项为空")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "benefit_id": "device-registration-grant", "subject_id": "川械注准20252170031", "action": "override",
+        "status": "eligible", "reason": "企业补交的研发记录证明产品为自主研发", "revision": 3}]})
+
+    benefit_id: Text = Field(max_length=64, description="事项编号")
+    subject_id: Text = Field("", max_length=100, description="注册证编号；按企业判定的事项为空")
     action: Literal["confirm", "override"] = Field(description="confirm 维持判定；override 改变判定（须写理由）")
     status: Optional[Literal["eligible", "ineligible"]] = Field(None, description="改变后的结论")
-    reason: Optional[str] = Field(None, max_length=2000, description="理由")
-    revision: Optional[int] = Field(None, description="所依据的申报版本（并发保护：版本已变时返回 409）")
+    reason: Optional[Text] = Field(None, max_length=2000, description="理由")
+    revision: Optional[Revision] = Field(None, description=REVISION_TEXT)
 
 
 class MaterialReview(_Strict):
     accept: bool = Field(description="true 通过；false 不通过（须写理由，期限内重新开放补正）")
-    reason: Optional[str] = Field(None, max_length=1000)
-    revision: Optional[int] = None
+    reason: Optional[Text] = Field(None, max_length=1000, description="不通过的理由")
+    revision: Optional[Revision] = Field(None, description=REVISION_TEXT)
 
 
 class Objection(_Strict):
-    text: str = Field(min_length=1, max_length=2000, description="异议内容")
+    text: Text = Field(min_length=1, max_length=2000, description="异议内容")
 
 
 class CloseRequest(_Strict):
-    reason: Optional[str] = Field(None, max_length=500, description="公示期未满时提前关闭的理由（必填）")
+    reason: Optional[Text] = Field(None, max_length=500, description="公示期未满时提前关闭的理由（必填）")
 
 
 class ImpactRequest(_Strict):
-    rules_dir: Optional[str] = Field(None, max_length=500, description="另一套规则目录（服务器上的路径）")
-    as_of: Optional[date] = Field(None, ge=DATE_MIN, le=DATE_MAX, description="另一个判定日期")
+    rules_dir: Optional[Text] = Field(None, max_length=500, description="另一套规则目录（服务器上的路径）")
+    as_of: Optional[Day] = Field(None, description="另一个判定日期")
+
+
+NoticeKindId = Literal[tuple(NOTICE_KINDS)]  # type: ignore[valid-type]
 
 
 class NoticeRequest(_Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "application_id": "A1F3C9D2E4B5A6978", "kind": "one_time", "format": "pdf"}]})
 
-    application_id: str = Field(min_length=1, max_length=32, description="申报编号")
-    kind: Literal["one_time", "award", "non_support", "tax_self_assessment"] = Field(
-        description="告知书类型：one_time 一次性告知书，award 兑现通知书，non_support 不予支持告知书，"
-                    "tax_self_assessment 税收优惠自行判别结果")
+    application_id: Text = Field(min_length=1, max_length=32, description="申报编号")
+    kind: NoticeKindId = Field(description="告知书类型：" + "，".join(f"{k} {v.title}" for k, v in NOTICE_KINDS.items()))
     format: Literal["html", "pdf"] = Field("html", description="输出格式")
 
 
@@ -133,31 +199,127 @@ class TokenCreate(_Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"role": "staff", "label": "受理窗口"}]})
 
     role: Literal["staff", "admin"] = Field(description="角色：staff 经办人员，admin 管理员")
-    label: str = Field(min_length=1, max_length=100, description="用途说明，例如使用人")
+    label: Text = Field(min_length=1, max_length=100, description="用途说明，例如使用人")
 
 
-ERROR_EXAMPLE = {"detail": "提交的数据有误，共 1 处问题",
-                 "errors": [{"path": "profile.uscc", "message": "统一社会信用代码校验码错误：第18位为 A，应为 U"}]}
+ApplicationState = Literal[tuple(APPLICATION_STATE)]  # type: ignore[valid-type]
+Status = Literal[tuple(STATUS)]  # type: ignore[valid-type]
 
 
-def error_responses(*codes: int) -> dict[int, dict]:
+# --- responses the store and the engine do not define ----------------------------------------------
+class Health(BaseModel):
+    status: str = Field(description="ok")
+    database: str = Field(description="ok：数据库可读写")
+    ruleset_version: str = Field(description="现行规则版本")
+
+
+class RuleSummary(BaseModel):
+    id: str
+    title: str
+    kind: str = Field(description="grant 资金支持 / tax 税收优惠")
+    unit: str = Field(description="判定单位：enterprise 企业 / certificate 注册证")
+    in_force: dict[str, Optional[date]] = Field(description="有效期：from 起，to 止（null 为未定）")
+    legal_basis: list[dict[str, Any]]
+
+
+class JobRef(BaseModel):
+    job_id: str = Field(description="任务编号；进度见 GET /v1/jobs/{job_id}")
+
+
+class Issued(BaseModel):
+    issued: int = Field(description="本次发出的一次性告知书份数")
+
+
+class DecisionTable(BaseModel):
+    title: str
+    headers: list[str]
+    rows: list[list[Any]] = Field(description="每行对应 headers 的各列")
+
+
+class ProactiveBenefit(BaseModel):
+    benefit_id: str
+    title: str
+    subject_id: str
+    amount_cny: Optional[float] = None
+    amount_provisional: bool = False
+
+
+class ProactiveEntry(BaseModel):
+    uscc: str
+    name: str
+    benefits: list[ProactiveBenefit]
+    total_amount_cny: float
+    amount_provisional: bool
+
+
+class ClosePreview(BaseModel):
+    awards: int = Field(description="将写入兑现台账的项数")
+    amount_cny: float = Field(description="兑现金额合计（元）")
+    already_awarded: int = Field(description="符合条件但已在其他批次兑现、不再支持的项数")
+    non_support_notices: int = Field(description="将发出的不予支持告知书份数")
+    early: bool = Field(description="公示期未满（提前关闭须写明理由）")
+    stale: int = Field(description="未按现行规则判定的申报数（须先批量判定）")
+    state: str = Field(description="批次当前状态")
+
+
+class CloseOutcome(BaseModel):
+    window_id: str
+    awards: list[AwardView]
+    already_awarded: list[dict[str, Any]]
+    non_support_notices: int
+    totals: Totals
+
+
+class ErrorItem(BaseModel):
+    path: str = Field(description="出错的字段，例如 profile.uscc")
+    message: str = Field(description="中文说明")
+
+
+class ErrorBody(BaseModel):
+    detail: str = Field(description="中文概述")
+    errors: list[ErrorItem] = Field(description="每一处问题")
+
+
+ERROR_TEXT = {400: "请求格式错误（JSON 无效、非 UTF-8）", 401: "未提供令牌或令牌无效", 403: "令牌无此权限",
+              404: "未找到", 409: "状态冲突（说明写明当前状态）", 413: "请求体过大", 415: "内容类型不是 JSON",
+              422: "数据校验未通过，列出每一处问题", 500: "服务器内部错误（例如规则引擎未能判定）",
+              503: "数据库暂不可用，可稍后重试"}
+ERROR_EXAMPLES = {
+    400: "JSON 格式错误：第 1 行第 14 列",
+    401: "未登录或令牌无效：请在 Authorization 头中提供有效的 Bearer 令牌",
+    403: "无权限：此操作需要管理员角色",
+    404: "申报批次 2026-H1 不存在",
+    409: "申报批次 2026-H1 当前为“公示中”，不能再发出一次性告知书",
+    413: "请求体过大：上限 2 MB（2097152 字节）",
+    415: "请求体须为 JSON，Content-Type 应为 application/json（UTF-8）",
+    422: "提交的数据有误，共 1 处问题",
+    500: "规则引擎未能判定这份企业画像，本次请求未完成；服务仍在运行，请稍后重试或联系系统管理员",
+    503: "数据库暂不可用（无法连接或写入数据库），本次操作未执行，请稍后重试；如持续出现，请联系系统管理员检查数据库",
+}
+FIELD_PROBLEM = {"path": "profile.uscc", "message": "统一社会信用代码校验码错误：第18位为 A，应为 U"}
+
+
+def error_entry(code: int) -> dict:
+    """The OpenAPI response entry of one error status: the uniform body and a real message."""
+    example = {"detail": ERROR_EXAMPLES.get(code, "请求失败"), "errors": [FIELD_PROBLEM] if code == 422 else []}
+    return {"description": ERROR_TEXT.get(code, "错误"), "model": ErrorBody,
+            "content": {"application/json": {"example": example}}}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict]:
     """OpenAPI response entries for the uniform error body."""
-    desc = {400: "请求格式错误（JSON 无效、非 UTF-8）", 401: "未提供令牌", 403: "令牌无此权限", 404: "未找到",
-            409: "状态冲突", 413: "请求体过大", 415: "内容类型不是 JSON", 422: "数据校验未通过，列出每一处问题",
-            503: "数据库暂不可用"}
-    schema = {"type": "object", "properties": {
-        "detail": {"type": "string"},
-        "errors": {"type": "array", "items": {"type": "object", "properties": {
-            "path": {"type": "string"}, "message": {"type": "string"}}}}}}
-    return {c: {"description": desc.get(c, "错误"),
-                "content": {"application/json": {"schema": schema, "example": ERROR_EXAMPLE}}}
-            for c in codes}
+    return {c: error_entry(c) for c in codes}
+
+
+def file_response(*media_types: str, description: str = "文件") -> dict[int | str, dict]:
+    return {200: {"description": description, "content": {m: {} for m in media_types}}}
 
 
 def live_examples(ev: Evaluator) -> dict[str, Any]:
-    """Response examples computed by the engine for EXAMPLE_PROFILE (the version elided)."""
+    """Response examples computed by the engine: what POST /v1/eligibility answers for
+    EXAMPLE_REQUEST (with an empty award ledger), the tax self-assessment of the year before, and
+    the first rule file."""
     resp = ev.evaluate(EXAMPLE_PROFILE, EXAMPLE_AS_OF, awarded=set()).model_dump(mode="json")
     tax = ev.tax_self_assessment(EXAMPLE_PROFILE, EXAMPLE_AS_OF.year - 1).model_dump(mode="json")
     rule = next(iter(ev.book.benefits.values())).spec.model_dump(mode="json", by_alias=True)
-    rule.pop("examples", None)
-    return {"eligibility": resp, "tax": tax, "rule": rule}
+    return {"/v1/eligibility": resp, "/v1/tax/self-assessment": tax, "/v1/rules/{rule_id}": rule}

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import ApiError, problems
 from api.forms import InputError, form_of, form_values, read_form, value_of, widget
 from api.limits import parse_json_limited
+from api.schemas import parse_day
 from api.security import ENTERPRISE_COOKIE, csrf_ok, csrf_token_for, enterprise_session
 from api.views import page
 from engine.profile import ProfileError, parse_profile, shanghai_today
@@ -28,7 +29,6 @@ from store.errors import Conflict, NotFound, RowProblem, ValidationFailed
 
 router = APIRouter(include_in_schema=False)
 RECEIPT_COOKIE = "yagu_receipt"
-DATE_MIN, DATE_MAX = date(2000, 1, 1), date(2100, 12, 31)
 
 
 def _rt(request: Request):
@@ -36,16 +36,14 @@ def _rt(request: Request):
 
 
 def _as_of(raw: str | None) -> tuple[date | None, list[dict]]:
+    """The form's 判定日期, checked as every endpoint checks a date (api.schemas.parse_day)."""
     raw = (raw or "").strip()
     if not raw:
         return None, []
     try:
-        d = date.fromisoformat(raw)
-    except ValueError:
-        return None, [{"path": "as_of", "message": "判定日期应为 YYYY-MM-DD 格式的日期"}]
-    if not DATE_MIN <= d <= DATE_MAX:
-        return None, [{"path": "as_of", "message": "判定日期应在 2000-01-01 至 2100-12-31 之间"}]
-    return d, []
+        return parse_day(raw), []
+    except ValueError as e:
+        return None, [{"path": "as_of", "message": str(e)}]
 
 
 def _shown(reg, profile: dict, errors: list[dict]) -> list[dict]:

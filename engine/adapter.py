@@ -55,6 +55,10 @@ class EngineCrashed(EngineError):
     """The engine's process died (or hung) during a call; the next call starts a new one."""
 
 
+class EngineHung(EngineCrashed):
+    """The engine did not answer within CALL_TIMEOUT; its process was killed."""
+
+
 def _check_value(v: Any, where: str) -> None:
     if v is None or isinstance(v, str):
         return
@@ -94,7 +98,7 @@ class _Host:
             self.out.send(msg)
             if not self.inp.poll(CALL_TIMEOUT):
                 self.proc.kill()
-                raise EngineCrashed(f"durable_rules 在 {CALL_TIMEOUT:.0f} 秒内没有返回，已终止引擎进程")
+                raise EngineHung(f"durable_rules 在 {CALL_TIMEOUT:.0f} 秒内没有返回，已终止引擎进程")
             status, value = self.inp.recv()
         except (EOFError, OSError, BrokenPipeError):
             code = self.proc.wait(timeout=10)
@@ -187,12 +191,18 @@ class CompiledRuleset:
         return fired
 
     def _run_payload(self, payload: str, sid: str) -> dict[str, set[int]]:
-        """One call in the engine process (the lock is held). A crash restarts the process."""
-        host = _current_host()
-        try:
-            self._define(host)
-            fired = host.call(("run", self.name, payload, sid))
-        except EngineCrashed:
-            _restart()
-            raise
-        return {name: set(ids) for name, ids in fired.items()}
+        """One call in the engine process (the lock is held). A crash restarts the process and
+        the call is tried once more in the fresh one: the old process may have died before this
+        call (killed from outside, e.g. by the OOM killer, while `poll()` still saw it alive).
+        A call that kills the fresh process too, or hangs, is reported."""
+        for attempt in (1, 2):
+            host = _current_host()
+            try:
+                self._define(host)
+                fired = host.call(("run", self.name, payload, sid))
+                return {name: set(ids) for name, ids in fired.items()}
+            except EngineCrashed as exc:
+                _restart()
+                if attempt == 2 or isinstance(exc, EngineHung):
+                    raise
+        raise AssertionError("unreachable")

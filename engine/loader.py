@@ -126,9 +126,13 @@ class DefaultCalendar:
         raise ValueError("默认申报日历中没有可用的窗口")
 
     def by_id(self, window_id: str) -> WindowContext | None:
+        """The default window of an id such as 2026-H1; None for other ids (and for years no
+        calendar date can hold, e.g. 0000-H1)."""
         try:
             year = int(window_id[:4])
         except ValueError:
+            return None
+        if not 1900 <= year <= 2200:
             return None
         return next((w for w in self.windows_of_year(year) if w.id == window_id), None)
 

@@ -370,7 +370,7 @@ def upload_material(db: Database, application_id: str, benefit_id: str, material
     with db.session() as s:
         L = _load(s, db, application_id, lock=True)
         if L.app.state in ("awarded", "refused"):
-            raise Conflict("该申报已办结，不能再上传材料")
+            raise Conflict(f"该申报当前为“{APPLICATION_STATE[L.app.state]}”，已办结，不能再上传材料")
         if benefit_id not in (L.ev.book.benefits if L.ev else {}) or material_id not in {
                 m.id for m in L.ev.book.benefits[benefit_id].spec.materials}:
             raise ValidationFailed([RowProblem("规则中没有这项材料", path="material_id")])
@@ -425,7 +425,7 @@ def review(db: Database, application_id: str, benefit_id: str, subject_id: str, 
         L = _load(s, db, application_id, lock=True)
         _expect(L.app, revision)
         if L.window.state == "closed" or L.app.state in ("awarded", "refused"):
-            raise Conflict("该申报已办结，不能再复核")
+            raise Conflict(f"该申报当前为“{APPLICATION_STATE.get(L.app.state, L.app.state)}”，已办结，不能再复核")
         r = next((r for r in L.results if r.benefit_id == benefit_id and r.kind == "grant"
                   and (r.subject.id if r.subject else "") == subject_id), None)
         if r is None or L.evaluation is None:
@@ -446,7 +446,7 @@ def raise_objection(db: Database, application_id: str, text: str, *, actor: str)
     with db.session() as s:
         L = _load(s, db, application_id, lock=True)
         if L.window.state != "publicity":
-            raise Conflict("只有公示期内才能登记异议")
+            raise Conflict(f"申报批次当前为“{W.view(L.window).state_text}”，只有公示期内才能登记异议")
         s.add(Objection(window_id=L.window.id, application_id=application_id, text=text, raised_by=actor,
                         raised_at=utcnow()))
         _move(s, L.app, None, actor, "objection", {"text": text[:200]})

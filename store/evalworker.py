@@ -27,7 +27,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
+from pydantic import ValidationError
+
 from engine.adapter import EngineError
+from engine.messages import pydantic_message
 from engine.profile import profile_model
 from store.decisions import pack
 
@@ -81,9 +84,14 @@ def record_of(resp) -> tuple:
     return "ok", pack(resp.results), grants
 
 
-def _failure(exc: BaseException) -> tuple:
+def _failure(exc: BaseException, registry=None) -> tuple:
     if isinstance(exc, EngineError):
         return "error", f"规则引擎未能判定该企业画像（{str(exc)[:200]}），请联系系统管理员"
+    if isinstance(exc, ValidationError) and registry is not None:
+        # a stored profile outside today's field domains: name the facts, as the pages do
+        facts = "；".join(f"{registry.label('.'.join(str(p) for p in e['loc']))}{pydantic_message(e)}"
+                         for e in exc.errors()[:5])
+        return "error", f"该企业画像无法判定，请更正后重新提交：{facts}"[:500]
     return "error", f"该企业画像无法判定：{type(exc).__name__}: {str(exc)[:200]}"
 
 
@@ -108,7 +116,7 @@ def evaluate_batch(ev, texts: list, as_of: date, window, awarded) -> tuple[list[
     out = []
     for p in profiles:
         if isinstance(p, BaseException):
-            out.append(_failure(p))
+            out.append(_failure(p, ev.registry))
             continue
         if resps is not None:
             out.append(record_of(next(resps)))

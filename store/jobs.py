@@ -131,9 +131,10 @@ def submit(db: Database, kind: str, args: dict, *, actor: str, lock_key: str | N
     job_id = "J" + secrets.token_hex(8).upper()
     with db.session() as s:
         if lock_key:
-            busy = s.scalar(select(Job.id).where(Job.lock_key == lock_key, Job.state.in_(("queued", "running"))))
+            busy = s.execute(select(Job.id, Job.state).where(Job.lock_key == lock_key,
+                                                             Job.state.in_(("queued", "running")))).first()
             if busy:
-                raise Conflict(f"已有同一对象的任务正在排队或进行（任务 {busy}），请等待其完成")
+                raise Conflict(f"同一对象已有任务“{STATE_TEXT[busy.state]}”（任务 {busy.id}），请等待其完成")
         s.add(Job(id=job_id, kind=kind, args=args, lock_key=lock_key, state="queued", done=0, total=0,
                   attempts=0, cancel_requested=False, actor=actor, created_at=utcnow()))
     if db.is_postgres:
@@ -188,7 +189,7 @@ def cancel(db: Database, job_id: str) -> None:
         if j is None:
             raise NotFound(f"任务 {job_id} 不存在")
         if j.state not in ("queued", "running"):
-            raise Conflict(f"任务 {job_id} 已{STATE_TEXT[j.state]}")
+            raise Conflict(f"任务 {job_id} 当前为“{STATE_TEXT[j.state]}”，不能取消")
         j.cancel_requested = True
         if j.state == "queued":
             j.state, j.finished_at, j.message = "cancelled", utcnow(), "已取消"
@@ -371,12 +372,14 @@ def _wake_local(db: Database) -> None:
 
 
 # --- PostgreSQL: procrastinate ---------------------------------------------------------------------
-_apps: dict[str, procrastinate.App] = {}
+_apps: dict[tuple[str, str], procrastinate.App] = {}
 
 
-def pg_app(db: Database) -> procrastinate.App:
-    """The procrastinate App of this database (its `yagu.run_job` task runs `run`)."""
-    key = db.url
+def pg_app(db: Database, use: str = "worker") -> procrastinate.App:
+    """The procrastinate App of this database (its `yagu.run_job` task runs `run`). Deferring
+    uses its own App: once a worker thread of this process opened the worker's App
+    asynchronously, that App can no longer be opened synchronously."""
+    key = (db.url, use)
     if key not in _apps:
         # the same URL as a libpq URI (its query, e.g. a search_path option, is kept)
         conninfo = make_url(db.url).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -391,7 +394,7 @@ def pg_app(db: Database) -> procrastinate.App:
 
 
 def _pg_defer(db: Database, job_id: str, lock_key: str | None) -> None:
-    app = pg_app(db)
+    app = pg_app(db, "defer")
     with app.open():
         task_ = app.tasks["yagu.run_job"]
         try:

@@ -12,8 +12,12 @@ from pathlib import Path
 from store import evaluation, jobs, replay, rulesets
 from store.applications import ImportRejected, import_applications
 from store.db import Database
+from store.errors import RowProblem, ValidationFailed
 from store.exports import csv_bytes
 from store.paths import private_dir, write_private
+from store.spreadsheet import IntakeLimits, open_sheets
+
+IMPORT_SUFFIXES = (".csv", ".xlsx", ".xlsm")
 
 
 @jobs.task("window.evaluate", "批量判定")
@@ -44,6 +48,19 @@ def impact(db: Database, ctx: jobs.JobContext, args: dict) -> dict:
     return {"base_version": rep.base_version, "other_version": rep.other_version, "as_of": rep.as_of.isoformat(),
             "decisions": rep.decisions, "changes": len(rep.changes),
             "rows": [dict(zip(replay.IMPACT_HEADERS, r)) for r in replay.impact_rows(rep, titles)[:200]]}
+
+
+def check_upload(data: bytes, filename: str) -> None:
+    """What can be told of an import file before its job is queued, cheaply and within the
+    intake's limits: its type, the container and every part's size, no DTD, readable shared
+    strings and header rows. ValidationFailed ("文件无法读取…") otherwise; the rows themselves
+    are checked by the job."""
+    suffix = Path(filename).suffix.lower()
+    if suffix not in IMPORT_SUFFIXES:
+        raise ValidationFailed([RowProblem(f"不支持的文件类型“{suffix[:10] or filename[:40]}”，请上传 .xlsx 或 .csv 文件",
+                                           path="file")])
+    for sheet in open_sheets(data, suffix, IntakeLimits.from_env()):
+        sheet.header()
 
 
 def stash_upload(data: bytes, filename: str) -> str:

@@ -1,158 +1,183 @@
-"""Hostile and malformed request bodies get a clear 4xx in the uniform error body; the
-server keeps answering afterwards."""
+"""Hostile requests and the pages' defences: JSON bodies refused before validation (size, shape,
+encoding, content type), bodies over the limit cut while streaming (413, chunked too), the
+JSON limit on the self-check upload, security headers and no CDN on every page, server-side
+sessions that logout ends, and no text from the URL on any page (issue 9 items 13, 14, 18, 21)."""
+from __future__ import annotations
+
 import json
+import re
 
-import httpx
 import pytest
-from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.schemas import EXAMPLE_PROFILE
-from api.settings import Settings
-from api.testing import LiveServer
+from api.schemas import EXAMPLE_PROFILE, EXAMPLE_REQUEST
+from api.security import ENTERPRISE_COOKIE, STAFF_COOKIE
+from api_support import Api, accepting_window, api_on, assert_error
+
+pytestmark = pytest.mark.timeout(300)
+JSON = {"content-type": "application/json"}
+MB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    db = tmp_path_factory.mktemp("db") / "limits.db"
-    app = create_app(Settings(database_url=f"sqlite:///{db}", max_certificates=20))
-    with TestClient(app, raise_server_exceptions=False) as c:
-        yield c
+def api(tmp_path_factory):
+    with api_on("sqlite", tmp_path_factory.mktemp("limits")) as a:
+        accepting_window(a, "W1")
+        yield a
 
 
-def _assert_error_body(r, status):
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert isinstance(body["detail"], str) and body["detail"]
-    assert any("\u4e00" <= ch <= "\u9fff" for ch in body["detail"]), "detail is Chinese"
-    assert "Traceback" not in r.text
-    return body
-
-
-def _nested(depth):
-    d = {}
+def _nested(depth: int) -> dict:
+    d: dict = {}
     for _ in range(depth):
         d = {"a": d}
     return d
 
 
-def test_ten_thousand_keys_is_refused(client):
-    profile = dict(EXAMPLE_PROFILE, **{f"k{i}": i for i in range(10_000)})
-    r = client.post("/v1/eligibility", json={"profile": profile})
-    body = _assert_error_body(r, 422)
-    assert "键" in body["detail"]
-
-
-def test_fifty_level_nesting_is_refused(client):
-    r = client.post("/v1/eligibility", json={"profile": _nested(50)})
-    body = _assert_error_body(r, 422)
-    assert "嵌套" in body["detail"]
-
-
-def test_deep_nesting_beyond_the_parser_recursion_limit(client):
-    body = b"[" * 100_000 + b"]" * 100_000
-    r = client.post("/v1/eligibility", content=body, headers={"content-type": "application/json"})
-    _assert_error_body(r, 422)
-
-
-def test_too_many_certificates_names_the_field(client):
-    regs = [{"certificate_no": f"川械注准2025217{i:04d}"} for i in range(21)]
-    r = client.post("/v1/eligibility", json={"profile": dict(EXAMPLE_PROFILE, device_registrations=regs)})
-    body = _assert_error_body(r, 422)
-    assert body["errors"][0]["path"] == "profile.device_registrations"
-    assert "21" in body["errors"][0]["message"] and "20" in body["errors"][0]["message"]
-
-
-def test_at_the_certificate_limit_is_evaluated(client):
-    regs = [{"certificate_no": f"川械注准2025217{i:04d}", "obtained_on": "2025-10-15"} for i in range(20)]
-    r = client.post("/v1/eligibility", json={"profile": dict(EXAMPLE_PROFILE, device_registrations=regs),
-                                             "as_of": "2026-03-31"})
-    assert r.status_code == 200, r.text
-    grants = [x for x in r.json()["results"] if x["benefit_id"] == "device-registration-grant"]
-    assert len(grants) == 20
-
-
-def test_non_utf8_body(client):
-    r = client.post("/v1/eligibility", content='{"profile": {"name": "牙谷"}}'.encode("gbk"),
-                    headers={"content-type": "application/json"})
-    body = _assert_error_body(r, 400)
-    assert "UTF-8" in body["detail"]
+# --- JSON bodies ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("body,status,words", [
+    (json.dumps({"profile": {**EXAMPLE_PROFILE, **{f"k{i}": i for i in range(10_000)}}}).encode(), 422, "键"),
+    (json.dumps({"profile": _nested(50)}).encode(), 422, "嵌套"),
+    (b"[" * 100_000 + b"]" * 100_000, 422, "嵌套"),
+    ('{"profile": {"name": "牙谷"}}'.encode("gbk"), 400, "UTF-8"),
+    (b'{"profile": {"uscc": }', 400, "第 1 行"),
+    (b'{"profile": {"rd_expense_cny": NaN}}', 400, "NaN"),
+    (b'{"profile": {"rd_expense_cny": Infinity}}', 400, "Infinity"),
+    (b'{"profile": {}, "profile": {}}', 422, "重复"),
+], ids=["10000-keys", "50-levels", "100000-levels", "gbk", "malformed", "nan", "infinity", "duplicate-key"])
+def test_hostile_json_is_refused_before_validation(api: Api, body, status, words):
+    assert words in assert_error(api.c.post("/v1/eligibility", content=body, headers=JSON), status)["detail"]
 
 
 @pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded",
                                    "application/json; charset=latin-1", None])
-def test_wrong_content_type(client, ctype):
+def test_only_utf8_json_is_accepted(api: Api, ctype):
     headers = {"content-type": ctype} if ctype else {}
-    r = client.post("/v1/eligibility", content=json.dumps({"profile": EXAMPLE_PROFILE}).encode(),
-                    headers=headers)
-    _assert_error_body(r, 415)
+    r = api.c.post("/v1/eligibility", content=json.dumps(EXAMPLE_REQUEST).encode(), headers=headers)
+    assert "JSON" in assert_error(r, 415)["detail"]
 
 
-def test_malformed_json_names_the_position(client):
-    r = client.post("/v1/eligibility", content=b'{"profile": {"uscc": }',
-                    headers={"content-type": "application/json"})
-    body = _assert_error_body(r, 400)
-    assert "第 1 行" in body["detail"]
+def test_every_validation_error_is_in_the_uniform_body(api: Api):
+    body = assert_error(api.c.post("/v1/eligibility", json={"as_of": "not-a-date", "benefits": "x", "extra": 1}), 422)
+    assert {e["path"] for e in body["errors"]} == {"profile", "as_of", "benefits", "extra"}
 
 
-def test_nan_is_not_json(client):
-    r = client.post("/v1/eligibility", content=b'{"profile": {"rd_expense_cny": NaN}}',
-                    headers={"content-type": "application/json"})
-    _assert_error_body(r, 400)
+def test_a_list_over_its_registry_bound_names_the_field(api: Api, registry):
+    cap = registry.fields["device_registrations"].max_items
+    regs = [{"certificate_no": f"川械注准2025217{i:04d}"} for i in range(cap + 1)]
+    body = assert_error(api.c.post("/v1/eligibility", json={"profile": {**EXAMPLE_PROFILE, "device_registrations": regs}}),
+                        422)
+    assert body["errors"] == [{"path": "profile.device_registrations", "message": f"最多允许 {cap} 项"}]
 
 
-def test_duplicate_keys_are_refused(client):
-    r = client.post("/v1/eligibility", content=b'{"profile": {}, "profile": {}}',
-                    headers={"content-type": "application/json"})
-    body = _assert_error_body(r, 422)
-    assert "profile" in body["detail"]
+# --- sizes --------------------------------------------------------------------------------------------
+def test_bodies_over_the_limit_are_413_declared_or_streamed(api: Api):
+    big = b'{"profile": {"name": "' + b"x" * (2 * MB) + b'"}}'
+    assert "2 MB" in assert_error(api.c.post("/v1/eligibility", content=big, headers=JSON), 413)["detail"]
+
+    def chunks(total: int, head: bytes = b'{"profile": {"name": "', tail: bytes = b'"}}'):
+        yield head
+        for _ in range(total // 65536):
+            yield b"x" * 65536
+        yield tail
+
+    # no Content-Length: cut while streaming (issue 9 item 21: an over-limit chunked upload got 400)
+    r = api.c.post("/v1/eligibility", content=chunks(3 * MB), headers=JSON)
+    assert "2 MB" in assert_error(r, 413)["detail"]
+    head = b'--B\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\nContent-Type: text/csv\r\n\r\n'
+    r = api.c.post("/v1/windows/W1/applications/import", content=chunks(21 * MB, head, b"\r\n--B--\r\n"),
+                   headers={**api.staff, "content-type": "multipart/form-data; boundary=B"})
+    assert "20 MB" in assert_error(r, 413)["detail"]
+    assert api.c.post("/v1/eligibility", json=EXAMPLE_REQUEST).status_code == 200
 
 
-def test_body_over_two_megabytes(client):
-    big = b'{"profile": {"name": "' + b"x" * (2 * 1024 * 1024) + b'"}}'
-    r = client.post("/v1/eligibility", content=big, headers={"content-type": "application/json"})
-    body = _assert_error_body(r, 413)
-    assert "2 MB" in body["detail"]
+def test_the_self_check_upload_has_the_json_limit(api: Api):
+    """Issue 9 item 14: the upload once took 20 MB of JSON, ten times the JSON limit."""
+    big = b'{"name": "' + b"x" * (3 * MB) + b'"}'
+    r = api.c.post("/self-check/upload", files={"file": ("p.json", big, "application/json")})
+    assert r.status_code == 413 and "2 MB" in r.text and "text/html" in r.headers["content-type"]
+    deep = json.dumps(_nested(50)).encode()
+    r = api.c.post("/self-check/upload", files={"file": ("p.json", deep, "application/json")})
+    assert r.status_code == 422 and "嵌套" in r.text
+    ok = api.c.post("/self-check/upload", files={"file": ("p.json", json.dumps(EXAMPLE_PROFILE).encode(),
+                                                          "application/json")}, data={"as_of": "2026-03-31"})
+    assert ok.status_code == 200 and "自测结果" in ok.text
 
 
-def test_chunked_body_over_the_limit_is_cut_while_streaming(client):
-    def chunks():
-        yield b'{"profile": {"name": "'
-        for _ in range(300):
-            yield b"x" * 10_000  # 3 MB in total, no Content-Length
-        yield b'"}}'
-    r = client.post("/v1/eligibility", content=chunks(), headers={"content-type": "application/json"})
-    _assert_error_body(r, 413)
+# --- pages -------------------------------------------------------------------------------------------
+PAGES = ["/", "/apply", "/apply/W1", "/application", "/staff/login", "/docs", "/redoc", "/openapi.json", "/healthz",
+         "/static/yagu.css", "/no-such-page", "/v1/no-such", "/v1/rules/%00", "/v1/applications/A1?access_code=%00"]
 
 
-def test_every_fastapi_validation_error_is_in_the_uniform_body(client):
-    r = client.post("/v1/eligibility", json={"as_of": "not-a-date", "benefits": "x"})
-    body = _assert_error_body(r, 422)
-    paths = {e["path"] for e in body["errors"]}
-    assert {"profile", "as_of", "benefits"} <= paths
-    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in e["message"]) for e in body["errors"])
+def test_security_headers_and_no_cdn_on_every_page(api: Api):
+    """Issue 9 item 21: no Content-Security-Policy header. Every answer carries one; no page
+    loads anything from another host (the service runs on an intranet)."""
+    answers = [api.c.get(p) for p in PAGES]
+    answers += [api.c.post("/v1/eligibility", content=b"{", headers=JSON),
+                api.c.post("/v1/eligibility", content=b"x" * (3 * MB), headers=JSON),
+                api.c.put("/v1/rules"), api.c.post("/self-check", data={"name": "x"})]
+    for r in answers:
+        h = r.headers
+        csp = h.get("content-security-policy", "")
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "http" not in csp, (r.url, csp)
+        assert h["x-frame-options"] == "DENY" and h["x-content-type-options"] == "nosniff", r.url
+        assert h["referrer-policy"] == "same-origin", r.url
+        if "text/html" in h.get("content-type", ""):
+            remote = re.findall(r'(?:src|href)="(?:https?:)?//[^"]*"', r.text)
+            assert not remote, (r.url, remote)
+    docs = api.c.get("/docs").text
+    assert re.search(r'src="/static/docs/[^"]+\.js"', docs)
+    assert api.c.get(re.search(r'src="(/static/docs/[^"]+\.js)"', docs).group(1)).status_code == 200
 
 
-@pytest.mark.timeout(120)
-def test_live_server_survives_hostile_bodies(tmp_path):
-    with LiveServer(f"sqlite:///{tmp_path}/live.db",
-                    env={"YAGU_MAX_CERTIFICATES": "500"}) as srv:
-        h = {"content-type": "application/json"}
-        regs = [{"certificate_no": f"川械注准2025217{i:04d}"} for i in range(501)]
-        bodies = [
-            (json.dumps({"profile": {f"k{i}": i for i in range(10_000)}}).encode(), h, 422),
-            (json.dumps({"profile": _nested(50)}).encode(), h, 422),
-            (json.dumps({"profile": dict(EXAMPLE_PROFILE, device_registrations=regs)}).encode(), h, 422),
-            ('{"profile": "牙谷"}'.encode("gbk"), h, 400),
-            (json.dumps({"profile": EXAMPLE_PROFILE}).encode(), {"content-type": "text/plain"}, 415),
-            (b"{" * 3 * 1024 * 1024, h, 413),
-        ]
-        with httpx.Client(base_url=srv.url, timeout=30) as c:
-            for body, headers, status in bodies:
-                r = c.post("/v1/eligibility", content=body, headers=headers)
-                assert r.status_code == status, (status, r.text[:200])
-                assert r.json()["detail"]
-            assert srv.alive()
-            assert c.get("/healthz").json() == {"status": "ok"}
-            r = c.post("/v1/eligibility", json={"profile": EXAMPLE_PROFILE, "as_of": "2026-03-31"})
-            assert r.status_code == 200
+def _staff_login(api: Api) -> str:
+    login = api.c.get("/staff/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', login.text).group(1)
+    token = api.staff["Authorization"].split()[1]
+    r = api.c.post("/staff/login", data={"csrf": csrf, "token": token}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/staff"
+    sid = api.c.cookies.get(STAFF_COOKIE)
+    assert sid and token not in r.headers.get("set-cookie", "")
+    return sid
+
+
+def test_logout_ends_the_server_side_session(api: Api):
+    """Issue 9 item 13: the cookie once held the bearer token, and replaying it after logout
+    opened /staff. Now it holds a session id that logout ends on the server."""
+    sid = _staff_login(api)
+    home = api.c.get("/staff", follow_redirects=False)
+    assert home.status_code == 200
+    csrf = re.search(r'action="/staff/logout".*?name="csrf" value="([^"]+)"', home.text, re.S).group(1)
+    assert api.c.post("/staff/logout", data={"csrf": csrf}, follow_redirects=False).status_code == 303
+    api.c.cookies.set(STAFF_COOKIE, sid, path="/staff")        # the replayed cookie
+    r = api.c.get("/staff", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/staff/login"
+    api.c.cookies.clear()
+
+    sub = api.c.post("/v1/windows/W1/applications", json={"profile": EXAMPLE_PROFILE}, headers=api.staff).json()
+    r = api.c.post("/application/login", data={"application_id": sub["application_id"],
+                                               "access_code": sub["access_code"]}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/application/view"
+    esid = api.c.cookies.get(ENTERPRISE_COOKIE)
+    assert esid and sub["access_code"] not in r.headers["set-cookie"]
+    assert api.c.get("/application/view", follow_redirects=False).status_code == 200
+    assert api.c.post("/application/logout", follow_redirects=False).status_code == 303
+    api.c.cookies.set(ENTERPRISE_COOKIE, esid, path="/application")
+    assert api.c.get("/application/view", follow_redirects=False).status_code == 303
+    api.c.cookies.clear()
+
+
+BAIT = "请立即致电4008123123领取补贴XYZ"
+
+
+def test_no_text_from_the_url_is_ever_shown(api: Api):
+    """Issue 9 item 18: ?error= text was shown on /staff/login (phishing). Pages show only
+    messages the server chose, whatever parameter carries the text."""
+    params = {k: BAIT for k in ("error", "flash", "message", "msg", "done", "failed", "notice", "q")}
+    paths = ["/", "/apply", "/application", "/staff/login", "/staff/login?failed=1"]
+    for p in paths:
+        r = api.c.get(p, params=params)
+        assert BAIT not in r.text and "XYZ" not in r.text, p
+    _staff_login(api)
+    for p in ["/staff", "/staff/windows/W1", "/staff/tokens", "/staff/windows/W1/applications"]:
+        r = api.c.get(p, params={k: v for k, v in params.items() if k != "q"})
+        assert r.status_code in (200, 403) and BAIT not in r.text, p
+    api.c.cookies.clear()

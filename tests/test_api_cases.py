@@ -1,0 +1,450 @@
+"""The staff API over the real store, on SQLite and PostgreSQL (issue 13): every role (401/403),
+tokens created, listed and revoked, the window's case process through the API with every
+refused transition answered 409 naming the current state, concurrent actions on one
+application (one wins), background jobs (202, progress, files), NUL and bounded strings on the
+store's side, and a storage outage answered 503."""
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from openpyxl import load_workbook
+from sqlalchemy import select, update
+
+from api import routes_public, routes_staff, security
+from api.app import create_app
+from api.settings import Settings
+from api.testing import REPO
+from api.schemas import EXAMPLE_PROFILE, NUL_MESSAGE
+from api_support import Api, accepting_window, api_on, assert_error, days, wait_job
+from engine.vocabulary import APPLICATION_STATE, WINDOW_STATE
+from hostile_files import nul_csv
+from store import applications, jobs
+from store.db import Database
+from store.models import Application, JobFile, ProfileSnapshot
+from store.paths import data_dir
+from store_fixtures import STORES, cert_no, profiles_csv, uscc_of
+
+pytestmark = pytest.mark.timeout(300)
+STATE_WORDS = (*WINDOW_STATE.values(), *APPLICATION_STATE.values(), *jobs.STATE_TEXT.values(), "受理期")
+PUBLIC = {("GET", "/healthz"), ("GET", "/v1/rules"), ("GET", "/v1/rules/{rule_id}"), ("POST", "/v1/eligibility"),
+          ("POST", "/v1/tax/self-assessment"), ("GET", "/v1/applications/{application_id}")}
+ADMIN = {("GET", "/v1/windows/{window_id}/close"), ("POST", "/v1/windows/{window_id}/close"),
+         ("POST", "/v1/windows/{window_id}/replay"), ("GET", "/v1/tokens"), ("POST", "/v1/tokens"),
+         ("DELETE", "/v1/tokens/{token_id}")}
+DUMMY = {"window_id": "W1", "application_id": "A1", "material_pk": "1", "job_id": "J1", "name": "f",
+         "token_id": "99999", "rule_id": "x"}
+
+
+@pytest.fixture(scope="module", params=STORES)
+def api(request, tmp_path_factory):
+    """One app per store for the module; each test works in its own windows."""
+    with api_on(request.param, tmp_path_factory.mktemp(request.param)) as a:
+        yield a
+
+
+def conflict(r) -> str:
+    """A 409 whose message names the current state."""
+    detail = assert_error(r, 409)["detail"]
+    assert any(w in detail for w in STATE_WORDS), detail
+    return detail
+
+
+def profile(i: int, **facts) -> dict:
+    """EXAMPLE_PROFILE as enterprise i, with its own certificate, obtained two months ago (inside
+    the coverage of every window here, whatever day the tests run)."""
+    reg = {**EXAMPLE_PROFILE["device_registrations"][0], "certificate_no": cert_no(i),
+           "obtained_on": days(-60).isoformat()}
+    reg.update(facts.pop("certificate", {}))
+    return {**EXAMPLE_PROFILE, "uscc": uscc_of(i), "name": f"资阳测试企业{i}有限公司",
+            "device_registrations": [{k: v for k, v in reg.items() if v is not None}], **facts}
+
+
+def api_routes():
+    """Every API route (the two routers the app includes), with the role it requires."""
+    for r in routes_public.router.routes + routes_staff.router.routes:
+        for method in getattr(r, "methods", ()) or ():
+            if r.path.startswith("/v1/") and method != "HEAD":
+                needs = [d.call for d in r.dependant.dependencies
+                         if d.call in (security.require_staff, security.require_admin)]
+                yield method, r.path, needs
+
+
+# --- roles and tokens ------------------------------------------------------------------------------
+def test_every_route_needs_a_token_of_its_role(api: Api):
+    """401 without a token, with an unknown, malformed or revoked token; 403 for staff on the
+    admin routes; every /v1 route but the public ones is guarded."""
+    revoked = api.c.post("/v1/tokens", json={"role": "admin", "label": "将被吊销"}, headers=api.admin).json()
+    assert api.c.delete(f"/v1/tokens/{revoked['token']['id']}", headers=api.admin).status_code == 204
+    bad = [None, {"Authorization": "Bearer yagu_not-a-token"}, {"Authorization": "Basic dXNlcjpwdw=="},
+           {"Authorization": f"Bearer {revoked['value']}"}]
+    seen = 0
+    for method, path, needs in api_routes():
+        if (method, path) in PUBLIC:
+            assert not needs, path
+            continue
+        assert len(needs) == 1, f"{method} {path} has no role"
+        assert (needs[0] is security.require_admin) == ((method, path) in ADMIN), (method, path)
+        url = re.sub(r"\{(\w+)\}", lambda m: DUMMY[m.group(1)], path)
+        for headers in bad:
+            r = api.c.request(method, url, headers=headers)
+            assert assert_error(r, 401)["detail"] and r.headers["www-authenticate"] == "Bearer", (method, path)
+        if (method, path) in ADMIN:
+            assert "管理员" in assert_error(api.c.request(method, url, headers=api.staff), 403)["detail"]
+        seen += 1
+    assert seen >= 30
+
+
+def test_tokens_are_created_with_an_id_listed_and_revoked(api: Api):
+    r = api.c.post("/v1/tokens", json={"role": "staff", "label": "新同事"}, headers=api.admin)
+    assert r.status_code == 201
+    new = r.json()
+    assert new["token"]["id"] and new["token"]["role_text"] == "经办人员" and new["value"].startswith("yagu_")
+    listed = {t["id"]: t for t in api.c.get("/v1/tokens", headers=api.admin).json()}
+    assert listed[new["token"]["id"]]["revoked_at"] is None and new["value"] not in str(listed)
+    as_new = {"Authorization": f"Bearer {new['value']}"}
+    assert api.c.get("/v1/windows", headers=as_new).status_code == 200
+    assert api.c.get("/v1/tokens", headers=as_new).status_code == 403
+    assert api.c.delete(f"/v1/tokens/{new['token']['id']}", headers=api.admin).status_code == 204
+    assert api.c.get("/v1/tokens", headers=api.admin).json()[-1]["revoked_at"]
+    assert_error(api.c.get("/v1/windows", headers=as_new), 401)
+    assert_error(api.c.delete(f"/v1/tokens/{new['token']['id']}", headers=api.admin), 404)
+    assert "正在使用" in assert_error(api.c.delete(f"/v1/tokens/{api.admin_id}", headers=api.admin), 409)["detail"]
+    body = assert_error(api.c.post("/v1/tokens", json={"role": "root", "label": ""}, headers=api.admin), 422)
+    assert {e["path"] for e in body["errors"]} == {"role", "label"}
+
+
+def test_a_token_from_the_command_line_opens_the_api(tmp_path):
+    """`yagu token create` prints the token last (alone on its line); it authenticates."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    out = subprocess.run([sys.executable, "-m", "cli.main", "token", "create", "--role", "admin", "--label", "命令行测试"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, "YAGU_DATABASE_URL": url})
+    assert out.returncode == 0, out.stderr
+    token = out.stdout.strip().splitlines()[-1]
+    assert token.startswith("yagu_") and token not in out.stderr and "只显示这一次" in out.stderr
+    with TestClient(create_app(Settings(database_url=url, migrate_on_start=False))) as c:
+        assert c.get("/v1/tokens", headers={"Authorization": f"Bearer {token}"}).json()[0]["label"] == "命令行测试"
+
+
+# --- the case process --------------------------------------------------------------------------------
+def test_acceptance_period_and_unknown_windows(api: Api):
+    now = accepting_window(api, "NOW")
+    for wid, start, end, words in (("LATER", 5, 20, "尚未开始"), ("PAST", -20, -5, "已结束")):
+        r = api.c.post("/v1/windows", headers=api.staff, json={
+            "id": wid, "opens_on": days(start).isoformat(), "closes_on": days(end).isoformat(),
+            "coverage_from": "2025-01-01", "coverage_to": "2026-06-30"})
+        assert r.status_code == 201
+        detail = conflict(api.c.post(f"/v1/windows/{wid}/applications", json={"profile": profile(1)}, headers=api.staff))
+        assert words in detail and f"{days(start).year}年" in detail
+    again = {k: now[k] for k in ("id", "opens_on", "closes_on", "coverage_from", "coverage_to")}
+    assert "已存在" in assert_error(api.c.post("/v1/windows", json=again, headers=api.staff), 409)["detail"]
+    assert_error(api.c.post("/v1/windows/NOPE/applications", json={"profile": profile(1)}, headers=api.staff), 404)
+    for path in ("/v1/windows/NOPE", "/v1/windows/NOPE/applications", "/v1/windows/NOPE/awards"):
+        assert_error(api.c.get(path, headers=api.staff), 404)
+    for path in ("/v1/windows/NOW/awards", "/v1/windows/NOW/proactive"):
+        assert "尚未判定" in assert_error(api.c.get(path, headers=api.staff), 409)["detail"]
+    assert "尚未判定" in assert_error(api.c.post("/v1/windows/NOW/close", json={"reason": "测试"},
+                                                 headers=api.admin), 409)["detail"]
+    detail = conflict(api.c.post("/v1/windows/NOW/publish", headers=api.staff))
+    assert "受理期结束后才能公示" in detail
+
+
+def test_the_case_process_and_every_refused_transition(api: Api):
+    """Intake → judging (job) → one-time notice → 补正 state → 复核 → 公示 → close, each step's
+    refusals answered 409 naming the current state, through the API."""
+    c, staff, admin = api.c, api.staff, api.admin
+    r = c.post("/v1/windows", headers=staff, json={
+        "id": "W2", "opens_on": days(-30).isoformat(), "closes_on": days(-2).isoformat(),
+        "coverage_from": "2025-01-01", "coverage_to": days(-2).isoformat()})
+    assert r.status_code == 201
+    # The acceptance period is over: applications are taken as they were on its last day.
+    formula = "＝HYPERLINK(\"http://x.invalid\")资阳企业"           # full-width ＝ (issue 9 item 17)
+    people = {"eligible": profile(1, name=formula), "missing": profile(2, certificate={"origin": None}),
+              "refused": profile(3, in_park=False)}
+    ids = {k: applications.submit_application(api.db, "W2", p, channel="api", actor="测试", today=days(-3)).application_id
+           for k, p in people.items()}
+    conflict(c.post("/v1/windows/W2/applications", json={"profile": profile(4)}, headers=staff))
+
+    job = wait_job(api, c.post("/v1/windows/W2/evaluate", headers=staff))
+    assert job["state"] == "succeeded" and job["done"] == job["total"] == job["result"]["evaluated"] >= 3
+    grant = {k: next(g["result"]["status"] for g in c.get(f"/v1/applications/{a}/detail", headers=staff).json()["grants"])
+             for k, a in ids.items()}
+    assert grant == {"eligible": "eligible", "missing": "needs_info", "refused": "ineligible"}
+
+    assert c.post("/v1/windows/W2/one-time-notices", headers=staff).json() == {"issued": 2}
+    missing = c.get(f"/v1/applications/{ids['missing']}/detail", headers=staff).json()
+    assert missing["state"] == "correction" and missing["correction"]["facts"]
+    # A stale revision loses; the current state is named.
+    cert = people["eligible"]["device_registrations"][0]["certificate_no"]
+    rev = c.get(f"/v1/applications/{ids['eligible']}/detail", headers=staff).json()["revision"]
+    review = {"benefit_id": "device-registration-grant", "subject_id": cert, "action": "confirm"}
+    assert c.post(f"/v1/applications/{ids['eligible']}/reviews", json={**review, "revision": rev},
+                  headers=staff).status_code == 204
+    assert "已判定" in conflict(c.post(f"/v1/applications/{ids['eligible']}/reviews",
+                                       json={**review, "revision": rev}, headers=staff))
+    body = assert_error(c.post(f"/v1/applications/{ids['eligible']}/reviews",
+                               json={**review, "action": "override"}, headers=staff), 422)
+    assert body["errors"][0]["path"] == "reason"
+    assert_error(c.post(f"/v1/applications/{ids['eligible']}/reviews",
+                        json={**review, "benefit_id": "no-such"}, headers=staff), 404)
+    # A material: uploaded by staff, accepted once.
+    pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    up = c.post(f"/v1/applications/{ids['missing']}/materials", headers=staff,
+                files={"file": ("来源证明.pdf", pdf, "application/pdf")},
+                data={"benefit_id": "device-registration-grant", "material_id": "registration_certificate"})
+    assert up.status_code == 204, up.text
+    (m,) = c.get(f"/v1/applications/{ids['missing']}/detail", headers=staff).json()["grants"][0]["materials"]
+    got = c.get(f"/v1/applications/{ids['missing']}/materials/{m['id']}", headers=staff)
+    assert got.content == pdf and got.headers["content-type"] == "application/pdf"
+    url = f"/v1/applications/{ids['missing']}/materials/{m['id']}/review"
+    assert c.post(url, json={"accept": True}, headers=staff).status_code == 204
+    assert "已通过" in assert_error(c.post(url, json={"accept": True}, headers=staff), 409)["detail"]
+    assert "受理中" in conflict(c.post(f"/v1/applications/{ids['eligible']}/objections", json={"text": "异议"},
+                                       headers=staff))
+
+    w = c.post("/v1/windows/W2/publish", headers=staff)
+    assert w.status_code == 200 and w.json()["state"] == "publicity"
+    assert "公示中" in conflict(c.post("/v1/windows/W2/publish", headers=staff))
+    assert "公示中" in conflict(c.post("/v1/windows/W2/one-time-notices", headers=staff))
+    assert c.post(f"/v1/applications/{ids['eligible']}/objections", json={"text": "该企业不在园区"},
+                  headers=staff).status_code == 204
+    proposed = c.get("/v1/windows/W2/awards", headers=staff).json()
+    assert not proposed["final"] and [a["application_id"] for a in proposed["awards"]] == [ids["eligible"]]
+
+    preview = c.get("/v1/windows/W2/close", headers=admin).json()
+    assert preview["awards"] == 1 and preview["early"] and preview["non_support_notices"] == 2
+    assert_error(c.post("/v1/windows/W2/close", headers=staff), 403)
+    body = assert_error(c.post("/v1/windows/W2/close", headers=admin), 422)
+    assert body["errors"][0]["path"] == "reason" and "公示期至" in body["errors"][0]["message"]
+    closed = c.post("/v1/windows/W2/close", json={"reason": "年度预算执行需要，经管委会同意提前关闭"}, headers=admin)
+    assert closed.status_code == 200, closed.text
+    assert [a["application_id"] for a in closed.json()["awards"]] == [ids["eligible"]]
+    assert closed.json()["non_support_notices"] == 2 and closed.json()["totals"]["amount_cny"] == 300000
+
+    assert "已关闭" in conflict(c.post("/v1/windows/W2/close", json={"reason": "再次"}, headers=admin))
+    assert "已关闭" in conflict(c.post("/v1/windows/W2/evaluate", headers=staff))
+    assert "已关闭" in conflict(c.post("/v1/windows/W2/publish", headers=staff))
+    assert "已关闭" in conflict(c.post("/v1/windows/W2/one-time-notices", headers=staff))
+    assert "已兑现" in conflict(c.post(f"/v1/applications/{ids['eligible']}/reviews", json=review, headers=staff))
+    assert "不予支持" in conflict(c.post(f"/v1/applications/{ids['refused']}/materials", headers=staff,
+                                         files={"file": ("a.pdf", pdf, "application/pdf")},
+                                         data={"benefit_id": "device-registration-grant",
+                                               "material_id": "registration_certificate"}))
+    assert "已关闭" in conflict(c.post(f"/v1/applications/{ids['refused']}/objections", json={"text": "晚了"},
+                                       headers=staff))
+    final = c.get("/v1/windows/W2/awards", headers=staff).json()
+    assert final["final"] and final["totals"]["count"] == 1
+    states = {k: c.get(f"/v1/applications/{a}/detail", headers=staff).json()["state"] for k, a in ids.items()}
+    assert states == {"eligible": "awarded", "missing": "refused", "refused": "refused"}
+    # exports: the formula-like name is a string cell in the xlsx, quoted and neutralised in the csv
+    xlsx = load_workbook(io.BytesIO(c.get("/v1/windows/W2/awards.xlsx", headers=staff).content))
+    cells = [cell for row in xlsx.active.iter_rows() for cell in row if cell.value == formula]
+    assert cells and all(cell.data_type == "s" for cell in cells)
+    assert any(cert in (row or ()) for row in xlsx.active.iter_rows(values_only=True))
+    text = c.get("/v1/windows/W2/awards.csv", headers=staff).content.decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert any(cert in row for row in rows) and any("'" + formula in row for row in rows)
+    assert all(line.startswith('"') for line in text.splitlines() if line)
+
+
+def test_concurrent_reviews_of_one_application_one_wins(api: Api):
+    """Issue 13: concurrent staff actions on one application: one wins, every other gets a 409
+    naming the current state."""
+    accepting_window(api, "W3")
+    sub = api.c.post("/v1/windows/W3/applications", json={"profile": profile(5)}, headers=api.staff).json()
+    assert wait_job(api, api.c.post("/v1/windows/W3/evaluate", headers=api.staff))["state"] == "succeeded"
+    rev = api.c.get(f"/v1/applications/{sub['application_id']}/detail", headers=api.staff).json()["revision"]
+    cert = profile(5)["device_registrations"][0]["certificate_no"]
+    body = {"benefit_id": "device-registration-grant", "subject_id": cert, "action": "override",
+            "status": "ineligible", "reason": "现场核查发现产品未在园区生产", "revision": rev}
+
+    async def race():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api.app), base_url="http://t") as ac:
+            return await asyncio.gather(*[ac.post(f"/v1/applications/{sub['application_id']}/reviews", json=body,
+                                                  headers=api.staff) for _ in range(6)])
+
+    answers = asyncio.run(race())
+    assert sorted(r.status_code for r in answers) == [204] + [409] * 5
+    for r in answers:
+        if r.status_code == 409:
+            conflict(r)
+    detail = api.c.get(f"/v1/applications/{sub['application_id']}/detail", headers=api.staff).json()
+    assert detail["revision"] == rev + 1 and detail["grants"][0]["final_status"] == "ineligible"
+    assert [e["action"] for e in detail["events"]].count("review.override") == 1
+
+
+def test_an_application_that_cannot_be_judged_and_a_changed_profile(api: Api):
+    """Issue 9 item 2: a stored profile the engine cannot judge (e.g. kept from before the
+    field bounds) fails alone, recorded against its application; item 15: a profile changed
+    after judging keeps the window from being published or closed until it is judged again."""
+    c, staff = api.c, api.staff
+    accepting_window(api, "W9")
+    good = c.post("/v1/windows/W9/applications", json={"profile": profile(50)}, headers=staff).json()
+    bad = c.post("/v1/windows/W9/applications", json={"profile": profile(51)}, headers=staff).json()
+    with api.db.session() as s:
+        h = s.scalar(select(Application.snapshot_hash).where(Application.id == bad["application_id"]))
+        s.execute(update(ProfileSnapshot).where(ProfileSnapshot.hash == h)
+                  .values(profile={**profile(51), "rd_expense_cny": 2e16}))
+    job = wait_job(api, c.post("/v1/windows/W9/evaluate", headers=staff))
+    assert job["state"] == "succeeded" and job["result"]["failed"] == 1, job
+    assert c.get("/v1/windows/W9", headers=staff).json()["counts"]["failed"] == 1
+    judged = c.get(f"/v1/applications/{good['application_id']}/detail", headers=staff).json()
+    failed = c.get(f"/v1/applications/{bad['application_id']}/detail", headers=staff).json()
+    assert judged["state"] == "judged" and judged["grants"]
+    assert failed["state"] == "failed"
+    assert "当年研发费用不能大于" in failed["evaluation_error"] and "rd_expense_cny" not in failed["evaluation_error"]
+
+    again = c.post("/v1/windows/W9/applications", json={"profile": profile(50, employees_avg=121)}, headers=staff)
+    assert again.status_code == 201 and again.json()["application_id"] == good["application_id"]
+    detail = assert_error(c.post("/v1/windows/W9/close", json={"reason": "测试提前关闭"}, headers=api.admin), 409)["detail"]
+    assert "未按现行规则" in detail and "批量判定" in detail
+
+
+# --- jobs --------------------------------------------------------------------------------------------
+def test_jobs_answer_202_with_progress_and_files(api: Api):
+    c, staff = api.c, api.staff
+    accepting_window(api, "W4")
+    batch = [profile(10 + i) for i in range(4)]
+    r = c.post("/v1/windows/W4/applications/import", headers=staff,
+               files={"file": ("申报.csv", profiles_csv(batch), "text/csv")})
+    job = wait_job(api, r)
+    assert job["state"] == "succeeded" and job["kind_text"] == "批量导入", job
+    assert job["result"]["created"] == 4 and job["files"] == ["查询码.csv"]
+    codes = c.get(f"/v1/jobs/{r.json()['job_id']}/files/查询码.csv", headers=staff)
+    assert codes.status_code == 200
+    with api.db.read_session() as sess:      # plaintext access codes: owner-only, in the data directory
+        (stored,) = sess.scalars(select(JobFile.path).where(JobFile.job_id == r.json()["job_id"])).all()
+    assert Path(stored).is_relative_to(data_dir()) and Path(stored).stat().st_mode & 0o777 == 0o600
+    rows = list(csv.reader(io.StringIO(codes.content.decode("utf-8-sig"))))
+    found = {row[0] for row in rows}
+    assert {p["uscc"] for p in batch} <= found
+    assert_error(c.get(f"/v1/jobs/{r.json()['job_id']}/files/nope.csv", headers=staff), 404)
+
+    job = wait_job(api, c.post("/v1/windows/W4/evaluate", headers=staff))
+    # every known enterprise is judged too (免申即享), so at least the four applicants
+    assert job["state"] == "succeeded" and job["done"] == job["total"] == job["result"]["evaluated"] >= 4
+    assert job["message"] and job["started_at"] and job["finished_at"]
+    job = wait_job(api, c.post("/v1/windows/W4/replay", headers=api.admin))
+    assert job["state"] == "succeeded" and job["result"]["differences"] == 0 and job["result"]["decisions"] >= 4
+    job = wait_job(api, c.post("/v1/windows/W4/impact", json={"as_of": days(400).isoformat()}, headers=staff))
+    assert job["state"] == "succeeded" and job["files"] == ["规则变化影响.xlsx"]
+    # the notices of a window: a background job with progress, its bundle a file (issue 9 item 10)
+    job = wait_job(api, c.post("/v1/windows/W4/notices", params={"html": True}, headers=staff))
+    assert job["state"] == "succeeded" and job["total"] == job["result"]["applications"] >= 4, job
+    assert job["files"] == ["告知书-W4.zip"]
+    bundle = c.get(f"/v1/jobs/{job['id']}/files/告知书-W4.zip", headers=staff)
+    assert bundle.status_code == 200 and bundle.content[:2] == b"PK"
+    assert "已完成" in assert_error(c.post(f"/v1/jobs/{job['id']}/cancel", headers=staff), 409)["detail"]
+    assert_error(c.get("/v1/jobs/JNOSUCHJOB", headers=staff), 404)
+
+    r = c.post("/v1/registry/import", headers=staff, files={"file": ("名录.csv", profiles_csv([profile(30)]), "text/csv")})
+    assert wait_job(api, r)["result"]["committed"] is True
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_a_queued_job_holds_its_lock_and_can_be_cancelled(tmp_path, kind):
+    """Without a runner the job waits: a second job on the same window is refused (409 naming
+    the first), the queued one is cancelled, and cancelling it again is refused."""
+    with api_on(kind, tmp_path, run_jobs=False) as api:
+        accepting_window(api, "W5")
+        first = api.c.post("/v1/windows/W5/evaluate", headers=api.staff)
+        assert first.status_code == 202
+        j = api.c.get(f"/v1/jobs/{first.json()['job_id']}", headers=api.staff).json()
+        assert (j["state"], j["state_text"], j["done"]) == ("queued", "排队中", 0)
+        assert first.json()["job_id"] in conflict(api.c.post("/v1/windows/W5/evaluate", headers=api.staff))
+        assert api.c.post(f"/v1/jobs/{first.json()['job_id']}/cancel", headers=api.staff).status_code == 204
+        assert "已取消" in assert_error(api.c.post(f"/v1/jobs/{first.json()['job_id']}/cancel",
+                                                   headers=api.staff), 409)["detail"]
+        assert api.c.post("/v1/windows/W5/evaluate", headers=api.staff).status_code == 202
+
+
+def test_integers_beyond_the_database_are_refused_alike(api: Api):
+    """Issue 9 item 9 on both stores: an id past a database integer once gave PostgreSQL's
+    "integer out of range" as a 500 (2^31 for a token id) and SQLite's OverflowError (2^63)."""
+    c = api.c
+    for huge in (2 ** 31, 2 ** 63, 2 ** 64):
+        answers = [(c.delete(f"/v1/tokens/{huge}", headers=api.admin), "token_id"),
+                   (c.get(f"/v1/applications/A1/materials/{huge}", headers=api.staff), "material_pk"),
+                   (c.get("/v1/windows/W1/applications", params={"offset": huge}, headers=api.staff), "offset"),
+                   (c.post("/v1/applications/A1/materials/1/review", json={"accept": True, "revision": huge},
+                           headers=api.staff), "revision")]
+        for r, path in answers:
+            assert {"path": path, "message": "不能大于 2147483647"} in assert_error(r, 422)["errors"], (path, huge)
+
+
+# --- the store's side of hostile input -------------------------------------------------------------------
+def test_nul_and_long_strings_never_reach_the_database(api: Api):
+    """Issue 9 items 4 and 8 on both stores: NUL in a path id is 404, in any text 422; a text
+    over its column's length is refused before PostgreSQL's varchar would fail."""
+    c, staff = api.c, api.staff
+    accepting_window(api, "W6")
+    for path in ("/v1/windows/W6%00", "/v1/windows/%00/applications", "/v1/applications/A%00/detail",
+                 "/v1/jobs/J%00", "/v1/applications/%00?access_code=X"):
+        assert_error(c.get(path, headers=staff), 404)
+    answers = [
+        (c.post("/v1/windows", json={"id": "W7", "label": "批次\x00"}, headers=staff), "label"),
+        (c.post("/v1/windows/W6/applications", json={"profile": profile(40, name="企业\x00")}, headers=staff),
+         "profile.name"),
+        (c.post("/v1/windows/W6/applications", json={"profile": profile(41), "claims": ["川\x00"]}, headers=staff),
+         "claims[0]"),
+        (c.get("/v1/windows/W6/applications", params={"q": "资阳\x00"}, headers=staff), "q"),
+        (c.post("/v1/tokens", json={"role": "staff", "label": "a\x00"}, headers=api.admin), "label"),
+    ]
+    for r, path in answers:
+        assert {"path": path, "message": NUL_MESSAGE} in assert_error(r, 422)["errors"], path
+    # the enterprise's login form (once /lookup) with NUL in the id or the code: refused, not a 500
+    for form in ({"application_id": "A\x00", "access_code": "X"}, {"application_id": "A1", "access_code": "X\x00"}):
+        r = c.post("/application/login", data=form, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/application?failed=1"
+    long_cert = profile(42, certificate={"certificate_no": "川械注准" + "1" * 100})
+    body = assert_error(c.post("/v1/windows/W6/applications", json={"profile": long_cert}, headers=staff), 422)
+    assert body["errors"][0]["path"] == "profile.device_registrations[0].certificate_no"
+    # A NUL inside an import file is a row problem; in the file's name it is dropped.
+    body = (b'--B\r\nContent-Disposition: form-data; name="file"; filename="\xe5\x90\x8d\x00\xe5\x8d\x95.csv"\r\n'
+            b"Content-Type: text/csv\r\n\r\n" + nul_csv() + b"\r\n--B--\r\n")
+    job = wait_job(api, c.post("/v1/windows/W6/applications/import", content=body,
+                               headers={**staff, "content-type": "multipart/form-data; boundary=B"}))
+    assert job["state"] == "succeeded" and job["result"]["committed"] is False
+    assert job["result"]["filename"] == "名单.csv" and job["result"]["problems"]
+    assert c.get("/v1/windows/W6", headers=staff).json()["counts"]["applications"] == 0
+    assert c.get("/healthz").status_code == 200
+
+
+def test_storage_outage_is_a_503_and_the_health_check_says_so(api: Api, tmp_path):
+    """Issue 9 item 16: a read-only SQLite file, or a PostgreSQL server that went away."""
+    rt = api.app.state.runtime
+    if api.kind == "sqlite":
+        outage = Database(f"sqlite:///file:{rt.db.engine.url.database}?mode=ro&uri=true")
+        reason = "数据库文件只读"
+    else:
+        outage = Database("postgresql+psycopg://postgres@127.0.0.1:1/test?connect_timeout=2")
+        reason = "无法连接或写入数据库"
+    healthy, rt.db = rt.db, outage
+    try:
+        for r in (api.c.get("/healthz"), api.c.post("/v1/windows", json={"id": "2027-H1"}, headers=api.staff)):
+            detail = assert_error(r, 503)["detail"]
+            assert reason in detail and "稍后重试" in detail and r.headers["retry-after"]
+        page = api.c.get("/apply")          # a read-only file can still be read
+        if api.kind == "postgres":
+            assert page.status_code == 503 and reason in page.text and "text/html" in page.headers["content-type"]
+        else:
+            assert page.status_code == 200
+        # the self-check does not need to write: when the award ledger cannot be read, the
+        # criterion it decides is unknown, never a pass
+        r = api.c.post("/v1/eligibility", json={"profile": EXAMPLE_PROFILE, "as_of": "2026-03-31"})
+        assert r.status_code == 200
+        grant = next(x for x in r.json()["results"] if x["benefit_id"] == "device-registration-grant")
+        assert grant["status"] == ("needs_info" if api.kind == "postgres" else "eligible")
+    finally:
+        rt.db = healthy
+        outage.dispose()
+    assert api.c.get("/healthz").status_code == 200
