@@ -12,8 +12,8 @@ from engine.uscc import make_uscc
 VIOLATION_KINDS = load_rulebook().fields.lists["violations"].items["kind"].type.domain
 
 TODAY = date(2026, 11, 28)
-AS_OF = st.sampled_from([date(2024, 6, 30), date(2025, 8, 31), date(2025, 9, 1), date(2025, 10, 31),
-                         date(2026, 3, 31), date(2026, 9, 30), date(2026, 11, 28)])
+AS_OF = st.sampled_from([date(2022, 6, 8), date(2024, 1, 31), date(2024, 6, 30), date(2025, 8, 31), date(2025, 9, 1),
+                         date(2025, 10, 31), date(2026, 3, 31), date(2026, 9, 30), date(2026, 11, 28)])
 
 
 def maybe(s):
@@ -50,7 +50,8 @@ def registration(draw, serial):
 def violation(draw):
     d = draw(maybe(dates(date(2020, 1, 1))))
     return {"kind": draw(maybe(st.sampled_from(VIOLATION_KINDS))),
-            "decided_on": d.isoformat() if d else None}
+            "decided_on": d.isoformat() if d else None,
+            "major": draw(maybe(st.booleans()))}
 
 
 @st.composite
@@ -92,5 +93,27 @@ def profiles(draw):
         "on_serious_dishonest_list": draw(maybe(st.booleans())),
         "device_registrations": None if regs is None else [draw(registration(s)) for s in regs],
         "violations": draw(maybe(st.lists(violation(), max_size=3))),
+        # 上市后备企业资源库: each threshold at, just below and just above its boundary
+        "established_on": draw(maybe(st.one_of(st.sampled_from(["2020-01-01", "2022-01-01", "2022-01-02", "2024-01-01",
+                                                                "2024-01-02"]), dates().map(date.isoformat)))),
+        "company_form": draw(maybe(st.sampled_from(["llc", "joint_stock", "partnership", "other"]))),
+        "listing_plan": draw(maybe(st.booleans())),
+        "shareholding_reform": draw(maybe(st.sampled_from(["done", "planned", "not_planned"]))),
+        "red_chip_listing": draw(maybe(st.booleans())),
+        "industry_catalogue_2019": draw(maybe(st.sampled_from(["encouraged", "permitted", "restricted", "eliminated"]))),
+        "industry_catalogue_2024": draw(maybe(st.sampled_from(["encouraged", "permitted", "restricted", "eliminated"]))),
+        "listing_unsupported_industry": draw(maybe(st.booleans())),
+        "bad_credit_record_2y": draw(maybe(st.booleans())),
+        "net_profit_y1_cny": draw(maybe(st.sampled_from([-1.0, 0, 0.01, 4_000_000]))),
+        "net_profit_y2_cny": draw(maybe(st.sampled_from([-1.0, 0, 0.01, 4_000_000]))),
+        "net_profit_2y_sum_cny": draw(maybe(money(8_000_000))),
+        "roe_2y_avg": draw(maybe(st.sampled_from([-0.1, 0.059999, 0.06, 0.2]))),
+        "revenue_y1_cny": draw(maybe(money(30_000_000, 40_000_000))),
+        "rd_3y_ratio": draw(maybe(st.sampled_from([0.0, 0.119999, 0.12, 0.15, 2.5]))),
+        "rd_2y_sum_cny": draw(maybe(money(40_000_000))),
+        "revenue_grew_2y": draw(maybe(st.booleans())),
+        "revenue_cagr_2y": draw(maybe(st.sampled_from([-0.5, 0.299999, 0.3, 1.2]))),
+        "revenue_2y_avg_cny": draw(maybe(money(30_000_000))),
+        "star_std5_expected": draw(maybe(st.booleans())),
     }
     return p
