@@ -54,6 +54,7 @@ class FieldSpec(BaseModel):
     derived: list["FieldSpec"] = []
     false_means: str | None = None          # object: `false` is a real value (e.g. 未持有)
     subject: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]*$")   # list: unit of benefits
+    claimable: bool = False                 # list: an application names which items it applies for
     item_label: str | None = None
     key: str | None = None                  # list: the field that identifies an item
     max_items: int | None = Field(None, ge=1, le=100000)

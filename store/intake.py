@@ -318,7 +318,7 @@ class Layout:
                 link = _column(ENTERPRISE_KEY, key_spec, ENTERPRISE_KEY, required=True)
                 cols = [_column(f"{f.id}[].{s.id}", s, s.id, list_id=f.id, required=s.required)
                         for s in f.fields if s.entered]
-                if f.subject and f.key:
+                if f.subject and f.key and f.claimable:
                     cols.append(Column(f"{f.id}[].{CLAIM}", CLAIM_HEADER, None,
                                        (_norm_header(CLAIM_HEADER), _hintless(CLAIM_HEADER)),
                                        _parse_bool, f.id))
@@ -644,7 +644,7 @@ class _Reader:
             e._items = {}
         e.profile.setdefault(spec.id, []).append(item)
         e._items.setdefault(spec.id, []).append((table, rowno))
-        if key is not None and claim is not False and spec.subject:
+        if key is not None and claim is not False and spec.subject and spec.claimable:
             if e.claims is None:
                 e.claims = []
             e.claims.append(key)
@@ -654,7 +654,7 @@ class _Reader:
     # -- the whole file --
     def finish(self) -> list[ImportedEnterprise]:
         out = []
-        subject_lists = {g.list for g in self.layout.lists if g.spec.subject and g.spec.key}
+        subject_lists = {g.list for g in self.layout.lists if g.spec.subject and g.spec.key and g.spec.claimable}
         claims_known = bool(self.present & subject_lists)
         for e in self.enterprises.values():
             e.profile = self.profile(e)

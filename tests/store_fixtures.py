@@ -163,6 +163,7 @@ def make_profile(i: int, seed: int = 0, *, certs: int | None = None) -> dict:
         "on_serious_dishonest_list": maybe(rng.random() < 0.05),
         "device_registrations": regs,
         "violations": [],
+        "market_cases": [],
     }
     return {k: v for k, v in p.items() if v is not None}
 

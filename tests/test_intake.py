@@ -70,7 +70,7 @@ def test_template_sheets_and_headers_come_from_the_registry(registry):
             sheet = [c.value for c in wb[f.sheet][1]]
             assert sheet[0] == registry.fields["uscc"].column
             assert sheet[1:1 + len(f.fields)] == [s.column or s.label for s in f.fields]
-            assert (CLAIM_HEADER in sheet) == bool(f.subject)
+            assert (CLAIM_HEADER in sheet) == f.claimable
         elif f.type == "object":
             assert f.column in header and all(s.column in header for s in f.fields)
         else:
@@ -151,14 +151,21 @@ EXPECTED_EXAMPLE = {
         "certificate_no": "川械注准20252170031", "product_name": "无托槽隐形矫治器", "device_class": "II",
         "origin": "self_developed", "obtained_on": "2025-10-15", "innovative": False,
     }],
-    "violations": [{"kind": "market_minor", "decided_on": "2024-06-01", "description": "标签标识不规范，已整改",
-                    "major": False}],
+    "violations": [{"kind": "market_minor", "decided_on": "2024-06-01", "authority": "market",
+                    "description": "标签标识不规范，已整改", "major": False}],
+    "market_cases": [{
+        "case_id": "自查-2026-01", "description": "宣传页使用\"最佳\"用语", "authority": "market",
+        "act_on": "2026-03-10", "discovered_on": "2026-03-12", "list_type": "first", "item_conditions_met": True,
+        "act_minor": True, "harm": "slight", "correction": "within_order_period", "no_fault_evidence": False,
+        "safety_floor": False, "life_health_related": False, "statutory_mitigation": False,
+    }],
 }
 
 
 def test_template_filled_with_the_examples_round_trips(registry):
     pf = parse_file(filled_template(registry), "filled.xlsx", registry)
-    assert pf.problems == [] and pf.rows == 3
+    # one example row on the enterprise sheet and one on each list's sheet
+    assert pf.problems == [] and pf.rows == 1 + len(registry.lists)
     [e] = pf.enterprises
     assert e.ok and e.uscc == EXPECTED_EXAMPLE["uscc"]
     assert e.profile == EXPECTED_EXAMPLE
@@ -337,7 +344,8 @@ def test_unknown_sheet_missing_sheet_and_ignored_sheets(registry):
     buf = io.BytesIO()
     wb.save(buf)
     pf = parse_file(buf.getvalue(), "a.xlsx", registry)
-    assert messages(pf) == ["工作表“注册证2”：无法识别的工作表（应为 企业信息、注册证、违法违规记录）"]
+    sheets = "、".join(["企业信息", *(f.sheet for f in registry.entered_fields() if f.type == "list")])
+    assert messages(pf) == [f"工作表“注册证2”：无法识别的工作表（应为 {sheets}）"]
     assert [e.ok for e in pf.enterprises] == [False]        # the file was not wholly understood
 
     del wb["企业信息"], wb["注册证2"]
