@@ -23,16 +23,17 @@ from engine.profile import Profile, ProfileError, canonical_json, parse_profile,
 from engine.vocabulary import APPLICATION_STATE
 from store import audit, rulesets
 from store import windows as W
-from store.bulk import RawJSON, insert_dicts
+from store.bulk import RawJSON, insert_dicts, insert_rows
 from store.db import Database
 from store.errors import Conflict, RowProblem, ValidationFailed
 from store.intake import parse_file
 from store.spreadsheet import IntakeLimits
-from store.models import (Application, Decision, Enterprise, Material, ProfileSnapshot, Review,
-                          utcnow)
+from store.models import (Application, ApplicationEvent, Decision, Enterprise, Material, ProfileSnapshot,
+                          Review, utcnow)
 from store.views import ApplicationRow, Submitted
 
 CHANNELS = ("web", "import", "api")
+_EVENT_COLS = ("application_id", "at", "actor", "action", "from_state", "to_state", "details")
 CHUNK = 2000
 _CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 _DUMMY_HASH = hashlib.sha256(b"no-such-application").hexdigest()
@@ -97,6 +98,7 @@ class IntakeResult:
     access_code: Optional[str] = None   # only for new applications and resubmissions: shown once
     created: bool = False
     changed: bool = False
+    previous_state: Optional[str] = None    # of an application this updated
 
 
 def store_enterprises(s: Session, records: list[Intake], source: str, now: datetime) -> dict[str, str]:
@@ -147,7 +149,7 @@ def _store_applications(s: Session, w, records: list[Intake], snaps: dict[str, s
         h = snaps[r.uscc]
         if r.uscc in existing:
             app_id, old_h, old_claims, state = existing[r.uscc]
-            res = IntakeResult(r.uscc, r.name, app_id)
+            res = IntakeResult(r.uscc, r.name, app_id, previous_state=state)
             if old_h != h or old_claims != r.claims or resubmission:
                 if state not in ("received", "judged"):
                     raise Conflict(f"企业 {r.name} 的申报已进入“{APPLICATION_STATE[state]}”阶段，"
@@ -228,8 +230,7 @@ def submit_application(db: Database, window_id: str, profile_data: Any, claims: 
         snaps = store_enterprises(s, [rec], "application", now)
         (res,) = _store_applications(s, w, [rec], snaps, now, resubmission=True)
         audit.event(s, res.application_id, actor, "submit" if res.created else "resubmit",
-                    None if res.created else "received", "received",
-                    {"channel": channel, "claims": claims})
+                    res.previous_state, "received", {"channel": channel, "claims": claims})
     return Submitted(application_id=res.application_id, access_code=res.access_code,
                      window_id=window_id, state="received")
 
@@ -248,6 +249,11 @@ def ingest(db: Database, window_id: Optional[str], records: list[Intake], *, act
         snaps = store_enterprises(s, records, "application" if w else "registry", now)
         results = ([IntakeResult(r.uscc, r.name) for r in records] if w is None
                    else _store_applications(s, w, records, snaps, now, resubmission=False))
+        if w is not None:           # each new or updated application's history entry
+            who = actor or audit.default_actor()
+            insert_rows(s.connection(), ApplicationEvent.__table__, _EVENT_COLS, [
+                (r.application_id, now, who, "submit" if r.created else "resubmit", r.previous_state, "received",
+                 {"channel": "import"}) for r in results if r.changed])
         audit.record(s, actor, action, window_id or "registry",
                      {**(details or {}), "records": len(records),
                       "created": sum(r.created for r in results)})
