@@ -364,10 +364,11 @@ def list_applications(db: Database, window_id: str, *, q: str | None = None, sta
         if correction_pending is not None:
             query = query.where((Application.state == "correction") if correction_pending
                                 else (Application.state != "correction"))
-        if status:
-            query = query.where(Application.id.in_(select(Decision.application_id)
-                                                   .where(Decision.window_id == window_id,
-                                                          Decision.status == status)))
+        if status:              # a claimed grant decision with this verdict
+            candidates = list(s.scalars(select(Decision.application_id).distinct().where(
+                Decision.window_id == window_id, Decision.status == status)))
+            per = W.claimed_grant_counts(s, window_id, candidates) if candidates else {}
+            query = query.where(Application.id.in_([a for a, by in per.items() if status in by]))
         if device_class:
             query = query.where(Application.id.in_(_apps_with_class(s, window_id, device_class)))
         if reviewed is not None:
@@ -377,11 +378,7 @@ def list_applications(db: Database, window_id: str, *, q: str | None = None, sta
         page = s.execute(query.order_by(Application.submitted_at, Application.id)
                          .limit(min(max(limit, 1), 500)).offset(max(offset, 0))).all()
         ids = [a.id for a, _ in page]
-        statuses: dict[str, dict[str, int]] = {}
-        for app_id, st, n in s.execute(select(Decision.application_id, Decision.status, func.count())
-                                       .where(Decision.application_id.in_(ids))
-                                       .group_by(Decision.application_id, Decision.status)):
-            statuses.setdefault(app_id, {})[st] = n
+        statuses = W.claimed_grant_counts(s, window_id, ids)
         reviewed_ids = set(s.scalars(select(Review.application_id).where(Review.application_id.in_(ids))))
         pending = dict(s.execute(select(Material.application_id, func.count())
                                  .where(Material.application_id.in_(ids), Material.state == "pending")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Optional
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -180,6 +180,13 @@ def publish(db: Database, window_id: str, *, actor: str | None = None, today: da
         stale = W.stale_count(s, w)
         if stale:
             raise Conflict(f"还有 {stale} 份申报未按现行规则判定，请先执行批量判定")
+        # 补正 is promised until its deadline: a list published before then would miss the
+        # applications still being corrected.
+        pending, last = s.execute(select(func.count(), func.max(Application.correction_due)).where(
+            Application.window_id == window_id, Application.state == "correction",
+            Application.correction_due >= today)).one()
+        if pending:
+            raise Conflict(f"还有 {pending} 份申报在补正期限内（最晚至 {cn_date(last)}），补正期限届满后才能公示")
         cands, _ = proposed(s, window_id)
         on_list = sorted({c.application_id for c in cands})
         apps = {a.id: a for a in s.execute(select(Application).where(Application.id.in_(on_list))).scalars()}
@@ -204,16 +211,16 @@ class CloseResult:
     totals: Totals
 
 
-def close_preview(db: Database, window_id: str) -> dict:
+def close_preview(db: Database, window_id: str, today: date | None = None) -> dict:
     """What closing would do, for the confirmation step: how many awards, how much, how many
-    不予支持 notices, and whether an early close (with a reason) is needed."""
+    不予支持 notices (as close counts them), and whether an early close (with a reason) is needed."""
+    today = today or shanghai_today()
     with db.read_session() as s:
         w = W.get(s, window_id)
         cands, refused = proposed(s, window_id)
         decided = grant_decisions(s, window_id)
         apps_awarded = {c.application_id for c in cands}
-        refusals = {c.application_id for c in decided if c.status != "eligible"} - apps_awarded
-        today = shanghai_today()
+        refusals = {c.application_id for c in decided} - apps_awarded
         early = w.state != "publicity" or w.publicity_until is None or today <= w.publicity_until
         return {"awards": len(cands), "amount_cny": sum(c.amount_cny or 0 for c in cands),
                 "already_awarded": len(refused), "non_support_notices": len(refusals),

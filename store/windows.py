@@ -11,7 +11,7 @@ import re
 from datetime import date
 from typing import Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -134,9 +134,7 @@ def view(w: Window, counts: WindowCounts | None = None) -> WindowView:
 def counts(s: Session, w: Window) -> WindowCounts:
     by_state = dict(s.execute(select(Application.state, func.count())
                               .where(Application.window_id == w.id).group_by(Application.state)).all())
-    grant = dict(s.execute(select(Decision.status, func.count())
-                           .where(Decision.window_id == w.id, Decision.application_id.is_not(None))
-                           .group_by(Decision.status)).all())
+    grant = claimed_grant_counts(s, w.id)
     n_awards, total = s.execute(select(func.count(), func.coalesce(func.sum(Award.amount_cny), 0))
                                 .where(Award.window_id == w.id)).one()
     failed = s.scalar(select(func.count()).where(Evaluation.window_id == w.id,
@@ -144,6 +142,38 @@ def counts(s: Session, w: Window) -> WindowCounts:
     return WindowCounts(applications=sum(by_state.values()), by_state=by_state, grant_decisions=grant,
                         stale=stale_count(s, w), failed=failed, awards=n_awards,
                         awards_total_cny=float(total or 0))
+
+
+def _claims_all():
+    """Applications that claim every certificate (claims null; JSON null as stored)."""
+    return Application.claims.is_(None) | (cast(Application.claims, Text) == "null")
+
+
+def claimed_grant_counts(s: Session, window_id: str, application_ids: list[str] | None = None
+                         ) -> dict[str, int] | dict[str, dict[str, int]]:
+    """The window's grant decisions by verdict, counting only what was applied for (a
+    certificate an application does not claim is not decided for it). With
+    `application_ids`: per application."""
+    q = (select(Decision.application_id, Decision.status, Decision.subject_id, Application.claims)
+         .join(Application, Application.id == Decision.application_id).where(Decision.window_id == window_id))
+    if application_ids is not None:
+        q = q.where(Decision.application_id.in_(application_ids))
+    every = q.where((Decision.subject_id == "") | _claims_all()).with_only_columns(
+        Decision.application_id, Decision.status, func.count()).group_by(Decision.application_id, Decision.status)
+    some = q.where(Decision.subject_id != "", ~_claims_all())
+    per: dict[str, dict[str, int]] = {}
+    for app_id, status, n in s.execute(every):
+        per.setdefault(app_id, {})[status] = per.get(app_id, {}).get(status, 0) + n
+    for app_id, status, subject, claims in s.execute(some):
+        if subject in (claims or []):
+            per.setdefault(app_id, {})[status] = per.get(app_id, {}).get(status, 0) + 1
+    if application_ids is not None:
+        return per
+    total: dict[str, int] = {}
+    for by_status in per.values():
+        for status, n in by_status.items():
+            total[status] = total.get(status, 0) + n
+    return total
 
 
 def stale_count(s: Session, w: Window) -> int:

@@ -254,9 +254,12 @@ def test_every_state_change_has_its_history_entry(db):
     cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
     cases.submit_correction(db, subs[1].application_id, {ORIGIN: "introduced"}, [], actor="企业", today=AFTER_H1)
     assert_history_complete(db, "2026-H1")
-    awards.publish(db, "2026-H1", today=AFTER_H1)
-    awards.close_window(db, "2026-H1", today=date(2026, 4, 10))
+    with pytest.raises(Conflict, match="2026年4月16日"):     # 补正 still open for the third
+        awards.publish(db, "2026-H1", today=AFTER_H1)
+    awards.publish(db, "2026-H1", today=date(2026, 4, 17))
+    awards.close_window(db, "2026-H1", today=date(2026, 4, 27))
     assert_history_complete(db, "2026-H1")
+    assert all(e.action_text != e.action for e in cases.detail(db, subs[1].application_id).events)
     with db.read_session() as s:
         states = dict(s.execute(select(Application.uscc, Application.state)).all())
     assert states == {uscc_of(1): "awarded", uscc_of(2): "awarded", uscc_of(3): "refused", uscc_of(4): "awarded"}
