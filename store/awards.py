@@ -121,8 +121,9 @@ def totals_of(awards: list[AwardView]) -> Totals:
                   by_class=by_class, by_origin=by_origin, by_benefit=by_benefit)
 
 
-def _titles() -> dict[str, str]:
-    return {b.id: b.spec.title for b in rulesets.current().book.benefits.values()}
+def _titles(db: Database, w: Window) -> dict[str, str]:
+    """Benefit titles as the rules that judged the window name them (not as today's rules do)."""
+    return {b.id: b.spec.title for b in rulesets.book_for(db, w.ruleset_version).benefits.values()}
 
 
 def proposed(s: Session, window_id: str) -> tuple[list[Candidate], list[dict]]:
@@ -145,9 +146,9 @@ def proposed(s: Session, window_id: str) -> tuple[list[Candidate], list[dict]]:
 
 def list_awards(db: Database, window_id: str) -> AwardList:
     """The ledger entries of a closed window; before closing, the proposed list (拟支持名单)."""
-    titles = _titles()
     with db.read_session() as s:
         w = W.get(s, window_id)
+        titles = _titles(db, w)
         if w.state == "closed":
             rows = s.execute(select(Award, Enterprise.name, Application.channel)
                              .join(Enterprise, Enterprise.uscc == Award.uscc)
@@ -235,9 +236,9 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
     reason — and only on decisions made under the rules in force."""
     today = today or shanghai_today()
     reason = (reason or "").strip() or None
-    titles = _titles()
     with db.session() as s:
         w = W.get(s, window_id, lock=True)
+        titles = _titles(db, w)
         if w.state == "closed":
             raise Conflict(f"申报批次 {window_id} 已关闭")
         if w.evaluated_at is None:
@@ -300,11 +301,11 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
 def proactive(db: Database, window_id: str) -> list[dict]:
     """免申即享 / 政策找企业: known enterprises that did not apply in this window but are
     eligible for a grant, with what each would receive (tax preferences never appear)."""
-    titles = _titles()
     with db.read_session() as s:
         w = W.get(s, window_id)
         if w.evaluated_at is None:
             raise Conflict(f"申报批次 {window_id} 尚未判定，请先执行批量判定")
+        titles = _titles(db, w)
         out: dict[str, dict] = {}
         for d, name in s.execute(select(Decision, Enterprise.name).join(Enterprise, Enterprise.uscc == Decision.uscc)
                                  .where(Decision.window_id == window_id, Decision.application_id.is_(None),

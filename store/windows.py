@@ -178,7 +178,9 @@ def claimed_grant_counts(s: Session, window_id: str, application_ids: list[str] 
 
 def stale_count(s: Session, w: Window) -> int:
     """Applicants whose judgement is missing or was made under other rules or another
-    profile than the ones in force now."""
+    profile than the ones in force now (none once closed: its decisions are final)."""
+    if w.state == "closed":
+        return 0
     version = rulesets.current().ruleset_version
     q = (select(func.count()).select_from(Application)
          .outerjoin(Evaluation, (Evaluation.window_id == Application.window_id)
