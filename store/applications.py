@@ -23,17 +23,16 @@ from engine.profile import Profile, ProfileError, canonical_json, parse_profile,
 from engine.vocabulary import APPLICATION_STATE
 from store import audit, rulesets
 from store import windows as W
-from store.bulk import RawJSON, insert_dicts, insert_rows
+from store.bulk import RawJSON, insert_dicts
 from store.db import Database
 from store.errors import Conflict, RowProblem, ValidationFailed
 from store.intake import parse_file
 from store.spreadsheet import IntakeLimits
-from store.models import (Application, ApplicationEvent, Decision, Enterprise, Material, ProfileSnapshot,
-                          Review, utcnow)
+from store.models import (Application, Decision, Enterprise, Material, ProfileSnapshot, Review,
+                          utcnow)
 from store.views import ApplicationRow, Submitted
 
 CHANNELS = ("web", "import", "api")
-_EVENT_COLS = ("application_id", "at", "actor", "action", "from_state", "to_state", "details")
 CHUNK = 2000
 _CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 _DUMMY_HASH = hashlib.sha256(b"no-such-application").hexdigest()
@@ -251,9 +250,8 @@ def ingest(db: Database, window_id: Optional[str], records: list[Intake], *, act
                    else _store_applications(s, w, records, snaps, now, resubmission=False))
         if w is not None:           # each new or updated application's history entry
             who = actor or audit.default_actor()
-            insert_rows(s.connection(), ApplicationEvent.__table__, _EVENT_COLS, [
-                (r.application_id, now, who, "submit" if r.created else "resubmit", r.previous_state, "received",
-                 {"channel": "import"}) for r in results if r.changed])
+            audit.events(s, [(r.application_id, now, who, "submit" if r.created else "resubmit", r.previous_state,
+                              "received", {"channel": "import"}) for r in results if r.changed])
         audit.record(s, actor, action, window_id or "registry",
                      {**(details or {}), "records": len(records),
                       "created": sum(r.created for r in results)})

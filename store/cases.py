@@ -28,9 +28,8 @@ from store.applications import Intake, store_enterprises
 from store.db import Database
 from store.errors import Conflict, NotFound, RowProblem, ValidationFailed
 from store.evaluation import judge_now
-from store.models import (Application, ApplicationEvent, Commitment, Decision, Enterprise,
-                          Evaluation, Material, Notice, Objection, ProfileSnapshot, Review, Window,
-                          utcnow)
+from store.models import (Application, ApplicationEvent, Commitment, Enterprise, Evaluation, Material,
+                          Notice, Objection, ProfileSnapshot, Review, Window, utcnow)
 from store.notices import KINDS, assign_number
 from store.views import (EventView, MaterialView, NoticeRef, ReviewView, WindowView)
 

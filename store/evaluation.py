@@ -29,13 +29,12 @@ from store.bulk import insert_rows
 from store.db import Database
 from store.errors import Conflict, RowProblem, ValidationFailed
 from store.evalworker import evaluate_batch, make_runner, resolve_workers
-from store.models import (Application, ApplicationEvent, Award, Decision, Enterprise, Evaluation,
-                          ProfileSnapshot, Window, utcnow)
+from store.models import (Application, Award, Decision, Enterprise, Evaluation, ProfileSnapshot,
+                          Window, utcnow)
 
 EVAL_BATCH = 500
 _EVAL_COLS = ("window_id", "uscc", "application_id", "ruleset_version", "profile_hash", "input_key",
               "results", "error", "evaluated_at")
-_EVENT_COLS = ("application_id", "at", "actor", "action", "from_state", "to_state", "details")
 _DEC_COLS = ("window_id", "uscc", "application_id", "benefit_id", "subject_id", "status",
              "amount_cny", "amount_provisional")
 
@@ -117,8 +116,7 @@ def write_outcomes(s: Session, w: Window, version: str, batch: list[tuple], outc
                 continue
             conn.execute(update(t).where(t.c.id.in_([i for i, _ in moving]))
                          .values(state=state, updated_at=now, revision=t.c.revision + 1))
-            insert_rows(conn, ApplicationEvent.__table__, _EVENT_COLS,
-                        [(i, now, who, "judge", frm, state, {"ruleset_version": version}) for i, frm in moving])
+            audit.events(s, [(i, now, who, "judge", frm, state, {"ruleset_version": version}) for i, frm in moving])
     return failed
 
 

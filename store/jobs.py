@@ -275,9 +275,9 @@ def _error_text(exc: BaseException) -> str:
         return exc.message[:2000]
     if isinstance(exc, DBAPIError):
         return f"数据库操作失败（{storage_reason(exc)}），请稍后重新提交"
-    msg = str(exc)
-    if isinstance(exc, ValueError) and any("\u4e00" <= c <= "\u9fff" for c in msg):
-        return msg[:2000]
+    first = str(exc).strip().split("\n", 1)[0]
+    if any("\u4e00" <= c <= "\u9fff" for c in first):     # our own words (e.g. an evaluation process died)
+        return first[:500]
     return "任务出错（程序错误），已记入日志，请联系系统管理员"
 
 

@@ -11,7 +11,6 @@ import subprocess
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from cli.main import main

@@ -5,7 +5,6 @@ decision (a property over generated windows); SIGKILL during close and during a 
 re-judgement leaves the ledger and the history in agreement, nothing paid twice."""
 from __future__ import annotations
 
-import os
 import random
 import threading
 from datetime import date
@@ -21,12 +20,11 @@ from store import windows as W
 from store.db import Database
 from store.decisions import unpack
 from store.errors import Conflict
-from store.models import (Application, ApplicationEvent, AuditLog, Award, Decision, Evaluation, Material,
-                          ProfileSnapshot)
+from store.models import Application, ApplicationEvent, AuditLog, Award, Decision, Evaluation, Material
 from store_fixtures import (  # noqa: F401  (fixtures)
     AFTER_H1, IN_H1, STORES, assert_history_complete, cert_no, db, evaluate, evaluator_of, events_of,
     grant_profile, ledger, make_profile, make_store_url, notices_of, open_h1, rules_copy, rules_in_force,
-    sigkill, spawn, store_url, submit_all, uscc_of, wait_until,
+    sigkill, spawn, store_url, submit_all, wait_until,
 )
 
 CLOSE_DAY = date(2026, 4, 10)           # after H1's default 公示 period (published 1 April)

@@ -14,13 +14,13 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import select
 
 from engine import WindowContext
-from store import awards, cases, decisions as D, exports, replay, rulesets
+from store import awards, cases, exports, replay, rulesets
 from store import windows as W
 from store.db import Database
 from store.evalworker import parse_stored_profile
 from store.models import Evaluation, ProfileSnapshot
 from store_fixtures import (  # noqa: F401  (fixtures)
-    AFTER_H1, IN_H1, STORES, db, evaluate, evaluator_of, grant_profile, make_profile, make_store_url,
+    AFTER_H1, STORES, db, evaluate, evaluator_of, grant_profile, make_profile, make_store_url,
     open_h1, rules_copy, rules_in_force, store_url, submit_all, uscc_of,
 )
 

@@ -8,7 +8,6 @@ import io
 import re
 import time
 import zipfile
-from datetime import date
 from decimal import Decimal
 
 from openpyxl import load_workbook

@@ -9,7 +9,7 @@ import stat
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 import store.tasks  # noqa: F401 — registers the job kinds
@@ -20,13 +20,13 @@ from store import applications as A
 from store import cases, jobs, rulesets
 from store import windows as W
 from store.db import Database
-from store.evaluation import evaluate_window
 from store.errors import Conflict
+from store.evaluation import evaluate_window
 from store.models import Application, Decision, Evaluation, Job, JobFile, ProfileSnapshot
 from store.paths import data_dir
 from store.tasks import stash_upload
 from store_fixtures import (  # noqa: F401  (fixtures)
-    AFTER_H1, H1, IN_H1, STORES, Outage, assert_history_complete, db, decision_snapshot, evaluate,
+    AFTER_H1, IN_H1, STORES, Outage, assert_history_complete, db, decision_snapshot, evaluate,
     grant_profile, make_profile, make_store_url, open_h1, profiles_csv, sigkill, spawn, store_url, submit_all,
     uscc_of, wait_until,
 )
@@ -291,3 +291,20 @@ def test_a_worker_killed_mid_evaluation_is_resumed_by_the_queue(kind, tmp_path, 
     finally:
         db.dispose()
         cleanup()
+
+
+@jobs.task("test.fails", "测试任务")
+def _failing_task(db, ctx, args):
+    raise {"bug": KeyError("profile"), "store": Conflict("申报批次 X 已关闭"),
+           "database": OperationalError("INSERT", None, Exception("attempt to write a readonly database")),
+           "worker": RuntimeError("评估进程出错：\nTraceback (most recent call last): …")}[args["kind"]]
+
+
+def test_a_failed_job_says_why_in_one_chinese_line(db):
+    expected = {"bug": "任务出错（程序错误），已记入日志，请联系系统管理员", "store": "申报批次 X 已关闭",
+                "database": "数据库操作失败（数据库文件只读），请稍后重新提交", "worker": "评估进程出错："}
+    ids = {k: jobs.submit(db, "test.fails", {"kind": k}, actor="测试") for k in expected}
+    jobs.run_pending(db)
+    for k, job in ids.items():
+        v = jobs.get(db, job)
+        assert (v.state, v.state_text, v.error) == ("failed", "失败", expected[k])

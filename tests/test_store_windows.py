@@ -21,7 +21,7 @@ from store.applications import ImportRejected
 from store.intake import template_bytes
 from store.models import Application, ApplicationEvent, AuditLog, Award, Enterprise, Notice
 from store_fixtures import (  # noqa: F401  (fixtures)
-    AFTER_H1, H1, IN_H1, app_of, assert_history_complete, db, evaluate, events_of, filled_template,
+    AFTER_H1, IN_H1, app_of, assert_history_complete, db, evaluate, events_of, filled_template,
     grant_profile, notices_of, open_h1, profiles_csv, store_url, submit_all, uscc_of,
 )
 

@@ -136,8 +136,8 @@ def upgrade() -> None:
         archived = v == legacy_version
         bind.execute(sa.insert(rulesets).values(
             version=v, engine_version=v.split("-", 1)[-1],
-            files=zlib.compress(json.dumps(_as_decided(legacy["files"]), ensure_ascii=False, sort_keys=True).encode(), 9)
-            if archived else None,
+            files=zlib.compress(json.dumps(_as_decided(legacy["files"]), ensure_ascii=False,
+                                           sort_keys=True).encode(), 9) if archived else None,
             note=legacy["note"] if archived else "升级前的规则版本，规则文件未存档，无法重建或重放",
             created_at=sa.func.current_timestamp()))
     evaluations = sa.table("evaluations", sa.column("window_id"), sa.column("uscc"), sa.column("application_id"),
