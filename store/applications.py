@@ -362,11 +362,10 @@ def list_applications(db: Database, window_id: str, *, q: str | None = None, sta
         if correction_pending is not None:
             query = query.where((Application.state == "correction") if correction_pending
                                 else (Application.state != "correction"))
-        if status:              # a claimed grant decision with this verdict
-            candidates = list(s.scalars(select(Decision.application_id).distinct().where(
-                Decision.window_id == window_id, Decision.status == status)))
-            per = W.claimed_grant_counts(s, window_id, candidates) if candidates else {}
-            query = query.where(Application.id.in_([a for a, by in per.items() if status in by]))
+        if status:              # a grant decision with this verdict on what it applied for
+            query = query.where(Application.id.in_(
+                select(Decision.application_id).join(Application, Application.id == Decision.application_id)
+                .where(Decision.window_id == window_id, Decision.status == status, W.claimed(s))))
         if device_class:
             query = query.where(Application.id.in_(_apps_with_class(s, window_id, device_class)))
         if reviewed is not None:

@@ -11,7 +11,7 @@ import re
 from datetime import date
 from typing import Optional
 
-from sqlalchemy import Text, cast, func, select
+from sqlalchemy import Text, cast, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -144,9 +144,15 @@ def counts(s: Session, w: Window) -> WindowCounts:
                         awards_total_cny=float(total or 0))
 
 
-def _claims_all():
-    """Applications that claim every certificate (claims null; JSON null as stored)."""
-    return Application.claims.is_(None) | (cast(Application.claims, Text) == "null")
+def claimed(s: Session):
+    """A grant decision's subject is one its application applied for (claims null: all of
+    them). For queries joining decisions to their applications."""
+    if s.get_bind().dialect.name == "postgresql":
+        listed = text("jsonb_exists(CAST(applications.claims AS JSONB), decisions.subject_id)")
+    else:
+        listed = text("EXISTS (SELECT 1 FROM json_each(applications.claims) WHERE json_each.value = decisions.subject_id)")
+    every = Application.claims.is_(None) | (cast(Application.claims, Text) == "null")    # JSON null as stored
+    return (Decision.subject_id == "") | every | listed
 
 
 def claimed_grant_counts(s: Session, window_id: str, application_ids: list[str] | None = None
@@ -154,26 +160,15 @@ def claimed_grant_counts(s: Session, window_id: str, application_ids: list[str] 
     """The window's grant decisions by verdict, counting only what was applied for (a
     certificate an application does not claim is not decided for it). With
     `application_ids`: per application."""
-    q = (select(Decision.application_id, Decision.status, Decision.subject_id, Application.claims)
-         .join(Application, Application.id == Decision.application_id).where(Decision.window_id == window_id))
-    if application_ids is not None:
-        q = q.where(Decision.application_id.in_(application_ids))
-    every = q.where((Decision.subject_id == "") | _claims_all()).with_only_columns(
-        Decision.application_id, Decision.status, func.count()).group_by(Decision.application_id, Decision.status)
-    some = q.where(Decision.subject_id != "", ~_claims_all())
-    per: dict[str, dict[str, int]] = {}
-    for app_id, status, n in s.execute(every):
-        per.setdefault(app_id, {})[status] = per.get(app_id, {}).get(status, 0) + n
-    for app_id, status, subject, claims in s.execute(some):
-        if subject in (claims or []):
-            per.setdefault(app_id, {})[status] = per.get(app_id, {}).get(status, 0) + 1
-    if application_ids is not None:
-        return per
-    total: dict[str, int] = {}
-    for by_status in per.values():
-        for status, n in by_status.items():
-            total[status] = total.get(status, 0) + n
-    return total
+    keys = [Decision.status] if application_ids is None else [Decision.application_id, Decision.status]
+    q = (select(*keys, func.count()).join(Application, Application.id == Decision.application_id)
+         .where(Decision.window_id == window_id, claimed(s)).group_by(*keys))
+    if application_ids is None:
+        return dict(s.execute(q).all())
+    out: dict[str, dict[str, int]] = {}
+    for app_id, status, n in s.execute(q.where(Decision.application_id.in_(application_ids))):
+        out.setdefault(app_id, {})[status] = n
+    return out
 
 
 def stale_count(s: Session, w: Window) -> int:

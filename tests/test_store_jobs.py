@@ -235,9 +235,8 @@ def test_the_local_runner_finishes_a_job_the_outage_interrupted(tmp_path, monkey
     try:
         job = _evaluation_job(db, batch_size=50)
         runner.wake()
-        wait_until(lambda: outage.failures > 0, 60, "the outage")
-        import time
-        time.sleep(0.5)     # the run fails, and so does recording its failure
+        # The run fails, and so does recording its failure; then the database comes back.
+        wait_until(lambda: outage.failures > 0 and job not in jobs._ACTIVE, 60, "the run to end in the outage")
         outage.end()
         v = jobs.wait(db, job, poll=0.1, timeout=60)
         assert v.state == "succeeded" and v.result["skipped"] > 0

@@ -294,3 +294,30 @@ def test_a_state_change_and_its_history_entry_are_one_transaction(db, monkeypatc
     assert W.get_window(db, "2026-H1").state == "open"
     assert cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1) == 2
     assert_history_complete(db, "2026-H1")
+
+
+def test_the_application_list_searches_and_filters_on_what_was_applied_for(db):
+    two = grant_profile(5, certs=2)
+    two["device_registrations"][1]["obtained_on"] = "2024-01-01"         # outside coverage: ineligible
+    a, b, c = _three(db)
+    d = A.submit_application(db, "2026-H1", two, [two["device_registrations"][0]["certificate_no"]],
+                             today=IN_H1).application_id
+    evaluate(db, "2026-H1")
+    cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
+
+    def ids(**kw):
+        total, rows = A.list_applications(db, "2026-H1", **kw)
+        assert total == len(rows)
+        return {r.application_id for r in rows}
+
+    assert ids() == {a, b, c, d}
+    rows = {r.application_id: r for r in A.list_applications(db, "2026-H1")[1]}
+    assert rows[d].grant_statuses == {"eligible": 1}          # its unclaimed certificate is not counted
+    assert (rows[c].state_text, rows[c].grant_statuses) == ("待补正", {"ineligible": 1})
+    assert ids(status="ineligible") == {c} and ids(status="eligible") == {a, d}
+    assert ids(correction_pending=True) == {b, c} and ids(state="judged") == {a, d}
+    assert ids(q="测试企业5") == {d} and ids(q=uscc_of(1)[-6:]) == {a}
+    assert W.get_window(db, "2026-H1").counts.grant_decisions == {"eligible": 2, "needs_info": 1, "ineligible": 1}
+    cases.review(db, a, "device-registration-grant", grant_profile(1)["device_registrations"][0]["certificate_no"],
+                 "confirm", None, None, actor="经办人")
+    assert ids(reviewed=True) == {a} and ids(reviewed=False) == {b, c, d}
