@@ -321,3 +321,35 @@ def test_the_application_list_searches_and_filters_on_what_was_applied_for(db):
     cases.review(db, a, "device-registration-grant", grant_profile(1)["device_registrations"][0]["certificate_no"],
                  "confirm", None, None, actor="经办人")
     assert ids(reviewed=True) == {a} and ids(reviewed=False) == {b, c, d}
+
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def test_a_rejected_file_reopens_the_correction_and_objections_are_recorded_in_publicity(db):
+    a, b, c = _three(db)
+    cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
+    d = cases.submit_correction(db, b, {ORIGIN: "introduced"},
+                                [("device-registration-grant", "registrant_change_document", "变更文件.pdf", PDF)],
+                                actor="企业", today=AFTER_H1)
+    (m,) = d.grants[0].materials
+    assert (m.state_text, m.content_type) == ("待审核", "application/pdf")
+    with pytest.raises(ValidationFailed) as e:
+        cases.review_material(db, b, m.id, False, " ", actor="经办人", today=AFTER_H1)
+    assert e.value.problems[0].path == "reason"
+    cases.review_material(db, b, m.id, False, "变更文件未盖章", actor="经办人", today=AFTER_H1)
+    d = cases.detail(db, b, today=AFTER_H1)
+    assert d.state == "correction" and d.correction.open          # reopened: the deadline allows
+    assert d.grants[0].materials[0].reason == "变更文件未盖章"
+    with pytest.raises(Conflict, match="已审核"):
+        cases.review_material(db, b, m.id, True, None, actor="经办人", today=AFTER_H1)
+    with pytest.raises(Conflict, match="公示期"):
+        cases.raise_objection(db, a, "该企业不在园区", actor="公众")
+    awards.publish(db, "2026-H1", today=date(2026, 4, 17))
+    cases.raise_objection(db, a, "该企业不在园区", actor="公众")
+    (o,) = cases.detail(db, a).objections
+    cases.resolve_objection(db, o["id"], "经核实，企业注册地在园区", actor="经办人")
+    with pytest.raises(Conflict, match="已处理"):
+        cases.resolve_objection(db, o["id"], "再次处理", actor="经办人")
+    assert [e.action for e in cases.detail(db, a).events][-2:] == ["objection", "objection.resolve"]
+    assert_history_complete(db, "2026-H1")
