@@ -203,6 +203,16 @@ def publish(db: Database, window_id: str, *, actor: str | None = None, today: da
         return W.view(w)
 
 
+def _paid_elsewhere(s: Session, window_id: str, cands: list[Candidate]) -> list[str]:
+    """Subjects of these candidates that the ledger holds for another window."""
+    keys = {(c.benefit_id, c.subject_id) for c in cands}
+    out = []
+    for chunk in chunks(sorted({sub for _, sub in keys})):
+        out += [sub for b, sub in s.execute(select(Award.benefit_id, Award.subject_id).where(
+            Award.subject_id.in_(chunk), Award.window_id != window_id)) if (b, sub) in keys]
+    return sorted(out)
+
+
 @dataclass
 class CloseResult:
     window_id: str
@@ -252,6 +262,12 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
             until = f"公示期至 {cn_date(w.publicity_until)}" if w.publicity_until else "尚未公示"
             raise ValidationFailed([RowProblem(f"{until}；提前关闭须写明理由", path="reason")])
         cands = [c for c in grant_decisions(s, window_id) if c.status == "eligible"]
+        # Paid by another window after this one was judged: judging again gives them their
+        # reason (not_awarded_before fails), which their 不予支持告知书 must state.
+        paid = _paid_elsewhere(s, window_id, cands)
+        if paid:
+            raise Conflict(f"有 {len(paid)} 项拟支持的注册证在本批次判定后已在其他批次兑现（如 {paid[0]}），"
+                           "请先重新执行批量判定，再关闭")
         now = utcnow()
         insert = postgresql.insert if db.is_postgres else sqlite.insert
         stmt = insert(Award).on_conflict_do_nothing(index_elements=["benefit_id", "subject_id"])
