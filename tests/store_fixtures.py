@@ -3,6 +3,11 @@
 `db` is parametrised over SQLite (a file in tmp_path) and PostgreSQL (a fresh schema per
 test on YAGU_TEST_PG_URL, dropped afterwards). Without a PostgreSQL server the PG cases skip
 with the reason shown, unless YAGU_REQUIRE_POSTGRES=1 (CI), where they fail.
+
+Also: synthetic profiles (`make_profile` varied, `grant_profile` with every grant fact known),
+the case process's steps and checks (`submit_all`, `assert_history_complete`, `ledger`), rule
+directories changed on a copy (`rules_copy`, `evaluator_of`, `rules_in_force`), processes to
+kill (`spawn`, `sigkill`) and a simulated database outage (`Outage`).
 """
 from __future__ import annotations
 
