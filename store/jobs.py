@@ -141,7 +141,8 @@ def submit(db: Database, kind: str, args: dict, *, actor: str, lock_key: str | N
             for busy in s.execute(select(Job).where(Job.lock_key == lock_key, Job.state.in_(("queued", "running")))
                                   .with_for_update()).scalars():
                 if busy.state == "running" and _orphaned(db, s, busy):
-                    busy.state, busy.finished_at, busy.message = "failed", utcnow(), "运行中断"
+                    # no token: a run only presumed dead stops at its next batch (Superseded)
+                    busy.state, busy.run_token, busy.finished_at, busy.message = "failed", None, utcnow(), "运行中断"
                     busy.error = f"运行中断（数据库或进程故障），未能完成；已由任务 {job_id} 重新执行"
                     continue
                 raise Conflict(f"已有同一对象的任务正在排队或进行（任务 {busy.id}），请等待其完成")
