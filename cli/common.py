@@ -9,7 +9,7 @@ from sqlalchemy.exc import DBAPIError
 
 from engine.vocabulary import money as _money
 from store.db import Database, masked
-from store.errors import StoreError
+from store.errors import StoreError, storage_reason
 
 
 def fail(message: str) -> NoReturn:
@@ -23,7 +23,7 @@ def db_handle() -> Database:
     try:
         db.upgrade()
     except DBAPIError as e:
-        fail(f"数据库 {masked(db.url)} 不可用或不可写：{str(e.orig).splitlines()[0][:200]}")
+        fail(f"数据库 {masked(db.url)} 不可用或不可写（{storage_reason(e)}）")
     return db
 
 
@@ -35,7 +35,7 @@ def run(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         details = "；".join(str(p) for p in getattr(e, "problems", [])[:20])
         fail(e.message if not details or details in e.message else f"{e.message}：{details}")
     except DBAPIError as e:
-        fail(f"数据库操作失败：{str(e.orig).splitlines()[0][:200]}")
+        fail(f"数据库操作失败（{storage_reason(e)}）")
     except ValueError as e:
         fail(str(e))
 

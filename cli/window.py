@@ -36,8 +36,8 @@ def follow(db, job_id: str) -> jobs.JobView:
             bar.length = max(v.total, 1)
             bar.update(v.done - bar.pos)
             bar.label = v.message or v.state_text
-        jobs.run_pending(db)
-        v = jobs.wait(db, job_id, on_progress=show, poll=0.5)
+        run(jobs.run_pending, db)
+        v = run(jobs.wait, db, job_id, on_progress=show, poll=0.5)
     if v.state == "failed":
         fail(f"任务失败：{v.error}")
     if v.state == "cancelled":

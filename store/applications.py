@@ -97,6 +97,7 @@ class IntakeResult:
     access_code: Optional[str] = None   # only for new applications and resubmissions: shown once
     created: bool = False
     changed: bool = False
+    previous_state: Optional[str] = None    # of an application this updated
 
 
 def store_enterprises(s: Session, records: list[Intake], source: str, now: datetime) -> dict[str, str]:
@@ -147,7 +148,7 @@ def _store_applications(s: Session, w, records: list[Intake], snaps: dict[str, s
         h = snaps[r.uscc]
         if r.uscc in existing:
             app_id, old_h, old_claims, state = existing[r.uscc]
-            res = IntakeResult(r.uscc, r.name, app_id)
+            res = IntakeResult(r.uscc, r.name, app_id, previous_state=state)
             if old_h != h or old_claims != r.claims or resubmission:
                 if state not in ("received", "judged"):
                     raise Conflict(f"企业 {r.name} 的申报已进入“{APPLICATION_STATE[state]}”阶段，"
@@ -228,8 +229,7 @@ def submit_application(db: Database, window_id: str, profile_data: Any, claims: 
         snaps = store_enterprises(s, [rec], "application", now)
         (res,) = _store_applications(s, w, [rec], snaps, now, resubmission=True)
         audit.event(s, res.application_id, actor, "submit" if res.created else "resubmit",
-                    None if res.created else "received", "received",
-                    {"channel": channel, "claims": claims})
+                    res.previous_state, "received", {"channel": channel, "claims": claims})
     return Submitted(application_id=res.application_id, access_code=res.access_code,
                      window_id=window_id, state="received")
 
@@ -248,6 +248,10 @@ def ingest(db: Database, window_id: Optional[str], records: list[Intake], *, act
         snaps = store_enterprises(s, records, "application" if w else "registry", now)
         results = ([IntakeResult(r.uscc, r.name) for r in records] if w is None
                    else _store_applications(s, w, records, snaps, now, resubmission=False))
+        if w is not None:           # each new or updated application's history entry
+            who = actor or audit.default_actor()
+            audit.events(s, [(r.application_id, now, who, "submit" if r.created else "resubmit", r.previous_state,
+                              "received", {"channel": "import"}) for r in results if r.changed])
         audit.record(s, actor, action, window_id or "registry",
                      {**(details or {}), "records": len(records),
                       "created": sum(r.created for r in results)})
@@ -358,10 +362,10 @@ def list_applications(db: Database, window_id: str, *, q: str | None = None, sta
         if correction_pending is not None:
             query = query.where((Application.state == "correction") if correction_pending
                                 else (Application.state != "correction"))
-        if status:
-            query = query.where(Application.id.in_(select(Decision.application_id)
-                                                   .where(Decision.window_id == window_id,
-                                                          Decision.status == status)))
+        if status:              # a grant decision with this verdict on what it applied for
+            query = query.where(Application.id.in_(
+                select(Decision.application_id).join(Application, Application.id == Decision.application_id)
+                .where(Decision.window_id == window_id, Decision.status == status, W.claimed(s))))
         if device_class:
             query = query.where(Application.id.in_(_apps_with_class(s, window_id, device_class)))
         if reviewed is not None:
@@ -371,11 +375,7 @@ def list_applications(db: Database, window_id: str, *, q: str | None = None, sta
         page = s.execute(query.order_by(Application.submitted_at, Application.id)
                          .limit(min(max(limit, 1), 500)).offset(max(offset, 0))).all()
         ids = [a.id for a, _ in page]
-        statuses: dict[str, dict[str, int]] = {}
-        for app_id, st, n in s.execute(select(Decision.application_id, Decision.status, func.count())
-                                       .where(Decision.application_id.in_(ids))
-                                       .group_by(Decision.application_id, Decision.status)):
-            statuses.setdefault(app_id, {})[st] = n
+        statuses = W.claimed_grant_counts(s, window_id, ids)
         reviewed_ids = set(s.scalars(select(Review.application_id).where(Review.application_id.in_(ids))))
         pending = dict(s.execute(select(Material.application_id, func.count())
                                  .where(Material.application_id.in_(ids), Material.state == "pending")

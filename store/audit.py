@@ -7,7 +7,10 @@ import os
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from store.bulk import insert_rows
 from store.models import ApplicationEvent, AuditLog, utcnow
+
+EVENT_COLUMNS = ("application_id", "at", "actor", "action", "from_state", "to_state", "details")
 
 
 def default_actor() -> str:
@@ -29,3 +32,10 @@ def event(session: Session, application_id: str, actor: str | None, action: str,
     session.execute(insert(ApplicationEvent).values(
         application_id=application_id, at=utcnow(), actor=actor or default_actor(), action=action,
         from_state=from_state, to_state=to_state, details=details))
+
+
+def events(session: Session, rows: list[tuple]) -> None:
+    """Many history entries at once (imports, judging a window), each a tuple in the order of
+    EVENT_COLUMNS, in the transaction of the changes they record."""
+    if rows:
+        insert_rows(session.connection(), ApplicationEvent.__table__, EVENT_COLUMNS, rows)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Optional
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -121,8 +121,9 @@ def totals_of(awards: list[AwardView]) -> Totals:
                   by_class=by_class, by_origin=by_origin, by_benefit=by_benefit)
 
 
-def _titles() -> dict[str, str]:
-    return {b.id: b.spec.title for b in rulesets.current().book.benefits.values()}
+def _titles(db: Database, w: Window) -> dict[str, str]:
+    """Benefit titles as the rules that judged the window name them (not as today's rules do)."""
+    return {b.id: b.spec.title for b in rulesets.book_for(db, w.ruleset_version).benefits.values()}
 
 
 def proposed(s: Session, window_id: str) -> tuple[list[Candidate], list[dict]]:
@@ -145,9 +146,9 @@ def proposed(s: Session, window_id: str) -> tuple[list[Candidate], list[dict]]:
 
 def list_awards(db: Database, window_id: str) -> AwardList:
     """The ledger entries of a closed window; before closing, the proposed list (拟支持名单)."""
-    titles = _titles()
     with db.read_session() as s:
         w = W.get(s, window_id)
+        titles = _titles(db, w)
         if w.state == "closed":
             rows = s.execute(select(Award, Enterprise.name, Application.channel)
                              .join(Enterprise, Enterprise.uscc == Award.uscc)
@@ -180,6 +181,13 @@ def publish(db: Database, window_id: str, *, actor: str | None = None, today: da
         stale = W.stale_count(s, w)
         if stale:
             raise Conflict(f"还有 {stale} 份申报未按现行规则判定，请先执行批量判定")
+        # 补正 is promised until its deadline: a list published before then would miss the
+        # applications still being corrected.
+        pending, last = s.execute(select(func.count(), func.max(Application.correction_due)).where(
+            Application.window_id == window_id, Application.state == "correction",
+            Application.correction_due >= today)).one()
+        if pending:
+            raise Conflict(f"还有 {pending} 份申报在补正期限内（最晚至 {cn_date(last)}），补正期限届满后才能公示")
         cands, _ = proposed(s, window_id)
         on_list = sorted({c.application_id for c in cands})
         apps = {a.id: a for a in s.execute(select(Application).where(Application.id.in_(on_list))).scalars()}
@@ -195,6 +203,16 @@ def publish(db: Database, window_id: str, *, actor: str | None = None, today: da
         return W.view(w)
 
 
+def _paid_elsewhere(s: Session, window_id: str, cands: list[Candidate]) -> list[str]:
+    """Subjects of these candidates that the ledger holds for another window."""
+    keys = {(c.benefit_id, c.subject_id) for c in cands}
+    out = []
+    for chunk in chunks(sorted({sub for _, sub in keys})):
+        out += [sub for b, sub in s.execute(select(Award.benefit_id, Award.subject_id).where(
+            Award.subject_id.in_(chunk), Award.window_id != window_id)) if (b, sub) in keys]
+    return sorted(out)
+
+
 @dataclass
 class CloseResult:
     window_id: str
@@ -204,16 +222,16 @@ class CloseResult:
     totals: Totals
 
 
-def close_preview(db: Database, window_id: str) -> dict:
+def close_preview(db: Database, window_id: str, today: date | None = None) -> dict:
     """What closing would do, for the confirmation step: how many awards, how much, how many
-    不予支持 notices, and whether an early close (with a reason) is needed."""
+    不予支持 notices (as close counts them), and whether an early close (with a reason) is needed."""
+    today = today or shanghai_today()
     with db.read_session() as s:
         w = W.get(s, window_id)
         cands, refused = proposed(s, window_id)
         decided = grant_decisions(s, window_id)
         apps_awarded = {c.application_id for c in cands}
-        refusals = {c.application_id for c in decided if c.status != "eligible"} - apps_awarded
-        today = shanghai_today()
+        refusals = {c.application_id for c in decided} - apps_awarded
         early = w.state != "publicity" or w.publicity_until is None or today <= w.publicity_until
         return {"awards": len(cands), "amount_cny": sum(c.amount_cny or 0 for c in cands),
                 "already_awarded": len(refused), "non_support_notices": len(refusals),
@@ -228,9 +246,9 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
     reason — and only on decisions made under the rules in force."""
     today = today or shanghai_today()
     reason = (reason or "").strip() or None
-    titles = _titles()
     with db.session() as s:
         w = W.get(s, window_id, lock=True)
+        titles = _titles(db, w)
         if w.state == "closed":
             raise Conflict(f"申报批次 {window_id} 已关闭")
         if w.evaluated_at is None:
@@ -244,6 +262,12 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
             until = f"公示期至 {cn_date(w.publicity_until)}" if w.publicity_until else "尚未公示"
             raise ValidationFailed([RowProblem(f"{until}；提前关闭须写明理由", path="reason")])
         cands = [c for c in grant_decisions(s, window_id) if c.status == "eligible"]
+        # Paid by another window after this one was judged: judging again gives them their
+        # reason (not_awarded_before fails), which their 不予支持告知书 must state.
+        paid = _paid_elsewhere(s, window_id, cands)
+        if paid:
+            raise Conflict(f"有 {len(paid)} 项拟支持的注册证在本批次判定后已在其他批次兑现（如 {paid[0]}），"
+                           "请先重新执行批量判定，再关闭")
         now = utcnow()
         insert = postgresql.insert if db.is_postgres else sqlite.insert
         stmt = insert(Award).on_conflict_do_nothing(index_elements=["benefit_id", "subject_id"])
@@ -293,11 +317,11 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
 def proactive(db: Database, window_id: str) -> list[dict]:
     """免申即享 / 政策找企业: known enterprises that did not apply in this window but are
     eligible for a grant, with what each would receive (tax preferences never appear)."""
-    titles = _titles()
     with db.read_session() as s:
         w = W.get(s, window_id)
         if w.evaluated_at is None:
             raise Conflict(f"申报批次 {window_id} 尚未判定，请先执行批量判定")
+        titles = _titles(db, w)
         out: dict[str, dict] = {}
         for d, name in s.execute(select(Decision, Enterprise.name).join(Enterprise, Enterprise.uscc == Decision.uscc)
                                  .where(Decision.window_id == window_id, Decision.application_id.is_(None),

@@ -28,9 +28,8 @@ from store.applications import Intake, store_enterprises
 from store.db import Database
 from store.errors import Conflict, NotFound, RowProblem, ValidationFailed
 from store.evaluation import judge_now
-from store.models import (Application, ApplicationEvent, Commitment, Decision, Enterprise,
-                          Evaluation, Material, Notice, Objection, ProfileSnapshot, Review, Window,
-                          utcnow)
+from store.models import (Application, ApplicationEvent, Commitment, Enterprise, Evaluation, Material,
+                          Notice, Objection, ProfileSnapshot, Review, Window, utcnow)
 from store.notices import KINDS, assign_number
 from store.views import (EventView, MaterialView, NoticeRef, ReviewView, WindowView)
 
@@ -41,6 +40,7 @@ ACTION_TEXT = {
     "material.reject": "材料审核未通过", "commitment": "签署容缺承诺", "review.confirm": "复核：维持判定",
     "review.override": "复核：改变判定", "publicize": "列入拟支持名单公示", "objection": "公示期异议",
     "objection.resolve": "异议处理", "award": "兑现", "refuse": "不予支持", "notice.non_support": "发出不予支持告知书",
+    "migrate": "系统升级时迁入（0.1.0 版的申报）",
 }
 
 

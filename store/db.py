@@ -45,7 +45,14 @@ def _private_sqlite_file(url: str) -> None:
         for suffix in ("", "-wal", "-shm"):
             p = Path(path + suffix)
             if p.exists():
-                p.chmod(0o600)
+                # Take away group and other access, never add write access an operator took
+                # away; a file we may not change (another owner, immutable) is left as it is.
+                try:
+                    mode = p.stat().st_mode & 0o777
+                    if mode & 0o077:
+                        p.chmod(mode & 0o700)
+                except OSError:
+                    pass
             elif suffix == "":
                 p.parent.mkdir(parents=True, exist_ok=True)
                 os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))

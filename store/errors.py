@@ -52,3 +52,16 @@ class ValidationFailed(StoreError):
             message
             or "输入有 {} 处问题：\n{}".format(len(problems), "\n".join(str(p) for p in problems))
         )
+
+
+def storage_reason(exc: BaseException) -> str:
+    """Why the database refused, in Chinese, from a driver error (read-only file, full disk,
+    lock, connection)."""
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    if "readonly" in text or "read-only" in text or "read only" in text:
+        return "数据库文件只读"
+    if "disk" in text and "full" in text:
+        return "磁盘已满"
+    if "locked" in text:
+        return "数据库被占用"
+    return "无法连接或写入数据库"

@@ -82,9 +82,11 @@ def _subjects(s: Session, window_id: str, proactive: bool) -> list[tuple[str, st
 
 
 def write_outcomes(s: Session, w: Window, version: str, batch: list[tuple], outcomes: list[tuple],
-                   now) -> int:
+                   now, actor: str | None = None) -> int:
     """Replace the evaluations and grant decisions of `batch` ((uscc, snapshot, application
-    id, input key) each) with `outcomes` from the runner; returns the number that failed."""
+    id, input key) each) with `outcomes` from the runner; returns the number that failed.
+    An application whose state this changes (received → judged, … → failed) gets its
+    history entry in the same transaction."""
     usccs = [u for u, _, _, _ in batch]
     conn = s.connection()
     conn.execute(delete(Decision.__table__).where(Decision.window_id == w.id, Decision.uscc.in_(usccs)))
@@ -105,10 +107,16 @@ def write_outcomes(s: Session, w: Window, version: str, batch: list[tuple], outc
     insert_rows(conn, Decision.__table__, _DEC_COLS, decs)
     failed_apps = [a for (u, h, a, k), out in zip(batch, outcomes) if a and out[0] != "ok"]
     t = Application.__table__
+    who = actor or audit.default_actor()
     for ids, state in ((judged, "judged"), (failed_apps, "failed")):
         for chunk in chunks(ids):
-            conn.execute(update(t).where(t.c.id.in_(chunk), t.c.state.in_(("received", "failed", "judged")))
-                         .values(state=state, updated_at=now))
+            moving = conn.execute(select(t.c.id, t.c.state).where(
+                t.c.id.in_(chunk), t.c.state.in_(("received", "failed", "judged")), t.c.state != state)).all()
+            if not moving:
+                continue
+            conn.execute(update(t).where(t.c.id.in_([i for i, _ in moving]))
+                         .values(state=state, updated_at=now, revision=t.c.revision + 1))
+            audit.events(s, [(i, now, who, "judge", frm, state, {"ruleset_version": version}) for i, frm in moving])
     return failed
 
 
@@ -167,7 +175,7 @@ def evaluate_window(db: Database, window_id: str, *, progress: Callable[[int, in
             with db.session() as s:
                 if check:
                     check(s)
-                failed += write_outcomes(s, w, version, batch, outcomes, utcnow())
+                failed += write_outcomes(s, w, version, batch, outcomes, utcnow(), actor)
             clock["write"] += time.perf_counter() - t0
             done += len(batch)
             if progress:

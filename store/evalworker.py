@@ -13,6 +13,7 @@ and a worker whose parent dies (Ctrl-C, kill -9) reads EOF on stdin and exits.
 """
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import signal
@@ -31,9 +32,10 @@ from pydantic import ValidationError
 
 from engine.adapter import EngineError
 from engine.messages import pydantic_message
-from engine.profile import profile_model
+from engine.profile import _path, profile_model
 from store.decisions import pack
 
+log = logging.getLogger("yagu.evaluation")
 ENV_WORKERS = "YAGU_EVAL_WORKERS"
 # Below this many enterprises to evaluate, starting worker processes (about a second:
 # imports and rule compilation) costs more than it saves.
@@ -85,14 +87,14 @@ def record_of(resp) -> tuple:
 
 
 def _failure(exc: BaseException, registry=None) -> tuple:
-    if isinstance(exc, EngineError):
-        return "error", f"规则引擎未能判定该企业画像（{str(exc)[:200]}），请联系系统管理员"
+    """("error", the reason in Chinese as staff read it); the technical detail goes to the log."""
     if isinstance(exc, ValidationError) and registry is not None:
-        # a stored profile outside today's field domains: name the facts, as the pages do
-        facts = "；".join(f"{registry.label('.'.join(str(p) for p in e['loc']))}{pydantic_message(e)}"
-                         for e in exc.errors()[:5])
-        return "error", f"该企业画像无法判定，请更正后重新提交：{facts}"[:500]
-    return "error", f"该企业画像无法判定：{type(exc).__name__}: {str(exc)[:200]}"
+        problems = "；".join(f"{registry.label(_path(e['loc']))}：{pydantic_message(e)}" for e in exc.errors()[:5])
+        return "error", f"该企业画像不符合现行字段规定（{problems}），请更正后重新提交"[:500]
+    log.error("evaluation failed: %s: %s", type(exc).__name__, str(exc)[:500])
+    if isinstance(exc, EngineError):
+        return "error", "规则引擎未能判定该企业画像，已记入日志，请联系系统管理员"
+    return "error", "该企业画像无法判定（程序出错），已记入日志，请联系系统管理员"
 
 
 def evaluate_batch(ev, texts: list, as_of: date, window, awarded) -> tuple[list[tuple], tuple]:
@@ -124,7 +126,7 @@ def evaluate_batch(ev, texts: list, as_of: date, window, awarded) -> tuple[list[
         try:
             out.append(record_of(ev.evaluate(p, as_of=as_of, window=window, awarded=awarded)))
         except Exception as exc:  # noqa: BLE001
-            out.append(_failure(exc))
+            out.append(_failure(exc, ev.registry))
     return out, (t1 - t0, t2 - t1, time.perf_counter() - t2)
 
 

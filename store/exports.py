@@ -41,14 +41,15 @@ def neutralise(v: Any) -> Any:
     return v
 
 
-def _labels(field: str) -> dict:
-    spec = rulesets.current().registry.field_at(f"device_registrations[0].{field}")
+def _labels(book, field: str) -> dict:
+    spec = book.fields.field_at(f"device_registrations[0].{field}")
     return dict(spec.values) if spec else {}
 
 
 def award_table(db: Database, window_id: str) -> tuple[str, list[list], list[list]]:
     al: AwardList = list_awards(db, window_id)
-    classes, origins = _labels("device_class"), _labels("origin")
+    book = rulesets.book_for(db, al.window.ruleset_version)     # the words of the rules that judged it
+    classes, origins = _labels(book, "device_class"), _labels(book, "origin")
     rows = [[i, a.uscc, a.enterprise_name, a.application_id, a.title, a.subject_id if a.subject_id != a.uscc else "",
              classes.get(a.device_class, "未知"), origins.get(a.origin, "未知"), a.amount_cny,
              PROVISIONAL if a.amount_provisional else "正式金额", CHANNEL_NAMES.get(a.channel or "", a.channel or "")]
@@ -65,9 +66,9 @@ def award_table(db: Database, window_id: str) -> tuple[str, list[list], list[lis
 
 
 def decision_table(db: Database, window_id: str) -> tuple[str, list[list], list[list]]:
-    titles = {b.id: b.spec.title for b in rulesets.current().book.benefits.values()}
     with db.read_session() as s:
         w = W.get(s, window_id)
+        titles = {b.id: b.spec.title for b in rulesets.book_for(db, w.ruleset_version).benefits.values()}
         engine_status = dict(s.execute(select(Decision.id, Decision.status).where(Decision.window_id == window_id)).all())
         rows, counts = [], {}
         for c in grant_decisions(s, window_id):

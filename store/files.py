@@ -22,6 +22,14 @@ TYPES = (
 )
 
 
+def size_text(n: int) -> str:
+    """10 MB, 512 KB: the limit as a reader states it."""
+    for unit, size in (("MB", 1024 * 1024), ("KB", 1024)):
+        if n >= size:
+            return f"{n / size:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{n} 字节"
+
+
 def sniff(data: bytes) -> str | None:
     for magic, media, _name in TYPES:
         if data.startswith(magic):
@@ -34,8 +42,7 @@ def check(filename: str, data: bytes, field: str = "file") -> str:
     if not data:
         raise ValidationFailed([RowProblem(f"文件“{filename[:40]}”是空的", path=field)])
     if len(data) > MAX_BYTES:
-        raise ValidationFailed([RowProblem(
-            f"文件“{filename[:40]}”超过 {MAX_BYTES // (1024 * 1024)} MB 的上限", path=field)])
+        raise ValidationFailed([RowProblem(f"文件“{filename[:40]}”超过 {size_text(MAX_BYTES)} 的上限", path=field)])
     media = sniff(data)
     if media is None:
         names = "、".join(name for _, _, name in TYPES)

@@ -16,6 +16,11 @@ only presumed dead and wakes up later cannot write over its successor; on Postgr
 also holds an advisory lock on the job's lock key (released by PostgreSQL itself if the
 worker's connection dies). Tasks are resumable and idempotent, so a re-queued job ends with
 the same result.
+
+A run that ended without recording its end (the database went away while it finished) is
+*orphaned*: its process no longer runs it (SQLite: this process's set of running jobs, or a
+dead process; PostgreSQL: nobody holds its advisory lock). The local runner re-queues it, and
+a new submission for the same lock key takes over instead of waiting for it forever.
 """
 from __future__ import annotations
 
@@ -26,7 +31,6 @@ import secrets
 import socket
 import threading
 import time
-import traceback
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional
@@ -35,11 +39,12 @@ import procrastinate
 from procrastinate import exceptions as pexc
 from pydantic import BaseModel
 from sqlalchemy import and_, exists, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from store.db import Database
-from store.errors import Conflict, NotFound
+from store.errors import Conflict, NotFound, StoreError, storage_reason
 from store.models import Job, JobFile, utcnow
 
 log = logging.getLogger("yagu.jobs")
@@ -52,6 +57,8 @@ STATE_TEXT = {"queued": "排队中", "running": "进行中", "succeeded": "已�
 KIND_TEXT: dict[str, str] = {}
 Task = Callable[[Database, "JobContext", dict], dict]
 _TASKS: dict[str, Task] = {}
+_ACTIVE: set[str] = set()       # jobs this process is running now
+_ADVISORY = "hashtextextended(current_schema() || ':' || :k, 0)"   # per schema: tests share a database
 
 
 def task(kind: str, title: str) -> Callable[[Task], Task]:
@@ -131,9 +138,13 @@ def submit(db: Database, kind: str, args: dict, *, actor: str, lock_key: str | N
     job_id = "J" + secrets.token_hex(8).upper()
     with db.session() as s:
         if lock_key:
-            busy = s.execute(select(Job.id, Job.state).where(Job.lock_key == lock_key,
-                                                             Job.state.in_(("queued", "running")))).first()
-            if busy:
+            for busy in s.execute(select(Job).where(Job.lock_key == lock_key, Job.state.in_(("queued", "running")))
+                                  .with_for_update()).scalars():
+                if busy.state == "running" and _orphaned(db, s, busy):
+                    # no token: a run only presumed dead stops at its next batch (Superseded)
+                    busy.state, busy.run_token, busy.finished_at, busy.message = "failed", None, utcnow(), "运行中断"
+                    busy.error = f"运行中断（数据库或进程故障），未能完成；已由任务 {job_id} 重新执行"
+                    continue
                 raise Conflict(f"同一对象已有任务“{STATE_TEXT[busy.state]}”（任务 {busy.id}），请等待其完成")
         s.add(Job(id=job_id, kind=kind, args=args, lock_key=lock_key, state="queued", done=0, total=0,
                   attempts=0, cancel_requested=False, actor=actor, created_at=utcnow()))
@@ -216,19 +227,26 @@ def run(db: Database, job_id: str) -> None:
         with db.engine.connect() as c:     # held for the whole run; dropped with the connection
             key = c.scalar(select(Job.lock_key).where(Job.id == job_id)) or job_id
             # advisory locks are per database: the schema keeps two schemas' windows apart
-            c.execute(text("select pg_advisory_lock(hashtextextended(current_schema() || ':' || :k, 0))"), {"k": key})
+            c.execute(text(f"select pg_advisory_lock({_ADVISORY})"), {"k": key})
             c.commit()
             try:
                 _run(db, job_id)
             finally:
-                c.execute(text("select pg_advisory_unlock(hashtextextended(current_schema() || ':' || :k, 0))"),
-                          {"k": key})
+                c.execute(text(f"select pg_advisory_unlock({_ADVISORY})"), {"k": key})
                 c.commit()
     else:
         _run(db, job_id)
 
 
 def _run(db: Database, job_id: str) -> None:
+    _ACTIVE.add(job_id)         # before it is marked running: never seen running and not active
+    try:
+        _run_active(db, job_id)
+    finally:
+        _ACTIVE.discard(job_id)
+
+
+def _run_active(db: Database, job_id: str) -> None:
     token = secrets.token_hex(8)
     with db.session() as s:
         j = s.execute(select(Job).where(Job.id == job_id).with_for_update()).scalar_one_or_none()
@@ -253,9 +271,15 @@ def _run(db: Database, job_id: str) -> None:
 
 
 def _error_text(exc: BaseException) -> str:
-    msg = getattr(exc, "message", None) or str(exc)
-    return msg[:2000] if any("\u4e00" <= c <= "\u9fff" for c in msg) else \
-        f"{type(exc).__name__}: {msg}"[:2000] + "\n" + traceback.format_exc()[-2000:]
+    """Why the job failed, in one Chinese line (the traceback is in the log)."""
+    if isinstance(exc, StoreError):
+        return exc.message[:2000]
+    if isinstance(exc, DBAPIError):
+        return f"数据库操作失败（{storage_reason(exc)}），请稍后重新提交"
+    first = str(exc).strip().split("\n", 1)[0]
+    if any("\u4e00" <= c <= "\u9fff" for c in first):     # our own words (e.g. an evaluation process died)
+        return first[:500]
+    return "任务出错（程序错误），已记入日志，请联系系统管理员"
 
 
 def _finish(db: Database, job_id: str, token: str, **values: Any) -> None:
@@ -278,16 +302,24 @@ def _pid_dead(worker: str | None) -> bool:
     return False
 
 
+def _orphaned(db: Database, s: Session, j: Job) -> bool:
+    """A job marked running that nobody runs any more."""
+    if db.is_postgres:      # run() holds the advisory lock while it runs (released if its connection dies)
+        return bool(s.scalar(text(f"select pg_try_advisory_xact_lock({_ADVISORY})"), {"k": j.lock_key or j.id}))
+    if j.worker == ME:
+        return j.id not in _ACTIVE
+    hb = j.heartbeat_at.replace(tzinfo=timezone.utc) if j.heartbeat_at and j.heartbeat_at.tzinfo is None \
+        else j.heartbeat_at
+    return _pid_dead(j.worker) or hb is None or utcnow() - hb > timedelta(seconds=STALLED_AFTER)
+
+
 def recover(db: Database) -> list[str]:
-    """Re-queue running jobs whose process died (same host) or stopped heart-beating."""
+    """Re-queue running jobs that nobody runs any more: their process died (same host),
+    stopped heart-beating, or (this process) ended without recording the end (SQLite)."""
     out = []
-    now = utcnow()
     with db.session() as s:
         for j in s.execute(select(Job).where(Job.state == "running")).scalars():
-            hb = j.heartbeat_at.replace(tzinfo=timezone.utc) if j.heartbeat_at and j.heartbeat_at.tzinfo is None \
-                else j.heartbeat_at
-            stale = hb is None or now - hb > timedelta(seconds=STALLED_AFTER)
-            if j.worker != ME and (_pid_dead(j.worker) or stale):
+            if _orphaned(db, s, j):
                 j.state, j.run_token, j.worker = "queued", None, None
                 j.message = "上次运行中断，已重新排队"
                 out.append(j.id)
@@ -355,9 +387,11 @@ class LocalRunner:
     def _heartbeat(self) -> None:
         while not self._stop.wait(HEARTBEAT):
             try:
-                with self.db.session() as s:
-                    s.execute(update(Job).where(Job.state == "running", Job.worker == ME)
-                              .values(heartbeat_at=utcnow()))
+                running = list(_ACTIVE)
+                if running:
+                    with self.db.session() as s:
+                        s.execute(update(Job).where(Job.id.in_(running), Job.state == "running", Job.worker == ME)
+                                  .values(heartbeat_at=utcnow()))
             except Exception:  # noqa: BLE001
                 log.exception("job heartbeat")
 

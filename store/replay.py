@@ -58,6 +58,7 @@ class Difference:
     criteria: list[str]         # criterion ids whose outcome differs
     amount_before: Optional[float]
     amount_after: Optional[float]
+    criteria_text: list[str] = field(default_factory=list)     # the same criteria, as worded
 
 
 @dataclass
@@ -100,6 +101,11 @@ def _compare(ev_a: Evaluator, a: D.Decided, b: D.Decided, ev_b: Evaluator, as_of
     return [cid for cid in dict.fromkeys([*x, *y]) if x.get(cid) != y.get(cid)]
 
 
+def _texts(resp) -> dict[tuple, str]:
+    """(benefit, subject, criterion id) → the criterion as the response words it."""
+    return {(r.benefit_id, r.subject.id if r.subject else "", c.id): c.text for r in resp.results for c in r.criteria}
+
+
 def replay(db: Database, window_id: str, *, progress: Callable[[int, int], None] | None = None) -> ReplayReport:
     report = ReplayReport(window_id)
     with db.read_session() as s:
@@ -117,6 +123,7 @@ def replay(db: Database, window_id: str, *, progress: Callable[[int, int], None]
         p = parse_stored_profile(profile, ev.registry)
         now = ev.evaluate(p, as_of=w.as_of, window=ctx, awarded=ledger_of(ev.registry, stored))
         fresh = {(d.benefit_id, d.subject_id): d for d in map(D.decided_of, now.results)}
+        texts = _texts(now)
         report.evaluations += 1
         for d in stored:
             report.decisions += 1
@@ -126,9 +133,11 @@ def replay(db: Database, window_id: str, *, progress: Callable[[int, int], None]
                                                        n.observed, n.missing_facts):
                 report.identical += 1
                 continue
+            changed = _compare(ev, d, n, ev, w.as_of, w.as_of) if n else []
             report.differences.append(Difference(
                 uscc, name, app_id, d.benefit_id, d.subject_id, d.status, n.status if n else "（无）",
-                _compare(ev, d, n, ev, w.as_of, w.as_of) if n else [], d.amount_cny, n.amount_cny if n else None))
+                changed, d.amount_cny, n.amount_cny if n else None,
+                [texts.get((d.benefit_id, d.subject_id, c), c) for c in changed]))
         if progress and (i + 1) % 200 == 0:
             progress(i + 1, len(rows))
     report.seconds = time.perf_counter() - t0
@@ -147,7 +156,8 @@ class ImpactReport:
 
 def impact(db: Database, window_id: str, rules_dir: str | Path | None = None, as_of: date | None = None,
            *, progress: Callable[[int, int], None] | None = None) -> ImpactReport:
-    """Every decision of the window's applicants that another ruleset (or date) would change."""
+    """Every decision of the window's applicants that another ruleset (or date) would change,
+    or make anew (a benefit the other rules add)."""
     other = Evaluator(load_rulebook(rules_dir)) if rules_dir else rulesets.current()
     with db.read_session() as s:
         w = W.get(s, window_id)
@@ -162,6 +172,8 @@ def impact(db: Database, window_id: str, rules_dir: str | Path | None = None, as
         p = parse_stored_profile(profile, other.registry)
         res = other.evaluate(p, as_of=when, window=ctx, awarded=ledger_of(ev.registry, stored))
         fresh = {(d.benefit_id, d.subject_id): d for d in map(D.decided_of, res.results)}
+        texts = _texts(res)
+        base_texts: dict | None = None
         for d in stored:
             if d.kind != "grant" and d.benefit_id not in other.book.benefits:
                 continue
@@ -171,8 +183,18 @@ def impact(db: Database, window_id: str, rules_dir: str | Path | None = None, as
             changed = _compare(ev, d, n, other, w.as_of, when) if n else []
             amount_after = n.amount_cny if n else None
             if d.status != after or changed or d.amount_cny != amount_after:
+                if any((d.benefit_id, d.subject_id, c) not in texts for c in changed) and base_texts is None:
+                    base_texts = _texts(D.explain(ev, profile, w.as_of, ctx, stored))   # a criterion `other` dropped
+                worded = [texts.get((d.benefit_id, d.subject_id, c)) or (base_texts or {}).get(
+                    (d.benefit_id, d.subject_id, c), c) for c in changed]
                 report.changes.append(Difference(uscc, name, app_id, d.benefit_id, d.subject_id, d.status, after,
-                                                 changed, d.amount_cny, amount_after))
+                                                 changed, d.amount_cny, amount_after, worded))
+        decided = {(d.benefit_id, d.subject_id) for d in stored}
+        for (bid, sid), n in fresh.items():     # decisions only `other` makes (e.g. a new benefit)
+            if (bid, sid) not in decided:
+                report.decisions += 1
+                report.changes.append(Difference(uscc, name, app_id, bid, sid, "（无）", n.status, [], None,
+                                                 n.amount_cny))
         if progress and (i + 1) % 200 == 0:
             progress(i + 1, len(rows))
     return report
@@ -189,7 +211,7 @@ def impact_rows(report: ImpactReport, titles: dict[str, str]) -> list[list]:
             (c.amount_after or 0) - (c.amount_before or 0)
         rows.append([c.uscc, c.enterprise_name, c.application_id or "", titles.get(c.benefit_id, c.benefit_id),
                      c.subject_id, STATUS.get(c.before, c.before), STATUS.get(c.after, c.after),
-                     "、".join(c.criteria), c.amount_before, c.amount_after, diff])
+                     "；".join(c.criteria_text), c.amount_before, c.amount_after, diff])
     return rows
 
 

@@ -81,6 +81,17 @@ def evaluator_for(db: Database, version: str) -> Evaluator:
     return ev
 
 
+def book_for(db: Database, version: str | None) -> Rulebook:
+    """The rulebook of a stored version, for the names and labels of what it decided (the
+    rules in force when no version is given or its files are not archived)."""
+    if version:
+        try:
+            return evaluator_for(db, version).book
+        except NotFound:
+            pass
+    return current().book
+
+
 def load_files(files: dict[str, str]) -> Rulebook:
     """A rulebook from archived file texts (written to a private temporary directory)."""
     with tempfile.TemporaryDirectory(prefix="yagu-rules-") as tmp:

@@ -23,6 +23,7 @@ IMPORT_SUFFIXES = (".csv", ".xlsx", ".xlsm")
 @jobs.task("window.evaluate", "批量判定")
 def evaluate(db: Database, ctx: jobs.JobContext, args: dict) -> dict:
     res = evaluation.evaluate_window(db, args["window_id"], actor=args.get("actor"), check=ctx.check,
+                                     batch_size=args.get("batch_size") or evaluation.EVAL_BATCH,
                                      progress=lambda done, total: ctx.progress(done, total, f"已判定 {done}/{total}"))
     return {"evaluated": res.evaluated, "skipped": res.skipped, "failed": res.failed,
             "ruleset_version": res.ruleset_version}

@@ -11,7 +11,7 @@ import re
 from datetime import date
 from typing import Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -134,9 +134,7 @@ def view(w: Window, counts: WindowCounts | None = None) -> WindowView:
 def counts(s: Session, w: Window) -> WindowCounts:
     by_state = dict(s.execute(select(Application.state, func.count())
                               .where(Application.window_id == w.id).group_by(Application.state)).all())
-    grant = dict(s.execute(select(Decision.status, func.count())
-                           .where(Decision.window_id == w.id, Decision.application_id.is_not(None))
-                           .group_by(Decision.status)).all())
+    grant = claimed_grant_counts(s, w.id)
     n_awards, total = s.execute(select(func.count(), func.coalesce(func.sum(Award.amount_cny), 0))
                                 .where(Award.window_id == w.id)).one()
     failed = s.scalar(select(func.count()).where(Evaluation.window_id == w.id,
@@ -146,9 +144,38 @@ def counts(s: Session, w: Window) -> WindowCounts:
                         awards_total_cny=float(total or 0))
 
 
+def claimed(s: Session):
+    """A grant decision's subject is one its application applied for (claims null: all of
+    them). For queries joining decisions to their applications."""
+    if s.get_bind().dialect.name == "postgresql":
+        listed = text("jsonb_exists(CAST(applications.claims AS JSONB), decisions.subject_id)")
+    else:
+        listed = text("EXISTS (SELECT 1 FROM json_each(applications.claims) WHERE json_each.value = decisions.subject_id)")
+    every = Application.claims.is_(None) | (cast(Application.claims, Text) == "null")    # JSON null as stored
+    return (Decision.subject_id == "") | every | listed
+
+
+def claimed_grant_counts(s: Session, window_id: str, application_ids: list[str] | None = None
+                         ) -> dict[str, int] | dict[str, dict[str, int]]:
+    """The window's grant decisions by verdict, counting only what was applied for (a
+    certificate an application does not claim is not decided for it). With
+    `application_ids`: per application."""
+    keys = [Decision.status] if application_ids is None else [Decision.application_id, Decision.status]
+    q = (select(*keys, func.count()).join(Application, Application.id == Decision.application_id)
+         .where(Decision.window_id == window_id, claimed(s)).group_by(*keys))
+    if application_ids is None:
+        return dict(s.execute(q).all())
+    out: dict[str, dict[str, int]] = {}
+    for app_id, status, n in s.execute(q.where(Decision.application_id.in_(application_ids))):
+        out.setdefault(app_id, {})[status] = n
+    return out
+
+
 def stale_count(s: Session, w: Window) -> int:
     """Applicants whose judgement is missing or was made under other rules or another
-    profile than the ones in force now."""
+    profile than the ones in force now (none once closed: its decisions are final)."""
+    if w.state == "closed":
+        return 0
     version = rulesets.current().ruleset_version
     q = (select(func.count()).select_from(Application)
          .outerjoin(Evaluation, (Evaluation.window_id == Application.window_id)

@@ -3,6 +3,11 @@
 `db` is parametrised over SQLite (a file in tmp_path) and PostgreSQL (a fresh schema per
 test on YAGU_TEST_PG_URL, dropped afterwards). Without a PostgreSQL server the PG cases skip
 with the reason shown, unless YAGU_REQUIRE_POSTGRES=1 (CI), where they fail.
+
+Also: synthetic profiles (`make_profile` varied, `grant_profile` with every grant fact known),
+the case process's steps and checks (`submit_all`, `assert_history_complete`, `ledger`), rule
+directories changed on a copy (`rules_copy`, `evaluator_of`, `rules_in_force`), processes to
+kill (`spawn`, `sigkill`) and a simulated database outage (`Outage`).
 """
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import os
 import random
 import secrets
 from datetime import date, timedelta
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -233,19 +239,236 @@ def filled_template(registry) -> bytes:
     return buf.getvalue()
 
 
-def decision_snapshot(db, window_id: str) -> list[tuple]:
-    """Everything a decision says, without ids and timestamps, in a canonical order."""
-    import json
+# --- the case process, at store level ----------------------------------------------------------
+REPO = Path(__file__).resolve().parent.parent
+IN_H1 = date(2026, 3, 10)       # inside H1's acceptance period
+AFTER_H1 = date(2026, 4, 1)     # a working day after it
+ELIGIBLE_ON = "2026-01-15"      # inside H1's coverage period
 
-    from sqlalchemy import select
 
-    from store.models import Decision
+def grant_profile(i: int, *, origin: str | None = "self_developed", in_park: bool = True,
+                  certs: int = 1, obtained_on: str = ELIGIBLE_ON, **facts) -> dict:
+    """A profile whose grant facts are all known (eligible for every certificate, given the
+    ledger) unless overridden; `origin=None` leaves the certificates' origin unknown."""
+    regs = []
+    for k in range(certs):
+        r = {"certificate_no": cert_no(i, k), "product_name": f"口腔产品{i}-{k}", "obtained_on": obtained_on,
+             "innovative": False}
+        if origin is not None:
+            r["origin"] = origin
+        regs.append(r)
+    p = {"uscc": uscc_of(i), "name": f"资阳测试企业{i}有限公司", "in_park": in_park, "industry_code": "C3589",
+         "established_on": "2018-06-01", "on_serious_dishonest_list": False, "violations": [],
+         "device_registrations": regs}
+    p.update(facts)
+    return p
+
+
+def open_h1(db, window_id: str = "2026-H1", **kw):
+    from store import windows as W
+
+    return W.open_window(db, window_id, **{**H1, **kw})
+
+
+def submit_all(db, window_id: str, profiles: list[dict], today: date = IN_H1, claims=None) -> list:
+    from store import applications as A
+
+    return [A.submit_application(db, window_id, p, claims, today=today) for p in profiles]
+
+
+def evaluate(db, window_id: str, **kw):
+    from store.evaluation import evaluate_window
+
+    return evaluate_window(db, window_id, **kw)
+
+
+def app_of(db, application_id: str):
+    from store.models import Application
 
     with db.read_session() as s:
-        rows = s.execute(select(Decision).where(Decision.window_id == window_id)).scalars().all()
-        return sorted(
-            (d.uscc, d.benefit_id, d.subject_id, d.status, str(d.amount_cny),
-             d.amount_provisional, d.application_id is not None, d.ruleset_version,
-             d.profile_hash, json.dumps(d.trace, sort_keys=True, ensure_ascii=False))
-            for d in rows
-        )
+        return s.get(Application, application_id)
+
+
+def events_of(db, application_id: str) -> list:
+    from sqlalchemy import select
+
+    from store.models import ApplicationEvent
+
+    with db.read_session() as s:
+        return list(s.execute(select(ApplicationEvent).where(ApplicationEvent.application_id == application_id)
+                              .order_by(ApplicationEvent.id)).scalars())
+
+
+def assert_history_complete(db, window_id: str) -> None:
+    """Every application's history is an unbroken chain of state changes ending in its state:
+    no change of state happened without its entry."""
+    from sqlalchemy import select
+
+    from store.models import Application
+
+    with db.read_session() as s:
+        apps = list(s.execute(select(Application).where(Application.window_id == window_id)).scalars())
+    for a in apps:
+        evs = events_of(db, a.id)
+        assert evs, f"{a.id} has no history"
+        state = None
+        for e in evs:
+            assert e.from_state == state, (a.id, e.action, e.from_state, state)
+            state = e.to_state
+        assert state == a.state, (a.id, state, a.state)
+
+
+def ledger(db) -> list[tuple]:
+    from sqlalchemy import select
+
+    from store.models import Award
+
+    with db.read_session() as s:
+        return sorted(s.execute(select(Award.benefit_id, Award.subject_id, Award.window_id, Award.application_id,
+                                       Award.amount_cny)).all())
+
+
+def notices_of(db, window_id: str, kind: str) -> dict[str, str]:
+    """application id → notice number."""
+    from sqlalchemy import select
+
+    from store.models import Notice
+
+    with db.read_session() as s:
+        return dict(s.execute(select(Notice.application_id, Notice.number)
+                              .where(Notice.window_id == window_id, Notice.kind == kind)).all())
+
+
+def decision_snapshot(db, window_id: str) -> tuple[list, list]:
+    """Everything the window's evaluations and grant decisions say, without ids and
+    timestamps, in a canonical order: (evaluations, decisions)."""
+    from sqlalchemy import select
+
+    from store.decisions import unpack
+    from store.models import Decision, Evaluation
+
+    with db.read_session() as s:
+        evals = sorted(
+            (e.uscc, e.application_id is not None, e.ruleset_version, e.profile_hash, e.input_key, e.error,
+             repr(unpack(e.results)) if e.results is not None else None)
+            for e in s.execute(select(Evaluation).where(Evaluation.window_id == window_id)).scalars())
+        decs = sorted(
+            (d.uscc, d.benefit_id, d.subject_id, d.status, str(d.amount_cny), d.amount_provisional,
+             d.application_id is not None)
+            for d in s.execute(select(Decision).where(Decision.window_id == window_id)).scalars())
+    return evals, decs
+
+
+# --- rules in force ------------------------------------------------------------------------------
+_evaluators: dict[str, object] = {}
+
+
+def rules_copy(tmp_path, edits: dict[str, list[tuple[str, str]]] | None = None, name: str = "rules") -> Path:
+    """A copy of the shipped rules/ with text replacements ({relative path: [(old, new)]});
+    each `old` must occur."""
+    import shutil
+
+    dst = Path(tmp_path) / name
+    shutil.copytree(REPO / "rules", dst)
+    for rel, pairs in (edits or {}).items():
+        f = dst / rel
+        text = f.read_text(encoding="utf-8")
+        for old, new in pairs:
+            assert old in text, f"{rel}: {old!r} not found"
+            text = text.replace(old, new, 1)
+        f.write_text(text, encoding="utf-8")
+    return dst
+
+
+def evaluator_of(rules_dir) -> object:
+    """The Evaluator of a rule directory (compiled once per content)."""
+    import hashlib
+
+    from engine import Evaluator, load_rulebook
+
+    h = hashlib.sha256()
+    for f in sorted(Path(rules_dir).rglob("*")):
+        if f.is_file():
+            h.update(str(f.relative_to(rules_dir)).encode() + f.read_bytes())
+    key = h.hexdigest()
+    if key not in _evaluators:
+        _evaluators[key] = Evaluator(load_rulebook(rules_dir))
+    return _evaluators[key]
+
+
+@pytest.fixture
+def rules_in_force():
+    """Set the store's rules in force for one test (restored afterwards): call it with an
+    Evaluator."""
+    from store import rulesets
+
+    before = rulesets._current
+    yield rulesets.use
+    rulesets.use(before)
+
+
+# --- processes and faults --------------------------------------------------------------------------
+def spawn(url: str, code: str, *, env: dict | None = None) -> "subprocess.Popen":
+    """A Python process running `code` against the database at `url` (the store of this
+    worktree, the test run's data directory)."""
+    import subprocess
+    import sys
+
+    full = {**os.environ, "YAGU_DATABASE_URL": url, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=full,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_until(predicate, timeout: float, what: str, proc=None, poll: float = 0.02):
+    """Poll until `predicate()` is truthy (returned); fail naming `what`, with the output of
+    `proc` if it died."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = predicate()
+        if v:
+            return v
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"{what}: the process ended ({proc.returncode}) first:\n{out.decode()}\n{err.decode()}")
+        time.sleep(poll)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def sigkill(proc) -> None:
+    import signal
+
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+
+
+class Outage:
+    """A simulated database outage on one Database: while on, every statement through its
+    engine fails with OperationalError (as a dropped connection does); PostgreSQL advisory
+    locks are exempt, since a real outage would release them with the connection."""
+
+    def __init__(self, db, start_on: str | None = None, after: int = 0):
+        from sqlalchemy import event
+
+        self.db, self.on, self.failures = db, False, 0
+        self.start_on, self.after, self.seen = start_on, after, 0
+        self._listener = self._check
+        event.listen(db.engine, "before_cursor_execute", self._listener)
+
+    def _check(self, conn, cursor, statement, parameters, context, executemany):
+        from sqlalchemy.exc import OperationalError
+
+        if self.start_on and not self.on and self.start_on in statement:
+            self.seen += 1
+            if self.seen > self.after:
+                self.on = True
+        if self.on and "pg_advisory" not in statement:
+            self.failures += 1
+            raise OperationalError(statement[:40], None, Exception("simulated outage: server closed the connection"))
+
+    def end(self) -> None:
+        from sqlalchemy import event
+
+        self.on, self.start_on = False, None
+        event.remove(self.db.engine, "before_cursor_execute", self._listener)

@@ -1,4 +1,6 @@
-"""Windows end to end on SQLite and PostgreSQL: open, intake, evaluation, close, ledger."""
+"""The window as a case process, at store level, on SQLite and PostgreSQL: acceptance period,
+一次告知 and 补正 with their deadline, 公示 and close, refused transitions, concurrent staff
+actions, and the history entry of every state change."""
 from __future__ import annotations
 
 import io
@@ -6,275 +8,348 @@ import threading
 from datetime import date
 
 import pytest
+from openpyxl import load_workbook
 from sqlalchemy import func, select
 
-from store.errors import Conflict, NotFound, ValidationFailed
-from store.intake import ImportRejected, import_applications, import_registry, template_bytes
-from store.models import Award, Decision, Enterprise, ProfileSnapshot
+from engine.workdays import service_limits
+from store import applications as A
+from store import audit, awards, cases
 from store import windows as W
+from store.db import Database
+from store.errors import Conflict, NotFound, ValidationFailed
+from store.applications import ImportRejected
+from store.intake import template_bytes
+from store.models import Application, ApplicationEvent, AuditLog, Award, Enterprise, Notice
 from store_fixtures import (  # noqa: F401  (fixtures)
-    H1, H2, db, decision_snapshot, evaluator, make_profile, profiles_csv, store_url, uscc_of,
+    AFTER_H1, IN_H1, app_of, assert_history_complete, db, evaluate, events_of, filled_template,
+    grant_profile, notices_of, open_h1, profiles_csv, store_url, submit_all, uscc_of,
 )
 
-pytestmark = pytest.mark.timeout(300)
+ORIGIN = "device_registrations[0].origin"
 
 
-def _eligible_grant_profile(i: int, certs: int = 1) -> dict:
-    p = make_profile(i, certs=certs)
-    p.update(in_park=True, on_serious_dishonest_list=False, tax_credit_rating="A")
-    for r in p["device_registrations"]:
-        r["obtained_on"] = "2025-11-20"
-    return p
-
-
-def test_open_window_defaults_and_duplicate(db):
+def test_open_window_defaults_problems_and_duplicate(db):
     w = W.open_window(db, "2026-H1")
-    assert (w["opens_on"], w["closes_on"], w["as_of"]) == ("2026-03-01", "2026-03-31", "2026-03-31")
-    assert w["coverage_from"] == "2025-10-01" and w["state"] == "open"
-    with pytest.raises(Conflict, match="已存在"):
+    assert (w.opens_on, w.closes_on, w.as_of) == (date(2026, 3, 1), date(2026, 3, 31), date(2026, 3, 31))
+    assert (w.coverage_from, w.state, w.state_text) == (date(2025, 10, 1), "open", "受理中")
+    limits = service_limits()
+    assert (w.correction_workdays, w.publicity_workdays) == (limits["correction"].workdays,
+                                                             limits["publicity"].workdays)
+    with pytest.raises(Conflict, match="2026-H1 已存在"):
         W.open_window(db, "2026-H1")
-    with pytest.raises(ValidationFailed) as e:
-        W.open_window(db, "special", opens_on="2026-05-02", closes_on="2026-05-01", as_of="nope")
+    with pytest.raises(ValidationFailed) as e:   # every problem at once, each naming its field
+        W.open_window(db, "special", opens_on="2026-05-02", closes_on="2026-05-01", as_of="nope",
+                      correction_workdays=0)
     paths = {p.path for p in e.value.problems}
-    assert {"as_of", "closes_on", "coverage_from", "coverage_to"} <= paths
-    assert [x["id"] for x in W.list_windows(db)] == ["2026-H1"]
-    with pytest.raises(NotFound):
+    assert {"as_of", "closes_on", "coverage_from", "coverage_to", "correction_workdays"} <= paths
+    assert all("\u4e00" <= p.message[0] <= "\u9fff" for p in e.value.problems)
+    assert [x.id for x in W.list_windows(db)] == ["2026-H1"]
+    with pytest.raises(NotFound, match="2030-H1"):
         W.get_window(db, "2030-H1")
 
 
-def test_round_notice_amounts_replace_the_reference_amounts(db, evaluator):
-    # The Plan gives no amounts: the rules ship provisional reference values, and a window
-    # carries the amounts its round's notice sets. Those are paid, and not flagged 参考金额.
-    table = {"false": {k: {"II": 100000, "III": 250000} for k in ("self_developed", "introduced")},
-             "true": {k: {"II": 400000, "III": 800000} for k in ("self_developed", "introduced")}}
-    with pytest.raises(ValidationFailed) as e:
-        W.open_window(db, "2026-H1", amounts={"grant_amounts": 100000, "no_such_param": 1,
-                                              "device-registration-grant.grant_amounts": {"false": {}}})
-    paths = {p.path for p in e.value.problems}
-    assert {"amounts.grant_amounts", "amounts.no_such_param"} <= paths
-    assert any(p.startswith("amounts.device-registration-grant.grant_amounts.") for p in paths)
-    W.open_window(db, "2026-H1", amounts={"grant_amounts": table})
-    p = _eligible_grant_profile(7)
-    p["device_registrations"][0].update(innovative=False)
-    W.submit_application(db, "2026-H1", p, claims=None, channel="web")
-    W.evaluate_window(db, "2026-H1", evaluator=evaluator)
-    (grant,) = [d for d in W.list_decisions(db, "2026-H1") if d["benefit_id"] == "device-registration-grant"]
-    assert grant["status"] == "eligible"
-    digit = p["device_registrations"][0]["certificate_no"][8]   # class digit of the number
-    assert grant["amount_cny"] == (100000 if digit == "2" else 250000)
-    assert grant["amount_provisional"] is False
-
-
-def test_submit_evaluate_close_and_enterprise_view(db, evaluator):
-    W.open_window(db, "2026-H1", **H1)
-    p = _eligible_grant_profile(1)
-    app_id, code = W.submit_application(db, "2026-H1", p, claims=None, channel="web")
-    with pytest.raises(ValidationFailed) as e:
-        W.submit_application(db, "2026-H1", {**p, "uscc": "91512000MA62XY001X"}, claims=["川械注准20990000000"])
-    assert any(pr.path == "profile.uscc" for pr in e.value.problems)
-
-    res = W.evaluate_window(db, "2026-H1", evaluator=evaluator)
-    from store.models import Window
-
+def test_applications_only_within_the_acceptance_period(db):
+    open_h1(db)
+    p = grant_profile(1)
+    for day, when in ((date(2026, 2, 28), "尚未开始"), (date(2026, 4, 1), "已结束")):
+        with pytest.raises(Conflict) as e:
+            A.submit_application(db, "2026-H1", p, today=day)
+        assert "2026年3月1日至2026年3月31日" in e.value.message and when in e.value.message
+        with pytest.raises(Conflict, match="2026年3月1日至2026年3月31日"):
+            A.import_applications(db, "2026-H1", profiles_csv([p]), "apps.csv", today=day)
     with db.read_session() as s:
-        ctx = W.window_context(s.get(Window, "2026-H1"))
-    direct = evaluator.evaluate(p, as_of=date(2026, 3, 31), window=ctx, awarded=set())
-    by_key = {(r.benefit_id, r.subject.id if r.subject else ""): r.status for r in direct.results}
-    decs = W.list_decisions(db, "2026-H1")
-    assert {(d["benefit_id"], d["subject"]["id"] if d["subject"] else ""): d["status"] for d in decs} == by_key
-    assert sum(res.counts.values()) == len(by_key)
-
-    # The enterprise sees its own decisions with its code; a wrong code looks like no application.
-    view = W.get_application(db, app_id, code)
-    assert view["enterprise"]["uscc"] == p["uscc"] and len(view["decisions"]) == len(by_key)
-    assert all("criteria" in d for d in view["decisions"])
-    assert W.get_application(db, app_id, "WRONGCODE123") is None
-    assert W.get_application(db, "ANOSUCHAPP", code) is None
-
-    grant_eligible = by_key[("device-registration-grant", p["device_registrations"][0]["certificate_no"])]
-    out = W.close_window(db, "2026-H1")
-    assert len(out.awards) == (1 if grant_eligible == "eligible" else 0)
-    with pytest.raises(Conflict, match="已关闭"):
-        W.close_window(db, "2026-H1")
-    with pytest.raises(Conflict, match="已关闭"):
-        W.submit_application(db, "2026-H1", p)
-    with pytest.raises(Conflict, match="已关闭"):
-        W.evaluate_window(db, "2026-H1", evaluator=evaluator)
+        assert s.scalar(select(func.count()).select_from(Enterprise)) == 0
+    for day in (date(2026, 3, 1), date(2026, 3, 31)):       # both ends are inside
+        A.submit_application(db, "2026-H1", p, today=day)
 
 
-def test_certificate_awarded_once_across_windows(db, evaluator):
-    """A certificate paid in H1 is passed to H2's evaluation as awarded and never paid again."""
-    p = _eligible_grant_profile(2)
-    cert = p["device_registrations"][0]["certificate_no"]
-    W.open_window(db, "2026-H1", **H1)
-    W.submit_application(db, "2026-H1", p)
-    W.evaluate_window(db, "2026-H1", evaluator=evaluator)
-    first = W.close_window(db, "2026-H1")
-    assert [a["subject_id"] for a in first.awards] == [cert]
-
-    W.open_window(db, "2026-H2", **{**H2, "coverage_from": "2025-10-01"})
-    W.submit_application(db, "2026-H2", p)
-    W.evaluate_window(db, "2026-H2", evaluator=evaluator)
-    d = [x for x in W.list_decisions(db, "2026-H2") if x["subject"] and x["subject"]["id"] == cert]
-    assert d and d[0]["status"] != "eligible"
-    second = W.close_window(db, "2026-H2")
-    assert second.awards == []
+def test_the_import_templates_example_row_is_never_an_applicant(db, registry):
+    open_h1(db)
+    with pytest.raises(ImportRejected) as e:            # the untouched template imports nothing
+        A.import_applications(db, "2026-H1", template_bytes(registry), "模板.xlsx", today=IN_H1)
+    assert "没有可导入的数据" in e.value.problems[0].message
+    # The template as a user fills it: one real enterprise in 企业信息 and its certificate;
+    # the example sheet stays in the file.
+    wb = load_workbook(io.BytesIO(filled_template(registry)))
+    example = registry.fields["uscc"].example
+    assert "填写示例" in wb.sheetnames
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            for cell in row:
+                if cell.value == example:
+                    cell.value = uscc_of(7)
+    buf = io.BytesIO()
+    wb.save(buf)
+    rep = A.import_applications(db, "2026-H1", buf.getvalue(), "申报.xlsx", today=IN_H1)
+    assert (rep.created, rep.enterprises) == (1, 1)
     with db.read_session() as s:
-        assert s.scalar(select(func.count()).select_from(Award)) == 1
+        assert set(s.scalars(select(Enterprise.uscc))) == {uscc_of(7)}
+        assert set(s.scalars(select(Application.uscc))) == {uscc_of(7)}
 
 
-@pytest.mark.timeout(120)
-def test_concurrent_closes_award_a_certificate_once(store_url, evaluator):
-    """Two windows evaluated before either closes both find the certificate eligible; closing
-    them at the same time on separate connections pays it exactly once."""
-    from store.db import Database
+def _three(db, **window):
+    """A eligible, B with its certificate's origin unknown, C outside the park; judged."""
+    open_h1(db, **window)
+    subs = submit_all(db, "2026-H1", [grant_profile(1), grant_profile(2, origin=None), grant_profile(3, in_park=False)])
+    evaluate(db, "2026-H1")
+    return [s.application_id for s in subs]
 
-    setup = Database(store_url)
-    p = _eligible_grant_profile(3)
-    W.open_window(setup, "2026-H1", **H1)
-    W.open_window(setup, "2026-X", **{**H1, "opens_on": "2026-03-02"})
-    for wid in ("2026-H1", "2026-X"):
-        W.submit_application(setup, wid, p)
-        W.evaluate_window(setup, wid, evaluator=evaluator)
-    results, errors = {}, []
-    barrier = threading.Barrier(2)
 
-    def close(wid):
-        dbx = Database(store_url)
+def test_correction_only_after_a_one_time_notice_and_before_its_deadline(db):
+    a, b, c = _three(db)
+    with pytest.raises(Conflict, match="已判定"):        # judged, but no one-time notice yet
+        cases.submit_correction(db, b, {ORIGIN: "self_developed"}, [], actor="企业", today=AFTER_H1)
+    assert cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1) == 2
+    # 10 working days (rules/workdays/service-limits.yaml) after Wednesday 1 April 2026, the
+    # 清明 holiday (4–6 April) not counted.
+    assert service_limits()["correction"].workdays == 10
+    for x in (b, c):
+        assert app_of(db, x).state == "correction" and app_of(db, x).correction_due == date(2026, 4, 16)
+    assert app_of(db, a).state == "judged"
+    assert set(notices_of(db, "2026-H1", "one_time")) == {b, c}
+    ask = cases.detail(db, b, today=AFTER_H1).correction
+    assert ask.open and ask.due == date(2026, 4, 16) and ORIGIN in ask.facts
+    with pytest.raises(ValidationFailed) as e:           # only what the notice asked for
+        cases.submit_correction(db, b, {"in_park": True}, [], actor="企业", today=AFTER_H1)
+    assert [p.path for p in e.value.problems] == ["in_park"]
+    with pytest.raises(Conflict, match="没有待补正"):
+        cases.submit_correction(db, a, {ORIGIN: "self_developed"}, [], actor="企业", today=AFTER_H1)
+    d = cases.submit_correction(db, b, {ORIGIN: "self_developed"}, [], actor="企业", today=date(2026, 4, 16))
+    assert d.state == "corrected" and [g.final_status for g in d.grants] == ["eligible"]
+    with pytest.raises(Conflict, match="已补正"):         # once
+        cases.submit_correction(db, b, {ORIGIN: "introduced"}, [], actor="企业", today=date(2026, 4, 16))
+    with pytest.raises(Conflict, match="2026年4月16日"):  # after the deadline
+        cases.submit_correction(db, c, {}, [], actor="企业", today=date(2026, 4, 17))
+    assert app_of(db, c).state == "correction"
+
+
+def test_the_windows_correction_period_replaces_the_default(db):
+    _, b, _ = _three(db, correction_workdays=3)
+    cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
+    assert app_of(db, b).correction_due == date(2026, 4, 7)      # 2, 3 and 7 April
+
+
+def test_publish_and_close_only_in_order(db):
+    a, b, c = _three(db)
+    with pytest.raises(Conflict, match="2026年3月31日"):
+        awards.publish(db, "2026-H1", today=IN_H1)
+    with pytest.raises(ValidationFailed) as e:           # not yet published: early, needs a reason
+        awards.close_window(db, "2026-H1", today=AFTER_H1)
+    assert e.value.problems[0].path == "reason" and "尚未公示" in e.value.problems[0].message
+    w = awards.publish(db, "2026-H1", today=AFTER_H1)
+    assert w.state == "publicity" and w.publicity_until == date(2026, 4, 9)   # 5 working days
+    assert app_of(db, a).state == "publicized"
+    with pytest.raises(Conflict, match="公示中"):
+        awards.publish(db, "2026-H1", today=AFTER_H1)
+    with pytest.raises(ValidationFailed, match="2026年4月9日"):
+        awards.close_window(db, "2026-H1", today=date(2026, 4, 9))
+    res = awards.close_window(db, "2026-H1", today=date(2026, 4, 10), actor="管理员")
+    assert [x.application_id for x in res.awards] == [a] and res.refused == sorted([b, c])
+    assert W.get_window(db, "2026-H1").state == "closed"
+    # Everything after closing is refused with the store's typed errors, in Chinese.
+    refused = [
+        (Conflict, lambda: A.submit_application(db, "2026-H1", grant_profile(9), today=IN_H1)),
+        (Conflict, lambda: evaluate(db, "2026-H1")),
+        (Conflict, lambda: cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)),
+        (Conflict, lambda: cases.review(db, a, "device-registration-grant", grant_profile(1)["device_registrations"][0]
+                                        ["certificate_no"], "confirm", None, None, actor="经办人")),
+        (Conflict, lambda: cases.raise_objection(db, a, "有异议", actor="公众")),
+        (Conflict, lambda: awards.publish(db, "2026-H1", today=AFTER_H1)),
+        (Conflict, lambda: awards.close_window(db, "2026-H1", reason="再次关闭", today=date(2026, 5, 1))),
+        (Conflict, lambda: cases.submit_correction(db, c, {}, [], actor="企业", today=AFTER_H1)),
+        (NotFound, lambda: cases.detail(db, "A0000000000000000")),
+    ]
+    for kind, call in refused:
+        with pytest.raises(kind) as e:
+            call()
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in e.value.message)
+    assert len(res.awards) == len({(x.benefit_id, x.subject_id) for x in res.awards})
+
+
+def test_an_admin_may_close_early_only_with_a_written_reason(db):
+    a, _, _ = _three(db)
+    with pytest.raises(ValidationFailed):
+        awards.close_window(db, "2026-H1", reason="   ", today=AFTER_H1)
+    res = awards.close_window(db, "2026-H1", reason="管委会通知提前兑现", actor="管理员", today=AFTER_H1)
+    assert [x.application_id for x in res.awards] == [a]
+    w = W.get_window(db, "2026-H1")
+    assert w.state == "closed" and w.close_reason == "管委会通知提前兑现"
+    with db.read_session() as s:
+        row = s.execute(select(AuditLog).where(AuditLog.action == "window.close")).scalar_one()
+    assert row.actor == "管理员" and row.details["early_reason"] == "管委会通知提前兑现"
+
+
+def _race(fns) -> tuple[list, list]:
+    """Run the callables at the same moment in threads; (results, errors)."""
+    barrier = threading.Barrier(len(fns))
+    results, errors = [], []
+
+    def go(fn):
         try:
             barrier.wait()
-            results[wid] = W.close_window(dbx, wid)
-        except Exception as e:  # noqa: BLE001
+            results.append(fn())
+        except Exception as e:  # noqa: BLE001 — collected for the assertions
             errors.append(e)
-        finally:
-            dbx.dispose()
 
-    ts = [threading.Thread(target=close, args=(w,)) for w in ("2026-H1", "2026-X")]
+    ts = [threading.Thread(target=go, args=(fn,)) for fn in fns]
     for t in ts:
         t.start()
     for t in ts:
-        t.join()
-    assert not errors
-    awarded = [a for r in results.values() for a in r.awards]
-    refused = [a for r in results.values() for a in r.already_awarded]
-    assert len(awarded) == 1 and len(refused) == 1
-    assert refused[0]["awarded_in_window"] in ("2026-H1", "2026-X")
-    with setup.read_session() as s:
-        assert s.scalar(select(func.count()).select_from(Award)) == 1
-    setup.dispose()
+        t.join(60)
+    return results, errors
 
 
-def test_second_evaluation_refused_while_one_runs(db, evaluator):
-    W.open_window(db, "2026-H1", **H1)
-    W.submit_application(db, "2026-H1", make_profile(5))
-    started, release = threading.Event(), threading.Event()
-    errors = []
-
-    def slow_progress(done, total):
-        if done:
-            started.set()
-            release.wait(30)
-
-    def run():
-        try:
-            W.evaluate_window(db, "2026-H1", evaluator=evaluator, progress=slow_progress)
-        except Exception as e:  # noqa: BLE001
-            errors.append(e)
-
-    t = threading.Thread(target=run)
-    t.start()
-    assert started.wait(30)
-    with pytest.raises(Conflict, match="另一个评估进程"):
-        W.evaluate_window(db, "2026-H1", evaluator=evaluator)
-    release.set()
-    t.join()
-    assert not errors
-    W.evaluate_window(db, "2026-H1", evaluator=evaluator)  # the lease was released
+def test_concurrent_reviews_of_one_application_one_wins(store_url):
+    db = Database(store_url)
+    try:
+        a, _, _ = _three(db)
+        cert = grant_profile(1)["device_registrations"][0]["certificate_no"]
+        rev = app_of(db, a).revision
+        dbs = [Database(store_url) for _ in range(2)]
+        results, errors = _race([
+            lambda: cases.review(dbs[0], a, "device-registration-grant", cert, "confirm", None, None,
+                                 actor="经办人甲", revision=rev),
+            lambda: cases.review(dbs[1], a, "device-registration-grant", cert, "override", "ineligible",
+                                 "注册证复印件与原件不符", actor="经办人乙", revision=rev)])
+        for d in dbs:
+            d.dispose()
+        assert len(results) == 1 and len(errors) == 1
+        assert isinstance(errors[0], Conflict)
+        assert "已被他人更新" in errors[0].message and "当前状态：已判定" in errors[0].message
+        reviews = [e for e in events_of(db, a) if e.action.startswith("review.")]
+        assert len(reviews) == 1
+    finally:
+        db.dispose()
 
 
-def test_import_reports_every_bad_cell_and_imports_nothing(db):
-    W.open_window(db, "2026-H1", **H1)
-    good = profiles_csv([make_profile(10, certs=1), make_profile(11, certs=1)]).decode("utf-8-sig")
-    lines = good.splitlines()
-    header = lines[0].split(",")
-    col = {h: i for i, h in enumerate(header)}
-    bad_uscc = lines[1].split(",")
-    bad_uscc[col["统一社会信用代码"]] = "91512000MA0000010X"
-    bad_date = lines[2].split(",")
-    bad_date[col["成立日期"]] = "2019-13-45"
-    bad_date[col["全年季度平均从业人数"]] = "八十"
-    dup = list(bad_date)
-    dup[col["成立日期"]] = "2019-01-01"
-    dup[col["全年季度平均从业人数"]] = "80"
-    dup[col["注册证编号"]] = lines[1].split(",")[col["注册证编号"]]  # same certificate as row 2
-    text = "\n".join([lines[0], ",".join(bad_uscc), ",".join(bad_date), ",".join(dup)]) + "\n"
-    with pytest.raises(ImportRejected) as e:
-        import_applications(db, "2026-H1", text.encode("utf-8-sig"), "apps.csv")
-    where = {(p.row, p.column) for p in e.value.problems}
-    assert (2, "统一社会信用代码") in where
-    assert (3, "成立日期") in where and (3, "全年季度平均从业人数") in where
-    assert (4, "注册证编号") in where
+def test_concurrent_corrections_one_wins(store_url):
+    db = Database(store_url)
+    try:
+        _, b, _ = _three(db)
+        cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
+        dbs = [Database(store_url) for _ in range(2)]
+        results, errors = _race([
+            lambda d=d: cases.submit_correction(d, b, {ORIGIN: "self_developed"}, [], actor="企业", today=AFTER_H1)
+            for d in dbs])
+        for d in dbs:
+            d.dispose()
+        assert len(results) == 1 and len(errors) == 1
+        assert isinstance(errors[0], Conflict) and "已补正" in errors[0].message
+        assert [e.action for e in events_of(db, b)].count("correction") == 1
+    finally:
+        db.dispose()
+
+
+def test_every_state_change_has_its_history_entry(db):
+    """Submitted, imported, resubmitted, judged, notified, corrected, reviewed, published,
+    awarded and refused: each application's history accounts for every state it passed."""
+    open_h1(db)
+    subs = submit_all(db, "2026-H1", [grant_profile(1), grant_profile(2, origin=None)])
+    A.import_applications(db, "2026-H1", profiles_csv([grant_profile(3, in_park=False), grant_profile(4)]),
+                          "apps.csv", today=IN_H1)
+    evaluate(db, "2026-H1")
+    assert_history_complete(db, "2026-H1")
+    A.submit_application(db, "2026-H1", grant_profile(1, employees_avg=50), today=IN_H1)   # judged → received
+    evaluate(db, "2026-H1")
+    cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
+    cases.submit_correction(db, subs[1].application_id, {ORIGIN: "introduced"}, [], actor="企业", today=AFTER_H1)
+    assert_history_complete(db, "2026-H1")
+    with pytest.raises(Conflict, match="2026年4月16日"):     # 补正 still open for the third
+        awards.publish(db, "2026-H1", today=AFTER_H1)
+    awards.publish(db, "2026-H1", today=date(2026, 4, 17))
+    awards.close_window(db, "2026-H1", today=date(2026, 4, 27))
+    assert_history_complete(db, "2026-H1")
+    assert all(e.action_text != e.action for e in cases.detail(db, subs[1].application_id).events)
     with db.read_session() as s:
-        assert s.scalar(select(func.count()).select_from(Enterprise)) == 0
-
-    # --skip-invalid: nothing of the bad enterprises, and the report still names the rows
-    ok = profiles_csv([make_profile(12, certs=0)]).decode("utf-8-sig").splitlines()[1]
-    rep = import_applications(db, "2026-H1", (text + ok + "\n").encode("utf-8-sig"), "apps.csv",
-                              skip_invalid=True)
-    assert rep.created == 1 and len(rep.access_codes) == 1
-    assert {p.row for p in rep.problems} >= {2, 3, 4}
+        states = dict(s.execute(select(Application.uscc, Application.state)).all())
+    assert states == {uscc_of(1): "awarded", uscc_of(2): "awarded", uscc_of(3): "refused", uscc_of(4): "awarded"}
 
 
-def test_import_wrong_headers_and_xlsx_template(db):
-    W.open_window(db, "2026-H1", **H1)
-    with pytest.raises(ImportRejected) as e:
-        import_applications(db, "2026-H1", "企业名,统一社会信用代码\nx,y\n".encode(), "a.csv")
-    msgs = {(p.column, p.message) for p in e.value.problems}
-    assert ("企业名", "无法识别的列名（请使用导入模板中的列名）") in msgs
-    assert any(c == "企业名称" and "缺少" in m for c, m in msgs)
+def test_a_state_change_and_its_history_entry_are_one_transaction(db, monkeypatch):
+    _, b, c = _three(db)
+    calls = []
+    real = audit.event
 
-    rep = import_applications(db, "2026-H1", template_bytes("xlsx"), "template.xlsx")
-    assert rep.created == 1
-    again = import_applications(db, "2026-H1", template_bytes("xlsx"), "template.xlsx")
-    assert again.created == 0 and again.unchanged == 1 and again.access_codes == []
+    def fail_on_second(s, application_id, *args, **kw):
+        calls.append(application_id)
+        if len(calls) == 2:
+            raise RuntimeError("crash between two applications")
+        return real(s, application_id, *args, **kw)
 
-
-def test_reimport_is_idempotent_and_registry_is_proactive(db, evaluator):
-    W.open_window(db, "2026-H1", **H1)
-    apps = [make_profile(i) for i in range(20, 30)]
-    data = profiles_csv(apps)
-    r1 = import_applications(db, "2026-H1", data, "a.csv")
-    r2 = import_applications(db, "2026-H1", data, "a.csv")
-    assert (r1.created, r2.created, r2.unchanged) == (10, 0, 10)
-    registry = [_eligible_grant_profile(i) for i in range(40, 43)]
-    import_registry(db, profiles_csv(registry), "registry.csv")
-    import_registry(db, profiles_csv(registry), "registry.csv")
+    monkeypatch.setattr(audit, "event", fail_on_second)
+    with pytest.raises(RuntimeError):
+        cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
+    monkeypatch.setattr(audit, "event", real)
     with db.read_session() as s:
-        assert s.scalar(select(func.count()).select_from(Enterprise)) == 13
-        assert s.scalar(select(func.count()).select_from(ProfileSnapshot)) == 13
-    W.evaluate_window(db, "2026-H1", evaluator=evaluator)
-    pro = W.proactive(db, "2026-H1")
-    pro_usccs = {e["uscc"] for e in pro}
-    assert pro_usccs <= {p["uscc"] for p in registry} and pro_usccs
-    # A registry enterprise that applies leaves the proactive list.
-    one = registry[0]
-    W.submit_application(db, "2026-H1", one)
-    W.evaluate_window(db, "2026-H1", evaluator=evaluator)
-    assert one["uscc"] not in {e["uscc"] for e in W.proactive(db, "2026-H1")}
-
-
-def test_changed_profile_makes_new_snapshot_and_stale_window(db, evaluator):
-    W.open_window(db, "2026-H1", **H1)
-    p = make_profile(50)
-    W.submit_application(db, "2026-H1", p)
-    W.evaluate_window(db, "2026-H1", evaluator=evaluator)
-    assert W.get_window(db, "2026-H1")["state"] == "evaluated"
-    W.submit_application(db, "2026-H1", {**p, "employees_avg": 7})
-    assert W.get_window(db, "2026-H1")["state"] == "open"
-    with pytest.raises(Conflict, match="请先执行评估"):
-        W.close_window(db, "2026-H1")
+        assert s.scalar(select(func.count()).select_from(Notice)) == 0
+        assert set(s.scalars(select(Application.state))) == {"judged"}
+        assert s.scalar(select(func.count()).where(ApplicationEvent.action == "notice.one_time")) == 0
+    calls.clear()
+    monkeypatch.setattr(audit, "event", fail_on_second)
+    with pytest.raises(RuntimeError):
+        awards.close_window(db, "2026-H1", reason="测试", today=AFTER_H1)
+    monkeypatch.setattr(audit, "event", real)
     with db.read_session() as s:
-        versions = s.scalars(select(ProfileSnapshot.version).where(ProfileSnapshot.uscc == p["uscc"])).all()
-    assert sorted(versions) == [1, 2]
-    res = W.evaluate_window(db, "2026-H1", evaluator=evaluator)
-    assert res.evaluated == 1
+        assert s.scalar(select(func.count()).select_from(Award)) == 0
+    assert W.get_window(db, "2026-H1").state == "open"
+    assert cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1) == 2
+    assert_history_complete(db, "2026-H1")
+
+
+def test_the_application_list_searches_and_filters_on_what_was_applied_for(db):
+    two = grant_profile(5, certs=2)
+    two["device_registrations"][1]["obtained_on"] = "2024-01-01"         # outside coverage: ineligible
+    a, b, c = _three(db)
+    d = A.submit_application(db, "2026-H1", two, [two["device_registrations"][0]["certificate_no"]],
+                             today=IN_H1).application_id
+    evaluate(db, "2026-H1")
+    cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
+
+    def ids(**kw):
+        total, rows = A.list_applications(db, "2026-H1", **kw)
+        assert total == len(rows)
+        return {r.application_id for r in rows}
+
+    assert ids() == {a, b, c, d}
+    rows = {r.application_id: r for r in A.list_applications(db, "2026-H1")[1]}
+    assert rows[d].grant_statuses == {"eligible": 1}          # its unclaimed certificate is not counted
+    assert (rows[c].state_text, rows[c].grant_statuses) == ("待补正", {"ineligible": 1})
+    assert ids(status="ineligible") == {c} and ids(status="eligible") == {a, d}
+    assert ids(correction_pending=True) == {b, c} and ids(state="judged") == {a, d}
+    assert ids(q="测试企业5") == {d} and ids(q=uscc_of(1)[-6:]) == {a}
+    assert W.get_window(db, "2026-H1").counts.grant_decisions == {"eligible": 2, "needs_info": 1, "ineligible": 1}
+    cases.review(db, a, "device-registration-grant", grant_profile(1)["device_registrations"][0]["certificate_no"],
+                 "confirm", None, None, actor="经办人")
+    assert ids(reviewed=True) == {a} and ids(reviewed=False) == {b, c, d}
+
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def test_a_rejected_file_reopens_the_correction_and_objections_are_recorded_in_publicity(db):
+    a, b, c = _three(db)
+    cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
+    d = cases.submit_correction(db, b, {ORIGIN: "introduced"},
+                                [("device-registration-grant", "registrant_change_document", "变更文件.pdf", PDF)],
+                                actor="企业", today=AFTER_H1)
+    (m,) = d.grants[0].materials
+    assert (m.state_text, m.content_type) == ("待审核", "application/pdf")
+    with pytest.raises(ValidationFailed) as e:
+        cases.review_material(db, b, m.id, False, " ", actor="经办人", today=AFTER_H1)
+    assert e.value.problems[0].path == "reason"
+    cases.review_material(db, b, m.id, False, "变更文件未盖章", actor="经办人", today=AFTER_H1)
+    d = cases.detail(db, b, today=AFTER_H1)
+    assert d.state == "correction" and d.correction.open          # reopened: the deadline allows
+    assert d.grants[0].materials[0].reason == "变更文件未盖章"
+    with pytest.raises(Conflict, match="已审核"):
+        cases.review_material(db, b, m.id, True, None, actor="经办人", today=AFTER_H1)
+    with pytest.raises(Conflict, match="公示期"):
+        cases.raise_objection(db, a, "该企业不在园区", actor="公众")
+    awards.publish(db, "2026-H1", today=date(2026, 4, 17))
+    cases.raise_objection(db, a, "该企业不在园区", actor="公众")
+    (o,) = cases.detail(db, a).objections
+    cases.resolve_objection(db, o["id"], "经核实，企业注册地在园区", actor="经办人")
+    with pytest.raises(Conflict, match="已处理"):
+        cases.resolve_objection(db, o["id"], "再次处理", actor="经办人")
+    assert [e.action for e in cases.detail(db, a).events][-2:] == ["objection", "objection.resolve"]
+    assert_history_complete(db, "2026-H1")

@@ -14,6 +14,7 @@ Create Date: 2026-11-29
 """
 import hashlib
 import json
+import re
 import zlib
 from collections import defaultdict
 from pathlib import Path
@@ -56,6 +57,19 @@ def _legacy_version(files: dict[str, str], engine_version: str) -> str:
         h.update(files[rel].encode("utf-8") + b"\0")
     h.update(engine_version.encode())
     return h.hexdigest()[:16] + "-" + engine_version
+
+
+def _as_decided(files: dict[str, str]) -> dict[str, str]:
+    """The 0.1.0 files as the current engine must read them to decide as 0.1.0 did: 0.1.0
+    judged every benefit on the window's date, while the engine now judges a tax preference
+    for its tax year unless its `tax` block says `period: date` (which 0.1.0 did not know)."""
+    out = dict(files)
+    for rel, text in files.items():
+        if rel.startswith("benefits/") and re.search(r"^kind: tax\s*$", text, re.M):
+            out[rel], n = re.subn(r"^tax:[ \t]*\n", "tax:\n  period: date\n", text, count=1, flags=re.M)
+            if n != 1:
+                raise RuntimeError(f"0.1.0 rule file {rel} has no tax block")
+    return out
 
 
 def upgrade() -> None:
@@ -122,8 +136,8 @@ def upgrade() -> None:
         archived = v == legacy_version
         bind.execute(sa.insert(rulesets).values(
             version=v, engine_version=v.split("-", 1)[-1],
-            files=zlib.compress(json.dumps(legacy["files"], ensure_ascii=False, sort_keys=True).encode(), 9)
-            if archived else None,
+            files=zlib.compress(json.dumps(_as_decided(legacy["files"]), ensure_ascii=False,
+                                           sort_keys=True).encode(), 9) if archived else None,
             note=legacy["note"] if archived else "升级前的规则版本，规则文件未存档，无法重建或重放",
             created_at=sa.func.current_timestamp()))
     evaluations = sa.table("evaluations", sa.column("window_id"), sa.column("uscc"), sa.column("application_id"),
@@ -262,6 +276,10 @@ def upgrade() -> None:
                     sa.Column("to_state", sa.String(16), nullable=True),
                     sa.Column("details", sa.JSON(), nullable=True))
     op.create_index("ix_application_events_application_id", "application_events", ["application_id"])
+    # 0.1.0 kept no history per application: each starts with one entry naming the state it
+    # was upgraded in, so every later change continues an unbroken history.
+    op.execute("INSERT INTO application_events (application_id, at, actor, action, from_state, to_state, details) "
+               "SELECT id, submitted_at, '系统升级', 'migrate', NULL, state, NULL FROM applications")
     op.create_table("web_sessions",
                     sa.Column("id_hash", sa.String(64), primary_key=True),
                     sa.Column("kind", sa.String(16), nullable=False),

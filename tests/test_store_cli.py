@@ -1,0 +1,92 @@
+"""`yagu window …` for a short full cycle on SQLite and PostgreSQL: every line in Chinese, no
+traceback; the access codes of an import land in the data directory, owner-only; a read-only
+database gives one Chinese line."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from cli.main import main
+from engine.profile import shanghai_today
+from store.paths import data_dir
+from store_fixtures import (  # noqa: F401  (fixtures)
+    grant_profile, make_profile, profiles_csv, store_url,
+)
+
+CJK = lambda s: any("\u4e00" <= c <= "\u9fff" for c in s)  # noqa: E731
+
+
+def _yagu(url: str, *args: str, ok: bool = True) -> str:
+    r = CliRunner().invoke(main, list(args), env={"YAGU_DATABASE_URL": url}, catch_exceptions=True)
+    out = r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), f"{args}: {r.exception!r}\n{out}"
+    assert "Traceback" not in out and "Error" not in out, out
+    assert (r.exit_code == 0) == ok, f"{args} → {r.exit_code}\n{out}"
+    lines = [x for x in out.splitlines() if x.strip()]
+    assert lines and all(CJK(x) for x in lines if not set(x.strip()) <= set("-=█ #[]0123456789%")), out
+    return out
+
+
+def test_a_short_full_cycle_on_the_command_line(store_url, tmp_path):
+    today = shanghai_today()
+    url = store_url
+    apps = tmp_path / "申报.csv"
+    profiles = [grant_profile(1), grant_profile(2, origin=None), grant_profile(3, in_park=False), make_profile(4)]
+    apps.write_bytes(profiles_csv(profiles))
+    out = _yagu(url, "window", "open", "CUR", "--opens", str(today - timedelta(days=5)), "--closes", str(today),
+                "--coverage-from", "2025-10-01", "--coverage-to", str(today), "--label", "本期集中申报")
+    assert "已开设 CUR（本期集中申报）" in out
+    _yagu(url, "window", "template", str(tmp_path / "模板.xlsx"))
+    assert (tmp_path / "模板.xlsx").stat().st_size > 0
+    out = _yagu(url, "window", "import", "CUR", str(apps))
+    assert "新受理 4" in out
+    (codes,) = re.findall(r"查询码已写入 (\S+\.csv)", out)
+    assert Path(codes).parent == data_dir() / "access-codes" and stat.S_IMODE(os.stat(codes).st_mode) == 0o600
+    assert Path(codes).read_text(encoding="utf-8-sig").count("\n") == 2 + 4
+    out = _yagu(url, "window", "evaluate", "CUR")
+    assert "已判定 4 家企业" in out
+    assert "已发出 3 份一次性告知书" in _yagu(url, "window", "notices", "CUR")
+    out = _yagu(url, "window", "applications", "CUR")
+    assert "待补正" in out and "共 4 份" in out
+    assert "受理期结束后才能公示" in _yagu(url, "window", "publish", "CUR", ok=False)
+    assert "须用 --reason 写明理由" in _yagu(url, "window", "close", "CUR", "--yes", ok=False)
+    out = _yagu(url, "window", "close", "CUR", "--reason", "命令行测试", "--yes")
+    assert "已关闭：兑现 1 项" in out and "不予支持 3 份" in out
+    target = tmp_path / "名单.csv"
+    _yagu(url, "window", "export", "CUR", "--format", "csv", "--out", str(target))
+    assert "资阳测试企业1有限公司" in target.read_text(encoding="utf-8-sig")
+    assert "完全一致" in _yagu(url, "window", "replay", "CUR")
+    assert "已关闭" in _yagu(url, "window", "list")
+    assert "重放核验" in _yagu(url, "jobs", "list")
+    assert "申报批次 NOPE 不存在" in _yagu(url, "window", "evaluate", "NOPE", ok=False)
+
+
+def _make_read_only(path) -> bool:
+    """Read-only even for root (immutable), else by mode; False when neither can be had."""
+    path.chmod(0o444)
+    if os.geteuid() != 0:
+        return True
+    return shutil.which("chattr") is not None and subprocess.run(["chattr", "+i", str(path)]).returncode == 0
+
+
+def test_a_read_only_database_gives_one_chinese_line(tmp_path):
+    db_file = tmp_path / "yagu.db"
+    url = f"sqlite:///{db_file}"
+    _yagu(url, "window", "open", "2026-H1")
+    if not _make_read_only(db_file):
+        url = f"sqlite:///file:{db_file}?mode=ro&uri=true"
+    try:
+        assert "2026-H1" in _yagu(url, "window", "list")         # reading still works
+        for args in (("window", "open", "2026-H2"), ("window", "evaluate", "2026-H1")):
+            out = _yagu(url, *args, ok=False)
+            assert out.strip().splitlines() == ["错误：数据库操作失败（数据库文件只读）"]
+    finally:
+        if os.geteuid() == 0 and shutil.which("chattr"):
+            subprocess.run(["chattr", "-i", str(db_file)])

@@ -1,0 +1,380 @@
+"""公示 and close, on SQLite and PostgreSQL: the ledger pays a certificate once (across windows
+and concurrent closes), only on decisions made under the rules in force; 不予支持 notices only
+for grant subjects that failed or stayed unknown after 补正; tax preferences never in a park
+decision (a property over generated windows); SIGKILL during close and during a 补正
+re-judgement leaves the ledger and the history in agreement, nothing paid twice."""
+from __future__ import annotations
+
+import random
+import threading
+from datetime import date
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from sqlalchemy import func, select
+
+from engine.profile import parse_profile
+from store import applications as A
+from store import awards, cases, rulesets
+from store import windows as W
+from store.db import Database
+from store.decisions import unpack
+from store.errors import Conflict
+from store.models import Application, ApplicationEvent, AuditLog, Award, Decision, Evaluation, Material
+from store_fixtures import (  # noqa: F401  (fixtures)
+    AFTER_H1, IN_H1, STORES, assert_history_complete, cert_no, db, evaluate, evaluator_of, events_of,
+    grant_profile, ledger, make_profile, make_store_url, notices_of, open_h1, rules_copy, rules_in_force,
+    sigkill, spawn, store_url, submit_all, wait_until,
+)
+
+CLOSE_DAY = date(2026, 4, 10)           # after H1's default 公示 period (published 1 April)
+GRANT = "device-registration-grant"
+ORIGIN = "device_registrations[0].origin"
+PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def _grant_ids() -> set[str]:
+    return {b.id for b in rulesets.current().book.benefits.values() if b.spec.kind == "grant"}
+
+
+def _publish_and_close(db, window_id="2026-H1", **kw):
+    awards.publish(db, window_id, today=AFTER_H1)
+    return awards.close_window(db, window_id, today=CLOSE_DAY, actor="管理员", **kw)
+
+
+def _ledger_agrees_with_history(db, window_id: str) -> None:
+    """The ledger, the applications' history and the window's audit entry tell one story."""
+    with db.read_session() as s:
+        rows = s.execute(select(Award.application_id, Award.amount_cny).where(Award.window_id == window_id)).all()
+        awarded = set(s.scalars(select(ApplicationEvent.application_id).where(ApplicationEvent.action == "award")))
+        n_award_events = s.scalar(select(func.count()).where(ApplicationEvent.action == "award"))
+        closes = list(s.execute(select(AuditLog).where(AuditLog.action == "window.close",
+                                                       AuditLog.target == window_id)).scalars())
+        keys = s.execute(select(Award.benefit_id, Award.subject_id)).all()
+    assert len(keys) == len(set(keys))                                  # nothing paid twice
+    assert {a for a, _ in rows} == awarded and n_award_events == len(awarded)
+    assert len(closes) == 1 and closes[0].details["awards"] == len(rows)
+    assert closes[0].details["amount_cny"] == pytest.approx(sum(float(x or 0) for _, x in rows))
+    assert_history_complete(db, window_id)
+
+
+# --- the ledger --------------------------------------------------------------------------------------
+def test_a_certificate_is_paid_once_across_windows(db):
+    p = grant_profile(1, certs=2)
+    open_h1(db, "2026-H1")
+    open_h1(db, "2026-HX")
+    apps = {}
+    for wid in ("2026-H1", "2026-HX"):
+        (apps[wid],) = (x.application_id for x in submit_all(db, wid, [p]))
+        evaluate(db, wid)
+    res = awards.close_window(db, "2026-H1", reason="先行兑现", today=AFTER_H1)
+    assert len(res.awards) == 2
+    # 2026-HX judged both certificates eligible before H1 paid them: its confirmation step says
+    # they are paid already, and it closes only once judged again, when its refusal can say why.
+    preview = awards.close_preview(db, "2026-HX")
+    assert (preview["awards"], preview["already_awarded"], preview["non_support_notices"]) == (0, 2, 1)
+    with pytest.raises(Conflict, match="2 项拟支持的注册证在本批次判定后已在其他批次兑现.*重新执行批量判定"):
+        awards.close_window(db, "2026-HX", reason="先行兑现", today=AFTER_H1)
+    evaluate(db, "2026-HX")
+    hx = apps["2026-HX"]
+    grants = cases.detail(db, hx).grants
+    assert [g.final_status for g in grants] == ["ineligible"] * 2
+    assert all(c.outcome == "fail" for g in grants for c in g.result.criteria if c.id == "not_awarded_before")
+    res = awards.close_window(db, "2026-HX", reason="先行兑现", today=AFTER_H1)
+    assert res.awards == [] and res.refused == [hx]
+    assert len(ledger(db)) == 2 and {row[2] for row in ledger(db)} == {"2026-H1"}
+
+
+def test_concurrent_closes_pay_a_certificate_once(store_url):
+    setup = Database(store_url)
+    p = grant_profile(3)
+    for wid in ("2026-H1", "2026-HX"):
+        open_h1(setup, wid)
+        submit_all(setup, wid, [p])
+        evaluate(setup, wid)
+    results, errors = {}, []
+    barrier = threading.Barrier(3)
+
+    def close(wid):
+        d = Database(store_url)
+        try:
+            barrier.wait()
+            res = awards.close_window(d, wid, reason="同时关闭", today=AFTER_H1)
+            results.setdefault(wid, []).append(res)
+        except Conflict as e:
+            errors.append(e)
+        finally:
+            d.dispose()
+
+    ts = [threading.Thread(target=close, args=(w,)) for w in ("2026-H1", "2026-HX", "2026-HX")]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    # Each window closes at most once; the certificate is paid once. The window that did not
+    # pay it either found it paid as it wrote (the ledger's key decides) or, closing after the
+    # other, was sent to judge it again.
+    assert all(len(rs) == 1 for rs in results.values())
+    paid = [a for rs in results.values() for r in rs for a in r.awards]
+    already = [a for rs in results.values() for r in rs for a in r.already_awarded]
+    rejudge = [e for e in errors if "重新执行批量判定" in e.message]
+    assert all("已关闭" in e.message or e in rejudge for e in errors)
+    assert len(paid) == 1 and len(already) + len(rejudge) >= 1
+    assert len(ledger(setup)) == 1
+    setup.dispose()
+
+
+def test_close_refuses_until_judged_under_the_rules_in_force(db, tmp_path, rules_in_force):
+    open_h1(db)
+    submit_all(db, "2026-H1", [grant_profile(1), grant_profile(2)])
+    evaluate(db, "2026-H1")
+    awards.publish(db, "2026-H1", today=AFTER_H1)
+    amended = rules_copy(tmp_path, {"benefits/device-registration-grant.yaml": [
+        ("self_developed: {II: 300000, III: 500000}", "self_developed: {II: 350000, III: 500000}")]})
+    new = evaluator_of(amended)
+    rules_in_force(new)
+    with pytest.raises(Conflict) as e:
+        awards.close_window(db, "2026-H1", today=CLOSE_DAY)
+    assert "2 份申报未按现行规则" in e.value.message and new.ruleset_version in e.value.message
+    assert ledger(db) == [] and W.get_window(db, "2026-H1").state == "publicity"
+    assert W.get_window(db, "2026-H1").counts.stale == 2
+    evaluate(db, "2026-H1")
+    res = awards.close_window(db, "2026-H1", today=CLOSE_DAY)
+    assert [a.amount_cny for a in res.awards] == [350000, 350000]
+    assert {float(row[4]) for row in ledger(db)} == {350000.0}
+
+
+# --- 不予支持 ------------------------------------------------------------------------------------------
+def test_non_support_notices_only_for_grant_subjects_failed_or_unknown_after_correction(db):
+    open_h1(db)
+    profiles = {
+        "A": grant_profile(1, certs=2),                       # both certificates eligible
+        "B": grant_profile(2, origin=None),                   # origin unknown, supplied in 补正
+        "C": grant_profile(3, origin=None),                   # origin unknown, deadline missed
+        "D": grant_profile(4, in_park=False),                 # fails a criterion
+        "E": grant_profile(5, tax_credit_rating="D", hnte_certificate=False, employees_avg=900,
+                           tax_collection="deemed"),         # grant eligible, tax preferences not
+        "F": grant_profile(6, certs=0),                       # applied with no certificate
+        "G": grant_profile(7, certs=2),                       # claims one of two
+    }
+    profiles["G"]["device_registrations"][1]["obtained_on"] = "2024-01-01"    # outside coverage
+    ids = {}
+    for k, p in profiles.items():
+        claims = [cert_no(7, 0)] if k == "G" else None
+        ids[k] = A.submit_application(db, "2026-H1", p, claims, today=IN_H1).application_id
+    evaluate(db, "2026-H1")
+    cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
+    assert set(notices_of(db, "2026-H1", "one_time")) == {ids[k] for k in "BCDF"}
+    cases.submit_correction(db, ids["B"], {ORIGIN: "self_developed"}, [], actor="企业", today=AFTER_H1)
+    with pytest.raises(Conflict, match="补正期限"):       # 公示 waits for every open 补正 period
+        awards.publish(db, "2026-H1", today=AFTER_H1)
+    awards.publish(db, "2026-H1", today=date(2026, 4, 17))
+    res = awards.close_window(db, "2026-H1", today=date(2026, 4, 27), actor="管理员")
+    refused = notices_of(db, "2026-H1", "non_support")
+    assert set(refused) == {ids[k] for k in "CDF"} == set(res.refused)
+    assert len(set(refused.values())) == 3                               # numbered, once each
+    assert sorted((a.application_id, a.subject_id) for a in res.awards) == sorted(
+        [(ids["A"], cert_no(1, 0)), (ids["A"], cert_no(1, 1)), (ids["B"], cert_no(2, 0)),
+         (ids["E"], cert_no(5, 0)), (ids["G"], cert_no(7, 0))])
+    for k in "CDF":
+        d = cases.detail(db, ids[k])
+        assert d.state == "refused" and d.grants and all(g.final_status != "eligible" for g in d.grants)
+        assert {g.result.kind for g in d.grants} == {"grant"}
+    e = cases.detail(db, ids["E"])
+    assert e.state == "awarded" and any(t.status == "ineligible" for t in e.tax)
+    _ledger_agrees_with_history(db, "2026-H1")
+
+
+# --- tax preferences are never a park decision (property) --------------------------------------------
+@st.composite
+def windows(draw):
+    n = draw(st.integers(2, 7))
+    seed = draw(st.integers(0, 10_000))
+    return {"seed": seed, "n": n,
+            "claims": draw(st.lists(st.sampled_from(["all", "first", "none"]), min_size=n, max_size=n)),
+            "correct": draw(st.lists(st.booleans(), min_size=n, max_size=n)),
+            "registry": draw(st.integers(0, 3)),
+            "review": draw(st.sampled_from([None, "eligible", "ineligible"]))}
+
+
+def _tax_never_a_park_decision(db, case: dict, window_id: str, base: int) -> None:
+    rng = random.Random(case["seed"])
+    open_h1(db, window_id)
+    grant_ids = _grant_ids()
+    ids = []
+    for k in range(case["n"]):
+        i = base + k
+        p = make_profile(i, case["seed"])
+        p["tax_credit_rating"] = rng.choice("ABMCD")
+        certs = [r["certificate_no"] for r in p["device_registrations"]]
+        claims = {"all": None, "first": certs[:1], "none": None}[case["claims"][k]]
+        ids.append(A.submit_application(db, window_id, p, claims, today=IN_H1).application_id)
+    registry = rulesets.current().registry
+    A.ingest(db, None, [A.Intake.of(parse_profile(make_profile(base + 50 + k, case["seed"]), registry))
+                        for k in range(case["registry"])])
+    evaluate(db, window_id)
+    cases.issue_one_time_notices(db, window_id, today=AFTER_H1)
+    for k, app_id in enumerate(ids):
+        d = cases.detail(db, app_id, today=AFTER_H1)
+        if case["correct"][k] and d.correction and d.correction.open and d.correction.facts:
+            facts = {f: _a_value(f) for f in d.correction.facts if _a_value(f) is not None}
+            if facts:
+                cases.submit_correction(db, app_id, facts, [], actor="企业", today=AFTER_H1)
+        if case["review"] and d.grants and k % 2 == 0:
+            g = d.grants[0]
+            sid = g.result.subject.id if g.result.subject else ""
+            cases.review(db, app_id, g.result.benefit_id, sid, "override", case["review"], "复核意见", actor="经办人")
+    details = {a: cases.detail(db, a) for a in ids}
+    w = W.get_window(db, window_id)
+    # The grant counts are the claimed grant decisions, nothing else.
+    assert sum(w.counts.grant_decisions.values()) == sum(len(d.grants) for d in details.values())
+    assert all(g.result.kind == "grant" for d in details.values() for g in d.grants)
+    proposed = awards.list_awards(db, window_id)
+    assert {a.benefit_id for a in proposed.awards} <= grant_ids
+    assert all(b["benefit_id"] in grant_ids for e in awards.proactive(db, window_id) for b in e["benefits"])
+    awards.publish(db, window_id, today=date(2026, 4, 17))
+    res = awards.close_window(db, window_id, today=date(2026, 4, 27))
+    assert {a.benefit_id for a in res.awards} <= grant_ids
+    assert {(a.application_id, a.subject_id) for a in res.awards} == {
+        (a.application_id, a.subject_id) for a in proposed.awards}
+    # 不予支持 exactly for applications with a claimed grant subject and nothing awarded;
+    # whatever their tax self-assessment says.
+    awarded_apps = {a.application_id for a in res.awards}
+    with_grants = {a for a, d in details.items() if d.grants}
+    assert set(res.refused) == with_grants - awarded_apps
+    assert set(notices_of(db, window_id, "non_support")) == set(res.refused)
+    for a in res.refused:
+        d = cases.detail(db, a)
+        assert d.grants and all(g.result.kind == "grant" for g in d.grants)
+        assert any(g.final_status != "eligible" for g in d.grants) or any(
+            x["uscc"] == d.enterprise["uscc"] for x in res.already_awarded)
+    assert {a.benefit_id for a in awards.list_awards(db, window_id).awards} <= grant_ids
+
+
+def _a_value(path: str):
+    leaf = path.rsplit(".", 1)[-1]
+    return {"origin": "self_developed", "in_park": True, "on_serious_dishonest_list": False}.get(leaf)
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_tax_preferences_never_enter_a_park_decision(kind, tmp_path):
+    url, cleanup = make_store_url(kind, tmp_path)
+    db = Database(url)
+    runs = iter(range(1000))
+
+    @settings(max_examples=5 if kind == "sqlite" else 3, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(case=windows())
+    def prop(case):
+        n = next(runs)
+        _tax_never_a_park_decision(db, case, f"P{n}", 1000 * (n + 1))
+
+    try:
+        prop()
+    finally:
+        db.dispose()
+        cleanup()
+
+
+# --- SIGKILL during close and during a 补正 re-judgement ----------------------------------------------
+CLOSE_KILLED = """
+import os, time
+from datetime import date
+from store import audit, awards
+from store.db import Database
+real = audit.event
+def event(s, app_id, actor, action, *a, **kw):
+    real(s, app_id, actor, action, *a, **kw)
+    if action == "award":       # the ledger rows are written, the transaction not committed
+        open(os.environ["MARK"], "w").close()
+        time.sleep(600)
+audit.event = event
+awards.close_window(Database(), "2026-H1", actor="管理员", today=date(2026, 4, 10))
+"""
+CORRECTION_KILLED = """
+import os, sys, time
+from datetime import date
+from store import cases
+real = cases.judge_now
+def judge(*a, **kw):
+    out = real(*a, **kw)        # judged again inside the correction's transaction
+    open(os.environ["MARK"], "w").close()
+    time.sleep(600)
+    return out
+cases.judge_now = judge
+from store.db import Database
+cases.submit_correction(Database(), sys.argv[1], {"device_registrations[0].origin": "self_developed"},
+                        [("device-registration-grant", "registration_certificate", "证书.pdf", %r)],
+                        actor="企业", today=date(2026, 4, 1))
+""" % PDF
+
+
+def _killed_at_mark(url: str, code: str, tmp_path, *args) -> None:
+    mark = tmp_path / f"mark-{random.randrange(10**9)}"
+    proc = spawn(url, code.replace("sys.argv[1]", repr(args[0])) if args else code, env={"MARK": str(mark)})
+    try:
+        wait_until(mark.exists, 120, "the process to reach the point where it is killed", proc)
+    finally:
+        sigkill(proc)
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_sigkill_during_close_then_restart_pays_once(kind, tmp_path):
+    url, cleanup = make_store_url(kind, tmp_path)
+    db = Database(url)
+    try:
+        open_h1(db)
+        subs = submit_all(db, "2026-H1", [grant_profile(1, certs=2), grant_profile(2), grant_profile(3, in_park=False)])
+        evaluate(db, "2026-H1")
+        awards.publish(db, "2026-H1", today=AFTER_H1)
+        before = {s.application_id: len(events_of(db, s.application_id)) for s in subs}
+        _killed_at_mark(url, CLOSE_KILLED, tmp_path)
+        # Killed mid-transaction: nothing of the close happened.
+        assert ledger(db) == [] and W.get_window(db, "2026-H1").state == "publicity"
+        assert {s.application_id: len(events_of(db, s.application_id)) for s in subs} == before
+        assert notices_of(db, "2026-H1", "non_support") == {}
+        res = awards.close_window(db, "2026-H1", actor="管理员", today=CLOSE_DAY)
+        assert len(res.awards) == 3 and res.refused == [subs[2].application_id]
+        with pytest.raises(Conflict, match="已关闭"):
+            awards.close_window(db, "2026-H1", actor="管理员", reason="重复", today=CLOSE_DAY)
+        assert len(ledger(db)) == 3
+        _ledger_agrees_with_history(db, "2026-H1")
+    finally:
+        db.dispose()
+        cleanup()
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_sigkill_during_a_correction_rejudgement_then_restart(kind, tmp_path):
+    url, cleanup = make_store_url(kind, tmp_path)
+    db = Database(url)
+    try:
+        open_h1(db)
+        a, b = (s.application_id for s in submit_all(db, "2026-H1", [grant_profile(1), grant_profile(2, origin=None)]))
+        evaluate(db, "2026-H1")
+        cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
+
+        def state():
+            app = cases.detail(db, b, today=AFTER_H1)
+            with db.read_session() as s:
+                ev = s.execute(select(Evaluation).where(Evaluation.application_id == b)).scalar_one()
+                decs = s.execute(select(Decision.status).where(Decision.application_id == b)).scalars().all()
+                mats = s.scalar(select(func.count()).select_from(Material))
+                snap = s.scalar(select(Application.snapshot_hash).where(Application.id == b))
+            return (app.state, app.revision, len(app.events), snap, unpack(ev.results), decs, mats)
+
+        before = state()
+        _killed_at_mark(url, CORRECTION_KILLED, tmp_path, b)
+        assert state() == before                    # the previous state, not half the next
+        d = cases.submit_correction(db, b, {ORIGIN: "self_developed"},
+                                    [(GRANT, "registration_certificate", "证书.pdf", PDF)], actor="企业",
+                                    today=AFTER_H1)
+        assert d.state == "corrected" and [g.final_status for g in d.grants] == ["eligible"]
+        assert [e.action for e in d.events].count("correction") == 1 and len(d.grants[0].materials) == 1
+        awards.publish(db, "2026-H1", today=date(2026, 4, 17))
+        res = awards.close_window(db, "2026-H1", actor="管理员", today=date(2026, 4, 27))
+        assert sorted(x.application_id for x in res.awards) == sorted([a, b])
+        _ledger_agrees_with_history(db, "2026-H1")
+    finally:
+        db.dispose()
+        cleanup()
