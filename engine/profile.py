@@ -30,6 +30,7 @@ from pydantic_core import PydanticCustomError
 from engine.formats import FORMATS, ITEM_CHECKS, FormatError
 from engine.messages import kind_of, num_text, pydantic_message
 from engine.registry import FieldRegistry, FieldSpec
+from engine.vocabulary import cn_date, percent
 
 CONTEXT_TODAY = "today"     # validation-context key holding the reference date
 EARLIEST_DATE = date(1900, 1, 1)
@@ -109,9 +110,27 @@ def _date_check(spec: FieldSpec):
         today = _today(info)
         if spec.past and v > today:
             raise PydanticCustomError("yagu_future_date", "日期不能晚于今天（{today}）",
-                                      {"today": today.isoformat()})
+                                      {"today": cn_date(today)})
         return v
     return parse
+
+
+def range_problem(spec: FieldSpec, v: Any) -> str | None:
+    """The message for a number outside its field's bounds (the same words wherever it came in)."""
+    text = _bound_text_for(spec)
+    if spec.min is not None and v < spec.min:
+        return f"不能小于 {text(spec.min)}"
+    if spec.max is not None and v > spec.max:
+        return f"不能大于 {text(spec.max)}"
+    return None
+
+
+def _bound_text_for(spec: FieldSpec):
+    def text(x: Any) -> str:
+        if spec.unit == "比例":
+            return f"{num_text(x)}（即 {percent(x)}）"
+        return num_text(x)
+    return text
 
 
 def _number_check(spec: FieldSpec):
@@ -119,6 +138,7 @@ def _number_check(spec: FieldSpec):
     value outside the field's domain, and no spelling the rule engine could mishandle."""
     lo, hi, places = spec.min, spec.max, spec.decimals
     whole = spec.type == "int" or places == 0
+    bound_text = _bound_text_for(spec)
 
     def check(v: Any) -> Any:
         if v is None:
@@ -128,10 +148,11 @@ def _number_check(spec: FieldSpec):
                                       {"what": "整数" if whole else "数字", "kind": kind_of(v)})
         if isinstance(v, float) and not math.isfinite(v):
             raise PydanticCustomError("yagu_number", "必须是有限的数字")
+        # one message for every way in (API, form, import, rule-file example)
         if v < lo:  # type: ignore[operator]
-            raise PydanticCustomError("yagu_number", "不能小于 {lo}", {"lo": num_text(lo)})
+            raise PydanticCustomError("yagu_number", "不能小于 {lo}", {"lo": bound_text(lo)})
         if v > hi:  # type: ignore[operator]
-            raise PydanticCustomError("yagu_number", "不能大于 {hi}", {"hi": num_text(hi)})
+            raise PydanticCustomError("yagu_number", "不能大于 {hi}", {"hi": bound_text(hi)})
         if whole:
             if isinstance(v, float):
                 raise PydanticCustomError("yagu_number", "必须是整数，不能带小数点")

@@ -54,6 +54,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 
 from engine import vocabulary as vocab
 from engine.formats import FORMATS
+from engine.profile import range_problem
 from engine.registry import FieldRegistry, FieldSpec
 from store.errors import RowProblem, ValidationFailed
 from store.spreadsheet import CSV_SHEET, IntakeLimits, Sheet, open_sheets
@@ -143,8 +144,8 @@ def _number_parser(spec: FieldSpec) -> Callable[[Any], int | float]:
                 ("金额" if spec.unit == "元" else "该数值") + f"最多保留{'零一两三四五六'[places]}位小数：{{}}")
 
     def exact(d: Decimal, raw: Any) -> int | float:
-        if d.adjusted() > 20:
-            raise CellError(f"数值过大：{_quote(raw)}")
+        if d.adjusted() > 20:        # far outside any field's bounds: say which bound, as the API does
+            raise CellError(range_problem(spec, d) or f"数值过大：{_quote(raw)}")
         if d != d.quantize(Decimal(1).scaleb(-places)):
             raise CellError(too_fine.format(_quote(raw)))
         return int(d) if d == d.to_integral_value() else float(d)

@@ -79,7 +79,7 @@ def test_three_different_errors_are_reported_together_with_paths():
     probs = problems_of(data)
     assert set(probs) == {"uscc", "established_on", "device_registrations[0].device_class"}
     assert "应为 U" in probs["uscc"]
-    assert "2026-03-31" in probs["established_on"]
+    assert "2026年3月31日" in probs["established_on"]
     assert "第三类" in probs["device_registrations[0].device_class"]
     assert "第二类" in probs["device_registrations[0].device_class"]
 
@@ -264,7 +264,7 @@ def test_industry_code(code, ok):
 def test_today_is_allowed_tomorrow_is_not():
     assert parse_profile(minimal(established_on="2026-03-31"), today=TODAY).established_on == TODAY
     assert problems_of(minimal(established_on="2026-04-01")) == {
-        "established_on": "日期不能晚于今天（2026-03-31）"
+        "established_on": "日期不能晚于今天（2026年3月31日）"
     }
 
 
