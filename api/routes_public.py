@@ -78,8 +78,10 @@ async def get_rule(rule_id: RuleId, request: Request):
 @router.post("/v1/eligibility", summary="惠企政策资格自测", tags=["公共"], response_model=EligibilityResponse,
              description="提交企业画像，逐项判定每个事项的每一条件（满足 / 不满足 / 待补充），给出结论（eligible "
                          "符合条件、ineligible 不符合条件、needs_info 需补充信息、not_in_force 不在政策有效期内）、"
-                         "参考金额、缺少的信息和材料。画像有误时返回 422，一次列出全部问题；规则引擎未能判定时返回 500，"
-                         "服务照常运行。",
+                         "参考金额、缺少的信息和材料；不符合或需补充的事项附 suggestions（怎样才能符合：离门槛还差多少、"
+                         "哪条记录何时移出追溯期、先补充哪些信息可判定最多条件；给出单一取值 value 时，改为该值后该条件满足且"
+                         "其他条件不变）；有多种处理情形的事项（如首违不罚）给出适用的 route。画像有误时返回 422，一次列出全部"
+                         "问题；规则引擎未能判定时返回 500，服务照常运行。",
              responses=error_responses(400, 413, 415, 422, 500, 503))
 async def eligibility(body: EligibilityRequest, request: Request):
     rt = _rt(request)
@@ -87,8 +89,10 @@ async def eligibility(body: EligibilityRequest, request: Request):
     def run() -> EligibilityResponse:
         ev = rt.evaluator
         p = parse_profile(body.profile, ev.registry)
-        return ev.evaluate(p, as_of=body.as_of or shanghai_today(), benefits=body.benefits,
-                           awarded=rt.ledger_for(p), tax_year=body.tax_year)
+        awarded = rt.ledger_for(p)
+        resp = ev.evaluate(p, as_of=body.as_of or shanghai_today(), benefits=body.benefits,
+                           awarded=awarded, tax_year=body.tax_year)
+        return ev.with_suggestions(p, resp, awarded=awarded)
     return _json(await run_in_threadpool(run))
 
 

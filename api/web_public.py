@@ -115,7 +115,7 @@ async def _evaluate(request: Request, profile: Any, as_of: date | None,
             return None
         day = as_of or shanghai_today()
         awarded = rt.ledger_for(p)
-        resp = ev.evaluate(p, as_of=day, awarded=awarded)
+        resp = ev.with_suggestions(p, ev.evaluate(p, as_of=day, awarded=awarded), awarded=awarded)
         return resp if as_of is not None else _own_windows(ev, p, resp, day, awarded)
     try:
         resp = await run_in_threadpool(run)
@@ -128,9 +128,11 @@ def _results_page(request: Request, profile: dict, resp: EligibilityResponse, as
     ev = _rt(request).evaluator
     tax = [r for r in resp.results if r.kind == "tax"]
     tax_year = next((r.tax_year for r in tax if r.tax_year), None)
-    items, conflicts = ev.tax_view(tax, tax_year or resp.as_of.year)
+    p = parse_profile(profile, ev.registry)
+    items, conflicts = ev.tax_view(tax, tax_year or resp.as_of.year, p, resp.as_of)
     return page(request, "results.html", {
-        "resp": resp, "grants": [r for r in resp.results if r.kind != "tax"], "tax": items, "conflicts": conflicts,
+        "resp": resp, "grants": [r for r in resp.results if r.kind == "grant"],
+        "guidance": [r for r in resp.results if r.kind == "guidance"], "tax": items, "conflicts": conflicts,
         "tax_year": tax_year, "profile": profile, "profile_json": json.dumps(profile, ensure_ascii=False),
         "registry": ev.registry, "counts": _counts(resp), "today": shanghai_today(),
         "as_of_given": as_of.isoformat() if as_of else ""})

@@ -17,11 +17,12 @@ from engine.compiler import Plan, Slot, SlotTable, build_rules, normalize, scope
 from engine.conditions import FactDate, anchor_of
 from engine.dates import resolve_date, shift_fact_date
 from engine.explain import Explainer
+from engine.suggest import Suggester
 from engine.interpreter import FAIL, PASS, UNKNOWN, Ctx
 from engine.loader import Benefit, Rulebook, WindowContext
 from engine.profile import Profile, parse_profile, profile_model, shanghai_today
 from engine.registry import FieldRegistry
-from engine.results import (BenefitResult, Conflict, CriterionResult, EligibilityResponse, Subject,
+from engine.results import (BenefitResult, Conflict, Suggestion, CriterionResult, EligibilityResponse, Subject,
                             TaxItem, TaxSelfAssessment)
 from engine.taxdates import settlement_deadline
 from engine.vocabulary import STATUS, money
@@ -210,6 +211,39 @@ class Evaluator:
                 results.append(ex.result(ctx, outcomes(ri, b.id),
                                          Subject(type=b.spec.unit, id=info.key_of(item))))
         return results
+
+    def with_suggestions(self, profile: Profile | dict, resp: EligibilityResponse,
+                         window: WindowContext | None = None, awarded: Iterable[str] | None = None
+                         ) -> EligibilityResponse:
+        """The response with, on every result that is not eligible, what would change it
+        (engine.suggest). Pages, notices and the API ask for it; batches do not pay for it."""
+        p = profile if isinstance(profile, profile_model(self.registry)) else parse_profile(profile, self.registry)
+        window = window or self._next_window(resp.as_of)
+        awarded_set = frozenset(awarded) if awarded is not None else None
+        for r in resp.results:
+            if r.status not in ("ineligible", "needs_info") or not r.criteria:
+                continue
+            b = self.book.benefits[r.benefit_id]
+            if r.subject is None and b.spec.unit != "enterprise":
+                # the subject list itself is unknown: say so; an empty one has nothing to change
+                r.suggestions = [Suggestion(None, f"补充“{self.registry.label(m, p)}”，可判定1项条件", m)
+                                 for m in r.missing_facts]
+                continue
+            as_of = date(r.tax_year, 12, 31) if r.tax_year and b.spec.tax and b.spec.tax.period == "year" else resp.as_of
+            ex = self._explainer(b, as_of, window)
+            item, name, ri = None, None, -1
+            if r.subject is not None:
+                info = self.registry.list_of(b.spec.unit)
+                name = info.name
+                ri, item = next(((i, it) for i, it in enumerate(getattr(p, name) or [])
+                                 if info.key_of(it) == r.subject.id), (-1, None))
+                if item is None:
+                    continue
+            ctx = Ctx(self.registry, p, as_of, window, ex.params, b.id, item, name, ri, awarded_set)
+            asked_by = {c.id: interpreter.evaluate(c.cond, ctx)[1] for c in ex.applicable}
+            suggester = Suggester(self.registry, ex.params, self.book.calendar.covering)
+            r.suggestions = suggester.suggest(ctx, ex.applicable, r.criteria, asked_by)
+        return resp
 
     def tax_self_assessment(self, profile: Profile | dict, tax_year: int) -> TaxSelfAssessment:
         tax = [b.id for b in self.book.benefits.values() if b.spec.kind == "tax"]

@@ -102,6 +102,15 @@ class WindowContext:
 class DefaultCalendar:
     spec: CalendarFile
 
+    def covering(self, d: date) -> WindowContext | None:
+        """The default window whose coverage holds `d` (where a certificate obtained that day
+        may apply)."""
+        for y in (d.year - 1, d.year, d.year + 1):
+            for w in self.windows_of_year(y):
+                if w.coverage_from <= d <= w.coverage_to:
+                    return w
+        return None
+
     def windows_of_year(self, year: int) -> list[WindowContext]:
         def md(s: str, y: int) -> date:
             m, d = map(int, s.split("-"))

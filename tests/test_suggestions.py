@@ -1,0 +1,85 @@
+"""What would make me eligible (issue 15 part 2): suggestions computed from the criteria."""
+from __future__ import annotations
+
+from datetime import date
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.profile import parse_profile
+from engine.suggest import with_value
+from profiles import AS_OF, profiles
+
+
+def _result(resp, r):
+    return next(x for x in resp.results
+                if x.benefit_id == r.benefit_id and (x.subject.id if x.subject else None) == (r.subject.id if r.subject else None))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=profiles(), as_of=AS_OF)
+def test_a_suggested_value_makes_its_criterion_pass_and_changes_nothing_else(engine_eval, registry, raw, as_of):
+    p = parse_profile(raw, registry)
+    resp = engine_eval.with_suggestions(p, engine_eval.evaluate(p, as_of, awarded=set()), awarded=set())
+    for r in resp.results:
+        for s in r.suggestions:
+            assert "_" not in s.text and "[" not in s.text, s.text      # no field paths reach a reader
+            if s.value is None:
+                continue
+            changed = with_value(p, s.fact, s.value)
+            again = _result(engine_eval.evaluate(changed, as_of, awarded=set()), r)
+            before = {c.id: c.outcome for c in r.criteria}
+            after = {c.id: c.outcome for c in again.criteria}
+            assert after[s.criterion] == "pass", (r.benefit_id, s)
+            assert {k: v for k, v in after.items() if k != s.criterion} == \
+                   {k: v for k, v in before.items() if k != s.criterion}, (r.benefit_id, s)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=profiles(), as_of=AS_OF)
+def test_missing_facts_are_asked_for_those_deciding_most_first(engine_eval, registry, raw, as_of):
+    p = parse_profile(raw, registry)
+    resp = engine_eval.with_suggestions(p, engine_eval.evaluate(p, as_of, awarded=set()), awarded=set())
+    for r in resp.results:
+        asks = [s for s in r.suggestions if s.criterion is None]
+        if r.status == "needs_info":
+            assert asks and {s.fact for s in asks} >= set(r.missing_facts) - {"award_ledger"}, r.benefit_id
+        counts = [int(s.text.rsplit("可判定", 1)[1].split("项")[0]) for s in asks]
+        assert counts == sorted(counts, reverse=True)
+        if r.status == "eligible":
+            assert r.suggestions == []
+
+
+SMALL = {"uscc": "91512000MA62XY001U", "name": "资阳测试企业", "restricted_industry": False,
+         "employees_avg": 120, "total_assets_avg_cny": 30_000_000, "taxable_income_cny": 3_200_000}
+
+
+def test_a_threshold_says_how_far_and_the_value_that_passes(engine_eval, registry):
+    resp = engine_eval.with_suggestions(SMALL, engine_eval.evaluate(SMALL, date(2026, 5, 31), ["small-low-profit-cit"]))
+    [s] = resp.results[0].suggestions
+    assert s.criterion == "taxable_income" and "超出上限 200,000元" in s.text and "3,200,000元" in s.text
+    assert (s.fact, s.value) == ("taxable_income_cny", 3_000_000)
+
+
+def test_a_certificate_outside_the_coverage_names_the_window_it_belongs_to(engine_eval):
+    p = {"uscc": "91512000MA62XY001U", "name": "资阳测试企业", "in_park": True, "on_serious_dishonest_list": False,
+         "violations": [], "device_registrations": [
+             {"certificate_no": "川械注准20262170031", "origin": "self_developed", "obtained_on": "2026-06-15"}]}
+    resp = engine_eval.with_suggestions(p, engine_eval.evaluate(p, date(2026, 3, 31), ["device-registration-grant"],
+                                                                awarded=set()), awarded=set())
+    texts = [s.text for s in resp.results[0].suggestions if s.criterion == "obtained_in_coverage"]
+    assert texts and "2026年下半年" in texts[0] and "2026年9月1日" in texts[0]
+
+
+def test_a_violation_in_the_look_back_is_named_with_the_day_it_leaves(engine_eval):
+    p = {"uscc": "91512000MA62XY001U", "name": "资阳测试企业", "tax_credit_rating": "A",
+         "four_industries_sales_share": 0.9, "vat_period_end_credit_cny": 100_000, "immediate_refund_since_2019_04": False,
+         "violations": [{"kind": "refund_fraud", "decided_on": "2024-02-01"}]}
+    resp = engine_eval.with_suggestions(p, engine_eval.evaluate(p, date(2025, 10, 31), ["vat-credit-refund"]))
+    [s] = [s for s in resp.results[0].suggestions if s.criterion == "no_refund_fraud_36_months"]
+    # decided 2024-02-01: inside "申请前36个月" until 2027-01-31, out from 2027-02-01
+    assert "骗取留抵退税" in s.text and "2024年2月1日" in s.text and "自2027年2月1日起不再计入" in s.text
+    later = engine_eval.evaluate(p, date(2027, 2, 1), ["vat-credit-refund"]).results[0]
+    assert {c.id: c.outcome for c in later.criteria}["no_refund_fraud_36_months"] == "pass"
+    earlier = engine_eval.evaluate(p, date(2027, 1, 31), ["vat-credit-refund"]).results[0]
+    assert {c.id: c.outcome for c in earlier.criteria}["no_refund_fraud_36_months"] == "fail"
