@@ -2,7 +2,9 @@
 """Generate reference documents from the code, so they cannot drift from it.
 
     python scripts/gen_docs.py api            # write docs/api.md from the app's OpenAPI document
-    python scripts/gen_docs.py api --check    # exit 1 if the committed docs/api.md differs
+    python scripts/gen_docs.py profile        # write docs/profile.md from the field registry
+    python scripts/gen_docs.py glossary       # write docs/glossary.md from engine/vocabulary.py
+    python scripts/gen_docs.py all --check    # exit 1 if a committed document differs
 
 docs/api.md: every endpoint (method, path, role, parameters, request body, responses) from the
 FastAPI app, and the enterprise profile's fields from the field registry (rules/fields.yaml).
@@ -224,20 +226,73 @@ def api_markdown() -> str:
     return "\n".join(line.rstrip() for line in lines).rstrip() + "\n"
 
 
+def profile_markdown() -> str:
+    """docs/profile.md: the enterprise profile, as the field registry declares it."""
+    sys.path.insert(0, str(REPO))
+    from engine.loader import load_rulebook
+    registry = load_rulebook(REPO / "rules").fields
+    lines = ["# 企业画像：字段参考", "",
+             "> 本文件由 `python scripts/gen_docs.py profile` 从字段登记表 `rules/fields.yaml` 生成，请勿手工编辑；"
+             "`tests/test_docs.py` 检查它与登记表一致。", "",
+             "企业画像是一家企业的全部事实，以 JSON 对象提交（接口的 `profile`、导入文件的一行、网页表单）。",
+             "", "- 缺省或 `null` 表示**未知**：相关条件判为“待补充”，从不当作“否”或 0。",
+             "- 不认识的字段是错误，并提示最接近的已知字段（如 `in_prak` → `in_park`）。",
+             "- 每个数字都有取值范围和小数位数；超出范围的值在任何入口都得到同样的 422 说明。",
+             "- 列表字段为空列表 `[]` 表示“没有”，`null` 表示“不清楚”。", "",
+             "## 字段", ""]
+    lines += _profile_fields(registry)
+    lines += ["", "## 推定的事实", "", "由其他字段推定、不需填写的事实（规则条件可以读取）。", "",
+              "| 事实 | 名称 | 由此推定 |", "|---|---|---|"]
+    for path, fact in registry.facts.items():
+        if fact.spec.derive and fact.spec.from_:
+            lines.append(f"| `{path}` | {_cell(fact.label)} | `{fact.spec.from_}` |")
+    lines += ["", "## 按项判定的列表", "",
+              "以下列表的每一项单独判定（一项一个结论），规则文件以 `unit:` 指明。", "",
+              "| 列表 | 每项是 | 判定单位 | 编号字段 |", "|---|---|---|---|"]
+    for subject, info in registry.subjects.items():
+        lines.append(f"| `{info.name}` | {_cell(info.item_label)} | `{subject}` | `{info.spec.key}` |")
+    return "\n".join(line.rstrip() for line in lines).rstrip() + "\n"
+
+
+def glossary_markdown() -> str:
+    """docs/glossary.md: one word per concept, as engine/vocabulary.py defines them."""
+    sys.path.insert(0, str(REPO))
+    from engine import vocabulary as v
+    lines = ["# 词汇表", "",
+             "> 本文件由 `python scripts/gen_docs.py glossary` 从 `engine/vocabulary.py` 生成，请勿手工编辑。"
+             "网页、告知书、导出文件、命令行和接口说明一律使用这里的词，一个概念一个词。", "",
+             "| 用词 | 英文（代码中） | 含义 |", "|---|---|---|"]
+    lines += [f"| {cn} | {en} | {_cell(meaning)} |" for cn, en, meaning in v.GLOSSARY]
+    for title, table in (("判定结论", v.STATUS), ("条件的判定结果", v.OUTCOME), ("事项类别", v.KIND),
+                         ("申报批次的状态", v.WINDOW_STATE), ("申报的状态", v.APPLICATION_STATE), ("角色", v.ROLE)):
+        lines += ["", f"## {title}", "", "| 代码中的值 | 用词 |", "|---|---|"]
+        lines += [f"| `{k}` | {word} |" for k, word in table.items()]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+DOCS = {"api": (API_MD, api_markdown), "profile": (REPO / "docs" / "profile.md", profile_markdown),
+        "glossary": (REPO / "docs" / "glossary.md", glossary_markdown)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="从代码生成参考文档")
-    ap.add_argument("doc", choices=["api"], help="api：docs/api.md")
+    ap.add_argument("doc", choices=[*DOCS, "all"],
+                    help="api：docs/api.md；profile：docs/profile.md；glossary：docs/glossary.md；all：全部")
     ap.add_argument("--check", action="store_true", help="只检查已提交的文件是否与代码一致")
     args = ap.parse_args(argv)
-    text = api_markdown()
-    if args.check:
-        if not API_MD.exists() or API_MD.read_text(encoding="utf-8") != text:
-            print(f"{API_MD.relative_to(REPO)} 与代码不一致：请运行 python scripts/gen_docs.py api", file=sys.stderr)
-            return 1
-        return 0
-    API_MD.write_text(text, encoding="utf-8")
-    print(f"已写入 {API_MD.relative_to(REPO)}")
-    return 0
+    stale = 0
+    for name in (DOCS if args.doc == "all" else [args.doc]):
+        path, build = DOCS[name]
+        text = build()
+        if args.check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                print(f"{path.relative_to(REPO)} 与代码不一致：请运行 python scripts/gen_docs.py {name}",
+                      file=sys.stderr)
+                stale = 1
+            continue
+        path.write_text(text, encoding="utf-8")
+        print(f"已写入 {path.relative_to(REPO)}")
+    return stale
 
 
 if __name__ == "__main__":
