@@ -7,7 +7,8 @@ from datetime import date
 from typing import Any, Callable
 
 from engine.adapter import EngineError
-from engine.conditions import AsOf, Compare, Count, FactDate, Literal_, Param, WindowDate, leaves, OP_SYMBOL
+from engine.conditions import (All, Any_, AsOf, Compare, Count, FactDate, Literal_, Not, Param, WindowDate, leaves,
+                               OP_SYMBOL)
 from engine.dates import resolve_date
 from engine.interpreter import FAIL, PASS, UNKNOWN, Ctx, count_range, evaluate, read
 from engine.loader import Benefit, WindowContext
@@ -116,23 +117,35 @@ class Explainer:
         return str(_plain(v.value))
 
     def threshold(self, cond: Any) -> str:
-        parts = []
-        for leaf in leaves(cond):
-            if isinstance(leaf, Count):
-                parts.append(f"{self.registry.lists[leaf.list].label}中符合条件的记录数 {OP_SYMBOL[leaf.op]} "
-                             f"{self.value_text(leaf.value, None)}")
-                continue
-            label = (self.registry.lists[leaf.item_list].items[leaf.path].label if leaf.item_list
-                     else self.registry.facts[leaf.path].label)
-            vals = [self.value_text(v, leaf) for v in leaf.values]
-            if leaf.op in ("in", "not_in"):
-                rhs = "、".join(vals)
-            elif leaf.op == "between":
-                rhs = f"{vals[0]} 至 {vals[1]}（含）"
-            else:
-                rhs = vals[0]
-            parts.append(f"{label} {OP_SYMBOL[leaf.op]} {rhs}")
-        return "；".join(dict.fromkeys(parts))
+        """The requirement in words, keeping the logic: "A；B" (both), "A，或 B" (either),
+        "不满足：A" (negation); the items a count looks at are named with it."""
+        return self._req(cond, top=True)
+
+    def _req(self, c: Any, top: bool = False) -> str:
+        if isinstance(c, (All, Any_)):
+            parts = list(dict.fromkeys(self._req(ch) for ch in c.children))
+            if len(parts) == 1:
+                return parts[0]
+            if isinstance(c, All):
+                text = "；".join(parts)
+                return text if top else f"（{text}）"
+            return "，或 ".join(parts)
+        if isinstance(c, Not):
+            return f"不满足：{self._req(c.child)}"
+        if isinstance(c, Count):
+            what = f"（{self._req(c.where, top=True)}）" if c.where is not None else ""
+            return (f"{self.registry.lists[c.list].label}中符合条件{what}的记录数 {OP_SYMBOL[c.op]} "
+                    f"{self.value_text(c.value, None)}")
+        label = (self.registry.lists[c.item_list].items[c.path].label if c.item_list
+                 else self.registry.facts[c.path].label)
+        vals = [self.value_text(v, c) for v in c.values]
+        if c.op in ("in", "not_in"):
+            rhs = "、".join(vals)
+        elif c.op == "between":
+            rhs = f"{vals[0]} 至 {vals[1]}（含）"
+        else:
+            rhs = vals[0]
+        return f"{label} {OP_SYMBOL[c.op]} {rhs}"
 
     def window_ref(self) -> WindowRef | None:
         return self._window_ref

@@ -48,7 +48,7 @@ class Document(_Strict):
         if self.doc_no:
             text += f"（{self.doc_no}）"
         elif self.date:
-            text += f"（{self.date.isoformat()}）"
+            text += f"（{self.date.year}年{self.date.month}月{self.date.day}日）"
         art = article or self.article
         if art:
             text += art
