@@ -218,7 +218,8 @@ class Explainer:
             # model_construct: the values are built here from validated rules and profiles
             criteria.append(CriterionResult(
                 id=c.id, text=text, outcome=out, observed=observed, threshold=threshold,
-                legal_basis=basis, materials=mats, provisional=c.provisional))
+                legal_basis=basis, materials=mats, provisional=c.provisional,
+                provisional_note=c.provisional_note))
         outs = {cr.outcome for cr in criteria}
         status = "ineligible" if FAIL in outs else "needs_info" if UNKNOWN in outs else "eligible"
         route, note = None, None

@@ -51,6 +51,7 @@ class CompiledCriterion:
     cond: Cond
     reads: tuple[str, ...]          # catalogue paths / list names, in order
     provisional: bool = False
+    provisional_note: str | None = None     # where the condition comes from, until a text confirms it
 
     def applies_on(self, d: date) -> bool:
         return self.applies is None or self.applies.contains(d)
@@ -270,7 +271,8 @@ def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str, regi
                 id=c.id, text=c.text,
                 basis=tuple((by_id[b.ref].citation(b.article), by_id[b.ref]) for b in c.basis if b.ref in by_id),
                 materials=tuple(c.materials), applies=c.applies, cond=cond,
-                reads=tuple(fact_paths(cond)), provisional=c.provisional is not None))
+                reads=tuple(fact_paths(cond)), provisional=c.provisional is not None,
+                provisional_note=c.provisional.note if c.provisional else None))
     amount_conds: list[Any] = []
     for i, spec_amount in enumerate(spec.amount_specs()):
         loc = ("amount", i) if isinstance(spec.amount, list) else ("amount",)

@@ -71,6 +71,7 @@ class CriterionResult(_Record):
     legal_basis: list[str]
     materials: list[str]
     provisional: bool = False       # a condition no official text sets (以当期申报通知为准)
+    provisional_note: str | None = None   # where it comes from, in the rule file's words
 
 
 @dataclass(slots=True)
