@@ -23,7 +23,7 @@ from engine.results import EligibilityResponse
 from notices.pdf import html_to_pdf
 from notices.render import NoticeRenderer
 from notices.settings import NoticeSettings, load_settings
-from notices.view import Item, NoticeInput, NoticeNotApplicable
+from notices.view import REPORTS, Item, NoticeInput, NoticeNotApplicable, from_response
 from store import cases, jobs, rulesets
 from store.cases import ApplicationDetail
 from store.db import Database
@@ -42,11 +42,6 @@ class Document:
 
 def _safe(name: str) -> str:
     return re.sub(r'[\\/:*?"<>|\x00-\x1f]', "_", name)[:120]
-
-
-# Which grant verdicts (after review) each kind of notice reports.
-REPORTS = {"grant_open": lambda status: status != "eligible", "grant_refused": lambda status: status != "eligible",
-           "grant_awarded": lambda status: status == "eligible", "all": lambda status: True}
 
 
 def _items(d: ApplicationDetail, covers: str) -> list[Item]:
@@ -122,13 +117,7 @@ class NoticeService:
 
     def selfcheck(self, ev: Evaluator, profile: dict, resp: EligibilityResponse, fmt: str = "html") -> Document:
         """The printable result of a self-check: not a decision, no number, no signature."""
-        tax_year = next((r.tax_year for r in resp.results if r.tax_year), None)
-        tax, conflicts = ev.tax_view([r for r in resp.results if r.kind == "tax"], tax_year or resp.as_of.year)
-        n = NoticeInput(kind=KINDS["selfcheck"], enterprise={"uscc": profile.get("uscc", ""),
-                                                               "name": profile.get("name", "")},
-                        issued_on=resp.as_of, items=[Item(r, r.status) for r in resp.results if r.kind != "tax"],
-                        registry=ev.registry, book=ev.book, settings=self.settings, profile=profile, tax=tax,
-                        conflicts=conflicts, tax_year=tax_year)
+        n = from_response(KINDS["selfcheck"], ev, profile, resp, self.settings)
         html = self.renderer.render_html(n)
         name = f"{_safe(profile.get('name', '企业'))}-自测结果"
         if fmt == "pdf":
