@@ -32,7 +32,7 @@ from pypdf import PdfReader  # noqa: E402
 
 from engine import Evaluator, load_rulebook  # noqa: E402
 from engine.uscc import make_uscc  # noqa: E402
-from notices.pdf import html_to_pdf  # noqa: E402
+from notices.pdf import typst_to_pdf  # noqa: E402
 from notices.render import NoticeRenderer  # noqa: E402
 from notices.settings import load_settings  # noqa: E402
 from notices.view import NoticeInput, NoticeNotApplicable, build, from_response  # noqa: E402
@@ -119,7 +119,7 @@ def _pdf(i: int) -> int:
 
 
 def pdf_of(renderer: NoticeRenderer, n: NoticeInput) -> bytes:
-    return html_to_pdf(renderer.render_html(n))
+    return typst_to_pdf(renderer.render_typst(n))
 
 
 def pdf_rate(docs: list[NoticeInput], procs: int, repeat: int) -> float:
