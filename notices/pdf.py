@@ -66,10 +66,14 @@ def load_fonts() -> typst.Fonts:
 _fonts: typst.Fonts | None = None
 _fonts_lock = threading.Lock()
 _local = threading.local()
+_forked = False
 
 
 def _compiler() -> typst.Compiler:
     global _fonts
+    if _forked:
+        raise PdfError("本进程由已生成过 PDF 的进程 fork 而来，无法再生成 PDF（Typst 的线程不随 fork 复制）；"
+                       "请以 spawn 方式启动子进程")
     compiler = getattr(_local, "compiler", None)
     if compiler is None:
         with _fonts_lock:
@@ -80,13 +84,13 @@ def _compiler() -> typst.Compiler:
     return compiler
 
 
-def _forget() -> None:
-    """A forked child starts afresh: a compiler's threads do not survive fork."""
-    global _fonts, _local
-    _fonts, _local = None, threading.local()
+def _after_fork() -> None:
+    """A child forked after Typst ran would hang in its first compile: refuse instead."""
+    global _forked
+    _forked = _fonts is not None
 
 
-os.register_at_fork(after_in_child=_forget)
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def typst_to_pdf(source: str) -> bytes:
