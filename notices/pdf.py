@@ -1,10 +1,10 @@
 """PDF output: the notice's Typst markup (notices.render) compiled by the `typst` package.
 
-Typst replaced WeasyPrint because the PDF was the bottleneck (bench/notices.py: a one-time
-notice took ~0.4 s of CPU and 570–650 KiB in WeasyPrint, ~25 ms and about a fifth of the
-size here). Most of the speed comes from reusing a compiler: fonts are read once per process
-and Typst memoises layout across documents, so each thread keeps one compiler (a compiler
-serves one call at a time; compile releases the GIL, so threads run in parallel).
+Typst replaced WeasyPrint because the PDF was the bottleneck: bench/notices.py's one-time
+notice took ~570 ms of CPU and ~570 KiB in WeasyPrint, ~22 ms and ~93 KiB here. Much of that
+comes from reusing a compiler (a fresh one per document is about five times slower): fonts are
+read once per process and Typst memoises across documents, so each thread keeps its own
+compiler (one serves one call at a time; compiling releases the GIL).
 
 Fonts come from Debian's fonts-noto-cjk (Noto Serif CJK SC for the body, Noto Sans CJK SC for
 headings), found through fontconfig, embedded and subset in every PDF. PDF tags are left out:
