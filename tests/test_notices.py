@@ -20,6 +20,7 @@ from engine import Evaluator, load_rulebook
 from engine.loader import rules_dir
 from engine.uscc import make_uscc
 from engine.vocabulary import PROVISIONAL_CRITERION, cn_date
+import notices.pdf
 from notices.pdf import typst_to_pdf
 from notices.render import NoticeRenderer
 from notices.service import NoticeService
@@ -207,6 +208,12 @@ def test_pdf_fonts_are_embedded_and_the_title_is_set(covering, interp_eval):
     rows = [line.split() for line in fonts.splitlines()[2:] if line.strip()]
     assert {r[0].split("+")[1].split("-")[0] for r in rows} >= {"NotoSerifCJKsc", "NotoSansCJKsc"}
     assert rows and all(r[-5] == "yes" for r in rows), fonts           # emb
+
+
+def test_missing_fonts_are_named_with_the_package_to_install(monkeypatch, tmp_path):
+    monkeypatch.setattr(notices.pdf, "font_dirs", lambda: [str(tmp_path)])
+    with pytest.raises(notices.pdf.FontsMissing, match="Noto Serif CJK SC、Noto Sans CJK SC.*fonts-noto-cjk"):
+        notices.pdf.load_fonts()
 
 
 # ------------------------------------------------------------------ the one-time notice
