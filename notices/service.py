@@ -9,7 +9,6 @@ not issued, and no placeholder reaches a printed notice.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import re
 import zipfile
 from dataclasses import dataclass
@@ -20,16 +19,18 @@ from sqlalchemy import select
 from engine import Evaluator
 from engine.profile import shanghai_today
 from engine.results import EligibilityResponse
-from notices.pdf import html_to_pdf
+from notices.pdf import typst_to_pdf
 from notices.render import NoticeRenderer
 from notices.settings import NoticeSettings, load_settings
-from notices.view import Item, NoticeInput, NoticeNotApplicable
+from notices.view import REPORTS, Item, NoticeInput, NoticeNotApplicable, build, from_response
 from store import cases, jobs, rulesets
 from store.cases import ApplicationDetail
 from store.db import Database
 from store.errors import Conflict
 from store.models import Application, Notice
 from store.notices import KINDS, assign_number
+
+FORMATS = {"pdf": ".pdf", "html": ".html"}
 
 
 @dataclass
@@ -42,11 +43,6 @@ class Document:
 
 def _safe(name: str) -> str:
     return re.sub(r'[\\/:*?"<>|\x00-\x1f]', "_", name)[:120]
-
-
-# Which grant verdicts (after review) each kind of notice reports.
-REPORTS = {"grant_open": lambda status: status != "eligible", "grant_refused": lambda status: status != "eligible",
-           "grant_awarded": lambda status: status == "eligible", "all": lambda status: True}
 
 
 def _items(d: ApplicationDetail, covers: str) -> list[Item]:
@@ -76,18 +72,33 @@ class NoticeService:
                            correction_due=d.correction_due if kind == "one_time" else None, tax=tax,
                            conflicts=conflicts, tax_year=tax_year)
 
+    def _document(self, n: NoticeInput, fmt: str, name: str) -> Document:
+        if fmt not in FORMATS:
+            raise Conflict(f"未知的文书格式：{fmt}（可选 pdf、html）")
+        data = (typst_to_pdf(self.renderer.render_typst(n)) if fmt == "pdf"
+                else self.renderer.render_html(n).encode("utf-8"))
+        return Document(n.kind.id, n.number or "", data, _safe(name) + FORMATS[fmt])
+
     def render(self, application_id: str, kind: str, fmt: str = "html",
                issued_on: dt.date | None = None) -> Document:
         """One application's notice of one kind; numbered (once) when it is official."""
-        if kind not in KINDS or kind == "selfcheck":
+        return self.documents(cases.detail(self.db, application_id), kind, (fmt,), issued_on)[0]
+
+    def documents(self, d: ApplicationDetail, kind: str, fmts: tuple[str, ...],
+                  issued_on: dt.date | None = None) -> list[Document]:
+        """The notice of one kind in each format asked for, from one reading of the application.
+        Refused with Conflict, before any number is taken, when the notice does not apply."""
+        if kind not in KINDS or not KINDS[kind].char:
             raise Conflict(f"未知的告知书类型：{kind}")
-        d = cases.detail(self.db, application_id)
         self._check_issuable(d, kind)
         with self.db.read_session() as s:
-            row = s.execute(select(Notice).where(Notice.application_id == application_id,
+            row = s.execute(select(Notice).where(Notice.application_id == d.application_id,
                                                  Notice.kind == kind)).scalar_one_or_none()
         issued = row.issued_on if row else (issued_on or shanghai_today())
-        self.renderer.render_html(self._input(d, kind, issued, None))      # refuses before a number is taken
+        try:
+            build(self._input(d, kind, issued, None))
+        except NoticeNotApplicable as exc:
+            raise Conflict(str(exc)) from None
         unset = self.settings.unset()
         if unset:
             raise Conflict(f"文书设置未填写：{'、'.join(unset)}；请在 rules/notice-settings.yaml 中填写后再出具正式文书")
@@ -95,12 +106,10 @@ class NoticeService:
             number = row.number
         else:
             with self.db.session() as s:
-                number = assign_number(s, d.window.id, application_id, kind, issued).number
-        html = self.renderer.render_html(self._input(d, kind, issued, number))
-        name = f"{_safe(d.enterprise['name'])}-{KINDS[kind].title}"
-        if fmt == "pdf":
-            return Document(kind, number, html_to_pdf(html), name + ".pdf")
-        return Document(kind, number, html.encode("utf-8"), name + ".html")
+                number = assign_number(s, d.window.id, d.application_id, kind, issued).number
+        n = self._input(d, kind, issued, number)
+        name = f"{d.enterprise['name']}-{KINDS[kind].title}"
+        return [self._document(n, fmt, name) for fmt in fmts]
 
     def _check_issuable(self, d: ApplicationDetail, kind: str) -> None:
         if kind == "one_time" and d.state not in ("correction", "corrected") and not any(
@@ -122,43 +131,40 @@ class NoticeService:
 
     def selfcheck(self, ev: Evaluator, profile: dict, resp: EligibilityResponse, fmt: str = "html") -> Document:
         """The printable result of a self-check: not a decision, no number, no signature."""
-        tax_year = next((r.tax_year for r in resp.results if r.tax_year), None)
-        tax, conflicts = ev.tax_view([r for r in resp.results if r.kind == "tax"], tax_year or resp.as_of.year)
-        n = NoticeInput(kind=KINDS["selfcheck"], enterprise={"uscc": profile.get("uscc", ""),
-                                                               "name": profile.get("name", "")},
-                        issued_on=resp.as_of, items=[Item(r, r.status) for r in resp.results if r.kind != "tax"],
-                        registry=ev.registry, book=ev.book, settings=self.settings, profile=profile, tax=tax,
-                        conflicts=conflicts, tax_year=tax_year)
-        html = self.renderer.render_html(n)
-        name = f"{_safe(profile.get('name', '企业'))}-自测结果"
-        if fmt == "pdf":
-            return Document("selfcheck", "", html_to_pdf(html), name + ".pdf")
-        return Document("selfcheck", "", html.encode("utf-8"), name + ".html")
+        n = from_response(KINDS["selfcheck"], ev, profile, resp, self.settings)
+        return self._document(n, fmt, f"{profile.get('name') or '企业'}-{KINDS['selfcheck'].title}")
 
 
 @jobs.task("notices.bundle", "批量生成告知书")
 def bundle(db: Database, ctx: jobs.JobContext, args: dict) -> dict:
-    """Every notice of a window's applications, one PDF each named by enterprise and kind, in
-    one zip (HTML too when asked)."""
+    """Every notice of a window's applications in one zip, one PDF each named by enterprise and
+    kind (HTML too when asked), written into the zip as they are made."""
     svc = NoticeService(db)
+    fmts = ("pdf", "html") if args.get("html") else ("pdf",)
     with db.read_session() as s:
         ids = s.scalars(select(Application.id).where(Application.window_id == args["window_id"])
                         .order_by(Application.uscc)).all()
-    buf = io.BytesIO()
     made = skipped = 0
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+    names: set[str] = set()
+    with ctx.writing(f"告知书-{args['window_id']}.zip", "application/zip") as out, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         for i, app_id in enumerate(ids):
             d = cases.detail(db, app_id)
             for kind in svc.kinds_for(d):
                 try:
-                    doc = svc.render(app_id, kind, "pdf")
-                except (NoticeNotApplicable, Conflict):
+                    docs = svc.documents(d, kind, fmts)
+                except Conflict:
                     skipped += 1
                     continue
-                z.writestr(f"{app_id}-{doc.filename}", doc.data)
-                if args.get("html"):
-                    z.writestr(f"{app_id}-{doc.filename[:-4]}.html", svc.render(app_id, kind, "html").data)
+                for doc in docs:
+                    name = doc.filename
+                    if name in names:       # two enterprises of one name: told apart by their code
+                        stem, dot, ext = name.rpartition(".")
+                        name = f"{stem}-{d.enterprise['uscc']}{dot}{ext}"
+                    names.add(name)
+                    # a PDF is compressed already
+                    z.writestr(name, doc.data,
+                               zipfile.ZIP_STORED if name.endswith(".pdf") else zipfile.ZIP_DEFLATED)
                 made += 1
             ctx.progress(i + 1, len(ids), f"已生成 {made} 份告知书")
-    ctx.add_file(f"告知书-{args['window_id']}.zip", "application/zip", buf.getvalue())
     return {"notices": made, "skipped": skipped, "applications": len(ids)}

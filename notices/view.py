@@ -9,9 +9,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Optional
 
-from engine import Rulebook
+from engine import Evaluator, Rulebook
 from engine.registry import FieldRegistry
-from engine.results import BenefitResult, Conflict, CriterionResult, TaxItem
+from engine.results import BenefitResult, Conflict, CriterionResult, EligibilityResponse, TaxItem
 from engine.vocabulary import OUTCOME, PROVISIONAL_AMOUNT, PROVISIONAL_CRITERION, STATUS, cn_date, money
 from notices.settings import NoticeSettings
 from store.notices import NoticeKind
@@ -19,6 +19,12 @@ from store.notices import NoticeKind
 
 class NoticeNotApplicable(Exception):
     """The application has nothing this kind of notice reports."""
+
+
+# Which verdicts (after review) a kind reports, by what it covers (store.notices.NoticeKind.covers).
+REPORTS = {"grant_open": lambda status: status != "eligible", "grant_refused": lambda status: status != "eligible",
+           "grant_awarded": lambda status: status == "eligible", "all": lambda status: True,
+           "tax": lambda status: False}
 
 
 @dataclass
@@ -46,6 +52,23 @@ class NoticeInput:
     tax: list[TaxItem] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
     tax_year: Optional[int] = None
+
+
+def from_response(kind: NoticeKind, ev: Evaluator, profile: dict, resp: EligibilityResponse,
+                  settings: NoticeSettings, **extra) -> NoticeInput:
+    """A notice of one profile's results as the engine gave them (no review): the self-check,
+    and notices of generated profiles. `extra` fills the other NoticeInput fields."""
+    tax_results = [r for r in resp.results if r.kind == "tax"]
+    tax, conflicts, tax_year = [], [], None
+    if kind.covers in ("tax", "all") and tax_results:
+        tax_year = next((r.tax_year for r in tax_results if r.tax_year), ev.tax_year_of(resp.as_of))
+        tax, conflicts = ev.tax_view(tax_results, tax_year)
+    wanted = (lambda r: r.kind != "tax") if kind.covers == "all" else (lambda r: r.kind == "grant")
+    items = [Item(r, r.status) for r in resp.results if wanted(r) and REPORTS[kind.covers](r.status)]
+    fields = {"issued_on": resp.as_of, **extra}
+    return NoticeInput(kind=kind, enterprise={"uscc": profile.get("uscc", ""), "name": profile.get("name", "")},
+                       items=items, registry=ev.registry, book=ev.book, settings=settings, profile=profile,
+                       tax=tax, conflicts=conflicts, tax_year=tax_year, **fields)
 
 
 def _criterion(c: CriterionResult, reg: FieldRegistry, profile: Optional[dict]) -> dict:
@@ -105,7 +128,7 @@ def build(n: NoticeInput) -> dict:
     """Template variables: strings, lists and dicts only."""
     kind = n.kind
     items = [_item(i, n.registry, n.profile) for i in n.items]
-    if not items:
+    if not (n.tax if kind.covers == "tax" else items):
         raise NoticeNotApplicable(f"该申报没有需要在{kind.title}中列出的事项，无需出具")
     amounts = [i["amount_value"] for i in items if i["status"] == "eligible"]
     s = n.settings.model_dump()

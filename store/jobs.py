@@ -31,9 +31,11 @@ import secrets
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Optional
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterator, Optional
 
 import procrastinate
 from procrastinate import exceptions as pexc
@@ -121,9 +123,29 @@ class JobContext:
     def add_file(self, name: str, media_type: str, data: bytes) -> None:
         from store.paths import private_dir, write_private
         path = write_private(private_dir("jobs", self.job_id) / _safe(name), data)
+        self._register(name, media_type, path)
+
+    @contextmanager
+    def writing(self, name: str, media_type: str) -> Iterator[BinaryIO]:
+        """An output file written as the task goes (memory stays bounded, e.g. a zip of a whole
+        window's notices); it appears, owner-only, once the block completes."""
+        from store.paths import private_dir
+        path = private_dir("jobs", self.job_id) / _safe(name)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                yield f
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        self._register(name, media_type, path)
+
+    def _register(self, name: str, media_type: str, path: Path) -> None:
         with self.db.session() as s:
             self.check(s)
-            s.merge(JobFile(job_id=self.job_id, name=name, media_type=media_type, path=str(path), size=len(data)))
+            s.merge(JobFile(job_id=self.job_id, name=name, media_type=media_type, path=str(path),
+                            size=path.stat().st_size))
 
 
 def _safe(name: str) -> str:

@@ -35,11 +35,11 @@ class NoticeKind:
 
 
 KINDS: dict[str, NoticeKind] = {k.id: k for k in (
-    NoticeKind("one_time", "一次性告知书", "告", "grant_open", "one_time.html.j2"),
-    NoticeKind("award", "兑现通知书", "兑", "grant_awarded", "award.html.j2"),
-    NoticeKind("non_support", "不予支持告知书", "不", "grant_refused", "non_support.html.j2"),
-    NoticeKind("tax_self_assessment", "税收优惠自行判别结果", "税", "tax", "tax_self_assessment.html.j2"),
-    NoticeKind("selfcheck", "自测结果", "", "all", "selfcheck.html.j2", signed=False),
+    NoticeKind("one_time", "一次性告知书", "告", "grant_open", "one_time.j2"),
+    NoticeKind("award", "兑现通知书", "兑", "grant_awarded", "award.j2"),
+    NoticeKind("non_support", "不予支持告知书", "不", "grant_refused", "non_support.j2"),
+    NoticeKind("tax_self_assessment", "税收优惠自行判别结果", "税", "tax", "tax_self_assessment.j2"),
+    NoticeKind("selfcheck", "自测结果", "", "all", "selfcheck.j2", signed=False),
 )}
 
 

@@ -1,398 +1,460 @@
-"""Notices: what the enterprise reads in the rendered HTML/PDF (not template variables)."""
-import datetime as dt
+"""Notices as the enterprise reads them: the HTML and the PDF's extracted text of every kind,
+for profiles generated from the field registry and for stored applications."""
+from __future__ import annotations
+
+import io
 import shutil
 import subprocess
+import tempfile
 import textwrap
+import zipfile
+from datetime import date
 from html.parser import HTMLParser
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
 from jinja2.exceptions import SecurityError
+from pypdf import PdfReader
+from sqlalchemy import func, select
 
-from notices.context import (NoticeNotApplicable, SettingsError, load_settings, make_context)
-from notices.fields import FIELD_NAMES, field_name
-from notices.pdf import html_to_pdf
+from engine import Evaluator, load_rulebook
+from engine.loader import rules_dir
+from engine.uscc import make_uscc
+from engine.vocabulary import PROVISIONAL_CRITERION, cn_date
+import notices.pdf
+from notices.pdf import typst_to_pdf
 from notices.render import NoticeRenderer
-from engine.workdays import UnknownYearError, WorkdayCalendar
+from notices.service import NoticeService
+from notices.settings import SettingsError, load_settings, settings_path
+from notices.view import NoticeNotApplicable, build, from_response
+from store import cases, jobs, rulesets
+from store import windows as W
+from store.applications import submit_application
+from store.errors import Conflict
+from store.evaluation import evaluate_window
+from store.models import Notice
+from store.notices import KINDS
+from leaks import covering_profiles, html_text, leaks, pdf_pages, pdf_text
+from store_fixtures import db, make_store_url, store_url  # noqa: F401  (fixtures)
 
-D = dt.date
-ENTERPRISE = {"uscc": "91512000MA62XY001U", "name": "资阳示例口腔医疗器械有限公司"}
-XSS_NAME = "<script>alert(1)</script>有限公司"
+AS_OF = date(2026, 3, 31)                   # the 2026 H1 window's judging day
+TODAY = date(2026, 3, 20)                   # a day inside that window
+ISSUED = date(2026, 4, 1)
+WINDOW = {"id": "2026-H1", "label": "2026年上半年集中申报"}
+HOSTILE = '<script>alert(1)</script> #set text(red) *粗体* $x$ "引号" \\u{41} // 资阳&牙谷有限公司'
 RENDERER = NoticeRenderer()
-SETTINGS = load_settings()
+SETTINGS = load_settings()                  # tests/fixtures/notice-settings.yaml: every value set
 
 
-class TextExtractor(HTMLParser):
-    """Visible text of a document, plus the text of elements carrying given classes,
-    grouped by the enclosing <section data-benefit=...>."""
+def notice_input(kind: str, ev: Evaluator, profile: dict, resp, settings=SETTINGS, **extra):
+    k = KINDS[kind]
+    fields = {"issued_on": ISSUED, "window": WINDOW, "application_id": "A0000001", **extra}
+    if k.char:
+        fields.setdefault("number", f"资高新惠{k.char}〔2026〕第0001号")
+    if kind == "one_time":
+        fields.setdefault("correction_due", date(2026, 4, 9))
+    return from_response(k, ev, profile, resp, settings, **fields)
+
+
+def pdf_of(n) -> bytes:
+    return typst_to_pdf(RENDERER.render_typst(n))
+
+
+class Sections(HTMLParser):
+    """Per <section> of the HTML, in order: the texts of elements carrying each class."""
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
-        self.chunks, self.tags, self.stack, self.by_class = [], [], [], {}
-        self.section = None
-        self._skip = 0
+        self.sections: list[dict[str, list[str]]] = []
+        self.stack: list[tuple[str, list[str], list[str]]] = []
 
     def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        self.tags.append(tag)
-        if tag in ("style", "script", "title"):
-            self._skip += 1
         if tag == "section":
-            self.section = attrs.get("data-benefit")
-        if tag in ("br", "meta", "link"):
-            return
-        self.stack.append((tag, (attrs.get("class") or "").split(), []))
+            self.sections.append({})
+        if tag != "br":
+            self.stack.append((tag, (dict(attrs).get("class") or "").split(), []))
 
     def handle_endtag(self, tag):
-        if tag in ("style", "script", "title"):
-            self._skip -= 1
         while self.stack:
             t, classes, buf = self.stack.pop()
-            text = "".join(buf).strip()
+            text = "".join(buf)
             for c in classes:
-                self.by_class.setdefault(c, []).append((self.section, text))
+                if self.sections:
+                    self.sections[-1].setdefault(c, []).append(text.strip())
             if self.stack:
-                self.stack[-1][2].append("".join(buf))
+                self.stack[-1][2].append(text)
             if t == tag:
                 break
-        if tag == "section":
-            self.section = None
 
     def handle_data(self, data):
-        if self._skip:
-            return
-        self.chunks.append(data)
         if self.stack:
             self.stack[-1][2].append(data)
 
-    @property
-    def text(self):
-        return "".join(self.chunks)
 
-
-def extract(html):
-    p = TextExtractor()
+def sections(html: str) -> list[dict[str, list[str]]]:
+    p = Sections()
     p.feed(html)
-    p.close()
-    return p
+    return p.sections
 
 
-def render(kind, decisions, issued_on=D(2026, 9, 30), enterprise=ENTERPRISE, **kw):
-    ctx = make_context(kind, enterprise, decisions, issued_on, settings=SETTINGS,
-                       notice_number="资高新惠告〔2026〕第0001号", **kw)
-    return RENDERER.render_html(ctx)
+# ------------------------------------------------------------------ generated profiles, every kind
+
+@pytest.fixture(scope="module")
+def covering(interp_eval, registry):
+    """(profile, results) of the registry's covering profiles, every other one judged without
+    the award ledger (its criterion unknown too)."""
+    return [(p, interp_eval.evaluate(p, AS_OF, awarded=set() if i % 2 == 0 else None))
+            for i, p in enumerate(covering_profiles(registry))]
 
 
-def pdf_text(html, tmp_path):
-    pdf = tmp_path / "n.pdf"
-    pdf.write_bytes(html_to_pdf(html))
-    out = subprocess.run(["pdftotext", "-raw", "-enc", "UTF-8", str(pdf), "-"], capture_output=True,
-                         text=True, check=True).stdout
-    return "".join(out.split())   # the layout wraps lines; compare without whitespace
+def test_the_scanner_sees_each_kind_of_leak(registry, book):
+    text = ("类型：registration，来源 self_developed（device_registrations[0].origin）；in_park；certificate.origin；"
+            "状态 needs_info；eligible；（联系电话待设置）；None；null；&lt;b&gt;；\\#；device-registration-grant")
+    found = " ".join(leaks(text, registry, book))
+    for leak in ("registration", "self_developed", "device_registrations[0]", "in_park", "certificate.origin",
+                 "needs_info", "eligible", "待设置", "None", "null", "&lt;", "\\#", "device-registration-grant"):
+        assert repr(leak) in found, leak
+    assert leaks("注册证类型：注册证，来源：自主研发；纳税信用级别：A级；川械注准20252170031", registry, book) == []
 
 
-# ------------------------------------------------------------------ generated decisions
-
-# Texts include characters that must be escaped, so a missing autoescape shows up too.
-_body = st.text(alphabet="资阳牙谷企业注册证研发费用纳税信用<>&\"'甲乙丙丁", min_size=1, max_size=12)
-FACT_PATHS = sorted(FIELD_NAMES) + [f"device_registrations[{i}].{f}" for i in range(3)
-                                    for f in ("obtained_on", "origin", "device_class")]
-
-
-@st.composite
-def decision_sets(draw):
-    counter = iter(range(10_000))
-    n_materials = draw(st.integers(1, 8))
-    materials = [{"id": f"m{j}", "name": f"〔材料{j:03d}〕{draw(_body)}"} for j in range(n_materials)]
-    decisions = []
-    for b in range(draw(st.integers(1, 4))):
-        criteria = []
-        for _ in range(draw(st.integers(1, 6))):
-            i = next(counter)
-            outcome = draw(st.sampled_from(["pass", "fail", "unknown"]))
-            criteria.append({
-                "id": f"c{i}", "text": f"〈条件{i:04d}〉{draw(_body)}", "outcome": outcome,
-                "observed": {"in_park": draw(st.sampled_from([True, False, None]))},
-                "threshold": draw(st.sampled_from([None, "是", {"tax_credit_rating": ["A", "B"]}])),
-                "legal_basis": [f"《依据{i:04d}号》"],
-                "materials": draw(st.lists(st.sampled_from([m["id"] for m in materials]), max_size=3, unique=True)),
-            })
-        outcomes = {c["outcome"] for c in criteria}
-        status = "ineligible" if "fail" in outcomes else "needs_info" if "unknown" in outcomes else "eligible"
-        missing = draw(st.lists(st.sampled_from(FACT_PATHS), min_size=1 if status == "needs_info" else 0,
-                                max_size=4, unique=True)) if "unknown" in outcomes else []
-        used = {m for c in criteria for m in c["materials"]}
-        decisions.append({
-            "benefit_id": f"benefit-{b}", "title": f"《政策事项{b}》", "kind": "grant",
-            "subject": None, "status": status, "amount_cny": None, "amount_provisional": True,
-            "amount_note": None, "criteria": criteria, "missing_facts": missing,
-            "required_materials": [dict(m, proves=[]) for m in materials if m["id"] in used],
-        })
-    return decisions
+def test_every_kind_for_generated_profiles_shows_no_raw_value_path_or_placeholder(covering, interp_eval, book):
+    reg = interp_eval.registry
+    rendered: dict[str, int] = {k: 0 for k in KINDS}
+    problems = []
+    for p, resp in covering:
+        for kind in KINDS:
+            n = notice_input(kind, interp_eval, p, resp)
+            try:
+                html = RENDERER.render_html(n)
+            except NoticeNotApplicable:
+                continue
+            rendered[kind] += 1
+            for where, text in (("HTML", html_text(html)), ("PDF", pdf_text(pdf_of(n)))):
+                problems += [f"{kind} {where} {p['name']}: {leak}" for leak in leaks(text, reg, book)]
+    assert not problems, "\n".join(problems[:40])
+    assert all(rendered.values()), rendered          # every kind was rendered for some profile
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(decisions=decision_sets())
-def test_one_time_notice_lists_exactly_what_is_wrong_or_missing(decisions):
-    applicable = [d for d in decisions if d["status"] in ("needs_info", "ineligible")]
-    if not applicable:
-        with pytest.raises(NoticeNotApplicable):
-            render("one_time", decisions)
-        return
-    doc = extract(render("one_time", decisions))
-    text = doc.text
-    names = {m["id"]: m["name"] for d in decisions for m in d["required_materials"]}
-    for d in decisions:
-        sec = d["benefit_id"]
-        covered = d in applicable
-        failed = [c["text"] for c in d["criteria"] if c["outcome"] == "fail"] if covered else []
-        gaps = [c for c in d["criteria"] if c["outcome"] in ("fail", "unknown")] if covered else []
-        want_materials = {names[m] for c in gaps for m in c["materials"]}
-        want_facts = {field_name(p) for p in d["missing_facts"]} if covered else set()
-        got_failed = [t for s, t in doc.by_class.get("criterion-text", []) if s == sec]
-        got_materials = [t for s, t in doc.by_class.get("missing-material", []) if s == sec]
-        got_facts = [t for s, t in doc.by_class.get("missing-fact", []) if s == sec]
-        assert sorted(got_failed) == sorted(failed)
-        assert sorted(got_materials) == sorted(want_materials)            # each once, none extra
-        assert {f.split(" （")[0].strip() for f in got_facts} == want_facts
-        assert len(got_facts) == len(want_facts)
-        for c in d["criteria"]:
-            if not covered or c["outcome"] == "pass":
-                assert c["text"] not in text                        # nothing that is in order
-            if c["outcome"] == "fail" and covered:
-                assert c["legal_basis"][0] in text
-    # a material only proving passed criteria (or only in eligible items) is never asked for
-    asked = {names[m] for d in applicable for c in d["criteria"] if c["outcome"] != "pass" for m in c["materials"]}
-    for name in set(names.values()) - asked:
-        assert name not in text
+def test_covering_profiles_reach_every_value_and_every_unknown(covering, registry):
+    profiles = [p for p, _ in covering]
+    items = {name: [i for p in profiles for i in p.get(name) or []] for name in registry.lists}
+    for f in registry.entered_fields():
+        if f.values:
+            assert {p.get(f.id) for p in profiles} >= set(f.values), f.id
+        if not f.required:
+            assert any(p.get(f.id) is None for p in profiles), f.id
+        for sub in f.fields if f.type == "list" else []:
+            if sub.values:
+                assert {i.get(sub.id) for i in items[f.id]} >= set(sub.values), sub.id
+            if not sub.required:
+                assert any(i.get(sub.id) is None for i in items[f.id]), sub.id
+    for fact in ("certificate.registration_type", "certificate.approval"):     # derived from the number
+        seen = {c.observed[fact] for _, resp in covering for r in resp.results for c in r.criteria
+                if fact in c.observed}
+        assert seen >= set(registry.field_at(fact).values) | {None}, fact
+    assert {p["industry_code"][0] for p in profiles if p.get("industry_code")} >= set(
+        registry.field_at("industry_section").values)
 
 
-def _grant(status, criteria, **kw):
-    d = {"benefit_id": "device-registration-grant", "title": "Ⅱ类、Ⅲ类医疗器械产品注册证资金支持",
-         "kind": "grant", "subject": {"type": "certificate", "id": "川械注准20252170031"},
-         "status": status, "amount_cny": 300000, "amount_provisional": True, "amount_note": "",
-         "criteria": criteria, "missing_facts": [], "required_materials": []}
-    d.update(kw)
-    return d
+class _Chunks(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.chunks, self.hidden = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        self.hidden += tag in ("style", "title")
+
+    def handle_endtag(self, tag):
+        self.hidden -= tag in ("style", "title")
+
+    def handle_data(self, data):
+        if not self.hidden and data.strip():
+            self.chunks.append("".join(data.split()))
 
 
-FAIL_IN_PARK = {"id": "in_park", "text": "注册地在资阳高新区（中国牙谷）", "outcome": "fail",
-                "observed": {"in_park": False}, "threshold": "是",
-                "legal_basis": ["《资阳市打造\"中国牙谷\"最优营商环境工作方案》重点任务7"], "materials": ["license"]}
-UNKNOWN_RATING = {"id": "rating", "text": "纳税信用级别为A级或B级", "outcome": "unknown",
-                  "observed": {"tax_credit_rating": None}, "threshold": None, "legal_basis": ["2025年第7号"],
-                  "materials": ["rating_proof"]}
+def test_the_pdf_says_what_the_html_says(covering, interp_eval):
+    for kind in ("one_time", "selfcheck"):
+        p, resp = next((p, r) for p, r in covering if any(x.status == "ineligible" for x in r.results))
+        n = notice_input(kind, interp_eval, p, resp)
+        chunks = _Chunks()
+        chunks.feed(RENDERER.render_html(n))
+        pdf = pdf_text(pdf_of(n))
+        assert len(chunks.chunks) > 20
+        assert [c for c in chunks.chunks if c not in pdf] == []
 
 
-def test_one_time_notice_content_and_deadline():
-    d = _grant("ineligible", [FAIL_IN_PARK, UNKNOWN_RATING], missing_facts=["tax_credit_rating",
-               "device_registrations[0].obtained_on"],
-               required_materials=[{"id": "license", "name": "营业执照副本", "proves": ["in_park"]},
-                                   {"id": "rating_proof", "name": "纳税信用级别证明", "proves": ["rating"]}])
-    text = extract(render("one_time", [d], issued_on=D(2026, 9, 30))).text
-    assert "一次性告知书" in text and "资高新惠告〔2026〕第0001号" in text
-    assert "注册地是否在资阳高新区（中国牙谷）：否" in text        # the enterprise's value, in Chinese
-    assert "纳税信用级别" in text and "医疗器械注册证第1项的取得日期" in text
-    # 5 working days after 9/30: 10/1–10/7 off, 10/8, 10/9, 10/10 (Sat, make-up), 10/12, 10/13
-    assert "2026年10月13日" in text
-    assert SETTINGS.submission_place in text and SETTINGS.contact_phone in text
-
-
-def test_one_time_deadline_needing_unknown_year_fails(tmp_path):
-    d = _grant("needs_info", [UNKNOWN_RATING], missing_facts=["tax_credit_rating"])
-    with pytest.raises(UnknownYearError, match="2027.yaml"):
-        make_context("one_time", ENTERPRISE, [d], D(2026, 12, 28), settings=SETTINGS,
-                     calendar=WorkdayCalendar(tmp_path))
-
-
-def test_script_name_is_text_in_html_and_pdf(tmp_path):
-    d = _grant("ineligible", [FAIL_IN_PARK])
-    html = render("one_time", [d], enterprise={"uscc": ENTERPRISE["uscc"], "name": XSS_NAME})
-    doc = extract(html)
-    assert "script" not in doc.tags
-    assert XSS_NAME in doc.text
+def test_hostile_text_prints_as_written_in_html_and_pdf(interp_eval):
+    p = {"uscc": "91512000MA62XY001U", "name": HOSTILE, "in_park": False}
+    n = notice_input("one_time", interp_eval, p, interp_eval.evaluate(p, AS_OF))
+    n.settings = SETTINGS.model_copy(update={"submission_how": "提交方式：#emph[斜体] [链接](http://x) = 标题"})
+    html = RENDERER.render_html(n)
     assert "<script>" not in html
-    assert XSS_NAME in pdf_text(html, tmp_path)
+    text = html_text(html)
+    pdf = pdf_text(pdf_of(n))
+    for s in (HOSTILE, "提交方式：#emph[斜体] [链接](http://x) = 标题"):
+        assert s in text
+        assert "".join(s.split()) in pdf
 
 
-def test_pdf_text_is_extractable_chinese(tmp_path):
-    d = _grant("ineligible", [FAIL_IN_PARK])
-    text = pdf_text(render("non_support", [d]), tmp_path)
-    assert "不予支持告知书" in text
-    assert "注册地在资阳高新区（中国牙谷）" in text
-    assert "申请行政复议" in text
+def test_pdf_fonts_are_embedded_and_the_title_is_set(covering, interp_eval):
+    p, resp = covering[0]
+    pdf = pdf_of(notice_input("selfcheck", interp_eval, p, resp))
+    with io.BytesIO(pdf) as f:
+        reader = PdfReader(f)
+        assert reader.metadata.title.startswith("自测结果")
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
+        f.write(pdf)
+        f.flush()
+        fonts = subprocess.run(["pdffonts", f.name], capture_output=True, text=True, check=True).stdout
+    rows = [line.split() for line in fonts.splitlines()[2:] if line.strip()]
+    assert {r[0].split("+")[1].split("-")[0] for r in rows} >= {"NotoSerifCJKsc", "NotoSansCJKsc"}
+    assert rows and all(r[-5] == "yes" for r in rows), fonts           # emb
 
 
-def test_award_notice_labels_reference_amounts():
-    provisional = _grant("eligible", [])
-    fixed = _grant("eligible", [], subject={"type": "certificate", "id": "国械注准20253170045"},
-                   amount_cny=500000, amount_provisional=False)
-    doc = extract(render("award", [provisional, fixed]))
-    rows = [t for _, t in doc.by_class["award"]]
-    assert len(rows) == 2
-    assert "300,000.00 元" in rows[0] and "参考金额，以当期申报通知为准" in rows[0]
-    assert "500,000.00 元" in rows[1] and "参考金额" not in rows[1]
-    assert "800,000.00 元" in doc.text                      # total
-    assert SETTINGS.payment_commitment in doc.text
+def test_missing_fonts_are_named_with_the_package_to_install(monkeypatch, tmp_path):
+    monkeypatch.setattr(notices.pdf, "font_dirs", lambda: [str(tmp_path)])
+    with pytest.raises(notices.pdf.FontsMissing, match="Noto Serif CJK SC、Noto Sans CJK SC.*fonts-noto-cjk"):
+        notices.pdf.load_fonts()
 
 
-def test_non_support_notice_reasons_and_remedies():
-    d = _grant("ineligible", [FAIL_IN_PARK, {**UNKNOWN_RATING, "outcome": "pass", "text": "已满足的条件"}])
-    text = extract(render("non_support", [d])).text
-    assert "注册地在资阳高新区（中国牙谷）" in text and "重点任务7" in text
-    assert "已满足的条件" not in text
-    assert "60日内" in text and "申请行政复议" in text and "6个月内" in text and "提起行政诉讼" in text
+# ------------------------------------------------------------------ the one-time notice
+
+BENCH = {"in_park": True, "industry_code": "C3589", "violations": None, "device_registrations": [
+    {"certificate_no": "川械注准20252170101", "product_name": "隐形矫治器", "origin": "self_developed",
+     "obtained_on": "2025-11-15", "innovative": False},
+    {"certificate_no": "国械注进20253170102", "product_name": "种植体", "origin": "introduced",
+     "obtained_on": "2026-01-10", "device_class": "III"},
+    {"certificate_no": "川械注准20242170103", "product_name": "义齿基托树脂", "origin": "introduced",
+     "obtained_on": "2024-06-01", "device_class": "II"},
+    {"certificate_no": "川资械备20250104号", "product_name": "牙科手术器械", "origin": "self_developed",
+     "obtained_on": "2025-12-01", "device_class": "I"}]}
 
 
-def test_tax_result_conflict_claim_and_records():
-    common = {"kind": "tax", "subject": None, "amount_cny": None, "amount_provisional": False,
-              "amount_note": None, "missing_facts": [], "required_materials": []}
-    hnte = {**common, "benefit_id": "hnte-reduced-rate", "title": "高新技术企业减按15%税率", "status": "eligible",
-            "criteria": [{"id": "cert", "text": "持有有效期内的高新技术企业证书", "outcome": "pass",
-                          "observed": {"hnte_certificate.issued_on": "2024-11-20"}, "threshold": None,
-                          "legal_basis": ["国科发火〔2016〕32号"], "materials": []}],
-            "how_to_claim": "在年度企业所得税纳税申报表A107040填报",
-            "records_to_keep": ["高新技术企业资格证书", "年度研发费用结构明细表"], "keep_until": "2036-05-31"}
-    west = {**common, "benefit_id": "western-development-rate", "title": "西部大开发鼓励类产业企业减按15%税率",
-            "status": "eligible", "criteria": [], "records_to_keep": [], "keep_until": "2036-05-31"}
-    small = {**common, "benefit_id": "small-low-profit-cit", "title": "小型微利企业所得税优惠",
-             "status": "ineligible", "criteria": [{"id": "income", "text": "年度应纳税所得额不超过300万元",
-             "outcome": "fail", "observed": {"taxable_income_cny": 4200000}, "threshold": "3000000",
-             "legal_basis": ["财政部 税务总局公告2023年第12号 第五条"], "materials": []}],
-             "records_to_keep": ["不应出现的资料"], "keep_until": None}
-    text = extract(render("tax_self_assessment", [hnte, west, small], tax_year=2025)).text
-    assert "只能选择其中一项" in text and "高新技术企业减按15%税率" in text
-    assert "A107040" in text
-    assert "高新技术企业资格证书" in text and "2036年5月31日" in text
-    assert "4,200,000.00 元" in text and "不符合" in text
-    assert "不应出现的资料" not in text          # keep-records only for preferences claimed
+def test_one_time_notice_lists_only_materials_of_criteria_not_passed(covering, interp_eval):
+    checked = 0
+    for p, resp in [*covering, (BENCH | {"uscc": "91512000MA62XY001U", "name": "甲"}, None)]:
+        resp = resp or interp_eval.evaluate(p, AS_OF, awarded=set())
+        n = notice_input("one_time", interp_eval, p, resp)
+        try:
+            html = RENDERER.render_html(n)
+        except NoticeNotApplicable:
+            continue
+        for item, sec in zip(n.items, sections(html), strict=True):
+            r = item.result
+            shown = {m.id: m.name + (f"（{m.description}）" if m.description else "") for m in r.required_materials}
+            wanted = {shown[m] for c in r.criteria if c.outcome != "pass" for m in c.materials}
+            listed = sec.get("missing-material", [])
+            assert len(listed) == len(set(listed)) and set(listed) == wanted, r.benefit_id
+            failed = [c.text + (PROVISIONAL_CRITERION if c.provisional else "") for c in r.criteria if c.outcome == "fail"]
+            assert sorted(sec.get("criterion-text", [])) == sorted(failed)
+            checked += 1
+    assert checked >= 5
 
 
-def test_notice_kind_without_matching_results_is_refused():
-    with pytest.raises(NoticeNotApplicable, match="兑现通知书"):
-        render("award", [_grant("ineligible", [FAIL_IN_PARK])])
+def test_one_time_notice_is_small_and_keeps_its_signature_on_one_page(interp_eval):
+    p = BENCH | {"uscc": "91512000MA62XY001U", "name": "资阳牙谷精密齿科器械有限公司"}
+    resp = interp_eval.evaluate(p, AS_OF, awarded=set())
+    pdf = pdf_of(notice_input("one_time", interp_eval, p, resp))
+    assert len(pdf) <= 120 * 1024                                   # issue 14: ≤ 120 KiB
+    office, day = SETTINGS.issuing_office, cn_date(ISSUED)
+    pages_seen = set()
+    # Grow the last paragraph a line at a time: the signature walks down the last page and
+    # over the page break; wherever it lands, its office, date and contact lines stay together.
+    for extra in range(0, 64):
+        settings = SETTINGS.model_copy(update={"submission_how": SETTINGS.submission_how + "补" * 38 * extra})
+        pages = pdf_pages(pdf_of(notice_input("one_time", interp_eval, p, resp, settings)), "-layout")
+        pages_seen.add(len(pages))
+        where = {name: [i for i, text in enumerate(pages)
+                        if any(line.strip() == needle for line in text.splitlines())]
+                 for name, needle in (("office", office), ("date", day))}
+        contact = [i for i, text in enumerate(pages) if "联系电话" in text]
+        assert where["office"] == where["date"] == contact == [len(pages) - 1], (extra, where, contact)
+    assert len(pages_seen) >= 2                                       # it did cross a page break
 
 
-def test_override_template_renders_and_cannot_reach_python_internals(tmp_path):
-    (tmp_path / "award.html.j2").write_text(
-        '{% extends "_base.html.j2" %}{% block body %}<p>本地定制：{{ enterprise_name }}</p>{% endblock %}',
-        encoding="utf-8")
-    (tmp_path / "one_time.html.j2").write_text("{{ ''.__class__.__mro__ }}", encoding="utf-8")
-    (tmp_path / "non_support.html.j2").write_text(
-        "{{ settings.__class__.__init__.__globals__ }}", encoding="utf-8")
+# ------------------------------------------------------------------ self-check and tax notice
+
+def test_selfcheck_has_no_number_no_signature_and_says_for_reference_only(covering, interp_eval):
+    p, resp = covering[0]
+    n = notice_input("selfcheck", interp_eval, p, resp)
+    for text in (html_text(RENDERER.render_html(n)), pdf_text(pdf_of(n))):
+        assert "仅供参考" in text
+        assert "资高新惠" not in text and "〔2026〕" not in text
+        assert SETTINGS.issuing_office not in text and SETTINGS.contact_phone not in text
+
+
+TAX_PROFILE = {"uscc": "91512000MA62XY001U", "name": "资阳牙谷精密齿科器械有限公司", "in_park": True,
+               "industry_code": "C3589", "tax_collection": "audit", "employees_avg": 120,
+               "total_assets_avg_cny": 30_000_000, "taxable_income_cny": 1_800_000, "restricted_industry": False,
+               "rd_excluded_industry": False, "rd_expense_cny": 2_400_000, "tax_credit_rating": "A",
+               "hnte_certificate": {"number": "GR202451000123", "issued_on": "2024-12-06"},
+               "western_encouraged_share": 0.72, "on_serious_dishonest_list": False, "violations": [],
+               "device_registrations": []}
+
+
+def test_tax_notice_shows_records_to_keep_until_when_and_conflicts(interp_eval):
+    resp = interp_eval.evaluate(TAX_PROFILE, AS_OF, awarded=set())
+    n = notice_input("tax_self_assessment", interp_eval, TAX_PROFILE, resp)
+    claimed = [t for t in n.tax if t.status == "eligible" and t.records_to_keep]
+    assert claimed and n.conflicts
+    for text in (html_text(RENDERER.render_html(n)), pdf_text(pdf_of(n))):
+        text = "".join(text.split())
+        assert "留存备查资料" in text
+        for t in claimed:
+            assert all("".join(r.split()) in text for r in t.records_to_keep)
+            assert t.keep_until is None or cn_date(t.keep_until) in text
+        assert all("".join(c.reason.split()) in text for c in n.conflicts)
+        assert "国家税务总局资阳市税务局" in text                         # signed, tax office named
+
+
+def test_award_notice_totals_and_marks_reference_amounts(interp_eval):
+    p = TAX_PROFILE | {"device_registrations": [
+        {"certificate_no": f"川械注准2026217010{k}", "product_name": f"口腔扫描仪{k}", "origin": "self_developed",
+         "obtained_on": "2026-01-15", "device_class": "II", "innovative": k == 1} for k in range(2)]}
+    n = notice_input("award", interp_eval, p, interp_eval.evaluate(p, AS_OF, awarded=set()))
+    view = build(n)
+    assert len(view["items"]) == 2 and view["total"]
+    text = html_text(RENDERER.render_html(n))
+    assert view["total"] in text and SETTINGS.payment_commitment in text
+    if view["total_provisional"]:
+        assert "参考金额，以当期申报通知为准" in text
+
+
+# ------------------------------------------------------------------ templates and settings
+
+def test_override_templates_render_both_formats_and_stay_sandboxed(tmp_path, interp_eval):
+    (tmp_path / "award.j2").write_text('{% extends "_base.j2" %}{% block body %}'
+                                       '{% call m.p() %}本地定制："{{ enterprise_name }}"*{% endcall %}{% endblock %}',
+                                       encoding="utf-8")
+    (tmp_path / "one_time.j2").write_text("{{ ''.__class__.__mro__ }}", encoding="utf-8")
     r = NoticeRenderer(tmp_path)
-    ctx = lambda kind, d: make_context(kind, {**ENTERPRISE, "name": XSS_NAME}, [d], D(2026, 9, 30),
-                                       settings=SETTINGS)
-    text = extract(r.render_html(ctx("award", _grant("eligible", [])))).text
-    assert "本地定制：" + XSS_NAME in text                       # still escaped, built-in base used
+    p = TAX_PROFILE | {"name": HOSTILE, "device_registrations": [
+        {"certificate_no": "川械注准20262170101", "origin": "self_developed", "obtained_on": "2026-01-15"}]}
+    n = notice_input("award", interp_eval, p, interp_eval.evaluate(p, AS_OF, awarded=set()))
+    want = f'本地定制："{HOSTILE}"*'
+    assert want in html_text(r.render_html(n))
+    assert "".join(want.split()) in pdf_text(typst_to_pdf(r.render_typst(n)))
+    failing = p | {"in_park": False}
     with pytest.raises(SecurityError):
-        r.render_html(ctx("one_time", _grant("ineligible", [FAIL_IN_PARK])))
-    with pytest.raises(SecurityError):
-        r.render_html(ctx("non_support", _grant("ineligible", [FAIL_IN_PARK])))
+        r.render_html(notice_input("one_time", interp_eval, failing, interp_eval.evaluate(failing, AS_OF)))
 
 
-def test_override_dir_from_environment(tmp_path, monkeypatch):
-    (tmp_path / "award.html.j2").write_text("环境变量模板 {{ number }}", encoding="utf-8")
-    monkeypatch.setenv("YAGU_NOTICE_TEMPLATES", str(tmp_path))
-    ctx = make_context("award", ENTERPRISE, [_grant("eligible", [])], D(2026, 9, 30), settings=SETTINGS,
-                       notice_number="资高新惠兑〔2026〕第0007号")
-    assert NoticeRenderer().render_html(ctx) == "环境变量模板 资高新惠兑〔2026〕第0007号"
-
-
-def test_bad_settings_file_lists_every_problem(tmp_path):
-    src = load_settings()
+def test_settings_file_problems_are_all_named(tmp_path):
     bad = tmp_path / "s.yaml"
     bad.write_text(textwrap.dedent("""\
         issuing_office: {value: 资阳高新区管委会, note: 落款}
-        supplement_workdays: {value: 0, note: 设置项}
+        reconsideration_days: {value: 0, note: 设置项}
         contact_phone: 12345
         colour: {value: red, note: x}
         """), encoding="utf-8")
     with pytest.raises(SettingsError) as exc:
         load_settings(bad)
     text = "\n".join(exc.value.problems)
-    assert "s.yaml:2: supplement_workdays" in text
-    assert "s.yaml:3: contact_phone" in text
-    assert "s.yaml:4: colour" in text
-    assert "submission_place" in text                      # missing ones are named too
-    assert src.supplement_workdays == 5
+    assert "s.yaml:2: reconsideration_days" in text and "s.yaml:3: contact_phone" in text
+    assert "s.yaml:4: colour" in text and "submission_place" in text
 
 
-@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils missing")
-def test_all_four_kinds_render_to_pdf(tmp_path):
-    d_fail = _grant("ineligible", [FAIL_IN_PARK])
-    d_ok = _grant("eligible", [])
-    tax = {**d_ok, "kind": "tax", "benefit_id": "rd-super-deduction", "title": "研发费用加计扣除",
-           "subject": None, "records_to_keep": ["研发项目计划书"], "keep_until": "2036-05-31"}
-    for kind, decs, needle in [("one_time", [d_fail], "一次性告知书"), ("award", [d_ok], "兑现通知书"),
-                               ("non_support", [d_fail], "不予支持告知书"),
-                               ("tax_self_assessment", [tax], "研发项目计划书")]:
-        assert needle in pdf_text(render(kind, decs), tmp_path)
+def test_shipped_settings_name_the_unset_phone(monkeypatch):
+    monkeypatch.delenv("YAGU_NOTICE_SETTINGS")
+    shipped = load_settings(settings_path())
+    assert shipped.unset() == ["联系电话"]
 
 
-# ------------------------------------------------------------------ with the store
+# ------------------------------------------------------------------ stored applications
 
-def _uscc(i):
-    chars, w = "0123456789ABCDEFGHJKLMNPQRTUWXY", [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
-    body = f"9151200{i:010d}"[:17]
-    return body + chars[(31 - sum(chars.index(c) * x for c, x in zip(body, w)) % 31) % 31]
+def _failing(i: int) -> dict:
+    return BENCH | {"uscc": make_uscc(f"91512000MA{i:07d}"), "name": f"资阳牙谷测试{i}口腔医疗器械有限公司"}
+
+
+def _window(db, profiles: list[dict]) -> list[str]:
+    W.open_window(db, "2026-H1")
+    apps = [submit_application(db, "2026-H1", p, channel="web", today=TODAY).application_id for p in profiles]
+    evaluate_window(db, "2026-H1")
+    return apps
+
+
+def _numbers(db, kind: str) -> list[str]:
+    with db.read_session() as s:
+        return sorted(s.scalars(select(Notice.number).where(Notice.kind == kind)))
+
+
+@pytest.mark.timeout(300)
+def test_numbers_are_gapless_stable_and_never_taken_by_a_refused_notice(db):
+    ok = TAX_PROFILE | {"device_registrations": [{"certificate_no": "川械注准20262170101", "origin": "self_developed",
+                                                  "obtained_on": "2026-01-15", "device_class": "II"}]}
+    apps = _window(db, [_failing(1), ok, _failing(2)])
+    assert cases.issue_one_time_notices(db, "2026-H1", today=TODAY) == 2
+    assert _numbers(db, "one_time") == ["资高新惠告〔2026〕第0001号", "资高新惠告〔2026〕第0002号"]
+
+    unset = NoticeService(db, settings=load_settings(rules_dir() / "notice-settings.yaml"))
+    with pytest.raises(Conflict, match="联系电话"):
+        unset.render(apps[0], "tax_self_assessment", "pdf", issued_on=ISSUED)
+    svc = NoticeService(db, settings=SETTINGS)
+    for app, kind in ((apps[1], "one_time"), (apps[0], "award"), (apps[0], "non_support"), (apps[0], "selfcheck")):
+        with pytest.raises(Conflict):
+            svc.render(app, kind, "pdf", issued_on=ISSUED)
+    assert _numbers(db, "tax_self_assessment") == [] and _numbers(db, "award") == []
+
+    first = svc.render(apps[2], "tax_self_assessment", "pdf", issued_on=ISSUED)
+    second = svc.render(apps[0], "tax_self_assessment", "html", issued_on=date(2026, 4, 2))
+    again = svc.render(apps[2], "tax_self_assessment", "pdf", issued_on=date(2026, 5, 1))
+    assert (first.number, second.number) == ("资高新惠税〔2026〕第0001号", "资高新惠税〔2026〕第0002号")
+    assert again.number == first.number
+    assert cn_date(ISSUED) in pdf_text(again.data)                   # the date of first issue
+    assert first.filename == "资阳牙谷测试2口腔医疗器械有限公司-税收优惠自行判别结果.pdf"
+    one_time = svc.render(apps[0], "one_time", "pdf")
+    assert one_time.number == "资高新惠告〔2026〕第0001号"
+    assert one_time.number in pdf_text(one_time.data) and cn_date(TODAY) in pdf_text(one_time.data)
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(Notice)) == 4
 
 
 @pytest.fixture
-def store_window(tmp_path, monkeypatch):
-    from store import Database
-    from store.windows import evaluate_window, open_window, submit_application
+def sqlite_db(tmp_path):
+    from store.db import Database
 
-    url = f"sqlite:///{tmp_path}/yagu.db"
-    monkeypatch.setenv("YAGU_DATABASE_URL", url)
-    db = Database(url)
-    db.upgrade()
-    open_window(db, "2026-H1")
-    apps = []
-    for i, name in enumerate([XSS_NAME, "资阳甲口腔医疗器械有限公司", "资阳乙口腔医疗器械有限公司"]):
-        profile = {"uscc": _uscc(i + 1), "name": name, "in_park": i != 2, "tax_credit_rating": None,
-                   "device_registrations": [{"certificate_no": f"川械注准2025217003{i}", "origin": "self_developed",
-                                             "obtained_on": "2025-10-15"}], "violations": []}
-        apps.append(submit_application(db, "2026-H1", profile)[0])
-    evaluate_window(db, "2026-H1")
-    yield db, apps
-    db.dispose()
+    url, _ = make_store_url("sqlite", tmp_path)
+    d = Database(url)
+    yield d
+    d.dispose()
 
 
-@pytest.mark.timeout(240)
-def test_store_notice_numbers_are_sequential_and_stable(store_window):
-    from notices.service import NoticeService
+@pytest.mark.timeout(300)
+def test_notice_after_the_rules_changed_shows_the_decision_as_made(sqlite_db, tmp_path, book):
+    (app,) = _window(sqlite_db, [_failing(3) | {"in_park": False}])
+    cases.issue_one_time_notices(sqlite_db, "2026-H1", today=TODAY)
+    before = pdf_text(NoticeService(sqlite_db, settings=SETTINGS).render(app, "one_time", "pdf").data)
+    old = next(c.text for c in book.benefits["device-registration-grant"].spec.criteria if c.id == "in_park")
+    assert "".join(old.split()) in before
 
-    db, apps = store_window
-    svc = NoticeService(db, settings=SETTINGS)
-    first = svc.render(apps[0], "one_time", issued_on=D(2026, 9, 30))
-    second = svc.render(apps[1], "one_time", issued_on=D(2026, 10, 9))
-    again = svc.render(apps[0], "one_time", issued_on=D(2026, 11, 2))
-    assert first.number == "资高新惠告〔2026〕第0001号" and second.number == "资高新惠告〔2026〕第0002号"
-    assert again.number == first.number and again.issued_on == D(2026, 9, 30)   # re-render keeps both
-    text = extract(first.html).text
-    assert first.number in text and XSS_NAME in text and "2026年10月13日" in text
-    assert "纳税信用级别" in text                             # a missing fact, named in Chinese
+    rules = tmp_path / "rules"
+    shutil.copytree(book.root, rules)
+    grant = rules / "benefits" / "device-registration-grant.yaml"
+    grant.write_text(grant.read_text(encoding="utf-8").replace(old, "新规则：企业须在园区内实际经营"), encoding="utf-8")
+    shipped = rulesets.current()
+    rulesets.use(Evaluator(load_rulebook(rules)))
+    try:
+        assert rulesets.current().ruleset_version != shipped.ruleset_version
+        after = NoticeService(sqlite_db, settings=SETTINGS).render(app, "one_time", "pdf")
+    finally:
+        rulesets.use(shipped)
+    text = pdf_text(after.data)
+    assert "".join(old.split()) in text and "新规则" not in text
+    assert text == before
 
 
-@pytest.mark.timeout(400)
-def test_cli_render_window_writes_every_notice(store_window, tmp_path):
-    from click.testing import CliRunner
-
-    from cli.main import main
-
-    db, apps = store_window
-    out = tmp_path / "out"
-    res = CliRunner().invoke(main, ["notice", "render-window", "2026-H1", "--out", str(out), "--pdf",
-                                    "--kind", "one_time", "--issued-on", "2026-09-30", "--jobs", "1"])
-    assert res.exit_code == 0, res.output
-    files = sorted(out.glob("*.pdf"))
-    assert len(files) == 3
-    numbers = set()
-    for f in files:
-        txt = "".join(subprocess.run(["pdftotext", "-raw", str(f), "-"], capture_output=True, text=True).stdout.split())
-        assert "一次性告知书" in txt
-        numbers.update(n for n in (f"资高新惠告〔2026〕第000{i}号" for i in (1, 2, 3)) if n in txt)
-    assert len(numbers) == 3
-    res = CliRunner().invoke(main, ["notice", "render", apps[2], "--kind", "one_time", "--out", str(out)])
-    assert res.exit_code == 0 and "资高新惠告〔2026〕第000" in res.output
+@pytest.mark.timeout(300)
+def test_bundle_zips_one_pdf_per_notice_named_by_enterprise_and_kind(sqlite_db):
+    apps = _window(sqlite_db, [_failing(4), _failing(5)])
+    cases.issue_one_time_notices(sqlite_db, "2026-H1", today=TODAY)
+    for args, exts in (({"window_id": "2026-H1"}, {".pdf"}), ({"window_id": "2026-H1", "html": True}, {".pdf", ".html"})):
+        job = jobs.submit(sqlite_db, "notices.bundle", args, actor="测试")
+        jobs.run_pending(sqlite_db)
+        v = jobs.get(sqlite_db, job)
+        assert v.state == "succeeded", v
+        _, data = jobs.file(sqlite_db, job, v.files[0])
+        names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+        want = {f"资阳牙谷测试{i}口腔医疗器械有限公司-{KINDS[k].title}" for i in (4, 5)
+                for k in ("one_time", "tax_self_assessment")}
+        assert {n.rsplit(".", 1)[0] for n in names} == want
+        assert {"." + n.rsplit(".", 1)[1] for n in names} == exts and len(names) == len(want) * len(exts)
+        assert v.result["notices"] == 4 and v.result["applications"] == len(apps)
