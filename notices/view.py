@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from engine import Evaluator, Rulebook
+from engine.profile import ProfileError, parse_profile
 from engine.registry import FieldRegistry
 from engine.results import BenefitResult, Conflict, CriterionResult, EligibilityResponse, TaxItem
 from engine.vocabulary import OUTCOME, PROVISIONAL_AMOUNT, PROVISIONAL_CRITERION, STATUS, cn_date, money
@@ -62,13 +63,20 @@ def from_response(kind: NoticeKind, ev: Evaluator, profile: dict, resp: Eligibil
     tax, conflicts, tax_year = [], [], None
     if kind.covers in ("tax", "all") and tax_results:
         tax_year = next((r.tax_year for r in tax_results if r.tax_year), ev.tax_year_of(resp.as_of))
-        tax, conflicts = ev.tax_view(tax_results, tax_year)
+        tax, conflicts = ev.tax_view(tax_results, tax_year, _parsed(ev, profile), resp.as_of)
     wanted = (lambda r: r.kind != "tax") if kind.covers == "all" else (lambda r: r.kind == "grant")
     items = [Item(r, r.status) for r in resp.results if wanted(r) and REPORTS[kind.covers](r.status)]
     fields = {"issued_on": resp.as_of, **extra}
     return NoticeInput(kind=kind, enterprise={"uscc": profile.get("uscc", ""), "name": profile.get("name", "")},
                        items=items, registry=ev.registry, book=ev.book, settings=settings, profile=profile,
                        tax=tax, conflicts=conflicts, tax_year=tax_year, **fields)
+
+
+def _parsed(ev: Evaluator, profile: dict):
+    try:
+        return parse_profile(profile, ev.registry)
+    except ProfileError:     # a notice of a profile the engine already judged; the choice is optional
+        return None
 
 
 def _criterion(c: CriterionResult, reg: FieldRegistry, profile: Optional[dict]) -> dict:
@@ -82,11 +90,12 @@ def _criterion(c: CriterionResult, reg: FieldRegistry, profile: Optional[dict]) 
             observed.append({"name": reg.label(path), "value": reg.value_text(path, value)})
     return {"id": c.id, "text": c.text, "outcome": c.outcome, "outcome_label": OUTCOME[c.outcome],
             "observed": observed, "threshold": c.threshold or "—", "legal_basis": list(c.legal_basis),
-            "provisional": PROVISIONAL_CRITERION if getattr(c, "provisional", False) else ""}
+            "provisional": (c.provisional_note or PROVISIONAL_CRITERION) if c.provisional else ""}
 
 
-def _item(it: Item, reg: FieldRegistry, profile: Optional[dict]) -> dict:
+def _item(it: Item, reg: FieldRegistry, profile: Optional[dict], book: Optional[Rulebook] = None) -> dict:
     r = it.result
+    spec = book.benefits[r.benefit_id].spec if book is not None and r.benefit_id in book.benefits else None
     names = {m.id: m for m in r.required_materials}
     failed = [c for c in r.criteria if c.outcome == "fail"]
     unknown = [c for c in r.criteria if c.outcome == "unknown"]
@@ -115,6 +124,12 @@ def _item(it: Item, reg: FieldRegistry, profile: Optional[dict]) -> dict:
                    if r.window else ""),
         "note": r.note or "",
         "tax_year": str(r.tax_year) if r.tax_year else "",
+        "kind": r.kind,
+        # what would change the verdict: guidance, not a promise
+        "suggestions": [x.text for x in r.suggestions],
+        "route": ({"title": r.route.title, "basis": "；".join(r.route.legal_basis), "note": r.route.note or "",
+                   "discretion": r.route.binding == "may"} if r.route else None),
+        "notice_text": (spec.notice_text or "") if spec is not None else "",
         **(_claim(r) if isinstance(r, TaxItem) else {}),
     }
 
@@ -127,7 +142,7 @@ def _claim(t: TaxItem) -> dict:
 def build(n: NoticeInput) -> dict:
     """Template variables: strings, lists and dicts only."""
     kind = n.kind
-    items = [_item(i, n.registry, n.profile) for i in n.items]
+    items = [_item(i, n.registry, n.profile, n.book) for i in n.items]
     if not (n.tax if kind.covers == "tax" else items):
         raise NoticeNotApplicable(f"该申报没有需要在{kind.title}中列出的事项，无需出具")
     amounts = [i["amount_value"] for i in items if i["status"] == "eligible"]
@@ -143,6 +158,6 @@ def build(n: NoticeInput) -> dict:
         "reference_label": PROVISIONAL_AMOUNT,
         "tax": [_item(Item(t, t.status), n.registry, n.profile) for t in n.tax],
         "tax_year": str(n.tax_year) if n.tax_year else "",
-        "conflicts": [c.reason for c in n.conflicts],
+        "conflicts": [c.reason + (f"。{c.choice}" if c.choice else "") for c in n.conflicts],
         "settings": {k: ("" if v is None else str(v)) for k, v in s.items()},
     }

@@ -97,7 +97,7 @@ class Loaded:
     results: list[BenefitResult]
 
 
-def _load(s: Session, db: Database, application_id: str, *, lock: bool = False) -> Loaded:
+def _load(s: Session, db: Database, application_id: str, *, lock: bool = False, suggest: bool = False) -> Loaded:
     q = select(Application).where(Application.id == application_id)
     if lock:
         q = q.with_for_update()
@@ -114,7 +114,10 @@ def _load(s: Session, db: Database, application_id: str, *, lock: bool = False) 
     if evaluation is not None and evaluation.results is not None:
         ev = rulesets.evaluator_for(db, evaluation.ruleset_version)
         stored = s.get(ProfileSnapshot, evaluation.profile_hash).profile
-        results = D.explain(ev, stored, w.as_of, W.context(w), D.unpack(evaluation.results)).results
+        resp = D.explain(ev, stored, w.as_of, W.context(w), D.unpack(evaluation.results))
+        if suggest:          # what would change each verdict, for the pages and the one-time notice
+            resp = ev.with_suggestions(stored, resp, W.context(w))
+        results = resp.results
     return Loaded(app, w, ent, profile, evaluation, ev, results)
 
 
@@ -135,7 +138,7 @@ def final_status(result: BenefitResult, review: Optional[Review]) -> str:
 
 def detail(db: Database, application_id: str, *, today: date | None = None) -> ApplicationDetail:
     with db.read_session() as s:
-        L = _load(s, db, application_id)
+        L = _load(s, db, application_id, suggest=True)
         return _detail(s, L, today or shanghai_today())
 
 
