@@ -36,3 +36,10 @@ def test_no_file_of_the_repository_cites_a_file_outside_it():
     hits = [f"{p.relative_to(REPO)}:{n}" for p in files
             for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if outside.search(line)]
     assert hits == []
+
+
+def test_architecture_names_every_module():
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    missing = [f"{d}/{p.name}" for d in ("engine", "store", "notices", "api", "cli")
+               for p in sorted((REPO / d).glob("*.py")) if p.name != "__init__.py" and f"`{p.name}`" not in text]
+    assert missing == []
