@@ -22,7 +22,7 @@ from engine.adapter import EngineError
 from engine.messages import pydantic_message
 from engine.profile import ProfileError
 from store.applications import ImportRejected
-from store.errors import Conflict, NotFound, ValidationFailed
+from store.errors import Conflict, NotFound, ValidationFailed, storage_reason
 
 log = logging.getLogger("yagu.api")
 
@@ -87,17 +87,6 @@ def loc_to_path(loc: Iterable[Any]) -> str:
     for p in parts:
         out += f"[{p}]" if isinstance(p, int) else ("." if out else "") + str(p)
     return out or "(请求体)"
-
-
-def storage_reason(exc: DBAPIError) -> str:
-    text = str(getattr(exc, "orig", exc)).lower()
-    if "readonly" in text or "read-only" in text:
-        return "数据库文件只读"
-    if "disk" in text and "full" in text:
-        return "磁盘已满"
-    if "locked" in text:
-        return "数据库被占用"
-    return "无法连接或写入数据库"
 
 
 def problems(exc: Exception, prefix: str = "") -> list[dict]:

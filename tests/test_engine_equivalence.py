@@ -173,34 +173,6 @@ def small_profiles(draw):
     return p
 
 
-@pytest.mark.timeout(600)
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.data_too_large])
-@given(ent=st.lists(condition("enterprise"), min_size=1, max_size=6),
-       cert=st.lists(condition("certificate"), min_size=1, max_size=6),
-       ps=st.lists(small_profiles(), min_size=1, max_size=4),
-       ledger=st.sampled_from([None, set(), {"device-registration-grant|川械注准20252170031"}]))
-def test_every_compiled_shape_matches_interpreter(book, ent, cert, ps, ledger):
-    as_of = SHAPE_AS_OF
-    benefits = {}
-    for bid, unit, conds in (("small-low-profit-cit", "enterprise", ent),
-                             ("device-registration-grant", "certificate", cert)):
-        spec = BenefitFile.model_validate(benefit_file(bid, unit, conds))
-        compiled, problems, _amounts = _check_benefit(spec, SourceDoc(path=None, data=None), bid, bid,  # type: ignore[arg-type]
-                                                      book.fields)
-        assert not problems, problems
-        from engine.loader import Benefit
-        benefits[bid] = Benefit(spec, compiled, None)  # type: ignore[arg-type]
-    rb = Rulebook(benefits=benefits, fields=book.fields, calendar=book.calendar, common=book.common, version="test",
-                  files=[], root=book.root)
-    got = Evaluator(rb, "durable_rules").evaluate_many(ps, as_of, awarded=ledger)
-    want = Evaluator(rb, "interpreter").evaluate_many(ps, as_of, awarded=ledger)
-    for g, w in zip(got, want):
-        for rg, rw in zip(g.results, w.results):
-            assert [(c.id, c.outcome) for c in rg.criteria] == [(c.id, c.outcome) for c in rw.criteria]
-            assert rg.status == rw.status
-
-
 def _throwaway_rulebook(book, ent: list[dict], cert: list[dict]) -> Rulebook:
     from engine.loader import Benefit
     benefits = {}
@@ -213,6 +185,24 @@ def _throwaway_rulebook(book, ent: list[dict], cert: list[dict]) -> Rulebook:
         benefits[bid] = Benefit(spec, compiled, None)  # type: ignore[arg-type]
     return Rulebook(benefits=benefits, fields=book.fields, calendar=book.calendar, common=book.common,
                     version="test", files=[], root=book.root)
+
+
+@pytest.mark.timeout(600)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.data_too_large])
+@given(ent=st.lists(condition("enterprise"), min_size=1, max_size=6),
+       cert=st.lists(condition("certificate"), min_size=1, max_size=6),
+       ps=st.lists(small_profiles(), min_size=1, max_size=4),
+       ledger=st.sampled_from([None, set(), {"device-registration-grant|川械注准20252170031"}]))
+def test_every_compiled_shape_matches_interpreter(book, ent, cert, ps, ledger):
+    as_of = SHAPE_AS_OF
+    rb = _throwaway_rulebook(book, ent, cert)
+    got = Evaluator(rb, "durable_rules").evaluate_many(ps, as_of, awarded=ledger)
+    want = Evaluator(rb, "interpreter").evaluate_many(ps, as_of, awarded=ledger)
+    for g, w in zip(got, want):
+        for rg, rw in zip(g.results, w.results):
+            assert [(c.id, c.outcome) for c in rg.criteria] == [(c.id, c.outcome) for c in rw.criteria]
+            assert rg.status == rw.status
 
 
 def test_a_look_back_measured_from_each_subjects_date_counts_per_subject(book):

@@ -11,6 +11,11 @@ from engine.suggest import with_value
 from profiles import AS_OF, profiles
 
 
+def _suggested(engine_eval, registry, raw, as_of):
+    p = parse_profile(raw, registry)
+    return p, engine_eval.with_suggestions(p, engine_eval.evaluate(p, as_of, awarded=set()), awarded=set())
+
+
 def _result(resp, r):
     return next(x for x in resp.results
                 if x.benefit_id == r.benefit_id and (x.subject.id if x.subject else None) == (r.subject.id if r.subject else None))
@@ -19,8 +24,7 @@ def _result(resp, r):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw=profiles(), as_of=AS_OF)
 def test_a_suggested_value_makes_its_criterion_pass_and_changes_nothing_else(engine_eval, registry, raw, as_of):
-    p = parse_profile(raw, registry)
-    resp = engine_eval.with_suggestions(p, engine_eval.evaluate(p, as_of, awarded=set()), awarded=set())
+    p, resp = _suggested(engine_eval, registry, raw, as_of)
     for r in resp.results:
         for s in r.suggestions:
             assert "_" not in s.text and "[" not in s.text, s.text      # no field paths reach a reader
@@ -38,8 +42,7 @@ def test_a_suggested_value_makes_its_criterion_pass_and_changes_nothing_else(eng
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw=profiles(), as_of=AS_OF)
 def test_missing_facts_are_asked_for_those_deciding_most_first(engine_eval, registry, raw, as_of):
-    p = parse_profile(raw, registry)
-    resp = engine_eval.with_suggestions(p, engine_eval.evaluate(p, as_of, awarded=set()), awarded=set())
+    _, resp = _suggested(engine_eval, registry, raw, as_of)
     for r in resp.results:
         asks = [s for s in r.suggestions if s.criterion is None]
         if r.status == "needs_info":
