@@ -38,7 +38,7 @@ templates.env.globals.update(
     WINDOW_STATE=vocab.WINDOW_STATE, APPLICATION_STATE=vocab.APPLICATION_STATE, ROLE=vocab.ROLE,
     PROVISIONAL_AMOUNT=vocab.PROVISIONAL_AMOUNT, PROVISIONAL_CRITERION=vocab.PROVISIONAL_CRITERION,
     JOB_STATE=JOB_STATE, JOB_KIND=KIND_TEXT, NOTICE_KINDS=NOTICE_KINDS,
-    money=vocab.money, cn_date=vocab.cn_date, percent=vocab.percent, cn_time=cn_time, CHANNEL=CHANNEL_NAMES,
+    money=vocab.money, cn_date=vocab.cn_date, ruleset_text=vocab.ruleset_text, percent=vocab.percent, cn_time=cn_time, CHANNEL=CHANNEL_NAMES,
 )
 
 

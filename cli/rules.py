@@ -11,7 +11,7 @@ from engine import Evaluator, UnknownBenefit
 from engine.examples import run_examples
 from engine.loader import RuleLoadError, load_benefit_file, load_fields, load_rulebook, rules_dir
 from engine.profile import ProfileError, parse_profile
-from engine.vocabulary import KIND, OUTCOME, OUTCOME_MARK, PROVISIONAL_AMOUNT, money
+from engine.vocabulary import KIND, OUTCOME, OUTCOME_MARK, PROVISIONAL_AMOUNT, money, ruleset_text
 from store.awards import awarded_among
 from store.db import Database, database_url
 
@@ -155,7 +155,7 @@ def _print_human(prof, resp, registry) -> None:
             return f"{registry.label(path)}中符合条件的记录：{count} 条"
         return f"{registry.label(path)}：{registry.value_text(path, v)}"
 
-    click.echo(f"企业：{name}　评估日期：{resp.as_of}　规则版本：{resp.ruleset_version}", file=out)
+    click.echo(f"企业：{name}　评估日期：{resp.as_of}　规则版本：{ruleset_text(resp.ruleset_version)}", file=out)
     for r in resp.results:
         subject = f"（{registry.list_of(r.subject.type).item_label} {r.subject.id}）" if r.subject else ""
         amount = ""

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from cli.common import db_handle, fail, money, run
-from engine.vocabulary import STATUS
+from engine.vocabulary import STATUS, ruleset_text
 from store import applications, awards, cases, exports, jobs
 from store import windows as W
 from store.intake import template_bytes
@@ -156,7 +156,7 @@ def window_evaluate(window_id, no_wait):
     if v:
         r = v.result
         click.echo(f"已判定 {r['evaluated']} 家企业，{r['skipped']} 家无变化跳过" +
-                   (f"，{r['failed']} 家判定出错（已记录，见控制台）" if r["failed"] else "") + f"；规则版本 {r['ruleset_version']}")
+                   (f"，{r['failed']} 家判定出错（已记录，见控制台）" if r["failed"] else "") + f"；规则版本 {ruleset_text(r['ruleset_version'])}")
 
 
 @window.command("notices", help="发出一次性告知书：资金支持事项未全部符合条件的申报，起算补正期限")

@@ -7,6 +7,7 @@ state on its own. Number and date formatting for readers lives here too, for the
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -88,6 +89,16 @@ GLOSSARY: list[tuple[str, str, str]] = [
 
 
 # --- formatting for readers ------------------------------------------------------------------
+def ruleset_text(version: str) -> str:
+    """A ruleset version as readers see it: the rules' hash, then the engine's versions in words
+    (5e1d9e…（yagu 0.1.0，编译第1版，durable-rules 2.0.28））."""
+    digest, _, engine = (version or "").partition("-")
+    m = re.fullmatch(r"yagu(?P<y>[^+]+)\+c(?P<c>[^+]+)\+durable_rules(?P<d>.+)", engine)
+    if not m:
+        return digest or version
+    return f"{digest}（yagu {m['y']}，编译第{m['c']}版，durable-rules {m['d']}）"
+
+
 def cn_date(d: dt.date | str | None) -> str:
     """2026年3月31日."""
     if d is None or d == "":
