@@ -319,7 +319,8 @@ def live_examples(ev: Evaluator) -> dict[str, Any]:
     """Response examples computed by the engine: what POST /v1/eligibility answers for
     EXAMPLE_REQUEST (with an empty award ledger), the tax self-assessment of the year before, and
     the first rule file."""
-    resp = ev.evaluate(EXAMPLE_PROFILE, EXAMPLE_AS_OF, awarded=set()).model_dump(mode="json")
+    resp = ev.with_suggestions(EXAMPLE_PROFILE, ev.evaluate(EXAMPLE_PROFILE, EXAMPLE_AS_OF, awarded=set()),
+                               awarded=set()).model_dump(mode="json")
     tax = ev.tax_self_assessment(EXAMPLE_PROFILE, EXAMPLE_AS_OF.year - 1).model_dump(mode="json")
     rule = next(iter(ev.book.benefits.values())).spec.model_dump(mode="json", by_alias=True)
     return {"/v1/eligibility": resp, "/v1/tax/self-assessment": tax, "/v1/rules/{rule_id}": rule}

@@ -211,6 +211,13 @@ def test_the_case_process_and_every_refused_transition(api: Api):
     assert "受理中" in conflict(c.post(f"/v1/applications/{ids['eligible']}/objections", json={"text": "异议"},
                                        headers=staff))
 
+    # 公示 waits for the last open 补正 deadline: the missing applicant's has passed unanswered
+    assert "补正期限内" in assert_error(c.post("/v1/windows/W2/publish", headers=staff), 409)["detail"]
+    with api.db.session() as s:
+        for a in ids.values():
+            app = s.get(Application, a)
+            if app.correction_due is not None:
+                app.correction_due = days(-1)
     w = c.post("/v1/windows/W2/publish", headers=staff)
     assert w.status_code == 200 and w.json()["state"] == "publicity"
     assert "公示中" in conflict(c.post("/v1/windows/W2/publish", headers=staff))
@@ -301,7 +308,7 @@ def test_an_application_that_cannot_be_judged_and_a_changed_profile(api: Api):
     failed = c.get(f"/v1/applications/{bad['application_id']}/detail", headers=staff).json()
     assert judged["state"] == "judged" and judged["grants"]
     assert failed["state"] == "failed"
-    assert "当年研发费用不能大于" in failed["evaluation_error"] and "rd_expense_cny" not in failed["evaluation_error"]
+    assert "当年研发费用：不能大于" in failed["evaluation_error"] and "rd_expense_cny" not in failed["evaluation_error"]
 
     again = c.post("/v1/windows/W9/applications", json={"profile": profile(50, employees_avg=121)}, headers=staff)
     assert again.status_code == 201 and again.json()["application_id"] == good["application_id"]

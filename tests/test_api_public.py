@@ -75,8 +75,10 @@ def with_value(path: str, value) -> dict:
 
 
 def reference(interp_eval, profile: dict, as_of: date = EXAMPLE_AS_OF, **kw) -> list:
-    """The reference semantics' results (the plain-Python interpreter, empty award ledger)."""
-    return interp_eval.evaluate(profile, as_of, awarded=set(), **kw).model_dump(mode="json")["results"]
+    """The reference semantics' results (the plain-Python interpreter, empty award ledger), with
+    what would change each verdict, as the API answers."""
+    resp = interp_eval.evaluate(profile, as_of, awarded=set(), **kw)
+    return interp_eval.with_suggestions(profile, resp, awarded=set()).model_dump(mode="json")["results"]
 
 
 # --- answers --------------------------------------------------------------------------------------

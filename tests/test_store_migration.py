@@ -8,6 +8,8 @@ copied into it, typed by the PostgreSQL columns, with the id sequences set as 0.
 """
 from __future__ import annotations
 
+import re
+
 import importlib.util
 import json
 import secrets
@@ -128,6 +130,10 @@ def upgraded(request, tmp_path):
         admin.dispose()
 
 
+def _cn_dates(text: str) -> str:
+    return re.sub(r"(\d{4})-(\d{2})-(\d{2})", lambda m: f"{int(m[1])}年{int(m[2])}月{int(m[3])}日", text)
+
+
 def test_upgraded_decisions_replay_identically_and_read_back_as_decided(upgraded):
     db, old = upgraded
     by_window: dict[str, list[dict]] = {}
@@ -160,8 +166,9 @@ def test_upgraded_decisions_replay_identically_and_read_back_as_decided(upgraded
         # by the engine's code, not the rules, and reads as today's engine words it.
         ev = rulesets.evaluator_for(db, evals[(o["window_id"], o["uscc"])].ruleset_version)
         declared = {c.id for c in ev.book.benefits[r.benefit_id].criteria}
+        # (dates in texts are now written in Chinese: 2025-10-01 → 2025年10月1日)
         assert [(c.id, c.text) for c in r.criteria if c.id in declared] == \
-               [(c["id"], c["text"]) for c in t["criteria"] if c["id"] in declared]
+               [(c["id"], _cn_dates(c["text"])) for c in t["criteria"] if c["id"] in declared]
         assert r.missing_facts == t["missing_facts"] and r.missing_materials == t["missing_materials"]
 
 
