@@ -329,8 +329,8 @@ def test_the_window_cycle_from_import_to_award_list(server, browser, art, tmp_pa
     app_c, code_c = codes[ENTERPRISES["C"][0]]
     let_time_pass(server, "UPDATE windows SET opens_on = :o, closes_on = :c WHERE id = '2026-T1'",
                   o=TODAY - timedelta(days=40), c=TODAY - timedelta(days=1))
-    let_time_pass(server, "UPDATE applications SET correction_due = :d WHERE id = :a",
-                  d=TODAY - timedelta(days=1), a=app_c)
+    let_time_pass(server, "UPDATE applications SET correction_due = :d WHERE window_id = '2026-T1' "
+                          "AND correction_due IS NOT NULL", d=TODAY - timedelta(days=1))
     late = browser.new_context(**PHONE).new_page()
     late.goto(server.url + "/application")
     late.fill("input[name=application_id]", app_c)
@@ -456,6 +456,7 @@ def _fill_profile(page, cert_obtained: date | None = None) -> None:
     page.select_option("#f-hnte_certificate\\.state", "held")
     page.fill("#f-hnte_certificate\\.number", "GR202451000123")
     page.fill("#f-hnte_certificate\\.issued_on", f"{TODAY.year - 1}-12-01")
+    page.select_option("#f-hnte_year_conditions_met", "yes")
     page.fill("#f-device_registrations-0-certificate_no", f"国械注准{YEAR}3170099")   # not in the ledger
     page.select_option("#f-device_registrations-0-origin", "self_developed")
     page.select_option("#f-device_registrations-0-innovative", "yes")
@@ -520,7 +521,7 @@ def test_self_check_form_and_results_on_a_phone_and_a_desktop(server, browser, a
     assert "高新技术企业资格证书" in hnte.locator(".records").inner_text()
     assert "保存至" in hnte.locator(".keep-until").inner_text()
     assert "西部大开发" in hnte.locator(".conflict-note").inner_text()
-    assert "只能选择其中一项" in page.locator(".conflicts").inner_text()
+    assert "选择其一" in page.locator(".conflicts").inner_text()
     # The ruleset version is a details line, not the headline.
     assert "规则版本" not in page.locator("h1").inner_text()
     assert page.locator("details.version summary").inner_text() == "规则版本"
@@ -560,7 +561,7 @@ def test_form_reads_numbers_as_written_and_says_what_is_wrong_in_plain_chinese(s
     for label in ("当年研发费用", "全年季度平均从业人数", "近12个月制造业等4个行业增值税销售额占比", "连续期末留抵税额大于零的月数"):
         assert label in text_
     assert "全年季度平均资产总额" not in text_                  # "4200万元" was read
-    assert "应在 0% 至 100% 之间" in text_
+    assert "不能大于 1（即 100%）" in text_
     assert not [w for w in ("字符串", "必须是", "string", "int", "profile.") if w in text_]
     assert page.input_value("#f-employees_avg") == "很多"      # what was typed stays, marked
     assert page.get_attribute("#f-employees_avg", "aria-invalid") == "true"
