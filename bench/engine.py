@@ -55,6 +55,14 @@ def synthetic(i: int, rnd: random.Random) -> dict:
         "hnte_certificate": rnd.choice([None, False, {"number": "GR2024", "issued_on": "2024-11-01"}]),
         "western_encouraged_share": maybe(round(rnd.random(), 2)),
         "export_refund_class": maybe(rnd.randint(0, 4)), "on_serious_dishonest_list": maybe(rnd.random() < 0.03),
+        # facts added in round 2 (legal review): known as often as the others
+        "hnte_year_conditions_met": maybe(rnd.random() < 0.8),
+        "vat_period_end_credit_cny": maybe(float(rnd.randint(0, 2 * 10**6))),
+        "vat_input_composition_ratio": maybe(round(rnd.random(), 2)),
+        "thirteen_industries_sales_share": maybe(round(rnd.random(), 2)),
+        "vat_enterprise_size": maybe(rnd.choice(["micro", "small", "medium", "large"])),
+        "vat_increment_cny": maybe(float(rnd.randint(-10**5, 2 * 10**6))),
+        "vat_increment_positive_months": maybe(rnd.randint(0, 12)),
         "device_registrations": maybe(regs),
         "violations": maybe([{"kind": rnd.choice(["tax_evasion", "refund_fraud", "other"]),
                               "decided_on": date(rnd.randint(2020, 2025), rnd.randint(1, 12), 1).isoformat()}
@@ -62,10 +70,13 @@ def synthetic(i: int, rnd: random.Random) -> dict:
     }
 
 
+BENEFITS: list[str] | None = None     # --benefits: the same set as an earlier release, to compare
+
+
 def run(ev: Evaluator, profiles: list, batch: int) -> float:
     t = time.perf_counter()
     for s in range(0, len(profiles), batch):
-        ev.evaluate_many(profiles[s:s + batch], AS_OF, awarded=set())
+        ev.evaluate_many(profiles[s:s + batch], AS_OF, awarded=set(), benefits=BENEFITS)
     return time.perf_counter() - t
 
 
@@ -74,13 +85,16 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--memory", type=int, default=200000)
     ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--benefits", nargs="*", help="only these benefit ids (e.g. the six of release 0.1.0)")
     args = ap.parse_args()
+    global BENEFITS
+    BENEFITS = args.benefits or None
     rnd = random.Random(7)
     book = load_rulebook()
     profiles = [parse_profile(synthetic(i, rnd), book.fields) for i in range(args.n)]
-    n_crit = sum(len(b.criteria) for b in book.benefits.values())
+    n_crit = sum(len(b.criteria) for b in book.benefits.values() if not BENEFITS or b.id in BENEFITS)
     subjects = sum(1 + len(p.device_registrations or []) for p in profiles)
-    print(f"{args.n} profiles ({subjects} subjects), {len(book.benefits)} benefits, {n_crit} criteria, "
+    print(f"{args.n} profiles ({subjects} subjects), {len(BENEFITS or book.benefits)} benefits, {n_crit} criteria, "
           f"batch {args.batch}, as_of {AS_OF}")
     engine, interp = Evaluator(book, "durable_rules"), Evaluator(book, "interpreter")
     run(engine, profiles[:1000], args.batch)            # compile + warm up
@@ -98,12 +112,12 @@ def main() -> None:
         print(f"  interpreter (plain Python):{args.n / t_interp:9.0f} profiles/s  ({t_interp:.2f} s)")
         print(f"  durable_rules:          {args.n / t_engine:9.0f} profiles/s  ({t_engine:.2f} s)")
         print(f"  ratio durable_rules/interpreter time: {t_engine / t_interp:.2f}×")
-    same = all(a == b for a, b in zip(engine.evaluate_many(profiles[:2000], AS_OF, awarded=set()),
-                                      interp.evaluate_many(profiles[:2000], AS_OF, awarded=set())))
+    same = all(a == b for a, b in zip(engine.evaluate_many(profiles[:2000], AS_OF, awarded=set(), benefits=BENEFITS),
+                                      interp.evaluate_many(profiles[:2000], AS_OF, awarded=set(), benefits=BENEFITS)))
     print(f"identical results on 2,000 profiles: {same}")
     t_single = time.perf_counter()
     for p in profiles[:2000]:
-        engine.evaluate(p, AS_OF, awarded=set())
+        engine.evaluate(p, AS_OF, awarded=set(), benefits=BENEFITS)
     t_single = time.perf_counter() - t_single
     print(f"durable_rules, one profile per call (API shape): {2000 / t_single:9.0f} profiles/s")
 
@@ -113,7 +127,7 @@ def main() -> None:
         done, t = 0, time.perf_counter()
         while done < args.memory:
             chunk = profiles[: min(args.batch, args.memory - done)]
-            engine.evaluate_many(chunk, AS_OF, awarded=set())
+            engine.evaluate_many(chunk, AS_OF, awarded=set(), benefits=BENEFITS)
             done += len(chunk)
         gc.collect()
         after = rss_mb()
