@@ -73,35 +73,6 @@ async def selfcheck_form(request: Request):
     return _form_page(request, {})
 
 
-def _own_windows(ev, p, resp: EligibilityResponse, today: date, awarded) -> EligibilityResponse:
-    """A self-check without a date judges each subject in the next window of the default
-    calendar. A subject whose date lies before that window's coverage belongs to an earlier
-    window: it is shown judged in that window (with its dates, which the page marks as
-    closed), not as a failure against the next window."""
-    moved: dict[tuple, Any] = {}
-    for r in resp.results:
-        if r.kind != "grant" or r.subject is None or r.window is None or r.window.coverage_from is None:
-            continue
-        dates = [v for c in r.criteria if c.outcome == "fail" for v in c.observed.values()
-                 if isinstance(v, str) and len(v) == 10 and v[4] == "-"]
-        early = [d for d in map(date.fromisoformat, dates) if d < r.window.coverage_from]
-        if not early:
-            continue
-        own = next((w for y in (early[0].year, early[0].year + 1) for w in ev.book.calendar.windows_of_year(y)
-                    if w.coverage_from <= early[0] <= w.coverage_to), None)
-        if own is not None:
-            moved.setdefault((own, r.benefit_id), []).append(r.subject.id)
-    if not moved:
-        return resp
-    replaced = {}
-    for (own, benefit), subjects in moved.items():
-        other = ev.evaluate(p, as_of=min(today, own.closes_on), benefits=[benefit], window=own, awarded=awarded)
-        replaced.update({(benefit, r.subject.id): r for r in other.results
-                         if r.subject is not None and r.subject.id in subjects})
-    results = [replaced.get((r.benefit_id, r.subject.id if r.subject else None), r) for r in resp.results]
-    return resp.model_copy(update={"results": results})
-
-
 async def _evaluate(request: Request, profile: Any, as_of: date | None,
                     form_problems: list[dict] | None = None) -> tuple[EligibilityResponse | None, list]:
     """The self-check's results, or every problem of the profile at once (the form's own
@@ -115,8 +86,7 @@ async def _evaluate(request: Request, profile: Any, as_of: date | None,
             return None
         day = as_of or shanghai_today()
         awarded = rt.ledger_for(p)
-        resp = ev.with_suggestions(p, ev.evaluate(p, as_of=day, awarded=awarded), awarded=awarded)
-        return resp if as_of is not None else _own_windows(ev, p, resp, day, awarded)
+        return ev.self_check(p, day, awarded=awarded)
     try:
         resp = await run_in_threadpool(run)
     except ProfileError as e:

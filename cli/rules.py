@@ -132,9 +132,12 @@ def register(main: click.Group) -> None:
                 click.echo(f"{ev.registry.label(p.path, data) if p.path else '企业画像'}：{p.message}", err=True)
             click.echo(f"企业画像共 {len(e.problems)} 个问题。", err=True)
             raise SystemExit(1)
+        awarded = _ledger(ledger, prof, ev.registry)
         try:
-            resp = ev.evaluate(prof, as_of.date() if as_of else None, list(benefits) or None,
-                               awarded=_ledger(ledger, prof, ev.registry))
+            if benefits:
+                resp = ev.evaluate(prof, as_of.date() if as_of else None, list(benefits), awarded=awarded)
+            else:       # as the web self-check: certificates in their own windows, with suggestions
+                resp = ev.self_check(prof, as_of.date() if as_of else None, awarded=awarded)
         except UnknownBenefit as e:
             raise click.ClickException(str(e))
         if as_json:
@@ -170,8 +173,12 @@ def _print_human(prof, resp, registry) -> None:
             click.echo(f"  {OUTCOME_MARK[c.outcome]} {OUTCOME[c.outcome]}　{c.text}", file=out)
             click.echo(f"      所见：{observed or '—'}　要求：{c.threshold or '—'}", file=out)
             click.echo(f"      依据：{'；'.join(c.legal_basis)}", file=out)
+        if r.route:
+            click.echo(f"  适用情形：{r.route.title}（依据：{'；'.join(r.route.legal_basis)}）", file=out)
         if r.missing_facts:
             click.echo("  需补充：" + "；".join(registry.label(p, prof) for p in r.missing_facts), file=out)
+        for s in r.suggestions:
+            click.echo(f"  怎样才能符合（供参考）：{s.text}", file=out)
         if r.missing_materials:
             names = {m.id: m.name for m in r.required_materials}
             click.echo("  需提供材料：" + "；".join(names[m] for m in r.missing_materials), file=out)

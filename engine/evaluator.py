@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Sequence
 from engine import interpreter, taxdates
 from engine.adapter import MAX_FACTS, CompiledRuleset, EngineError
 from engine.compiler import Plan, Slot, SlotTable, build_rules, normalize, scope_of
-from engine.conditions import FactDate, anchor_of
+from engine.conditions import Compare, FactDate, WindowDate, anchor_of, leaves
 from engine.dates import resolve_date, shift_fact_date
 from engine.explain import Explainer
 from engine.suggest import Suggester
@@ -218,7 +218,6 @@ class Evaluator:
         """The response with, on every result that is not eligible, what would change it
         (engine.suggest). Pages, notices and the API ask for it; batches do not pay for it."""
         p = profile if isinstance(profile, profile_model(self.registry)) else parse_profile(profile, self.registry)
-        window = window or self._next_window(resp.as_of)
         awarded_set = frozenset(awarded) if awarded is not None else None
         for r in resp.results:
             if r.status not in ("ineligible", "needs_info") or not r.criteria:
@@ -226,11 +225,14 @@ class Evaluator:
             b = self.book.benefits[r.benefit_id]
             if r.subject is None and b.spec.unit != "enterprise":
                 # the subject list itself is unknown: say so; an empty one has nothing to change
-                r.suggestions = [Suggestion(None, f"补充“{self.registry.label(m, p)}”，可判定1项条件", m)
+                r.suggestions = [Suggestion(None, f"补充“{self.registry.label(m, p)}”（涉及1项待判定的条件）", m)
                                  for m in r.missing_facts]
                 continue
+            # the window this result was judged in (a self-check judges a certificate in its own)
+            w = window or (self.book.calendar.by_id(r.window.id) if r.window else None) \
+                or self._next_window(resp.as_of)
             as_of = date(r.tax_year, 12, 31) if r.tax_year and b.spec.tax and b.spec.tax.period == "year" else resp.as_of
-            ex = self._explainer(b, as_of, window)
+            ex = self._explainer(b, as_of, w)
             item, name, ri = None, None, -1
             if r.subject is not None:
                 info = self.registry.list_of(b.spec.unit)
@@ -239,11 +241,51 @@ class Evaluator:
                                  if info.key_of(it) == r.subject.id), (-1, None))
                 if item is None:
                     continue
-            ctx = Ctx(self.registry, p, as_of, window, ex.params, b.id, item, name, ri, awarded_set)
+            ctx = Ctx(self.registry, p, as_of, w, ex.params, b.id, item, name, ri, awarded_set)
             asked_by = {c.id: interpreter.evaluate(c.cond, ctx)[1] for c in ex.applicable}
-            suggester = Suggester(self.registry, ex.params, self.book.calendar.covering)
+            suggester = Suggester(self.registry, ex.params, self.book.calendar.covering, resp.as_of)
             r.suggestions = suggester.suggest(ctx, ex.applicable, r.criteria, asked_by)
         return resp
+
+    def self_check(self, profile: Profile | dict, as_of: date | None = None,
+                   awarded: Iterable[str] | None = None) -> EligibilityResponse:
+        """What an enterprise checking itself needs (the web self-check and `yagu check`): every
+        benefit on `as_of` (today by default), each certificate judged in the window whose
+        coverage holds its date — shown in its own window, closed or not, never failed against
+        the next one — and what would change each verdict."""
+        p = profile if isinstance(profile, profile_model(self.registry)) else parse_profile(profile, self.registry)
+        day = as_of or shanghai_today()
+        resp = self._own_windows(p, self.evaluate(p, day, awarded=awarded), day, awarded)
+        return self.with_suggestions(p, resp, awarded=awarded)
+
+    def _own_windows(self, p: Profile, resp: EligibilityResponse, day: date,
+                     awarded: Iterable[str] | None) -> EligibilityResponse:
+        moved: dict[tuple[str, str], list[str]] = {}
+        own_of: dict[str, WindowContext] = {}
+        for r in resp.results:
+            if r.subject is None or r.window is None:
+                continue
+            b = self.book.benefits[r.benefit_id]
+            info = self.registry.list_of(b.spec.unit)
+            item = next((it for it in getattr(p, info.name) or [] if info.key_of(it) == r.subject.id), None)
+            bound = [leaf.path for c in b.criteria for leaf in leaves(c.cond)
+                     if isinstance(leaf, Compare) and any(isinstance(v, WindowDate) for v in leaf.values)]
+            when = next((self.registry.facts[path].read(item) for path in bound if item is not None), None)
+            own = self.book.calendar.covering(when) if isinstance(when, date) else None
+            if own is None or own.id == r.window.id:
+                continue
+            own_of[own.id] = own
+            moved.setdefault((own.id, r.benefit_id), []).append(r.subject.id)
+        if not moved:
+            return resp
+        replaced = {}
+        for (wid, benefit), subjects in moved.items():
+            own = own_of[wid]
+            other = self.evaluate(p, min(day, own.closes_on), [benefit], window=own, awarded=awarded)
+            replaced.update({(benefit, r.subject.id): r for r in other.results
+                             if r.subject is not None and r.subject.id in subjects})
+        results = [replaced.get((r.benefit_id, r.subject.id if r.subject else None), r) for r in resp.results]
+        return resp.model_copy(update={"results": results})
 
     def tax_self_assessment(self, profile: Profile | dict, tax_year: int) -> TaxSelfAssessment:
         tax = [b.id for b in self.book.benefits.values() if b.spec.kind == "tax"]
@@ -319,7 +361,7 @@ class Evaluator:
             taxes.append((b.spec.title, max(float(base), 0.0) * float(rate)))
         base_label = self.registry.facts[self.book.benefits[members[0]].spec.tax.rate.of].label  # type: ignore[union-attr]
         if all(t == 0 for _, t in taxes):
-            return f"本年度{base_label}不大于零，选择哪一项都不影响本年度应纳税额"
+            return f"{base_label}不大于零，选择哪一项都不影响本年度应纳税额"
         low = min(t for _, t in taxes)
         best = [title for title, t in taxes if t == low]
         listing = "；".join(f"{title} {money(round(t, 2))}" for title, t in taxes)

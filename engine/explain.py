@@ -28,6 +28,13 @@ def fmt_number(v: float, unit: str) -> str:
     return f"{v:g}{suffix}"
 
 
+# comparisons as a reader says them (a notice is not a formula)
+DATE_WORDS = {"eq": "为", "ne": "不为", "lt": "早于", "lte": "不晚于", "gt": "晚于", "gte": "不早于"}
+NUMBER_WORDS = {"eq": "等于", "ne": "不等于", "lt": "低于", "lte": "不超过", "gt": "超过", "gte": "不低于"}
+EQ_WORDS = {"eq": "为", "ne": "不为"}
+COUNT_WORDS = {"eq": "为", "lt": "少于", "lte": "不多于", "gt": "多于", "gte": "不少于"}
+
+
 def _offset_text(v: FactDate, years: Any) -> str:
     """前3年 / 后2年 / 前36个月 (a fact date's offset, as a reader says it)."""
     parts = [(v.sign * int(years or 0), "年"), (v.sign * v.months, "个月"), (v.sign * v.days, "日")]
@@ -102,6 +109,9 @@ class Explainer:
 
     def value_text(self, v: Any, leaf: Compare | None) -> str:
         if isinstance(v, Param):
+            codes = self.params(v.name)
+            if isinstance(codes, list) and leaf is not None:     # a code list: by the codes' names
+                return "、".join(self.registry.value_text(leaf.path, c) for c in codes)
             return self.param_text(v.name)
         if isinstance(v, FactDate):
             years = self.params(v.years.name) if isinstance(v.years, Param) else v.years
@@ -134,18 +144,20 @@ class Explainer:
             return f"不满足：{self._req(c.child)}"
         if isinstance(c, Count):
             what = f"（{self._req(c.where, top=True)}）" if c.where is not None else ""
-            return (f"{self.registry.lists[c.list].label}中符合条件{what}的记录数 {OP_SYMBOL[c.op]} "
-                    f"{self.value_text(c.value, None)}")
+            k = self.value_text(c.value, None)
+            table = self.registry.lists[c.list].label
+            if c.op == "eq" and k == "0":
+                return f"{table}中没有符合条件{what}的记录"
+            return f"{table}中符合条件{what}的记录{COUNT_WORDS[c.op]} {k} 条"
         label = (self.registry.lists[c.item_list].items[c.path].label if c.item_list
                  else self.registry.facts[c.path].label)
         vals = [self.value_text(v, c) for v in c.values]
         if c.op in ("in", "not_in"):
-            rhs = "、".join(vals)
-        elif c.op == "between":
-            rhs = f"{vals[0]} 至 {vals[1]}（含）"
-        else:
-            rhs = vals[0]
-        return f"{label} {OP_SYMBOL[c.op]} {rhs}"
+            return f"{label}{'属于' if c.op == 'in' else '不属于'}{'、'.join(vals)}"
+        if c.op == "between":
+            return f"{label}在 {vals[0]} 至 {vals[1]} 之间（含）"
+        words = DATE_WORDS if c.type.name == "date" else NUMBER_WORDS if c.type.ordered else EQ_WORDS
+        return f"{label}{words[c.op]} {vals[0]}"
 
     def window_ref(self) -> WindowRef | None:
         return self._window_ref
@@ -254,13 +266,15 @@ class Explainer:
                 continue
             docs = self.b.docs
             chosen = RouteResult(id=r.id, title=r.title, binding=r.binding,
-                                 legal_basis=[docs[b.ref].citation(b.article) for b in r.basis], note=r.note)
+                                 legal_basis=[docs[b.ref].citation(b.article) for b in r.basis], note=r.note,
+                                 criteria=[c.id for c in crits])
             note = None
             if undecided:
-                better, crits_u = undecided[0]
-                facts = "、".join(dict.fromkeys(self.registry.label(p, ctx.profile)
-                                                for c in crits_u for p in asked_by.get(c.id, [])))
-                note = f"补充{facts}后，可能适用更有利的情形：{better.title}" if facts else None
+                # an earlier route (higher precedence) still open: name what would decide it
+                earlier, crits_u = undecided[0]
+                facts = "、".join(f"“{self.registry.label(p, ctx.profile)}”" for p in dict.fromkeys(
+                    p for c in crits_u for p in asked_by.get(c.id, [])))
+                note = f"另：补充{facts}后，还可判断是否适用优先的情形“{earlier.title}”" if facts else None
             return "eligible", chosen, [], [], note
         if undecided:
             missing = [p for _, crits_u in undecided for c in crits_u for p in asked_by.get(c.id, [])]

@@ -291,6 +291,8 @@ class FieldRegistry:
             label = spec.value_label(value)
             if label is not None:
                 return label
+            if spec.values and spec.type == "string":
+                return f"行政区划代码 {value}" if spec.derive and "division" in spec.derive else str(value)
             if spec.type in ("int", "number") and isinstance(value, (int, float)):
                 return vocab.number(value, spec.unit)
             if spec.type == "date":

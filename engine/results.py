@@ -110,6 +110,7 @@ class RouteResult(_Record):
     binding: str              # must | may
     legal_basis: list[str]
     note: str | None
+    criteria: list[str] = field(default_factory=list)   # the criteria this route rests on
 
 
 @dataclass(slots=True)

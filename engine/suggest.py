@@ -24,8 +24,8 @@ Windows = Callable[[date], Any]     # a date → the default-calendar window who
 
 
 class Suggester:
-    def __init__(self, registry, params: Callable[[str], Any], window_of: Windows | None):
-        self.registry, self.params, self.window_of = registry, params, window_of
+    def __init__(self, registry, params: Callable[[str], Any], window_of: Windows | None, today: date):
+        self.registry, self.params, self.window_of, self.today = registry, params, window_of, today
 
     def suggest(self, ctx: Ctx, criteria: list[CompiledCriterion], results: list[CriterionResult],
                 asked_by: dict[str, list[str]]) -> list[Suggestion]:
@@ -102,7 +102,10 @@ class Suggester:
         window_bound = any(isinstance(v, WindowDate) for v in c.values)
         if window_bound and self.window_of is not None:
             w = self.window_of(x)
-            if w is not None:
+            if w is not None and w.closes_on < self.today:
+                out.append(Suggestion(cid, f"{label}为{cn_date(x)}，属于{w.label}（受理期{cn_date(w.opens_on)}至"
+                                           f"{cn_date(w.closes_on)}，已截止），不能再申请"))
+            elif w is not None:
                 out.append(Suggestion(cid, f"{label}为{cn_date(x)}，不在本批次覆盖期内；可在{w.label}"
                                            f"（受理期{cn_date(w.opens_on)}至{cn_date(w.closes_on)}）申请"))
             return out
@@ -130,6 +133,10 @@ class Suggester:
                             if f.read(it) is not None and f.type.name in ("enum", "date"))
             leaves_on = self._leaves_on(c.where, it, info, ctx)
             tail = f"，自{cn_date(leaves_on)}起不再计入" if leaves_on else ""
+            w = ctx.window if ctx.subject is not None else None
+            if leaves_on and w is not None and getattr(w, "closes_on", None) and leaves_on > w.closes_on:
+                # a subject judged in one window only: the record is still counted when it closes
+                tail += f"（在{w.label}受理期截止前不会移出，本项在该批次不能获得支持）"
             out.append(Suggestion(cid, f"{info.item_label}（{what}）计入本条件{tail}"))
         return out
 
@@ -164,8 +171,7 @@ class Suggester:
                 weight[p] = weight.get(p, 0) + 1
                 order.setdefault(p, len(order))
         ranked = sorted(weight, key=lambda p: (-weight[p], order[p]))
-        return [Suggestion(None, f"补充“{self.registry.label(p, ctx.profile)}”"
-                                 + (f"，可判定{weight[p]}项条件" if weight[p] > 1 else "，可判定1项条件"), p)
+        return [Suggestion(None, f"补充“{self.registry.label(p, ctx.profile)}”（涉及{weight[p]}项待判定的条件）", p)
                 for p in ranked]
 
     # -- helpers --------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def test_missing_facts_are_asked_for_those_deciding_most_first(engine_eval, regi
         asks = [s for s in r.suggestions if s.criterion is None]
         if r.status == "needs_info":
             assert asks and {s.fact for s in asks} >= set(r.missing_facts) - {"award_ledger"}, r.benefit_id
-        counts = [int(s.text.rsplit("可判定", 1)[1].split("项")[0]) for s in asks]
+        counts = [int(s.text.rsplit("涉及", 1)[1].split("项")[0]) for s in asks]
         assert counts == sorted(counts, reverse=True)
         if r.status == "eligible":
             assert r.suggestions == []
