@@ -45,7 +45,7 @@ EXAMPLE_PROFILE: dict[str, Any] = {
     "violations": [],
 }
 EXAMPLE_REQUEST = {"profile": EXAMPLE_PROFILE, "as_of": EXAMPLE_AS_OF.isoformat()}
-PROFILE_DESCRIPTION = ("企业画像（字段见 docs/api.md 的“企业画像字段”）：`null` 或缺省表示未知，未知事实使相关条件为"
+PROFILE_DESCRIPTION = ("企业画像（字段见 docs/profile.md）：`null` 或缺省表示未知，未知事实使相关条件为"
                        "“待补充”而非“不满足”；不认识的字段会被指出，并提示最接近的字段名。")
 
 # --- bounded values, one definition for every endpoint ------------------------------------------
