@@ -17,7 +17,11 @@ class _View(BaseModel):
 class WindowCounts(_View):
     applications: int = Field(0, description="申报数")
     by_state: dict[str, int] = Field(default_factory=dict, description="各办理状态的申报数")
-    grant_decisions: dict[str, int] = Field(default_factory=dict, description="资金支持判定结论计数（不含税收优惠）")
+    grant_decisions: dict[str, int] = Field(
+        default_factory=dict, description="规则判定结论计数：资金支持事项按规则引擎的结论（不含复核改变，不含税收优惠）")
+    grant_decisions_reviewed: dict[str, int] = Field(
+        default_factory=dict, description="复核后结论计数：同上，复核改变了结论的按复核结论计")
+    overridden: int = Field(0, description="复核改变了规则判定结论的项数")
     stale: int = Field(0, description="判定已过期（规则或画像有变化）的企业数")
     failed: int = Field(0, description="判定出错的企业数")
     awards: int = Field(0, description="已兑现项数")
