@@ -110,6 +110,7 @@ class MaterialView(_View):
     id: int
     material_id: str
     benefit_id: str
+    subject_id: str = Field("", description="所属注册证编号；按企业判定的事项（或早期上传、未记录注册证的）为空")
     name: str
     filename: str
     size: int
@@ -119,6 +120,16 @@ class MaterialView(_View):
     state: str
     state_text: str
     reason: Optional[str] = None
+
+
+class CommitmentView(_View):
+    """容缺承诺: a material promised for later, by whom and until when."""
+    material_id: str
+    name: str
+    subject_id: str = ""
+    signer: str
+    signed_at: datetime
+    due_on: date
 
 
 class ReviewView(_View):
@@ -174,5 +185,15 @@ def status_text(status: str) -> str:
     return STATUS.get(status, status)
 
 
-def state_text(state: str) -> str:
+CORRECTION_EXPIRED = "补正期限已过"     # state `correction` once its deadline has passed
+
+
+def correction_expired(state: str, correction_due: date | None, today: date | None) -> bool:
+    return state == "correction" and correction_due is not None and today is not None and today > correction_due
+
+
+def state_text(state: str, correction_due: date | None = None, today: date | None = None) -> str:
+    """An application's state in words; 待补正 whose deadline has passed reads 补正期限已过."""
+    if correction_expired(state, correction_due, today):
+        return CORRECTION_EXPIRED
     return APPLICATION_STATE.get(state, state)
