@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 from engine.profile import parse_profile, shanghai_today
 from engine.vocabulary import cn_date
 from store import audit, rulesets
-from store.cases import standing_rejections
 from store import windows as W
 from store.applications import chunks
+from store.cases import standing_rejections
 from store.db import Database
 from store.errors import Conflict, RowProblem, ValidationFailed
 from store.models import (Application, Award, Decision, Enterprise, Evaluation, ProfileSnapshot, Review,
