@@ -30,7 +30,7 @@ from store.intake import parse_file
 from store.spreadsheet import IntakeLimits
 from store.models import (Application, Decision, Enterprise, Material, ProfileSnapshot, Review,
                           utcnow)
-from store.views import ApplicationRow, Submitted
+from store.views import ApplicationRow, Submitted, state_text
 
 CHANNELS = ("web", "import", "api")
 CHUNK = 2000
@@ -346,9 +346,10 @@ def import_applications(db: Database, window_id: Optional[str], source: bytes | 
 def list_applications(db: Database, window_id: str, *, q: str | None = None, state: str | None = None,
                       status: str | None = None, device_class: str | None = None,
                       correction_pending: bool | None = None, reviewed: bool | None = None,
-                      limit: int = 50, offset: int = 0) -> tuple[int, list[ApplicationRow]]:
+                      limit: int = 50, offset: int = 0, today: date | None = None) -> tuple[int, list[ApplicationRow]]:
     """(total, one page) of a window's applications, searched by name, USCC or application
-    id, filtered by state, grant verdict, device class, 补正 pending and review."""
+    id, filtered by state, grant verdict, device class, 补正 pending and review. `today`
+    decides whether a 补正 deadline has passed (the state then reads 补正期限已过)."""
     with db.read_session() as s:
         W.get(s, window_id)
         query = (select(Application, Enterprise.name).join(Enterprise, Enterprise.uscc == Application.uscc)
@@ -380,8 +381,9 @@ def list_applications(db: Database, window_id: str, *, q: str | None = None, sta
         pending = dict(s.execute(select(Material.application_id, func.count())
                                  .where(Material.application_id.in_(ids), Material.state == "pending")
                                  .group_by(Material.application_id)).all())
+        today = today or shanghai_today()
         rows = [ApplicationRow(application_id=a.id, uscc=a.uscc, enterprise_name=name, channel=a.channel,
-                               state=a.state, state_text=APPLICATION_STATE.get(a.state, a.state),
+                               state=a.state, state_text=state_text(a.state, a.correction_due, today),
                                submitted_at=a.submitted_at, correction_due=a.correction_due,
                                grant_statuses=statuses.get(a.id, {}), reviewed=a.id in reviewed_ids,
                                pending_materials=pending.get(a.id, 0))

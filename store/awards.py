@@ -17,16 +17,17 @@ from sqlalchemy.orm import Session
 
 from engine.profile import parse_profile, shanghai_today
 from engine.vocabulary import cn_date
-from engine.workdays import default_calendar
 from store import audit, rulesets
 from store import windows as W
 from store.applications import chunks
+from store.cases import standing_rejections
 from store.db import Database
 from store.errors import Conflict, RowProblem, ValidationFailed
 from store.models import (Application, Award, Decision, Enterprise, Evaluation, ProfileSnapshot, Review,
                           Window, utcnow)
 from store.notices import assign_number
 from store.views import AwardList, AwardView, Totals
+from store.workdays import add_workdays, next_workday
 
 
 @dataclass
@@ -144,6 +145,43 @@ def proposed(s: Session, window_id: str) -> tuple[list[Candidate], list[dict]]:
     return out, refused
 
 
+def rejected_materials(s: Session, db: Database, w: Window, cands: list[Candidate]) -> list[dict]:
+    """Proposed awards with a material whose file stands rejected: not paid, nor published,
+    until staff accept a replacement or 复核 the decision to 不符合条件."""
+    found = standing_rejections(s, w.id, [(c.application_id, c.benefit_id, c.subject_id) for c in cands])
+    if not found:
+        return []
+    book = rulesets.book_for(db, w.ruleset_version)
+    out = []
+    for c in cands:
+        bad = found.get((c.application_id, c.benefit_id, c.subject_id))
+        if bad:
+            names = {m.id: m.name for m in book.benefits[c.benefit_id].spec.materials} \
+                if c.benefit_id in book.benefits else {}
+            out.append({"application_id": c.application_id, "enterprise_name": c.enterprise_name,
+                        "benefit_id": c.benefit_id, "subject_id": "" if c.subject_id == c.uscc else c.subject_id,
+                        "materials": [names.get(m.material_id, m.material_id) for m in bad]})
+    return out
+
+
+def _held_by_rejections(blocked: list[dict], doing: str) -> Conflict:
+    apps = list(dict.fromkeys(b["application_id"] for b in blocked))
+    shown = "；".join(f"{b['application_id']}（{b['enterprise_name']}"
+                     + (f"，注册证 {b['subject_id']}" if b["subject_id"] else "")
+                     + f"：{'、'.join(b['materials'])}）" for b in blocked[:5])
+    more = f"；等共 {len(blocked)} 项" if len(blocked) > 5 else ""
+    return Conflict(f"有 {len(apps)} 份申报的拟支持事项仍有未通过审核的材料，不能{doing}：{shown}{more}。"
+                    "请先审核补交的材料，或复核将该事项改为不符合条件")
+
+
+def corrections_running(s: Session, window_id: str, today: date) -> tuple[int, Optional[date]]:
+    """(applications whose 补正 deadline has not passed, the latest such deadline)."""
+    n, last = s.execute(select(func.count(), func.max(Application.correction_due)).where(
+        Application.window_id == window_id, Application.state == "correction",
+        Application.correction_due >= today)).one()
+    return n or 0, last
+
+
 def list_awards(db: Database, window_id: str) -> AwardList:
     """The ledger entries of a closed window; before closing, the proposed list (拟支持名单)."""
     with db.read_session() as s:
@@ -183,12 +221,16 @@ def publish(db: Database, window_id: str, *, actor: str | None = None, today: da
             raise Conflict(f"还有 {stale} 份申报未按现行规则判定，请先执行批量判定")
         # 补正 is promised until its deadline: a list published before then would miss the
         # applications still being corrected.
-        pending, last = s.execute(select(func.count(), func.max(Application.correction_due)).where(
-            Application.window_id == window_id, Application.state == "correction",
-            Application.correction_due >= today)).one()
+        pending, last = corrections_running(s, window_id, today)
         if pending:
             raise Conflict(f"还有 {pending} 份申报在补正期限内（最晚至 {cn_date(last)}），补正期限届满后才能公示")
         cands, _ = proposed(s, window_id)
+        blocked = rejected_materials(s, db, w, cands)
+        if blocked:
+            raise _held_by_rejections(blocked, "公示")
+        # 出具当日不计入: the period runs from the next working day, as 补正 deadlines count.
+        doing = "公示拟支持名单（计算公示期）"
+        start, until = next_workday(today, doing), add_workdays(today, w.publicity_workdays, doing)
         on_list = sorted({c.application_id for c in cands})
         apps = {a.id: a for a in s.execute(select(Application).where(Application.id.in_(on_list))).scalars()}
         for app_id in on_list:
@@ -196,10 +238,9 @@ def publish(db: Database, window_id: str, *, actor: str | None = None, today: da
             audit.event(s, app_id, actor, "publicize", app.state, "publicized", None)
             app.state, app.revision = "publicized", app.revision + 1
         w.state, w.published_at = "publicity", utcnow()
-        w.publicity_from = today
-        w.publicity_until = default_calendar().add_workdays(today, w.publicity_workdays)
+        w.publicity_from, w.publicity_until = start, until
         audit.record(s, actor, "window.publish", window_id,
-                     {"from": today.isoformat(), "until": w.publicity_until.isoformat(), "listed": len(on_list)})
+                     {"from": start.isoformat(), "until": until.isoformat(), "listed": len(on_list)})
         return W.view(w)
 
 
@@ -224,7 +265,10 @@ class CloseResult:
 
 def close_preview(db: Database, window_id: str, today: date | None = None) -> dict:
     """What closing would do, for the confirmation step: how many awards, how much, how many
-    不予支持 notices (as close counts them), and whether an early close (with a reason) is needed."""
+    不予支持 notices (as close counts them), and whether an early close (with a reason) is needed;
+    what stops it (`rejected_materials`: awards held by a rejected material, close refuses
+    until each is resolved) and what an early close cuts short (`corrections_running`: 补正
+    deadlines not yet passed, the latest `corrections_until`)."""
     today = today or shanghai_today()
     with db.read_session() as s:
         w = W.get(s, window_id)
@@ -233,9 +277,12 @@ def close_preview(db: Database, window_id: str, today: date | None = None) -> di
         apps_awarded = {c.application_id for c in cands}
         refusals = {c.application_id for c in decided} - apps_awarded
         early = w.state != "publicity" or w.publicity_until is None or today <= w.publicity_until
+        running, until = corrections_running(s, window_id, today)
         return {"awards": len(cands), "amount_cny": sum(c.amount_cny or 0 for c in cands),
                 "already_awarded": len(refused), "non_support_notices": len(refusals),
-                "early": early, "stale": W.stale_count(s, w), "state": w.state}
+                "early": early, "stale": W.stale_count(s, w), "state": w.state,
+                "rejected_materials": rejected_materials(s, db, w, cands) if w.evaluated_at else [],
+                "corrections_running": running, "corrections_until": until}
 
 
 def close_window(db: Database, window_id: str, *, actor: str | None = None, reason: str | None = None,
@@ -262,6 +309,9 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
             until = f"公示期至 {cn_date(w.publicity_until)}" if w.publicity_until else "尚未公示"
             raise ValidationFailed([RowProblem(f"{until}；提前关闭须写明理由", path="reason")])
         cands = [c for c in grant_decisions(s, window_id) if c.status == "eligible"]
+        blocked = rejected_materials(s, db, w, cands)
+        if blocked:
+            raise _held_by_rejections(blocked, "关闭批次")
         # Paid by another window after this one was judged: judging again gives them their
         # reason (not_awarded_before fails), which their 不予支持告知书 must state.
         paid = _paid_elsewhere(s, window_id, cands)

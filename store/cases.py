@@ -20,20 +20,24 @@ from engine import Evaluator
 from engine.profile import ProfileError, parse_profile, shanghai_today
 from engine.results import BenefitResult, Conflict as TaxConflict, TaxItem
 from engine.vocabulary import APPLICATION_STATE, STATUS, cn_date
-from engine.workdays import default_calendar, service_limits
+from engine.workdays import service_limits
 from store import audit, files, rulesets
 from store import decisions as D
 from store import windows as W
-from store.applications import Intake, store_enterprises
+from store.applications import Intake, chunks, store_enterprises
 from store.db import Database
 from store.errors import Conflict, NotFound, RowProblem, ValidationFailed
 from store.evaluation import judge_now
 from store.models import (Application, ApplicationEvent, Commitment, Enterprise, Evaluation, Material,
                           Notice, Objection, ProfileSnapshot, Review, Window, utcnow)
 from store.notices import KINDS, assign_number
-from store.views import (EventView, MaterialView, NoticeRef, ReviewView, WindowView)
+from store.views import (CommitmentView, EventView, MaterialView, NoticeRef, ReviewView, WindowView,
+                         correction_expired, state_text)
+from store.workdays import add_workdays
 
 MATERIAL_STATE = {"pending": "待审核", "accepted": "已通过", "rejected": "未通过"}
+# Where the 补正 deadline is still worth showing; once 公示, 兑现 or 不予支持 it is history.
+DEADLINE_STATES = ("correction", "corrected", "failed")
 ACTION_TEXT = {
     "submit": "提交申报", "resubmit": "重新提交申报", "judge": "判定", "notice.one_time": "发出一次性告知书",
     "correction": "补正", "material.upload": "上传材料", "material.accept": "材料审核通过",
@@ -51,14 +55,17 @@ class GrantView(BaseModel):
     final_status: str
     final_status_text: str
     review: Optional[ReviewView] = None
-    materials: list[MaterialView] = Field(default_factory=list)
-    commitments: list[str] = Field(default_factory=list, description="已签署容缺承诺的材料")
+    materials: list[MaterialView] = Field(default_factory=list, description="为该注册证（事项）上传的材料")
+    commitments: list[str] = Field(default_factory=list, description="已签署容缺承诺的材料（材料编号）")
+    promised: list[CommitmentView] = Field(default_factory=list, description="已签署的容缺承诺：材料、承诺人、期限")
 
 
 class CorrectionAsk(BaseModel):
-    """What a 补正 asks for: every missing fact (profile path) and every missing material."""
+    """What a 补正 asks for: every missing fact (profile path), every missing material and
+    every material whose file was rejected (to be uploaded again), per subject."""
     facts: list[str]
-    materials: list[dict]          # {benefit_id, subject_id, material_id, name, deferrable}
+    # {benefit_id, subject_id, material_id, name, deferrable, rejected, reason}
+    materials: list[dict]
     due: Optional[date]
     open: bool                     # the enterprise may submit its correction now
 
@@ -69,10 +76,14 @@ class ApplicationDetail(BaseModel):
     enterprise: dict
     channel: str
     state: str
-    state_text: str
+    state_text: str = Field(description="办理状态；待补正而期限已过时为“补正期限已过”")
     revision: int
     submitted_at: Any
-    correction_due: Optional[date] = None
+    correction_due: Optional[date] = Field(None, description="一次性告知书起算的补正期限（出具后不变）")
+    correction_deadline: Optional[date] = Field(
+        None, description="页面应显示的补正期限：待补正、已补正时同 correction_due；公示、兑现、不予支持后为空")
+    correction_open: bool = Field(False, description="企业现在可以提交补正")
+    correction_expired: bool = Field(False, description="待补正而补正期限已过（不能再补正）")
     claims: Optional[list[str]] = None
     profile: dict
     ruleset_version: Optional[str] = None
@@ -136,6 +147,49 @@ def final_status(result: BenefitResult, review: Optional[Review]) -> str:
     return review.status if review is not None else result.status
 
 
+def subject_of(r: BenefitResult) -> str:
+    return r.subject.id if r.subject else ""
+
+
+def counts_for(row, benefit_id: str, subject_id: str) -> bool:
+    """A material or commitment row counts for this grant decision: same benefit and subject
+    ("" from before materials had a subject counts for every subject of the benefit)."""
+    return row.benefit_id == benefit_id and row.subject_id in (subject_id, "")
+
+
+def latest_files(mats: list[Material], benefit_id: str, subject_id: str) -> dict[str, Material]:
+    """material id → its newest upload for this decision: a rejected file stands until a
+    newer one is uploaded."""
+    out: dict[str, Material] = {}
+    for m in sorted(mats, key=lambda m: m.id):
+        if counts_for(m, benefit_id, subject_id):
+            out[m.material_id] = m
+    return out
+
+
+def standing_rejections(s: Session, window_id: str, decisions: list[tuple[str, str, str]]
+                        ) -> dict[tuple[str, str, str], list[Material]]:
+    """For (application, benefit, subject) decisions of a window: the materials whose newest
+    file stands rejected (no newer upload)."""
+    by_benefit: dict[tuple, list[Material]] = {}
+    for m in s.execute(select(Material).join(Application, Application.id == Material.application_id)
+                       .where(Application.window_id == window_id, Material.state == "rejected")).scalars():
+        by_benefit.setdefault((m.application_id, m.benefit_id), [])
+    if not by_benefit:
+        return {}
+    for chunk in chunks(sorted({a for a, _ in by_benefit})):
+        for m in s.execute(select(Material).where(Material.application_id.in_(chunk))).scalars():
+            if (m.application_id, m.benefit_id) in by_benefit:
+                by_benefit[(m.application_id, m.benefit_id)].append(m)
+    out = {}
+    for app_id, b, sub in decisions:
+        mats = by_benefit.get((app_id, b))
+        bad = [m for m in latest_files(mats, b, sub).values() if m.state == "rejected"] if mats else []
+        if bad:
+            out[(app_id, b, sub)] = bad
+    return out
+
+
 def detail(db: Database, application_id: str, *, today: date | None = None) -> ApplicationDetail:
     with db.read_session() as s:
         L = _load(s, db, application_id, suggest=True)
@@ -151,15 +205,19 @@ def _detail(s: Session, L: Loaded, today: date) -> ApplicationDetail:
     for r in L.results:
         if r.kind != "grant" or not _claimed(app, r):
             continue
-        key = (r.benefit_id, r.subject.id if r.subject else "")
-        rv = reviews.get(key)
+        sid = subject_of(r)
+        rv = reviews.get((r.benefit_id, sid))
         names = {m.id: m.name for m in r.required_materials}
         st = final_status(r, rv)
+        mine = [c for c in commits if counts_for(c, r.benefit_id, sid)]
         grants.append(GrantView(
             result=r, final_status=st, final_status_text=STATUS.get(st, st),
             review=ReviewView.model_validate(rv) if rv else None,
-            materials=[_material_view(m, names) for m in mats if m.benefit_id == r.benefit_id],
-            commitments=[c.material_id for c in commits if c.benefit_id == r.benefit_id]))
+            materials=[_material_view(m, names) for m in mats if counts_for(m, r.benefit_id, sid)],
+            commitments=[c.material_id for c in mine],
+            promised=[CommitmentView(material_id=c.material_id, name=names.get(c.material_id, c.material_id),
+                                     subject_id=c.subject_id, signer=c.signer, signed_at=c.signed_at,
+                                     due_on=c.due_on) for c in mine]))
     notices = s.execute(select(Notice).where(Notice.application_id == app.id).order_by(Notice.id)).scalars().all()
     events = s.execute(select(ApplicationEvent).where(ApplicationEvent.application_id == app.id)
                        .order_by(ApplicationEvent.id)).scalars().all()
@@ -170,10 +228,14 @@ def _detail(s: Session, L: Loaded, today: date) -> ApplicationDetail:
     if L.ev is not None and tax_results:
         year = next((r.tax_year for r in tax_results if r.tax_year), L.ev.tax_year_of(L.window.as_of))
         tax, conflicts = L.ev.tax_view(tax_results, year)
+    ask = _ask(L, grants, commits, mats, today)
     return ApplicationDetail(
         application_id=app.id, window=W.view(L.window), enterprise={"uscc": L.enterprise.uscc, "name": L.enterprise.name},
-        channel=app.channel, state=app.state, state_text=APPLICATION_STATE.get(app.state, app.state),
+        channel=app.channel, state=app.state, state_text=state_text(app.state, app.correction_due, today),
         revision=app.revision, submitted_at=app.submitted_at, correction_due=app.correction_due,
+        correction_deadline=app.correction_due if app.state in DEADLINE_STATES else None,
+        correction_open=ask.open,
+        correction_expired=correction_expired(app.state, app.correction_due, today),
         claims=app.claims, profile=L.profile,
         ruleset_version=L.evaluation.ruleset_version if L.evaluation else None,
         evaluation_error=L.evaluation.error if L.evaluation else None,
@@ -184,7 +246,7 @@ def _detail(s: Session, L: Loaded, today: date) -> ApplicationDetail:
                           from_state=e.from_state, to_state=e.to_state, details=e.details) for e in events],
         objections=[{"id": o.id, "text": o.text, "raised_by": o.raised_by, "raised_at": o.raised_at,
                      "resolution": o.resolution, "resolved_at": o.resolved_at} for o in objections],
-        correction=_ask(L, grants, commits, mats, today))
+        correction=ask)
 
 
 def _claimed(app: Application, r: BenefitResult) -> bool:
@@ -192,7 +254,7 @@ def _claimed(app: Application, r: BenefitResult) -> bool:
 
 
 def _material_view(m: Material, names: dict[str, str]) -> MaterialView:
-    return MaterialView(id=m.id, material_id=m.material_id, benefit_id=m.benefit_id,
+    return MaterialView(id=m.id, material_id=m.material_id, benefit_id=m.benefit_id, subject_id=m.subject_id,
                         name=names.get(m.material_id, m.material_id), filename=m.filename, size=m.size,
                         content_type=m.content_type, uploaded_at=m.uploaded_at, uploaded_by=m.uploaded_by,
                         state=m.state, state_text=MATERIAL_STATE[m.state], reason=m.reason)
@@ -200,22 +262,29 @@ def _material_view(m: Material, names: dict[str, str]) -> MaterialView:
 
 def _ask(L: Loaded, grants: list[GrantView], commits: list[Commitment], mats: list[Material],
          today: date) -> CorrectionAsk:
+    """What the correction asks for: for a decision not (finally) eligible, its missing facts
+    and the materials of its unmet criteria that were neither uploaded nor promised; for
+    every decision, eligible or not, each material whose newest file was rejected."""
     facts: dict[str, None] = {}
     materials = []
-    have = {(m.benefit_id, m.material_id) for m in mats if m.state != "rejected"}
-    promised = {(c.benefit_id, c.material_id) for c in commits}
     for g in grants:
         r = g.result
-        if g.final_status == "eligible":
-            continue
-        for p in r.missing_facts:
-            facts[p] = None
+        sid = subject_of(r)
+        latest = latest_files(mats, r.benefit_id, sid)
+        promised = {c.material_id for c in commits if counts_for(c, r.benefit_id, sid)}
+        open_ask = g.final_status != "eligible"
+        if open_ask:
+            for p in r.missing_facts:
+                facts[p] = None
         deferrable = _deferrable(L.ev, r.benefit_id)
         for m in r.required_materials:
-            key = (r.benefit_id, m.id)
-            if m.id in r.missing_materials and key not in have and key not in promised:
-                materials.append({"benefit_id": r.benefit_id, "subject_id": r.subject.id if r.subject else "",
-                                  "material_id": m.id, "name": m.name, "deferrable": m.id in deferrable})
+            last = latest.get(m.id)
+            rejected = last is not None and last.state == "rejected"
+            missing = open_ask and m.id in r.missing_materials and last is None and m.id not in promised
+            if rejected or missing:
+                materials.append({"benefit_id": r.benefit_id, "subject_id": sid, "material_id": m.id,
+                                  "name": m.name, "deferrable": m.id in deferrable and m.id not in promised,
+                                  "rejected": rejected, "reason": last.reason if rejected else None})
     due = L.app.correction_due
     return CorrectionAsk(facts=list(facts), materials=materials, due=due,
                          open=L.app.state == "correction" and due is not None and today <= due)
@@ -243,7 +312,7 @@ def issue_one_time_notices(db: Database, window_id: str, *, actor: str | None = 
         w = W.get(s, window_id, lock=True)
         if w.state != "open":
             raise Conflict(f"申报批次 {window_id} 当前为“{W.view(w).state_text}”，不能再发出一次性告知书")
-        due = default_calendar().add_workdays(today, w.correction_workdays)
+        due = add_workdays(today, w.correction_workdays, "发出一次性告知书（计算补正期限）")
         ids = s.scalars(select(Application.id).where(Application.window_id == window_id,
                                                      Application.state == "judged")).all()
         issued = 0
@@ -302,13 +371,46 @@ def apply_facts(profile: dict, facts: dict[str, Any]) -> dict:
     return out
 
 
+def upload_path(benefit_id: str, subject_id: str | None, material_id: str) -> str:
+    """The path naming an upload in errors: `files.{benefit}|{subject}|{material}` (the form
+    field `file:{benefit}|{subject}|{material}`); `files.{material}` for an upload given
+    without its subject."""
+    return f"files.{material_id}" if subject_id is None else f"files.{benefit_id}|{subject_id}|{material_id}"
+
+
+def _current_ask(s: Session, L: Loaded, today: date) -> CorrectionAsk:
+    reviews = _reviews(s, L.app, L.evaluation)
+    mats = s.execute(select(Material).where(Material.application_id == L.app.id)).scalars().all()
+    commits = s.execute(select(Commitment).where(Commitment.application_id == L.app.id)).scalars().all()
+    grants = [GrantView(result=r, final_status=final_status(r, reviews.get((r.benefit_id, subject_of(r)))),
+                        final_status_text="") for r in L.results if r.kind == "grant" and _claimed(L.app, r)]
+    return _ask(L, grants, commits, mats, today)
+
+
+def _resolve_subject(asked: list[dict], benefit_id: str, material_id: str, path: str) -> tuple[str | None, list]:
+    """The subject of an upload given without one: the only subject whose ask lists it."""
+    subjects = {m["subject_id"] for m in asked if (m["benefit_id"], m["material_id"]) == (benefit_id, material_id)}
+    if len(subjects) == 1:
+        return subjects.pop(), []
+    if not subjects:
+        return None, [RowProblem("该材料不在一次性告知书的补正范围内", path=path)]
+    return None, [RowProblem("该材料对多个注册证都需补正，请分别在对应注册证下上传", path=path)]
+
+
 def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
-                      uploads: list[tuple[str, str, str, bytes]], *, actor: str,
+                      uploads: list[tuple], *, actor: str,
                       revision: int | None = None, today: date | None = None) -> ApplicationDetail:
-    """The enterprise's one 补正: the missing facts it now states and the files for missing
-    materials ((benefit_id, material_id, filename, bytes) each); judged again at once."""
+    """The enterprise's 补正 (one per opening: a rejected file reopens it): the missing facts
+    it now states and the files for the materials asked, each
+    (benefit_id, subject_id, material_id, filename, bytes) — the subject is the certificate
+    the material was asked for ("" for the enterprise). The older
+    (benefit_id, material_id, filename, bytes) is accepted while only one subject asks for
+    that material. Judged again at once."""
     today = today or shanghai_today()
-    checked = [(b, m, name, data, files.check(name, data, f"files.{m}")) for b, m, name, data in uploads]
+    checked = []
+    for u in uploads:
+        b, sub, m, name, data = u if len(u) == 5 else (u[0], None, *u[1:])
+        checked.append((b, sub, m, name, data, files.check(name, data, upload_path(b, sub, m))))
     with db.session() as s:
         L = _load(s, db, application_id, lock=True)
         app = L.app
@@ -317,13 +419,19 @@ def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
             raise Conflict(f"该申报当前为“{APPLICATION_STATE.get(app.state, app.state)}”，没有待补正的内容")
         if app.correction_due is None or today > app.correction_due:
             raise Conflict(f"补正期限已于 {cn_date(app.correction_due)} 截止")
-        ask = _ask(L, [GrantView(result=r, final_status=r.status, final_status_text="")
-                       for r in L.results if r.kind == "grant" and _claimed(app, r)], [], [], today)
+        ask = _current_ask(s, L, today)
         unknown = [p for p in facts if p not in ask.facts]
         problems = [RowProblem("该项不在一次性告知书的补正范围内", path=p) for p in unknown]
-        allowed = {(m["benefit_id"], m["material_id"]) for m in ask.materials}
-        problems += [RowProblem("该材料不在一次性告知书的补正范围内", path=f"files.{m}")
-                     for b, m, *_ in checked if (b, m) not in allowed]
+        allowed = {(m["benefit_id"], m["subject_id"], m["material_id"]) for m in ask.materials}
+        resolved = []
+        for b, sub, m, name, data, media in checked:
+            path = upload_path(b, sub, m)
+            if sub is None:
+                sub, wrong = _resolve_subject(ask.materials, b, m, path)
+                problems += wrong
+            elif (b, sub, m) not in allowed:
+                problems.append(RowProblem("该材料不在一次性告知书的补正范围内", path=path))
+            resolved.append((b, sub, m, name, data, media))
         if problems:
             raise ValidationFailed(problems)
         registry = rulesets.current().registry
@@ -332,8 +440,8 @@ def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
             parsed = parse_profile(new_profile, registry)
         except ProfileError as e:
             raise ValidationFailed([RowProblem(p.message, path=p.path) for p in e.problems]) from None
-        for b, m, name, data, media in checked:
-            s.add(Material(application_id=app.id, material_id=m, benefit_id=b, filename=name[:200],
+        for b, sub, m, name, data, media in resolved:
+            s.add(Material(application_id=app.id, material_id=m, benefit_id=b, subject_id=sub, filename=name[:200],
                            sha256=files.put(data), size=len(data), content_type=media, uploaded_at=utcnow(),
                            uploaded_by=actor, state="pending"))
         now = utcnow()
@@ -342,13 +450,15 @@ def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
         s.flush()
         outcome = judge_now(s, app, L.window)
         _move(s, app, "corrected" if outcome[0] == "ok" else "failed", actor, "correction",
-              {"facts": sorted(facts), "files": [name[:100] for _, _, name, _, _ in checked]})
+              {"facts": sorted(facts), "files": [name[:100] for _, _, _, name, _, _ in resolved]})
     return detail(db, application_id, today=today)
 
 
 def commit_material(db: Database, application_id: str, benefit_id: str, material_id: str, signer: str,
-                    *, actor: str, today: date | None = None) -> None:
-    """容缺受理、告知承诺: promise a deferrable material with a signed commitment."""
+                    *, actor: str, subject_id: str | None = None, today: date | None = None) -> None:
+    """容缺受理、告知承诺: promise a deferrable material of one subject (the certificate it was
+    asked for; "" for the enterprise) with a signed commitment. Without `subject_id` the
+    promise covers every subject whose 补正 asks for that material."""
     today = today or shanghai_today()
     signer = (signer or "").strip()
     if not 1 <= len(signer) <= 50 or "\x00" in signer:
@@ -359,16 +469,25 @@ def commit_material(db: Database, application_id: str, benefit_id: str, material
             raise ValidationFailed([RowProblem("该材料不能容缺后补", path="material_id")])
         if L.app.state not in ("correction", "judged", "corrected"):
             raise Conflict(f"该申报当前为“{APPLICATION_STATE.get(L.app.state, L.app.state)}”，不能签署承诺")
-        due = default_calendar().add_workdays(today, service_limits()["commitment"].workdays)
-        s.add(Commitment(application_id=application_id, benefit_id=benefit_id, material_id=material_id,
-                         signer=signer, signed_at=utcnow(), due_on=due))
-        _move(s, L.app, None, actor, "commitment", {"material_id": material_id, "due": due.isoformat()})
+        asked = [m for m in _current_ask(s, L, today).materials
+                 if (m["benefit_id"], m["material_id"]) == (benefit_id, material_id) and m["deferrable"]]
+        subjects = sorted({m["subject_id"] for m in asked if subject_id is None or m["subject_id"] == subject_id})
+        if not subjects:
+            raise Conflict("该材料不在待补正的材料之中，或已签署过容缺承诺")
+        due = add_workdays(today, service_limits()["commitment"].workdays, "签署容缺承诺（计算承诺期限）")
+        for sub in subjects:
+            s.add(Commitment(application_id=application_id, benefit_id=benefit_id, subject_id=sub,
+                             material_id=material_id, signer=signer, signed_at=utcnow(), due_on=due))
+        _move(s, L.app, None, actor, "commitment",
+              {"material_id": material_id, "subjects": subjects, "due": due.isoformat()})
 
 
 # --- staff: materials, 复核, objections -----------------------------------------------------------
 def upload_material(db: Database, application_id: str, benefit_id: str, material_id: str,
-                    filename: str, data: bytes, *, actor: str) -> None:
-    """A material file added by staff (e.g. scanned from paper) or by the enterprise."""
+                    filename: str, data: bytes, *, actor: str, subject_id: str | None = None) -> None:
+    """A material file added by staff (e.g. scanned from paper) for one subject of the
+    application: the certificate it belongs to ("" for a benefit decided per enterprise).
+    Without `subject_id` the application must have only one subject of that benefit."""
     media = files.check(filename, data)
     with db.session() as s:
         L = _load(s, db, application_id, lock=True)
@@ -377,10 +496,19 @@ def upload_material(db: Database, application_id: str, benefit_id: str, material
         if benefit_id not in (L.ev.book.benefits if L.ev else {}) or material_id not in {
                 m.id for m in L.ev.book.benefits[benefit_id].spec.materials}:
             raise ValidationFailed([RowProblem("规则中没有这项材料", path="material_id")])
+        subjects = [subject_of(r) for r in L.results
+                    if r.kind == "grant" and r.benefit_id == benefit_id and _claimed(L.app, r)]
+        if subject_id is None and len(subjects) == 1:
+            subject_id = subjects[0]
+        if subject_id not in subjects:
+            raise ValidationFailed([RowProblem(
+                "请选择该材料所属的注册证" if subject_id is None else "该申报没有申请这个注册证的这项资金支持",
+                path="subject_id")])
         s.add(Material(application_id=application_id, material_id=material_id, benefit_id=benefit_id,
-                       filename=filename[:200], sha256=files.put(data), size=len(data), content_type=media,
-                       uploaded_at=utcnow(), uploaded_by=actor, state="pending"))
-        _move(s, L.app, None, actor, "material.upload", {"material_id": material_id, "filename": filename[:100]})
+                       subject_id=subject_id, filename=filename[:200], sha256=files.put(data), size=len(data),
+                       content_type=media, uploaded_at=utcnow(), uploaded_by=actor, state="pending"))
+        _move(s, L.app, None, actor, "material.upload",
+              {"material_id": material_id, "subject_id": subject_id, "filename": filename[:100]})
 
 
 def material_file(db: Database, application_id: str, material_pk: int) -> tuple[Material, bytes]:
@@ -409,11 +537,14 @@ def review_material(db: Database, application_id: str, material_pk: int, accept:
             raise Conflict(f"该材料已审核（{MATERIAL_STATE[m.state]}）")
         m.state, m.reason = ("accepted" if accept else "rejected"), reason[:1000] or None
         m.reviewed_by, m.reviewed_at = actor, utcnow()
+        # The correction's ask then lists the rejected material for its subject, whatever the
+        # verdict, so the enterprise can upload a replacement until the deadline.
         reopen = (not accept and L.app.state == "corrected" and L.app.correction_due is not None
                   and today <= L.app.correction_due)
         _move(s, L.app, "correction" if reopen else None, actor,
               "material.accept" if accept else "material.reject",
-              {"material_id": m.material_id, "reason": reason or None, "reopened": reopen})
+              {"material_id": m.material_id, "subject_id": m.subject_id, "reason": reason or None,
+               "reopened": reopen})
 
 
 def review(db: Database, application_id: str, benefit_id: str, subject_id: str, action: str,

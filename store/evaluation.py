@@ -46,6 +46,10 @@ class EvaluationResult:
     skipped: int            # enterprises whose evaluation was already current
     failed: int             # enterprises that could not be evaluated (recorded, not fatal)
     ruleset_version: str
+    # `evaluated` split: the window's applications, and known enterprises that did not apply
+    # (judged for 免申即享, e.g. applicants of earlier windows)
+    applications: int = 0
+    known_enterprises: int = 0
 
 
 def awarded_elsewhere(s: Session, window_id: str) -> set[str]:
@@ -199,7 +203,9 @@ def evaluate_window(db: Database, window_id: str, *, progress: Callable[[int, in
         loop = time.perf_counter() - t_start
         stats.update(evaluated=total, failed=failed, read_seconds=clock["read"],
                      write_seconds=clock["write"], loop_seconds=loop)
-    return EvaluationResult(window_id, total, len(subjects) - total, failed, version)
+    applications = sum(1 for _, _, a, _ in todo if a)
+    return EvaluationResult(window_id, total, len(subjects) - total, failed, version,
+                            applications, total - applications)
 
 
 def judge_now(s: Session, app: Application, w: Window, ev: Evaluator | None = None) -> tuple:

@@ -4,11 +4,15 @@ Spreadsheet injection: in .xlsx every text is written as a string cell (never a 
 whatever it starts with); in .csv, which has no types, every field is quoted and a text that
 a spreadsheet would read as a formula (= + - @ in half- or full-width, tab, CR) is prefixed
 with an apostrophe. The .xlsx is written in streaming mode: linear in the number of rows.
+
+Money is whole yuan as an integer, else two decimals (500000, 500000.50): never a float's
+repr. Totals follow the list as a small table of their own (what, 项数, 金额).
 """
 from __future__ import annotations
 
 import csv
 import io
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from openpyxl import Workbook
@@ -21,6 +25,7 @@ from engine.vocabulary import STATUS
 from store import rulesets
 from store import windows as W
 from store.awards import AwardList, grant_decisions, list_awards
+from store.decisions import plain
 from store.db import Database
 from store.models import Decision
 
@@ -32,6 +37,25 @@ AWARD_HEADERS = ["序号", "统一社会信用代码", "企业名称", "申报�
                  "金额（元）", "金额性质", "申报渠道"]
 DECISION_HEADERS = ["统一社会信用代码", "企业名称", "申报编号", "政策", "注册证编号", "规则引擎结论", "复核后结论",
                     "金额（元）", "金额性质"]
+AWARD_TOTAL_HEADERS = ["汇总", "项数", "金额（元）", "说明"]
+DECISION_TOTAL_HEADERS = ["复核后结论", "项数"]
+AWARDS_SHEET, PROPOSED_SHEET = "兑现名单", "拟支持名单"
+
+
+def money(v: Any) -> int | float | None:
+    """An amount as exported: whole yuan as an int, else the float of its two decimals."""
+    if v is None:
+        return None
+    return plain(Decimal(str(v)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def _csv_text(v: Any) -> Any:
+    """A number as a CSV field: an integer, or two decimals (never 500000.0)."""
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() else f"{v:.2f}"
+    if isinstance(v, Decimal):
+        return _csv_text(float(v))
+    return v
 
 
 def neutralise(v: Any) -> Any:
@@ -47,25 +71,33 @@ def _labels(book, field: str) -> dict:
 
 
 def award_table(db: Database, window_id: str) -> tuple[str, list[list], list[list]]:
-    al: AwardList = list_awards(db, window_id)
+    """(title, rows, totals): the award list (兑现名单 once closed, else 拟支持名单) and its
+    totals, each total row under AWARD_TOTAL_HEADERS."""
+    return _award_table(list_awards(db, window_id), db)
+
+
+def _award_table(al: AwardList, db: Database) -> tuple[str, list[list], list[list]]:
     book = rulesets.book_for(db, al.window.ruleset_version)     # the words of the rules that judged it
     classes, origins = _labels(book, "device_class"), _labels(book, "origin")
     rows = [[i, a.uscc, a.enterprise_name, a.application_id, a.title, a.subject_id if a.subject_id != a.uscc else "",
-             classes.get(a.device_class, "未知"), origins.get(a.origin, "未知"), a.amount_cny,
+             classes.get(a.device_class, "未知"), origins.get(a.origin, "未知"), money(a.amount_cny),
              PROVISIONAL if a.amount_provisional else "正式金额", CHANNEL_NAMES.get(a.channel or "", a.channel or "")]
             for i, a in enumerate(al.awards, start=1)]
     t = al.totals
-    totals = [["合计", "", "", "", "", "", "", "", t.amount_cny,
-               f"其中参考金额 {t.provisional_count} 项" if t.provisional_count else "", f"{t.count} 项"]]
-    totals += [[f"按管理类别：{classes.get(k, '未知')}", "", "", "", "", "", "", "", v["amount_cny"], "", f"{v['count']} 项"]
+    totals = [["合计", t.count, money(t.amount_cny),
+               f"其中参考金额 {t.provisional_count} 项" if t.provisional_count else ""]]
+    totals += [[f"按管理类别：{classes.get(k, '未知')}", v["count"], money(v["amount_cny"]), ""]
                for k, v in sorted(t.by_class.items())]
-    totals += [[f"按来源：{origins.get(k, '未知')}", "", "", "", "", "", "", "", v["amount_cny"], "", f"{v['count']} 项"]
+    totals += [[f"按来源：{origins.get(k, '未知')}", v["count"], money(v["amount_cny"]), ""]
                for k, v in sorted(t.by_origin.items())]
     title = f"{al.window.label}（{al.window.id}）{'兑现名单' if al.final else '拟支持名单（批次尚未关闭）'}"
     return title, rows, totals
 
 
 def decision_table(db: Database, window_id: str) -> tuple[str, list[list], list[list]]:
+    """(title, rows, totals): every claimed grant decision with the engine's and the reviewed
+    verdict; the amount only where the reviewed verdict can still pay. Totals count the
+    reviewed verdicts (DECISION_TOTAL_HEADERS)."""
     with db.read_session() as s:
         w = W.get(s, window_id)
         titles = {b.id: b.spec.title for b in rulesets.book_for(db, w.ruleset_version).benefits.values()}
@@ -73,27 +105,32 @@ def decision_table(db: Database, window_id: str) -> tuple[str, list[list], list[
         rows, counts = [], {}
         for c in grant_decisions(s, window_id):
             counts[c.status] = counts.get(c.status, 0) + 1
+            amount = None if c.status == "ineligible" else money(c.amount_cny)   # reviewed to 不符合条件: nothing
             rows.append([c.uscc, c.enterprise_name, c.application_id, titles.get(c.benefit_id, c.benefit_id),
                          c.subject_id if c.subject_id != c.uscc else "",
-                         STATUS.get(engine_status[c.decision_id], ""), STATUS.get(c.status, c.status), c.amount_cny,
-                         (PROVISIONAL if c.amount_provisional else "正式金额") if c.amount_cny is not None else ""])
-        totals = [[f"{STATUS.get(k, k)}：{v} 项"] for k, v in sorted(counts.items())]
+                         STATUS.get(engine_status[c.decision_id], ""), STATUS.get(c.status, c.status), amount,
+                         (PROVISIONAL if c.amount_provisional else "正式金额") if amount is not None else ""])
+        totals = [[STATUS.get(k, k), v] for k, v in sorted(counts.items())]
         return f"{w.label}（{w.id}）资金支持判定结论", rows, totals
 
 
-def csv_bytes(title: str, headers: list[str], rows: list[list], totals: list[list] = ()) -> bytes:
+def csv_bytes(title: str, headers: list[str], rows: list[list], totals: list[list] = (),
+              total_headers: list[str] = ()) -> bytes:
     buf = io.StringIO(newline="")
     wr = csv.writer(buf, quoting=csv.QUOTE_ALL)
     wr.writerow([neutralise(title)])
     wr.writerow(headers)
-    wr.writerows([neutralise(v) for v in r] for r in rows)
+    wr.writerows([neutralise(_csv_text(v)) for v in r] for r in rows)
     if totals:
         wr.writerow([])
-        wr.writerows([neutralise(v) for v in r] for r in totals)
+        if total_headers:
+            wr.writerow(total_headers)
+        wr.writerows([neutralise(_csv_text(v)) for v in r] for r in totals)
     return buf.getvalue().encode("utf-8-sig")
 
 
-def xlsx_bytes(title: str, sheet: str, headers: list[str], rows: list[list], totals: list[list] = ()) -> bytes:
+def xlsx_bytes(title: str, sheet: str, headers: list[str], rows: list[list], totals: list[list] = (),
+               total_headers: list[str] = ()) -> bytes:
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(sheet)
     ws.freeze_panes = "A3"
@@ -105,7 +142,7 @@ def xlsx_bytes(title: str, sheet: str, headers: list[str], rows: list[list], tot
         if isinstance(v, str):
             c.data_type = "s"        # text, never a formula
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            c.number_format = "#,##0.00" if isinstance(v, float) or style.pop("money", False) else "0"
+            c.number_format = "#,##0.00" if isinstance(v, float) else "0"
         for k, val in style.items():
             setattr(c, k, val)
         return c
@@ -117,6 +154,8 @@ def xlsx_bytes(title: str, sheet: str, headers: list[str], rows: list[list], tot
         ws.append([cell(v, font=red) if v == PROVISIONAL else cell(v) for v in r])
     if totals:
         ws.append([])
+        if total_headers:
+            ws.append([cell(h, font=Font(bold=True)) for h in total_headers])
         for r in totals:
             ws.append([cell(v, font=Font(bold=True)) if i == 0 else cell(v) for i, v in enumerate(r)])
     buf = io.BytesIO()
@@ -124,18 +163,21 @@ def xlsx_bytes(title: str, sheet: str, headers: list[str], rows: list[list], tot
     return buf.getvalue()
 
 
-def _export(table: tuple[str, list[list], list[list]], sheet: str, headers: list[str], fmt: str) -> bytes:
+def _export(table: tuple[str, list[list], list[list]], sheet: str, headers: list[str], total_headers: list[str],
+            fmt: str) -> bytes:
     title, rows, totals = table
     if fmt == "csv":
-        return csv_bytes(title, headers, rows, totals)
+        return csv_bytes(title, headers, rows, totals, total_headers)
     if fmt == "xlsx":
-        return xlsx_bytes(title, sheet, headers, rows, totals)
+        return xlsx_bytes(title, sheet, headers, rows, totals, total_headers)
     raise ValueError(f"不支持的导出格式：{fmt}（应为 xlsx 或 csv）")
 
 
 def export_awards(db: Database, window_id: str, fmt: str = "xlsx") -> bytes:
-    return _export(award_table(db, window_id), "拟支持名单", AWARD_HEADERS, fmt)
+    al = list_awards(db, window_id)
+    return _export(_award_table(al, db), AWARDS_SHEET if al.final else PROPOSED_SHEET, AWARD_HEADERS,
+                   AWARD_TOTAL_HEADERS, fmt)
 
 
 def export_decisions(db: Database, window_id: str, fmt: str = "xlsx") -> bytes:
-    return _export(decision_table(db, window_id), "判定结论", DECISION_HEADERS, fmt)
+    return _export(decision_table(db, window_id), "判定结论", DECISION_HEADERS, DECISION_TOTAL_HEADERS, fmt)

@@ -174,6 +174,9 @@ class Material(Base):
     application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"))
     material_id: Mapped[str] = mapped_column(String(64))
     benefit_id: Mapped[str] = mapped_column(String(64))
+    # the certificate (subject) it was asked for; "" = the enterprise, or an upload made before
+    # materials had a subject (0.2 databases), which then counts for every subject of the benefit
+    subject_id: Mapped[str] = mapped_column(String(100), default="", server_default="")
     filename: Mapped[str] = mapped_column(String(200))
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer)
@@ -195,10 +198,11 @@ class Commitment(Base):
     application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"))
     material_id: Mapped[str] = mapped_column(String(64))
     benefit_id: Mapped[str] = mapped_column(String(64))
+    subject_id: Mapped[str] = mapped_column(String(100), default="", server_default="")  # as Material
     signer: Mapped[str] = mapped_column(String(100))
     signed_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
     due_on: Mapped[date] = mapped_column(Date)
-    __table_args__ = (UniqueConstraint("application_id", "benefit_id", "material_id",
+    __table_args__ = (UniqueConstraint("application_id", "benefit_id", "subject_id", "material_id",
                                        name="uq_commitment_material"),)
 
 

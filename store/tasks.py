@@ -24,8 +24,11 @@ IMPORT_SUFFIXES = (".csv", ".xlsx", ".xlsm")
 def evaluate(db: Database, ctx: jobs.JobContext, args: dict) -> dict:
     res = evaluation.evaluate_window(db, args["window_id"], actor=args.get("actor"), check=ctx.check,
                                      batch_size=args.get("batch_size") or evaluation.EVAL_BATCH,
-                                     progress=lambda done, total: ctx.progress(done, total, f"已判定 {done}/{total}"))
+                                     progress=lambda done, total: ctx.progress(done, total,
+                                                                               f"已判定 {done}/{total} 家企业"))
+    # `evaluated` counts enterprises: the applications plus known enterprises judged for 免申即享.
     return {"evaluated": res.evaluated, "skipped": res.skipped, "failed": res.failed,
+            "applications": res.applications, "known_enterprises": res.known_enterprises,
             "ruleset_version": res.ruleset_version}
 
 

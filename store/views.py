@@ -17,7 +17,11 @@ class _View(BaseModel):
 class WindowCounts(_View):
     applications: int = Field(0, description="申报数")
     by_state: dict[str, int] = Field(default_factory=dict, description="各办理状态的申报数")
-    grant_decisions: dict[str, int] = Field(default_factory=dict, description="资金支持判定结论计数（不含税收优惠）")
+    grant_decisions: dict[str, int] = Field(
+        default_factory=dict, description="规则判定结论计数：资金支持事项按规则引擎的结论（不含复核改变，不含税收优惠）")
+    grant_decisions_reviewed: dict[str, int] = Field(
+        default_factory=dict, description="复核后结论计数：同上，复核改变了结论的按复核结论计")
+    overridden: int = Field(0, description="复核改变了规则判定结论的项数")
     stale: int = Field(0, description="判定已过期（规则或画像有变化）的企业数")
     failed: int = Field(0, description="判定出错的企业数")
     awards: int = Field(0, description="已兑现项数")
@@ -106,6 +110,7 @@ class MaterialView(_View):
     id: int
     material_id: str
     benefit_id: str
+    subject_id: str = Field("", description="所属注册证编号；按企业判定的事项（或早期上传、未记录注册证的）为空")
     name: str
     filename: str
     size: int
@@ -115,6 +120,16 @@ class MaterialView(_View):
     state: str
     state_text: str
     reason: Optional[str] = None
+
+
+class CommitmentView(_View):
+    """容缺承诺: a material promised for later, by whom and until when."""
+    material_id: str
+    name: str
+    subject_id: str = ""
+    signer: str
+    signed_at: datetime
+    due_on: date
 
 
 class ReviewView(_View):
@@ -170,5 +185,15 @@ def status_text(status: str) -> str:
     return STATUS.get(status, status)
 
 
-def state_text(state: str) -> str:
+CORRECTION_EXPIRED = "补正期限已过"     # state `correction` once its deadline has passed
+
+
+def correction_expired(state: str, correction_due: date | None, today: date | None) -> bool:
+    return state == "correction" and correction_due is not None and today is not None and today > correction_due
+
+
+def state_text(state: str, correction_due: date | None = None, today: date | None = None) -> str:
+    """An application's state in words; 待补正 whose deadline has passed reads 补正期限已过."""
+    if correction_expired(state, correction_due, today):
+        return CORRECTION_EXPIRED
     return APPLICATION_STATE.get(state, state)

@@ -22,7 +22,7 @@ from engine.workdays import service_limits
 from store import audit, rulesets
 from store.db import Database
 from store.errors import Conflict, NotFound, RowProblem, ValidationFailed
-from store.models import Application, Award, Decision, Evaluation, Window, utcnow
+from store.models import Application, Award, Decision, Evaluation, Review, Window, utcnow
 from store.views import WindowCounts, WindowView
 
 WINDOW_ID_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,31}$")
@@ -135,11 +135,13 @@ def counts(s: Session, w: Window) -> WindowCounts:
     by_state = dict(s.execute(select(Application.state, func.count())
                               .where(Application.window_id == w.id).group_by(Application.state)).all())
     grant = claimed_grant_counts(s, w.id)
+    reviewed, overridden = reviewed_grant_counts(s, w.id, grant)
     n_awards, total = s.execute(select(func.count(), func.coalesce(func.sum(Award.amount_cny), 0))
                                 .where(Award.window_id == w.id)).one()
     failed = s.scalar(select(func.count()).where(Evaluation.window_id == w.id,
                                                  Evaluation.error.is_not(None))) or 0
     return WindowCounts(applications=sum(by_state.values()), by_state=by_state, grant_decisions=grant,
+                        grant_decisions_reviewed=reviewed, overridden=overridden,
                         stale=stale_count(s, w), failed=failed, awards=n_awards,
                         awards_total_cny=float(total or 0))
 
@@ -169,6 +171,29 @@ def claimed_grant_counts(s: Session, window_id: str, application_ids: list[str] 
     for app_id, status, n in s.execute(q.where(Decision.application_id.in_(application_ids))):
         out.setdefault(app_id, {})[status] = n
     return out
+
+
+def reviewed_grant_counts(s: Session, window_id: str, engine_counts: dict[str, int]
+                          ) -> tuple[dict[str, int], int]:
+    """(the claimed grant decisions by their final verdict — the latest review of the current
+    decision where there is one, else the engine's —, how many a review changed)."""
+    latest: dict[tuple, tuple] = {}
+    for app_id, b, sub, engine, st, claims in s.execute(
+            select(Review.application_id, Review.benefit_id, Review.subject_id, Review.engine_status,
+                   Review.status, Application.claims)
+            .join(Evaluation, Evaluation.id == Review.evaluation_id)
+            .join(Application, Application.id == Review.application_id)
+            .where(Evaluation.window_id == window_id).order_by(Review.id)):
+        if sub == "" or claims is None or sub in claims:
+            latest[(app_id, b, sub)] = (engine, st)
+    out = dict(engine_counts)
+    changed = 0
+    for engine, st in latest.values():
+        if engine != st:
+            changed += 1
+            out[engine] = out.get(engine, 0) - 1
+            out[st] = out.get(st, 0) + 1
+    return {k: v for k, v in out.items() if v}, changed
 
 
 def stale_count(s: Session, w: Window) -> int:

@@ -63,6 +63,37 @@ def test_exports_neutralise_formulas_and_keep_text_as_text(db):
             assert "<f>" not in sheet and "<f " not in sheet
 
 
+def test_money_is_whole_yuan_or_two_decimals_and_a_reviewed_refusal_has_no_amount(db):
+    from store import cases
+    from store import windows as W
+
+    open_h1(db)
+    subs = submit_all(db, "2026-H1", [grant_profile(1), grant_profile(2), grant_profile(3, certs=2)])
+    evaluate(db, "2026-H1")
+    cert = grant_profile(2)["device_registrations"][0]["certificate_no"]
+    cases.review(db, subs[1].application_id, "device-registration-grant", cert, "override", "ineligible",
+                 "经核查，注册证复印件与原件不符", actor="经办人")
+    counts = W.get_window(db, "2026-H1").counts          # engine verdicts and reviewed verdicts apart
+    assert (counts.grant_decisions, counts.grant_decisions_reviewed, counts.overridden) == (
+        {"eligible": 4}, {"eligible": 3, "ineligible": 1}, 1)
+    _, rows = _rows_of_csv(exports.export_decisions(db, "2026-H1", "csv"))
+    overridden = next(r for r in rows if len(r) > 4 and r[4] == cert)
+    assert overridden[5:] == ["符合条件", "不符合条件", "", ""]
+    assert rows[-2:] == [["符合条件", "3"], ["不符合条件", "1"]] and rows[-3] == exports.DECISION_TOTAL_HEADERS
+    for final in (False, True):
+        if final:
+            awards.close_window(db, "2026-H1", reason="测试", today=AFTER_H1)
+        text, rows = _rows_of_csv(exports.export_awards(db, "2026-H1", "csv"))
+        assert ".0\"" not in text
+        assert {r[8] for r in rows[2:5]} == {"300000"}                           # not 300000.0
+        totals = rows[rows.index(exports.AWARD_TOTAL_HEADERS) + 1:]
+        assert totals[0][:3] == ["合计", "3", "900000"]                          # the count in its own column
+        wb = load_workbook(io.BytesIO(exports.export_awards(db, "2026-H1", "xlsx")))
+        assert wb.sheetnames == ["兑现名单" if final else "拟支持名单"]
+    assert exports.csv_bytes("t", ["金额"], [[500000.5], [500000.0]]).decode("utf-8-sig").split("\r\n")[2:4] == [
+        '"500000.50"', '"500000"']
+
+
 def test_tab_and_carriage_return_starts_are_neutralised_too():
     assert [exports.neutralise(v) for v in ("\t=1", "\r=1", "＝1", "a=1", 5)] == ["'\t=1", "'\r=1", "'＝1", "a=1", 5]
 

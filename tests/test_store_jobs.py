@@ -143,6 +143,19 @@ def test_evaluation_is_resumable_and_running_it_twice_stores_nothing_twice(db, t
     assert_history_complete(db, "2026-H1")
 
 
+def test_the_evaluation_job_counts_applications_and_known_enterprises_apart(db):
+    """An applicant of another window is a known enterprise: judged for 免申即享, not counted
+    as an application of this one."""
+    open_h1(db)
+    open_h1(db, "2026-HX")
+    submit_all(db, "2026-H1", [grant_profile(1), grant_profile(2)])
+    submit_all(db, "2026-HX", [grant_profile(3)])
+    job = _evaluation_job(db)
+    jobs.run_pending(db)
+    r = jobs.get(db, job).result
+    assert (r["evaluated"], r["applications"], r["known_enterprises"]) == (3, 2, 1)
+
+
 def test_an_application_that_cannot_be_evaluated_is_recorded_and_blocks_nothing(db, monkeypatch):
     for wid in ("2026-H1", "2026-X"):
         open_h1(db, wid)

@@ -26,7 +26,9 @@ from store import windows as W
 from store.db import Database
 from store.errors import Conflict
 from store.models import Application, Award, Decision, Evaluation, ProfileSnapshot
-from store_fixtures import PG_URL, assert_history_complete, evaluate, pg_schema_url, require_pg
+from store_fixtures import (  # noqa: F401  (fixtures)
+    PG_URL, assert_history_complete, db, evaluate, pg_schema_url, require_pg, store_url,
+)
 
 HERE = Path(__file__).resolve().parent
 DUMP = HERE / "fixtures" / "release-0.1.0.sql"
@@ -199,3 +201,41 @@ def test_upgraded_ledger_and_states_hold_and_nothing_is_paid_twice(upgraded):
     with db.read_session() as s:
         keys = s.execute(sa.select(Award.benefit_id, Award.subject_id)).all()
     assert len(keys) == len(set(keys)) == 5 + len(res.awards)
+
+
+def test_materials_of_a_02_database_get_their_certificate_where_it_is_unambiguous(db):
+    """Revision 0003 gives each stored material and commitment the certificate it was asked
+    for where the application had only one (of those it claimed); the others keep "" and still
+    count for every certificate, as they did."""
+    from alembic import command
+
+    from store import cases
+    from store.db import alembic_config
+    from store.models import Commitment, Material
+    from store_fixtures import AFTER_H1, cert_no, grant_profile, open_h1, submit_all
+
+    grant, change = "device-registration-grant", "registrant_change_document"
+    profiles = [grant_profile(1, origin=None), grant_profile(2, origin=None, certs=2),
+                grant_profile(3, origin=None, certs=2)]
+    for p in profiles:
+        del p["on_serious_dishonest_list"]              # unknown: its credit report may be promised
+    open_h1(db)
+    x, y = (s.application_id for s in submit_all(db, "2026-H1", profiles[:2]))
+    (z,) = (s.application_id for s in submit_all(db, "2026-H1", profiles[2:], claims=[cert_no(3, 0)]))
+    evaluate(db, "2026-H1")
+    cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
+    cases.commit_material(db, x, grant, "credit_report", "张三", actor="企业", today=AFTER_H1)
+    cases.commit_material(db, y, grant, "credit_report", "李四", actor="企业", subject_id=cert_no(2, 0),
+                          today=AFTER_H1)
+    for app, cert in ((x, cert_no(1, 0)), (y, cert_no(2, 1)), (z, cert_no(3, 0))):
+        cases.submit_correction(db, app, {}, [(grant, cert, change, "变更文件.pdf", b"%PDF-1.4\n%%EOF\n")],
+                                actor="企业", today=AFTER_H1)
+    command.downgrade(alembic_config(db), "0002")
+    command.upgrade(alembic_config(db), "head")
+    with db.read_session() as s:
+        mats = dict(s.execute(sa.select(Material.application_id, Material.subject_id)).all())
+        promised = dict(s.execute(sa.select(Commitment.application_id, Commitment.subject_id)).all())
+    assert mats == {x: cert_no(1, 0), y: "", z: cert_no(3, 0)}
+    assert promised == {x: cert_no(1, 0), y: ""}
+    grants = cases.detail(db, y, today=AFTER_H1).grants
+    assert [len(g.materials) for g in grants] == [1, 1]        # unknown certificate: shown under each

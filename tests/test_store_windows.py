@@ -11,7 +11,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
-from engine.workdays import service_limits
+from engine.workdays import UnknownYearError, default_calendar, service_limits
 from store import applications as A
 from store import audit, awards, cases
 from store import windows as W
@@ -20,6 +20,7 @@ from store.errors import Conflict, NotFound, ValidationFailed
 from store.applications import ImportRejected
 from store.intake import template_bytes
 from store.models import Application, ApplicationEvent, AuditLog, Award, Enterprise, Notice
+from store.workdays import horizon_warning
 from store_fixtures import (  # noqa: F401  (fixtures)
     AFTER_H1, IN_H1, app_of, assert_history_complete, db, evaluate, events_of, filled_template,
     grant_profile, notices_of, open_h1, profiles_csv, store_url, submit_all, uscc_of,
@@ -121,12 +122,48 @@ def test_correction_only_after_a_one_time_notice_and_before_its_deadline(db):
     with pytest.raises(Conflict, match="2026年4月16日"):  # after the deadline
         cases.submit_correction(db, c, {}, [], actor="企业", today=date(2026, 4, 17))
     assert app_of(db, c).state == "correction"
+    # The page stops offering 补正 once the deadline has passed, and says so.
+    before, after = cases.detail(db, c, today=date(2026, 4, 16)), cases.detail(db, c, today=date(2026, 4, 17))
+    assert (before.state_text, before.correction_open, before.correction_expired) == ("待补正", True, False)
+    assert (after.state_text, after.correction_open, after.correction_expired) == ("补正期限已过", False, True)
+    assert after.correction_deadline == date(2026, 4, 16)
 
 
 def test_the_windows_correction_period_replaces_the_default(db):
     _, b, _ = _three(db, correction_workdays=3)
     cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
     assert app_of(db, b).correction_due == date(2026, 4, 7)      # 2, 3 and 7 April
+
+
+def _first_year_without_a_schedule() -> int:
+    year = 2026
+    while True:
+        try:
+            default_calendar().schedule(year)
+        except UnknownYearError:
+            return year
+        year += 1
+
+
+def test_a_year_without_a_holiday_schedule_refuses_the_step_and_names_the_file(db):
+    y = _first_year_without_a_schedule()
+    W.open_window(db, "Q4", opens_on=f"{y - 1}-12-01", closes_on=f"{y - 1}-12-20",
+                  coverage_from=f"{y - 1}-04-01", coverage_to=f"{y - 1}-12-20")
+    (sub,) = submit_all(db, "Q4", [grant_profile(1, in_park=False, obtained_on=f"{y - 1}-06-01")],
+                        today=date(y - 1, 12, 10))
+    evaluate(db, "Q4")
+    late = date(y - 1, 12, 28)          # 补正 and 公示 periods counted from here end in year y
+    for step in (lambda: cases.issue_one_time_notices(db, "Q4", today=late),
+                 lambda: awards.publish(db, "Q4", today=late)):
+        with pytest.raises(Conflict) as e:             # 409 in the API and the console
+            step()
+        assert f"rules/workdays/{y}.yaml" in e.value.message and "\n" not in e.value.message
+    assert app_of(db, sub.application_id).state == "judged" and notices_of(db, "Q4", "one_time") == {}
+    assert W.get_window(db, "Q4").state == "open"
+    # The start-up check warns while the missing year is within about six months.
+    assert horizon_warning(date(y - 1, 3, 1)) is None
+    warning = horizon_warning(date(y - 1, 11, 30))
+    assert f"rules/workdays/{y}.yaml" in warning and "\n" not in warning
 
 
 def test_publish_and_close_only_in_order(db):
@@ -137,7 +174,8 @@ def test_publish_and_close_only_in_order(db):
         awards.close_window(db, "2026-H1", today=AFTER_H1)
     assert e.value.problems[0].path == "reason" and "尚未公示" in e.value.problems[0].message
     w = awards.publish(db, "2026-H1", today=AFTER_H1)
-    assert w.state == "publicity" and w.publicity_until == date(2026, 4, 9)   # 5 working days
+    # 5 working days, the day of publishing not counted (出具当日不计入): 2, 3, 7, 8 and 9 April
+    assert w.state == "publicity" and (w.publicity_from, w.publicity_until) == (date(2026, 4, 2), date(2026, 4, 9))
     assert app_of(db, a).state == "publicized"
     with pytest.raises(Conflict, match="公示中"):
         awards.publish(db, "2026-H1", today=AFTER_H1)
@@ -311,9 +349,11 @@ def test_the_application_list_searches_and_filters_on_what_was_applied_for(db):
         return {r.application_id for r in rows}
 
     assert ids() == {a, b, c, d}
-    rows = {r.application_id: r for r in A.list_applications(db, "2026-H1")[1]}
+    rows = {r.application_id: r for r in A.list_applications(db, "2026-H1", today=AFTER_H1)[1]}
     assert rows[d].grant_statuses == {"eligible": 1}          # its unclaimed certificate is not counted
     assert (rows[c].state_text, rows[c].grant_statuses) == ("待补正", {"ineligible": 1})
+    late = {r.application_id: r for r in A.list_applications(db, "2026-H1", today=date(2026, 4, 17))[1]}
+    assert late[c].state_text == "补正期限已过"
     assert ids(status="ineligible") == {c} and ids(status="eligible") == {a, d}
     assert ids(correction_pending=True) == {b, c} and ids(state="judged") == {a, d}
     assert ids(q="测试企业5") == {d} and ids(q=uscc_of(1)[-6:]) == {a}
@@ -324,32 +364,103 @@ def test_the_application_list_searches_and_filters_on_what_was_applied_for(db):
 
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+GRANT = "device-registration-grant"
+CHANGE_DOC = "registrant_change_document"
 
 
-def test_a_rejected_file_reopens_the_correction_and_objections_are_recorded_in_publicity(db):
+def test_a_file_counts_only_for_the_certificate_it_was_uploaded_for(db):
+    open_h1(db)
+    p = grant_profile(8, origin=None, certs=2)
+    del p["on_serious_dishonest_list"]                  # unknown: its credit report may be promised
+    (sub,) = submit_all(db, "2026-H1", [p])
+    app = sub.application_id
+    c0, c1 = (r["certificate_no"] for r in p["device_registrations"])
+    evaluate(db, "2026-H1")
+    cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
+
+    def asked():
+        return {(m["subject_id"], m["material_id"]) for m in cases.detail(db, app, today=AFTER_H1).correction.materials}
+
+    assert {(c0, CHANGE_DOC), (c1, CHANGE_DOC), (c0, "credit_report"), (c1, "credit_report")} <= asked()
+    cases.commit_material(db, app, GRANT, "credit_report", "王五", actor="企业", subject_id=c0, today=AFTER_H1)
+    assert (c0, "credit_report") not in asked() and (c1, "credit_report") in asked()
+    promised = {g.result.subject.id: g.promised for g in cases.detail(db, app, today=AFTER_H1).grants}
+    assert [(x.signer, x.name) for x in promised[c0]] == [("王五", "企业信用报告（无违法违规记录版）")]
+    assert promised[c1] == []
+    with pytest.raises(ValidationFailed) as e:       # without its certificate the file is ambiguous here
+        cases.submit_correction(db, app, {}, [(GRANT, CHANGE_DOC, "变更文件.pdf", PDF)], actor="企业", today=AFTER_H1)
+    assert "多个注册证" in e.value.problems[0].message
+    with pytest.raises(ValidationFailed) as e:
+        cases.upload_material(db, app, GRANT, CHANGE_DOC, "扫描件.pdf", PDF, actor="经办人")
+    assert e.value.problems[0].path == "subject_id"
+    d = cases.submit_correction(db, app, {f"device_registrations[{k}].origin": "introduced" for k in (0, 1)},
+                                [(GRANT, c0, CHANGE_DOC, "变更文件.pdf", PDF)], actor="企业", today=AFTER_H1)
+    by_cert = {g.result.subject.id: g for g in d.grants}
+    assert [(m.subject_id, m.filename) for m in by_cert[c0].materials] == [(c0, "变更文件.pdf")]
+    assert by_cert[c1].materials == []
+    cases.upload_material(db, app, GRANT, CHANGE_DOC, "扫描件.pdf", PDF, actor="经办人", subject_id=c1)
+    by_cert = {g.result.subject.id: g for g in cases.detail(db, app, today=AFTER_H1).grants}
+    assert [m.filename for m in by_cert[c1].materials] == ["扫描件.pdf"]
+    # Rejecting one certificate's file leaves the other's as it was.
+    cases.review_material(db, app, by_cert[c0].materials[0].id, False, "未盖章", actor="经办人", today=AFTER_H1)
+    by_cert = {g.result.subject.id: g for g in cases.detail(db, app, today=AFTER_H1).grants}
+    assert [m.state for m in by_cert[c0].materials] == ["rejected"]
+    assert [m.state for m in by_cert[c1].materials] == ["pending"]
+
+
+def test_a_rejected_file_reopens_the_correction_and_holds_its_award(db):
     a, b, c = _three(db)
     cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
-    d = cases.submit_correction(db, b, {ORIGIN: "introduced"},
-                                [("device-registration-grant", "registrant_change_document", "变更文件.pdf", PDF)],
+    cert = grant_profile(2)["device_registrations"][0]["certificate_no"]
+    d = cases.submit_correction(db, b, {ORIGIN: "introduced"}, [(GRANT, cert, CHANGE_DOC, "变更文件.pdf", PDF)],
                                 actor="企业", today=AFTER_H1)
     (m,) = d.grants[0].materials
-    assert (m.state_text, m.content_type) == ("待审核", "application/pdf")
+    assert (m.state_text, m.content_type, d.grants[0].final_status) == ("待审核", "application/pdf", "eligible")
     with pytest.raises(ValidationFailed) as e:
         cases.review_material(db, b, m.id, False, " ", actor="经办人", today=AFTER_H1)
     assert e.value.problems[0].path == "reason"
     cases.review_material(db, b, m.id, False, "变更文件未盖章", actor="经办人", today=AFTER_H1)
+    # Reopened while the deadline allows, asking for the rejected file although the verdict
+    # is eligible; the enterprise uploads a replacement.
     d = cases.detail(db, b, today=AFTER_H1)
-    assert d.state == "correction" and d.correction.open          # reopened: the deadline allows
-    assert d.grants[0].materials[0].reason == "变更文件未盖章"
+    assert d.state == "correction" and d.correction_open and d.grants[0].materials[0].reason == "变更文件未盖章"
+    assert [(x["subject_id"], x["material_id"], x["rejected"], x["reason"]) for x in d.correction.materials] == [
+        (cert, CHANGE_DOC, True, "变更文件未盖章")]
     with pytest.raises(Conflict, match="已审核"):
         cases.review_material(db, b, m.id, True, None, actor="经办人", today=AFTER_H1)
+    d = cases.submit_correction(db, b, {}, [(GRANT, cert, CHANGE_DOC, "盖章后.pdf", PDF)], actor="企业",
+                                today=AFTER_H1)
+    assert d.state == "corrected" and d.correction.materials == []
+    # The close preview says which 补正 deadlines still run (C has not answered).
+    preview = awards.close_preview(db, "2026-H1", today=AFTER_H1)
+    assert (preview["corrections_running"], preview["corrections_until"]) == (1, date(2026, 4, 16))
+    # The replacement is rejected after the deadline: nothing reopens, and the award is held —
+    # neither published nor paid — until staff decide.
+    late = date(2026, 4, 17)
+    replacement = cases.detail(db, b, today=late).grants[0].materials[-1]
+    cases.review_material(db, b, replacement.id, False, "仍未盖章", actor="经办人", today=late)
+    d = cases.detail(db, b, today=late)
+    assert d.state == "corrected" and not d.correction_open
+    for act in (lambda: awards.publish(db, "2026-H1", today=late),
+                lambda: awards.close_window(db, "2026-H1", reason="测试", today=late)):
+        with pytest.raises(Conflict) as e:
+            act()
+        assert b in e.value.message and "医疗器械注册变更文件" in e.value.message and a not in e.value.message
+    assert [x["application_id"] for x in awards.close_preview(db, "2026-H1", today=late)["rejected_materials"]] == [b]
+    cases.review(db, b, GRANT, cert, "override", "ineligible", "注册人变更文件未按要求补正", actor="经办人")
     with pytest.raises(Conflict, match="公示期"):
         cases.raise_objection(db, a, "该企业不在园区", actor="公众")
-    awards.publish(db, "2026-H1", today=date(2026, 4, 17))
+    w = awards.publish(db, "2026-H1", today=late)       # Friday: 公示 runs from Monday, five working days
+    assert (w.publicity_from, w.publicity_until) == (date(2026, 4, 20), date(2026, 4, 24))
     cases.raise_objection(db, a, "该企业不在园区", actor="公众")
     (o,) = cases.detail(db, a).objections
     cases.resolve_objection(db, o["id"], "经核实，企业注册地在园区", actor="经办人")
     with pytest.raises(Conflict, match="已处理"):
         cases.resolve_objection(db, o["id"], "再次处理", actor="经办人")
     assert [e.action for e in cases.detail(db, a).events][-2:] == ["objection", "objection.resolve"]
+    res = awards.close_window(db, "2026-H1", today=date(2026, 4, 27))
+    assert [x.application_id for x in res.awards] == [a] and res.refused == sorted([b, c])
+    # Once refused (or paid) the 补正 deadline is history: the page no longer shows it.
+    d = cases.detail(db, b)
+    assert d.correction_due == date(2026, 4, 16) and d.correction_deadline is None and not d.correction_open
     assert_history_complete(db, "2026-H1")
