@@ -21,7 +21,7 @@ from api.schemas import error_entry, live_examples
 from api.settings import Settings
 from engine import Evaluator
 from notices.service import NoticeService   # also registers the notices.bundle job kind
-from store import jobs, tasks  # noqa: F401 — tasks registers the store's job kinds
+from store import jobs, tasks, workdays  # noqa: F401 — tasks registers the store's job kinds
 from store.db import Database, masked
 
 log = logging.getLogger("yagu.api")
@@ -79,6 +79,9 @@ def create_app(settings: Settings | None = None, evaluator: Evaluator | None = N
         check_storage(db)
         app.openapi()                       # compiles the rules (and the examples) before the first request
         app.state.notices = NoticeService(db)
+        horizon = workdays.horizon_warning()
+        if horizon:
+            log.warning(horizon)
         unset = app.state.notices.settings.unset()
         if unset:
             log.warning("文书设置未填写：%s（rules/notice-settings.yaml）；填写前不出具正式文书", "、".join(unset))

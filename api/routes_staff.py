@@ -298,10 +298,12 @@ async def review(application_id: ApplicationId, body: ReviewRequest, request: Re
              responses={**AUTH, **error_responses(404, 409, 413, 422)})
 async def upload_material(application_id: ApplicationId, request: Request, file: UploadFile = File(...),
                           benefit_id: Text = Form(..., max_length=64), material_id: Text = Form(..., max_length=64),
+                          subject_id: Optional[Text] = Form(None, max_length=100,
+                                                           description="注册证编号（该材料为哪一张注册证提交）"),
                           who: Staff = Depends(require_staff)):
     name, data = _filename(file, "material"), await file.read()
     await _call(cases.upload_material, _db(request), application_id, benefit_id, material_id, name, data,
-                actor=who.actor)
+                actor=who.actor, subject_id=subject_id or None)
     return Response(status_code=204)
 
 

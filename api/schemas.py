@@ -252,6 +252,14 @@ class ProactiveEntry(BaseModel):
     amount_provisional: bool
 
 
+class HeldAward(BaseModel):
+    application_id: str = Field(description="申报编号")
+    enterprise_name: str = Field(description="企业名称")
+    benefit_id: str = Field(description="事项编号")
+    subject_id: str = Field(description="注册证编号（企业级事项为空）")
+    materials: list[str] = Field(description="未通过审核的材料名称")
+
+
 class ClosePreview(BaseModel):
     awards: int = Field(description="将写入兑现台账的项数")
     amount_cny: float = Field(description="兑现金额合计（元）")
@@ -260,6 +268,10 @@ class ClosePreview(BaseModel):
     early: bool = Field(description="公示期未满（提前关闭须写明理由）")
     stale: int = Field(description="未按现行规则判定的申报数（须先批量判定）")
     state: str = Field(description="批次当前状态")
+    rejected_materials: list[HeldAward] = Field(
+        default_factory=list, description="因材料未通过审核而暂不兑现（也不公示）的拟支持事项；须先审核补交的材料或复核")
+    corrections_running: int = Field(0, description="补正期限尚未届满的申报数")
+    corrections_until: Optional[date] = Field(None, description="其中最晚的补正期限")
 
 
 class CloseOutcome(BaseModel):
