@@ -322,8 +322,9 @@ async def application_correction(request: Request):
     uploads = []
     for key, f in form.multi_items():
         if key.startswith("file:") and not isinstance(f, str) and f.filename:
-            benefit, _, material = key[5:].partition("|")
-            uploads.append((benefit, material, f.filename, await f.read()))
+            parts = key[5:].split("|")
+            if len(parts) == 3:  # benefit | subject (certificate, "" for the enterprise) | material
+                uploads.append((parts[0], parts[1], parts[2], f.filename, await f.read()))
     revision = str(form.get("revision") or "")
     names = {f"files.{m['material_id']}": m["name"] for m in (d.correction.materials if d.correction else [])}
     try:
@@ -356,7 +357,8 @@ async def application_commit(request: Request):
     try:
         await run_in_threadpool(lambda: cases.commit_material(
             _rt(request).db, app_id, str(form.get("benefit_id", "")), str(form.get("material_id", "")),
-            str(form.get("signer", "")), actor=f"企业（申报 {app_id}）"))
+            str(form.get("signer", "")), actor=f"企业（申报 {app_id}）",
+            subject_id=str(form["subject_id"]) if "subject_id" in form else None))
     except (ValidationFailed, Conflict) as e:
         errors = problems(e) if isinstance(e, ValidationFailed) else []
         return page(request, "message.html", {"title": "承诺未签署", "message": e.message if not errors else "请修改后重试：",

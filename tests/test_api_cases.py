@@ -455,3 +455,37 @@ def test_storage_outage_is_a_503_and_the_health_check_says_so(api: Api, tmp_path
         rt.db = healthy
         outage.dispose()
     assert api.c.get("/healthz").status_code == 200
+
+
+def test_the_enterprise_page_files_each_upload_under_its_certificate(api: Api):
+    """Two certificates of one application both lack their 来源 and so both are asked the same
+    materials: each file input on the enterprise's page names its certificate, the upload lands
+    under that certificate, and a 容缺 commitment names the certificate it covers."""
+    c, staff = api.c, api.staff
+    c.post("/v1/windows", headers=staff, json={
+        "id": "W9", "opens_on": days(-30).isoformat(), "closes_on": days(-2).isoformat(),
+        "coverage_from": "2025-01-01", "coverage_to": days(-2).isoformat()})
+    p = profile(91, certificate={"origin": None})
+    p["device_registrations"].append({**p["device_registrations"][0], "certificate_no": cert_no(92)})
+    sub = applications.submit_application(api.db, "W9", p, channel="api", actor="测试", today=days(-3))
+    wait_job(api, c.post("/v1/windows/W9/evaluate", headers=staff))
+    assert c.post("/v1/windows/W9/one-time-notices", headers=staff).json() == {"issued": 1}
+    detail = c.get(f"/v1/applications/{sub.application_id}/detail", headers=staff).json()
+    assert detail["state"] == "correction"
+
+    c.cookies.clear()
+    assert c.post("/application/login", data={"application_id": sub.application_id,
+                                              "access_code": sub.access_code}).status_code == 200
+    view = c.get("/application/view").text
+    inputs = re.findall(r'type="file" name="file:([^"]+)"', view)
+    assert {i.split("|")[1] for i in inputs} == {cert_no(91), cert_no(92)}, inputs
+    one = next(i for i in inputs if i.split("|")[1] == cert_no(92))
+    csrf = re.search(r'name="csrf" value="([^"]+)"', view).group(1)
+    pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    r = c.post("/application/correction", data={"csrf": csrf}, follow_redirects=False,
+               files={f"file:{one}": ("第二张证的材料.pdf", pdf, "application/pdf")})
+    assert r.status_code == 303 and r.headers["location"].endswith("done=corrected"), r.text
+    c.cookies.clear()
+    grants = c.get(f"/v1/applications/{sub.application_id}/detail", headers=staff).json()["grants"]
+    filed = {g["result"]["subject"]["id"]: [m["filename"] for m in g["materials"]] for g in grants}
+    assert filed == {cert_no(91): [], cert_no(92): ["第二张证的材料.pdf"]}, filed
