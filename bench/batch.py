@@ -8,7 +8,11 @@ whole pipeline, engine time inside the evaluation (summed over worker processes)
 this process and of the largest worker, and the ratio to a baseline measured in the same run:
 the engine alone (one process, `Evaluator.evaluate_many` in batches of 500 on already parsed
 profiles, no serialisation, no database) on the same synthetic profiles.
-Targets (2-core machine): whole pipeline ≤ 120 s for 100,000 applications, peak RSS ≤ 1 GB.
+Then replays every stored decision of the last run (rate, differences) and reports the
+database's bytes per decision.
+Targets (issue 12, 2-core machine, 100,000 applications): open → import → evaluate → close
+≤ 30 s on SQLite and ≤ 40 s on PostgreSQL; ≤ 150 MB of database; peak RSS of this process
+≤ 500 MB. "close" here is 公示 then close, on the days the window's calendar allows.
 """
 from __future__ import annotations
 
@@ -51,13 +55,18 @@ def engine_baseline(profiles: list[dict], ev) -> float:
     return len(parsed) / (time.perf_counter() - t0)
 
 
-def run(kind: str, n: int, data: bytes, ev, workers: int) -> dict:
+def run(kind: str, n: int, data: bytes, ev, workers: int, replay_too: bool = False) -> dict:
     import sqlalchemy as sa
 
     from store.db import Database
-    from store.intake import import_applications
-    from store.windows import close_window, evaluate_window, open_window
-    from store_fixtures import H1, PG_URL, pg_schema_url
+    from store.applications import import_applications
+    from store.awards import close_window, publish
+    from store.evaluation import evaluate_window
+    from store.replay import replay
+    from store.windows import open_window
+    from store_fixtures import AFTER_H1, H1, IN_H1, PG_URL, pg_schema_url
+
+    close_day = AFTER_H1 + __import__("datetime").timedelta(days=14)   # after the default 公示 period
 
     if kind == "sqlite":
         tmp = tempfile.mkdtemp(prefix="yagu-bench-")
@@ -87,7 +96,7 @@ def run(kind: str, n: int, data: bytes, ev, workers: int) -> dict:
         open_window(db, "2026-H1", **H1)
         t["open"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        rep = import_applications(db, "2026-H1", data, "bench.csv")
+        rep = import_applications(db, "2026-H1", data, "bench.csv", today=IN_H1)
         t["import"] = time.perf_counter() - t0
         assert rep.created == n, rep
         stats: dict = {}
@@ -96,8 +105,13 @@ def run(kind: str, n: int, data: bytes, ev, workers: int) -> dict:
         t["evaluate"] = time.perf_counter() - t0
         assert res.evaluated == n
         t0 = time.perf_counter()
-        closed = close_window(db, "2026-H1")
+        publish(db, "2026-H1", today=AFTER_H1)
+        closed = close_window(db, "2026-H1", today=close_day, actor="bench")
         t["close"] = time.perf_counter() - t0
+        if replay_too:
+            t0 = time.perf_counter()
+            rp = replay(db, "2026-H1")
+            t["replay"] = (time.perf_counter() - t0, rp)
         t["total"] = t["open"] + t["import"] + t["evaluate"] + t["close"]
         t["engine"] = stats["engine_seconds"]
         t["stats"] = stats
@@ -126,13 +140,15 @@ def main() -> None:
                     help="evaluation processes; a comma-separated list runs each (e.g. 1,2)")
     ap.add_argument("--baseline-n", type=int, default=20_000,
                     help="profiles for the engine-alone baseline (the first N of the same set)")
+    ap.add_argument("--no-replay", dest="replay", action="store_false",
+                    help="skip replaying the last run's decisions")
     args = ap.parse_args()
 
-    from store.windows import get_evaluator
+    from store import rulesets
     from store_fixtures import make_profile, profiles_csv
 
     t0 = time.perf_counter()
-    ev = get_evaluator()
+    ev = rulesets.current()
     print(f"规则编译 {time.perf_counter() - t0:.1f} s")
     t0 = time.perf_counter()
     profiles = [make_profile(i) for i in range(args.n)]
@@ -143,9 +159,10 @@ def main() -> None:
     print(f"基线：规则引擎单进程 {base:.0f} 件/秒（{base_n} 份同一批画像，已解析，不含序列化与数据库）")
     del profiles
     sys.stdout.flush()
+    counts = [int(x) for x in args.workers.split(",")]
     for kind in args.stores.split(","):
-        for workers in [int(x) for x in args.workers.split(",")]:
-            t = run(kind, args.n, data, ev, workers)
+        for workers in counts:
+            t = run(kind, args.n, data, ev, workers, replay_too=args.replay and workers == counts[-1])
             rate = args.n / t["total"]
             print(f"[{kind}, {t['workers']} 个评估进程] 开设 {t['open']:.2f} s | 导入 {t['import']:.1f} s | "
                   f"评估 {t['evaluate']:.1f} s（规则引擎累计 {t['engine']:.1f} s）| 关闭 {t['close']:.1f} s | "
@@ -156,7 +173,12 @@ def main() -> None:
             st = t["stats"]
             print(f"    评估明细：解析画像 {st['parse_seconds']:.1f} s + 规则引擎 {st['engine_seconds']:.1f} s"
                   f" + 序列化压缩 {st['encode_seconds']:.1f} s（评估进程内，各进程累计）；主进程 读画像 "
-                  f"{st['read_seconds']:.1f} s，写结论 {st['write_seconds']:.1f} s，等待评估进程 {st['wait_seconds']:.1f} s")
+                  f"{st['read_seconds']:.1f} s，写结论 {st['write_seconds']:.1f} s，循环合计 {st['loop_seconds']:.1f} s")
+            print(f"    数据库 {t['db_mb']:.0f} MB = 每件申报 {t['db_mb'] * 1e6 / args.n:.0f} 字节（含画像、申报、判定、台账、日志）")
+            if "replay" in t:
+                secs, rp = t["replay"]
+                print(f"    重放核验：{rp.evaluations} 家企业的 {rp.decisions} 项判定 {secs:.1f} s = {rp.evaluations / secs:.0f} 家/秒，"
+                      f"一致 {rp.identical} 项，差异 {len(rp.differences)} 项，未存档规则 {rp.not_archived} 件")
             sys.stdout.flush()
 
 

@@ -25,7 +25,7 @@ from store.db import Database
 from store.errors import Conflict, RowProblem, ValidationFailed
 from store.models import (Application, Award, Decision, Enterprise, Evaluation, ProfileSnapshot, Review,
                           Window, utcnow)
-from store.notices import assign_number
+from store.notices import assign_numbers
 from store.views import AwardList, AwardView, Totals
 from store.workdays import add_workdays, next_workday
 
@@ -74,13 +74,15 @@ def grant_decisions(s: Session, window_id: str) -> list[Candidate]:
     for chunk in chunks(list({r.snapshot_hash for r in rows if r.subject_id})):
         profiles.update(s.execute(select(ProfileSnapshot.hash, ProfileSnapshot.profile)
                                   .where(ProfileSnapshot.hash.in_(chunk))).all())
-    out = []
+    out, facts = [], {}
     for r in rows:
         if r.subject_id and r.claims is not None and r.subject_id not in r.claims:
             continue
         cls = origin = None
         if r.subject_id:
-            cls, origin = _certificate_facts(registry, profiles[r.snapshot_hash], r.subject_id)
+            if r.snapshot_hash not in facts:      # one parse per profile, not per certificate
+                facts[r.snapshot_hash] = _certificate_facts(registry, profiles[r.snapshot_hash])
+            cls, origin = facts[r.snapshot_hash].get(r.subject_id, (None, None))
         out.append(Candidate(r.id, r.uscc, r.name, r.application_id, r.benefit_id, r.subject_id or r.uscc,
                              reviewed.get((r.application_id, r.benefit_id, r.subject_id), r.status),
                              None if r.amount_cny is None else float(r.amount_cny), bool(r.amount_provisional),
@@ -88,13 +90,14 @@ def grant_decisions(s: Session, window_id: str) -> list[Candidate]:
     return out
 
 
-def _certificate_facts(registry, profile: dict, cert_no: str) -> tuple[Optional[str], Optional[str]]:
+def _certificate_facts(registry, profile: dict) -> dict[str, tuple[Optional[str], Optional[str]]]:
+    """Class and origin of each certificate of a stored profile, by certificate number."""
     p = parse_profile(profile, registry, date.max)
     info = registry.list_of("certificate")
+    out: dict = {}
     for item in getattr(p, info.name) or []:
-        if info.key_of(item) == cert_no:
-            return registry.facts["certificate.device_class"].read(item), item.origin
-    return None, None
+        out.setdefault(info.key_of(item), (registry.facts["certificate.device_class"].read(item), item.origin))
+    return out
 
 
 def _view(c: Candidate, titles: dict[str, str]) -> AwardView:
@@ -232,11 +235,13 @@ def publish(db: Database, window_id: str, *, actor: str | None = None, today: da
         doing = "公示拟支持名单（计算公示期）"
         start, until = next_workday(today, doing), add_workdays(today, w.publicity_workdays, doing)
         on_list = sorted({c.application_id for c in cands})
-        apps = {a.id: a for a in s.execute(select(Application).where(Application.id.in_(on_list))).scalars()}
-        for app_id in on_list:
-            app = apps[app_id]
-            audit.event(s, app_id, actor, "publicize", app.state, "publicized", None)
-            app.state, app.revision = "publicized", app.revision + 1
+        now, who, t = utcnow(), actor or audit.default_actor(), Application.__table__
+        states = dict(s.execute(select(Application.id, Application.state)
+                                .where(Application.window_id == window_id)).all())
+        audit.events(s, [(a, now, who, "publicize", states[a], "publicized", None) for a in on_list])
+        for chunk in chunks(on_list):
+            s.execute(t.update().where(t.c.id.in_(chunk)).values(state="publicized", updated_at=now,
+                                                                 revision=t.c.revision + 1))
         w.state, w.published_at = "publicity", utcnow()
         w.publicity_from, w.publicity_until = start, until
         audit.record(s, actor, "window.publish", window_id,
@@ -308,7 +313,8 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
         if early and not reason:
             until = f"公示期至 {cn_date(w.publicity_until)}" if w.publicity_until else "尚未公示"
             raise ValidationFailed([RowProblem(f"{until}；提前关闭须写明理由", path="reason")])
-        cands = [c for c in grant_decisions(s, window_id) if c.status == "eligible"]
+        decided = grant_decisions(s, window_id)
+        cands = [c for c in decided if c.status == "eligible"]
         blocked = rejected_materials(s, db, w, cands)
         if blocked:
             raise _held_by_rejections(blocked, "关闭批次")
@@ -342,15 +348,14 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
                                 "awarded_in_window": wid,
                                 "reason": f"该注册证已在申报批次 {wid} 获得支持，不重复支持"})
         awarded_apps = {a.application_id for a in awards}
-        decided_apps = {c.application_id for c in grant_decisions(s, window_id)}
+        decided_apps = {c.application_id for c in decided}
         refused = sorted(decided_apps - awarded_apps)
         states = dict(s.execute(select(Application.id, Application.state)
                                 .where(Application.window_id == window_id)).all())
-        for app_id in sorted(awarded_apps):
-            audit.event(s, app_id, actor, "award", states[app_id], "awarded", None)
-        for app_id in refused:
-            assign_number(s, window_id, app_id, "non_support", today)
-            audit.event(s, app_id, actor, "refuse", states[app_id], "refused", None)
+        assign_numbers(s, window_id, refused, "non_support", today)
+        who = actor or audit.default_actor()
+        audit.events(s, [(a, now, who, "award", states[a], "awarded", None) for a in sorted(awarded_apps)]
+                     + [(a, now, who, "refuse", states[a], "refused", None) for a in refused])
         t = Application.__table__
         for ids, state in ((sorted(awarded_apps), "awarded"), (refused, "refused")):
             for chunk in chunks(ids):

@@ -18,6 +18,7 @@ from typing import Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from store.bulk import insert_rows
 from store.errors import NotFound
 from store.models import Notice, Window, utcnow
 
@@ -50,6 +51,31 @@ def format_number(kind: str, year: int, seq: int) -> str:
 def window_year(window: Window) -> int:
     head = window.id.split("-", 1)[0]
     return int(head) if head.isdigit() and len(head) == 4 else window.opens_on.year
+
+
+def assign_numbers(session: Session, window_id: str, application_ids: list[str], kind: str,
+                   issued_on: date) -> int:
+    """Number the notices of this kind for many applications at once, in the order given
+    (a window's close): the window row is locked once, applications that already hold one
+    keep it, the rest take the next numbers in one insert. Returns how many were numbered."""
+    if kind not in KINDS or not KINDS[kind].char:
+        raise ValueError(f"未知的告知书类型：{kind}")
+    window = session.execute(select(Window).where(Window.id == window_id).with_for_update()
+                             ).scalar_one_or_none()
+    if window is None:
+        raise NotFound(f"申报批次 {window_id} 不存在")
+    held = set(session.scalars(select(Notice.application_id).where(Notice.window_id == window_id,
+                                                                   Notice.kind == kind)))
+    todo = [a for a in application_ids if a not in held]
+    seq = session.scalar(select(func.max(Notice.seq)).where(Notice.window_id == window_id,
+                                                            Notice.kind == kind)) or 0
+    year, now = window_year(window), utcnow()
+    rows = [(window_id, a, kind, seq + i, format_number(kind, year, seq + i), issued_on, now)
+            for i, a in enumerate(todo, 1)]
+    if rows:
+        insert_rows(session.connection(), Notice.__table__,
+                    ("window_id", "application_id", "kind", "seq", "number", "issued_on", "created_at"), rows)
+    return len(rows)
 
 
 def assign_number(session: Session, window_id: str, application_id: str, kind: str,

@@ -322,11 +322,16 @@ def test_a_state_change_and_its_history_entry_are_one_transaction(db, monkeypatc
         assert s.scalar(select(func.count()).select_from(Notice)) == 0
         assert set(s.scalars(select(Application.state))) == {"judged"}
         assert s.scalar(select(func.count()).where(ApplicationEvent.action == "notice.one_time")) == 0
-    calls.clear()
-    monkeypatch.setattr(audit, "event", fail_on_second)
+    real_many = audit.events
+
+    def crash_after_history(s, rows):     # the ledger and the history written, not committed
+        real_many(s, rows)
+        raise RuntimeError("crash inside close")
+
+    monkeypatch.setattr(audit, "events", crash_after_history)
     with pytest.raises(RuntimeError):
         awards.close_window(db, "2026-H1", reason="测试", today=AFTER_H1)
-    monkeypatch.setattr(audit, "event", real)
+    monkeypatch.setattr(audit, "events", real_many)
     with db.read_session() as s:
         assert s.scalar(select(func.count()).select_from(Award)) == 0
     assert W.get_window(db, "2026-H1").state == "open"
