@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from engine.profile import parse_profile, shanghai_today
+from engine.profile import shanghai_today
 from engine.vocabulary import cn_date
 from store import audit, rulesets
 from store import windows as W
@@ -70,18 +70,19 @@ def grant_decisions(s: Session, window_id: str) -> list[Candidate]:
         .order_by(Application.submitted_at, Decision.uscc, Decision.benefit_id, Decision.subject_id)).all()
     reviewed = _final_statuses(s, window_id)
     registry = rulesets.current().registry
-    profiles: dict[str, dict] = {}
+    # Class and origin of each certificate, read from the stored (validated) profiles a chunk
+    # at a time: holding every profile of a 100,000-application window cost a gigabyte.
+    facts: dict[str, dict] = {}
     for chunk in chunks(list({r.snapshot_hash for r in rows if r.subject_id})):
-        profiles.update(s.execute(select(ProfileSnapshot.hash, ProfileSnapshot.profile)
-                                  .where(ProfileSnapshot.hash.in_(chunk))).all())
-    out, facts = [], {}
+        for h, profile in s.execute(select(ProfileSnapshot.hash, ProfileSnapshot.profile)
+                                    .where(ProfileSnapshot.hash.in_(chunk))):
+            facts[h] = _certificate_facts(registry, profile)
+    out = []
     for r in rows:
         if r.subject_id and r.claims is not None and r.subject_id not in r.claims:
             continue
         cls = origin = None
         if r.subject_id:
-            if r.snapshot_hash not in facts:      # one parse per profile, not per certificate
-                facts[r.snapshot_hash] = _certificate_facts(registry, profiles[r.snapshot_hash])
             cls, origin = facts[r.snapshot_hash].get(r.subject_id, (None, None))
         out.append(Candidate(r.id, r.uscc, r.name, r.application_id, r.benefit_id, r.subject_id or r.uscc,
                              reviewed.get((r.application_id, r.benefit_id, r.subject_id), r.status),
@@ -90,13 +91,19 @@ def grant_decisions(s: Session, window_id: str) -> list[Candidate]:
     return out
 
 
+class _Stored(dict):
+    """A certificate of a stored profile, read as the registry reads a parsed one. Stored
+    profiles hold canonical values (validated on the way in), so the two read alike."""
+    __getattr__ = dict.get
+
+
 def _certificate_facts(registry, profile: dict) -> dict[str, tuple[Optional[str], Optional[str]]]:
     """Class and origin of each certificate of a stored profile, by certificate number."""
-    p = parse_profile(profile, registry, date.max)
     info = registry.list_of("certificate")
+    cls = registry.facts["certificate.device_class"].read
     out: dict = {}
-    for item in getattr(p, info.name) or []:
-        out.setdefault(info.key_of(item), (registry.facts["certificate.device_class"].read(item), item.origin))
+    for item in map(_Stored, profile.get(info.name) or []):
+        out.setdefault(info.key_of(item), (cls(item), item.origin))
     return out
 
 
