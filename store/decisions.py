@@ -21,7 +21,28 @@ from engine.results import BenefitResult, EligibilityResponse
 
 CODE = {"pass": "p", "fail": "f", "unknown": "u"}
 OUTCOME = {v: k for k, v in CODE.items()}
-_PRIMED = zlib.compressobj(1)
+_PLAIN = zlib.compressobj(1)
+WITH_DICTIONARY = b"\x01"      # a record compressed with its ruleset's stored dictionary
+
+
+def dictionary_of(book) -> bytes:
+    """A zlib preset dictionary for the records of one ruleset: what a record of each benefit
+    looks like (its id, kind, statuses, the facts each criterion reads and the values an
+    enumerated fact takes). Records then cost about a third. It is stored with the ruleset
+    (store.rulesets) and read back from there to decode, so a change to this function never
+    touches records already stored."""
+    facts = book.fields.facts
+
+    def seen(path: str) -> str:
+        values = getattr(facts[path].spec, "values", None) if path in facts else None
+        return "".join(f'"{path}":"{v}",' for v in (values or {})) + f'"{path}":null'
+
+    rows = []
+    for b in book.benefits.values():
+        obs = ",".join("{" + ",".join(seen(p) for p in c.reads) + "}" for c in b.criteria)
+        rows.append(f'["{b.id}","","{b.spec.kind}","needs_info",null,false,"{"p" * len(b.criteria)}",[{obs}],[]]')
+    words = '"eligible","ineligible","not_applicable","needs_info",true,false,null,0,'
+    return (words + "[" + ",".join(rows) + "]").encode()[-32768:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,17 +65,31 @@ def decided_of(r: BenefitResult) -> Decided:
                    [c.observed for c in r.criteria], r.missing_facts)
 
 
-def pack(results: list[BenefitResult]) -> bytes:
-    """The compact, compressed record of one enterprise's results."""
+def pack(results: list[BenefitResult], zdict: bytes = b"") -> bytes:
+    """The compact, compressed record of one enterprise's results; with `zdict` (its ruleset's
+    stored dictionary) about a third of the size."""
     rows = [[r.benefit_id, r.subject.id if r.subject else "", r.kind, r.status, r.amount_cny,
              r.amount_provisional, "".join(CODE[c.outcome] for c in r.criteria),
              [c.observed for c in r.criteria], r.missing_facts] for r in results]
-    co = _PRIMED.copy()
-    return co.compress(orjson.dumps(rows)) + co.flush()
+    if not zdict:
+        co = _PLAIN.copy()
+        return co.compress(orjson.dumps(rows)) + co.flush()
+    co = zlib.compressobj(6, zdict=zdict)
+    return WITH_DICTIONARY + co.compress(orjson.dumps(rows)) + co.flush()
 
 
-def unpack(blob: bytes) -> list[Decided]:
-    return [Decided(*row) for row in orjson.loads(zlib.decompress(bytes(blob)))]
+def unpack(blob: bytes, zdict: bytes | None = None) -> list[Decided]:
+    """A stored record; `zdict` is its ruleset's stored dictionary (store.rulesets.dictionary),
+    needed by records packed with one."""
+    blob = bytes(blob)
+    if blob[:1] == WITH_DICTIONARY:
+        if not zdict:
+            raise RebuildMismatch("该判定记录需要其规则版本存档的压缩字典")
+        d = zlib.decompressobj(zdict=zdict)
+        text = d.decompress(blob[1:]) + d.flush()
+    else:
+        text = zlib.decompress(blob)
+    return [Decided(*row) for row in orjson.loads(text)]
 
 
 class RebuildMismatch(RuntimeError):

@@ -144,7 +144,7 @@ def evaluate_window(db: Database, window_id: str, *, progress: Callable[[int, in
         w = W.get(s, window_id)
         if w.state == "closed":
             raise Conflict(f"申报批次 {window_id} 已关闭，不能再判定")
-        rulesets.archive(s, ev.book)
+        zdict = rulesets.archive(s, ev.book)
     with db.read_session() as s:
         w = W.get(s, window_id)
         awarded = awarded_elsewhere(s, window_id)
@@ -156,7 +156,7 @@ def evaluate_window(db: Database, window_id: str, *, progress: Callable[[int, in
     total = len(todo)
     if progress:
         progress(0, total)
-    runner = make_runner(ev, workers, total, w.as_of, W.context(w), awarded)
+    runner = make_runner(ev, workers, total, w.as_of, W.context(w), awarded, zdict)
     profile_text = cast(ProfileSnapshot.profile, Text)
     clock = {"read": 0.0, "write": 0.0}
 
@@ -212,10 +212,10 @@ def judge_now(s: Session, app: Application, w: Window, ev: Evaluator | None = No
     """Evaluate one application at once, inside the caller's transaction (after a 补正):
     returns its outcome ("ok", record, grants) or ("error", reason)."""
     ev = ev or rulesets.current()
-    rulesets.archive(s, ev.book)
+    zdict = rulesets.archive(s, ev.book)
     awarded = awarded_elsewhere(s, w.id)
     text = s.scalar(select(cast(ProfileSnapshot.profile, Text)).where(ProfileSnapshot.hash == app.snapshot_hash))
-    (outcome,), _ = evaluate_batch(ev, [text], w.as_of, W.context(w), awarded)
+    (outcome,), _ = evaluate_batch(ev, [text], w.as_of, W.context(w), awarded, zdict)
     key = input_key(base_key(ev.ruleset_version, w, awarded), app.snapshot_hash, app.id)
     write_outcomes(s, w, ev.ruleset_version, [(app.uscc, app.snapshot_hash, app.id, key)], [outcome], utcnow())
     return outcome

@@ -78,12 +78,12 @@ def parse_stored_profile(text: str | bytes | dict, registry):
     return model.model_validate_json(text, context={"today": date.max})
 
 
-def record_of(resp) -> tuple:
+def record_of(resp, zdict: bytes = b"") -> tuple:
     """One enterprise's outcome: ("ok", compact record, grant rows) where a grant row is
     (benefit_id, subject_id, status, amount, provisional)."""
     grants = [(r.benefit_id, r.subject.id if r.subject else "", r.status, r.amount_cny,
                bool(r.amount_provisional)) for r in resp.results if r.kind == "grant"]
-    return "ok", pack(resp.results), grants
+    return "ok", pack(resp.results, zdict), grants
 
 
 def _failure(exc: BaseException, registry=None) -> tuple:
@@ -97,7 +97,7 @@ def _failure(exc: BaseException, registry=None) -> tuple:
     return "error", "该企业画像无法判定（程序出错），已记入日志，请联系系统管理员"
 
 
-def evaluate_batch(ev, texts: list, as_of: date, window, awarded) -> tuple[list[tuple], tuple]:
+def evaluate_batch(ev, texts: list, as_of: date, window, awarded, zdict: bytes = b"") -> tuple[list[tuple], tuple]:
     """(one outcome per enterprise, (parse, engine, encode) seconds) for a batch of stored
     profiles. A profile that cannot be parsed or decided gets ("error", reason); the rest
     of the batch is decided as usual."""
@@ -121,10 +121,10 @@ def evaluate_batch(ev, texts: list, as_of: date, window, awarded) -> tuple[list[
             out.append(_failure(p, ev.registry))
             continue
         if resps is not None:
-            out.append(record_of(next(resps)))
+            out.append(record_of(next(resps), zdict))
             continue
         try:
-            out.append(record_of(ev.evaluate(p, as_of=as_of, window=window, awarded=awarded)))
+            out.append(record_of(ev.evaluate(p, as_of=as_of, window=window, awarded=awarded), zdict))
         except Exception as exc:  # noqa: BLE001
             out.append(_failure(exc, ev.registry))
     return out, (t1 - t0, t2 - t1, time.perf_counter() - t2)
@@ -164,13 +164,13 @@ class InProcessRunner:
     workers = 1
     worker_peak_rss_mb = 0.0
 
-    def __init__(self, ev, as_of: date, window, awarded):
-        self.ev, self.as_of, self.window, self.awarded = ev, as_of, window, awarded
+    def __init__(self, ev, as_of: date, window, awarded, zdict: bytes = b""):
+        self.ev, self.as_of, self.window, self.awarded, self.zdict = ev, as_of, window, awarded, zdict
         self.times = _Times()
 
     def run(self, batches: Iterable[tuple[Any, list]]) -> Iterator[tuple[Any, list]]:
         for key, texts in batches:
-            rows, t = evaluate_batch(self.ev, texts, self.as_of, self.window, self.awarded)
+            rows, t = evaluate_batch(self.ev, texts, self.as_of, self.window, self.awarded, self.zdict)
             self.times.add(t)
             yield key, rows
 
@@ -270,10 +270,10 @@ class PoolRunner:
     """N worker processes, each with its own Evaluator; results come back in batch order
     with at most IN_FLIGHT_PER_WORKER batches queued per worker (bounded memory)."""
 
-    def __init__(self, ev, workers: int, as_of: date, window, awarded):
+    def __init__(self, ev, workers: int, as_of: date, window, awarded, zdict: bytes = b""):
         init = {"sources": ev.book.sources, "backend": ev.backend,
                 "ruleset_version": ev.ruleset_version, "as_of": as_of, "window": window,
-                "awarded": awarded}
+                "awarded": awarded, "zdict": zdict}
         self.workers = workers
         self.times = _Times()
         self.worker_peak_rss_mb = 0.0
@@ -314,13 +314,15 @@ class PoolRunner:
         self._procs = []
 
 
-def make_runner(ev, workers: Optional[int], subjects: int, as_of: date, window, awarded):
+def make_runner(ev, workers: Optional[int], subjects: int, as_of: date, window, awarded, zdict: bytes = b""):
+    """Evaluate here or in worker processes; records are packed with `zdict`, the stored
+    dictionary of the ruleset's records."""
     n, explicit = resolve_workers(workers)
     if n > 1 and not explicit and subjects < POOL_MIN_SUBJECTS:
         n = 1
     if n == 1:
-        return InProcessRunner(ev, as_of, window, awarded)
-    return PoolRunner(ev, n, as_of, window, awarded)
+        return InProcessRunner(ev, as_of, window, awarded, zdict)
+    return PoolRunner(ev, n, as_of, window, awarded, zdict)
 
 
 # --- the worker process ------------------------------------------------------------------
@@ -368,7 +370,7 @@ def main() -> None:
                 return
             if msg is None:
                 return
-            rows, t = evaluate_batch(ev, msg[1], init["as_of"], init["window"], awarded)
+            rows, t = evaluate_batch(ev, msg[1], init["as_of"], init["window"], awarded, init["zdict"])
             out.send(("ok", rows, t, peak_rss_mb()))
     except BaseException:  # noqa: BLE001 — reported to the parent, which raises it
         try:

@@ -56,6 +56,8 @@ class Ruleset(Base):
     version: Mapped[str] = mapped_column(String(128), primary_key=True)
     engine_version: Mapped[str] = mapped_column(String(128))
     files: Mapped[Optional[bytes]] = mapped_column(LargeBinary)  # zlib(JSON {path: text}); None = not archived
+    # zlib preset dictionary of this ruleset's decision records (store.decisions); None = plain records
+    pack_dictionary: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
     note: Mapped[Optional[str]] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
 

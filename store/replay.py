@@ -119,7 +119,7 @@ def replay(db: Database, window_id: str, *, progress: Callable[[int, int], None]
         except Exception:  # noqa: BLE001 — reported as not archived
             report.not_archived += 1
             continue
-        stored = D.unpack(blob)
+        stored = D.unpack(blob, rulesets.dictionary(db, version))
         p = parse_stored_profile(profile, ev.registry)
         now = ev.evaluate(p, as_of=w.as_of, window=ctx, awarded=ledger_of(ev.registry, stored))
         fresh = {(d.benefit_id, d.subject_id): d for d in map(D.decided_of, now.results)}
@@ -168,7 +168,7 @@ def impact(db: Database, window_id: str, rules_dir: str | Path | None = None, as
     for i, (uscc, app_id, version, blob, profile, name) in enumerate(rows):
         ev = rulesets.evaluator_for(db, version)
         report.base_version = version
-        stored = D.unpack(blob)
+        stored = D.unpack(blob, rulesets.dictionary(db, version))
         p = parse_stored_profile(profile, other.registry)
         res = other.evaluate(p, as_of=when, window=ctx, awarded=ledger_of(ev.registry, stored))
         fresh = {(d.benefit_id, d.subject_id): d for d in map(D.decided_of, res.results)}

@@ -16,19 +16,21 @@ import threading
 import zlib
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from engine import Evaluator, Rulebook, load_rulebook
 from engine.version import ENGINE_VERSION
 from store.db import Database
+from store.decisions import dictionary_of
 from store.errors import NotFound
 from store.models import Ruleset, utcnow
 
 _lock = threading.Lock()
 _current: Evaluator | None = None
 _archived: dict[str, Evaluator] = {}      # version → evaluator of the archived files
+_dictionaries: dict[str, bytes] = {}      # version → stored dictionary of its records
 _ARCHIVE_CACHE = 8
 
 
@@ -48,15 +50,38 @@ def use(evaluator: Evaluator) -> None:
     _current = evaluator
 
 
-def archive(s: Session, book: Rulebook) -> None:
-    """Store the rule files of `book` under its version (once; concurrent writers agree)."""
-    if s.get(Ruleset, book.version) is not None:
-        return
-    blob = zlib.compress(json.dumps(book.sources, ensure_ascii=False, sort_keys=True).encode(), 9)
-    insert = postgresql.insert if s.bind.dialect.name == "postgresql" else sqlite.insert
-    s.execute(insert(Ruleset).values(version=book.version, engine_version=ENGINE_VERSION,
-                                     files=blob, created_at=utcnow())
-              .on_conflict_do_nothing(index_elements=["version"]))
+def archive(s: Session, book: Rulebook) -> bytes:
+    """Store the rule files of `book` under its version (once; concurrent writers agree).
+    Returns the version's stored dictionary for its decision records (made and stored here
+    the first time, also for a version archived before records had one)."""
+    row = s.get(Ruleset, book.version)
+    if row is not None and row.pack_dictionary is not None:
+        return bytes(row.pack_dictionary)
+    zdict = dictionary_of(book)
+    if row is not None:
+        s.execute(update(Ruleset).where(Ruleset.version == book.version, Ruleset.pack_dictionary.is_(None))
+                  .values(pack_dictionary=zdict))
+    else:
+        blob = zlib.compress(json.dumps(book.sources, ensure_ascii=False, sort_keys=True).encode(), 9)
+        insert = postgresql.insert if s.bind.dialect.name == "postgresql" else sqlite.insert
+        s.execute(insert(Ruleset).values(version=book.version, engine_version=ENGINE_VERSION,
+                                         files=blob, pack_dictionary=zdict, created_at=utcnow())
+                  .on_conflict_do_nothing(index_elements=["version"]))
+    return bytes(s.scalar(select(Ruleset.pack_dictionary).where(Ruleset.version == book.version)))
+
+
+def dictionary(db: Database, version: str) -> bytes | None:
+    """The stored dictionary of a version's decision records (None: its records are plain)."""
+    with _lock:
+        if version in _dictionaries:
+            return _dictionaries[version]
+    with db.read_session() as s:
+        zdict = s.scalar(select(Ruleset.pack_dictionary).where(Ruleset.version == version))
+    if zdict is not None:
+        with _lock:
+            _dictionaries[version] = bytes(zdict)   # never changes once stored
+        return bytes(zdict)
+    return None
 
 
 def evaluator_for(db: Database, version: str) -> Evaluator:

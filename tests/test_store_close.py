@@ -361,7 +361,7 @@ def test_sigkill_during_a_correction_rejudgement_then_restart(kind, tmp_path):
                 decs = s.execute(select(Decision.status).where(Decision.application_id == b)).scalars().all()
                 mats = s.scalar(select(func.count()).select_from(Material))
                 snap = s.scalar(select(Application.snapshot_hash).where(Application.id == b))
-            return (app.state, app.revision, len(app.events), snap, unpack(ev.results), decs, mats)
+            return (app.state, app.revision, len(app.events), snap, unpack(ev.results, rulesets.dictionary(db, ev.ruleset_version)), decs, mats)
 
         before = state()
         _killed_at_mark(url, CORRECTION_KILLED, tmp_path, b)

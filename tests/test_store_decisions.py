@@ -65,6 +65,31 @@ def test_changing_the_rules_after_close_changes_nothing_the_window_shows(db, tmp
     assert "Ⅱ类、Ⅲ类医疗器械产品注册证资金支持" in before["exports"][0].decode("utf-8-sig")
 
 
+def test_records_decode_with_the_dictionary_stored_with_their_ruleset(db, monkeypatch):
+    """Records are packed with a dictionary made from their ruleset and stored with it: they
+    take a fraction of the plain size, read back through the stored dictionary even when the
+    code that makes dictionaries changes later, and a plain record (as stored before) still
+    reads."""
+    from store import decisions as D
+
+    open_h1(db)
+    (sub,) = submit_all(db, "2026-H1", [grant_profile(1)])
+    evaluate(db, "2026-H1")
+    before = cases.detail(db, sub.application_id, today=date(2026, 5, 1)).model_dump()
+    with db.read_session() as s:
+        e = s.execute(select(Evaluation)).scalar_one()
+        blob, version = bytes(e.results), e.ruleset_version
+    plain = zlib.compress(zlib.decompressobj(zdict=rulesets.dictionary(db, version)).decompress(blob[1:]))
+    assert blob[:1] == b"\x01" and len(blob) * 2 < len(plain), (len(blob), len(plain))
+    monkeypatch.setattr(D, "dictionary_of", lambda book: b"a different dictionary")
+    monkeypatch.setattr(rulesets, "dictionary_of", lambda book: b"a different dictionary")
+    monkeypatch.setattr(rulesets, "_dictionaries", {})
+    assert cases.detail(db, sub.application_id, today=date(2026, 5, 1)).model_dump() == before
+    with db.session() as s:                       # a record stored before dictionaries existed
+        s.execute(Evaluation.__table__.update().values(results=plain))
+    assert cases.detail(db, sub.application_id, today=date(2026, 5, 1)).model_dump() == before
+
+
 def _profiles(n: int, seed: int = 0) -> list[dict]:
     return [make_profile(i, seed) for i in range(n)]
 
@@ -85,12 +110,16 @@ def test_replay_re_decides_every_stored_decision_identically(db, tmp_path, rules
     # A stored decision altered after the fact is found, with the criterion that differs.
     with db.session() as s:
         for e in s.execute(select(Evaluation).order_by(Evaluation.uscc)).scalars():
-            rows = orjson.loads(zlib.decompress(e.results))
+            zdict = rulesets.dictionary(db, e.ruleset_version)
+            d = zlib.decompressobj(zdict=zdict)
+            assert e.results[:1] == b"\x01"            # packed with its ruleset's dictionary
+            rows = orjson.loads(d.decompress(e.results[1:]) + d.flush())
             row = next((r for r in rows if r[2] == "grant" and r[3] != "eligible"), None)
             if row is not None:
                 break
         row[3], row[6] = "eligible", "p" * len(row[6])
-        e.results = zlib.compress(orjson.dumps(rows))
+        co = zlib.compressobj(zdict=zdict)
+        e.results = b"\x01" + co.compress(orjson.dumps(rows)) + co.flush()
         uscc = e.uscc
     rep = replay.replay(db, "2026-H1")
     assert len(rep.differences) == 1
