@@ -72,8 +72,11 @@ def grant_decisions(s: Session, window_id: str) -> list[Candidate]:
     registry = rulesets.current().registry
     # Class and origin of each certificate, read from the stored (validated) profiles a chunk
     # at a time: holding every profile of a 100,000-application window cost a gigabyte.
+    # Only eligible subjects are listed with their class and origin (award lists, totals).
+    wanted = {r.snapshot_hash for r in rows if r.subject_id and reviewed.get(
+        (r.application_id, r.benefit_id, r.subject_id), r.status) == "eligible"}
     facts: dict[str, dict] = {}
-    for chunk in chunks(list({r.snapshot_hash for r in rows if r.subject_id})):
+    for chunk in chunks(list(wanted)):
         for h, profile in s.execute(select(ProfileSnapshot.hash, ProfileSnapshot.profile)
                                     .where(ProfileSnapshot.hash.in_(chunk))):
             facts[h] = _certificate_facts(registry, profile)
@@ -82,7 +85,7 @@ def grant_decisions(s: Session, window_id: str) -> list[Candidate]:
         if r.subject_id and r.claims is not None and r.subject_id not in r.claims:
             continue
         cls = origin = None
-        if r.subject_id:
+        if r.subject_id and r.snapshot_hash in facts:
             cls, origin = facts[r.snapshot_hash].get(r.subject_id, (None, None))
         out.append(Candidate(r.id, r.uscc, r.name, r.application_id, r.benefit_id, r.subject_id or r.uscc,
                              reviewed.get((r.application_id, r.benefit_id, r.subject_id), r.status),
