@@ -315,6 +315,9 @@ EXPECTED_PROVISIONAL = {
     ("device-registration-grant", "grant_amounts", date(2022, 9, 19)),
     # 2025年第7号's formula article was not retrieved verbatim
     ("vat-credit-refund", "full_refund_rate", date(2025, 9, 1)),
+    ("vat-credit-refund", "refund_rate_low", date(2025, 9, 1)),
+    ("vat-credit-refund", "refund_band_limit", date(2025, 9, 1)),
+    ("vat-credit-refund", "refund_rate_high", date(2025, 9, 1)),
     ("vat-credit-refund", "full_refund_rate", date(2026, 1, 1)),
     # whether 2025年第7号 continues unchanged under the VAT Law from 2026-01-01
     ("vat-credit-refund", "industry_share_min", date(2026, 1, 1)),
