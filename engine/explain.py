@@ -15,7 +15,7 @@ from engine.loader import Benefit, WindowContext
 from engine.registry import FieldRegistry
 from engine.results import (BenefitResult, CriterionResult, MaterialRef, RouteResult, Subject, WindowRef)
 from engine.ruleschema import AmountSpec, Route
-from engine.vocabulary import PROVISIONAL_AMOUNT, STATUS, cn_date, money_short, percent
+from engine.vocabulary import PROVISIONAL_AMOUNT, STATUS, cn_date, cn_dates_in, money_short, percent
 
 
 def fmt_number(v: float, unit: str) -> str:
@@ -231,7 +231,7 @@ class Explainer:
             criteria.append(CriterionResult(
                 id=c.id, text=text, outcome=out, observed=observed, threshold=threshold,
                 legal_basis=basis, materials=mats, provisional=c.provisional,
-                provisional_note=c.provisional_note))
+                provisional_note=cn_dates_in(c.provisional_note)))
         outs = {cr.outcome for cr in criteria}
         status = "ineligible" if FAIL in outs else "needs_info" if UNKNOWN in outs else "eligible"
         route, note = None, None
@@ -244,7 +244,7 @@ class Explainer:
         return BenefitResult(
             benefit_id=spec.id, title=spec.title, kind=spec.kind, subject=subject, status=status,
             status_text=STATUS[status], amount_cny=amount, amount_provisional=provisional,
-            amount_note="；".join(notes) or None, criteria=criteria,
+            amount_note=cn_dates_in("；".join(notes)) or None, criteria=criteria,
             missing_facts=sorted(set(missing)), required_materials=materials,
             missing_materials=missing_mat, window=window, note=note, route=route)
 
@@ -266,7 +266,7 @@ class Explainer:
                 continue
             docs = self.b.docs
             chosen = RouteResult(id=r.id, title=r.title, binding=r.binding,
-                                 legal_basis=[docs[b.ref].citation(b.article) for b in r.basis], note=r.note,
+                                 legal_basis=[docs[b.ref].citation(b.article) for b in r.basis], note=cn_dates_in(r.note),
                                  criteria=[c.id for c in crits])
             note = None
             if undecided:

@@ -108,6 +108,16 @@ def cn_date(d: dt.date | str | None) -> str:
     return f"{d.year}年{d.month}月{d.day}日"
 
 
+_ISO_IN_TEXT = re.compile(r"(?<![0-9])([0-9]{4})-([0-9]{2})-([0-9]{2})(?![0-9])")
+
+
+def cn_dates_in(text: str | None) -> str | None:
+    """Dates a rule file's note writes as 2023-02-01, as readers write them (2023年2月1日)."""
+    if not text:
+        return text
+    return _ISO_IN_TEXT.sub(lambda m: f"{int(m[1])}年{int(m[2])}月{int(m[3])}日", text)
+
+
 def money(v: Any) -> str:
     """1,800,000元 / 1,800,000.50元."""
     if v is None:
