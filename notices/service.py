@@ -91,6 +91,8 @@ class NoticeService:
         if kind not in KINDS or not KINDS[kind].char:
             raise Conflict(f"未知的告知书类型：{kind}")
         self._check_issuable(d, kind)
+        if kind == "one_time":              # as issued, whatever the 补正 changed since
+            d = cases.detail(self.db, d.application_id, as_issued=kind)
         with self.db.read_session() as s:
             row = s.execute(select(Notice).where(Notice.application_id == d.application_id,
                                                  Notice.kind == kind)).scalar_one_or_none()

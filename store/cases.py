@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Optional
 
 from pydantic import BaseModel, Field
@@ -108,7 +108,10 @@ class Loaded:
     results: list[BenefitResult]
 
 
-def _load(s: Session, db: Database, application_id: str, *, lock: bool = False, suggest: bool = False) -> Loaded:
+def _load(s: Session, db: Database, application_id: str, *, lock: bool = False, suggest: bool = False,
+          basis: Optional[Notice] = None) -> Loaded:
+    """The application and its results: of its current evaluation, or (`basis`) of the
+    evaluation a notice was issued on."""
     q = select(Application).where(Application.id == application_id)
     if lock:
         q = q.with_for_update()
@@ -121,6 +124,10 @@ def _load(s: Session, db: Database, application_id: str, *, lock: bool = False, 
     profile = s.get(ProfileSnapshot, app.snapshot_hash).profile
     evaluation = s.execute(select(Evaluation).where(Evaluation.window_id == app.window_id,
                                                     Evaluation.uscc == app.uscc)).scalar_one_or_none()
+    if basis is not None:
+        evaluation = Evaluation(id=basis.basis_evaluation_id, window_id=app.window_id, uscc=app.uscc,
+                                application_id=app.id, ruleset_version=basis.basis_ruleset_version,
+                                profile_hash=basis.basis_profile_hash, results=basis.basis_results, error=None)
     ev, results = None, []
     if evaluation is not None and evaluation.results is not None:
         ev = rulesets.evaluator_for(db, evaluation.ruleset_version)
@@ -132,13 +139,16 @@ def _load(s: Session, db: Database, application_id: str, *, lock: bool = False, 
     return Loaded(app, w, ent, profile, evaluation, ev, results)
 
 
-def _reviews(s: Session, app: Application, evaluation: Optional[Evaluation]) -> dict[tuple, Review]:
-    """The latest review of each grant decision of the current evaluation."""
+def _reviews(s: Session, app: Application, evaluation: Optional[Evaluation],
+             until: datetime | None = None) -> dict[tuple, Review]:
+    """The latest review of each grant decision of the evaluation (made by `until`)."""
     if evaluation is None:
         return {}
     out: dict[tuple, Review] = {}
-    for r in s.execute(select(Review).where(Review.application_id == app.id,
-                                            Review.evaluation_id == evaluation.id).order_by(Review.id)).scalars():
+    q = select(Review).where(Review.application_id == app.id, Review.evaluation_id == evaluation.id)
+    if until is not None:
+        q = q.where(Review.at <= until)
+    for r in s.execute(q.order_by(Review.id)).scalars():
         out[(r.benefit_id, r.subject_id)] = r
     return out
 
@@ -190,15 +200,24 @@ def standing_rejections(s: Session, window_id: str, decisions: list[tuple[str, s
     return out
 
 
-def detail(db: Database, application_id: str, *, today: date | None = None) -> ApplicationDetail:
+def detail(db: Database, application_id: str, *, today: date | None = None,
+           as_issued: str | None = None) -> ApplicationDetail:
+    """The application as its page shows it; with `as_issued` (a notice kind), its results and
+    reviews as they stood when that notice was issued (one-time notices keep that basis)."""
     with db.read_session() as s:
-        L = _load(s, db, application_id, suggest=True)
-        return _detail(s, L, today or shanghai_today())
+        notice = None
+        if as_issued:
+            notice = s.execute(select(Notice).where(Notice.application_id == application_id,
+                                                    Notice.kind == as_issued)).scalar_one_or_none()
+            if notice is not None and notice.basis_results is None:
+                notice = None
+        L = _load(s, db, application_id, suggest=True, basis=notice)
+        return _detail(s, L, today or shanghai_today(), until=notice.created_at if notice else None)
 
 
-def _detail(s: Session, L: Loaded, today: date) -> ApplicationDetail:
+def _detail(s: Session, L: Loaded, today: date, until: datetime | None = None) -> ApplicationDetail:
     app = L.app
-    reviews = _reviews(s, app, L.evaluation)
+    reviews = _reviews(s, app, L.evaluation, until)
     mats = s.execute(select(Material).where(Material.application_id == app.id).order_by(Material.id)).scalars().all()
     commits = s.execute(select(Commitment).where(Commitment.application_id == app.id)).scalars().all()
     grants = []
@@ -320,7 +339,10 @@ def issue_one_time_notices(db: Database, window_id: str, *, actor: str | None = 
             L = _load(s, db, app_id, lock=True)
             if not needs_correction(L.results, L.app):
                 continue
-            assign_number(s, window_id, app_id, "one_time", today)
+            n = assign_number(s, window_id, app_id, "one_time", today)
+            e = L.evaluation                      # the notice reads as issued, whatever follows
+            n.basis_evaluation_id, n.basis_ruleset_version = e.id, e.ruleset_version
+            n.basis_profile_hash, n.basis_results = e.profile_hash, e.results
             _move(s, L.app, "correction", actor, "notice.one_time", {"due": due.isoformat()})
             L.app.correction_due = due
             issued += 1

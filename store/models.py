@@ -303,6 +303,12 @@ class Notice(Base):
     number: Mapped[str] = mapped_column(String(64))
     issued_on: Mapped[date] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    # What a one-time notice was issued on (the evaluation at that moment), so that it reads
+    # the same after the 补正 has judged the application again. None: rendered from the current one.
+    basis_evaluation_id: Mapped[Optional[int]] = mapped_column(BigId)
+    basis_ruleset_version: Mapped[Optional[str]] = mapped_column(String(128))
+    basis_profile_hash: Mapped[Optional[str]] = mapped_column(String(64))
+    basis_results: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
     __table_args__ = (
         UniqueConstraint("window_id", "kind", "seq", name="uq_notice_seq"),
         UniqueConstraint("application_id", "kind", name="uq_notice_application_kind"),

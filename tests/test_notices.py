@@ -443,6 +443,25 @@ def test_notice_after_the_rules_changed_shows_the_decision_as_made(sqlite_db, tm
 
 
 @pytest.mark.timeout(300)
+def test_a_one_time_notice_reads_as_issued_after_the_correction(sqlite_db):
+    """The 补正 judges the application again; its one-time notice, opened afterwards, still says
+    what it said when it was issued (the page shows the new result)."""
+    (app,) = _window(sqlite_db, [_failing(6)])
+    cases.issue_one_time_notices(sqlite_db, "2026-H1", today=TODAY)
+    asked = cases.detail(sqlite_db, app, today=TODAY).correction
+    assert asked.facts == ["on_serious_dishonest_list", "violations"], asked.facts
+    svc = NoticeService(sqlite_db, settings=SETTINGS)
+    before = svc.render(app, "one_time", "html")
+    assert "违法" in html_text(before.data.decode())
+    after_fix = cases.submit_correction(sqlite_db, app, {"on_serious_dishonest_list": False, "violations": []}, [],
+                                        actor="企业", today=TODAY)
+    assert after_fix.state == "corrected"
+    assert all(g.result.missing_facts == [] for g in after_fix.grants)          # the page: judged again
+    again = svc.render(app, "one_time", "html")
+    assert again.number == before.number and again.data == before.data
+
+
+@pytest.mark.timeout(300)
 def test_bundle_zips_one_pdf_per_notice_named_by_enterprise_and_kind(sqlite_db):
     apps = _window(sqlite_db, [_failing(4), _failing(5)])
     cases.issue_one_time_notices(sqlite_db, "2026-H1", today=TODAY)
