@@ -82,21 +82,6 @@ def assign_number(session: Session, window_id: str, application_id: str, kind: s
                   issued_on: date) -> Notice:
     """This application's notice of this kind: the existing one on re-render, else the next
     number in sequence. Runs in the caller's transaction."""
-    if kind not in KINDS or not KINDS[kind].char:
-        raise ValueError(f"未知的告知书类型：{kind}")
-    window = session.execute(select(Window).where(Window.id == window_id).with_for_update()
-                             ).scalar_one_or_none()
-    if window is None:
-        raise NotFound(f"申报批次 {window_id} 不存在")
-    existing = session.execute(select(Notice).where(Notice.application_id == application_id,
-                                                    Notice.kind == kind)).scalar_one_or_none()
-    if existing is not None:
-        return existing
-    seq = (session.scalar(select(func.max(Notice.seq)).where(Notice.window_id == window_id,
-                                                             Notice.kind == kind)) or 0) + 1
-    notice = Notice(window_id=window_id, application_id=application_id, kind=kind, seq=seq,
-                    number=format_number(kind, window_year(window), seq), issued_on=issued_on,
-                    created_at=utcnow())
-    session.add(notice)
-    session.flush()
-    return notice
+    assign_numbers(session, window_id, [application_id], kind, issued_on)
+    return session.execute(select(Notice).where(Notice.application_id == application_id,
+                                                Notice.kind == kind)).scalar_one()
