@@ -154,7 +154,8 @@ def _print_human(prof, resp, registry) -> None:
         if path in registry.lists:
             if v is None:
                 return f"{registry.label(path)}：未提供"
-            count = f"{v['min']}～{v['max']}（含待核实记录）" if isinstance(v, dict) else v
+            count = f"{v['min']}～{v['max']}（含待核实记录）" if isinstance(v, dict) else \
+                len(v) if isinstance(v, list) else v
             return f"{registry.label(path)}中符合条件的记录：{count} 条"
         return f"{registry.label(path)}：{registry.value_text(path, v)}"
 

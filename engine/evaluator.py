@@ -379,7 +379,7 @@ class Evaluator:
         crit = CriterionResult(
             id="has_subject", text=f"企业至少有一项{info.item_label}（本项按每项{info.item_label}分别判定）",
             outcome="unknown" if unknown else "fail", observed={info.name: None if unknown else []},
-            threshold=f"{info.label}数量 ≥ 1", legal_basis=[b.spec.legal_basis[0].citation()],
+            threshold=f"至少有 1 项{info.item_label}", legal_basis=[b.spec.legal_basis[0].citation()],
             materials=[])
         return BenefitResult(
             benefit_id=b.id, title=b.spec.title, kind=b.spec.kind, subject=None, status=status,

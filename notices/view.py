@@ -84,7 +84,8 @@ def _criterion(c: CriterionResult, reg: FieldRegistry, profile: Optional[dict]) 
     for path, value in c.observed.items():
         if path in reg.lists:
             count = "未提供" if value is None else (f"{value['min']}～{value['max']} 条（含待核实记录）"
-                                                 if isinstance(value, dict) else f"{value} 条")
+                                                 if isinstance(value, dict) else
+                                                 f"{len(value) if isinstance(value, list) else value} 条")
             observed.append({"name": f"{reg.label(path)}中符合条件的记录", "value": count})
         else:
             observed.append({"name": reg.label(path), "value": reg.value_text(path, value)})

@@ -29,7 +29,8 @@ PLACEHOLDERS = ["待设置", "待填写", "None", "null", "undefined", "NaN", "T
 ESCAPES = [re.compile(r"&(?:[a-z]+|#\d+|#x[0-9a-f]+);", re.I),       # HTML escaped twice
            re.compile(r"\\[\x21-\x2f\x3a-\x40\x5b-\x60\x7b-\x7e]")]   # a Typst escape printed
 PATTERNS = [re.compile(r"[A-Za-z_]+\[\d+\]"),                         # list item paths
-            re.compile(r"(?<![A-Za-z0-9])[a-z][a-z0-9]*(?:_[a-z0-9]+)+(?![A-Za-z0-9])")]  # snake_case
+            re.compile(r"(?<![A-Za-z0-9])[a-z][a-z0-9]*(?:_[a-z0-9]+)+(?![A-Za-z0-9])"),  # snake_case
+            re.compile(r"\[\s*\]|\{\s*\}|[≥≤]")]                        # Python reprs, formulas
 
 
 def _ascii_word(v: Any) -> bool:
@@ -158,8 +159,8 @@ def _with_certificate(p: dict, k: int, registry: FieldRegistry) -> dict:
 def covering_profiles(registry: FieldRegistry) -> list[dict]:
     """Profiles that between them show every enum value and leave every fact unknown: one per
     value index (every enum field takes its k-th value, derived enums through the numbers and
-    codes they come from), one per third of the facts left unknown, and one that knows only
-    who the enterprise is."""
+    codes they come from), one per third of the facts left unknown, one that knows only who
+    the enterprise is, and one whose every list is empty (no certificate at all)."""
     base = {f.id: _example(f) for f in registry.entered_fields()}
     enums = [f for f in registry.entered_fields() if f.values]
     item_enums = {name: [s for s in info.spec.fields if s.values] for name, info in registry.lists.items()}
@@ -192,4 +193,6 @@ def covering_profiles(registry: FieldRegistry) -> list[dict]:
             p[f.id] = [{**item, **unknown} for item in p[f.id]]
     profiles.append(p)
     profiles.append({"uscc": make_uscc("91512000MC0000000"), "name": "资阳只知其名口腔医疗器械有限公司"})
+    none = {**base, "uscc": make_uscc("91512000MC0000001"), "name": "资阳无注册证测试口腔医疗器械有限公司"}
+    profiles.append(none | {f.id: [] for f in registry.entered_fields() if f.type == "list"})  # every list empty
     return profiles
