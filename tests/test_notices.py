@@ -462,6 +462,27 @@ def test_a_one_time_notice_reads_as_issued_after_the_correction(sqlite_db):
 
 
 @pytest.mark.timeout(300)
+def test_a_refusal_after_an_unanswered_correction_states_what_could_not_be_established(sqlite_db):
+    """An application whose facts stayed missing past its 补正 deadline is refused at close; its
+    不予支持告知书 names every condition that could not be established and why (it once said
+    "理由和依据如下" and then nothing)."""
+    from store import awards
+
+    (app,) = _window(sqlite_db, [_failing(7)])
+    cases.issue_one_time_notices(sqlite_db, "2026-H1", today=TODAY)
+    unknown = [c.text for g in cases.detail(sqlite_db, app, today=TODAY).grants for c in g.result.criteria
+               if c.outcome == "unknown"]
+    assert unknown
+    awards.publish(sqlite_db, "2026-H1", today=date(2026, 4, 20))
+    awards.close_window(sqlite_db, "2026-H1", today=date(2026, 5, 20), actor="测试")
+    doc = NoticeService(sqlite_db, settings=SETTINGS).render(app, "non_support", "pdf")
+    text = "".join(pdf_text(doc.data).split())
+    assert "无法认定符合条件" in text
+    for c in unknown:
+        assert "".join(c.split()) in text, c
+
+
+@pytest.mark.timeout(300)
 def test_bundle_zips_one_pdf_per_notice_named_by_enterprise_and_kind(sqlite_db):
     apps = _window(sqlite_db, [_failing(4), _failing(5)])
     cases.issue_one_time_notices(sqlite_db, "2026-H1", today=TODAY)
