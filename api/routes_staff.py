@@ -183,7 +183,8 @@ async def decisions(window_id: WindowId, request: Request, who: Staff = Depends(
                          "批次已公示或已关闭时返回 409。",
              responses={**AUTH, **error_responses(404, 409)})
 async def one_time_notices(window_id: WindowId, request: Request, who: Staff = Depends(require_staff)):
-    return Issued(issued=await _call(cases.issue_one_time_notices, _db(request), window_id, actor=who.actor))
+    return Issued(issued=await _call(request.app.state.notices.issue_one_time_notices, _db(request), window_id,
+                                     actor=who.actor))
 
 
 @router.get("/v1/windows/{window_id}/proactive", summary="免申即享名单", response_model=list[ProactiveEntry],

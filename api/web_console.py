@@ -281,7 +281,7 @@ async def _window_action(request: Request, window_id: str, fn, done: str, need: 
 
 @router.post("/staff/windows/{window_id}/one-time-notices")
 async def one_time_notices(request: Request, window_id: str):
-    return await _window_action(request, window_id, cases.issue_one_time_notices, "notices")
+    return await _window_action(request, window_id, request.app.state.notices.issue_one_time_notices, "notices")
 
 
 @router.post("/staff/windows/{window_id}/publish")

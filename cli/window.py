@@ -13,13 +13,13 @@ import click
 
 from cli.common import db_handle, fail, money, run
 from engine.vocabulary import STATUS, ruleset_text
-from store import applications, awards, cases, exports, jobs
+from store import applications, awards, exports, jobs
 from store import windows as W
 from store.intake import template_bytes
 from store.paths import private_dir, write_private
 from store.rulesets import current
 from store.tasks import stash_upload
-import notices.service  # noqa: F401 — registers the notices.bundle job kind (run here by `follow`)
+import notices.service  # also registers the notices.bundle job kind (run here by `follow`)
 
 
 def register(main: click.Group) -> None:
@@ -162,7 +162,8 @@ def window_evaluate(window_id, no_wait):
 @window.command("notices", help="发出一次性告知书：资金支持事项未全部符合条件的申报，起算补正期限")
 @click.argument("window_id")
 def window_notices(window_id):
-    n = run(cases.issue_one_time_notices, db_handle(), window_id, actor=ACTOR)
+    db = db_handle()
+    n = run(notices.service.NoticeService(db).issue_one_time_notices, db, window_id, actor=ACTOR)
     click.echo(f"已发出 {n} 份一次性告知书")
 
 

@@ -101,9 +101,7 @@ class NoticeService:
             build(self._input(d, kind, issued, None))
         except NoticeNotApplicable as exc:
             raise Conflict(str(exc)) from None
-        unset = self.settings.unset()
-        if unset:
-            raise Conflict(f"文书设置未填写：{'、'.join(unset)}；请在 rules/notice-settings.yaml 中填写后再出具正式文书")
+        self._require_settings()
         if row is not None:
             number = row.number
         else:
@@ -112,6 +110,21 @@ class NoticeService:
         n = self._input(d, kind, issued, number)
         name = f"{d.enterprise['name']}-{KINDS[kind].title}"
         return [self._document(n, fmt, name) for fmt in fmts]
+
+    def _require_settings(self) -> None:
+        """Official notices print every setting: none is issued while one is unset (the start-up
+        warning and the README say where they are set)."""
+        unset = self.settings.unset()
+        if unset:
+            raise Conflict(f"文书设置未填写（{'、'.join(unset)}），暂不能出具正式文书")
+
+    def issue_one_time_notices(self, db: Database, window_id: str, *, actor: str | None = None,
+                               today: dt.date | None = None) -> int:
+        """一次告知 for the window (store.cases), refused before any deadline starts while a
+        setting the notice prints is unset: a 补正 period must not run on a notice that cannot
+        be printed."""
+        self._require_settings()
+        return cases.issue_one_time_notices(db, window_id, actor=actor, today=today)
 
     def _check_issuable(self, d: ApplicationDetail, kind: str) -> None:
         if kind == "one_time" and d.state not in ("correction", "corrected") and not any(

@@ -483,6 +483,22 @@ def test_a_refusal_after_an_unanswered_correction_states_what_could_not_be_estab
 
 
 @pytest.mark.timeout(300)
+def test_no_correction_period_starts_while_the_notice_cannot_be_printed(sqlite_db):
+    """With the contact phone unset, 发出一次性告知书 is refused before any number is taken or
+    any 补正 deadline starts (it once started the deadlines of notices nobody could open); the
+    refusal names the setting, not a file."""
+    (app,) = _window(sqlite_db, [_failing(8)])
+    unset = NoticeService(sqlite_db, settings=load_settings(rules_dir() / "notice-settings.yaml"))
+    with pytest.raises(Conflict, match="联系电话") as refused:
+        unset.issue_one_time_notices(sqlite_db, "2026-H1", today=TODAY)
+    assert "rules/" not in refused.value.message and ".yaml" not in refused.value.message
+    d = cases.detail(sqlite_db, app, today=TODAY)
+    assert d.state == "judged" and d.correction_due is None and not d.notices
+    assert NoticeService(sqlite_db, settings=SETTINGS).issue_one_time_notices(sqlite_db, "2026-H1", today=TODAY) == 1
+    assert cases.detail(sqlite_db, app, today=TODAY).state == "correction"
+
+
+@pytest.mark.timeout(300)
 def test_bundle_zips_one_pdf_per_notice_named_by_enterprise_and_kind(sqlite_db):
     apps = _window(sqlite_db, [_failing(4), _failing(5)])
     cases.issue_one_time_notices(sqlite_db, "2026-H1", today=TODAY)
