@@ -312,16 +312,24 @@ def import_applications(db: Database, window_id: Optional[str], source: bytes | 
     ents.reverse()
     while ents:
         e = ents.pop()          # released once checked: only the compact record stays
-        if not e.ok:
+        if not e.ok and not pf.complete:
             skipped.append(e.uscc)
             continue
+        # Rows with unreadable cells are still checked as a profile, so that one report lists
+        # every problem (a bound broken elsewhere in the row too); cells already reported are
+        # not reported again.
         try:
             p = parse_profile(e.profile, registry)
         except ProfileError as err:
             for pr in err.problems:
                 sheet, row, column = e.locate(pr.path)
+                if not e.ok and (sheet, row, column) in pf.log.cells:
+                    continue
                 message = pr.message if column else f"{registry.label(pr.path, e.profile)}：{pr.message}"
                 pf.log.add(RowProblem(message, sheet=sheet, row=row, column=column))
+            skipped.append(e.uscc)
+            continue
+        if not e.ok:
             skipped.append(e.uscc)
             continue
         records.append(Intake.of(p, e.claims if window_id else None, channel))

@@ -355,9 +355,11 @@ class ProblemLog:
         self.listed: list[RowProblem] = []
         self.unlisted = 0
         self._sheets: dict[str | None, int] = {None: -1}
+        self.cells: set[tuple] = set()     # (sheet, row, column) of every problem, listed or not
 
     def add(self, problem: RowProblem, *, always: bool = False) -> None:
         self._sheets.setdefault(problem.sheet, len(self._sheets))
+        self.cells.add((problem.sheet, problem.row, problem.column))
         if always or len(self.listed) < self.limit:
             self.listed.append(problem)
         else:
@@ -428,6 +430,7 @@ class ParsedFile:
     enterprises: list[ImportedEnterprise]
     log: ProblemLog
     rows: int           # data rows read
+    complete: bool = True   # False: the file was not wholly understood (a missing column, sheet…)
 
     @property
     def problems(self) -> list[RowProblem]:
@@ -730,7 +733,7 @@ def parse_file(data: bytes, filename: str, registry: FieldRegistry,
         where = f"请从“{lay.enterprise.sheet}”工作表第2行起填写，“{SHEET_EXAMPLE}”工作表仅供参考，不会导入" \
             if suffix != ".csv" else "请在表头下方逐行填写"
         r.problem(f"文件中没有可导入的数据：{where}")
-    return ParsedFile(r.finish(), r.log, r.rows)
+    return ParsedFile(r.finish(), r.log, r.rows, r.complete)
 
 
 # --- template -----------------------------------------------------------------------------------

@@ -64,6 +64,30 @@ def test_applications_only_within_the_acceptance_period(db):
         A.submit_application(db, "2026-H1", p, today=day)
 
 
+def test_an_import_report_lists_every_problem_at_once(db, registry):
+    """A row whose certificate has an unreadable cell is still checked as a profile: the one
+    report names the out-of-range headcount on the enterprise's row as well as the bad cell
+    (the headcount once surfaced only after the cell was fixed and the file imported again)."""
+    open_h1(db)
+    wb = load_workbook(io.BytesIO(filled_template(registry)))
+
+    def put(sheet: str, header: str, value) -> None:
+        ws = wb[sheet]
+        col = next(c.column for c in ws[1] if c.value == header)
+        ws.cell(row=2, column=col, value=value)
+
+    put("企业信息", registry.fields["employees_avg"].column, -5)
+    put("注册证", "管理类别（第一类/第二类/第三类）", "2类")
+    buf = io.BytesIO()
+    wb.save(buf)
+    with pytest.raises(ImportRejected) as e:
+        A.import_applications(db, "2026-H1", buf.getvalue(), "申报.xlsx", today=IN_H1)
+    text = [str(p) for p in e.value.problems]
+    assert any("第2行" in t and "从业人数" in t and "不能小于 0" in t for t in text), text
+    assert any("管理类别" in t and "2类" in t for t in text), text
+    assert len(text) == len(set(text)) == 2, text                  # each once, nothing else
+
+
 def test_the_import_templates_example_row_is_never_an_applicant(db, registry):
     open_h1(db)
     with pytest.raises(ImportRejected) as e:            # the untouched template imports nothing
