@@ -23,7 +23,7 @@ PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕�
 _CJK = "\u4e00-\u9fff"
 _REGISTRATION = re.compile(
     rf"^(?P<authority>[{_CJK}])械注(?P<approval>[准进许])"
-    r"(?P<year>[0-9]{4})(?P<cls>[23])(?P<catalogue>[0-9]{2})(?P<serial>[0-9]{4})$"
+    r"(?P<year>[0-9]{4})(?P<cls>[23])(?P<catalogue>[0-9]{2})(?P<serial>[0-9]{4})号?$"   # 号 as copied from documents
 )
 # City part: one or two characters (e.g. 川资, 浙温); none for 国.
 _FILING = re.compile(

@@ -157,6 +157,13 @@ def test_surrounding_whitespace_ignored():
     assert parse_certificate_no(" 川械注准20242170123 ").serial == "0123"
 
 
+def test_a_trailing_hao_copied_from_a_document_is_read():
+    """"川械注准20252170031号" (as copied from a document) was unreadable, so the self-check asked
+    the clerk for the number they had just typed."""
+    assert parse_certificate_no("川械注准20252170031号") == parse_certificate_no("川械注准20252170031")
+    assert parse_certificate_no("川械注准20252170031号").device_class == "II"
+
+
 @pytest.mark.parametrize(
     "number",
     [
