@@ -40,7 +40,6 @@ APPLICATION_STATE = {
     "judged": "已判定",
     "correction": "待补正",
     "corrected": "已补正",
-    "reviewed": "已复核",
     "publicized": "公示中",
     "awarded": "已兑现",
     "refused": "不予支持",
