@@ -115,6 +115,14 @@ def _counts(resp: EligibilityResponse) -> list[tuple[str, int]]:
     return [(s, counts[s]) for s in ("eligible", "needs_info", "ineligible", "not_in_force") if s in counts]
 
 
+@router.get("/self-check", include_in_schema=False)
+@router.get("/self-check/upload", include_in_schema=False)
+@router.get("/self-check/print", include_in_schema=False)
+async def selfcheck_again():
+    """A results address reloaded, bookmarked or shared: the form (a result is never in a URL)."""
+    return RedirectResponse("/", status_code=303)
+
+
 @router.post("/self-check", response_class=HTMLResponse)
 async def selfcheck_submit(request: Request):
     reg = _rt(request).evaluator.registry
@@ -326,7 +334,9 @@ async def application_correction(request: Request):
             if len(parts) == 3:  # benefit | subject (certificate, "" for the enterprise) | material
                 uploads.append((parts[0], parts[1], parts[2], f.filename, await f.read()))
     revision = str(form.get("revision") or "")
-    names = {f"files.{m['material_id']}": m["name"] for m in (d.correction.materials if d.correction else [])}
+    asked = d.correction.materials if d.correction else []
+    names = {**{cases.upload_path(m["benefit_id"], None, m["material_id"]): m["name"] for m in asked},
+             **{cases.upload_path(m["benefit_id"], m["subject_id"], m["material_id"]): m["name"] for m in asked}}
     try:
         if wrong:
             raise ValidationFailed([RowProblem(w["message"], path=w["path"]) for w in wrong])

@@ -482,6 +482,11 @@ def test_the_enterprise_page_files_each_upload_under_its_certificate(api: Api):
     one = next(i for i in inputs if i.split("|")[1] == cert_no(92))
     csrf = re.search(r'name="csrf" value="([^"]+)"', view).group(1)
     pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    wrong = c.post("/application/correction", data={"csrf": csrf}, follow_redirects=False,
+                   files={f"file:{one}": ("fake.pdf", b"just text", "application/pdf")})
+    name = re.search(r'<span>([^<]+) <small>（注册证 ' + cert_no(92), view).group(1)
+    assert wrong.status_code == 422 and name in wrong.text and "企业画像" not in wrong.text, wrong.text[-2000:]
+    assert c.get("/self-check", follow_redirects=False).headers["location"] == "/"     # a reloaded result
     r = c.post("/application/correction", data={"csrf": csrf}, follow_redirects=False,
                files={f"file:{one}": ("第二张证的材料.pdf", pdf, "application/pdf")})
     assert r.status_code == 303 and r.headers["location"].endswith("done=corrected"), r.text
@@ -489,3 +494,35 @@ def test_the_enterprise_page_files_each_upload_under_its_certificate(api: Api):
     grants = c.get(f"/v1/applications/{sub.application_id}/detail", headers=staff).json()["grants"]
     filed = {g["result"]["subject"]["id"]: [m["filename"] for m in g["materials"]] for g in grants}
     assert filed == {cert_no(91): [], cert_no(92): ["第二张证的材料.pdf"]}, filed
+
+
+def test_the_close_confirmation_names_running_corrections_and_closed_pages_ask_nothing(api: Api):
+    """Closing early cuts running 补正 periods short: the confirmation says how many and until
+    when. Once closed, the enterprise's page gives the final outcome and no longer asks for
+    facts or shows a pending amount."""
+    from test_api_limits import _staff_login
+
+    c, staff, admin = api.c, api.staff, api.admin
+    c.post("/v1/windows", headers=staff, json={
+        "id": "W8", "opens_on": days(-30).isoformat(), "closes_on": days(-2).isoformat(),
+        "coverage_from": "2025-01-01", "coverage_to": days(-2).isoformat()})
+    sub = applications.submit_application(api.db, "W8", profile(81, certificate={"origin": None}), channel="api",
+                                          actor="测试", today=days(-3))
+    wait_job(api, c.post("/v1/windows/W8/evaluate", headers=staff))
+    assert c.post("/v1/windows/W8/one-time-notices", headers=staff).json() == {"issued": 1}
+    due = c.get(f"/v1/applications/{sub.application_id}/detail", headers=staff).json()["correction_due"]
+    c.cookies.clear()
+    _staff_login(api)
+    page = c.get("/staff/windows/W8/close").text
+    warning = re.search(r'id="close-corrections">(.*?)</p>', page, re.S).group(1)
+    assert "1" in warning and "补正期限尚未届满" in warning
+    y, m, d = (int(x) for x in due.split("-"))
+    assert f"{y}年{m}月{d}日" in warning
+    c.cookies.clear()
+    assert c.post("/v1/windows/W8/close", json={"reason": "测试提前关闭"}, headers=admin).status_code == 200
+    c.post("/application/login", data={"application_id": sub.application_id, "access_code": sub.access_code})
+    view = c.get("/application/view").text
+    c.cookies.clear()
+    grant = view[view.index("<h2>资金支持</h2>"):view.index("</article>", view.index('data-benefit="device-registration-grant"'))]
+    assert "本项最终结论：不予支持" in grant and "还需填写" not in grant and "怎样才能符合" not in grant
+    assert "参考金额" not in grant
