@@ -127,7 +127,7 @@ def _item(it: Item, reg: FieldRegistry, profile: Optional[dict], book: Optional[
         "tax_year": str(r.tax_year) if r.tax_year else "",
         "kind": r.kind,
         # what would change the verdict: guidance, not a promise
-        "suggestions": [x.text for x in r.suggestions],
+        "suggestions": list(dict.fromkeys(x.text for x in r.suggestions)),   # two criteria, one fact: said once
         "route": ({"title": r.route.title, "basis": "；".join(r.route.legal_basis), "note": r.route.note or "",
                    "discretion": r.route.binding == "may"} if r.route else None),
         "notice_text": (spec.notice_text or "") if spec is not None else "",

@@ -86,3 +86,18 @@ def test_a_violation_in_the_look_back_is_named_with_the_day_it_leaves(engine_eva
     assert {c.id: c.outcome for c in later.criteria}["no_refund_fraud_36_months"] == "pass"
     earlier = engine_eval.evaluate(p, date(2027, 1, 31), ["vat-credit-refund"]).results[0]
     assert {c.id: c.outcome for c in earlier.criteria}["no_refund_fraud_36_months"] == "fail"
+
+
+def test_the_same_guidance_is_shown_once(engine_eval, registry):
+    """A filing certificate fails two criteria that read its type: the API keeps both
+    suggestions (one per criterion), the notice and the page say it once."""
+    from notices.view import _item, Item
+
+    raw = {**SMALL, "in_park": True, "device_registrations": [
+        {"certificate_no": "川资械备20250104号", "origin": "self_developed", "obtained_on": "2026-01-15"}]}
+    _, resp = _suggested(engine_eval, registry, raw, date(2026, 3, 31))
+    grant = next(r for r in resp.results if r.benefit_id == "device-registration-grant")
+    texts = [s.text for s in grant.suggestions]
+    assert len(texts) > len(set(texts))
+    shown = _item(Item(grant, grant.status), registry, raw)["suggestions"]
+    assert sorted(shown) == sorted(set(texts))
