@@ -127,7 +127,8 @@ async def _home(request: Request, sess, done: str = "", form: dict | None = None
     ws = await run_in_threadpool(W.list_windows, _db(request))
     recent = await run_in_threadpool(jobs.list_jobs, _db(request))
     return page(request, "staff_home.html", _ctx(*sess, windows=ws, jobs=recent, done=DONE.get(done, ""),
-                                                 form=form or {}, errors=errors or []), status)
+                                                 form=form or {}, errors=errors or [], today=shanghai_today()),
+                status)
 
 
 @router.get("/staff", response_class=HTMLResponse)
