@@ -89,12 +89,17 @@ class Suggester:
         else:
             return []
         say = (lambda v: number(v, unit))
+        # A strict bound is said as the text says it ("须大于 0元"), not as the next step (0.01元).
         if hi is not None and x > hi:
-            return [Suggestion(cid, f"{label}为 {say(x)}，超出上限 {say(_round(x - hi))}（须不超过 {say(hi)}）",
+            need = f"须低于 {say(rhs[0])}" if c.op == "lt" else f"须不超过 {say(hi)}"
+            return [Suggestion(cid, f"{label}为 {say(x)}，超出上限 {say(_round(x - hi))}（{need}）",
                                self._input(ctx, c.path), _round(hi))]
         if lo is not None and x < lo:
-            return [Suggestion(cid, f"{label}为 {say(x)}，低于下限 {say(_round(lo - x))}（须不低于 {say(lo)}）",
-                               self._input(ctx, c.path), _round(lo))]
+            if c.op == "gt":
+                text = f"{label}为 {say(x)}，须大于 {say(rhs[0])}"
+            else:
+                text = f"{label}为 {say(x)}，低于下限 {say(_round(lo - x))}（须不低于 {say(lo)}）"
+            return [Suggestion(cid, text, self._input(ctx, c.path), _round(lo))]
         return []
 
     def _date(self, c: Compare, x: date, rhs: list, cid: str, label: str) -> list[Suggestion]:

@@ -101,3 +101,13 @@ def test_the_same_guidance_is_shown_once(engine_eval, registry):
     assert len(texts) > len(set(texts))
     shown = _item(Item(grant, grant.status), registry, raw)["suggestions"]
     assert sorted(shown) == sorted(set(texts))
+
+
+def test_a_strict_bound_is_said_as_the_text_says_it(engine_eval, registry):
+    """研发费用 must be more than 0: the guidance says 须大于 0元, not "低于下限 0.01元"."""
+    raw = {**SMALL, "rd_excluded_industry": False, "tax_collection": "audit", "rd_expense_cny": 0}
+    _, resp = _suggested(engine_eval, registry, raw, date(2026, 3, 31))
+    rd = next(r for r in resp.results if r.benefit_id == "rd-super-deduction")
+    texts = [s.text for s in rd.suggestions]
+    assert any("须大于 0元" in t for t in texts), texts
+    assert not any("0.01" in t for t in texts), texts
