@@ -328,6 +328,11 @@ def parse_profile(data: Any, registry: FieldRegistry, today: date | None = None)
                 continue            # reported per item by _duplicates
             message = (_unknown_key(err["loc"], registry) if err["type"] == "extra_forbidden"
                        else pydantic_message(err))
+            if err["type"] == "literal_error":      # the codes a JSON file needs, with their meaning
+                spec = registry.field_at(_path(err["loc"]))
+                if spec is not None and spec.values:
+                    head = message.split("应为以下之一：")[0]
+                    message = head + "应为以下之一：" + "、".join(f"{k}（{v}）" for k, v in spec.values.items())
             problems.append(Problem(_path(err["loc"]), message))
         profile = None
     if problems:

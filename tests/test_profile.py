@@ -434,3 +434,11 @@ def test_a_built_profile_round_trips_through_parse_profile():
     # …and is re-checked against the reference date given.
     with pytest.raises(ProfileError):
         parse_profile(p, today=date(2025, 10, 14))
+
+
+def test_a_wrong_code_is_answered_with_each_code_and_its_meaning():
+    """A JSON file needs the codes; a clerk needs to know what each means."""
+    probs = problems_of(minimal(device_registrations=[
+        {"certificate_no": "川械注准20252170031", "origin": "selfmade"}]))
+    message = probs["device_registrations[0].origin"]
+    assert "self_developed（自主研发）" in message and "introduced（引进）" in message, message
