@@ -490,6 +490,9 @@ def test_self_check_form_and_results_on_a_phone_and_a_desktop(server, browser, a
         assert ys[-1] - ys[0] < 4, ys
     page.click("#add-device_registrations")
     assert page.locator("#rows-device_registrations fieldset").count() == 2
+    assert page.url.endswith("#row-device_registrations-1")          # back at the new row, not the top
+    if width == 390:
+        assert page.evaluate("window.scrollY") > 0
     snap(page, art, f"14-form-{width}")
 
     past, obtained = _past_window()
