@@ -94,7 +94,8 @@ def _criterion(c: CriterionResult, reg: FieldRegistry, profile: Optional[dict]) 
             "provisional": (c.provisional_note or PROVISIONAL_CRITERION) if c.provisional else ""}
 
 
-def _item(it: Item, reg: FieldRegistry, profile: Optional[dict], book: Optional[Rulebook] = None) -> dict:
+def _item(it: Item, reg: FieldRegistry, profile: Optional[dict], book: Optional[Rulebook] = None,
+          on: Optional[dt.date] = None) -> dict:
     r = it.result
     spec = book.benefits[r.benefit_id].spec if book is not None and r.benefit_id in book.benefits else None
     names = {m.id: m for m in r.required_materials}
@@ -120,7 +121,8 @@ def _item(it: Item, reg: FieldRegistry, profile: Optional[dict], book: Optional[
         "amount_value": amount,
         "provisional": bool(r.amount_provisional) or amount is None,
         "amount_note": r.amount_note or "",
-        "window": (f"{r.window.label}（受理期 {cn_date(r.window.opens_on)}至{cn_date(r.window.closes_on)}；"
+        "window": (f"{r.window.label}（受理期 {cn_date(r.window.opens_on)}至{cn_date(r.window.closes_on)}"
+                   f"{'，已截止，不再受理' if on and r.window.closes_on and on > r.window.closes_on else ''}；"
                    f"覆盖 {cn_date(r.window.coverage_from)}至{cn_date(r.window.coverage_to)}取得的注册证）"
                    if r.window else ""),
         "note": r.note or "",
@@ -143,7 +145,9 @@ def _claim(t: TaxItem) -> dict:
 def build(n: NoticeInput) -> dict:
     """Template variables: strings, lists and dicts only."""
     kind = n.kind
-    items = [_item(i, n.registry, n.profile, n.book) for i in n.items]
+    # a self-check says whether the window it names still accepts applications
+    items = [_item(i, n.registry, n.profile, n.book, n.issued_on if n.kind.id == "selfcheck" else None)
+             for i in n.items]
     if not (n.tax if kind.covers == "tax" else items):
         raise NoticeNotApplicable(f"该申报没有需要在{kind.title}中列出的事项，无需出具")
     amounts = [i["amount_value"] for i in items if i["status"] == "eligible"]

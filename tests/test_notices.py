@@ -282,6 +282,20 @@ def test_selfcheck_has_no_number_no_signature_and_says_for_reference_only(coveri
         assert SETTINGS.issuing_office not in text and SETTINGS.contact_phone not in text
 
 
+def test_a_selfcheck_says_when_the_window_it_names_no_longer_accepts(interp_eval):
+    """The page says a certificate's window is 已截止; its printed 自测结果 once dropped that and
+    printed the amount beside the old window's dates."""
+    p = {**BENCH, "uscc": make_uscc("91512000MA0000901"), "name": "资阳自测截止测试有限公司",
+         "device_registrations": [BENCH["device_registrations"][0] | {"obtained_on": "2026-01-15"}]}
+    late = date(2026, 5, 6)
+    resp = interp_eval.self_check(p, late, awarded=set())           # its own window: 2026 H1
+    text = html_text(RENDERER.render_html(notice_input("selfcheck", interp_eval, p, resp, issued_on=late)))
+    assert "已截止，不再受理" in text, text[:2000]
+    early = notice_input("selfcheck", interp_eval, p, interp_eval.self_check(p, date(2026, 3, 20), awarded=set()),
+                         issued_on=date(2026, 3, 20))
+    assert "已截止" not in html_text(RENDERER.render_html(early))
+
+
 TAX_PROFILE = {"uscc": "91512000MA62XY001U", "name": "资阳牙谷精密齿科器械有限公司", "in_park": True,
                "industry_code": "C3589", "tax_collection": "audit", "employees_avg": 120,
                "total_assets_avg_cny": 30_000_000, "taxable_income_cny": 1_800_000, "restricted_industry": False,
