@@ -17,6 +17,7 @@ Targets (issue 12, 2-core machine, 100,000 applications): open → import → ev
 from __future__ import annotations
 
 import argparse
+from datetime import timedelta
 import os
 import secrets
 import sys
@@ -87,7 +88,7 @@ def run(kind: str, n: int, data: bytes, workers: int, replay_too: bool = False) 
     from store.windows import open_window
     from store_fixtures import AFTER_H1, H1, IN_H1, PG_URL, pg_schema_url
 
-    close_day = AFTER_H1 + __import__("datetime").timedelta(days=14)   # after the default 公示 period
+    close_day = AFTER_H1 + timedelta(days=14)   # after the default 公示 period
 
     if kind == "sqlite":
         tmp = tempfile.mkdtemp(prefix="yagu-bench-")

@@ -132,7 +132,8 @@ def _load(s: Session, db: Database, application_id: str, *, lock: bool = False, 
     if evaluation is not None and evaluation.results is not None:
         ev = rulesets.evaluator_for(db, evaluation.ruleset_version)
         stored = s.get(ProfileSnapshot, evaluation.profile_hash).profile
-        resp = D.explain(ev, stored, w.as_of, W.context(w), D.unpack(evaluation.results, rulesets.dictionary(db, evaluation.ruleset_version)))
+        decided = rulesets.decisions_of(db, evaluation.ruleset_version, evaluation.results)
+        resp = D.explain(ev, stored, w.as_of, W.context(w), decided)
         if suggest:          # what would change each verdict, for the pages and the one-time notice
             resp = ev.with_suggestions(stored, resp, W.context(w))
         results = resp.results

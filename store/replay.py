@@ -127,7 +127,7 @@ def _batch_inputs(db: Database, batch: list[tuple], registry_of: Callable) -> li
         except Exception:  # noqa: BLE001 — reported as not archived
             out.append((row, None, None, None))
             continue
-        stored = D.unpack(blob, rulesets.dictionary(db, version))
+        stored = rulesets.decisions_of(db, version, blob)
         out.append((row, ev, stored, parse_stored_profile(profile, registry_of(ev))))
     return out
 
@@ -164,8 +164,8 @@ def replay(db: Database, window_id: str, *, progress: Callable[[int, int], None]
         for version in dict.fromkeys(row[2] for row, *_ in inputs):
             mine = [x for x in inputs if x[0][2] == version]
             ev = mine[0][1]
-            decided += zip(mine, _decide(ev, [p for *_, p in mine], [ledger_of(ev.registry, st) for _, _, st, _ in mine],
-                                         w.as_of, ctx))
+            ledgers = [ledger_of(ev.registry, st) for _, _, st, _ in mine]
+            decided += zip(mine, _decide(ev, [p for *_, p in mine], ledgers, w.as_of, ctx))
         for ((uscc, app_id, version, _, _, name), ev, stored, _), now in decided:
             i += 1
             _replay_one(report, ev, stored, now, uscc, app_id, name, w)

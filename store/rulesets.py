@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from engine import Evaluator, Rulebook, load_rulebook
 from engine.version import ENGINE_VERSION
 from store.db import Database
-from store.decisions import dictionary_of
+from store.decisions import Decided, dictionary_of, unpack
 from store.errors import NotFound
 from store.models import Ruleset, utcnow
 
@@ -68,6 +68,11 @@ def archive(s: Session, book: Rulebook) -> bytes:
                                          files=blob, pack_dictionary=zdict, created_at=utcnow())
                   .on_conflict_do_nothing(index_elements=["version"]))
     return bytes(s.scalar(select(Ruleset.pack_dictionary).where(Ruleset.version == book.version)))
+
+
+def decisions_of(db: Database, version: str, blob: bytes) -> list[Decided]:
+    """A stored decision record, read with its version's dictionary."""
+    return unpack(blob, dictionary(db, version))
 
 
 def dictionary(db: Database, version: str) -> bytes | None:

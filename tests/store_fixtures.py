@@ -344,14 +344,13 @@ def decision_snapshot(db, window_id: str) -> tuple[list, list]:
     timestamps, in a canonical order: (evaluations, decisions)."""
     from sqlalchemy import select
 
-    from store.decisions import unpack
     from store.models import Decision, Evaluation
-    from store.rulesets import dictionary
+    from store.rulesets import decisions_of
 
     with db.read_session() as s:
         evals = sorted(
             (e.uscc, e.application_id is not None, e.ruleset_version, e.profile_hash, e.input_key, e.error,
-             repr(unpack(e.results, dictionary(db, e.ruleset_version))) if e.results is not None else None)
+             repr(decisions_of(db, e.ruleset_version, e.results)) if e.results is not None else None)
             for e in s.execute(select(Evaluation).where(Evaluation.window_id == window_id)).scalars())
         decs = sorted(
             (d.uscc, d.benefit_id, d.subject_id, d.status, str(d.amount_cny), d.amount_provisional,

@@ -18,7 +18,6 @@ from store import applications as A
 from store import awards, cases, rulesets
 from store import windows as W
 from store.db import Database
-from store.decisions import unpack
 from store.errors import Conflict
 from store.models import Application, ApplicationEvent, AuditLog, Award, Decision, Evaluation, Material
 from store_fixtures import (  # noqa: F401  (fixtures)
@@ -361,7 +360,7 @@ def test_sigkill_during_a_correction_rejudgement_then_restart(kind, tmp_path):
                 decs = s.execute(select(Decision.status).where(Decision.application_id == b)).scalars().all()
                 mats = s.scalar(select(func.count()).select_from(Material))
                 snap = s.scalar(select(Application.snapshot_hash).where(Application.id == b))
-            return (app.state, app.revision, len(app.events), snap, unpack(ev.results, rulesets.dictionary(db, ev.ruleset_version)), decs, mats)
+            return (app.state, app.revision, len(app.events), snap, rulesets.decisions_of(db, ev.ruleset_version, ev.results), decs, mats)
 
         before = state()
         _killed_at_mark(url, CORRECTION_KILLED, tmp_path, b)

@@ -155,7 +155,7 @@ def test_upgraded_decisions_replay_identically_and_read_back_as_decided(upgraded
     for (window_id, uscc), e in evals.items():
         ev = rulesets.evaluator_for(db, e.ruleset_version)
         w = windows[window_id]
-        resp = D.explain(ev, profiles[e.profile_hash], w.as_of, W.context(w), D.unpack(e.results, rulesets.dictionary(db, e.ruleset_version)))
+        resp = D.explain(ev, profiles[e.profile_hash], w.as_of, W.context(w), rulesets.decisions_of(db, e.ruleset_version, e.results))
         for r in resp.results:
             rebuilt[(window_id, uscc, r.benefit_id, r.subject.id if r.subject else "")] = r
     assert len(rebuilt) == len(old)
