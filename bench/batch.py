@@ -6,8 +6,8 @@
 Prints, per store (and per worker count): seconds per phase, applications/second for the
 whole pipeline, engine time inside the evaluation (summed over worker processes), peak RSS of
 this process and of the largest worker, and the ratio to a baseline measured in the same run:
-the engine alone (one process, `Evaluator.evaluate_many` in batches of 500 on already parsed
-profiles, no serialisation, no database) on the same synthetic profiles.
+the engine alone (one process, `Evaluator.decide_many` — what a window stores — in batches of
+500 on already parsed profiles, no serialisation, no database) on the same synthetic profiles.
 Then replays every stored decision of the last run (rate, differences) and reports the
 database's bytes per decision.
 Targets (issue 12, 2-core machine, 100,000 applications): open → import → evaluate → close
@@ -49,10 +49,10 @@ def engine_baseline(profiles: list[dict], ev) -> float:
     ctx = WindowContext(id="2026-H1", label="bench", opens_on=d["opens_on"], closes_on=d["closes_on"],
                         as_of=d["as_of"], coverage_from=d["coverage_from"], coverage_to=d["coverage_to"])
     parsed = [parse_profile(p, ev.registry) for p in profiles]
-    ev.evaluate_many(parsed[:50], as_of=d["as_of"], window=ctx, awarded=set())  # warm the compile cache
+    ev.decide_many(parsed[:50], as_of=d["as_of"], window=ctx, awarded=set())  # warm the compile cache
     t0 = time.perf_counter()
     for i in range(0, len(parsed), 500):
-        ev.evaluate_many(parsed[i:i + 500], as_of=d["as_of"], window=ctx, awarded=set())
+        ev.decide_many(parsed[i:i + 500], as_of=d["as_of"], window=ctx, awarded=set())
     return len(parsed) / (time.perf_counter() - t0)
 
 

@@ -22,12 +22,15 @@ from engine.interpreter import FAIL, PASS, UNKNOWN, Ctx
 from engine.loader import Benefit, Rulebook, WindowContext
 from engine.profile import Profile, parse_profile, profile_model, shanghai_today
 from engine.registry import FieldRegistry
-from engine.results import (BenefitResult, Conflict, Suggestion, CriterionResult, EligibilityResponse, Subject,
-                            TaxItem, TaxSelfAssessment)
+from engine.results import (OUTCOME_CODE, BenefitResult, Conflict, Suggestion, CriterionResult, EligibilityResponse,
+                            Subject, TaxItem, TaxSelfAssessment, Verdict)
 from engine.taxdates import settlement_deadline
 from engine.vocabulary import STATUS, money
 
 BACKENDS = ("durable_rules", "interpreter")
+# What a run returns per subject: the full result in words, or only the verdict a record stores
+# (with or without the missing facts, which are part of the words)
+WORDED, VERDICTS, VERDICTS_ASKED = "worded", "verdicts", "verdicts_asked"
 
 
 class UnknownBenefit(ValueError):
@@ -59,12 +62,17 @@ class Evaluator:
 
     def params_for(self, b: Benefit, as_of: date, window: WindowContext | None
                    ) -> tuple[Callable[[str], Any], Callable[[str], bool]]:
+        known: dict[str, Any] = {}      # a criterion reads its parameters once per subject
+
         def value(name: str) -> Any:
+            if name in known:
+                return known[name]
             o = self._override(b, name, window)
-            if o is not None:
-                return o
-            pv = b.param(name, as_of)
-            return pv.value if pv else None
+            if o is None:
+                pv = b.param(name, as_of)
+                o = pv.value if pv else None
+            known[name] = o
+            return o
 
         def provisional(name: str) -> bool:
             if self._override(b, name, window) is not None:
@@ -143,12 +151,34 @@ class Evaluator:
                       awarded: Iterable[str] | None = None, tax_year: int | None = None
                       ) -> list[EligibilityResponse]:
         as_of = as_of or (window.as_of if window and window.as_of else shanghai_today())
-        window = window or self._next_window(as_of)
         chosen = self.selected(benefits)
+        per_profile = self._run(profiles, chosen, as_of, window, awarded, tax_year, WORDED)
+        return [EligibilityResponse(as_of=as_of, ruleset_version=self.ruleset_version,
+                                    results=[r for b in chosen for r in by_benefit.get(b.id, [])])
+                for by_benefit in per_profile]
+
+    def decide_many(self, profiles: Sequence[Profile | dict], as_of: date | None = None,
+                    window: WindowContext | None = None, awarded: Iterable[str] | None = None,
+                    missing_facts: bool = False) -> list[list[Verdict]]:
+        """Every benefit's verdict per profile, as `evaluate_many` decides it but without the
+        words around it: what a batch stores (the words are rebuilt from the ruleset). The
+        missing facts, part of the words, only with `missing_facts`."""
+        as_of = as_of or (window.as_of if window and window.as_of else shanghai_today())
+        chosen = self.selected(None)
+        shape = VERDICTS_ASKED if missing_facts else VERDICTS
+        return [[v for b in chosen for v in by_benefit.get(b.id, [])]
+                for by_benefit in self._run(profiles, chosen, as_of, window, awarded, None, shape)]
+
+    def _run(self, profiles: Sequence[Profile | dict], chosen: list[Benefit], as_of: date,
+             window: WindowContext | None, awarded: Iterable[str] | None, tax_year: int | None,
+             shape: str) -> list[dict[str, list]]:
+        """Per profile, benefit id → its results in `shape` (WORDED, VERDICTS or
+        VERDICTS_ASKED), in subject order."""
+        window = window or self._next_window(as_of)
         model = profile_model(self.registry)
         profs = [p if isinstance(p, model) else parse_profile(p, self.registry) for p in profiles]
         awarded_set = frozenset(awarded) if awarded is not None else None
-        per_profile: list[dict[str, list[BenefitResult]]] = [{} for _ in profs]
+        per_profile: list[dict[str, list]] = [{} for _ in profs]
         for when, group, ty in self._groups(chosen, as_of, tax_year):
             counts: list[dict | None] = [None] * len(profs)
             if self.backend == "durable_rules":
@@ -157,18 +187,19 @@ class Evaluator:
                 outcomes = self._decide_interpreter(profs, group, when, window, awarded_set)
             for pi, p in enumerate(profs):
                 for r in self._explain(p, group, when, window, awarded_set, counts[pi],
-                                       lambda ri, bid, pi=pi: outcomes.get((pi, ri, bid), {})):
-                    r.tax_year = ty
+                                       lambda ri, bid, pi=pi: outcomes.get((pi, ri, bid), {}), shape):
+                    if shape == WORDED:
+                        r.tax_year = ty
                     per_profile[pi].setdefault(r.benefit_id, []).append(r)
-        return [EligibilityResponse(as_of=as_of, ruleset_version=self.ruleset_version,
-                                    results=[r for b in chosen for r in by_benefit.get(b.id, [])])
-                for by_benefit in per_profile]
+        return per_profile
 
     def explain(self, profile: Profile | dict, as_of: date, window: WindowContext | None,
-                decided: Callable[[str, str], dict[str, str]]) -> EligibilityResponse:
+                decided: Callable[[str, str], dict[str, str]], awarded: Iterable[str] | None = None
+                ) -> EligibilityResponse:
         """The results of outcomes decided earlier (a stored decision): this ruleset's texts,
-        citations and materials around the criterion outcomes of record. `decided(benefit_id,
-        subject_id)` gives {criterion id: outcome}; the caller restores what was observed."""
+        citations and materials around the criterion outcomes of record, and the facts missing
+        for them. `decided(benefit_id, subject_id)` gives {criterion id: outcome}; `awarded`
+        is the award ledger the decision saw; the caller restores what was observed."""
         window = window or self._next_window(as_of)
         model = profile_model(self.registry)
         p = profile if isinstance(profile, model) else parse_profile(profile, self.registry, date.max)
@@ -182,7 +213,8 @@ class Evaluator:
         chosen = self.selected(None)
         by_benefit: dict[str, list[BenefitResult]] = {}
         for when, group, ty in self._groups(chosen, as_of, None):
-            for r in self._explain(p, group, when, window, None, None, outcomes):
+            for r in self._explain(p, group, when, window, None if awarded is None else frozenset(awarded),
+                                   None, outcomes):
                 r.tax_year = ty
                 by_benefit.setdefault(r.benefit_id, []).append(r)
         return EligibilityResponse(as_of=as_of, ruleset_version=self.ruleset_version,
@@ -190,26 +222,29 @@ class Evaluator:
 
     def _explain(self, p: Profile, chosen: list[Benefit], as_of: date, window: WindowContext,
                  awarded: frozenset[str] | None, counts: dict | None,
-                 outcomes: Callable[[int, str], dict[str, str]]) -> list[BenefitResult]:
-        """Every result of one profile: per benefit, and per subject for per-item benefits."""
-        results: list[BenefitResult] = []
+                 outcomes: Callable[[int, str], dict[str, str]], shape: str = WORDED) -> list:
+        """Every result of one profile, in `shape`: per benefit, and per subject for per-item
+        benefits."""
+        results: list = []
         for b in chosen:
             ex = self._explainer(b, as_of, window)
+            make = ex.result if shape == WORDED else (
+                lambda ctx, outs, subject, ex=ex: ex.verdict(ctx, outs, subject, ask=shape == VERDICTS_ASKED))
             if b.spec.unit == "enterprise":
                 ctx = Ctx(self.registry, p, as_of, window, ex.params, b.id, awarded=awarded, counts=counts)
-                results.append(ex.result(ctx, outcomes(-1, b.id), None))
+                results.append(make(ctx, outcomes(-1, b.id), None))
                 continue
             info = self.registry.list_of(b.spec.unit)
             items = getattr(p, info.name)
             if not items:
                 if b.spec.without_subject == "ineligible":
-                    results.append(self._no_subject(b, ex, items is None))
+                    r = self._no_subject(b, ex, items is None)
+                    results.append(r if shape == WORDED else _verdict_of(r, shape == VERDICTS_ASKED))
                 continue          # `omit`: nothing to say to an enterprise with no such subject
             for ri, item in enumerate(items):
                 ctx = Ctx(self.registry, p, as_of, window, ex.params, b.id, item, info.name, ri,
                           awarded, counts)
-                results.append(ex.result(ctx, outcomes(ri, b.id),
-                                         Subject(type=b.spec.unit, id=info.key_of(item))))
+                results.append(make(ctx, outcomes(ri, b.id), Subject(type=b.spec.unit, id=info.key_of(item))))
         return results
 
     def with_suggestions(self, profile: Profile | dict, resp: EligibilityResponse,
@@ -505,6 +540,12 @@ class Evaluator:
         by_profile = [{nid: counts.get((pi, ci)) for nid, ci in plan.count_ids.items() if anchors[ci] is None}
                       for pi in range(len(profs))]
         return out, by_profile
+
+
+def _verdict_of(r: BenefitResult, missing_facts: bool) -> Verdict:
+    return Verdict(r.benefit_id, r.subject.id if r.subject else "", r.kind, r.status, r.amount_cny,
+                   r.amount_provisional, "".join(OUTCOME_CODE[c.outcome] for c in r.criteria),
+                   [c.observed for c in r.criteria], r.missing_facts if missing_facts else None)
 
 
 def _window_key(window: WindowContext) -> tuple:

@@ -3,6 +3,7 @@ saw and its legal basis, the missing facts and materials, and the amount."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Callable
 
@@ -13,7 +14,8 @@ from engine.dates import resolve_date
 from engine.interpreter import FAIL, PASS, UNKNOWN, Ctx, count_range, evaluate, read
 from engine.loader import Benefit, WindowContext
 from engine.registry import FieldRegistry
-from engine.results import (BenefitResult, CriterionResult, MaterialRef, RouteResult, Subject, WindowRef)
+from engine.results import (OUTCOME_CODE, BenefitResult, CriterionResult, MaterialRef, RouteResult, Subject, Verdict,
+                            WindowRef)
 from engine.ruleschema import AmountSpec, Route
 from engine.vocabulary import PROVISIONAL_AMOUNT, STATUS, cn_date, cn_dates_in, money_short, percent
 
@@ -62,6 +64,21 @@ def _reader(registry: FieldRegistry, path: str) -> Callable[[Ctx], Any]:
     return lambda ctx: fact.read(ctx.subject)
 
 
+@dataclass(slots=True)
+class Judged:
+    """One subject's decision before it is worded (Explainer.judge)."""
+    status: str
+    outcomes: list[str]                     # per applicable criterion
+    observed: list[dict]                    # what each criterion read
+    missing: list[str] | None               # the facts to supply, sorted (None: not asked)
+    asked_by: dict[str, list[str]]          # criterion id → the facts it is missing
+    route: Route | None                     # the route chosen, for benefits with routes
+    undecided: list[tuple[Route, list[str]]]   # routes left open before it, with their unknown criteria
+    amount: float | int | None
+    provisional: bool
+    amount_notes: list[str]
+
+
 class Explainer:
     def __init__(self, benefit: Benefit, as_of: date, window: WindowContext,
                  params: Callable[[str], Any], provisional: Callable[[str], bool],
@@ -73,7 +90,8 @@ class Explainer:
         # Everything that does not depend on the subject is rendered once per evaluation date.
         self.in_force = benefit.in_force_on(as_of)
         self.applicable = [c for c in benefit.criteria if c.applies_on(as_of)]
-        self.static = {c.id: (self.render(c.text), self.threshold(c.cond), c.basis_on(as_of), list(c.materials))
+        self.static = {c.id: (self.render(c.text), self.threshold(c.cond), c.basis_on(as_of), list(c.materials),
+                              cn_dates_in(c.provisional_note))
                        for c in self.applicable}
         self.count_of = {(c.id, path): next(l for l in leaves(c.cond) if isinstance(l, Count) and l.list == path)
                          for c in self.applicable for path in c.reads if path in lists}
@@ -182,10 +200,64 @@ class Explainer:
                 for m in self.b.spec.materials]
 
     # -- one subject ------------------------------------------------------------------------
+    def judge(self, ctx: Ctx, outcomes: dict[str, str], ask: bool = True) -> "Judged":
+        """The decision for one subject from the engine's criterion outcomes: status, what
+        each criterion saw, the route, the amount and (`ask`) the missing facts — no words.
+        The missing facts are the reference interpreter's account of an unknown criterion:
+        an explanation, derived again whenever the result is worded, so a batch that only
+        stores decisions leaves them out (None)."""
+        if not self.in_force:
+            return Judged("not_in_force", [], [], [] if ask else None, {}, None, [], None, False, [])
+        outs, seen, missing = [], [], []
+        asked_by: dict[str, list[str]] = {}
+        for c in self.applicable:
+            out = outcomes[c.id]
+            observed: dict[str, Any] = {}
+            for path in c.reads:
+                if path in self.registry.lists:
+                    rng = count_range(self.count_of[(c.id, path)], ctx)
+                    observed[path] = None if rng is None else (rng[0] if rng[0] == rng[1] else
+                                                               {"min": rng[0], "max": rng[1]})
+                else:
+                    observed[path] = None
+            for path, reader in self.readers[c.id]:
+                observed[path] = _plain(reader(ctx))
+            if out == UNKNOWN and ask:
+                # The engine decided; the reference semantics names what is missing, and must
+                # agree that the criterion is undecided.
+                check, asked = evaluate(c.cond, ctx)
+                if check != UNKNOWN:
+                    raise EngineError(f"{self.b.id}.{c.id}: engine says unknown, interpreter says {check}")
+                missing += asked
+                asked_by[c.id] = asked
+            outs.append(out)
+            seen.append(observed)
+        status = "ineligible" if FAIL in outs else "needs_info" if UNKNOWN in outs else "eligible"
+        route, undecided = None, []
+        if self.b.spec.routes:
+            status, route, undecided = self._route(dict(zip((c.id for c in self.applicable), outs)))
+            missing = [] if route is not None else [p for _, ids in undecided for cid in ids
+                                                    for p in asked_by.get(cid, [])]
+        amount, provisional, notes = None, False, []
+        if status in ("eligible", "needs_info"):
+            amount, provisional, notes = self.amount(ctx)
+        return Judged(status, outs, seen, sorted(set(missing)) if ask else None, asked_by, route, undecided,
+                      amount, provisional, notes)
+
+    def verdict(self, ctx: Ctx, outcomes: dict[str, str], subject: Subject | None, ask: bool = False) -> Verdict:
+        """What a decision record stores of one subject's result (store.decisions); the
+        missing facts only if `ask`."""
+        j = self.judge(ctx, outcomes, ask)
+        return Verdict(self.b.id, subject.id if subject else "", self.b.spec.kind, j.status, j.amount,
+                       j.provisional, "".join(OUTCOME_CODE[o] for o in j.outcomes), j.observed, j.missing)
+
     def result(self, ctx: Ctx, outcomes: dict[str, str], subject: Subject | None) -> BenefitResult:
+        """One subject's result in words: the decision (`judge`) with each criterion's text,
+        threshold, legal basis and materials, the route chosen and the notes."""
         spec = self.b.spec
         window, materials = self.window_ref(), self.materials()
-        if not self.in_force:
+        j = self.judge(ctx, outcomes)
+        if j.status == "not_in_force":
             periods = "；".join(f"{cn_date(p.from_)}至{cn_date(p.to) if p.to else '今'}" for p in spec.in_force)
             return BenefitResult(
                 benefit_id=spec.id, title=spec.title, kind=spec.kind, subject=subject,
@@ -200,87 +272,66 @@ class Explainer:
             materials = [m for m in materials if m.id not in skip]
         else:
             skip = set()
-        criteria, missing, missing_mat = [], [], []
-        asked_by: dict[str, list[str]] = {}
-        for c in self.applicable:
-            out = outcomes[c.id]
-            observed: dict[str, Any] = {}
-            for path in c.reads:
-                if path in self.registry.lists:
-                    rng = count_range(self.count_of[(c.id, path)], ctx)
-                    observed[path] = None if rng is None else (rng[0] if rng[0] == rng[1] else
-                                                               {"min": rng[0], "max": rng[1]})
-                else:
-                    observed[path] = None
-            for path, reader in self.readers[c.id]:
-                observed[path] = _plain(reader(ctx))
-            if out == UNKNOWN:
-                # The engine decided; the reference semantics names what is missing, and must
-                # agree that the criterion is undecided.
-                check, asked = evaluate(c.cond, ctx)
-                if check != UNKNOWN:
-                    raise EngineError(f"{self.b.id}.{c.id}: engine says unknown, interpreter says {check}")
-                missing += asked
-                asked_by[c.id] = asked
-            if out != PASS:
-                missing_mat += [m for m in c.materials if m not in missing_mat and m not in skip]
-            text, threshold, basis, mats = self.static[c.id]
+        criteria, missing_mat = [], []
+        for c, out, observed in zip(self.applicable, j.outcomes, j.observed):
+            text, threshold, basis, mats, note = self.static[c.id]
             if skip:
                 mats = [m for m in mats if m not in skip]
-            # model_construct: the values are built here from validated rules and profiles
+            if out != PASS:
+                missing_mat += [m for m in mats if m not in missing_mat]
             criteria.append(CriterionResult(
                 id=c.id, text=text, outcome=out, observed=observed, threshold=threshold,
-                legal_basis=basis, materials=mats, provisional=c.provisional,
-                provisional_note=cn_dates_in(c.provisional_note)))
-        outs = {cr.outcome for cr in criteria}
-        status = "ineligible" if FAIL in outs else "needs_info" if UNKNOWN in outs else "eligible"
+                legal_basis=basis, materials=mats, provisional=c.provisional, provisional_note=note))
         route, note = None, None
         if spec.routes:
-            status, route, missing, missing_mat, note = self._route(criteria, asked_by, ctx)
-        amount, provisional, notes = None, False, []
-        if status in ("eligible", "needs_info"):
-            amount, provisional, notes = self.amount(ctx)
-        notes = ([PROVISIONAL_AMOUNT] if provisional else []) + notes
+            route, missing_mat, note = self._route_words(j, criteria, ctx)
+        notes = ([PROVISIONAL_AMOUNT] if j.provisional else []) + j.amount_notes
         return BenefitResult(
-            benefit_id=spec.id, title=spec.title, kind=spec.kind, subject=subject, status=status,
-            status_text=STATUS[status], amount_cny=amount, amount_provisional=provisional,
+            benefit_id=spec.id, title=spec.title, kind=spec.kind, subject=subject, status=j.status,
+            status_text=STATUS[j.status], amount_cny=j.amount, amount_provisional=j.provisional,
             amount_note=cn_dates_in("；".join(notes)) or None, criteria=criteria,
-            missing_facts=sorted(set(missing)), required_materials=materials,
+            missing_facts=j.missing, required_materials=materials,
             missing_materials=missing_mat, window=window, note=note, route=route)
 
     # -- alternative outcomes ------------------------------------------------------------------
-    def _route(self, criteria: list[CriterionResult], asked_by: dict[str, list[str]], ctx: Ctx):
-        """(status, route, missing facts, missing materials, note): the first route whose
-        applicable criteria all pass; a better route left undecided is named in the note."""
-        by_id = {c.id: c for c in criteria}
-        undecided: list[tuple[Route, list[CriterionResult]]] = []
+    def _route(self, outcomes: dict[str, str]) -> tuple[str, Route | None, list[tuple[Route, list[str]]]]:
+        """(status, route, routes left undecided before it with their unknown criteria): the
+        first route whose applicable criteria all pass."""
+        undecided: list[tuple[Route, list[str]]] = []
         for r in self.b.spec.routes:
             if r.applies is not None and not r.applies.contains(self.as_of):
                 continue
-            crits = [by_id[cid] for cid in r.criteria if cid in by_id]
-            outs = {c.outcome for c in crits}
-            if FAIL in outs:
+            outs = {cid: outcomes[cid] for cid in r.criteria if cid in outcomes}
+            if FAIL in outs.values():
                 continue
-            if UNKNOWN in outs:
-                undecided.append((r, [c for c in crits if c.outcome == UNKNOWN]))
+            if UNKNOWN in outs.values():
+                undecided.append((r, [cid for cid, o in outs.items() if o == UNKNOWN]))
                 continue
-            docs = self.b.docs
+            return "eligible", r, undecided
+        return ("needs_info" if undecided else "ineligible"), None, undecided
+
+    def _route_words(self, j: "Judged", criteria: list[CriterionResult], ctx: Ctx
+                     ) -> tuple[RouteResult | None, list[str], str | None]:
+        """(the route chosen, missing materials, note): a better route left undecided is
+        named in the note; with no route open, what every open route still needs."""
+        by_id = {c.id: c for c in criteria}
+        if j.route is not None:
+            r, docs = j.route, self.b.docs
             chosen = RouteResult(id=r.id, title=r.title, binding=r.binding,
-                                 legal_basis=[docs[b.ref].citation(b.article) for b in r.basis], note=cn_dates_in(r.note),
-                                 criteria=[c.id for c in crits])
+                                 legal_basis=[docs[b.ref].citation(b.article) for b in r.basis],
+                                 note=cn_dates_in(r.note), criteria=[cid for cid in r.criteria if cid in by_id])
             note = None
-            if undecided:
+            if j.undecided:
                 # an earlier route (higher precedence) still open: name what would decide it
-                earlier, crits_u = undecided[0]
+                earlier, ids = j.undecided[0]
                 facts = "、".join(f"“{self.registry.label(p, ctx.profile)}”" for p in dict.fromkeys(
-                    p for c in crits_u for p in asked_by.get(c.id, [])))
+                    p for cid in ids for p in j.asked_by.get(cid, [])))
                 note = f"另：补充{facts}后，还可判断是否适用优先的情形“{earlier.title}”" if facts else None
-            return "eligible", chosen, [], [], note
-        if undecided:
-            missing = [p for _, crits_u in undecided for c in crits_u for p in asked_by.get(c.id, [])]
-            mats = list(dict.fromkeys(m for _, crits_u in undecided for c in crits_u for m in c.materials))
-            return "needs_info", None, missing, mats, None
-        return "ineligible", None, [], [], self.b.spec.no_route
+            return chosen, [], note
+        if j.undecided:
+            return None, list(dict.fromkeys(m for _, ids in j.undecided for cid in ids
+                                            for m in by_id[cid].materials)), None
+        return None, [], self.b.spec.no_route
 
     # -- amount -----------------------------------------------------------------------------
     def amount(self, ctx: Ctx) -> tuple[float | None, bool, list[str]]:

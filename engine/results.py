@@ -135,6 +135,25 @@ class BenefitResult(_Record):
     suggestions: list[Suggestion] = field(default_factory=list)   # what would change the verdict
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One benefit's decision with no words: what a decision record stores (store.decisions).
+    The explanation around it (texts, citations, thresholds, materials) belongs to the
+    ruleset and is rebuilt from it, so a batch that only stores decisions skips it."""
+    benefit_id: str
+    subject_id: str                 # "" for enterprise-level benefits
+    kind: str
+    status: str
+    amount_cny: float | int | None
+    amount_provisional: bool
+    outcomes: str                   # one letter (p/f/u) per criterion, in the result's order
+    observed: list[dict]
+    missing_facts: list[str] | None   # None: not derived (a batch's record; rebuilt when worded)
+
+
+OUTCOME_CODE = {"pass": "p", "fail": "f", "unknown": "u"}
+
+
 @dataclass(slots=True)
 class EligibilityResponse(_Record):
     as_of: date

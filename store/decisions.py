@@ -10,17 +10,15 @@ page, an export or a re-rendered notice shows a decision exactly as it was made,
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Optional
 
 import orjson
 
 from engine import Evaluator, WindowContext
-from engine.results import BenefitResult, EligibilityResponse
+from engine.results import OUTCOME_CODE, EligibilityResponse, Verdict
 
-CODE = {"pass": "p", "fail": "f", "unknown": "u"}
-OUTCOME = {v: k for k, v in CODE.items()}
+OUTCOME = {v: k for k, v in OUTCOME_CODE.items()}
 _PLAIN = zlib.compressobj(1)
 WITH_DICTIONARY = b"\x01"      # a record compressed with its ruleset's stored dictionary
 
@@ -45,32 +43,15 @@ def dictionary_of(book) -> bytes:
     return (words + "[" + ",".join(rows) + "]").encode()[-32768:]
 
 
-@dataclass(frozen=True, slots=True)
-class Decided:
-    """One benefit result as stored."""
-    benefit_id: str
-    subject_id: str                 # "" for enterprise-level benefits
-    kind: str
-    status: str
-    amount_cny: float | int | None
-    amount_provisional: bool
-    outcomes: str                   # one letter (p/f/u) per criterion, in the result's order
-    observed: list[dict]
-    missing_facts: list[str]
+# A stored decision is the engine's verdict, as it was (engine.results.Verdict).
+Decided = Verdict
 
 
-def decided_of(r: BenefitResult) -> Decided:
-    return Decided(r.benefit_id, r.subject.id if r.subject else "", r.kind, r.status, r.amount_cny,
-                   r.amount_provisional, "".join(CODE[c.outcome] for c in r.criteria),
-                   [c.observed for c in r.criteria], r.missing_facts)
-
-
-def pack(results: list[BenefitResult], zdict: bytes = b"") -> bytes:
-    """The compact, compressed record of one enterprise's results; with `zdict` (its ruleset's
+def pack(verdicts: list[Verdict], zdict: bytes = b"") -> bytes:
+    """The compact, compressed record of one enterprise's verdicts; with `zdict` (its ruleset's
     stored dictionary) about a third of the size."""
-    rows = [[r.benefit_id, r.subject.id if r.subject else "", r.kind, r.status, r.amount_cny,
-             r.amount_provisional, "".join(CODE[c.outcome] for c in r.criteria),
-             [c.observed for c in r.criteria], r.missing_facts] for r in results]
+    rows = [[v.benefit_id, v.subject_id, v.kind, v.status, v.amount_cny, v.amount_provisional, v.outcomes,
+             v.observed, v.missing_facts] for v in verdicts]
     if not zdict:
         co = _PLAIN.copy()
         return co.compress(orjson.dumps(rows)) + co.flush()
@@ -109,7 +90,7 @@ def explain(ev: Evaluator, profile: dict, as_of: date, window: WindowContext | N
         applicable = [c.id for c in crit if c.applies_on(as_of)]
         return {cid: OUTCOME[o] for cid, o in zip(applicable, d.outcomes)}
 
-    resp = ev.explain(profile, as_of, window, outcomes)
+    resp = ev.explain(profile, as_of, window, outcomes, ledger_of(ev.registry, decided))
     for r in resp.results:
         d = by_key.get((r.benefit_id, r.subject.id if r.subject else ""))
         if d is None:
@@ -118,19 +99,24 @@ def explain(ev: Evaluator, profile: dict, as_of: date, window: WindowContext | N
             raise RebuildMismatch(f"{r.benefit_id} 的判定记录与规则版本 {ev.ruleset_version} 不一致")
         for c, seen in zip(r.criteria, d.observed):
             c.observed = seen
-        r.missing_facts = list(d.missing_facts)
+        if d.missing_facts is not None:         # recorded by an earlier release: as it was
+            r.missing_facts = list(d.missing_facts)
     return resp
 
 
-def same_decision(a: Decided, b: Decided) -> bool:
-    return (a.status, a.amount_cny, a.amount_provisional, a.outcomes, a.observed, a.missing_facts) == \
-           (b.status, b.amount_cny, b.amount_provisional, b.outcomes, b.observed, b.missing_facts)
-
-
-def changed_criteria(ev: Evaluator, a: Decided, b: Decided, as_of: date) -> list[str]:
-    """Criterion ids whose outcome differs between two decisions of one ruleset."""
-    crit = [c.id for c in ev.book.benefits[a.benefit_id].criteria if c.applies_on(as_of)]
-    return [cid for cid, x, y in zip(crit, a.outcomes, b.outcomes) if x != y]
+def ledger_of(registry, decided: list[Verdict]) -> Optional[frozenset[str]]:
+    """The award-ledger entries a stored evaluation saw, read back from what it observed:
+    None when the ledger could not answer then."""
+    paths = {p for p, f in registry.facts.items() if f.spec.derive == "award_ledger"}
+    seen: set[str] = set()
+    for d in decided:
+        for observed in d.observed:
+            for path in paths & set(observed):
+                if observed[path] is None:
+                    return None
+                if observed[path]:
+                    seen.add(f"{d.benefit_id}|{d.subject_id}")
+    return frozenset(seen)
 
 
 def plain(v: Any) -> Any:

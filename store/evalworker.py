@@ -78,12 +78,12 @@ def parse_stored_profile(text: str | bytes | dict, registry):
     return model.model_validate_json(text, context={"today": date.max})
 
 
-def record_of(resp, zdict: bytes = b"") -> tuple:
+def record_of(verdicts: list, zdict: bytes = b"") -> tuple:
     """One enterprise's outcome: ("ok", compact record, grant rows) where a grant row is
     (benefit_id, subject_id, status, amount, provisional)."""
-    grants = [(r.benefit_id, r.subject.id if r.subject else "", r.status, r.amount_cny,
-               bool(r.amount_provisional)) for r in resp.results if r.kind == "grant"]
-    return "ok", pack(resp.results, zdict), grants
+    grants = [(v.benefit_id, v.subject_id, v.status, v.amount_cny, bool(v.amount_provisional))
+              for v in verdicts if v.kind == "grant"]
+    return "ok", pack(verdicts, zdict), grants
 
 
 def _failure(exc: BaseException, registry=None) -> tuple:
@@ -111,7 +111,7 @@ def evaluate_batch(ev, texts: list, as_of: date, window, awarded, zdict: bytes =
     t1 = time.perf_counter()
     good = [p for p in profiles if not isinstance(p, BaseException)]
     try:
-        resps = iter(ev.evaluate_many(good, as_of=as_of, window=window, awarded=awarded))
+        resps = iter(ev.decide_many(good, as_of=as_of, window=window, awarded=awarded))
     except Exception:  # noqa: BLE001 — find the profiles that fail, one by one
         resps = None
     t2 = time.perf_counter()
@@ -124,7 +124,7 @@ def evaluate_batch(ev, texts: list, as_of: date, window, awarded, zdict: bytes =
             out.append(record_of(next(resps), zdict))
             continue
         try:
-            out.append(record_of(ev.evaluate(p, as_of=as_of, window=window, awarded=awarded), zdict))
+            out.append(record_of(ev.decide_many([p], as_of=as_of, window=window, awarded=awarded)[0], zdict))
         except Exception as exc:  # noqa: BLE001
             out.append(_failure(exc, ev.registry))
     return out, (t1 - t0, t2 - t1, time.perf_counter() - t2)

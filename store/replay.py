@@ -20,7 +20,6 @@ from typing import Callable, Iterator, Optional
 from sqlalchemy import select
 
 from engine import Evaluator, load_rulebook
-from engine.registry import FieldRegistry
 from engine.vocabulary import STATUS
 from store import rulesets
 from store import decisions as D
@@ -30,21 +29,6 @@ from store.db import Database
 from store.evalworker import parse_stored_profile
 from store.exports import xlsx_bytes
 from store.models import Enterprise, Evaluation, ProfileSnapshot
-
-
-def ledger_of(registry: FieldRegistry, decided: list[D.Decided]) -> Optional[frozenset[str]]:
-    """The award-ledger entries a stored evaluation saw, read back from what it observed:
-    None when the ledger could not answer then."""
-    paths = {p for p, f in registry.facts.items() if f.spec.derive == "award_ledger"}
-    seen: set[str] = set()
-    for d in decided:
-        for observed in d.observed:
-            for path in paths & set(observed):
-                if observed[path] is None:
-                    return None
-                if observed[path]:
-                    seen.add(f"{d.benefit_id}|{d.subject_id}")
-    return frozenset(seen)
 
 
 @dataclass
@@ -102,18 +86,19 @@ def _rows(db: Database, window_id: str, applicants_only: bool) -> tuple[int, Ite
     return len(keys), batches()
 
 
-def _decide(ev: Evaluator, profiles: list, ledgers: list, as_of: date, ctx) -> list:
-    """Each profile decided with its own ledger state; those that saw nothing awarded elsewhere
-    (nearly all) in one batch call, which decides each exactly as alone (a tested property)."""
+def _decide(ev: Evaluator, profiles: list, ledgers: list, as_of: date, ctx, asked: bool = False) -> list[list]:
+    """Each profile's verdicts with its own ledger state (and, `asked`, the missing facts);
+    those that saw nothing awarded elsewhere (nearly all) in one batch call, which decides
+    each exactly as alone (a tested property)."""
     out: list = [None] * len(profiles)
     plain = [i for i, led in enumerate(ledgers) if led == frozenset()]
     if plain:
-        for i, r in zip(plain, ev.evaluate_many([profiles[i] for i in plain], as_of=as_of, window=ctx,
-                                                awarded=frozenset())):
-            out[i] = r
+        for i, v in zip(plain, ev.decide_many([profiles[i] for i in plain], as_of=as_of, window=ctx,
+                                              awarded=frozenset(), missing_facts=asked)):
+            out[i] = v
     for i, led in enumerate(ledgers):
         if out[i] is None:
-            out[i] = ev.evaluate(profiles[i], as_of=as_of, window=ctx, awarded=led)
+            (out[i],) = ev.decide_many([profiles[i]], as_of=as_of, window=ctx, awarded=led, missing_facts=asked)
     return out
 
 
@@ -164,31 +149,39 @@ def replay(db: Database, window_id: str, *, progress: Callable[[int, int], None]
         for version in dict.fromkeys(row[2] for row, *_ in inputs):
             mine = [x for x in inputs if x[0][2] == version]
             ev = mine[0][1]
-            ledgers = [ledger_of(ev.registry, st) for _, _, st, _ in mine]
-            decided += zip(mine, _decide(ev, [p for *_, p in mine], ledgers, w.as_of, ctx))
-        for ((uscc, app_id, version, _, _, name), ev, stored, _), now in decided:
+            ledgers = [D.ledger_of(ev.registry, st) for _, _, st, _ in mine]
+            # records of an earlier release hold their missing facts: those are checked too
+            asked = any(d.missing_facts is not None for _, _, st, _ in mine for d in st)
+            decided += zip(mine, ledgers, _decide(ev, [p for *_, p in mine], ledgers, w.as_of, ctx, asked))
+        for ((uscc, app_id, version, _, _, name), ev, stored, profile), ledger, now in decided:
             i += 1
-            _replay_one(report, ev, stored, now, uscc, app_id, name, w)
+            words = (lambda ev=ev, profile=profile, ledger=ledger:
+                     ev.evaluate(profile, as_of=w.as_of, window=ctx, awarded=ledger))
+            _replay_one(report, ev, stored, now, words, uscc, app_id, name, w)
             if progress and (i + 1) % 200 == 0:
                 progress(i + 1, total)
     report.seconds = time.perf_counter() - t0
     return report
 
 
-def _replay_one(report: "ReplayReport", ev: Evaluator, stored: list, now, uscc: str, app_id, name: str, w) -> None:
-    """Compare one enterprise's stored decisions with the same decided again."""
-    fresh = {(d.benefit_id, d.subject_id): d for d in map(D.decided_of, now.results)}
-    texts = _texts(now)
+def _replay_one(report: "ReplayReport", ev: Evaluator, stored: list, now: list, words: Callable,
+                uscc: str, app_id, name: str, w) -> None:
+    """Compare one enterprise's stored decisions with the same decided again (`now`); the
+    criteria of a difference are worded by `words()`, the full result decided again."""
+    fresh = {(d.benefit_id, d.subject_id): d for d in now}
+    texts: dict | None = None
     report.evaluations += 1
     for d in stored:
         report.decisions += 1
         n = fresh.get((d.benefit_id, d.subject_id))
-        if n is not None and (d.status, d.amount_cny, d.amount_provisional, d.outcomes, d.observed,
-                              d.missing_facts) == (n.status, n.amount_cny, n.amount_provisional, n.outcomes,
-                                                   n.observed, n.missing_facts):
+        if n is not None and (d.status, d.amount_cny, d.amount_provisional, d.outcomes, d.observed) == \
+                (n.status, n.amount_cny, n.amount_provisional, n.outcomes, n.observed) and \
+                (d.missing_facts is None or d.missing_facts == n.missing_facts):
             report.identical += 1
             continue
         changed = _compare(ev, d, n, ev, w.as_of, w.as_of) if n else []
+        if texts is None:
+            texts = _texts(words())
         report.differences.append(Difference(
             uscc, name, app_id, d.benefit_id, d.subject_id, d.status, n.status if n else "（无）",
             changed, d.amount_cny, n.amount_cny if n else None,
@@ -222,22 +215,25 @@ def impact(db: Database, window_id: str, rules_dir: str | Path | None = None, as
         missing = next((row[2] for row, ev, _, _ in inputs if ev is None), None)
         if missing:
             rulesets.evaluator_for(db, missing)          # raises NotFound naming the version
-        decided = _decide(other, [p for *_, p in inputs], [ledger_of(ev.registry, st) for _, ev, st, _ in inputs],
-                          when, ctx)
-        for ((uscc, app_id, version, _, profile, name), ev, stored, _), res in zip(inputs, decided):
+        ledgers = [D.ledger_of(ev.registry, st) for _, ev, st, _ in inputs]
+        decided = _decide(other, [p for *_, p in inputs], ledgers, when, ctx)
+        for ((uscc, app_id, version, _, profile, name), ev, stored, parsed), ledger, now in zip(inputs, ledgers, decided):
             i += 1
             report.base_version = version
-            _impact_one(report, ev, other, stored, res, profile, uscc, app_id, name, w, when, ctx)
+            words = (lambda parsed=parsed, ledger=ledger:
+                     other.evaluate(parsed, as_of=when, window=ctx, awarded=ledger))
+            _impact_one(report, ev, other, stored, now, words, profile, uscc, app_id, name, w, when, ctx)
             if progress and (i + 1) % 200 == 0:
                 progress(i + 1, total)
     return report
 
 
-def _impact_one(report: ImpactReport, ev: Evaluator, other: Evaluator, stored: list, res, profile: dict,
-                uscc: str, app_id, name: str, w, when: date, ctx) -> None:
-    """The decisions of one enterprise that `other` changes or adds."""
-    fresh = {(d.benefit_id, d.subject_id): d for d in map(D.decided_of, res.results)}
-    texts = _texts(res)
+def _impact_one(report: ImpactReport, ev: Evaluator, other: Evaluator, stored: list, now: list,
+                words: Callable, profile: dict, uscc: str, app_id, name: str, w, when: date, ctx) -> None:
+    """The decisions of one enterprise that `other` changes or adds; the criteria of a change
+    are worded by `words()`, the full result under `other`."""
+    fresh = {(d.benefit_id, d.subject_id): d for d in now}
+    texts: dict | None = None
     base_texts: dict | None = None
     for d in stored:
         if d.kind != "grant" and d.benefit_id not in other.book.benefits:
@@ -248,6 +244,8 @@ def _impact_one(report: ImpactReport, ev: Evaluator, other: Evaluator, stored: l
         changed = _compare(ev, d, n, other, w.as_of, when) if n else []
         amount_after = n.amount_cny if n else None
         if d.status != after or changed or d.amount_cny != amount_after:
+            if texts is None:
+                texts = _texts(words())
             if any((d.benefit_id, d.subject_id, c) not in texts for c in changed) and base_texts is None:
                 base_texts = _texts(D.explain(ev, profile, w.as_of, ctx, stored))   # a criterion `other` dropped
             worded = [texts.get((d.benefit_id, d.subject_id, c)) or (base_texts or {}).get(

@@ -41,6 +41,27 @@ def test_a_profile_gets_the_same_result_alone_or_in_a_batch(engine_eval, ps, as_
 
 @pytest.mark.timeout(300)
 @SETTINGS
+@given(ps=st.lists(profiles(), min_size=1, max_size=4), as_of=AS_OF)
+def test_verdicts_a_batch_stores_are_what_the_worded_results_say(engine_eval, ps, as_of):
+    """A window stores `decide_many`'s verdicts and rebuilds the words later: they must be
+    exactly what the full results decide (status, amount, each criterion's outcome and what it
+    saw, the missing facts), benefit by benefit and subject by subject."""
+    letter = {"pass": "p", "fail": "f", "unknown": "u"}
+    for resp, asked, bare in zip(engine_eval.evaluate_many(ps, as_of, awarded=set()),
+                                 engine_eval.decide_many(ps, as_of, awarded=set(), missing_facts=True),
+                                 engine_eval.decide_many(ps, as_of, awarded=set())):
+        worded = [(r.benefit_id, r.subject.id if r.subject else "", r.kind, r.status, r.amount_cny,
+                   r.amount_provisional, "".join(letter[c.outcome] for c in r.criteria),
+                   [c.observed for c in r.criteria], r.missing_facts) for r in resp.results]
+        assert [(v.benefit_id, v.subject_id, v.kind, v.status, v.amount_cny, v.amount_provisional, v.outcomes,
+                 v.observed, v.missing_facts) for v in asked] == worded
+        # without the missing facts (what a window stores): the same, and nothing in their place
+        assert [(v.benefit_id, v.subject_id, v.kind, v.status, v.amount_cny, v.amount_provisional, v.outcomes,
+                 v.observed, v.missing_facts) for v in bare] == [w[:-1] + (None,) for w in worded]
+
+
+@pytest.mark.timeout(300)
+@SETTINGS
 @given(p=profiles(), as_of=AS_OF, seed=st.integers(0, 10**6))
 def test_order_of_list_items_and_of_criteria_does_not_change_outcomes(book, engine_eval, p, as_of, seed):
     rnd = random.Random(seed)

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import select
 
 from engine import WindowContext
+from profiles import AS_OF, profiles
 from store import awards, cases, exports, replay, rulesets
 from store import windows as W
 from store.db import Database
@@ -88,6 +89,28 @@ def test_records_decode_with_the_dictionary_stored_with_their_ruleset(db, monkey
     with db.session() as s:                       # a record stored before dictionaries existed
         s.execute(Evaluation.__table__.update().values(results=plain))
     assert cases.detail(db, sub.application_id, today=date(2026, 5, 1)).model_dump() == before
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(p=profiles(), as_of=AS_OF, ledger=st.sampled_from(["none", "empty", "first"]))
+def test_a_stored_verdict_is_worded_exactly_as_a_fresh_evaluation(engine_eval, p, as_of, ledger):
+    """A window stores verdicts without words or missing facts; the words rebuilt from the
+    record (through pack and unpack) are the fresh evaluation's, byte for byte — the missing
+    facts the one-time notice lists included, whatever the award ledger said then."""
+    from engine.profile import parse_profile
+    from store import decisions as D
+
+    prof = parse_profile(p, engine_eval.registry)
+    certs = [r.certificate_no for r in prof.device_registrations or []]
+    awarded = {"none": None, "empty": set(),
+               "first": {f"device-registration-grant|{c}" for c in certs[:1]}}[ledger]
+    ctx = engine_eval._next_window(as_of)
+    (verdicts,) = engine_eval.decide_many([prof], as_of, window=ctx, awarded=awarded)
+    zdict = D.dictionary_of(engine_eval.book)
+    stored = D.unpack(D.pack(verdicts, zdict), zdict)
+    rebuilt = D.explain(engine_eval, prof.as_json(), as_of, ctx, stored)
+    fresh = engine_eval.evaluate(prof, as_of, window=ctx, awarded=awarded)
+    assert rebuilt.model_dump() == fresh.model_dump()
 
 
 def _profiles(n: int, seed: int = 0) -> list[dict]:
