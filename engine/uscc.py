@@ -8,6 +8,8 @@ single-character substitution changes the weighted sum mod 31 and is detected.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _VALUE = {c: i for i, c in enumerate(CHARSET)}
 WEIGHTS = tuple(pow(3, i, 31) for i in range(17))
@@ -41,6 +43,12 @@ def validate_uscc(s: str) -> str:
     """
     if not isinstance(s, str):
         raise ValueError("统一社会信用代码必须是字符串")
+    return _validated(s)
+
+
+@lru_cache(maxsize=4096)
+def _validated(s: str) -> str:
+    # an import checks each code twice in a row (the cell, then the profile); errors are not cached
     raw = s.strip()
     code = raw.upper()
     if len(code) != LENGTH:

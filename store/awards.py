@@ -30,7 +30,7 @@ from store.views import AwardList, AwardView, Totals
 from store.workdays import add_workdays, next_workday
 
 
-@dataclass
+@dataclass(slots=True)
 class Candidate:
     decision_id: int
     uscc: str
@@ -60,6 +60,7 @@ def _final_statuses(s: Session, window_id: str) -> dict[tuple, str]:
 def grant_decisions(s: Session, window_id: str) -> list[Candidate]:
     """Every claimed grant decision of the window's applicants, with its final verdict, in
     submission order (earliest application first when two claim one certificate)."""
+    reviewed = _final_statuses(s, window_id)
     rows = s.execute(
         select(Decision.id, Decision.uscc, Decision.application_id, Decision.benefit_id, Decision.subject_id,
                Decision.status, Decision.amount_cny, Decision.amount_provisional, Application.claims,
@@ -67,30 +68,34 @@ def grant_decisions(s: Session, window_id: str) -> list[Candidate]:
         .join(Application, Application.id == Decision.application_id)
         .join(Enterprise, Enterprise.uscc == Decision.uscc)
         .where(Decision.window_id == window_id)
-        .order_by(Application.submitted_at, Decision.uscc, Decision.benefit_id, Decision.subject_id)).all()
-    reviewed = _final_statuses(s, window_id)
-    registry = rulesets.current().registry
-    # Class and origin of each certificate, read from the stored (validated) profiles a chunk
-    # at a time: holding every profile of a 100,000-application window cost a gigabyte.
-    # Only eligible subjects are listed with their class and origin (award lists, totals).
-    wanted = {r.snapshot_hash for r in rows if r.subject_id and reviewed.get(
-        (r.application_id, r.benefit_id, r.subject_id), r.status) == "eligible"}
-    facts: dict[str, dict] = {}
-    for chunk in chunks(list(wanted)):
-        for h, profile in s.execute(select(ProfileSnapshot.hash, ProfileSnapshot.profile)
-                                    .where(ProfileSnapshot.hash.in_(chunk))):
-            facts[h] = _certificate_facts(registry, profile)
-    out = []
+        .order_by(Application.submitted_at, Decision.uscc, Decision.benefit_id, Decision.subject_id)
+        .execution_options(yield_per=2000))
+    # Read as they come (a window of 100,000 held every row and every candidate at once).
+    out: list[Candidate] = []
+    by_snapshot: dict[str, list[Candidate]] = {}
+    wanted: set[str] = set()
     for r in rows:
         if r.subject_id and r.claims is not None and r.subject_id not in r.claims:
             continue
-        cls = origin = None
-        if r.subject_id and r.snapshot_hash in facts:
-            cls, origin = facts[r.snapshot_hash].get(r.subject_id, (None, None))
-        out.append(Candidate(r.id, r.uscc, r.name, r.application_id, r.benefit_id, r.subject_id or r.uscc,
-                             reviewed.get((r.application_id, r.benefit_id, r.subject_id), r.status),
-                             None if r.amount_cny is None else float(r.amount_cny), bool(r.amount_provisional),
-                             cls, origin, r.channel))
+        c = Candidate(r.id, r.uscc, r.name, r.application_id, r.benefit_id, r.subject_id or r.uscc,
+                      reviewed.get((r.application_id, r.benefit_id, r.subject_id), r.status),
+                      None if r.amount_cny is None else float(r.amount_cny), bool(r.amount_provisional),
+                      None, None, r.channel)
+        out.append(c)
+        if r.subject_id:
+            by_snapshot.setdefault(r.snapshot_hash, []).append(c)
+            # Only eligible subjects are listed with their class and origin (award lists, totals).
+            if c.status == "eligible":
+                wanted.add(r.snapshot_hash)
+    # Class and origin of each certificate, read from the stored (validated) profiles a chunk
+    # at a time: holding every profile of a 100,000-application window cost a gigabyte.
+    registry = rulesets.current().registry
+    for chunk in chunks(list(wanted)):
+        for h, profile in s.execute(select(ProfileSnapshot.hash, ProfileSnapshot.profile)
+                                    .where(ProfileSnapshot.hash.in_(chunk))):
+            facts = _certificate_facts(registry, profile)
+            for c in by_snapshot[h]:
+                c.device_class, c.origin = facts.get(c.subject_id, (None, None))
     return out
 
 

@@ -48,16 +48,27 @@ def _converters(conn: Connection, table: Table, cols: Sequence[str]) -> list[Opt
     return out
 
 
+_NOTHING = object()
+
+
 def insert_rows(conn: Connection, table: Table, cols: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
     """Insert `rows` (tuples in the order of `cols`); returns the number inserted."""
     conv = _converters(conn, table, cols)
     if any(conv):
         pairs = [(i, c) for i, c in enumerate(conv) if c is not None]
+        # A value repeated row after row (the batch's timestamp, a shared detail) is converted
+        # once: the converter's last input and output per column, compared by identity.
+        last: list = [(_NOTHING, None)] * len(conv)
 
         def prep(r):
             r = list(r)
             for i, c in pairs:
-                r[i] = c(r[i])
+                v = r[i]
+                was, out = last[i]
+                if v is not was:
+                    out = c(v)
+                    last[i] = (v, out)
+                r[i] = out
             return r
 
         rows = (prep(r) for r in rows)
@@ -84,11 +95,3 @@ def insert_rows(conn: Connection, table: Table, cols: Sequence[str], rows: Itera
         conn.exec_driver_sql(sql, batch)
         n += len(batch)
     return n
-
-
-def insert_dicts(conn: Connection, table: Table, rows: list[dict]) -> int:
-    """Same, for rows as dicts sharing one set of keys."""
-    if not rows:
-        return 0
-    cols = list(rows[0])
-    return insert_rows(conn, table, cols, ([r[c] for c in cols] for r in rows))

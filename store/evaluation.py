@@ -111,7 +111,7 @@ def write_outcomes(s: Session, w: Window, version: str, batch: list[tuple], outc
     insert_rows(conn, Decision.__table__, _DEC_COLS, decs)
     failed_apps = [a for (u, h, a, k), out in zip(batch, outcomes) if a and out[0] != "ok"]
     t = Application.__table__
-    who = actor or audit.default_actor()
+    who, detail = actor or audit.default_actor(), {"ruleset_version": version}
     for ids, state in ((judged, "judged"), (failed_apps, "failed")):
         for chunk in chunks(ids):
             moving = conn.execute(select(t.c.id, t.c.state).where(
@@ -120,7 +120,7 @@ def write_outcomes(s: Session, w: Window, version: str, batch: list[tuple], outc
                 continue
             conn.execute(update(t).where(t.c.id.in_([i for i, _ in moving]))
                          .values(state=state, updated_at=now, revision=t.c.revision + 1))
-            audit.events(s, [(i, now, who, "judge", frm, state, {"ruleset_version": version}) for i, frm in moving])
+            audit.events(s, [(i, now, who, "judge", frm, state, detail) for i, frm in moving])
     return failed
 
 

@@ -165,20 +165,14 @@ def test_an_application_that_cannot_be_evaluated_is_recorded_and_blocks_nothing(
     with db.session() as s:
         snap = s.get(ProfileSnapshot, s.scalar(select(Application.snapshot_hash).where(Application.uscc == uscc_of(2))))
         snap.profile = {**snap.profile, "employees_avg": -5}
-    real_many, real_one = Evaluator.evaluate_many, Evaluator.evaluate
+    real_many = Evaluator.decide_many
 
-    def many(self, profiles, *a, **kw):
+    def many(self, profiles, *a, **kw):      # a batch, and each of its profiles alone after
         if any(p.uscc == uscc_of(4) for p in profiles):
             raise EngineError("durable_rules: process died (signal 11)")
         return real_many(self, profiles, *a, **kw)
 
-    def one(self, profile, *a, **kw):
-        if profile.uscc == uscc_of(4):
-            raise EngineError("durable_rules: process died (signal 11)")
-        return real_one(self, profile, *a, **kw)
-
-    monkeypatch.setattr(Evaluator, "evaluate_many", many)
-    monkeypatch.setattr(Evaluator, "evaluate", one)
+    monkeypatch.setattr(Evaluator, "decide_many", many)
     for wid in ("2026-H1", "2026-X"):
         res = evaluate(db, wid)
         assert (res.evaluated, res.failed) == (6, 2)
