@@ -71,7 +71,7 @@ def check_access_code(db: Database, application_id: str, access_code: str) -> bo
 
 
 # --- storing profiles and applications -------------------------------------------------------
-@dataclass
+@dataclass(slots=True)
 class Intake:
     """One validated record to store: the profile's stored JSON text and hash (a bulk import
     keeps 100,000 of these, so not the Profile itself) and, for applications, the claims."""
@@ -89,7 +89,7 @@ class Intake:
                    hashlib.sha256(canonical_json(pj).encode()).hexdigest(), claims, channel)
 
 
-@dataclass
+@dataclass(slots=True)
 class IntakeResult:
     uscc: str
     name: str
