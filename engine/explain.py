@@ -8,8 +8,7 @@ from datetime import date
 from typing import Any, Callable
 
 from engine.adapter import EngineError
-from engine.conditions import (All, Any_, AsOf, Compare, Count, FactDate, Literal_, Not, Param, WindowDate, leaves,
-                               OP_SYMBOL)
+from engine.conditions import All, Any_, AsOf, Compare, Count, FactDate, Literal_, Not, Param, WindowDate, leaves
 from engine.dates import resolve_date
 from engine.interpreter import FAIL, PASS, UNKNOWN, Ctx, count_range, evaluate, read
 from engine.loader import Benefit, WindowContext

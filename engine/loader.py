@@ -7,7 +7,7 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from engine.conditions import Cond, fact_paths, fits_scale, leaves, parse_condition
 from engine.messages import pydantic_message
 from engine.profile import ProfileError, parse_profile
-from engine.registry import FactType, FieldRegistry, RegistryError, registry_from
+from engine.registry import FieldRegistry, RegistryError, registry_from
 from engine.ruleschema import (BenefitFile, Parameter, CalendarFile, CommonFile, Document, IndexFile,
                                OptionalPeriod, ParamValue)
 from engine.version import ENGINE_VERSION

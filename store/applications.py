@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -23,7 +22,7 @@ from engine.profile import Profile, ProfileError, canonical_json, parse_profile,
 from engine.vocabulary import APPLICATION_STATE
 from store import audit, rulesets
 from store import windows as W
-from store.bulk import RawJSON, insert_rows
+from store.bulk import RawJSON, among, insert_rows
 from store.db import Database
 from store.errors import Conflict, RowProblem, ValidationFailed
 from store.intake import parse_file
@@ -106,10 +105,10 @@ def store_enterprises(s: Session, records: list[Intake], source: str, now: datet
     existing: dict[str, Optional[str]] = {}
     for chunk in chunks(list(by_uscc)):
         existing.update(s.execute(select(Enterprise.uscc, Enterprise.latest_snapshot)
-                                  .where(Enterprise.uscc.in_(chunk))).all())
+                                  .where(among(s, Enterprise.uscc, chunk))).all())
     known: set[str] = set()
     for chunk in chunks([r.hash for r in by_uscc.values()]):
-        known.update(s.scalars(select(ProfileSnapshot.hash).where(ProfileSnapshot.hash.in_(chunk))))
+        known.update(s.scalars(select(ProfileSnapshot.hash).where(among(s, ProfileSnapshot.hash, chunk))))
     # rows are streamed to the database, not held: an import of 100,000 made 200,000 dicts
     insert_rows(s.connection(), Enterprise.__table__,
                 ("uscc", "name", "latest_snapshot", "source", "created_at", "updated_at"),
@@ -119,7 +118,7 @@ def store_enterprises(s: Session, records: list[Intake], source: str, now: datet
     if changed:
         for chunk in chunks(changed):
             versions.update(s.execute(select(ProfileSnapshot.uscc, func.max(ProfileSnapshot.version))
-                                      .where(ProfileSnapshot.uscc.in_(chunk))
+                                      .where(among(s, ProfileSnapshot.uscc, chunk))
                                       .group_by(ProfileSnapshot.uscc)).all())
         t = Enterprise.__table__
         stmt = (update(t).where(t.c.uscc == bindparam("u"))
@@ -145,7 +144,7 @@ def _store_applications(s: Session, w, records: list[Intake], snaps: dict[str, s
     for chunk in chunks([r.uscc for r in records]):
         for row in s.execute(select(Application.uscc, Application.id, Application.snapshot_hash,
                                     Application.claims, Application.state)
-                             .where(Application.window_id == w.id, Application.uscc.in_(chunk))):
+                             .where(Application.window_id == w.id, among(s, Application.uscc, chunk))):
             existing[row.uscc] = (row.id, row.snapshot_hash, row.claims, row.state)
     results, inserts, updates = [], [], []
     rand = memoryview(b"")

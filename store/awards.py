@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Optional
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,7 @@ from engine.vocabulary import cn_date
 from store import audit, rulesets
 from store import windows as W
 from store.applications import chunks
+from store.bulk import among, insert_rows
 from store.cases import standing_rejections
 from store.db import Database
 from store.errors import Conflict, RowProblem, ValidationFailed
@@ -92,7 +93,7 @@ def grant_decisions(s: Session, window_id: str) -> list[Candidate]:
     registry = rulesets.current().registry
     for chunk in chunks(list(wanted)):
         for h, profile in s.execute(select(ProfileSnapshot.hash, ProfileSnapshot.profile)
-                                    .where(ProfileSnapshot.hash.in_(chunk))):
+                                    .where(among(s, ProfileSnapshot.hash, chunk))):
             facts = _certificate_facts(registry, profile)
             for c in by_snapshot[h]:
                 c.device_class, c.origin = facts.get(c.subject_id, (None, None))
@@ -255,7 +256,7 @@ def publish(db: Database, window_id: str, *, actor: str | None = None, today: da
                                 .where(Application.window_id == window_id)).all())
         audit.events(s, [(a, now, who, "publicize", states[a], "publicized", None) for a in on_list])
         for chunk in chunks(on_list):
-            s.execute(t.update().where(t.c.id.in_(chunk)).values(state="publicized", updated_at=now,
+            s.execute(t.update().where(among(s, t.c.id, chunk)).values(state="publicized", updated_at=now,
                                                                  revision=t.c.revision + 1))
         w.state, w.published_at = "publicity", utcnow()
         w.publicity_from, w.publicity_until = start, until
@@ -270,7 +271,7 @@ def _paid_elsewhere(s: Session, window_id: str, cands: list[Candidate]) -> list[
     out = []
     for chunk in chunks(sorted({sub for _, sub in keys})):
         out += [sub for b, sub in s.execute(select(Award.benefit_id, Award.subject_id).where(
-            Award.subject_id.in_(chunk), Award.window_id != window_id)) if (b, sub) in keys]
+            among(s, Award.subject_id, chunk), Award.window_id != window_id)) if (b, sub) in keys]
     return sorted(out)
 
 
@@ -340,18 +341,18 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
             raise Conflict(f"有 {len(paid)} 项拟支持的注册证在本批次判定后已在其他批次兑现（如 {paid[0]}），"
                            "请先重新执行批量判定，再关闭")
         now = utcnow()
-        insert = postgresql.insert if db.is_postgres else sqlite.insert
-        stmt = insert(Award).on_conflict_do_nothing(index_elements=["benefit_id", "subject_id"])
-        rows = [{"benefit_id": c.benefit_id, "subject_id": c.subject_id, "window_id": window_id, "uscc": c.uscc,
-                 "application_id": c.application_id, "decision_id": c.decision_id, "amount_cny": c.amount_cny,
-                 "amount_provisional": c.amount_provisional, "device_class": c.device_class,
-                 "origin": c.origin, "awarded_at": now} for c in cands]
-        for chunk in chunks(rows):
-            s.execute(stmt, chunk)
+        # the ledger's unique key decides a race with another window's close
+        insert_rows(s.connection(), Award.__table__,
+                    ("benefit_id", "subject_id", "window_id", "uscc", "application_id", "decision_id", "amount_cny",
+                     "amount_provisional", "device_class", "origin", "awarded_at"),
+                    ((c.benefit_id, c.subject_id, window_id, c.uscc, c.application_id, c.decision_id,
+                      None if c.amount_cny is None else Decimal(str(c.amount_cny)), c.amount_provisional,
+                      c.device_class, c.origin, now) for c in cands),
+                    skip_conflicts_on=("benefit_id", "subject_id"))
         held: dict[tuple, tuple] = {}
         for chunk in chunks(list({c.subject_id for c in cands})):
             for b, sub, wid, dec in s.execute(select(Award.benefit_id, Award.subject_id, Award.window_id,
-                                                     Award.decision_id).where(Award.subject_id.in_(chunk))):
+                                                     Award.decision_id).where(among(s, Award.subject_id, chunk))):
                 held[(b, sub)] = (wid, dec)
         awards, already = [], []
         for c in cands:
@@ -374,7 +375,7 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
         t = Application.__table__
         for ids, state in ((sorted(awarded_apps), "awarded"), (refused, "refused")):
             for chunk in chunks(ids):
-                s.execute(t.update().where(t.c.id.in_(chunk)).values(state=state, updated_at=now,
+                s.execute(t.update().where(among(s, t.c.id, chunk)).values(state=state, updated_at=now,
                                                                      revision=t.c.revision + 1))
         w.state, w.closed_at, w.close_reason = "closed", now, reason
         totals = totals_of(awards)

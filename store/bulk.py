@@ -1,6 +1,7 @@
-"""Bulk inserts of many rows inside the caller's transaction: COPY on PostgreSQL, one
-executemany of a prepared INSERT on SQLite. Both skip SQLAlchemy's per-row statement
-bookkeeping (which cost more than the database itself for a window's decisions).
+"""Bulk operations inside the caller's transaction. Inserts of many rows: COPY on PostgreSQL,
+one executemany of a prepared INSERT on SQLite; both skip SQLAlchemy's per-row statement
+bookkeeping (which cost more than the database itself for a window's decisions). `among`:
+membership in a long list of keys.
 
 Values are converted as SQLAlchemy would bind them (JSON columns as JSON text, a Python
 None in a JSON column as JSON null, dates and decimals by the dialect's own processors),
@@ -11,8 +12,11 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 import orjson
-from sqlalchemy import JSON, Table
+from sqlalchemy import JSON, String, Table, any_, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 CHUNK = 5000
 
@@ -51,8 +55,11 @@ def _converters(conn: Connection, table: Table, cols: Sequence[str]) -> list[Opt
 _NOTHING = object()
 
 
-def insert_rows(conn: Connection, table: Table, cols: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
-    """Insert `rows` (tuples in the order of `cols`); returns the number inserted."""
+def insert_rows(conn: Connection, table: Table, cols: Sequence[str], rows: Iterable[Sequence[Any]],
+                skip_conflicts_on: Sequence[str] | None = None) -> int:
+    """Insert `rows` (tuples in the order of `cols`); returns the number sent. With
+    `skip_conflicts_on` (the columns of a unique key) a row whose key is taken is left out
+    (ON CONFLICT DO NOTHING: the key decides a race) instead of failing the transaction."""
     conv = _converters(conn, table, cols)
     if any(conv):
         pairs = [(i, c) for i, c in enumerate(conv) if c is not None]
@@ -73,7 +80,8 @@ def insert_rows(conn: Connection, table: Table, cols: Sequence[str], rows: Itera
 
         rows = (prep(r) for r in rows)
     n = 0
-    if conn.dialect.name == "postgresql":
+    pg = conn.dialect.name == "postgresql"
+    if pg and not skip_conflicts_on:
         cur = conn.connection.driver_connection.cursor()
         try:
             with cur.copy(f'COPY "{table.name}" ({", ".join(cols)}) FROM STDIN') as cp:
@@ -83,7 +91,10 @@ def insert_rows(conn: Connection, table: Table, cols: Sequence[str], rows: Itera
         finally:
             cur.close()
         return n
-    sql = f'INSERT INTO "{table.name}" ({", ".join(cols)}) VALUES ({", ".join("?" for _ in cols)})'
+    mark = "%s" if pg else "?"
+    sql = f'INSERT INTO "{table.name}" ({", ".join(cols)}) VALUES ({", ".join(mark for _ in cols)})'
+    if skip_conflicts_on:
+        sql += f' ON CONFLICT ({", ".join(skip_conflicts_on)}) DO NOTHING'
     batch: list = []
     for r in rows:
         batch.append(tuple(r))
@@ -95,3 +106,13 @@ def insert_rows(conn: Connection, table: Table, cols: Sequence[str], rows: Itera
         conn.exec_driver_sql(sql, batch)
         n += len(batch)
     return n
+
+
+def among(s: Session | Connection, column, values) -> ColumnElement:
+    """`column IN values` for a long list of keys (a batch, a chunk): on PostgreSQL one array
+    parameter (`= ANY`), since psycopg parses a statement of a thousand placeholders anew on
+    every call, which cost more than running it."""
+    dialect = s.dialect if isinstance(s, Connection) else s.get_bind().dialect
+    if dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(String)))
+    return column.in_(values)

@@ -14,7 +14,6 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 from typing import Callable, Iterable, Optional
 
@@ -25,7 +24,7 @@ from engine import Evaluator
 from store import audit, rulesets
 from store import windows as W
 from store.applications import chunks
-from store.bulk import insert_rows
+from store.bulk import among, insert_rows
 from store.db import Database
 from store.errors import Conflict, RowProblem, ValidationFailed
 from store.evalworker import evaluate_batch, make_runner, resolve_workers
@@ -93,8 +92,8 @@ def write_outcomes(s: Session, w: Window, version: str, batch: list[tuple], outc
     history entry in the same transaction."""
     usccs = [u for u, _, _, _ in batch]
     conn = s.connection()
-    conn.execute(delete(Decision.__table__).where(Decision.window_id == w.id, Decision.uscc.in_(usccs)))
-    conn.execute(delete(Evaluation.__table__).where(Evaluation.window_id == w.id, Evaluation.uscc.in_(usccs)))
+    conn.execute(delete(Decision.__table__).where(Decision.window_id == w.id, among(conn, Decision.uscc, usccs)))
+    conn.execute(delete(Evaluation.__table__).where(Evaluation.window_id == w.id, among(conn, Evaluation.uscc, usccs)))
     evals, decs, failed, judged = [], [], 0, []
     for (u, h, a, k), out in zip(batch, outcomes):
         if out[0] == "ok":
@@ -115,10 +114,10 @@ def write_outcomes(s: Session, w: Window, version: str, batch: list[tuple], outc
     for ids, state in ((judged, "judged"), (failed_apps, "failed")):
         for chunk in chunks(ids):
             moving = conn.execute(select(t.c.id, t.c.state).where(
-                t.c.id.in_(chunk), t.c.state.in_(("received", "failed", "judged")), t.c.state != state)).all()
+                among(conn, t.c.id, chunk), t.c.state.in_(("received", "failed", "judged")), t.c.state != state)).all()
             if not moving:
                 continue
-            conn.execute(update(t).where(t.c.id.in_([i for i, _ in moving]))
+            conn.execute(update(t).where(among(conn, t.c.id, [i for i, _ in moving]))
                          .values(state=state, updated_at=now, revision=t.c.revision + 1))
             audit.events(s, [(i, now, who, "judge", frm, state, detail) for i, frm in moving])
     return failed
@@ -166,7 +165,7 @@ def evaluate_window(db: Database, window_id: str, *, progress: Callable[[int, in
             t0 = time.perf_counter()
             with db.read_session() as s:
                 texts = dict(s.execute(select(ProfileSnapshot.hash, profile_text)
-                                       .where(ProfileSnapshot.hash.in_({h for _, h, _, _ in batch}))).all())
+                                       .where(among(s, ProfileSnapshot.hash, {h for _, h, _, _ in batch}))).all())
             clock["read"] += time.perf_counter() - t0
             yield batch, [texts[h] for _, h, _, _ in batch]
 

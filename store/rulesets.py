@@ -10,7 +10,6 @@ shared by the API, the CLI and the notices.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import threading
 import zlib
