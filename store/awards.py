@@ -58,9 +58,12 @@ def _final_statuses(s: Session, window_id: str) -> dict[tuple, str]:
     return out
 
 
-def grant_decisions(s: Session, window_id: str) -> list[Candidate]:
+def grant_decisions(s: Session, window_id: str, *, eligible_only: bool = False,
+                    decided_apps: set[str] | None = None) -> list[Candidate]:
     """Every claimed grant decision of the window's applicants, with its final verdict, in
-    submission order (earliest application first when two claim one certificate)."""
+    submission order (earliest application first when two claim one certificate).
+    `eligible_only`: only the eligible ones (a close of 100,000 applications held every
+    other one too); `decided_apps`, if given, receives the application of every decision."""
     reviewed = _final_statuses(s, window_id)
     rows = s.execute(
         select(Decision.id, Decision.uscc, Decision.application_id, Decision.benefit_id, Decision.subject_id,
@@ -78,8 +81,12 @@ def grant_decisions(s: Session, window_id: str) -> list[Candidate]:
     for r in rows:
         if r.subject_id and r.claims is not None and r.subject_id not in r.claims:
             continue
-        c = Candidate(r.id, r.uscc, r.name, r.application_id, r.benefit_id, r.subject_id or r.uscc,
-                      reviewed.get((r.application_id, r.benefit_id, r.subject_id), r.status),
+        status = reviewed.get((r.application_id, r.benefit_id, r.subject_id), r.status)
+        if decided_apps is not None:
+            decided_apps.add(r.application_id)
+        if eligible_only and status != "eligible":
+            continue
+        c = Candidate(r.id, r.uscc, r.name, r.application_id, r.benefit_id, r.subject_id or r.uscc, status,
                       None if r.amount_cny is None else float(r.amount_cny), bool(r.amount_provisional),
                       None, None, r.channel)
         out.append(c)
@@ -146,13 +153,12 @@ def _titles(db: Database, w: Window) -> dict[str, str]:
     return {b.id: b.spec.title for b in rulesets.book_for(db, w.ruleset_version).benefits.values()}
 
 
-def proposed(s: Session, window_id: str) -> tuple[list[Candidate], list[dict]]:
-    """(the awards closing would make, eligible subjects already awarded elsewhere)."""
+def proposed(s: Session, window_id: str, decided_apps: set[str] | None = None) -> tuple[list[Candidate], list[dict]]:
+    """(the awards closing would make, eligible subjects already awarded elsewhere);
+    `decided_apps` receives every application with a grant decision."""
     taken = {(b, sub): wid for b, sub, wid in s.execute(select(Award.benefit_id, Award.subject_id, Award.window_id))}
     out, refused, seen = [], [], set()
-    for c in grant_decisions(s, window_id):
-        if c.status != "eligible":
-            continue
+    for c in grant_decisions(s, window_id, eligible_only=True, decided_apps=decided_apps):
         key = (c.benefit_id, c.subject_id)
         if key in taken and taken[key] != window_id or key in seen:
             refused.append({"uscc": c.uscc, "enterprise_name": c.enterprise_name, "benefit_id": c.benefit_id,
@@ -293,10 +299,10 @@ def close_preview(db: Database, window_id: str, today: date | None = None) -> di
     today = today or shanghai_today()
     with db.read_session() as s:
         w = W.get(s, window_id)
-        cands, refused = proposed(s, window_id)
-        decided = grant_decisions(s, window_id)
+        decided: set[str] = set()
+        cands, refused = proposed(s, window_id, decided)
         apps_awarded = {c.application_id for c in cands}
-        refusals = {c.application_id for c in decided} - apps_awarded
+        refusals = decided - apps_awarded
         early = w.state != "publicity" or w.publicity_until is None or today <= w.publicity_until
         running, until = corrections_running(s, window_id, today)
         return {"awards": len(cands), "amount_cny": sum(c.amount_cny or 0 for c in cands),
@@ -329,8 +335,8 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
         if early and not reason:
             until = f"公示期至 {cn_date(w.publicity_until)}" if w.publicity_until else "尚未公示"
             raise ValidationFailed([RowProblem(f"{until}；提前关闭须写明理由", path="reason")])
-        decided = grant_decisions(s, window_id)
-        cands = [c for c in decided if c.status == "eligible"]
+        decided_apps: set[str] = set()
+        cands = grant_decisions(s, window_id, eligible_only=True, decided_apps=decided_apps)
         blocked = rejected_materials(s, db, w, cands)
         if blocked:
             raise _held_by_rejections(blocked, "关闭批次")
@@ -364,7 +370,6 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
                                 "awarded_in_window": wid,
                                 "reason": f"该注册证已在申报批次 {wid} 获得支持，不重复支持"})
         awarded_apps = {a.application_id for a in awards}
-        decided_apps = {c.application_id for c in decided}
         refused = sorted(decided_apps - awarded_apps)
         states = dict(s.execute(select(Application.id, Application.state)
                                 .where(Application.window_id == window_id)).all())
