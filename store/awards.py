@@ -257,18 +257,22 @@ def publish(db: Database, window_id: str, *, actor: str | None = None, today: da
         doing = "公示拟支持名单（计算公示期）"
         start, until = next_workday(today, doing), add_workdays(today, w.publicity_workdays, doing)
         on_list = sorted({c.application_id for c in cands})
-        now, who, t = utcnow(), actor or audit.default_actor(), Application.__table__
-        states = dict(s.execute(select(Application.id, Application.state)
-                                .where(Application.window_id == window_id)).all())
-        audit.events(s, [(a, now, who, "publicize", states[a], "publicized", None) for a in on_list])
-        for chunk in chunks(on_list):
-            s.execute(t.update().where(among(s, t.c.id, chunk)).values(state="publicized", updated_at=now,
-                                                                 revision=t.c.revision + 1))
+        _move(s, on_list, "publicize", "publicized", utcnow(), actor)
         w.state, w.published_at = "publicity", utcnow()
         w.publicity_from, w.publicity_until = start, until
         audit.record(s, actor, "window.publish", window_id,
                      {"from": start.isoformat(), "until": until.isoformat(), "listed": len(on_list)})
         return W.view(w)
+
+
+def _move(s: Session, ids: list[str], action: str, to_state: str, now, actor: str | None) -> None:
+    """Applications to a new state, with each one's history entry, a chunk at a time."""
+    who, t = actor or audit.default_actor(), Application.__table__
+    for chunk in chunks(ids):
+        states = dict(s.execute(select(t.c.id, t.c.state).where(among(s, t.c.id, chunk))).all())
+        audit.events(s, [(a, now, who, action, states[a], to_state, None) for a in chunk])
+        s.execute(t.update().where(among(s, t.c.id, chunk)).values(state=to_state, updated_at=now,
+                                                                   revision=t.c.revision + 1))
 
 
 def _paid_elsewhere(s: Session, window_id: str, cands: list[Candidate]) -> list[str]:
@@ -371,17 +375,9 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
                                 "reason": f"该注册证已在申报批次 {wid} 获得支持，不重复支持"})
         awarded_apps = {a.application_id for a in awards}
         refused = sorted(decided_apps - awarded_apps)
-        states = dict(s.execute(select(Application.id, Application.state)
-                                .where(Application.window_id == window_id)).all())
         assign_numbers(s, window_id, refused, "non_support", today)
-        who = actor or audit.default_actor()
-        audit.events(s, [(a, now, who, "award", states[a], "awarded", None) for a in sorted(awarded_apps)]
-                     + [(a, now, who, "refuse", states[a], "refused", None) for a in refused])
-        t = Application.__table__
-        for ids, state in ((sorted(awarded_apps), "awarded"), (refused, "refused")):
-            for chunk in chunks(ids):
-                s.execute(t.update().where(among(s, t.c.id, chunk)).values(state=state, updated_at=now,
-                                                                     revision=t.c.revision + 1))
+        _move(s, sorted(awarded_apps), "award", "awarded", now, actor)
+        _move(s, refused, "refuse", "refused", now, actor)
         w.state, w.closed_at, w.close_reason = "closed", now, reason
         totals = totals_of(awards)
         audit.record(s, actor, "window.close", window_id,
