@@ -493,3 +493,30 @@ def test_a_rejected_file_reopens_the_correction_and_holds_its_award(db):
     d = cases.detail(db, b)
     assert d.correction_due == date(2026, 4, 16) and d.correction_deadline is None and not d.correction_open
     assert_history_complete(db, "2026-H1")
+
+
+def test_a_long_key_list_selects_exactly_its_keys_on_both_stores(db):
+    """store.bulk.among (IN on SQLite, one array parameter on PostgreSQL), which a window's
+    batches and its close use for every chunk of keys; and insert_rows skipping taken keys."""
+    from store.bulk import among, insert_rows
+    from store.models import utcnow
+
+    now = utcnow()
+    keys = [f"91512000MA{i:08d}" for i in range(2500)]
+    with db.session() as s:
+        sent = insert_rows(s.connection(), Enterprise.__table__,
+                           ("uscc", "name", "latest_snapshot", "source", "created_at", "updated_at"),
+                           ((k, f"企业{k[-4:]}", None, "registry", now, now) for k in keys))
+        assert sent == 2500
+    wanted = keys[::3] + ["91512000MA99999999"]          # every third, and one that is not stored
+    with db.read_session() as s:
+        got = set(s.scalars(select(Enterprise.uscc).where(among(s, Enterprise.uscc, wanted))))
+        assert got == set(keys[::3])
+        assert s.scalar(select(func.count()).select_from(Enterprise).where(among(s, Enterprise.uscc, []))) == 0
+    with db.session() as s:      # a row whose key is taken is left out, the rest go in
+        insert_rows(s.connection(), Enterprise.__table__, ("uscc", "name", "source", "created_at", "updated_at"),
+                    [(keys[0], "另一个名字", "registry", now, now), ("91512000MA99999999", "新企业", "registry", now, now)],
+                    skip_conflicts_on=("uscc",))
+    with db.read_session() as s:
+        assert s.get(Enterprise, keys[0]).name == f"企业{keys[0][-4:]}"
+        assert s.get(Enterprise, "91512000MA99999999").name == "新企业"
