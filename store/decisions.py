@@ -1,11 +1,12 @@
 """Decisions stored once and rebuilt: the compact record of an evaluation and its explanation.
 
-An evaluation stores, per benefit result, only what the engine decided: the status, the
-amount, one outcome letter per criterion, the values each criterion read and the missing
-facts. Texts, citations, thresholds and materials belong to the ruleset, which is archived by
-version (store.rulesets); `explain` rebuilds the full results from the archived ruleset, so a
-page, an export or a re-rendered notice shows a decision exactly as it was made, even after
-`rules/` has changed.
+An evaluation stores, per benefit result, only what the engine decided (engine.results.Verdict):
+the status, the amount, one outcome letter per criterion and the values each criterion read.
+Texts, citations, thresholds and materials belong to the ruleset, which is archived by version
+(store.rulesets); the missing facts are derived from the stored profile by the same ruleset.
+`explain` rebuilds the full results from them, so a page, an export or a re-rendered notice
+shows a decision exactly as it was made, even after `rules/` has changed. (Records that
+earlier code wrote also hold their missing facts; those are shown as stored.)
 """
 from __future__ import annotations
 
