@@ -150,7 +150,7 @@ def replay(db: Database, window_id: str, *, progress: Callable[[int, int], None]
             mine = [x for x in inputs if x[0][2] == version]
             ev = mine[0][1]
             ledgers = [D.ledger_of(ev.registry, st) for _, _, st, _ in mine]
-            # records of an earlier release hold their missing facts: those are checked too
+            # records written by earlier code hold their missing facts: those are checked too
             asked = any(d.missing_facts is not None for _, _, st, _ in mine for d in st)
             decided += zip(mine, ledgers, _decide(ev, [p for *_, p in mine], ledgers, w.as_of, ctx, asked))
         for ((uscc, app_id, version, _, _, name), ev, stored, profile), ledger, now in decided:
