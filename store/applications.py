@@ -42,6 +42,24 @@ def chunks(seq: list, n: int = CHUNK) -> Iterable[list]:
         yield seq[i:i + n]
 
 
+def move(s: Session, ids: list[str], action: str, to_state: str, now: datetime, actor: str | None,
+         only_from: tuple[str, ...] | None = None, details: dict | None = None) -> None:
+    """Applications to a new state, each with its history entry, a chunk at a time (a window
+    moves 100,000 at once). `only_from`: move only those in one of these states (others, and
+    those already there, are left alone)."""
+    who, t = actor or audit.default_actor(), Application.__table__
+    for chunk in chunks(ids):
+        q = select(t.c.id, t.c.state).where(among(s, t.c.id, chunk))
+        if only_from is not None:
+            q = q.where(t.c.state.in_(only_from), t.c.state != to_state)
+        moving = dict(s.execute(q).all())
+        if not moving:
+            continue
+        s.execute(update(t).where(among(s, t.c.id, list(moving)))
+                  .values(state=to_state, updated_at=now, revision=t.c.revision + 1))
+        audit.events(s, [(i, now, who, action, moving[i], to_state, details) for i in chunk if i in moving])
+
+
 def code_hash(application_id: str, code: str) -> str:
     return hashlib.sha256(f"{application_id}:{code}".encode()).hexdigest()
 

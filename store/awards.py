@@ -19,7 +19,7 @@ from engine.profile import shanghai_today
 from engine.vocabulary import cn_date
 from store import audit, rulesets
 from store import windows as W
-from store.applications import chunks
+from store.applications import chunks, move
 from store.bulk import among, insert_rows
 from store.cases import standing_rejections
 from store.db import Database
@@ -257,22 +257,12 @@ def publish(db: Database, window_id: str, *, actor: str | None = None, today: da
         doing = "公示拟支持名单（计算公示期）"
         start, until = next_workday(today, doing), add_workdays(today, w.publicity_workdays, doing)
         on_list = sorted({c.application_id for c in cands})
-        _move(s, on_list, "publicize", "publicized", utcnow(), actor)
+        move(s, on_list, "publicize", "publicized", utcnow(), actor)
         w.state, w.published_at = "publicity", utcnow()
         w.publicity_from, w.publicity_until = start, until
         audit.record(s, actor, "window.publish", window_id,
                      {"from": start.isoformat(), "until": until.isoformat(), "listed": len(on_list)})
         return W.view(w)
-
-
-def _move(s: Session, ids: list[str], action: str, to_state: str, now, actor: str | None) -> None:
-    """Applications to a new state, with each one's history entry, a chunk at a time."""
-    who, t = actor or audit.default_actor(), Application.__table__
-    for chunk in chunks(ids):
-        states = dict(s.execute(select(t.c.id, t.c.state).where(among(s, t.c.id, chunk))).all())
-        audit.events(s, [(a, now, who, action, states[a], to_state, None) for a in chunk])
-        s.execute(t.update().where(among(s, t.c.id, chunk)).values(state=to_state, updated_at=now,
-                                                                   revision=t.c.revision + 1))
 
 
 def _paid_elsewhere(s: Session, window_id: str, cands: list[Candidate]) -> list[str]:
@@ -376,8 +366,8 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
         awarded_apps = {a.application_id for a in awards}
         refused = sorted(decided_apps - awarded_apps)
         assign_numbers(s, window_id, refused, "non_support", today)
-        _move(s, sorted(awarded_apps), "award", "awarded", now, actor)
-        _move(s, refused, "refuse", "refused", now, actor)
+        move(s, sorted(awarded_apps), "award", "awarded", now, actor)
+        move(s, refused, "refuse", "refused", now, actor)
         w.state, w.closed_at, w.close_reason = "closed", now, reason
         totals = totals_of(awards)
         audit.record(s, actor, "window.close", window_id,

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Callable, Iterable, Optional
 
-from sqlalchemy import Text, cast, delete, select, update
+from sqlalchemy import Text, cast, delete, select
 from sqlalchemy.orm import Session
 
 from engine import Evaluator
 from store import audit, rulesets
 from store import windows as W
-from store.applications import chunks
+from store.applications import chunks, move
 from store.bulk import among, insert_rows
 from store.db import Database
 from store.errors import Conflict, RowProblem, ValidationFailed
@@ -109,17 +109,9 @@ def write_outcomes(s: Session, w: Window, version: str, batch: list[tuple], outc
     insert_rows(conn, Evaluation.__table__, _EVAL_COLS, evals)
     insert_rows(conn, Decision.__table__, _DEC_COLS, decs)
     failed_apps = [a for (u, h, a, k), out in zip(batch, outcomes) if a and out[0] != "ok"]
-    t = Application.__table__
-    who, detail = actor or audit.default_actor(), {"ruleset_version": version}
+    detail = {"ruleset_version": version}
     for ids, state in ((judged, "judged"), (failed_apps, "failed")):
-        for chunk in chunks(ids):
-            moving = conn.execute(select(t.c.id, t.c.state).where(
-                among(conn, t.c.id, chunk), t.c.state.in_(("received", "failed", "judged")), t.c.state != state)).all()
-            if not moving:
-                continue
-            conn.execute(update(t).where(among(conn, t.c.id, [i for i, _ in moving]))
-                         .values(state=state, updated_at=now, revision=t.c.revision + 1))
-            audit.events(s, [(i, now, who, "judge", frm, state, detail) for i, frm in moving])
+        move(s, ids, "judge", state, now, actor, only_from=("received", "failed", "judged"), details=detail)
     return failed
 
 
