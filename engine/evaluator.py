@@ -74,11 +74,14 @@ class Evaluator:
             known[name] = o
             return o
 
+        marked: dict[str, bool] = {}    # and an amount asks whether its parameters are provisional
+
         def provisional(name: str) -> bool:
-            if self._override(b, name, window) is not None:
-                return False          # set by the round's notice
-            pv = b.param(name, as_of)
-            return bool(pv and pv.provisional)
+            if name not in marked:
+                pv = b.param(name, as_of)
+                # a value set by the round's notice is not provisional
+                marked[name] = self._override(b, name, window) is None and bool(pv and pv.provisional)
+            return marked[name]
         return value, provisional
 
     def _ruleset(self, benefits: tuple[str, ...], as_of: date, window: WindowContext
@@ -224,26 +227,29 @@ class Evaluator:
                  awarded: frozenset[str] | None, counts: dict | None,
                  outcomes: Callable[[int, str], dict[str, str]], shape: str = WORDED) -> list:
         """Every result of one profile, in `shape`: per benefit, and per subject for per-item
-        benefits."""
+        benefits. The profile's facts are read once for all its benefits (Ctx.reads)."""
         results: list = []
+        reads: dict[str, Any] = {}
+        ask = shape == VERDICTS_ASKED
         for b in chosen:
             ex = self._explainer(b, as_of, window)
             make = ex.result if shape == WORDED else (
-                lambda ctx, outs, subject, ex=ex: ex.verdict(ctx, outs, subject, ask=shape == VERDICTS_ASKED))
+                lambda ctx, outs, subject, ex=ex: ex.verdict(ctx, outs, subject, ask=ask))
             if b.spec.unit == "enterprise":
-                ctx = Ctx(self.registry, p, as_of, window, ex.params, b.id, awarded=awarded, counts=counts)
+                ctx = Ctx(self.registry, p, as_of, window, ex.params, b.id, awarded=awarded, counts=counts,
+                          reads=reads)
                 results.append(make(ctx, outcomes(-1, b.id), None))
                 continue
             info = self.registry.list_of(b.spec.unit)
             items = getattr(p, info.name)
             if not items:
                 if b.spec.without_subject == "ineligible":
-                    r = self._no_subject(b, ex, items is None)
-                    results.append(r if shape == WORDED else _verdict_of(r, shape == VERDICTS_ASKED))
+                    results.append(self._no_subject(b, ex, items is None) if shape == WORDED
+                                   else self._no_subject_verdict(b, ex, items is None, ask))
                 continue          # `omit`: nothing to say to an enterprise with no such subject
             for ri, item in enumerate(items):
                 ctx = Ctx(self.registry, p, as_of, window, ex.params, b.id, item, info.name, ri,
-                          awarded, counts)
+                          awarded, counts, reads)
                 results.append(make(ctx, outcomes(ri, b.id), Subject(type=b.spec.unit, id=info.key_of(item))))
         return results
 
@@ -422,6 +428,15 @@ class Evaluator:
             amount_note=None, criteria=[crit], missing_facts=[info.name] if unknown else [],
             required_materials=ex.materials(), missing_materials=[], window=ex.window_ref())
 
+    def _no_subject_verdict(self, b: Benefit, ex: Explainer, unknown: bool, ask: bool) -> Verdict:
+        """`_no_subject`'s result as a verdict (a window decides thousands of them)."""
+        if not b.in_force_on(ex.as_of):
+            return Verdict(b.id, "", b.spec.kind, "not_in_force", None, False, "", [], [] if ask else None)
+        name = self.registry.list_of(b.spec.unit).name
+        return Verdict(b.id, "", b.spec.kind, "needs_info" if unknown else "ineligible", None, False,
+                       OUTCOME_CODE["unknown" if unknown else "fail"], [{name: None if unknown else []}],
+                       ([name] if unknown else []) if ask else None)
+
     def _decide_interpreter(self, profs: list[Profile], chosen: list[Benefit], as_of: date,
                        window: WindowContext, awarded: frozenset[str] | None) -> dict:
         out: dict[tuple[int, int, str], dict[str, str]] = {}
@@ -540,12 +555,6 @@ class Evaluator:
         by_profile = [{nid: counts.get((pi, ci)) for nid, ci in plan.count_ids.items() if anchors[ci] is None}
                       for pi in range(len(profs))]
         return out, by_profile
-
-
-def _verdict_of(r: BenefitResult, missing_facts: bool) -> Verdict:
-    return Verdict(r.benefit_id, r.subject.id if r.subject else "", r.kind, r.status, r.amount_cny,
-                   r.amount_provisional, "".join(OUTCOME_CODE[c.outcome] for c in r.criteria),
-                   [c.observed for c in r.criteria], r.missing_facts if missing_facts else None)
 
 
 def _window_key(window: WindowContext) -> tuple:

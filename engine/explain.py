@@ -54,13 +54,16 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def _reader(registry: FieldRegistry, path: str) -> Callable[[Ctx], Any]:
+_ENTERPRISE, _SUBJECT, _LEDGER = 0, 1, 2
+
+
+def _reading(registry: FieldRegistry, path: str) -> tuple[str, Callable[[Any], Any], int]:
+    """(path, how to read it from its owner, whose fact it is): a profile's facts are read
+    once per profile and shared by its benefits; the award ledger depends on the benefit."""
     fact = registry.facts[path]
     if fact.spec.derive == "award_ledger":
-        return lambda ctx: read(path, ctx)
-    if fact.scope == "enterprise":
-        return lambda ctx: fact.read(ctx.profile)
-    return lambda ctx: fact.read(ctx.subject)
+        return path, fact.read, _LEDGER
+    return path, fact.read, _ENTERPRISE if fact.scope == "enterprise" else _SUBJECT
 
 
 @dataclass(slots=True)
@@ -94,8 +97,11 @@ class Explainer:
                        for c in self.applicable}
         self.count_of = {(c.id, path): next(l for l in leaves(c.cond) if isinstance(l, Count) and l.list == path)
                          for c in self.applicable for path in c.reads if path in lists}
-        self.readers = {c.id: [(path, _reader(registry, path)) for path in c.reads if path not in lists]
-                        for c in self.applicable}
+        # what each criterion shows it saw, in the order it reads them: a count for a list,
+        # else the fact, read once per subject however many criteria read it
+        self.shows = [(c, [(path, self.count_of.get((c.id, path))) for path in c.reads]) for c in self.applicable]
+        self.readings = [_reading(registry, path) for path in dict.fromkeys(
+            path for c in self.applicable for path in c.reads if path not in lists)]
         # the amount methods in force on this date, in the file's order; per subject the first
         # whose `when` passes computes the amount
         self.amount_specs = [(a, cond) for a, cond in zip(benefit.spec.amount_specs(),
@@ -209,18 +215,31 @@ class Explainer:
             return Judged("not_in_force", [], [], [] if ask else None, {}, None, [], None, False, [])
         outs, seen, missing = [], [], []
         asked_by: dict[str, list[str]] = {}
-        for c in self.applicable:
+        values: dict[str, Any] = {}
+        shared = ctx.reads
+        for path, reader, whose in self.readings:
+            if whose == _ENTERPRISE:
+                if shared is not None and path in shared:
+                    values[path] = shared[path]
+                    continue
+                v = _plain(reader(ctx.profile))
+                if shared is not None:
+                    shared[path] = v
+            elif whose == _SUBJECT:
+                v = _plain(reader(ctx.subject))
+            else:
+                v = read(path, ctx)
+            values[path] = v
+        for c, shows in self.shows:
             out = outcomes[c.id]
             observed: dict[str, Any] = {}
-            for path in c.reads:
-                if path in self.registry.lists:
-                    rng = count_range(self.count_of[(c.id, path)], ctx)
+            for path, count in shows:
+                if count is None:
+                    observed[path] = values[path]
+                else:
+                    rng = count_range(count, ctx)
                     observed[path] = None if rng is None else (rng[0] if rng[0] == rng[1] else
                                                                {"min": rng[0], "max": rng[1]})
-                else:
-                    observed[path] = None
-            for path, reader in self.readers[c.id]:
-                observed[path] = _plain(reader(ctx))
             if out == UNKNOWN and ask:
                 # The engine decided; the reference semantics names what is missing, and must
                 # agree that the criterion is undecided.

@@ -38,6 +38,8 @@ class Ctx:
     subject_index: int = -1
     awarded: frozenset[str] | None = None
     counts: dict[int, tuple[int, int] | None] | None = None   # id(count node) → range, if known
+    # the profile's facts already read for one profile's results, shared by its benefits
+    reads: dict[str, Any] | None = None
 
     @property
     def subject_key(self) -> str:
