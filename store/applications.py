@@ -23,6 +23,7 @@ from engine.vocabulary import APPLICATION_STATE
 from store import audit, rulesets
 from store import windows as W
 from store.bulk import RawJSON, among, insert_rows
+from store.collector import bulk_work
 from store.db import Database
 from store.errors import Conflict, RowProblem, ValidationFailed
 from store.intake import parse_file
@@ -308,6 +309,7 @@ class ImportRejected(ValidationFailed):
                                           "未导入任何数据")
 
 
+@bulk_work()
 def import_applications(db: Database, window_id: Optional[str], source: bytes | str | Path,
                         filename: str | None = None, *, skip_invalid: bool = False,
                         actor: str | None = None, channel: str = "import", today: date | None = None,

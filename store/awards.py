@@ -22,6 +22,7 @@ from store import windows as W
 from store.applications import chunks, move
 from store.bulk import among, insert_rows
 from store.cases import standing_rejections
+from store.collector import bulk_work
 from store.db import Database
 from store.errors import Conflict, RowProblem, ValidationFailed
 from store.models import (Application, Award, Decision, Enterprise, Evaluation, ProfileSnapshot, Review,
@@ -231,6 +232,7 @@ def list_awards(db: Database, window_id: str) -> AwardList:
                          totals=totals_of(awards))
 
 
+@bulk_work()
 def publish(db: Database, window_id: str, *, actor: str | None = None, today: date | None = None):
     """公示: publish the proposed award list for the window's publicity period. Needs the
     acceptance period over and every applicant judged under the rules in force."""
@@ -306,6 +308,7 @@ def close_preview(db: Database, window_id: str, today: date | None = None) -> di
                 "corrections_running": running, "corrections_until": until}
 
 
+@bulk_work()
 def close_window(db: Database, window_id: str, *, actor: str | None = None, reason: str | None = None,
                  today: date | None = None) -> CloseResult:
     """Close the window: its awards go into the ledger, exactly once per subject (the ledger's

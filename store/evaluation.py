@@ -25,6 +25,7 @@ from store import audit, rulesets
 from store import windows as W
 from store.applications import chunks, move
 from store.bulk import among, insert_rows
+from store.collector import bulk_work
 from store.db import Database
 from store.errors import Conflict, RowProblem, ValidationFailed
 from store.evalworker import evaluate_batch, make_runner, resolve_workers
@@ -115,6 +116,7 @@ def write_outcomes(s: Session, w: Window, version: str, batch: list[tuple], outc
     return failed
 
 
+@bulk_work()
 def evaluate_window(db: Database, window_id: str, *, progress: Callable[[int, int], None] | None = None,
                     check: Callable[[Session], None] | None = None, evaluator: Evaluator | None = None,
                     batch_size: int = EVAL_BATCH, actor: str | None = None, workers: int | None = None,

@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from engine.adapter import EngineError
 from engine.messages import pydantic_message
 from engine.profile import _path, profile_model
+from store.collector import tune_for_bulk
 from store.decisions import pack
 
 log = logging.getLogger("yagu.evaluation")
@@ -361,6 +362,7 @@ def main() -> None:
         ev = Evaluator(load_files(init["sources"]), backend=init["backend"])
         if ev.ruleset_version != init["ruleset_version"]:
             raise RuntimeError("规则文件在评估期间发生了变化（规则版本不一致），请重新执行评估")
+        tune_for_bulk()     # this process only evaluates batches (store.collector)
         out.send(("ready",))
         awarded = init["awarded"]
         while True:

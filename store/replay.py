@@ -25,6 +25,7 @@ from store import rulesets
 from store import decisions as D
 from store import windows as W
 from store.applications import chunks
+from store.collector import bulk_work
 from store.db import Database
 from store.evalworker import parse_stored_profile
 from store.exports import xlsx_bytes
@@ -133,6 +134,7 @@ def _texts(resp) -> dict[tuple, str]:
     return {(r.benefit_id, r.subject.id if r.subject else "", c.id): c.text for r in resp.results for c in r.criteria}
 
 
+@bulk_work()
 def replay(db: Database, window_id: str, *, progress: Callable[[int, int], None] | None = None) -> ReplayReport:
     report = ReplayReport(window_id)
     with db.read_session() as s:
@@ -198,6 +200,7 @@ class ImpactReport:
     changes: list[Difference] = field(default_factory=list)
 
 
+@bulk_work()
 def impact(db: Database, window_id: str, rules_dir: str | Path | None = None, as_of: date | None = None,
            *, progress: Callable[[int, int], None] | None = None) -> ImpactReport:
     """Every decision of the window's applicants that another ruleset (or date) would change,
