@@ -11,7 +11,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Optional
 
-from sqlalchemy import func, select
+import orjson
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -66,9 +67,11 @@ def grant_decisions(s: Session, window_id: str, *, eligible_only: bool = False,
     `eligible_only`: only the eligible ones (a close of 100,000 applications held every
     other one too); `decided_apps`, if given, receives the application of every decision."""
     reviewed = _final_statuses(s, window_id)
+    # Claims are read as their JSON text and parsed once per application, only for decisions
+    # about a subject (a window's rows repeat them for every decision of an application).
     rows = s.execute(
         select(Decision.id, Decision.uscc, Decision.application_id, Decision.benefit_id, Decision.subject_id,
-               Decision.status, Decision.amount_cny, Decision.amount_provisional, Application.claims,
+               Decision.status, Decision.amount_cny, Decision.amount_provisional, cast(Application.claims, Text),
                Application.snapshot_hash, Application.channel, Enterprise.name)
         .join(Application, Application.id == Decision.application_id)
         .join(Enterprise, Enterprise.uscc == Decision.uscc)
@@ -79,23 +82,28 @@ def grant_decisions(s: Session, window_id: str, *, eligible_only: bool = False,
     out: list[Candidate] = []
     by_snapshot: dict[str, list[Candidate]] = {}
     wanted: set[str] = set()
-    for r in rows:
-        if r.subject_id and r.claims is not None and r.subject_id not in r.claims:
-            continue
-        status = reviewed.get((r.application_id, r.benefit_id, r.subject_id), r.status)
+    claims_of: tuple[str | None, list[str] | None] = (None, None)
+    for (dec_id, uscc, app_id, benefit_id, subject_id, status, amount, provisional, claims_text, snapshot,
+         channel, name) in rows:
+        if subject_id and claims_text is not None:
+            if claims_of[0] != app_id:
+                claims_of = (app_id, orjson.loads(claims_text))
+            claims = claims_of[1]
+            if claims is not None and subject_id not in claims:
+                continue
+        status = reviewed.get((app_id, benefit_id, subject_id), status)
         if decided_apps is not None:
-            decided_apps.add(r.application_id)
+            decided_apps.add(app_id)
         if eligible_only and status != "eligible":
             continue
-        c = Candidate(r.id, r.uscc, r.name, r.application_id, r.benefit_id, r.subject_id or r.uscc, status,
-                      None if r.amount_cny is None else float(r.amount_cny), bool(r.amount_provisional),
-                      None, None, r.channel)
+        c = Candidate(dec_id, uscc, name, app_id, benefit_id, subject_id or uscc, status,
+                      None if amount is None else float(amount), bool(provisional), None, None, channel)
         out.append(c)
-        if r.subject_id:
-            by_snapshot.setdefault(r.snapshot_hash, []).append(c)
+        if subject_id:
+            by_snapshot.setdefault(snapshot, []).append(c)
             # Only eligible subjects are listed with their class and origin (award lists, totals).
-            if c.status == "eligible":
-                wanted.add(r.snapshot_hash)
+            if status == "eligible":
+                wanted.add(snapshot)
     # Class and origin of each certificate, read from the stored (validated) profiles a chunk
     # at a time: holding every profile of a 100,000-application window cost a gigabyte.
     registry = rulesets.current().registry
