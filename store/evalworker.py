@@ -41,7 +41,9 @@ ENV_WORKERS = "YAGU_EVAL_WORKERS"
 # Below this many enterprises to evaluate, starting worker processes (about a second:
 # imports and rule compilation) costs more than it saves.
 POOL_MIN_SUBJECTS = 2000
-IN_FLIGHT_PER_WORKER = 2
+# Batches queued per worker: with 2 a worker sat idle while the parent committed (a window of
+# 100,000 took 18.4 s with 2, 17.1 s with 4; a batch of profiles is about 400 KB).
+IN_FLIGHT_PER_WORKER = 4
 
 
 class WorkerFailed(RuntimeError):
