@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import JSON, String, Table, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -83,11 +84,14 @@ def insert_rows(conn: Connection, table: Table, cols: Sequence[str], rows: Itera
     pg = conn.dialect.name == "postgresql"
     if pg and not skip_conflicts_on:
         cur = conn.connection.driver_connection.cursor()
+        statement = f'COPY "{table.name}" ({", ".join(cols)}) FROM STDIN'
         try:
-            with cur.copy(f'COPY "{table.name}" ({", ".join(cols)}) FROM STDIN') as cp:
+            with cur.copy(statement) as cp:
                 for r in rows:
                     cp.write_row(r)
                     n += 1
+        except conn.dialect.dbapi.IntegrityError as e:    # as SQLAlchemy reports it elsewhere
+            raise IntegrityError(statement, None, e) from e
         finally:
             cur.close()
         return n

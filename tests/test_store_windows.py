@@ -520,3 +520,30 @@ def test_a_long_key_list_selects_exactly_its_keys_on_both_stores(db):
     with db.read_session() as s:
         assert s.get(Enterprise, keys[0]).name == f"企业{keys[0][-4:]}"
         assert s.get(Enterprise, "91512000MA99999999").name == "新企业"
+
+
+def test_an_application_judged_while_its_window_is_evaluated_keeps_one_decision(db, monkeypatch):
+    """A first run inserts without deleting (nothing to delete); an enterprise judged after the
+    run began (a 补正 judged meanwhile) gets its evaluation replaced, never a second one."""
+    import store.evaluation as E
+    from store.models import Decision, Evaluation, Window
+
+    open_h1(db)
+    subs = submit_all(db, "2026-H1", [grant_profile(1), grant_profile(2), grant_profile(3)])
+    real = E.make_runner
+
+    def judged_meanwhile(*args, **kw):
+        with db.session() as s:
+            E.judge_now(s, s.get(Application, subs[1].application_id), s.get(Window, "2026-H1"))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(E, "make_runner", judged_meanwhile)
+    res = evaluate(db, "2026-H1", workers=1)
+    assert res.evaluated == 3 and res.failed == 0
+    with db.read_session() as s:
+        per_enterprise = s.execute(select(Evaluation.uscc, func.count()).group_by(Evaluation.uscc)).all()
+        assert sorted(per_enterprise) == sorted((uscc_of(i), 1) for i in (1, 2, 3))
+        rows = s.execute(select(Decision.uscc, Decision.benefit_id, Decision.subject_id)).all()
+        assert len(rows) == len(set(rows)) and {u for u, _, _ in rows} == {uscc_of(i) for i in (1, 2, 3)}
+    monkeypatch.setattr(E, "make_runner", real)
+    assert evaluate(db, "2026-H1").evaluated == 0          # what the run wrote is current
