@@ -49,16 +49,22 @@ def move(s: Session, ids: list[str], action: str, to_state: str, now: datetime, 
     moves 100,000 at once). `only_from`: move only those in one of these states (others, and
     those already there, are left alone)."""
     who, t = actor or audit.default_actor(), Application.__table__
+    pg = s.get_bind().dialect.name == "postgresql"
     for chunk in chunks(ids):
         q = select(t.c.id, t.c.state).where(among(s, t.c.id, chunk))
         if only_from is not None:
             q = q.where(t.c.state.in_(only_from), t.c.state != to_state)
-        moving = dict(s.execute(q).all())
-        if not moving:
-            continue
-        s.execute(update(t).where(among(s, t.c.id, list(moving)))
-                  .values(state=to_state, updated_at=now, revision=t.c.revision + 1))
-        audit.events(s, [(i, now, who, action, moving[i], to_state, details) for i in chunk if i in moving])
+        change = dict(state=to_state, updated_at=now, revision=t.c.revision + 1)
+        if pg:      # one statement: the rows locked, moved, and their former states returned
+            old = q.with_for_update().subquery("old")
+            moving = dict(s.execute(update(t).where(t.c.id == old.c.id).values(**change)
+                                    .returning(t.c.id, old.c.state)).all())
+        else:       # SQLite cannot return a joined row; its writers are serialised anyway
+            moving = dict(s.execute(q).all())
+            if moving:
+                s.execute(update(t).where(among(s, t.c.id, list(moving))).values(**change))
+        if moving:
+            audit.events(s, [(i, now, who, action, moving[i], to_state, details) for i in chunk if i in moving])
 
 
 def code_hash(application_id: str, code: str) -> str:
