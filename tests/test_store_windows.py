@@ -513,6 +513,13 @@ def test_a_long_key_list_selects_exactly_its_keys_on_both_stores(db):
         got = set(s.scalars(select(Enterprise.uscc).where(among(s, Enterprise.uscc, wanted))))
         assert got == set(keys[::3])
         assert s.scalar(select(func.count()).select_from(Enterprise).where(among(s, Enterprise.uscc, []))) == 0
+    odd = ['a"b', "c\\d", "e,f", "{g}", "h i", "NULL"]     # keys an array literal must quote
+    with db.session() as s:
+        insert_rows(s.connection(), Enterprise.__table__, ("uscc", "name", "source", "created_at", "updated_at"),
+                    [(k, "企业", "registry", now, now) for k in odd])
+    with db.read_session() as s:
+        assert set(s.scalars(select(Enterprise.uscc).where(among(s, Enterprise.uscc, odd)))) == set(odd)
+        assert set(s.scalars(select(Enterprise.uscc).where(among(s, Enterprise.uscc, ["a", "e", "g"])))) == set()
     with db.session() as s:      # a row whose key is taken is left out, the rest go in
         insert_rows(s.connection(), Enterprise.__table__, ("uscc", "name", "source", "created_at", "updated_at"),
                     [(keys[0], "另一个名字", "registry", now, now), ("91512000MA99999999", "新企业", "registry", now, now)],
