@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 import orjson
-from sqlalchemy import JSON, String, Table, any_, bindparam, cast, func, select
+from sqlalchemy import JSON, String, Table, TypeDecorator, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -112,6 +112,15 @@ def insert_rows(conn: Connection, table: Table, cols: Sequence[str], rows: Itera
     return n
 
 
+class _ArrayLiteral(TypeDecorator):
+    """A text array written as PostgreSQL's literal (`{"a","b"}`), bound as varchar[] as is."""
+    impl = ARRAY(String)
+    cache_ok = True
+
+    def bind_processor(self, dialect):
+        return None
+
+
 def among(s: Session | Connection, column, values) -> ColumnElement:
     """`column IN values` for a long list of keys (a batch, a chunk): on PostgreSQL one array
     parameter (`= ANY`), since psycopg parses a statement of a thousand placeholders anew on
@@ -121,7 +130,9 @@ def among(s: Session | Connection, column, values) -> ColumnElement:
         # written as an array literal here: psycopg's list dumper cost 3 µs a key
         literal = "{" + ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
                                  for v in values) + "}"
-        return column == any_(cast(bindparam(None, literal, type_=String), ARRAY(String)))
+        # typed as the array it is, so PostgreSQL reads it as a constant (and hashes it):
+        # cast from text it scanned the whole array for every row
+        return column == any_(bindparam(None, literal, type_=_ArrayLiteral()))
     # SQLite: one JSON array parameter too; SQLAlchemy renders a thousand placeholders anew
     # for every statement, which cost a window's evaluation more CPU than running them
     keys = func.json_each(bindparam(None, orjson.dumps(list(values)).decode(), type_=String)).table_valued("value")
