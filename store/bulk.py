@@ -122,9 +122,10 @@ class _ArrayLiteral(TypeDecorator):
 
 
 def among(s: Session | Connection, column, values) -> ColumnElement:
-    """`column IN values` for a long list of keys (a batch, a chunk): on PostgreSQL one array
-    parameter (`= ANY`), since psycopg parses a statement of a thousand placeholders anew on
-    every call, which cost more than running it."""
+    """`column IN values` for a long list of keys (a batch, a chunk), as one parameter: an
+    array on PostgreSQL (`= ANY`), a JSON array on SQLite (`json_each`). A statement of a
+    thousand placeholders is rendered and parsed anew on every call, which cost more than
+    running it."""
     dialect = s.dialect if isinstance(s, Connection) else s.get_bind().dialect
     if dialect.name == "postgresql":
         # written as an array literal here: psycopg's list dumper cost 3 µs a key
