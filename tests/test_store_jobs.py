@@ -208,7 +208,7 @@ def test_after_a_database_outage_mid_evaluation_the_window_is_not_held(store_url
         open_h1(db)
         _ingest(db, [make_profile(i) for i in range(600)])
         first = _evaluation_job(db, batch_size=50)
-        outage = Outage(db, start_on="DELETE FROM decisions", after=3)
+        outage = Outage(db, start_on="UPDATE applications SET state", after=3)
         try:
             jobs.run_pending(db)
         except OperationalError:
@@ -237,7 +237,7 @@ def test_the_local_runner_finishes_a_job_the_outage_interrupted(tmp_path, monkey
     monkeypatch.setattr(jobs, "POLL", 0.1)
     open_h1(db)
     _ingest(db, [make_profile(i) for i in range(600)])
-    outage = Outage(db, start_on="DELETE FROM decisions", after=3)
+    outage = Outage(db, start_on="UPDATE applications SET state", after=3)
     runner = jobs.LocalRunner(db).start()
     try:
         job = _evaluation_job(db, batch_size=50)
