@@ -22,7 +22,7 @@ from engine.profile import Profile, ProfileError, canonical_json, parse_profile,
 from engine.vocabulary import APPLICATION_STATE
 from store import audit, rulesets
 from store import windows as W
-from store.bulk import RawJSON, among, insert_rows
+from store.bulk import RawJSON, among, insert_rows, refresh_statistics
 from store.collector import bulk_work
 from store.db import Database
 from store.errors import Conflict, RowProblem, ValidationFailed
@@ -282,6 +282,7 @@ def ingest(db: Database, window_id: Optional[str], records: list[Intake], *, act
         audit.record(s, actor, action, window_id or "registry",
                      {**(details or {}), "records": len(records),
                       "created": sum(r.created for r in results)})
+    refresh_statistics(db, len(records), Enterprise.__table__, ProfileSnapshot.__table__, Application.__table__)
     return results
 
 

@@ -138,3 +138,18 @@ def among(s: Session | Connection, column, values) -> ColumnElement:
     # for every statement, which cost a window's evaluation more CPU than running them
     keys = func.json_each(bindparam(None, orjson.dumps(list(values)).decode(), type_=String)).table_valued("value")
     return column.in_(select(keys.c.value))
+
+
+# Rows a bulk job must have written before it refreshes the planner's statistics.
+ANALYZE_AFTER = 1000
+
+
+def refresh_statistics(db, rows: int, *tables: Table) -> None:
+    """After a bulk job wrote `rows` rows into `tables`, on PostgreSQL: their planner
+    statistics. Autovacuum refreshes them a minute or more later; until then 100,000 rows look
+    like none, and 公示 joined its 120,000 decisions by as many index lookups and a sort on
+    disk (0.87 s instead of 0.25 s, twice per close). SQLite plans by its indexes alone."""
+    if rows < ANALYZE_AFTER or db.engine.dialect.name != "postgresql":
+        return
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE " + ", ".join(f'"{t.name}"' for t in tables))

@@ -25,7 +25,7 @@ from engine import Evaluator
 from store import audit, rulesets
 from store import windows as W
 from store.applications import chunks, move
-from store.bulk import among, insert_rows
+from store.bulk import among, insert_rows, refresh_statistics
 from store.collector import bulk_work
 from store.db import Database
 from store.errors import Conflict, RowProblem, ValidationFailed
@@ -211,6 +211,7 @@ def evaluate_window(db: Database, window_id: str, *, progress: Callable[[int, in
         audit.record(s, actor, "window.evaluate", window_id,
                      {"evaluated": total, "skipped": len(subjects) - total, "failed": failed,
                       "ruleset_version": version})
+    refresh_statistics(db, total, Evaluation.__table__, Decision.__table__, Application.__table__)
     if stats is not None:
         loop = time.perf_counter() - t_start
         stats.update(evaluated=total, failed=failed, read_seconds=clock["read"],
