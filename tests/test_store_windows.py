@@ -23,7 +23,7 @@ from store.models import Application, ApplicationEvent, AuditLog, Award, Enterpr
 from store.workdays import horizon_warning
 from store_fixtures import (  # noqa: F401  (fixtures)
     AFTER_H1, IN_H1, app_of, assert_history_complete, db, evaluate, events_of, filled_template,
-    grant_profile, notices_of, open_h1, profiles_csv, store_url, submit_all, uscc_of,
+    grant_profile, make_store_url, notices_of, open_h1, profiles_csv, store_url, submit_all, uscc_of,
 )
 
 ORIGIN = "device_registrations[0].origin"
@@ -556,24 +556,31 @@ def test_an_application_judged_while_its_window_is_evaluated_keeps_one_decision(
     assert evaluate(db, "2026-H1").evaluated == 0          # what the run wrote is current
 
 
-def test_bulk_jobs_leave_the_planner_statistics_current_on_postgresql(db, monkeypatch):
+@pytest.mark.postgres
+def test_bulk_jobs_leave_the_planner_statistics_current_on_postgresql(tmp_path, monkeypatch):
     """Until autovacuum comes round, a freshly filled table looks empty to PostgreSQL's planner
-    (公示 then joined 120,000 decisions by index lookups and sorted them on disk)."""
+    (公示 then joined 120,000 decisions by index lookups and sorted them on disk). SQLite plans
+    by its indexes alone."""
     from store import bulk
 
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite plans by its indexes alone")
+    url, cleanup = make_store_url("postgres", tmp_path)
+    pg = Database(url)
     monkeypatch.setattr(bulk, "ANALYZE_AFTER", 3)
 
     def rows_known(table: str) -> float:
-        with db.read_session() as s:
+        with pg.read_session() as s:
             return s.execute(select(func.max(text("reltuples"))).select_from(text("pg_class"))
                              .where(text("relname = :t AND relnamespace = current_schema()::regnamespace"))
                              .params(t=table)).scalar()
 
-    open_h1(db)
-    assert rows_known("applications") < 0 and rows_known("decisions") < 0       # never analysed
-    A.import_applications(db, "2026-H1", profiles_csv([grant_profile(i) for i in range(1, 5)]), "a.csv", today=IN_H1)
-    assert rows_known("applications") == 4 and rows_known("decisions") < 0
-    evaluate(db, "2026-H1")
-    assert rows_known("decisions") == 4
+    try:
+        open_h1(pg)
+        assert rows_known("applications") < 0 and rows_known("decisions") < 0       # never analysed
+        A.import_applications(pg, "2026-H1", profiles_csv([grant_profile(i) for i in range(1, 5)]), "a.csv",
+                              today=IN_H1)
+        assert rows_known("applications") == 4 and rows_known("decisions") < 0
+        evaluate(pg, "2026-H1")
+        assert rows_known("decisions") == 4
+    finally:
+        pg.dispose()
+        cleanup()
