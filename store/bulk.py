@@ -9,7 +9,7 @@ so rows read back through the ORM exactly as if inserted with `insert(table)`.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
 
 import orjson
 from sqlalchemy import JSON, String, Table, TypeDecorator, any_, bindparam, func, select
@@ -18,6 +18,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
+
+if TYPE_CHECKING:
+    from store.db import Database
 
 CHUNK = 5000
 
@@ -144,7 +147,7 @@ def among(s: Session | Connection, column, values) -> ColumnElement:
 ANALYZE_AFTER = 1000
 
 
-def refresh_statistics(db, rows: int, *tables: Table) -> None:
+def refresh_statistics(db: Database, rows: int, *tables: Table) -> None:
     """After a bulk job wrote `rows` rows into `tables`, on PostgreSQL: their planner
     statistics. Autovacuum refreshes them a minute or more later; until then 100,000 rows look
     like none, and 公示 joined its 120,000 decisions by as many index lookups and a sort on
