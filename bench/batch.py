@@ -10,7 +10,7 @@ the engine alone (one process, `Evaluator.decide_many` — what a window stores 
 500 on already parsed profiles, the garbage collector set as for bulk work, no serialisation,
 no database) on the same synthetic profiles.
 Then replays every stored decision of the last run (rate, differences) and reports the
-database's bytes per decision.
+database's bytes per decision; with several worker counts, the evaluation's scaling ratio.
 Targets (issue 12, 2-core machine, 100,000 applications): open → import → evaluate → close
 ≤ 30 s on SQLite and ≤ 40 s on PostgreSQL; ≤ 150 MB of database; peak RSS of this process
 ≤ 500 MB. "close" here is 公示 then close, on the days the window's calendar allows.
@@ -190,8 +190,10 @@ def main() -> None:
     sys.stdout.flush()
     counts = [int(x) for x in args.workers.split(",")]
     for kind in args.stores.split(","):
+        evaluate_s: dict[int, float] = {}
         for workers in counts:
             t = _in_child(run, kind, args.n, data, workers, args.replay and workers == counts[-1])
+            evaluate_s[t["workers"]] = t["evaluate"]
             rate = args.n / t["total"]
             print(f"[{kind}, {t['workers']} 个评估进程] 开设 {t['open']:.2f} s | 导入 {t['import']:.1f} s | "
                   f"评估 {t['evaluate']:.1f} s（规则引擎累计 {t['engine']:.1f} s）| 关闭 {t['close']:.1f} s | "
@@ -209,7 +211,13 @@ def main() -> None:
                 print(f"    重放核验：{rp.evaluations} 家企业的 {rp.decisions} 项判定 {secs:.1f} s = {rp.evaluations / secs:.0f} 家/秒，"
                       f"一致 {rp.identical} 项，差异 {len(rp.differences)} 项，未存档规则 {rp.not_archived} 件；"
                       f"主进程峰值 RSS {t['rss_replay']:.0f} MB")
+                print(f"    数据库每项判定 {t['db_mb'] * 1e6 / rp.decisions:.0f} 字节（{rp.decisions} 项）")
             sys.stdout.flush()
+        if len(evaluate_s) > 1:
+            one, most = evaluate_s.get(1), max(evaluate_s)
+            if one is not None and most > 1:
+                print(f"[{kind}] 评估扩展比 {one / evaluate_s[most]:.2f}：1 个评估进程 {one:.1f} s，"
+                      f"{most} 个 {evaluate_s[most]:.1f} s")
 
 
 if __name__ == "__main__":

@@ -9,9 +9,11 @@ single-character substitution changes the weighted sum mod 31 and is detected.
 from __future__ import annotations
 
 from functools import lru_cache
+from operator import mul
 
 CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _VALUE = {c: i for i, c in enumerate(CHARSET)}
+_SYMBOLS = frozenset(CHARSET)
 WEIGHTS = tuple(pow(3, i, 31) for i in range(17))
 LENGTH = 18
 
@@ -21,11 +23,10 @@ def uscc_check_char(first17: str) -> str:
     body = first17.upper()
     if len(body) != 17:
         raise ValueError(f"前17位长度应为17，实际为{len(body)}")
-    total = 0
-    for pos, (ch, w) in enumerate(zip(body, WEIGHTS), start=1):
-        if ch not in _VALUE:
-            raise ValueError(f"第{pos}位字符“{ch}”不合法")
-        total += _VALUE[ch] * w
+    if not _SYMBOLS.issuperset(body):
+        pos, ch = next((i, c) for i, c in enumerate(body, start=1) if c not in _VALUE)
+        raise ValueError(f"第{pos}位字符“{ch}”不合法")
+    total = sum(map(mul, map(_VALUE.__getitem__, body), WEIGHTS))
     return CHARSET[(31 - total % 31) % 31]
 
 
@@ -48,14 +49,14 @@ def validate_uscc(s: str) -> str:
 
 @lru_cache(maxsize=4096)
 def _validated(s: str) -> str:
-    # an import checks each code twice in a row (the cell, then the profile); errors are not cached
+    # a form checks a code more than once (the cell, then the profile); errors are not cached
     raw = s.strip()
     code = raw.upper()
     if len(code) != LENGTH:
         raise ValueError(f"统一社会信用代码应为18位，实际为{len(code)}位")
-    # Report the characters as typed, so the user can find them.
-    bad = [(i, raw[i - 1]) for i, ch in enumerate(code, start=1) if ch not in _VALUE]
-    if bad:
+    if not _SYMBOLS.issuperset(code):
+        # Report the characters as typed, so the user can find them.
+        bad = [(i, raw[i - 1]) for i, ch in enumerate(code, start=1) if ch not in _VALUE]
         listed = "；".join(f"第{i}位“{ch}”" for i, ch in bad)
         raise ValueError(
             f"统一社会信用代码含非法字符：{listed}（只允许数字和除 I、O、S、V、Z 以外的大写字母）"
