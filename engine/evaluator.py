@@ -544,13 +544,22 @@ class Evaluator:
                                                             ri, anchors))
                     keys.append((pi, ri, scope))
         crit_targets = [(i, t) for i, t in enumerate(plan.targets) if t.kind == "criterion"]
+        # scope → [(benefit, [(target index, criterion)])]: each fact visits its own targets only
+        by_scope: dict[str, dict[str, list[tuple[int, str]]]] = {}
+        for i, t in crit_targets:
+            by_scope.setdefault(t.scope, {}).setdefault(t.benefit, []).append((i, t.criterion))
+        per_scope = {scope: list(benefits.items()) for scope, benefits in by_scope.items()}
         fired = _run_chunked(ruleset, facts)
         subj_out = _outcomes(fired, crit_targets, len(facts))
         out: dict[tuple[int, int, str], dict[str, str]] = {}
         for k, (pi, ri, scope) in enumerate(keys):
-            for i, t in crit_targets:
-                if t.scope == scope:
-                    out.setdefault((pi, ri, t.benefit), {})[t.criterion] = subj_out[k].get(i, UNKNOWN)
+            so = subj_out[k]
+            for bid, targets in per_scope.get(scope, ()):
+                decided = {crit: so.get(i, UNKNOWN) for i, crit in targets}
+                if (pi, ri, bid) in out:
+                    out[(pi, ri, bid)].update(decided)
+                else:
+                    out[(pi, ri, bid)] = decided
         # counts anchored on a subject are left to the explainer, which counts per subject
         by_profile = [{nid: counts.get((pi, ci)) for nid, ci in plan.count_ids.items() if anchors[ci] is None}
                       for pi in range(len(profs))]
