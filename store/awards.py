@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from engine.profile import shanghai_today
 from engine.vocabulary import cn_date
-from store import audit, rulesets
+from store import audit, profiles, rulesets
 from store import windows as W
 from store.applications import chunks, move
 from store.bulk import among, insert_rows
@@ -108,9 +108,9 @@ def grant_decisions(s: Session, window_id: str, *, eligible_only: bool = False,
     # at a time: holding every profile of a 100,000-application window cost a gigabyte.
     registry = rulesets.current().registry
     for chunk in chunks(list(wanted)):
-        for h, profile in s.execute(select(ProfileSnapshot.hash, ProfileSnapshot.profile)
-                                    .where(among(s, ProfileSnapshot.hash, chunk))):
-            facts = _certificate_facts(registry, profile)
+        for h, packed in s.execute(select(ProfileSnapshot.hash, ProfileSnapshot.packed)
+                                   .where(among(s, ProfileSnapshot.hash, chunk))):
+            facts = _certificate_facts(registry, profiles.load(s, packed))
             for c in by_snapshot[h]:
                 c.device_class, c.origin = facts.get(c.subject_id, (None, None))
     return out

@@ -25,15 +25,7 @@ if TYPE_CHECKING:
 CHUNK = 5000
 
 
-class RawJSON(str):
-    """JSON text already serialised: stored in a JSON column as is."""
-
-    __slots__ = ()
-
-
 def _json_text(v: Any) -> str:
-    if isinstance(v, RawJSON):
-        return str(v)
     try:
         return orjson.dumps(v).decode()
     except TypeError:

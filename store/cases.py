@@ -21,7 +21,7 @@ from engine.profile import ProfileError, parse_profile, shanghai_today
 from engine.results import BenefitResult, Conflict as TaxConflict, TaxItem
 from engine.vocabulary import APPLICATION_STATE, STATUS, cn_date
 from engine.workdays import service_limits
-from store import audit, files, rulesets
+from store import audit, files, profiles, rulesets
 from store import decisions as D
 from store import windows as W
 from store.applications import Intake, chunks, store_enterprises
@@ -29,7 +29,7 @@ from store.db import Database
 from store.errors import Conflict, NotFound, RowProblem, ValidationFailed
 from store.evaluation import judge_now
 from store.models import (Application, ApplicationEvent, Commitment, Enterprise, Evaluation, Material,
-                          Notice, Objection, ProfileSnapshot, Review, Window, utcnow)
+                          Notice, Objection, Review, Window, utcnow)
 from store.notices import KINDS, assign_number
 from store.views import (CommitmentView, EventView, MaterialView, NoticeRef, ReviewView, WindowView,
                          correction_expired, state_text)
@@ -121,7 +121,7 @@ def _load(s: Session, db: Database, application_id: str, *, lock: bool = False, 
         raise NotFound(f"申报 {application_id} 不存在")
     w = s.get(Window, app.window_id)
     ent = s.get(Enterprise, app.uscc)
-    profile = s.get(ProfileSnapshot, app.snapshot_hash).profile
+    profile = profiles.read(s, app.snapshot_hash)
     evaluation = s.execute(select(Evaluation).where(Evaluation.window_id == app.window_id,
                                                     Evaluation.uscc == app.uscc)).scalar_one_or_none()
     if basis is not None:
@@ -131,7 +131,7 @@ def _load(s: Session, db: Database, application_id: str, *, lock: bool = False, 
     ev, results = None, []
     if evaluation is not None and evaluation.results is not None:
         ev = rulesets.evaluator_for(db, evaluation.ruleset_version)
-        stored = s.get(ProfileSnapshot, evaluation.profile_hash).profile
+        stored = profiles.read(s, evaluation.profile_hash)
         decided = rulesets.decisions_of(db, evaluation.ruleset_version, evaluation.results)
         resp = D.explain(ev, stored, w.as_of, W.context(w), decided)
         if suggest:          # what would change each verdict, for the pages and the one-time notice

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Callable, Iterable, Optional
 
-from sqlalchemy import Text, cast, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import Evaluator
-from store import audit, rulesets
+from store import audit, profiles, rulesets
 from store import windows as W
 from store.applications import chunks, move
 from store.bulk import among, insert_rows, refresh_statistics
@@ -169,18 +169,18 @@ def evaluate_window(db: Database, window_id: str, *, progress: Callable[[int, in
     if progress:
         progress(0, total)
     runner = make_runner(ev, workers, total, w.as_of, W.context(w), awarded, zdict)
-    profile_text = cast(ProfileSnapshot.profile, Text)
     clock = {"read": 0.0, "write": 0.0}
 
     def batches() -> Iterable[tuple[list, list]]:
-        # Profiles are read as JSON text and parsed where they are evaluated.
+        # Profiles are unpacked to JSON text here and parsed where they are evaluated.
         for batch in chunks(todo, batch_size):
             t0 = time.perf_counter()
             with db.read_session() as s:
-                texts = dict(s.execute(select(ProfileSnapshot.hash, profile_text)
-                                       .where(among(s, ProfileSnapshot.hash, {h for _, h, _, _ in batch}))).all())
+                packed = dict(s.execute(select(ProfileSnapshot.hash, ProfileSnapshot.packed)
+                                        .where(among(s, ProfileSnapshot.hash, {h for _, h, _, _ in batch}))).all())
+                texts = profiles.texts(s, [packed[h] for _, h, _, _ in batch])
             clock["read"] += time.perf_counter() - t0
-            yield batch, [texts[h] for _, h, _, _ in batch]
+            yield batch, texts
 
     done = failed = 0
     t_start = time.perf_counter()
@@ -227,7 +227,7 @@ def judge_now(s: Session, app: Application, w: Window, ev: Evaluator | None = No
     ev = ev or rulesets.current()
     zdict = rulesets.archive(s, ev.book)
     awarded = awarded_elsewhere(s, w.id)
-    text = s.scalar(select(cast(ProfileSnapshot.profile, Text)).where(ProfileSnapshot.hash == app.snapshot_hash))
+    text = profiles.text(s, s.scalar(select(ProfileSnapshot.packed).where(ProfileSnapshot.hash == app.snapshot_hash)))
     (outcome,), _ = evaluate_batch(ev, [text], w.as_of, W.context(w), awarded, zdict)
     key = input_key(base_key(ev.ruleset_version, w, awarded), app.snapshot_hash, app.id)
     write_outcomes(s, w, ev.ruleset_version, [(app.uscc, app.snapshot_hash, app.id, key)], [outcome], utcnow())

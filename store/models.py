@@ -38,15 +38,26 @@ class Enterprise(Base):
 
 
 class ProfileSnapshot(Base):
-    """One version of an enterprise's profile; identical profiles are stored once."""
+    """One version of an enterprise's profile; identical profiles are stored once, packed
+    (store.profiles). The unique (uscc, version) index also serves lookups by enterprise."""
 
     __tablename__ = "profile_snapshots"
     hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    uscc: Mapped[str] = mapped_column(ForeignKey("enterprises.uscc"), index=True)
+    uscc: Mapped[str] = mapped_column(ForeignKey("enterprises.uscc"))
     version: Mapped[int] = mapped_column(Integer)
-    profile: Mapped[dict] = mapped_column(JSON)
+    packed: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
     __table_args__ = (UniqueConstraint("uscc", "version", name="uq_snapshot_version"),)
+
+
+class ProfileDictionary(Base):
+    """A preset dictionary that profile snapshots are packed with, stored once under the
+    first 8 bytes of its sha256 (store.profiles)."""
+
+    __tablename__ = "profile_dictionaries"
+    key: Mapped[bytes] = mapped_column(LargeBinary(8), primary_key=True)
+    dictionary: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
 
 
 class Ruleset(Base):

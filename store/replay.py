@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from engine import Evaluator, load_rulebook
 from engine.vocabulary import STATUS
-from store import rulesets
+from store import profiles, rulesets
 from store import decisions as D
 from store import windows as W
 from store.applications import chunks
@@ -78,12 +78,14 @@ def _rows(db: Database, window_id: str, applicants_only: bool) -> tuple[int, Ite
     def batches() -> Iterator[list[tuple]]:
         for chunk in chunks(keys, BATCH):
             with db.read_session() as s:
-                yield s.execute(
+                rows = s.execute(
                     select(Evaluation.uscc, Evaluation.application_id, Evaluation.ruleset_version,
-                           Evaluation.results, ProfileSnapshot.profile, Enterprise.name)
+                           Evaluation.results, ProfileSnapshot.packed, Enterprise.name)
                     .join(ProfileSnapshot, ProfileSnapshot.hash == Evaluation.profile_hash)
                     .join(Enterprise, Enterprise.uscc == Evaluation.uscc)
                     .where(*where, Evaluation.uscc.in_(chunk)).order_by(Evaluation.uscc)).all()
+                texts = profiles.texts(s, [r[4] for r in rows])
+            yield [(*r[:4], t, r[5]) for r, t in zip(rows, texts)]
     return len(keys), batches()
 
 

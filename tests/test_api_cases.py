@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
@@ -28,7 +29,7 @@ from api.schemas import EXAMPLE_PROFILE, NUL_MESSAGE
 from api_support import Api, accepting_window, api_on, assert_error, days, wait_job
 from engine.vocabulary import APPLICATION_STATE, WINDOW_STATE
 from hostile_files import nul_csv
-from store import applications, jobs
+from store import applications, jobs, profiles, rulesets
 from store.db import Database
 from store.models import Application, JobFile, ProfileSnapshot
 from store.paths import data_dir
@@ -299,8 +300,9 @@ def test_an_application_that_cannot_be_judged_and_a_changed_profile(api: Api):
     bad = c.post("/v1/windows/W9/applications", json={"profile": profile(51)}, headers=staff).json()
     with api.db.session() as s:
         h = s.scalar(select(Application.snapshot_hash).where(Application.id == bad["application_id"]))
+        pack = profiles.packer(s, rulesets.current().registry)
         s.execute(update(ProfileSnapshot).where(ProfileSnapshot.hash == h)
-                  .values(profile={**profile(51), "rd_expense_cny": 2e16}))
+                  .values(packed=pack(orjson.dumps({**profile(51), "rd_expense_cny": 2e16}))))
     job = wait_job(api, c.post("/v1/windows/W9/evaluate", headers=staff))
     assert job["state"] == "succeeded" and job["result"]["failed"] == 1, job
     assert c.get("/v1/windows/W9", headers=staff).json()["counts"]["failed"] == 1

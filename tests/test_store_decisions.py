@@ -16,6 +16,7 @@ from sqlalchemy import select
 from engine import WindowContext
 from profiles import AS_OF, profiles
 from store import awards, cases, exports, replay, rulesets
+from store import profiles as P
 from store import windows as W
 from store.db import Database
 from store.evalworker import parse_stored_profile
@@ -171,9 +172,10 @@ def _expected_changes(db, window_id: str, other, as_of: date | None) -> dict:
     base = rulesets.current()
     with db.read_session() as s:
         w = W.get(s, window_id)
-        rows = s.execute(select(Evaluation.uscc, ProfileSnapshot.profile)
-                         .join(ProfileSnapshot, ProfileSnapshot.hash == Evaluation.profile_hash)
-                         .where(Evaluation.window_id == window_id, Evaluation.application_id.is_not(None))).all()
+        rows = [(u, P.load(s, p)) for u, p in s.execute(
+            select(Evaluation.uscc, ProfileSnapshot.packed)
+            .join(ProfileSnapshot, ProfileSnapshot.hash == Evaluation.profile_hash)
+            .where(Evaluation.window_id == window_id, Evaluation.application_id.is_not(None)))]
     out = {}
     for uscc, profile in rows:
         a = _directly(base, profile, w.as_of, W.context(w))

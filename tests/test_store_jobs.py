@@ -8,6 +8,7 @@ import os
 import stat
 from datetime import date, timedelta
 
+import orjson
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
@@ -17,7 +18,7 @@ from engine import Evaluator
 from engine.adapter import EngineError
 from engine.profile import parse_profile
 from store import applications as A
-from store import cases, jobs, rulesets
+from store import cases, jobs, profiles, rulesets
 from store import windows as W
 from store.db import Database
 from store.errors import Conflict
@@ -164,7 +165,8 @@ def test_an_application_that_cannot_be_evaluated_is_recorded_and_blocks_nothing(
     # and a profile the engine fails on.
     with db.session() as s:
         snap = s.get(ProfileSnapshot, s.scalar(select(Application.snapshot_hash).where(Application.uscc == uscc_of(2))))
-        snap.profile = {**snap.profile, "employees_avg": -5}
+        pack = profiles.packer(s, rulesets.current().registry)
+        snap.packed = pack(orjson.dumps({**profiles.load(s, snap.packed), "employees_avg": -5}))
     real_many = Evaluator.decide_many
 
     def many(self, profiles, *a, **kw):      # a batch, and each of its profiles alone after

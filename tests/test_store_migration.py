@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 
-from store import awards, decisions as D, replay, rulesets
+from store import awards, decisions as D, profiles, replay, rulesets
 from store import windows as W
-from store.db import Database
+from store.db import Database, alembic_config
 from store.errors import Conflict
 from store.models import Application, Award, Decision, Evaluation, ProfileSnapshot
 from store_fixtures import (  # noqa: F401  (fixtures)
@@ -103,14 +104,13 @@ def _copy_to_postgres(sqlite_path: Path, url: str) -> None:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def upgraded(request, tmp_path):
-    """(the upgraded database, the 0.1.0 decisions)."""
+def legacy(request, tmp_path):
+    """(the database as 0.1.0 left it, not upgraded, the 0.1.0 decisions)."""
     dump = tmp_path / "release-0.1.0.db"
     _load_dump(dump)
     old = _old_decisions(dump)
     if request.param == "sqlite":
         db = Database(f"sqlite:///{dump}")
-        db.upgrade()
         yield db, old
         db.dispose()
         return
@@ -123,13 +123,44 @@ def upgraded(request, tmp_path):
         url = pg_schema_url(schema)
         _copy_to_postgres(dump, url)
         db = Database(url)
-        db.upgrade()
         yield db, old
         db.dispose()
     finally:
         with admin.begin() as c:
             c.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def upgraded(legacy):
+    """(the upgraded database, the 0.1.0 decisions)."""
+    db, old = legacy
+    db.upgrade()
+    return db, old
+
+
+def _json_profiles(db: Database) -> dict[str, dict]:
+    """The snapshots of a database before revision 0006: JSON, as stored."""
+    with db.engine.connect() as c:
+        return {h: json.loads(p) for h, p in c.execute(sa.text(
+            "SELECT hash, CAST(profile AS TEXT) FROM profile_snapshots"))}
+
+
+def test_snapshots_are_packed_by_the_upgrade_and_unpacked_by_a_downgrade(legacy):
+    db, _ = legacy
+    db.upgrade("0005")
+    before = _json_profiles(db)
+    assert len(before) >= 5
+    db.upgrade()
+    with db.read_session() as s:
+        packed = dict(s.execute(sa.select(ProfileSnapshot.hash, ProfileSnapshot.packed)).all())
+        assert {h: profiles.load(s, b) for h, b in packed.items()} == before
+    assert all(len(packed[h]) < len(json.dumps(p, ensure_ascii=False).encode()) / 2 for h, p in before.items())
+    command.downgrade(alembic_config(db), "0005")
+    assert _json_profiles(db) == before
+    db.upgrade()                    # and up again: the same dictionary, the same packing
+    with db.read_session() as s:
+        assert dict(s.execute(sa.select(ProfileSnapshot.hash, ProfileSnapshot.packed)).all()) == packed
 
 
 def _cn_dates(text: str) -> str:
@@ -149,13 +180,13 @@ def test_upgraded_decisions_replay_identically_and_read_back_as_decided(upgraded
     # Each converted decision, rebuilt with the archived 0.1.0 rules, says what 0.1.0 said.
     with db.read_session() as s:
         evals = {(e.window_id, e.uscc): e for e in s.execute(sa.select(Evaluation)).scalars()}
-        profiles = {p.hash: p.profile for p in s.execute(sa.select(ProfileSnapshot)).scalars()}
+        stored = {p.hash: profiles.load(s, p.packed) for p in s.execute(sa.select(ProfileSnapshot)).scalars()}
         windows = {w: W.get(s, w) for w in by_window}
     rebuilt = {}
     for (window_id, uscc), e in evals.items():
         ev = rulesets.evaluator_for(db, e.ruleset_version)
         w = windows[window_id]
-        resp = D.explain(ev, profiles[e.profile_hash], w.as_of, W.context(w), rulesets.decisions_of(db, e.ruleset_version, e.results))
+        resp = D.explain(ev, stored[e.profile_hash], w.as_of, W.context(w), rulesets.decisions_of(db, e.ruleset_version, e.results))
         for r in resp.results:
             rebuilt[(window_id, uscc, r.benefit_id, r.subject.id if r.subject else "")] = r
     assert len(rebuilt) == len(old)
