@@ -81,22 +81,31 @@ def unpack(blob: bytes, zdict: bytes) -> bytes:
     return d.decompress(memoryview(blob)[9:]) + d.flush()
 
 
-def packer(s: Session, registry):
-    """A function that packs a profile's JSON text with the dictionary of `registry`, stored
-    here first if this database does not have it yet (concurrent writers agree: same key,
-    same content)."""
+def packing(registry) -> tuple[bytes, bytes]:
+    """(key, dictionary) of `registry`'s profiles, made once per registry."""
     with _lock:
         made = _built.get(id(registry))
         if made is None:
             zdict = dictionary_of(registry)
             made = _built[id(registry)] = (key_of(zdict), zdict)
-    key, zdict = made
-    if s.scalar(select(ProfileDictionary.key).where(ProfileDictionary.key == key)) is None:
-        insert = postgresql.insert if s.bind.dialect.name == "postgresql" else sqlite.insert
-        s.execute(insert(ProfileDictionary).values(key=key, dictionary=zdict, created_at=utcnow())
+        _known[made[0]] = made[1]
+    return made
+
+
+def store_dictionaries(s: Session, keys: Iterable[bytes]) -> None:
+    """Store the dictionaries that snapshots about to be stored were packed with, where this
+    database does not have them yet (concurrent writers agree: same key, same content)."""
+    insert = postgresql.insert if s.bind.dialect.name == "postgresql" else sqlite.insert
+    for key in set(keys) - set(s.scalars(select(ProfileDictionary.key).where(ProfileDictionary.key.in_(set(keys))))):
+        s.execute(insert(ProfileDictionary).values(key=key, dictionary=_known[key], created_at=utcnow())
                   .on_conflict_do_nothing(index_elements=["key"]))
-    with _lock:
-        _known[key] = zdict
+
+
+def packer(s: Session, registry):
+    """A function that packs a profile's JSON text with the dictionary of `registry`, stored
+    in this database first."""
+    key, zdict = packing(registry)
+    store_dictionaries(s, [key])
     return lambda text: pack(text, key, zdict)
 
 
