@@ -270,3 +270,17 @@ def test_materials_of_a_02_database_get_their_certificate_where_it_is_unambiguou
     assert promised == {x: cert_no(1, 0), y: ""}
     grants = cases.detail(db, y, today=AFTER_H1).grants
     assert [len(g.materials) for g in grants] == [1, 1]        # unknown certificate: shown under each
+
+
+def test_upgraded_applications_change_state_in_place(upgraded):
+    """No index holds an application's state, and PostgreSQL leaves room in each page, so that
+    the three state changes of a window are HOT updates (migration 0007)."""
+    db, _ = upgraded
+    insp = sa.inspect(db.engine)
+    indexed = {c for ix in [*insp.get_indexes("applications"), *insp.get_unique_constraints("applications")]
+               for c in ix["column_names"]}
+    assert "state" not in indexed and "window_id" in indexed      # (window, enterprise) stays
+    if db.is_postgres:
+        with db.engine.connect() as c:
+            assert c.scalar(sa.text("SELECT reloptions FROM pg_class WHERE oid = 'applications'::regclass")) \
+                == ["fillfactor=50"]
