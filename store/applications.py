@@ -415,7 +415,7 @@ def list_applications(db: Database, window_id: str, *, q: str | None = None, sta
         page = s.execute(query.order_by(Application.submitted_at, Application.id)
                          .limit(min(max(limit, 1), 500)).offset(max(offset, 0))).all()
         ids = [a.id for a, _ in page]
-        statuses = W.claimed_grant_counts(s, window_id, ids)
+        statuses = W.claimed_grant_counts(s, window_id, [a.uscc for a, _ in page])
         reviewed_ids = set(s.scalars(select(Review.application_id).where(Review.application_id.in_(ids))))
         pending = dict(s.execute(select(Material.application_id, func.count())
                                  .where(Material.application_id.in_(ids), Material.state == "pending")

@@ -142,7 +142,6 @@ class Evaluation(Base):
     evaluated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
     __table_args__ = (
         UniqueConstraint("window_id", "uscc", name="uq_evaluation_window_enterprise"),
-        Index("ix_evaluations_application", "application_id"),
     )
 
 
@@ -163,8 +162,7 @@ class Decision(Base):
     amount_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
     __table_args__ = (
         Index("ix_decisions_window_status", "window_id", "status"),
-        Index("ix_decisions_application", "application_id"),
-        Index("ix_decisions_window_uscc", "window_id", "uscc"),
+        Index("ix_decisions_window_uscc", "window_id", "uscc"),     # also finds an application's
     )
 
 

@@ -157,18 +157,19 @@ def claimed(s: Session):
     return (Decision.subject_id == "") | every | listed
 
 
-def claimed_grant_counts(s: Session, window_id: str, application_ids: list[str] | None = None
+def claimed_grant_counts(s: Session, window_id: str, usccs: list[str] | None = None
                          ) -> dict[str, int] | dict[str, dict[str, int]]:
     """The window's grant decisions by verdict, counting only what was applied for (a
-    certificate an application does not claim is not decided for it). With
-    `application_ids`: per application."""
-    keys = [Decision.status] if application_ids is None else [Decision.application_id, Decision.status]
+    certificate an application does not claim is not decided for it). With `usccs` (the
+    applicants of a page): per application, by its id. (Found by the window and enterprise
+    index: decisions have no index of their own by application.)"""
+    keys = [Decision.status] if usccs is None else [Decision.application_id, Decision.status]
     q = (select(*keys, func.count()).join(Application, Application.id == Decision.application_id)
          .where(Decision.window_id == window_id, claimed(s)).group_by(*keys))
-    if application_ids is None:
+    if usccs is None:
         return dict(s.execute(q).all())
     out: dict[str, dict[str, int]] = {}
-    for app_id, status, n in s.execute(q.where(Decision.application_id.in_(application_ids))):
+    for app_id, status, n in s.execute(q.where(Decision.uscc.in_(usccs))):
         out.setdefault(app_id, {})[status] = n
     return out
 
