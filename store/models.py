@@ -7,14 +7,40 @@ profile; its explanation is rebuilt from them (store.decisions), never stored as
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Optional
 
 from sqlalchemy import (JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer,
-                        LargeBinary, Numeric, String, Text, UniqueConstraint)
+                        LargeBinary, Numeric, String, Text, TypeDecorator, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-TZDateTime = DateTime(timezone=True)
+_EPOCH = datetime(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class Timestamp(TypeDecorator):
+    """A moment: PostgreSQL's timestamptz; on SQLite the microseconds since 1970 as an integer
+    (8 bytes instead of 26 of text; ten of them an application: migration 0009). Read back
+    on SQLite as its DateTime reads: the wall time stored, without a zone."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        return dialect.type_descriptor(BigInteger() if dialect.name == "sqlite" else DateTime(timezone=True))
+
+    def process_bind_param(self, value, dialect):
+        if value is None or dialect.name != "sqlite":
+            return value
+        return (value.replace(tzinfo=None) - _EPOCH) // _MICROSECOND
+
+    def process_result_value(self, value, dialect):
+        if value is None or dialect.name != "sqlite":
+            return value
+        return _EPOCH + value * _MICROSECOND
+
+
+TZDateTime = Timestamp()
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
 

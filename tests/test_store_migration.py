@@ -284,3 +284,34 @@ def test_upgraded_applications_change_state_in_place(upgraded):
         with db.engine.connect() as c:
             assert c.scalar(sa.text("SELECT reloptions FROM pg_class WHERE oid = 'applications'::regclass")) \
                 == ["fillfactor=50"]
+
+
+def test_sqlite_moments_become_integers_that_read_back_the_same(tmp_path):
+    dump = tmp_path / "release-0.1.0.db"
+    _load_dump(dump)
+    db = Database(f"sqlite:///{dump}")
+    db.upgrade("0008")
+
+    def moments(kind: str) -> dict:
+        con = sqlite3.connect(dump)
+        out = {(t, c, rowid): v for t, c in [("applications", "submitted_at"), ("applications", "updated_at"),
+                                             ("application_events", "at"), ("audit_log", "at"), ("awards", "awarded_at")]
+               for rowid, v in con.execute(f'SELECT rowid, "{c}" FROM "{t}" WHERE typeof("{c}") = ?', (kind,))}
+        con.close()
+        return out
+
+    before = moments("text")
+    assert len(before) > 20
+    db.upgrade()
+    assert moments("text") == {} and len(moments("integer")) == len(before)
+    with db.read_session() as s:         # as the store reads them: the same moments as before
+        apps = {a.id: (a.submitted_at, a.updated_at) for a in s.execute(sa.select(Application)).scalars()}
+    con = sqlite3.connect(dump)
+    ids = dict(con.execute("SELECT rowid, id FROM applications"))
+    con.close()
+    for (t, c, rowid), text in before.items():
+        if t == "applications":
+            assert apps[ids[rowid]][c == "updated_at"] == datetime.fromisoformat(text)
+    command.downgrade(alembic_config(db), "0008")
+    assert moments("text") == before
+    db.dispose()
