@@ -12,7 +12,8 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from collections import deque
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import orjson
 from sqlalchemy import bindparam, func, or_, select, update
@@ -25,6 +26,7 @@ from store import windows as W
 from store.bulk import among, insert_rows, refresh_statistics
 from store.collector import bulk_work
 from store.db import Database
+from store.evalworker import CheckWorker, resolve_workers
 from store.errors import Conflict, RowProblem, ValidationFailed
 from store.intake import parse_file
 from store.spreadsheet import IntakeLimits
@@ -107,11 +109,27 @@ class Intake:
     channel: str = "import"
 
     @classmethod
-    def of(cls, profile: Profile, claims: Optional[list[str]] = None, channel: str = "import") -> "Intake":
-        pj = profile.as_json()
-        packed = profiles.pack(orjson.dumps(pj), *profiles.packing(rulesets.current().registry))
-        return cls(profile.uscc, profile.name, packed, hashlib.sha256(canonical_json(pj).encode()).hexdigest(),
+    def of(cls, profile: Profile, claims: Optional[list[str]] = None, channel: str = "import",
+           packing: tuple[bytes, bytes] | None = None) -> "Intake":
+        return cls(*_stored_form(profile, packing or profiles.packing(rulesets.current().registry)),
                    claims, channel)
+
+
+def _stored_form(profile: Profile, packing: tuple[bytes, bytes]) -> tuple[str, str, bytes, str]:
+    """(uscc, name, the profile packed, its hash)."""
+    pj = profile.as_json()
+    return (profile.uscc, profile.name, profiles.pack(orjson.dumps(pj), *packing),
+            hashlib.sha256(canonical_json(pj).encode()).hexdigest())
+
+
+def check_profile(data: Any, registry, today: date, packing: tuple[bytes, bytes]) -> tuple:
+    """One import entry checked: ("ok", uscc, name, packed profile, hash), or ("bad",
+    [(path, message), …]). Runs here or in an import's worker process (store.evalworker)."""
+    try:
+        p = parse_profile(data, registry, today)
+    except ProfileError as err:
+        return "bad", [(pr.path, pr.message) for pr in err.problems]
+    return ("ok", *_stored_form(p, packing))
 
 
 @dataclass(slots=True)
@@ -318,6 +336,57 @@ class ImportRejected(ValidationFailed):
                                           "未导入任何数据")
 
 
+# An import file of at least this size has every other part of it checked in a worker process
+# (about 25,000 applications; 100,000 are 32 MB of CSV). The worker takes about a second to
+# start: measured, 10,000 applications took 1.1 s alone and 1.6 s with it, 30,000 3.3 and 2.8 s.
+PARALLEL_CHECK_BYTES = 8_000_000
+CHECK_PART = 1000
+
+
+def _parallel_check(size: int) -> bool:
+    try:
+        return size >= PARALLEL_CHECK_BYTES and resolve_workers(None)[0] > 1
+    except ValueError:          # a bad $YAGU_EVAL_WORKERS is reported by the evaluation
+        return False
+
+
+def _checked(ents: deque, wanted: Callable, registry, checker: CheckWorker | None) -> Iterator[tuple]:
+    """(entry, check_profile's result, or None where `wanted(entry)` is false) for each entry,
+    in order, taken off `ents` as it goes (an entry is released once checked). With a
+    checker, parts alternate between this process and the worker; the worker's next part is
+    queued before this process checks its own, so neither waits for the other."""
+    today, packing = shanghai_today(), profiles.packing(registry)
+
+    def check(part: list) -> list:
+        return [check_profile(e.profile, registry, today, packing) if wanted(e) else None for e in part]
+
+    def take() -> list:
+        return [ents.popleft() for _ in range(min(CHECK_PART, len(ents)))]
+
+    if checker is None:
+        while ents:
+            part = take()
+            yield from zip(part, check(part))
+        return
+
+    def send() -> Optional[list]:
+        part = take()
+        if not part:
+            return None
+        checker.submit([e.profile if wanted(e) else None for e in part], today, packing)
+        return part
+
+    theirs = None           # the part before `mine`, at the worker
+    while ents or theirs:
+        mine = take()
+        nxt = send()
+        done = check(mine)
+        if theirs is not None:
+            yield from zip(theirs, (r if wanted(e) else None for e, r in zip(theirs, checker.result())))
+        yield from zip(mine, done)
+        theirs = nxt
+
+
 @bulk_work()
 def import_applications(db: Database, window_id: Optional[str], source: bytes | str | Path,
                         filename: str | None = None, *, skip_invalid: bool = False,
@@ -334,36 +403,36 @@ def import_applications(db: Database, window_id: Optional[str], source: bytes | 
     if window_id is not None:
         with db.read_session() as s:
             W.require_accepting(W.get(s, window_id), today)
-    registry = rulesets.current().registry
-    pf = parse_file(data, filename, registry, limits or IntakeLimits.from_env())
-    records: list[Intake] = []
-    skipped: list[str] = []
-    n_ents = len(pf.enterprises)
-    ents, pf.enterprises = pf.enterprises, []
-    ents.reverse()
-    while ents:
-        e = ents.pop()          # released once checked: only the compact record stays
-        if not e.ok and not pf.complete:
-            skipped.append(e.uscc)
-            continue
+    book = rulesets.current().book
+    registry = book.fields
+    checker = CheckWorker(book) if _parallel_check(len(data)) else None
+    try:
+        pf = parse_file(data, filename, registry, limits or IntakeLimits.from_env())
+        records: list[Intake] = []
+        skipped: list[str] = []
+        n_ents = len(pf.enterprises)
+        ents, pf.enterprises = deque(pf.enterprises), []
         # Rows with unreadable cells are still checked as a profile, so that one report lists
         # every problem (a bound broken elsewhere in the row too); cells already reported are
-        # not reported again.
-        try:
-            p = parse_profile(e.profile, registry)
-        except ProfileError as err:
-            for pr in err.problems:
-                sheet, row, column = e.locate(pr.path)
-                if not e.ok and (sheet, row, column) in pf.log.cells:
-                    continue
-                message = pr.message if column else f"{registry.label(pr.path, e.profile)}：{pr.message}"
-                pf.log.add(RowProblem(message, sheet=sheet, row=row, column=column))
-            skipped.append(e.uscc)
-            continue
-        if not e.ok:
-            skipped.append(e.uscc)
-            continue
-        records.append(Intake.of(p, e.claims if window_id else None, channel))
+        # not reported again. An incomplete file's unreadable rows are not checked.
+        for e, result in _checked(ents, lambda e: e.ok or pf.complete, registry, checker):
+            if result is None:
+                skipped.append(e.uscc)
+            elif result[0] == "bad":
+                for path, msg in result[1]:
+                    sheet, row, column = e.locate(path)
+                    if not e.ok and (sheet, row, column) in pf.log.cells:
+                        continue
+                    message = msg if column else f"{registry.label(path, e.profile)}：{msg}"
+                    pf.log.add(RowProblem(message, sheet=sheet, row=row, column=column))
+                skipped.append(e.uscc)
+            elif not e.ok:
+                skipped.append(e.uscc)
+            else:
+                records.append(Intake(*result[1:], e.claims if window_id else None, channel))
+    finally:
+        if checker is not None:
+            checker.close()
     report = ImportReport(filename, window_id, pf.rows, n_ents, skipped=skipped, problems=pf.problems)
     if report.problems and not skip_invalid:
         raise ImportRejected(report, pf.log.total)

@@ -7,6 +7,9 @@ decisions — or the reason it could not be evaluated, which never stops the oth
 parent only reads profiles and writes rows, one transaction per batch, in batch order (so an
 interrupted run leaves a clean prefix).
 
+An import checks every other part of its file in one such worker (`CheckWorker`): the
+profiles' validation and packing are most of an import's CPU, and the second core was idle.
+
 Workers are plain `python -m store.evalworker` subprocesses talking pickled frames over
 their stdin/stdout: no re-import of the caller's __main__ (multiprocessing's spawn would),
 and a worker whose parent dies (Ctrl-C, kill -9) reads EOF on stdin and exits.
@@ -317,6 +320,26 @@ class PoolRunner:
         self._procs = []
 
 
+class CheckWorker:
+    """A worker process that checks profiles for an import (store.applications.check_profile),
+    with the field registry of `book`. Started before the file is read, so that its start-up
+    (about half a second) overlaps the reading."""
+
+    def __init__(self, book):
+        self._w = _Worker()
+        self._w.send({"check": True, "sources": book.sources})
+
+    def submit(self, data: list, today: date, packing: tuple[bytes, bytes]) -> None:
+        self._w.send(("check", data, today, packing))
+
+    def result(self) -> list[tuple]:
+        """The results of the oldest part submitted, in order."""
+        return self._w.recv()[1]
+
+    def close(self, abort: bool = False) -> None:
+        self._w.close(abort=abort)
+
+
 def make_runner(ev, workers: Optional[int], subjects: int, as_of: date, window, awarded, zdict: bytes = b""):
     """Evaluate here or in worker processes; records are packed with `zdict`, the stored
     dictionary of the ruleset's records."""
@@ -361,6 +384,9 @@ def main() -> None:
         from engine import Evaluator
         from store.rulesets import load_files
 
+        if init.get("check"):
+            _check(load_files(init["sources"]).fields, inp, out)
+            return
         ev = Evaluator(load_files(init["sources"]), backend=init["backend"])
         if ev.ruleset_version != init["ruleset_version"]:
             raise RuntimeError("规则文件在评估期间发生了变化（规则版本不一致），请重新执行评估")
@@ -381,6 +407,22 @@ def main() -> None:
             out.send(("error", traceback.format_exc()))
         except OSError:
             pass
+
+
+def _check(registry, inp: Connection, out: Connection) -> None:
+    from store.applications import check_profile
+
+    tune_for_bulk()
+    out.send(("ready",))
+    while True:
+        try:
+            msg = inp.recv()
+        except EOFError:
+            return
+        if msg is None:
+            return
+        _, data, today, packing = msg
+        out.send(("ok", [check_profile(d, registry, today, packing) for d in data]))
 
 
 if __name__ == "__main__":

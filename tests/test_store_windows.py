@@ -23,7 +23,8 @@ from store.models import Application, ApplicationEvent, AuditLog, Award, Enterpr
 from store.workdays import horizon_warning
 from store_fixtures import (  # noqa: F401  (fixtures)
     AFTER_H1, IN_H1, app_of, assert_history_complete, db, evaluate, events_of, filled_template,
-    grant_profile, make_store_url, notices_of, open_h1, profiles_csv, store_url, submit_all, uscc_of,
+    grant_profile, make_profile, make_store_url, notices_of, open_h1, profiles_csv, store_url, submit_all,
+    uscc_of,
 )
 
 ORIGIN = "device_registrations[0].origin"
@@ -584,3 +585,54 @@ def test_bulk_jobs_leave_the_planner_statistics_current_on_postgresql(tmp_path, 
     finally:
         pg.dispose()
         cleanup()
+
+
+def _with_mistakes(n: int) -> bytes:
+    """A CSV of n applications where every seventh has a bound broken, an unknown value or a
+    date in the future, in several places of the file."""
+    profiles = [make_profile(i) for i in range(n)]
+    for i in range(0, n, 7):
+        p = profiles[i]
+        if i % 3 == 0:
+            p["employees_avg"] = -5
+        elif i % 3 == 1:
+            p["established_on"] = "2999-01-01"
+        else:
+            p["tax_collection"] = "不存在的方式"
+    return profiles_csv(profiles)
+
+
+def test_an_import_checked_in_two_processes_reports_and_stores_exactly_as_in_one(db, monkeypatch):
+    """A large import checks every other part of its file in a worker process; its report
+    (every problem, in file order, and the enterprises skipped) and what it stores are those of
+    the same import checked here alone."""
+    open_h1(db, "H-one")
+    open_h1(db, "H-two")
+    data = _with_mistakes(80)
+    monkeypatch.setenv("YAGU_EVAL_WORKERS", "2")
+    monkeypatch.setattr(A, "CHECK_PART", 6)         # many parts, alternating
+
+    def run(window_id: str, parallel: bool, **kw):
+        monkeypatch.setattr(A, "PARALLEL_CHECK_BYTES", 0 if parallel else 10**12)
+        spawned = []
+        real = A.CheckWorker
+        monkeypatch.setattr(A, "CheckWorker", lambda book: spawned.append(1) or real(book))
+        try:
+            return A.import_applications(db, window_id, data, "申报.csv", today=IN_H1, **kw), spawned
+        finally:
+            monkeypatch.setattr(A, "CheckWorker", real)
+
+    with pytest.raises(ImportRejected) as one:
+        run("H-one", False)
+    with pytest.raises(ImportRejected) as two:
+        _, spawned = run("H-one", True)
+    assert [str(p) for p in two.value.problems] == [str(p) for p in one.value.problems]
+    assert len(one.value.problems) >= 10
+    assert two.value.report.skipped == one.value.report.skipped and len(one.value.report.skipped) == 12
+    (rep_one, none), (rep_two, spawned) = run("H-one", False, skip_invalid=True), run("H-two", True, skip_invalid=True)
+    assert not none and spawned                     # the second really used a worker
+    assert rep_two.created == rep_one.created == 80 - 12
+    with db.read_session() as s:
+        stored = {w: set(s.execute(select(Application.uscc, Application.snapshot_hash)
+                                   .where(Application.window_id == w)).all()) for w in ("H-one", "H-two")}
+    assert stored["H-one"] == stored["H-two"] and len(stored["H-one"]) == 68
