@@ -384,24 +384,21 @@ def main() -> None:
         from engine import Evaluator
         from store.rulesets import load_files
 
-        if init.get("check"):
-            _check(load_files(init["sources"]).fields, inp, out)
+        if init.get("check"):       # an import's profiles (store.applications.check_profile)
+            from store.applications import check_profile
+
+            registry = load_files(init["sources"]).fields
+            _serve(inp, out, lambda msg: ("ok", [check_profile(d, registry, *msg[2:]) for d in msg[1]]))
             return
         ev = Evaluator(load_files(init["sources"]), backend=init["backend"])
         if ev.ruleset_version != init["ruleset_version"]:
             raise RuntimeError("规则文件在评估期间发生了变化（规则版本不一致），请重新执行评估")
-        tune_for_bulk()     # this process only evaluates batches (store.collector)
-        out.send(("ready",))
-        awarded = init["awarded"]
-        while True:
-            try:
-                msg = inp.recv()
-            except EOFError:
-                return
-            if msg is None:
-                return
-            rows, t = evaluate_batch(ev, msg[1], init["as_of"], init["window"], awarded, init["zdict"])
-            out.send(("ok", rows, t, peak_rss_mb()))
+
+        def evaluate(msg) -> tuple:
+            rows, t = evaluate_batch(ev, msg[1], init["as_of"], init["window"], init["awarded"], init["zdict"])
+            return "ok", rows, t, peak_rss_mb()
+
+        _serve(inp, out, evaluate)
     except BaseException:  # noqa: BLE001 — reported to the parent, which raises it
         try:
             out.send(("error", traceback.format_exc()))
@@ -409,10 +406,9 @@ def main() -> None:
             pass
 
 
-def _check(registry, inp: Connection, out: Connection) -> None:
-    from store.applications import check_profile
-
-    tune_for_bulk()
+def _serve(inp: Connection, out: Connection, handle) -> None:
+    """Answer each message with `handle(message)` until the parent closes the pipe."""
+    tune_for_bulk()     # this process only does bulk work (store.collector)
     out.send(("ready",))
     while True:
         try:
@@ -421,8 +417,7 @@ def _check(registry, inp: Connection, out: Connection) -> None:
             return
         if msg is None:
             return
-        _, data, today, packing = msg
-        out.send(("ok", [check_profile(d, registry, today, packing) for d in data]))
+        out.send(handle(msg))
 
 
 if __name__ == "__main__":
