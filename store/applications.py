@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from collections import deque
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 import orjson
@@ -109,10 +109,8 @@ class Intake:
     channel: str = "import"
 
     @classmethod
-    def of(cls, profile: Profile, claims: Optional[list[str]] = None, channel: str = "import",
-           packing: tuple[bytes, bytes] | None = None) -> "Intake":
-        return cls(*_stored_form(profile, packing or profiles.packing(rulesets.current().registry)),
-                   claims, channel)
+    def of(cls, profile: Profile, claims: Optional[list[str]] = None, channel: str = "import") -> "Intake":
+        return cls(*_stored_form(profile, profiles.packing(rulesets.current().registry)), claims, channel)
 
 
 def _stored_form(profile: Profile, packing: tuple[bytes, bytes]) -> tuple[str, str, bytes, str]:
