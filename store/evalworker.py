@@ -323,7 +323,7 @@ class PoolRunner:
 class CheckWorker:
     """A worker process that checks profiles for an import (store.applications.check_profile),
     with the field registry of `book`. Started before the file is read, so that its start-up
-    (about half a second) overlaps the reading."""
+    (about a second) overlaps the reading."""
 
     def __init__(self, book):
         self._w = _Worker()
