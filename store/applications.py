@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from collections import deque
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from store import windows as W
 from store.bulk import among, insert_rows, refresh_statistics
 from store.collector import bulk_work
 from store.db import Database
-from store.evalworker import CheckWorker, resolve_workers
+from store.evalworker import CheckWorker, WorkerFailed, resolve_workers
 from store.errors import Conflict, RowProblem, ValidationFailed
 from store.intake import parse_file
 from store.spreadsheet import IntakeLimits
@@ -334,6 +335,7 @@ class ImportRejected(ValidationFailed):
                                           "未导入任何数据")
 
 
+log = logging.getLogger("yagu.import")
 # An import file of at least this size has every other part of it checked in a worker process
 # (about 25,000 applications; 100,000 are 32 MB of CSV). The worker takes about a second to
 # start: measured, 10,000 applications took 1.1 s alone and 1.6 s with it, 30,000 3.3 and 2.8 s.
@@ -377,10 +379,21 @@ def _checked(ents: deque, wanted: Callable, registry, checker: CheckWorker | Non
     theirs = None           # the part before `mine`, at the worker
     while ents or theirs:
         mine = take()
-        nxt = send()
+        nxt = send() if checker is not None else None
         done = check(mine)
         if theirs is not None:
-            yield from zip(theirs, (r if wanted(e) else None for e, r in zip(theirs, checker.result())))
+            try:
+                results = [r if wanted(e) else None for e, r in zip(theirs, checker.result())]
+            except WorkerFailed:
+                # The worker died (killed, out of memory): its parts are checked here instead,
+                # and so is the rest of the file; the import does not fail for it.
+                log.warning("import check worker failed; checking the rest in this process", exc_info=True)
+                checker.close(abort=True)
+                checker, results = None, check(theirs)
+                if nxt is not None:
+                    ents.extendleft(reversed(nxt))
+                    nxt = None
+            yield from zip(theirs, results)
         yield from zip(mine, done)
         theirs = nxt
 

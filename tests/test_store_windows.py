@@ -23,8 +23,8 @@ from store.models import Application, ApplicationEvent, AuditLog, Award, Enterpr
 from store.workdays import horizon_warning
 from store_fixtures import (  # noqa: F401  (fixtures)
     AFTER_H1, IN_H1, app_of, assert_history_complete, db, evaluate, events_of, filled_template,
-    grant_profile, make_profile, make_store_url, notices_of, open_h1, profiles_csv, store_url, submit_all,
-    uscc_of,
+    grant_profile, make_profile, make_store_url, notices_of, open_h1, profiles_csv, sigkill, store_url,
+    submit_all, uscc_of,
 )
 
 ORIGIN = "device_registrations[0].origin"
@@ -636,3 +636,37 @@ def test_an_import_checked_in_two_processes_reports_and_stores_exactly_as_in_one
         stored = {w: set(s.execute(select(Application.uscc, Application.snapshot_hash)
                                    .where(Application.window_id == w)).all()) for w in ("H-one", "H-two")}
     assert stored["H-one"] == stored["H-two"] and len(stored["H-one"]) == 68
+
+
+def test_an_import_whose_check_worker_dies_is_checked_here_and_reports_the_same(db, monkeypatch, caplog):
+    """The worker process dies (killed, out of memory) after its first part: the import checks
+    its parts here and reports and stores exactly what one process would have."""
+    open_h1(db, "H-one")
+    open_h1(db, "H-two")
+    data = _with_mistakes(80)
+    monkeypatch.setenv("YAGU_EVAL_WORKERS", "2")
+    monkeypatch.setattr(A, "CHECK_PART", 6)
+    monkeypatch.setattr(A, "PARALLEL_CHECK_BYTES", 10**12)
+    alone = A.import_applications(db, "H-one", data, "申报.csv", today=IN_H1, skip_invalid=True)
+    real = A.CheckWorker
+
+    class Dying(real):
+        answered = 0
+
+        def result(self):
+            if Dying.answered == 1:
+                sigkill(self._w.proc)
+            Dying.answered += 1
+            return super().result()
+
+    monkeypatch.setattr(A, "CheckWorker", Dying)
+    monkeypatch.setattr(A, "PARALLEL_CHECK_BYTES", 0)
+    with caplog.at_level("WARNING", logger="yagu.import"):
+        helped = A.import_applications(db, "H-two", data, "申报.csv", today=IN_H1, skip_invalid=True)
+    assert "import check worker failed" in caplog.text          # it did die mid-import
+    assert [str(p) for p in helped.problems] == [str(p) for p in alone.problems] and len(alone.problems) >= 10
+    assert helped.skipped == alone.skipped and helped.created == alone.created == 68
+    with db.read_session() as s:
+        stored = {w: set(s.execute(select(Application.uscc, Application.snapshot_hash)
+                                   .where(Application.window_id == w)).all()) for w in ("H-one", "H-two")}
+    assert stored["H-one"] == stored["H-two"]
