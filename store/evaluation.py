@@ -227,7 +227,7 @@ def judge_now(s: Session, app: Application, w: Window, ev: Evaluator | None = No
     ev = ev or rulesets.current()
     zdict = rulesets.archive(s, ev.book)
     awarded = awarded_elsewhere(s, w.id)
-    text = profiles.text(s, s.scalar(select(ProfileSnapshot.packed).where(ProfileSnapshot.hash == app.snapshot_hash)))
+    text = profiles.stored_text(s, app.snapshot_hash)
     (outcome,), _ = evaluate_batch(ev, [text], w.as_of, W.context(w), awarded, zdict)
     key = input_key(base_key(ev.ruleset_version, w, awarded), app.snapshot_hash, app.id)
     write_outcomes(s, w, ev.ruleset_version, [(app.uscc, app.snapshot_hash, app.id, key)], [outcome], utcnow())

@@ -101,14 +101,6 @@ def store_dictionaries(s: Session, keys: Iterable[bytes]) -> None:
                   .on_conflict_do_nothing(index_elements=["key"]))
 
 
-def packer(s: Session, registry):
-    """A function that packs a profile's JSON text with the dictionary of `registry`, stored
-    in this database first."""
-    key, zdict = packing(registry)
-    store_dictionaries(s, [key])
-    return lambda text: pack(text, key, zdict)
-
-
 def texts(s: Session, blobs: Iterable[bytes]) -> list[bytes]:
     """The JSON texts of packed snapshots, in order."""
     out = []
@@ -130,9 +122,14 @@ def load(s: Session, blob: bytes) -> dict[str, Any]:
     return orjson.loads(text(s, blob))
 
 
+def stored_text(s: Session, snapshot_hash: str) -> bytes:
+    """The JSON text of a snapshot, by its hash."""
+    return text(s, s.scalar(select(ProfileSnapshot.packed).where(ProfileSnapshot.hash == snapshot_hash)))
+
+
 def read(s: Session, snapshot_hash: str) -> dict[str, Any]:
     """The stored profile of a snapshot, by its hash."""
-    return load(s, s.scalar(select(ProfileSnapshot.packed).where(ProfileSnapshot.hash == snapshot_hash)))
+    return orjson.loads(stored_text(s, snapshot_hash))
 
 
 def _load(s: Session, key: bytes) -> bytes:

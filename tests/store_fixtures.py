@@ -380,6 +380,16 @@ def rules_copy(tmp_path, edits: dict[str, list[tuple[str, str]]] | None = None, 
     return dst
 
 
+def packer(s, registry):
+    """Packs a profile's JSON text as the store does (store.profiles), its dictionary stored
+    first: for tests that put a profile into a snapshot directly."""
+    from store import profiles
+
+    key, zdict = profiles.packing(registry)
+    profiles.store_dictionaries(s, [key])
+    return lambda text: profiles.pack(text, key, zdict)
+
+
 def evaluator_of(rules_dir) -> object:
     """The Evaluator of a rule directory (compiled once per content)."""
     import hashlib

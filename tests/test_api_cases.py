@@ -33,7 +33,7 @@ from store import applications, jobs, profiles, rulesets
 from store.db import Database
 from store.models import Application, JobFile, ProfileSnapshot
 from store.paths import data_dir
-from store_fixtures import STORES, cert_no, profiles_csv, uscc_of
+from store_fixtures import STORES, cert_no, packer, profiles_csv, uscc_of
 
 pytestmark = pytest.mark.timeout(300)
 STATE_WORDS = (*WINDOW_STATE.values(), *APPLICATION_STATE.values(), *jobs.STATE_TEXT.values(), "受理期")
@@ -300,7 +300,7 @@ def test_an_application_that_cannot_be_judged_and_a_changed_profile(api: Api):
     bad = c.post("/v1/windows/W9/applications", json={"profile": profile(51)}, headers=staff).json()
     with api.db.session() as s:
         h = s.scalar(select(Application.snapshot_hash).where(Application.id == bad["application_id"]))
-        pack = profiles.packer(s, rulesets.current().registry)
+        pack = packer(s, rulesets.current().registry)
         s.execute(update(ProfileSnapshot).where(ProfileSnapshot.hash == h)
                   .values(packed=pack(orjson.dumps({**profile(51), "rd_expense_cny": 2e16}))))
     job = wait_job(api, c.post("/v1/windows/W9/evaluate", headers=staff))

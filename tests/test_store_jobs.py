@@ -28,8 +28,8 @@ from store.paths import data_dir
 from store.tasks import stash_upload
 from store_fixtures import (  # noqa: F401  (fixtures)
     AFTER_H1, IN_H1, STORES, Outage, assert_history_complete, db, decision_snapshot, evaluate,
-    grant_profile, make_profile, make_store_url, open_h1, profiles_csv, sigkill, spawn, store_url, submit_all,
-    uscc_of, wait_until,
+    grant_profile, make_profile, make_store_url, open_h1, packer, profiles_csv, sigkill, spawn, store_url,
+    submit_all, uscc_of, wait_until,
 )
 
 LOCK = "window:2026-H1"
@@ -165,7 +165,7 @@ def test_an_application_that_cannot_be_evaluated_is_recorded_and_blocks_nothing(
     # and a profile the engine fails on.
     with db.session() as s:
         snap = s.get(ProfileSnapshot, s.scalar(select(Application.snapshot_hash).where(Application.uscc == uscc_of(2))))
-        pack = profiles.packer(s, rulesets.current().registry)
+        pack = packer(s, rulesets.current().registry)
         snap.packed = pack(orjson.dumps({**profiles.load(s, snap.packed), "employees_avg": -5}))
     real_many = Evaluator.decide_many
 

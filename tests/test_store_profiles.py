@@ -12,7 +12,7 @@ from sqlalchemy import delete, select
 from engine.registry import load_registry
 from store import profiles, rulesets
 from store.models import ProfileDictionary
-from store_fixtures import db, make_profile, rules_copy, store_url  # noqa: F401  (fixtures)
+from store_fixtures import db, make_profile, packer, rules_copy, store_url  # noqa: F401  (fixtures)
 
 from profiles import profiles as profile_strategy
 
@@ -44,8 +44,8 @@ def test_snapshots_packed_under_earlier_fields_read_back_after_the_fields_change
     assert profiles.dictionary_of(new) != profiles.dictionary_of(old)
     a, b = orjson.dumps(make_profile(1)), orjson.dumps(make_profile(2))
     with db.session() as s:
-        blob_a = profiles.packer(s, old)(a)
-        blob_b = profiles.packer(s, new)(b)
+        blob_a = packer(s, old)(a)
+        blob_b = packer(s, new)(b)
     assert blob_a[1:9] != blob_b[1:9]           # each names its own dictionary
     profiles._known.clear()                     # as a fresh process: dictionaries come from the database
     with db.read_session() as s:
@@ -56,7 +56,7 @@ def test_snapshots_packed_under_earlier_fields_read_back_after_the_fields_change
 
 def test_a_snapshot_whose_dictionary_is_missing_is_reported_by_its_key(db):
     with db.session() as s:
-        blob = profiles.packer(s, rulesets.current().registry)(b'{"uscc":"x"}')
+        blob = packer(s, rulesets.current().registry)(b'{"uscc":"x"}')
         s.execute(delete(ProfileDictionary))
     profiles._known.clear()
     with db.read_session() as s, pytest.raises(LookupError, match=blob[1:9].hex()):
