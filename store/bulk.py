@@ -12,12 +12,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
 
 import orjson
-from sqlalchemy import JSON, String, Table, TypeDecorator, any_, bindparam, func, select
+from sqlalchemy import JSON, LargeBinary, String, Table, TypeDecorator, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
+
+from store.models import Digest
 
 if TYPE_CHECKING:
     from store.db import Database
@@ -41,6 +43,8 @@ def _converters(conn: Connection, table: Table, cols: Sequence[str]) -> list[Opt
         typ = table.c[name].type
         if isinstance(typ, JSON):
             out.append(_json_text)  # None → "null", as SQLAlchemy's JSON type stores it
+        elif isinstance(typ, Digest):
+            out.append(typ._cached_bind_processor(conn.dialect))  # hex → its 32 bytes
         elif pg:
             out.append(None)  # psycopg adapts str, int, Decimal, bool, bytes, datetime
         else:
@@ -124,14 +128,24 @@ class _ArrayLiteral(TypeDecorator):
         return None
 
 
+class _DigestArrayLiteral(_ArrayLiteral):
+    """A bytea array written as PostgreSQL's literal, bound as bytea[] as is."""
+    impl = ARRAY(LargeBinary)
+    cache_ok = True
+
+
 def among(s: Session | Connection, column, values) -> ColumnElement:
     """`column IN values` for a long list of keys (a batch, a chunk), as one parameter: an
     array on PostgreSQL (`= ANY`), a JSON array on SQLite (`json_each`). A statement of a
     thousand placeholders is rendered and parsed anew on every call, which cost more than
     running it."""
     dialect = s.dialect if isinstance(s, Connection) else s.get_bind().dialect
+    digests = isinstance(column.type, Digest)
     if dialect.name == "postgresql":
         # written as an array literal here: psycopg's list dumper cost 3 µs a key
+        if digests:     # each in bytea's input form: a backslash, x and the hex
+            literal = "{" + ",".join('"\\\\x' + bytes.fromhex(v).hex() + '"' for v in values) + "}"
+            return column == any_(bindparam(None, literal, type_=_DigestArrayLiteral()))
         literal = "{" + ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
                                  for v in values) + "}"
         # typed as the array it is, so PostgreSQL reads it as a constant (and hashes it):
@@ -140,6 +154,8 @@ def among(s: Session | Connection, column, values) -> ColumnElement:
     # SQLite: one JSON array parameter too; SQLAlchemy renders a thousand placeholders anew
     # for every statement, which cost a window's evaluation more CPU than running them
     keys = func.json_each(bindparam(None, orjson.dumps(list(values)).decode(), type_=String)).table_valued("value")
+    if digests:         # JSON holds the hex; unhex() is registered on every connection (store.db)
+        return column.in_(select(func.unhex(keys.c.value)))
     return column.in_(select(keys.c.value))
 
 

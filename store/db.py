@@ -78,6 +78,10 @@ def make_engine(url: str | None = None, **kw) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kw)
 
 
+def _unhex(text):
+    return None if text is None else bytes.fromhex(text)
+
+
 def _sqlite_setup(eng: Engine) -> None:
     @event.listens_for(eng, "connect")
     def _on_connect(dbapi_conn, _record):
@@ -94,6 +98,8 @@ def _sqlite_setup(eng: Engine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
+        # SQLite has unhex() from 3.41 on; Debian 12's is 3.40 (store.bulk.among of digests)
+        dbapi_conn.create_function("unhex", 1, _unhex, deterministic=True)
 
     @event.listens_for(eng, "begin")
     def _on_begin(conn):

@@ -40,6 +40,21 @@ class Timestamp(TypeDecorator):
         return _EPOCH + value * _MICROSECOND
 
 
+class Digest(TypeDecorator):
+    """A SHA-256 digest: the code reads and writes it as 64 hex characters, the database keeps
+    its 32 bytes. Seven of them an application (its profile's, twice in the snapshot's key, the
+    access code's, the evaluation's two): 224 bytes saved an application (migration 0010)."""
+
+    impl = LargeBinary(32)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else bytes.fromhex(value)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else bytes(value).hex()
+
+
 TZDateTime = Timestamp()
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
@@ -57,7 +72,7 @@ class Enterprise(Base):
     uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     # hash of the newest snapshot; proactive evaluation uses it (no FK: circular)
-    latest_snapshot: Mapped[Optional[str]] = mapped_column(String(64))
+    latest_snapshot: Mapped[Optional[str]] = mapped_column(Digest)
     source: Mapped[str] = mapped_column(String(16))  # registry | application
     created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
@@ -68,7 +83,7 @@ class ProfileSnapshot(Base):
     (store.profiles). The unique (uscc, version) index also serves lookups by enterprise."""
 
     __tablename__ = "profile_snapshots"
-    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hash: Mapped[str] = mapped_column(Digest, primary_key=True)
     uscc: Mapped[str] = mapped_column(ForeignKey("enterprises.uscc"))
     version: Mapped[int] = mapped_column(Integer)
     packed: Mapped[bytes] = mapped_column(LargeBinary)
@@ -133,11 +148,11 @@ class Application(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     window_id: Mapped[str] = mapped_column(ForeignKey("windows.id"))
     uscc: Mapped[str] = mapped_column(ForeignKey("enterprises.uscc"))
-    snapshot_hash: Mapped[str] = mapped_column(ForeignKey("profile_snapshots.hash"))
+    snapshot_hash: Mapped[str] = mapped_column(Digest, ForeignKey("profile_snapshots.hash"))
     claims: Mapped[Optional[list]] = mapped_column(JSON)  # certificate numbers; null = all
     channel: Mapped[str] = mapped_column(String(16))  # web | import | api
     submitted_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
-    access_code_hash: Mapped[str] = mapped_column(String(64))
+    access_code_hash: Mapped[str] = mapped_column(Digest)
     # received|judged|correction|corrected|publicized|awarded|refused|failed (engine.vocabulary)
     state: Mapped[str] = mapped_column(String(16), default="received")
     correction_due: Mapped[Optional[date]] = mapped_column(Date)
@@ -161,8 +176,8 @@ class Evaluation(Base):
     uscc: Mapped[str] = mapped_column(ForeignKey("enterprises.uscc"))
     application_id: Mapped[Optional[str]] = mapped_column(ForeignKey("applications.id"))
     ruleset_version: Mapped[str] = mapped_column(ForeignKey("rulesets.version"))
-    profile_hash: Mapped[str] = mapped_column(String(64))
-    input_key: Mapped[str] = mapped_column(String(64))
+    profile_hash: Mapped[str] = mapped_column(Digest)
+    input_key: Mapped[str] = mapped_column(Digest)
     results: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
     error: Mapped[Optional[str]] = mapped_column(String(500))
     evaluated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
@@ -348,7 +363,7 @@ class Notice(Base):
     # the same after the 补正 has judged the application again. None: rendered from the current one.
     basis_evaluation_id: Mapped[Optional[int]] = mapped_column(BigId)
     basis_ruleset_version: Mapped[Optional[str]] = mapped_column(String(128))
-    basis_profile_hash: Mapped[Optional[str]] = mapped_column(String(64))
+    basis_profile_hash: Mapped[Optional[str]] = mapped_column(Digest)
     basis_results: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
     __table_args__ = (
         UniqueConstraint("window_id", "kind", "seq", name="uq_notice_seq"),

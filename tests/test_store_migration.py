@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from alembic import command
 
 from store import awards, decisions as D, profiles, replay, rulesets
+from store.bulk import among
 from store import windows as W
 from store.db import Database, alembic_config
 from store.errors import Conflict
@@ -315,3 +316,35 @@ def test_sqlite_moments_become_integers_that_read_back_the_same(tmp_path):
     command.downgrade(alembic_config(db), "0008")
     assert moments("text") == before
     db.dispose()
+
+
+def test_digests_become_their_32_bytes_and_read_back_as_the_same_hex(legacy):
+    """Migration 0010: every SHA-256 digest of an application is kept as 32 bytes; the store
+    reads the same hex as before, finds snapshots by it, and a downgrade restores the text."""
+    db, _ = legacy
+    db.upgrade("0009")
+    columns = [("profile_snapshots", "hash"), ("applications", "snapshot_hash"),
+               ("applications", "access_code_hash"), ("enterprises", "latest_snapshot"),
+               ("evaluations", "profile_hash"), ("evaluations", "input_key")]
+
+    def stored() -> dict:
+        with db.engine.connect() as c:
+            return {(t, col, i): v for t, col in columns for i, v in enumerate(c.execute(sa.text(
+                f'SELECT "{col}" FROM "{t}" WHERE "{col}" IS NOT NULL ORDER BY "{col}"')).scalars())}
+
+    before = stored()
+    assert len(before) > 30 and all(isinstance(v, str) and len(v) == 64 for v in before.values())
+    db.upgrade()
+    after = stored()
+    assert after.keys() == before.keys()
+    assert {k: bytes(v).hex() for k, v in after.items()} == before
+    with db.read_session() as s:
+        apps = s.execute(sa.select(Application.snapshot_hash, Application.uscc)).all()
+        assert {h for h, _ in apps} <= {v for (t, _, _), v in before.items() if t == "profile_snapshots"}
+        for h, uscc in apps:             # found by their hex, one by one and as a batch
+            assert s.scalar(sa.select(ProfileSnapshot.uscc).where(ProfileSnapshot.hash == h)) == uscc
+        batch = {h for h, _ in apps}
+        found = s.scalars(sa.select(ProfileSnapshot.hash).where(among(s, ProfileSnapshot.hash, batch))).all()
+        assert set(found) == batch
+    command.downgrade(alembic_config(db), "0009")
+    assert stored() == before
