@@ -53,6 +53,8 @@ def move(s: Session, ids: list[str], action: str, to_state: str, now: datetime, 
     those already there, are left alone)."""
     who, t = actor or audit.default_actor(), Application.__table__
     pg = s.get_bind().dialect.name == "postgresql"
+    s.flush()       # states are read past the ORM (3–4 µs a row less): a pending change goes first
+    conn = s.connection()
     for chunk in chunks(ids):
         q = select(t.c.id, t.c.state).where(among(s, t.c.id, chunk))
         if only_from is not None:
@@ -60,12 +62,12 @@ def move(s: Session, ids: list[str], action: str, to_state: str, now: datetime, 
         change = dict(state=to_state, updated_at=now, revision=t.c.revision + 1)
         if pg:      # one statement: the rows locked, moved, and their former states returned
             old = q.with_for_update().subquery("old")
-            moving = dict(s.execute(update(t).where(t.c.id == old.c.id).values(**change)
-                                    .returning(t.c.id, old.c.state)).all())
+            moving = dict(conn.execute(update(t).where(t.c.id == old.c.id).values(**change)
+                                       .returning(t.c.id, old.c.state)).all())
         else:       # SQLite cannot return a joined row; its writers are serialised anyway
-            moving = dict(s.execute(q).all())
+            moving = dict(conn.execute(q).all())
             if moving:
-                s.execute(update(t).where(among(s, t.c.id, list(moving))).values(**change))
+                conn.execute(update(t).where(among(s, t.c.id, list(moving))).values(**change))
         if moving:
             audit.events(s, [(i, now, who, action, moving[i], to_state, details) for i in chunk if i in moving])
 
@@ -146,12 +148,13 @@ def store_enterprises(s: Session, records: list[Intake], source: str, now: datet
     """Upsert enterprises and profile snapshots; return uscc → snapshot hash."""
     by_uscc = {r.uscc: r for r in records}
     existing: dict[str, Optional[str]] = {}
+    conn = s.connection()       # bulk reads past the ORM (its row processing: 3–4 µs a row)
     for chunk in chunks(list(by_uscc)):
-        existing.update(s.execute(select(Enterprise.uscc, Enterprise.latest_snapshot)
-                                  .where(among(s, Enterprise.uscc, chunk))).all())
+        existing.update(conn.execute(select(Enterprise.uscc, Enterprise.latest_snapshot)
+                                     .where(among(s, Enterprise.uscc, chunk))).all())
     known: set[str] = set()
     for chunk in chunks([r.hash for r in by_uscc.values()]):
-        known.update(s.scalars(select(ProfileSnapshot.hash).where(among(s, ProfileSnapshot.hash, chunk))))
+        known.update(conn.scalars(select(ProfileSnapshot.hash).where(among(s, ProfileSnapshot.hash, chunk))))
     # rows are streamed to the database, not held: an import of 100,000 made 200,000 dicts
     insert_rows(s.connection(), Enterprise.__table__,
                 ("uscc", "name", "latest_snapshot", "source", "created_at", "updated_at"),
@@ -160,9 +163,9 @@ def store_enterprises(s: Session, records: list[Intake], source: str, now: datet
     versions: dict[str, int] = {}
     if changed:
         for chunk in chunks(changed):
-            versions.update(s.execute(select(ProfileSnapshot.uscc, func.max(ProfileSnapshot.version))
-                                      .where(among(s, ProfileSnapshot.uscc, chunk))
-                                      .group_by(ProfileSnapshot.uscc)).all())
+            versions.update(conn.execute(select(ProfileSnapshot.uscc, func.max(ProfileSnapshot.version))
+                                         .where(among(s, ProfileSnapshot.uscc, chunk))
+                                         .group_by(ProfileSnapshot.uscc)).all())
         t = Enterprise.__table__
         stmt = (update(t).where(t.c.uscc == bindparam("u"))
                 .values(name=bindparam("n"), latest_snapshot=bindparam("h"), updated_at=bindparam("t")))
@@ -186,9 +189,9 @@ def _store_applications(s: Session, w, records: list[Intake], snaps: dict[str, s
     application updated (and, for a resubmission of one application, a new access code)."""
     existing: dict[str, tuple] = {}
     for chunk in chunks([r.uscc for r in records]):
-        for row in s.execute(select(Application.uscc, Application.id, Application.snapshot_hash,
-                                    Application.claims, Application.state)
-                             .where(Application.window_id == w.id, among(s, Application.uscc, chunk))):
+        for row in s.connection().execute(select(Application.uscc, Application.id, Application.snapshot_hash,
+                                                 Application.claims, Application.state)
+                                          .where(Application.window_id == w.id, among(s, Application.uscc, chunk))):
             existing[row.uscc] = (row.id, row.snapshot_hash, row.claims, row.state)
     results, inserts, updates = [], [], []
     rand = memoryview(b"")

@@ -54,8 +54,8 @@ class EvaluationResult:
 
 
 def awarded_elsewhere(s: Session, window_id: str) -> set[str]:
-    return {f"{b}|{sub}" for b, sub in s.execute(select(Award.benefit_id, Award.subject_id)
-                                                  .where(Award.window_id != window_id))}
+    return {f"{b}|{sub}" for b, sub in s.connection().execute(select(Award.benefit_id, Award.subject_id)
+                                                               .where(Award.window_id != window_id))}
 
 
 def base_key(version: str, w: Window, awarded: set[str]) -> str:
@@ -76,11 +76,13 @@ def input_key(base: str, snapshot: str, application_id: Optional[str]) -> str:
 def _subjects(s: Session, window_id: str, proactive: bool) -> list[tuple[str, str, Optional[str]]]:
     """(uscc, snapshot hash, application id) for applicants and (proactive) every other
     known enterprise, in a stable order."""
-    out = {u: (u, h, a) for u, h, a in s.execute(
+    # Bulk reads go past the ORM (its row processing cost 3–4 µs a row, a second a window).
+    conn = s.connection()
+    out = {u: (u, h, a) for u, h, a in conn.execute(
         select(Application.uscc, Application.snapshot_hash, Application.id)
         .where(Application.window_id == window_id))}
     if proactive:
-        for u, h in s.execute(select(Enterprise.uscc, Enterprise.latest_snapshot)):
+        for u, h in conn.execute(select(Enterprise.uscc, Enterprise.latest_snapshot)):
             if u not in out and h:
                 out[u] = (u, h, None)
     return [out[u] for u in sorted(out)]
@@ -160,8 +162,8 @@ def evaluate_window(db: Database, window_id: str, *, progress: Callable[[int, in
         w = W.get(s, window_id)
         awarded = awarded_elsewhere(s, window_id)
         subjects = _subjects(s, window_id, proactive)
-        keys = dict(s.execute(select(Evaluation.uscc, Evaluation.input_key)
-                              .where(Evaluation.window_id == window_id)).all())
+        keys = dict(s.connection().execute(select(Evaluation.uscc, Evaluation.input_key)
+                                           .where(Evaluation.window_id == window_id)).all())
     base = base_key(version, w, awarded)
     todo = [(u, h, a, k) for u, h, a in subjects if keys.get(u) != (k := input_key(base, h, a))]
     fresh = frozenset(u for u, _, _, _ in todo if u not in keys)
@@ -176,8 +178,9 @@ def evaluate_window(db: Database, window_id: str, *, progress: Callable[[int, in
         for batch in chunks(todo, batch_size):
             t0 = time.perf_counter()
             with db.read_session() as s:
-                packed = dict(s.execute(select(ProfileSnapshot.hash, ProfileSnapshot.packed)
-                                        .where(among(s, ProfileSnapshot.hash, {h for _, h, _, _ in batch}))).all())
+                packed = dict(s.connection().execute(
+                    select(ProfileSnapshot.hash, ProfileSnapshot.packed)
+                    .where(among(s, ProfileSnapshot.hash, {h for _, h, _, _ in batch}))).all())
                 texts = profiles.texts(s, [packed[h] for _, h, _, _ in batch])
             clock["read"] += time.perf_counter() - t0
             yield batch, texts

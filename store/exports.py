@@ -101,7 +101,8 @@ def decision_table(db: Database, window_id: str) -> tuple[str, list[list], list[
     with db.read_session() as s:
         w = W.get(s, window_id)
         titles = {b.id: b.spec.title for b in rulesets.book_for(db, w.ruleset_version).benefits.values()}
-        engine_status = dict(s.execute(select(Decision.id, Decision.status).where(Decision.window_id == window_id)).all())
+        engine_status = dict(s.connection().execute(
+            select(Decision.id, Decision.status).where(Decision.window_id == window_id)).all())
         rows, counts = [], {}
         for c in grant_decisions(s, window_id):
             counts[c.status] = counts.get(c.status, 0) + 1

@@ -73,12 +73,12 @@ def _rows(db: Database, window_id: str, applicants_only: bool) -> tuple[int, Ite
         where.append(Evaluation.application_id.is_not(None))
     with db.read_session() as s:
         W.get(s, window_id)
-        keys = s.scalars(select(Evaluation.uscc).where(*where).order_by(Evaluation.uscc)).all()
+        keys = s.connection().scalars(select(Evaluation.uscc).where(*where).order_by(Evaluation.uscc)).all()
 
     def batches() -> Iterator[list[tuple]]:
         for chunk in chunks(keys, BATCH):
             with db.read_session() as s:
-                rows = s.execute(
+                rows = s.connection().execute(
                     select(Evaluation.uscc, Evaluation.application_id, Evaluation.ruleset_version,
                            Evaluation.results, ProfileSnapshot.packed, Enterprise.name)
                     .join(ProfileSnapshot, ProfileSnapshot.hash == Evaluation.profile_hash)
