@@ -42,8 +42,9 @@ class Timestamp(TypeDecorator):
 
 class Digest(TypeDecorator):
     """A SHA-256 digest: the code reads and writes it as 64 hex characters, the database keeps
-    its 32 bytes. Seven of them an application (its profile's, twice in the snapshot's key, the
-    access code's, the evaluation's two): 224 bytes saved an application (migration 0010)."""
+    its 32 bytes. An application has seven: its snapshot's key (in the row and in its index),
+    the snapshot it applied with, its enterprise's newest, its access code's, and its
+    evaluation's profile and input key; 256 bytes saved an application (migration 0010)."""
 
     impl = LargeBinary(32)
     cache_ok = True
