@@ -28,7 +28,7 @@ from store.applications import Intake, chunks, store_enterprises
 from store.db import Database
 from store.errors import Conflict, NotFound, RowProblem, ValidationFailed
 from store.evaluation import judge_now
-from store.models import (Application, ApplicationEvent, Commitment, Enterprise, Evaluation, Material,
+from store.models import (Application, Commitment, Enterprise, Evaluation, Material,
                           Notice, Objection, Review, Window, utcnow)
 from store.notices import KINDS, assign_number
 from store.views import (CommitmentView, EventView, MaterialView, NoticeRef, ReviewView, WindowView,
@@ -239,8 +239,7 @@ def _detail(s: Session, L: Loaded, today: date, until: datetime | None = None) -
                                      subject_id=c.subject_id, signer=c.signer, signed_at=c.signed_at,
                                      due_on=c.due_on) for c in mine]))
     notices = s.execute(select(Notice).where(Notice.application_id == app.id).order_by(Notice.id)).scalars().all()
-    events = s.execute(select(ApplicationEvent).where(ApplicationEvent.application_id == app.id)
-                       .order_by(ApplicationEvent.id)).scalars().all()
+    events = audit.history(s, app.id)
     objections = s.execute(select(Objection).where(Objection.application_id == app.id)
                            .order_by(Objection.id)).scalars().all()
     tax_results = [r for r in L.results if r.kind == "tax"]

@@ -294,6 +294,33 @@ class ApplicationEvent(Base):
     details: Mapped[Optional[dict]] = mapped_column(JSON)
 
 
+class EventBatch(Base):
+    """One step that many applications took together (an import, judging a window, 公示, the
+    close): what was done, by whom and when, stored once. Each application's history lists it
+    through its member row (store.audit.history), which holds only the two keys: a window of
+    100,000 moves three times, and a full history entry for each cost 124 bytes on SQLite,
+    184 on PostgreSQL, against about 35 and 95 for a member (migration 0011)."""
+
+    __tablename__ = "event_batches"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    from_state: Mapped[Optional[str]] = mapped_column(String(16))
+    to_state: Mapped[Optional[str]] = mapped_column(String(16))
+    details: Mapped[Optional[dict]] = mapped_column(JSON)
+
+
+class EventBatchMember(Base):
+    """An application that took part in an event batch. Keyed by the application first, so
+    its history is one range of the key; on SQLite the table is that key (WITHOUT ROWID)."""
+
+    __tablename__ = "event_batch_members"
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), primary_key=True)
+    batch_id: Mapped[int] = mapped_column(BigId, ForeignKey("event_batches.id"), primary_key=True)
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+
 class Award(Base):
     """The award ledger: a benefit is paid once per subject, across all windows."""
 

@@ -290,13 +290,10 @@ def app_of(db, application_id: str):
 
 
 def events_of(db, application_id: str) -> list:
-    from sqlalchemy import select
-
-    from store.models import ApplicationEvent
+    from store.audit import history
 
     with db.read_session() as s:
-        return list(s.execute(select(ApplicationEvent).where(ApplicationEvent.application_id == application_id)
-                              .order_by(ApplicationEvent.id)).scalars())
+        return history(s, application_id)
 
 
 def assert_history_complete(db, window_id: str) -> None:

@@ -14,7 +14,7 @@ import importlib.util
 import json
 import secrets
 import sqlite3
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,12 +22,13 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from store import awards, decisions as D, profiles, replay, rulesets
+from store import audit, awards, decisions as D, profiles, replay, rulesets
 from store.bulk import among
 from store import windows as W
 from store.db import Database, alembic_config
 from store.errors import Conflict
-from store.models import Application, Award, Decision, Evaluation, ProfileSnapshot
+from store.models import (Application, ApplicationEvent, Award, Decision, EventBatch, EventBatchMember, Evaluation,
+                          ProfileSnapshot)
 from store_fixtures import (  # noqa: F401  (fixtures)
     PG_URL, assert_history_complete, db, evaluate, pg_schema_url, require_pg, store_url,
 )
@@ -348,3 +349,46 @@ def test_digests_become_their_32_bytes_and_read_back_as_the_same_hex(legacy):
         assert set(found) == batch
     command.downgrade(alembic_config(db), "0009")
     assert stored() == before
+
+
+def test_shared_history_entries_become_batches_and_every_history_reads_the_same(legacy):
+    """Migration 0011: the entries that many applications share (an import's submissions,
+    judging the window) become one batch each; every application's history reads as before,
+    entry for entry and in order, and a downgrade restores the entries."""
+    db, _ = legacy
+    db.upgrade("0010")
+    cols = "at, actor, action, from_state, to_state, CAST(details AS TEXT)"
+
+    def entries() -> dict[str, list[tuple]]:
+        out: dict[str, list[tuple]] = {}
+        with db.engine.connect() as c:
+            for a, *e in c.execute(sa.text(f"SELECT application_id, {cols} FROM application_events ORDER BY id")):
+                out.setdefault(a, []).append((*e[:5], json.loads(e[5]) if e[5] else None))
+        return out
+
+    # Entries as the code before 0011 wrote them: a window judged and publicized at once, a
+    # review in between, each application's own.
+    with db.engine.begin() as c:
+        apps = c.execute(sa.select(Application.id).order_by(Application.id)).scalars().all()
+        t = datetime.now(timezone.utc).replace(hour=9, minute=0) + timedelta(days=1)   # after 0002's entries
+        rows = [dict(application_id=a, at=t, actor="cli:root", action="judge", from_state="received",
+                     to_state="judged", details={"ruleset_version": "v1"}) for a in apps]
+        rows += [dict(application_id=a, at=t.replace(minute=i + 1), actor="审核员", action="review.confirm",
+                      from_state="judged", to_state="judged", details={"benefit": "g"}) for i, a in enumerate(apps[:3])]
+        rows += [dict(application_id=a, at=t.replace(hour=10), actor="cli:root", action="publicize",
+                      from_state="judged", to_state="publicized", details=None) for a in apps[::2]]
+        c.execute(sa.insert(ApplicationEvent), rows)
+    before = entries()
+    assert len(before) > 10 and sum(map(len, before.values())) > 30
+    db.upgrade()
+    with db.read_session() as s:
+        for a, history in before.items():
+            read = [(e.at, e.actor, e.action, e.from_state, e.to_state, e.details) for e in audit.history(s, a)]
+            assert [e[1:] for e in read] == [e[1:] for e in history], a
+        batches = s.scalar(sa.select(sa.func.count()).select_from(EventBatch))
+        members = s.scalar(sa.select(sa.func.count()).select_from(EventBatchMember))
+        own = s.scalar(sa.select(sa.func.count()).select_from(ApplicationEvent))
+    assert 0 < batches < members                        # shared entries are stored once
+    assert members + own == sum(map(len, before.values()))
+    command.downgrade(alembic_config(db), "0010")
+    assert entries() == before
