@@ -48,8 +48,8 @@ def upgrade() -> None:
     )
     op.create_table(
         "event_batch_members",
-        sa.Column("application_id", sa.String(32), sa.ForeignKey("applications.id"), primary_key=True),
-        sa.Column("batch_id", big, sa.ForeignKey("event_batches.id"), primary_key=True),
+        sa.Column("application_id", sa.String(32), primary_key=True),   # no foreign keys: see the model
+        sa.Column("batch_id", big, primary_key=True),
         sqlite_with_rowid=False,
     )
     pg = op.get_bind().dialect.name == "postgresql"
