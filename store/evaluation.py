@@ -157,7 +157,7 @@ def evaluate_window(db: Database, window_id: str, *, progress: Callable[[int, in
         w = W.get(s, window_id)
         if w.state == "closed":
             raise Conflict(f"申报批次 {window_id} 已关闭，不能再判定")
-        zdict = rulesets.archive(s, ev.book)
+        packing = rulesets.archive(s, ev)
     with db.read_session() as s:
         w = W.get(s, window_id)
         awarded = awarded_elsewhere(s, window_id)
@@ -170,7 +170,7 @@ def evaluate_window(db: Database, window_id: str, *, progress: Callable[[int, in
     total = len(todo)
     if progress:
         progress(0, total)
-    runner = make_runner(ev, workers, total, w.as_of, W.context(w), awarded, zdict)
+    runner = make_runner(ev, workers, total, w.as_of, W.context(w), awarded, packing)
     clock = {"read": 0.0, "write": 0.0}
 
     def batches() -> Iterable[tuple[list, list]]:
@@ -228,10 +228,10 @@ def judge_now(s: Session, app: Application, w: Window, ev: Evaluator | None = No
     """Evaluate one application at once, inside the caller's transaction (after a 补正):
     returns its outcome ("ok", record, grants) or ("error", reason)."""
     ev = ev or rulesets.current()
-    zdict = rulesets.archive(s, ev.book)
+    packing = rulesets.archive(s, ev)
     awarded = awarded_elsewhere(s, w.id)
     text = profiles.stored_text(s, app.snapshot_hash)
-    (outcome,), _ = evaluate_batch(ev, [text], w.as_of, W.context(w), awarded, zdict)
+    (outcome,), _ = evaluate_batch(ev, [text], w.as_of, W.context(w), awarded, packing)
     key = input_key(base_key(ev.ruleset_version, w, awarded), app.snapshot_hash, app.id)
     write_outcomes(s, w, ev.ruleset_version, [(app.uscc, app.snapshot_hash, app.id, key)], [outcome], utcnow())
     return outcome

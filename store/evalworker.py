@@ -37,7 +37,7 @@ from engine.adapter import EngineError
 from engine.messages import pydantic_message
 from engine.profile import _path, profile_model
 from store.collector import tune_for_bulk
-from store.decisions import pack
+from store.decisions import PLAIN, Packing, pack
 
 log = logging.getLogger("yagu.evaluation")
 ENV_WORKERS = "YAGU_EVAL_WORKERS"
@@ -84,12 +84,12 @@ def parse_stored_profile(text: str | bytes | dict, registry):
     return model.model_validate_json(text, context={"today": date.max})
 
 
-def record_of(verdicts: list, zdict: bytes = b"") -> tuple:
+def record_of(verdicts: list, packing: Packing = PLAIN) -> tuple:
     """One enterprise's outcome: ("ok", compact record, grant rows) where a grant row is
     (benefit_id, subject_id, status, amount, provisional)."""
     grants = [(v.benefit_id, v.subject_id, v.status, v.amount_cny, bool(v.amount_provisional))
               for v in verdicts if v.kind == "grant"]
-    return "ok", pack(verdicts, zdict), grants
+    return "ok", pack(verdicts, packing), grants
 
 
 def _failure(exc: BaseException, registry=None) -> tuple:
@@ -103,7 +103,8 @@ def _failure(exc: BaseException, registry=None) -> tuple:
     return "error", "该企业画像无法判定（程序出错），已记入日志，请联系系统管理员"
 
 
-def evaluate_batch(ev, texts: list, as_of: date, window, awarded, zdict: bytes = b"") -> tuple[list[tuple], tuple]:
+def evaluate_batch(ev, texts: list, as_of: date, window, awarded, packing: Packing = PLAIN
+                   ) -> tuple[list[tuple], tuple]:
     """(one outcome per enterprise, (parse, engine, encode) seconds) for a batch of stored
     profiles. A profile that cannot be parsed or decided gets ("error", reason); the rest
     of the batch is decided as usual."""
@@ -127,10 +128,10 @@ def evaluate_batch(ev, texts: list, as_of: date, window, awarded, zdict: bytes =
             out.append(_failure(p, ev.registry))
             continue
         if resps is not None:
-            out.append(record_of(next(resps), zdict))
+            out.append(record_of(next(resps), packing))
             continue
         try:
-            out.append(record_of(ev.decide_many([p], as_of=as_of, window=window, awarded=awarded)[0], zdict))
+            out.append(record_of(ev.decide_many([p], as_of=as_of, window=window, awarded=awarded)[0], packing))
         except Exception as exc:  # noqa: BLE001
             out.append(_failure(exc, ev.registry))
     return out, (t1 - t0, t2 - t1, time.perf_counter() - t2)
@@ -170,13 +171,13 @@ class InProcessRunner:
     workers = 1
     worker_peak_rss_mb = 0.0
 
-    def __init__(self, ev, as_of: date, window, awarded, zdict: bytes = b""):
-        self.ev, self.as_of, self.window, self.awarded, self.zdict = ev, as_of, window, awarded, zdict
+    def __init__(self, ev, as_of: date, window, awarded, packing: Packing = PLAIN):
+        self.ev, self.as_of, self.window, self.awarded, self.packing = ev, as_of, window, awarded, packing
         self.times = _Times()
 
     def run(self, batches: Iterable[tuple[Any, list]]) -> Iterator[tuple[Any, list]]:
         for key, texts in batches:
-            rows, t = evaluate_batch(self.ev, texts, self.as_of, self.window, self.awarded, self.zdict)
+            rows, t = evaluate_batch(self.ev, texts, self.as_of, self.window, self.awarded, self.packing)
             self.times.add(t)
             yield key, rows
 
@@ -276,10 +277,10 @@ class PoolRunner:
     """N worker processes, each with its own Evaluator; results come back in batch order
     with at most IN_FLIGHT_PER_WORKER batches queued per worker (bounded memory)."""
 
-    def __init__(self, ev, workers: int, as_of: date, window, awarded, zdict: bytes = b""):
+    def __init__(self, ev, workers: int, as_of: date, window, awarded, packing: Packing = PLAIN):
         init = {"sources": ev.book.sources, "backend": ev.backend,
                 "ruleset_version": ev.ruleset_version, "as_of": as_of, "window": window,
-                "awarded": awarded, "zdict": zdict}
+                "awarded": awarded, "packing": packing}
         self.workers = workers
         self.times = _Times()
         self.worker_peak_rss_mb = 0.0
@@ -340,15 +341,16 @@ class CheckWorker:
         self._w.close(abort=abort)
 
 
-def make_runner(ev, workers: Optional[int], subjects: int, as_of: date, window, awarded, zdict: bytes = b""):
-    """Evaluate here or in worker processes; records are packed with `zdict`, the stored
-    dictionary of the ruleset's records."""
+def make_runner(ev, workers: Optional[int], subjects: int, as_of: date, window, awarded,
+                packing: Packing = PLAIN):
+    """Evaluate here or in worker processes; records are packed as `packing` says, the one
+    stored with the ruleset."""
     n, explicit = resolve_workers(workers)
     if n > 1 and not explicit and subjects < POOL_MIN_SUBJECTS:
         n = 1
     if n == 1:
-        return InProcessRunner(ev, as_of, window, awarded, zdict)
-    return PoolRunner(ev, n, as_of, window, awarded, zdict)
+        return InProcessRunner(ev, as_of, window, awarded, packing)
+    return PoolRunner(ev, n, as_of, window, awarded, packing)
 
 
 # --- the worker process ------------------------------------------------------------------
@@ -395,7 +397,7 @@ def main() -> None:
             raise RuntimeError("规则文件在评估期间发生了变化（规则版本不一致），请重新执行评估")
 
         def evaluate(msg) -> tuple:
-            rows, t = evaluate_batch(ev, msg[1], init["as_of"], init["window"], init["awarded"], init["zdict"])
+            rows, t = evaluate_batch(ev, msg[1], init["as_of"], init["window"], init["awarded"], init["packing"])
             return "ok", rows, t, peak_rss_mb()
 
         _serve(inp, out, evaluate)

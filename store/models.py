@@ -109,8 +109,11 @@ class Ruleset(Base):
     version: Mapped[str] = mapped_column(String(128), primary_key=True)
     engine_version: Mapped[str] = mapped_column(String(128))
     files: Mapped[Optional[bytes]] = mapped_column(LargeBinary)  # zlib(JSON {path: text}); None = not archived
-    # zlib preset dictionary of this ruleset's decision records (store.decisions); None = plain records
+    # how this ruleset's decision records are packed (store.decisions.Packing): a zlib preset
+    # dictionary (None = plain records) and the key sets of what criteria read (None = rows
+    # keep their keys)
     pack_dictionary: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
+    pack_keys: Mapped[Optional[list]] = mapped_column(JSON)
     note: Mapped[Optional[str]] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
 

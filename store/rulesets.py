@@ -22,14 +22,15 @@ from sqlalchemy.orm import Session
 from engine import Evaluator, Rulebook, load_rulebook
 from engine.version import ENGINE_VERSION
 from store.db import Database
-from store.decisions import Decided, dictionary_of, unpack
+from store.decisions import Decided, Packing, dictionary_of, keysets_of, unpack
 from store.errors import NotFound
 from store.models import Ruleset, utcnow
 
 _lock = threading.Lock()
 _current: Evaluator | None = None
 _archived: dict[str, Evaluator] = {}      # version → evaluator of the archived files
-_dictionaries: dict[str, bytes] = {}      # version → stored dictionary of its records
+_packings: dict[str, Packing] = {}        # version → how its records are packed, as stored
+_making: dict[str, tuple] = {}            # version → its dictionary and key sets, once made
 _ARCHIVE_CACHE = 8
 
 
@@ -49,42 +50,62 @@ def use(evaluator: Evaluator) -> None:
     _current = evaluator
 
 
-def archive(s: Session, book: Rulebook) -> bytes:
-    """Store the rule files of `book` under its version (once; concurrent writers agree).
-    Returns the version's stored dictionary for its decision records (made and stored here
-    the first time, also for a version archived before records had one)."""
+def archive(s: Session, ev: Evaluator) -> Packing:
+    """Store the rule files of `ev`'s rulebook under its version (once; concurrent writers
+    agree). Returns how the version's decision records are packed, as stored with it (made
+    and stored here the first time, also for a version archived before records had one; a
+    version stored with a dictionary but no key sets keeps packing its rows with their keys)."""
+    book = ev.book
     row = s.get(Ruleset, book.version)
     if row is not None and row.pack_dictionary is not None:
-        return bytes(row.pack_dictionary)
-    zdict = dictionary_of(book)
+        return Packing(bytes(row.pack_dictionary), row.pack_keys)
+    zdict, keys = _made(ev)
     if row is not None:
         s.execute(update(Ruleset).where(Ruleset.version == book.version, Ruleset.pack_dictionary.is_(None))
-                  .values(pack_dictionary=zdict))
+                  .values(pack_dictionary=zdict, pack_keys=keys))
     else:
         blob = zlib.compress(json.dumps(book.sources, ensure_ascii=False, sort_keys=True).encode(), 9)
         insert = postgresql.insert if s.bind.dialect.name == "postgresql" else sqlite.insert
         s.execute(insert(Ruleset).values(version=book.version, engine_version=ENGINE_VERSION,
-                                         files=blob, pack_dictionary=zdict, created_at=utcnow())
+                                         files=blob, pack_dictionary=zdict, pack_keys=keys, created_at=utcnow())
                   .on_conflict_do_nothing(index_elements=["version"]))
-    return bytes(s.scalar(select(Ruleset.pack_dictionary).where(Ruleset.version == book.version)))
+    zdict, keys = s.execute(select(Ruleset.pack_dictionary, Ruleset.pack_keys)
+                            .where(Ruleset.version == book.version)).one()
+    return Packing(bytes(zdict), keys)
+
+
+def _made(ev: Evaluator) -> tuple[bytes, list[list[str]]]:
+    """A version's dictionary and key sets, made once per process (the dictionary runs the
+    rule files' examples)."""
+    version = ev.ruleset_version
+    with _lock:
+        made = _making.get(version)
+    if made is None:
+        made = dictionary_of(ev), keysets_of(ev.book)
+        with _lock:
+            if len(_making) >= _ARCHIVE_CACHE:
+                _making.clear()
+            _making[version] = made
+    return made
 
 
 def decisions_of(db: Database, version: str, blob: bytes) -> list[Decided]:
-    """A stored decision record, read with its version's dictionary."""
-    return unpack(blob, dictionary(db, version))
+    """A stored decision record, read as its version's stored packing says."""
+    return unpack(blob, packing(db, version))
 
 
-def dictionary(db: Database, version: str) -> bytes | None:
-    """The stored dictionary of a version's decision records (None: its records are plain)."""
+def packing(db: Database, version: str) -> Packing | None:
+    """How a version's decision records are packed, as stored (None: its records are plain)."""
     with _lock:
-        if version in _dictionaries:
-            return _dictionaries[version]
+        if version in _packings:
+            return _packings[version]
     with db.read_session() as s:
-        zdict = s.scalar(select(Ruleset.pack_dictionary).where(Ruleset.version == version))
-    if zdict is not None:
+        row = s.execute(select(Ruleset.pack_dictionary, Ruleset.pack_keys).where(Ruleset.version == version)).first()
+    if row is not None and row[0] is not None:
+        found = Packing(bytes(row[0]), row[1])
         with _lock:
-            _dictionaries[version] = bytes(zdict)   # never changes once stored
-        return bytes(zdict)
+            _packings[version] = found   # never changes once stored
+        return found
     return None
 
 

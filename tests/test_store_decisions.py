@@ -67,11 +67,11 @@ def test_changing_the_rules_after_close_changes_nothing_the_window_shows(db, tmp
     assert "Ⅱ类、Ⅲ类医疗器械产品注册证资金支持" in before["exports"][0].decode("utf-8-sig")
 
 
-def test_records_decode_with_the_dictionary_stored_with_their_ruleset(db, monkeypatch):
-    """Records are packed with a dictionary made from their ruleset and stored with it: they
-    take a fraction of the plain size, read back through the stored dictionary even when the
-    code that makes dictionaries changes later, and a plain record (as stored before) still
-    reads."""
+def test_records_decode_with_the_packing_stored_with_their_ruleset(db, monkeypatch):
+    """Records are packed as their ruleset's stored packing says (a dictionary made from the
+    ruleset and its key sets): they take a fraction of the plain size, read back through what
+    is stored even when the code that makes dictionaries and key sets changes later, and the
+    records stored before (plain, or with their keys) still read."""
     from store import decisions as D
 
     open_h1(db)
@@ -81,15 +81,21 @@ def test_records_decode_with_the_dictionary_stored_with_their_ruleset(db, monkey
     with db.read_session() as s:
         e = s.execute(select(Evaluation)).scalar_one()
         blob, version = bytes(e.results), e.ruleset_version
-    plain = zlib.compress(zlib.decompressobj(zdict=rulesets.dictionary(db, version)).decompress(blob[1:]))
-    assert blob[:1] == b"\x01" and len(blob) * 2 < len(plain), (len(blob), len(plain))
-    monkeypatch.setattr(D, "dictionary_of", lambda book: b"a different dictionary")
-    monkeypatch.setattr(rulesets, "dictionary_of", lambda book: b"a different dictionary")
-    monkeypatch.setattr(rulesets, "_dictionaries", {})
+    packing = rulesets.packing(db, version)
+    decided = D.unpack(blob, packing)
+    keyed = D.pack(decided, D.Packing(packing.zdict))         # as records were stored before 0012
+    plain = D.pack(decided)                                    # and before dictionaries
+    assert blob[:1] == D.POSITIONAL and keyed[:1] == D.WITH_DICTIONARY
+    assert len(blob) < len(keyed) and len(blob) * 4 < len(plain), (len(blob), len(keyed), len(plain))
+    monkeypatch.setattr(rulesets, "dictionary_of", lambda ev: b"a different dictionary")
+    monkeypatch.setattr(rulesets, "keysets_of", lambda book: [["a", "different"], ["key", "set"]])
+    monkeypatch.setattr(rulesets, "_packings", {})
+    monkeypatch.setattr(rulesets, "_making", {})
     assert cases.detail(db, sub.application_id, today=date(2026, 5, 1)).model_dump() == before
-    with db.session() as s:                       # a record stored before dictionaries existed
-        s.execute(Evaluation.__table__.update().values(results=plain))
-    assert cases.detail(db, sub.application_id, today=date(2026, 5, 1)).model_dump() == before
+    for record in (keyed, plain):
+        with db.session() as s:
+            s.execute(Evaluation.__table__.update().values(results=record))
+        assert cases.detail(db, sub.application_id, today=date(2026, 5, 1)).model_dump() == before
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -107,11 +113,26 @@ def test_a_stored_verdict_is_worded_exactly_as_a_fresh_evaluation(engine_eval, p
                "first": {f"device-registration-grant|{c}" for c in certs[:1]}}[ledger]
     ctx = engine_eval._next_window(as_of)
     (verdicts,) = engine_eval.decide_many([prof], as_of, window=ctx, awarded=awarded)
-    zdict = D.dictionary_of(engine_eval.book)
-    stored = D.unpack(D.pack(verdicts, zdict), zdict)
+    packing = _packing(engine_eval)
+    blob = D.pack(verdicts, packing)
+    assert blob[:1] == D.POSITIONAL                   # every key set is the ruleset's
+    stored = D.unpack(blob, packing)
+    assert stored == verdicts
     rebuilt = D.explain(engine_eval, prof.as_json(), as_of, ctx, stored)
     fresh = engine_eval.evaluate(prof, as_of, window=ctx, awarded=awarded)
     assert rebuilt.model_dump() == fresh.model_dump()
+
+
+_PACKINGS: dict = {}
+
+
+def _packing(ev):
+    """The packing a window stores with `ev`'s ruleset (made once: it runs the examples)."""
+    from store import decisions as D
+
+    if ev.ruleset_version not in _PACKINGS:
+        _PACKINGS[ev.ruleset_version] = D.Packing(D.dictionary_of(ev), D.keysets_of(ev.book))
+    return _PACKINGS[ev.ruleset_version]
 
 
 def _profiles(n: int, seed: int = 0) -> list[dict]:
@@ -134,16 +155,16 @@ def test_replay_re_decides_every_stored_decision_identically(db, tmp_path, rules
     # A stored decision altered after the fact is found, with the criterion that differs.
     with db.session() as s:
         for e in s.execute(select(Evaluation).order_by(Evaluation.uscc)).scalars():
-            zdict = rulesets.dictionary(db, e.ruleset_version)
+            zdict = rulesets.packing(db, e.ruleset_version).zdict
             d = zlib.decompressobj(zdict=zdict)
-            assert e.results[:1] == b"\x01"            # packed with its ruleset's dictionary
+            assert e.results[:1] == b"\x02"            # packed as its ruleset's packing says
             rows = orjson.loads(d.decompress(e.results[1:]) + d.flush())
             row = next((r for r in rows if r[2] == "grant" and r[3] != "eligible"), None)
             if row is not None:
                 break
         row[3], row[6] = "eligible", "p" * len(row[6])
         co = zlib.compressobj(zdict=zdict)
-        e.results = b"\x01" + co.compress(orjson.dumps(rows)) + co.flush()
+        e.results = b"\x02" + co.compress(orjson.dumps(rows)) + co.flush()
         uscc = e.uscc
     rep = replay.replay(db, "2026-H1")
     assert len(rep.differences) == 1

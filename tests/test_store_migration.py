@@ -392,3 +392,26 @@ def test_shared_history_entries_become_batches_and_every_history_reads_the_same(
     assert members + own == sum(map(len, before.values()))
     command.downgrade(alembic_config(db), "0010")
     assert entries() == before
+
+
+def test_a_downgrade_gives_positional_records_their_keys_back(db):
+    """Migration 0012: records written with their ruleset's key sets hold values without
+    keys; a downgrade, which drops the key sets, first writes every such record back with
+    its keys, so that the code before it reads the same decisions."""
+    from store import decisions as D
+    from store_fixtures import grant_profile, open_h1, submit_all
+
+    open_h1(db)
+    submit_all(db, "2026-H1", [grant_profile(i) for i in range(3)])
+    evaluate(db, "2026-H1")
+    with db.read_session() as s:
+        stored = s.execute(sa.select(Evaluation.id, Evaluation.ruleset_version, Evaluation.results)).all()
+    decided = {i: rulesets.decisions_of(db, v, blob) for i, v, blob in stored}
+    assert len(decided) == 3 and all(bytes(blob)[:1] == D.POSITIONAL for _, _, blob in stored)
+    zdict = rulesets.packing(db, stored[0][1]).zdict
+    command.downgrade(alembic_config(db), "0011")
+    with db.engine.connect() as c:
+        assert "pack_keys" not in {col["name"] for col in sa.inspect(c).get_columns("rulesets")}
+        after = dict(c.execute(sa.text("SELECT id, results FROM evaluations")).all())
+    assert {i: bytes(b)[:1] for i, b in after.items()} == {i: D.WITH_DICTIONARY for i in decided}
+    assert {i: D.unpack(b, D.Packing(zdict)) for i, b in after.items()} == decided
