@@ -29,7 +29,7 @@ class Packing:
     """How the records of one ruleset are packed, as stored with it (store.rulesets): a zlib
     preset dictionary and the key sets of what its criteria read. A record then holds each
     criterion's values without their keys, plus the number of its key set: 2,050 bytes of
-    JSON become 870, 175 compressed instead of 280. Without key sets (a ruleset archived
+    JSON become 870, 180 compressed instead of 280. Without key sets (a ruleset archived
     before 0012) rows keep their keys."""
 
     __slots__ = ("zdict", "keys", "_index")
@@ -44,6 +44,7 @@ class Packing:
 
 
 PLAIN = Packing()
+_DICTIONARY_BYTES = 4096
 
 
 def keysets_of(book) -> list[list[str]]:
@@ -73,15 +74,22 @@ def dictionary_of(ev: Evaluator) -> bytes:
                        for c in b.criteria)
         rows.append(f'["{b.id}","","{b.spec.kind}","needs_info",null,false,"{"p" * len(b.criteria)}",[{obs}],null]')
     words = '"eligible","ineligible","not_applicable","needs_info",true,false,null,0,'
-    examples = []
-    for b in book.benefits.values():
-        for ex in b.spec.examples:
+    shape = (values + words + "[" + ",".join(rows) + "]").encode()[-32768:]
+    # 4 KB in all, the shape last (nearest, so cheapest to refer to): a larger dictionary
+    # made records no smaller (26 KB: 199 against 198 bytes) and packing them twice as slow
+    # (36 against 17 µs a record), the cost being in copying the primed compressor.
+    room = max(0, _DICTIONARY_BYTES - len(shape))
+    examples: list[bytes] = []          # the last examples of the rule files, up to `room`
+    for b in reversed(book.benefits.values()):
+        for ex in reversed(b.spec.examples):
+            if sum(map(len, examples)) >= room:
+                break
             try:
                 examples.append(orjson.dumps(_rows(ev.decide_many([ex.profile], as_of=ex.as_of)[0], keys)))
             except Exception:  # noqa: BLE001 — an example the engine refuses shapes no record
                 continue
-    shape = (values + words + "[" + ",".join(rows) + "]").encode()
-    return (shape + b"".join(examples)[-24_000:])[-32768:]
+    seen = b"".join(reversed(examples))
+    return (seen[max(0, len(seen) - room):] if room else b"") + shape
 
 
 # A stored decision is the engine's verdict, as it was (engine.results.Verdict).
@@ -122,13 +130,15 @@ _PRIMED: dict[bytes, Any] = {}
 def _primed(zdict: bytes):
     """A compressor that has read `zdict`. Reading a dictionary costs more than compressing a
     record with it (75 µs a record, measured); a copy of one primed compressor, with a window
-    just large enough for the dictionary and a record, costs a quarter of that. Records come
-    out the same size and decode with the same dictionary as before."""
+    just large enough for the dictionary and a record and small hash tables (memLevel 4),
+    costs a quarter of that. Records come out the same size and decode with the same
+    dictionary as before."""
     co = _PRIMED.get(zdict)
     if co is None:
         if len(_PRIMED) >= 8:
             _PRIMED.clear()
-        co = _PRIMED[zdict] = zlib.compressobj(6, zlib.DEFLATED, 14 if len(zdict) <= 12_000 else 15, zdict=zdict)
+        wbits = 13 if len(zdict) <= _DICTIONARY_BYTES else 14 if len(zdict) <= 12_000 else 15
+        co = _PRIMED[zdict] = zlib.compressobj(6, zlib.DEFLATED, wbits, 4, zlib.Z_DEFAULT_STRATEGY, zdict)
     return co.copy()
 
 
