@@ -47,11 +47,11 @@ def events(session: Session, rows: list[tuple]) -> None:
     """Many history entries at once (imports, judging a window), each a tuple in the order of
     EVENT_COLUMNS, in the transaction of the changes they record. Entries alike but for the
     application are stored as one batch and a member row per application."""
-    groups: dict[tuple, list[str]] = {}
+    groups: dict[tuple, dict[str, None]] = {}      # an application listed twice is one member
     for application_id, at, actor, action, from_state, to_state, details in rows:
         key = (at, actor, action, from_state, to_state,
                None if details is None else orjson.dumps(details, option=orjson.OPT_SORT_KEYS))
-        groups.setdefault(key, []).append(application_id)
+        groups.setdefault(key, {})[application_id] = None
     conn = session.connection()
     for (at, actor, action, from_state, to_state, details), ids in groups.items():
         batch = conn.execute(insert(EventBatch).values(

@@ -670,3 +670,24 @@ def test_an_import_whose_check_worker_dies_is_checked_here_and_reports_the_same(
         stored = {w: set(s.execute(select(Application.uscc, Application.snapshot_hash)
                                    .where(Application.window_id == w)).all()) for w in ("H-one", "H-two")}
     assert stored["H-one"] == stored["H-two"]
+
+
+def test_a_step_many_applications_take_is_one_entry_in_each_history(db):
+    """A step taken by many applications at once (judging the window) is stored once, and each
+    of them lists it once in its history, even when the step names an application twice."""
+    from store.models import EventBatch, EventBatchMember, utcnow
+
+    open_h1(db)
+    subs = submit_all(db, "2026-H1", [make_profile(i) for i in range(3)])
+    ids = [x.application_id for x in subs]
+    now = utcnow()
+    with db.session() as s:
+        audit.events(s, [(i, now, "管理员", "remark", "received", "received", {"note": "批量"})
+                         for i in ids + ids[:1]])
+    for i in ids:
+        remarks = [e for e in events_of(db, i) if e.action == "remark"]
+        assert [(e.actor, e.details) for e in remarks] == [("管理员", {"note": "批量"})]
+    with db.read_session() as s:
+        remark = s.scalars(select(EventBatch.id).where(EventBatch.action == "remark")).one()
+        assert s.scalar(select(func.count()).select_from(EventBatchMember)
+                        .where(EventBatchMember.batch_id == remark)) == 3
