@@ -96,6 +96,12 @@ def dictionary_of(ev: Evaluator) -> bytes:
 Decided = Verdict
 
 
+def _keyed(verdicts: list[Verdict]) -> list[list]:
+    """The rows of a record whose observed values keep their keys (plain, or 0x01)."""
+    return [[v.benefit_id, v.subject_id, v.kind, v.status, v.amount_cny, v.amount_provisional, v.outcomes,
+             v.observed, v.missing_facts] for v in verdicts]
+
+
 def _rows(verdicts: list[Verdict], packing: Packing) -> list[list]:
     """The rows of a positional record (KeyError: a key set the ruleset does not list)."""
     index = packing._index
@@ -107,21 +113,16 @@ def pack(verdicts: list[Verdict], packing: Packing = PLAIN) -> bytes:
     """The compact, compressed record of one enterprise's verdicts, packed as its ruleset's
     stored `packing` says."""
     if not packing.zdict:
-        rows = [[v.benefit_id, v.subject_id, v.kind, v.status, v.amount_cny, v.amount_provisional, v.outcomes,
-                 v.observed, v.missing_facts] for v in verdicts]
         co = _PLAIN.copy()
-        return co.compress(orjson.dumps(rows)) + co.flush()
-    kind = POSITIONAL
-    try:
-        rows = _rows(verdicts, packing) if packing.keys is not None else None
-    except KeyError:        # a key set the ruleset did not list: this record keeps its keys
-        rows = None
-    if rows is None:
-        kind, rows = WITH_DICTIONARY, [[v.benefit_id, v.subject_id, v.kind, v.status, v.amount_cny,
-                                        v.amount_provisional, v.outcomes, v.observed, v.missing_facts]
-                                       for v in verdicts]
+        return co.compress(orjson.dumps(_keyed(verdicts))) + co.flush()
+    kind, rows = WITH_DICTIONARY, None
+    if packing.keys is not None:
+        try:
+            kind, rows = POSITIONAL, _rows(verdicts, packing)
+        except KeyError:        # a key set the ruleset did not list: this record keeps its keys
+            kind = WITH_DICTIONARY
     co = _primed(packing.zdict)
-    return kind + co.compress(orjson.dumps(rows)) + co.flush()
+    return kind + co.compress(orjson.dumps(rows if rows is not None else _keyed(verdicts))) + co.flush()
 
 
 _PRIMED: dict[bytes, Any] = {}

@@ -118,6 +118,9 @@ def test_a_stored_verdict_is_worded_exactly_as_a_fresh_evaluation(engine_eval, p
     assert blob[:1] == D.POSITIONAL                   # every key set is the ruleset's
     stored = D.unpack(blob, packing)
     assert stored == verdicts
+    unlisted = D.Packing(packing.zdict, [])          # no key set listed: the record keeps its keys
+    kept = D.pack(verdicts, unlisted)
+    assert kept[:1] == D.WITH_DICTIONARY and D.unpack(kept, unlisted) == verdicts
     rebuilt = D.explain(engine_eval, prof.as_json(), as_of, ctx, stored)
     fresh = engine_eval.evaluate(prof, as_of, window=ctx, awarded=awarded)
     assert rebuilt.model_dump() == fresh.model_dump()
