@@ -34,7 +34,7 @@ from store.models import (Application, Award, Decision, Enterprise, Evaluation, 
                           Window, utcnow)
 
 EVAL_BATCH = 500
-_EVAL_COLS = ("window_id", "uscc", "application_id", "ruleset_version", "profile_hash", "input_key",
+_EVAL_COLS = ("window_id", "uscc", "application_id", "ruleset_seq", "profile_hash", "input_key",
               "results", "error", "evaluated_at")
 _DEC_COLS = ("window_id", "uscc", "application_id", "benefit_id", "subject_id", "status",
              "amount_cny", "amount_provisional")
@@ -88,10 +88,11 @@ def _subjects(s: Session, window_id: str, proactive: bool) -> list[tuple[str, st
     return [out[u] for u in sorted(out)]
 
 
-def write_outcomes(s: Session, w: Window, version: str, batch: list[tuple], outcomes: list[tuple],
+def write_outcomes(s: Session, w: Window, version: str, seq: int, batch: list[tuple], outcomes: list[tuple],
                    now, actor: str | None = None, fresh: frozenset[str] = frozenset()) -> int:
     """Replace the evaluations and grant decisions of `batch` ((uscc, snapshot, application
-    id, input key) each) with `outcomes` from the runner; returns the number that failed.
+    id, input key) each) with `outcomes` from the runner, decided by the ruleset `version`
+    (numbered `seq` in this database: rulesets.archive); returns the number that failed.
     An application whose state this changes (received → judged, … → failed) gets its
     history entry in the same transaction. `fresh`: enterprises that had no evaluation in
     the window when the run began; nothing of theirs is deleted first (a first run of 100,000
@@ -102,14 +103,14 @@ def write_outcomes(s: Session, w: Window, version: str, batch: list[tuple], outc
     for (u, h, a, k), out in zip(batch, outcomes):
         if out[0] == "ok":
             _, blob, grants = out
-            evals.append((w.id, u, a, version, h, k, blob, None, now))
+            evals.append((w.id, u, a, seq, h, k, blob, None, now))
             decs += [(w.id, u, a, bid, sid, st, None if amt is None else Decimal(str(amt)), prov)
                      for bid, sid, st, amt, prov in grants]
             if a:
                 judged.append(a)
         else:
             failed += 1
-            evals.append((w.id, u, a, version, h, k, None, out[1][:500], now))
+            evals.append((w.id, u, a, seq, h, k, None, out[1][:500], now))
     stale = [u for u in usccs if u not in fresh]
     if len(stale) == len(usccs):
         _replace(s.connection(), w.id, usccs, evals, decs)
@@ -157,7 +158,7 @@ def evaluate_window(db: Database, window_id: str, *, progress: Callable[[int, in
         w = W.get(s, window_id)
         if w.state == "closed":
             raise Conflict(f"申报批次 {window_id} 已关闭，不能再判定")
-        packing = rulesets.archive(s, ev)
+        seq, packing = rulesets.archive(s, ev)
     with db.read_session() as s:
         w = W.get(s, window_id)
         awarded = awarded_elsewhere(s, window_id)
@@ -194,7 +195,7 @@ def evaluate_window(db: Database, window_id: str, *, progress: Callable[[int, in
             with db.session() as s:
                 if check:
                     check(s)
-                failed += write_outcomes(s, w, version, batch, outcomes, utcnow(), actor, fresh)
+                failed += write_outcomes(s, w, version, seq, batch, outcomes, utcnow(), actor, fresh)
             clock["write"] += time.perf_counter() - t0
             done += len(batch)
             if progress:
@@ -228,10 +229,10 @@ def judge_now(s: Session, app: Application, w: Window, ev: Evaluator | None = No
     """Evaluate one application at once, inside the caller's transaction (after a 补正):
     returns its outcome ("ok", record, grants) or ("error", reason)."""
     ev = ev or rulesets.current()
-    packing = rulesets.archive(s, ev)
+    seq, packing = rulesets.archive(s, ev)
     awarded = awarded_elsewhere(s, w.id)
     text = profiles.stored_text(s, app.snapshot_hash)
     (outcome,), _ = evaluate_batch(ev, [text], w.as_of, W.context(w), awarded, packing)
     key = input_key(base_key(ev.ruleset_version, w, awarded), app.snapshot_hash, app.id)
-    write_outcomes(s, w, ev.ruleset_version, [(app.uscc, app.snapshot_hash, app.id, key)], [outcome], utcnow())
+    write_outcomes(s, w, ev.ruleset_version, seq, [(app.uscc, app.snapshot_hash, app.id, key)], [outcome], utcnow())
     return outcome

@@ -11,8 +11,8 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Optional
 
 from sqlalchemy import (JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer,
-                        LargeBinary, Numeric, String, Text, TypeDecorator, UniqueConstraint)
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+                        LargeBinary, Numeric, String, Text, TypeDecorator, UniqueConstraint, select)
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
 
 _EPOCH = datetime(1970, 1, 1)
 _MICROSECOND = timedelta(microseconds=1)
@@ -116,6 +116,10 @@ class Ruleset(Base):
     pack_keys: Mapped[Optional[list]] = mapped_column(JSON)
     note: Mapped[Optional[str]] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    # its number in this database (1, 2, …, in the order archived), which evaluations refer
+    # to instead of repeating the 49-character version (migration 0013)
+    seq: Mapped[int] = mapped_column(Integer)
+    __table_args__ = (Index("uq_ruleset_seq", "seq", unique=True),)
 
 
 class Window(Base):
@@ -179,12 +183,15 @@ class Evaluation(Base):
     window_id: Mapped[str] = mapped_column(ForeignKey("windows.id"))
     uscc: Mapped[str] = mapped_column(ForeignKey("enterprises.uscc"))
     application_id: Mapped[Optional[str]] = mapped_column(ForeignKey("applications.id"))
-    ruleset_version: Mapped[str] = mapped_column(ForeignKey("rulesets.version"))
+    ruleset_seq: Mapped[int] = mapped_column(ForeignKey("rulesets.seq"))
     profile_hash: Mapped[str] = mapped_column(Digest)
     input_key: Mapped[str] = mapped_column(Digest)
     results: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
     error: Mapped[Optional[str]] = mapped_column(String(500))
     evaluated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    # the version of the ruleset that decided, read through its number
+    ruleset_version: Mapped[str] = column_property(
+        select(Ruleset.version).where(Ruleset.seq == ruleset_seq).scalar_subquery())
     __table_args__ = (
         UniqueConstraint("window_id", "uscc", name="uq_evaluation_window_enterprise"),
     )

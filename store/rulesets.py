@@ -15,7 +15,7 @@ import threading
 import zlib
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -50,15 +50,16 @@ def use(evaluator: Evaluator) -> None:
     _current = evaluator
 
 
-def archive(s: Session, ev: Evaluator) -> Packing:
+def archive(s: Session, ev: Evaluator) -> tuple[int, Packing]:
     """Store the rule files of `ev`'s rulebook under its version (once; concurrent writers
-    agree). Returns how the version's decision records are packed, as stored with it (made
-    and stored here the first time, also for a version archived before records had one; a
-    version stored with a dictionary but no key sets keeps packing its rows with their keys)."""
+    agree). Returns the version's number in this database, which evaluations refer to, and
+    how its decision records are packed, as stored with it (made and stored here the first
+    time, also for a version archived before records had one; a version stored with a
+    dictionary but no key sets keeps packing its rows with their keys)."""
     book = ev.book
     row = s.get(Ruleset, book.version)
     if row is not None and row.pack_dictionary is not None:
-        return Packing(bytes(row.pack_dictionary), row.pack_keys)
+        return row.seq, Packing(bytes(row.pack_dictionary), row.pack_keys)
     zdict, keys = _made(ev)
     if row is not None:
         s.execute(update(Ruleset).where(Ruleset.version == book.version, Ruleset.pack_dictionary.is_(None))
@@ -66,12 +67,18 @@ def archive(s: Session, ev: Evaluator) -> Packing:
     else:
         blob = zlib.compress(json.dumps(book.sources, ensure_ascii=False, sort_keys=True).encode(), 9)
         insert = postgresql.insert if s.bind.dialect.name == "postgresql" else sqlite.insert
-        s.execute(insert(Ruleset).values(version=book.version, engine_version=ENGINE_VERSION,
-                                         files=blob, pack_dictionary=zdict, pack_keys=keys, created_at=utcnow())
-                  .on_conflict_do_nothing(index_elements=["version"]))
-    zdict, keys = s.execute(select(Ruleset.pack_dictionary, Ruleset.pack_keys)
-                            .where(Ruleset.version == book.version)).one()
-    return Packing(bytes(zdict), keys)
+        for _ in range(5):      # another version archived meanwhile may take the next number
+            seq = s.scalar(select(func.coalesce(func.max(Ruleset.seq), 0))) + 1
+            s.execute(insert(Ruleset).values(version=book.version, engine_version=ENGINE_VERSION, files=blob,
+                                             pack_dictionary=zdict, pack_keys=keys, created_at=utcnow(), seq=seq)
+                      .on_conflict_do_nothing())
+            if s.scalar(select(Ruleset.seq).where(Ruleset.version == book.version)) is not None:
+                break
+        else:
+            raise RuntimeError(f"ruleset {book.version} could not be numbered")
+    seq, zdict, keys = s.execute(select(Ruleset.seq, Ruleset.pack_dictionary, Ruleset.pack_keys)
+                                 .where(Ruleset.version == book.version)).one()
+    return seq, Packing(bytes(zdict), keys)
 
 
 def _made(ev: Evaluator) -> tuple[bytes, list[list[str]]]:

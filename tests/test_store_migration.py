@@ -28,7 +28,7 @@ from store import windows as W
 from store.db import Database, alembic_config
 from store.errors import Conflict
 from store.models import (Application, ApplicationEvent, Award, Decision, EventBatch, EventBatchMember, Evaluation,
-                          ProfileSnapshot)
+                          ProfileSnapshot, Ruleset)
 from store_fixtures import (  # noqa: F401  (fixtures)
     PG_URL, assert_history_complete, db, evaluate, pg_schema_url, require_pg, store_url,
 )
@@ -415,3 +415,28 @@ def test_a_downgrade_gives_positional_records_their_keys_back(db):
         after = dict(c.execute(sa.text("SELECT id, results FROM evaluations")).all())
     assert {i: bytes(b)[:1] for i, b in after.items()} == {i: D.WITH_DICTIONARY for i in decided}
     assert {i: D.unpack(b, D.Packing(zdict)) for i, b in after.items()} == decided
+
+
+def test_evaluations_refer_to_their_ruleset_by_number_and_read_the_same_version(legacy):
+    """Migration 0013: rulesets are numbered in the order archived and evaluations keep the
+    number instead of the version text; every evaluation reads the same version as before,
+    and a downgrade restores the text."""
+    db, _ = legacy
+    db.upgrade("0012")
+
+    def versions() -> dict:
+        with db.engine.connect() as c:
+            return dict(c.execute(sa.text("SELECT id, ruleset_version FROM evaluations")).all())
+
+    before = versions()
+    assert len(before) > 10 and all(len(v) > 20 for v in before.values())
+    db.upgrade()
+    with db.read_session() as s:
+        assert dict(s.execute(sa.select(Evaluation.id, Evaluation.ruleset_version)).all()) == before
+        numbers = dict(s.execute(sa.select(Ruleset.version, Ruleset.seq).order_by(Ruleset.created_at)).all())
+    assert sorted(numbers.values()) == list(range(1, len(numbers) + 1))
+    with db.engine.connect() as c:
+        stored = dict(c.execute(sa.text("SELECT id, ruleset_seq FROM evaluations")).all())
+    assert stored == {i: numbers[v] for i, v in before.items()}
+    command.downgrade(alembic_config(db), "0012")
+    assert versions() == before
