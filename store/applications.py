@@ -32,7 +32,7 @@ from store.errors import Conflict, RowProblem, ValidationFailed
 from store.intake import parse_file
 from store.spreadsheet import IntakeLimits
 from store.models import (Application, Decision, Enterprise, Material, ProfileSnapshot, Review,
-                          utcnow)
+                          digest, utcnow)
 from store.views import ApplicationRow, Submitted, state_text
 
 CHANNELS = ("web", "import", "api")
@@ -120,7 +120,7 @@ def _stored_form(profile: Profile, packing: tuple[bytes, bytes]) -> tuple[str, s
     """(uscc, name, the profile packed, its hash)."""
     pj = profile.as_json()
     return (profile.uscc, profile.name, profiles.pack(orjson.dumps(pj), *packing),
-            hashlib.sha256(canonical_json(pj).encode()).hexdigest())
+            digest(canonical_json(pj).encode()))
 
 
 def check_profile(data: Any, registry, today: date, packing: tuple[bytes, bytes]) -> tuple:

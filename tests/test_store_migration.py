@@ -22,13 +22,14 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
+from engine.profile import canonical_json
 from store import audit, awards, decisions as D, profiles, replay, rulesets
 from store.bulk import among
 from store import windows as W
 from store.db import Database, alembic_config
 from store.errors import Conflict
 from store.models import (Application, ApplicationEvent, Award, Decision, EventBatch, EventBatchMember, Evaluation,
-                          ProfileSnapshot, Ruleset)
+                          ProfileSnapshot, Ruleset, digest)
 from store_fixtures import (  # noqa: F401  (fixtures)
     PG_URL, assert_history_complete, db, evaluate, pg_schema_url, require_pg, store_url,
 )
@@ -156,8 +157,9 @@ def test_snapshots_are_packed_by_the_upgrade_and_unpacked_by_a_downgrade(legacy)
     db.upgrade()
     with db.read_session() as s:
         packed = dict(s.execute(sa.select(ProfileSnapshot.hash, ProfileSnapshot.packed)).all())
-        assert {h: profiles.load(s, b) for h, b in packed.items()} == before
-    assert all(len(packed[h]) < len(json.dumps(p, ensure_ascii=False).encode()) / 2 for h, p in before.items())
+        # keyed by the first 16 bytes of their digest from 0014 on
+        assert {h: profiles.load(s, b) for h, b in packed.items()} == {h[:32]: p for h, p in before.items()}
+    assert all(len(packed[h[:32]]) < len(json.dumps(p, ensure_ascii=False).encode()) / 2 for h, p in before.items())
     command.downgrade(alembic_config(db), "0005")
     assert _json_profiles(db) == before
     db.upgrade()                    # and up again: the same dictionary, the same packing
@@ -335,7 +337,7 @@ def test_digests_become_their_32_bytes_and_read_back_as_the_same_hex(legacy):
 
     before = stored()
     assert len(before) > 30 and all(isinstance(v, str) and len(v) == 64 for v in before.values())
-    db.upgrade()
+    db.upgrade("0013")         # 0014 cuts the content digests to 16 bytes (its own test)
     after = stored()
     assert after.keys() == before.keys()
     assert {k: bytes(v).hex() for k, v in after.items()} == before
@@ -440,3 +442,51 @@ def test_evaluations_refer_to_their_ruleset_by_number_and_read_the_same_version(
     assert stored == {i: numbers[v] for i, v in before.items()}
     command.downgrade(alembic_config(db), "0012")
     assert versions() == before
+
+
+def test_content_digests_become_16_bytes_and_a_downgrade_recomputes_the_snapshot_keys(legacy):
+    """Migration 0014: snapshot keys keep the first 16 bytes of their SHA-256 and input keys 8,
+    which is what the store computes today for the same profile (so an unchanged profile is
+    recognised); access codes' hashes keep 32; a downgrade gives the snapshot keys their full
+    32 bytes back, recomputed from the stored profiles."""
+    db, _ = legacy
+    db.upgrade("0013")
+    snapshot_keys = [("profile_snapshots", "hash"), ("applications", "snapshot_hash"),
+                     ("enterprises", "latest_snapshot"), ("evaluations", "profile_hash")]
+    others = [("evaluations", "input_key"), ("applications", "access_code_hash")]
+
+    def stored() -> dict:
+        with db.engine.connect() as c:
+            return {(t, col): dict(c.execute(sa.text(f'SELECT rowid_, "{col}" FROM (SELECT {key} AS rowid_, "{col}" '
+                                                     f'FROM "{t}" WHERE "{col}" IS NOT NULL) x')).all())
+                    for t, col, key in [(t, col, "hash" if t == "profile_snapshots" else
+                                         "uscc" if t == "enterprises" else "id")
+                                        for t, col in snapshot_keys + others]}
+
+    def as_hex(values: dict) -> dict:
+        return {k: {i: bytes(v).hex() for i, v in col.items()} for k, col in values.items()}
+
+    before = as_hex(stored())
+    assert all(len(v) == 64 for col in before.values() for v in col.values())
+    assert sum(len(col) for col in before.values()) > 50
+    db.upgrade()
+    after = as_hex(stored())
+    for t, col, n in [(t, col, 32) for t, col in snapshot_keys] + [("evaluations", "input_key", 16)]:
+        # a snapshot's own key changed: compare the columns by what they held
+        assert sorted(after[t, col].values()) == sorted(v[:n] for v in before[t, col].values()), (t, col)
+    assert after["applications", "access_code_hash"] == before["applications", "access_code_hash"]
+    with db.read_session() as s:
+        snaps = s.execute(sa.select(ProfileSnapshot.hash, ProfileSnapshot.uscc)).all()
+        for h, uscc in snaps:       # today's digest of the stored profile is its key
+            assert digest(canonical_json(profiles.read(s, h)).encode()) == h
+        for app_id, h, uscc in s.execute(sa.select(Application.id, Application.snapshot_hash, Application.uscc)):
+            assert s.scalar(sa.select(ProfileSnapshot.uscc).where(ProfileSnapshot.hash == h)) == uscc
+    if db.engine.dialect.name == "postgresql":
+        assert any(fk["referred_table"] == "profile_snapshots"
+                   for fk in sa.inspect(db.engine).get_foreign_keys("applications"))
+    command.downgrade(alembic_config(db), "0013")
+    back = as_hex(stored())
+    for t, col in snapshot_keys:
+        assert sorted(back[t, col].values()) == sorted(before[t, col].values()), (t, col)
+    assert sorted(back["evaluations", "input_key"].values()) == \
+        sorted(v[:16] for v in before["evaluations", "input_key"].values())
