@@ -223,8 +223,10 @@ class Decision(Base):
     amount_cny: Mapped[Optional[float]] = mapped_column(Numeric(14, 2))
     amount_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
     __table_args__ = (
-        Index("ix_decisions_window_status", "window_id", "status"),
-        Index("ix_decisions_window_uscc", "window_id", "uscc"),     # also finds an application's
+        # One index for both ways decisions are read: an enterprise's, and a window's by verdict
+        # (a window's counts and filters read its entries without the table). Two indexes
+        # cost 81 bytes an application on SQLite, this one 57 (migration 0015).
+        Index("ix_decisions_window_uscc_status", "window_id", "uscc", "status"),
     )
 
 
