@@ -229,6 +229,9 @@ def _model(spec: FieldSpec | None, registry: FieldRegistry, base: type[BaseModel
         check = ITEM_CHECKS.get(s.derive or "")
         if check is not None:
             validators[f"_check_{s.id}"] = field_validator(s.id)(_item_check(check, s.id))
+        if s.not_before is not None:
+            earlier = next(e for e in specs if e.id == s.not_before)
+            validators[f"_order_{s.id}"] = field_validator(s.id)(_not_before(earlier))
     name = "Profile" if spec is None else "".join(p.title() for p in spec.id.split("_"))
     return create_model(name, __base__=base, __validators__=validators, **fields)
 
@@ -241,6 +244,17 @@ def _item_check(check, field: str):
         problem = check(probe)
         if problem:
             raise PydanticCustomError("yagu_item_check", problem)
+        return v
+    return classmethod(run)
+
+
+def _not_before(earlier: FieldSpec):
+    """A date that cannot precede an earlier one of the same item (validated before it)."""
+    def run(cls, v, info: ValidationInfo):
+        first = info.data.get(earlier.id)
+        if isinstance(v, date) and isinstance(first, date) and v < first:
+            raise PydanticCustomError("yagu_date_order", "不能早于“{label}”（{first}）",
+                                      {"label": earlier.label, "first": cn_date(first)})
         return v
     return classmethod(run)
 

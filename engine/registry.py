@@ -43,6 +43,7 @@ class FieldSpec(BaseModel):
     value_synonyms: dict[str, list[str]] = {}
     format: str | None = None
     past: bool = False
+    not_before: str | None = None           # date: an earlier date of the same item or profile
     required: bool = False
     help: str | None = None
     column: str | None = None
@@ -344,6 +345,11 @@ def registry_from(doc: SourceDoc) -> FieldRegistry:
                 problems.append((doc.line_of(loc + (i, "id")), f"字段 id `{s.id}` 重复"))
             if s.from_ is not None and s.from_ not in sources and s.derive != "award_ledger":
                 problems.append((doc.line_of(loc + (i, "from")), f"`from: {s.from_}` 不是已登记的字段"))
+            if s.not_before is not None and not (s.type == "date" and s.not_before in ids[:i]
+                                                 and specs[ids.index(s.not_before)].type == "date"):
+                # validated in order: the earlier date must be read first
+                problems.append((doc.line_of(loc + (i, "not_before")),
+                                 f"`not_before: {s.not_before}` 必须是同一层中排在前面的日期字段"))
 
     top = {f.id for f in spec.fields}
     check([*spec.fields, *spec.derived], ("fields",), top)

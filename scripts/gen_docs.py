@@ -124,7 +124,7 @@ def _operation(path: str, method: str, op: dict, components: dict) -> list[str]:
 def _profile_fields(registry) -> list[str]:
     out = ["| 字段 | 名称 | 类型 | 取值范围 | 说明 |", "|---|---|---|---|---|"]
 
-    def rng(s) -> str:
+    def rng(s, labels: dict) -> str:
         if s.values:
             return "；".join(f"`{k}` {v}" for k, v in s.values.items())
         if s.type in ("int", "number"):
@@ -133,7 +133,8 @@ def _profile_fields(registry) -> list[str]:
         if s.type == "string" and s.max_length:
             return f"≤ {s.max_length} 字" + ("，校验格式" if s.format else "")
         if s.type == "date":
-            return "YYYY-MM-DD" + ("，不晚于今天" if s.past else "")
+            return "YYYY-MM-DD" + ("，不晚于今天" if s.past else "") + (
+                f"，不早于“{labels[s.not_before]}”" if s.not_before else "")
         if s.type == "list" and s.max_items:
             return f"至多 {s.max_items} 项"
         if s.type == "object" and s.false_means:
@@ -141,11 +142,12 @@ def _profile_fields(registry) -> list[str]:
         return ""
 
     def walk(specs, prefix: str) -> None:
+        labels = {s.id: s.label for s in specs}
         for s in specs:
             if not s.entered:
                 continue
             req = "（必填）" if s.required else ""
-            out.append(f"| `{prefix}{s.id}` | {_cell(s.label)}{req} | {FIELD_TYPE[s.type]} | {_cell(rng(s))} | "
+            out.append(f"| `{prefix}{s.id}` | {_cell(s.label)}{req} | {FIELD_TYPE[s.type]} | {_cell(rng(s, labels))} | "
                        f"{_cell(s.help or '')} |")
             if s.type == "object":
                 walk(s.fields, f"{prefix}{s.id}.")

@@ -20,7 +20,7 @@ from openpyxl import load_workbook
 import hostile_files as H
 from engine import load_rulebook
 from engine.profile import ProfileError, parse_profile
-from engine.registry import registry_from
+from engine.registry import RegistryError, registry_from
 from engine.yamlsource import load_yaml
 from store.errors import ValidationFailed
 from store.intake import (CLAIM_HEADER, SHEET_EXAMPLE, SHEET_NOTES, IntakeLimits, layout, parse_file,
@@ -278,6 +278,24 @@ def test_an_ambiguous_value_synonym_in_the_registry_is_refused(registry):
     cls["value_synonyms"]["I"].append("Ⅱ类")
     with pytest.raises(ValueError, match="Ⅱ类"):
         layout(registry_from(dataclasses.replace(doc, data=data)))
+
+
+def test_not_before_names_an_earlier_date_of_the_same_item_or_the_registry_is_refused():
+    doc = load_yaml(ROOT / "rules" / "fields.yaml")
+    lines = (ROOT / "rules" / "fields.yaml").read_text(encoding="utf-8").splitlines()
+    for field, earlier in (("act_on", "discovered_on"), ("discovered_on", "case_id"),
+                           ("discovered_on", "no_such_field")):
+        data = copy.deepcopy(doc.data)
+        cases = next(f for f in data["fields"] if f["id"] == "market_cases")
+        for f in cases["fields"]:
+            f.pop("not_before", None)
+            if f["id"] == field:
+                f["not_before"] = earlier
+        with pytest.raises(RegistryError) as exc:
+            registry_from(dataclasses.replace(doc, data=data))
+        [(line, message)] = exc.value.problems
+        assert f"not_before: {earlier}" in message and "前面的日期字段" in message
+        assert f"- id: {field}" in "\n".join(lines[line - 8:line]), (field, line)   # the field's own entry
 
 
 # --- a registry with one more field ------------------------------------------------------------------

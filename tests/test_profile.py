@@ -295,6 +295,16 @@ def test_future_dates_everywhere_have_their_paths():
     }
 
 
+def test_a_case_cannot_be_discovered_before_its_act():
+    case = {"case_id": "自查-1", "act_on": "2026-03-10"}
+    early = minimal(market_cases=[{**case, "discovered_on": "2026-03-09"}])
+    assert problems_of(early) == {
+        "market_cases[0].discovered_on": "不能早于“违法行为发生日期”（2026年3月10日）"}
+    for later in ("2026-03-10", "2026-03-11"):      # the same day or later; and unknown act date
+        parse_profile(minimal(market_cases=[{**case, "discovered_on": later}]), today=TODAY)
+    parse_profile(minimal(market_cases=[{"case_id": "自查-1", "discovered_on": "2026-03-09"}]), today=TODAY)
+
+
 # --- hnte certificate ---------------------------------------------------------------------
 
 
