@@ -92,7 +92,30 @@ class Reading:
     typed: dict[str, str] = field(default_factory=dict)
 
 
-def read_form(form: Any, registry: FieldRegistry) -> Reading:
+class _WithoutItem:
+    """A submitted form without one list item's inputs: what 删除此项 sends back (the page
+    works without scripts, so a row is removed by a round trip, like 增加一项)."""
+
+    def __init__(self, form: Any, list_id: str, index: int):
+        self.form, self.prefix, self.index = form, f"{list_id}.", index
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.form.get(key, default)
+
+    def getlist(self, key: str) -> list:
+        values = list(self.form.getlist(key))
+        if key.startswith(self.prefix) and self.index < len(values):
+            del values[self.index]
+        return values
+
+
+def read_form(form: Any, registry: FieldRegistry, action: str = "") -> Reading:
+    """The form as submitted; `action` "remove:<list>:<n>" leaves out that list's item n."""
+    if action.startswith("remove:"):
+        list_id, _, n = action[7:].partition(":")
+        spec = registry.field_at(list_id)
+        if n.isdigit() and spec is not None and spec.type == "list":
+            form = _WithoutItem(form, list_id, int(n))
     out = Reading({})
 
     def read(spec: FieldSpec, name: str, path: str, raw: Any) -> Any:

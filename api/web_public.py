@@ -68,6 +68,11 @@ def _form_page(request: Request, profile: dict, *, as_of: str = "", errors: list
                                             "title": title, "window": window}, status)
 
 
+def _added(action: str) -> dict:
+    """增加一项: one more blank row in that list (删除此项 adds none)."""
+    return {action[4:]: 1} if action.startswith("add:") else {}
+
+
 @router.get("/", response_class=HTMLResponse)
 async def selfcheck_form(request: Request):
     return _form_page(request, {})
@@ -127,11 +132,11 @@ async def selfcheck_again():
 async def selfcheck_submit(request: Request):
     reg = _rt(request).evaluator.registry
     form = await request.form(max_fields=3000)
-    reading = read_form(form, reg)
     action = str(form.get("action", "check"))
+    reading = read_form(form, reg, action)
     as_of_raw = str(form.get("as_of", ""))
-    if action.startswith("add:"):
-        return _form_page(request, reading.profile, as_of=as_of_raw, typed=reading.typed, extra={action[4:]: 1})
+    if action.startswith(("add:", "remove:")):
+        return _form_page(request, reading.profile, as_of=as_of_raw, typed=reading.typed, extra=_added(action))
     as_of, errors = _as_of(as_of_raw)
     resp, errors = await _evaluate(request, reading.profile, as_of, reading.problems + errors)
     if resp is None:
@@ -223,15 +228,15 @@ async def apply_form(request: Request, window_id: str):
 async def apply_submit(request: Request, window_id: str):
     rt = _rt(request)
     form = await request.form(max_fields=3000)
-    reading = read_form(form, rt.evaluator.registry)
     action = str(form.get("action", "check"))
+    reading = read_form(form, rt.evaluator.registry, action)
     try:
         w = await run_in_threadpool(W.get_window, rt.db, window_id)
     except NotFound:
         return page(request, "message.html", {"title": "未找到", "message": "没有这个申报批次。", "back": "/apply"}, 404)
     again = {"action": f"/apply/{w.id}", "title": f"在线申报：{w.label}", "window": w, "typed": reading.typed}
-    if action.startswith("add:"):
-        return _form_page(request, reading.profile, extra={action[4:]: 1}, **again)
+    if action.startswith(("add:", "remove:")):
+        return _form_page(request, reading.profile, extra=_added(action), **again)
     try:
         if reading.problems:        # with the engine's own findings, so every problem is listed at once
             _, errors = await _evaluate(request, reading.profile, None, reading.problems)

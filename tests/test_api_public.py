@@ -431,3 +431,25 @@ def test_domain_exceptions_are_mapped_by_type():
         r = domain_response(exc)
         assert r.status_code == status and chinese(json.loads(r.body)["detail"])
     assert "数据库文件只读" in json.loads(domain_response(others[-1][0]).body)["detail"]
+
+
+def test_a_certificate_row_is_removed_from_the_self_check_form_and_the_rest_kept(api: Api):
+    """删除此项 on the second of three rows: the page comes back with the first and the third,
+    renumbered, everything else as typed; nothing is judged yet."""
+    certs = ["川械注准20252170001", "川械注准20252170002", "川械注准20252170003"]
+    form = {"uscc": EXAMPLE_PROFILE["uscc"], "name": "资阳测试企业", "device_registrations.known": "yes",
+            "device_registrations.certificate_no": certs, "device_registrations.origin": ["self_developed"] * 3}
+    row = re.compile(r'id="f-device_registrations-(\d+)-certificate_no"[^>]*value="([^"]*)"')
+    page = api.c.post("/self-check", data={**form, "action": "remove:device_registrations:1"})
+    assert page.status_code == 200 and 'id="summary"' not in page.text
+    assert row.findall(page.text) == [("0", certs[0]), ("1", certs[2])], row.findall(page.text)
+    assert 'value="资阳测试企业"' in page.text and 'id="remove-device_registrations-1"' in page.text
+    # the only row removed: one blank row stays to fill in
+    one = {**form, "device_registrations.certificate_no": certs[:1], "device_registrations.origin": ["self_developed"]}
+    page = api.c.post("/self-check", data={**one, "action": "remove:device_registrations:0"})
+    assert page.text.count('id="f-device_registrations-0-certificate_no"') == 1
+    assert certs[0] not in page.text and 'id="f-device_registrations-1-certificate_no"' not in page.text
+    # an action naming no list or no row is harmless: the form comes back as sent
+    for action in ("remove:no_such_list:0", "remove:device_registrations:x", "remove:device_registrations:9"):
+        page = api.c.post("/self-check", data={**form, "action": action})
+        assert page.status_code == 200 and [c for _, c in row.findall(page.text)] == certs, action

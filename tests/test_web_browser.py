@@ -494,6 +494,9 @@ def test_self_check_form_and_results_on_a_phone_and_a_desktop(server, browser, a
     if width == 390:
         assert page.evaluate("window.scrollY") > 0
     snap(page, art, f"14-form-{width}")
+    page.click("#remove-device_registrations-1")        # and taken out again
+    assert page.locator("#rows-device_registrations fieldset").count() == 1
+    fits(page, "form")
 
     past, obtained = _past_window()
     _fill_profile(page, obtained)
