@@ -638,6 +638,48 @@ def test_an_import_checked_in_two_processes_reports_and_stores_exactly_as_in_one
     assert stored["H-one"] == stored["H-two"] and len(stored["H-one"]) == 68
 
 
+def test_an_import_stores_as_it_checks_and_a_late_problem_or_refusal_leaves_nothing(db, monkeypatch):
+    """What is checked is stored while the rest of the file is checked (in parts of FLUSH, one
+    transaction); a problem or a refused application found afterwards leaves nothing of the
+    file, and a problem is reported before a refusal."""
+    from store.models import ProfileSnapshot
+
+    open_h1(db)
+    monkeypatch.setattr(A.Ingest, "FLUSH", 5)
+    flushed: list[int] = []
+    real = A.Ingest.flush
+
+    def spy(self):
+        flushed.append(len(self.pending))
+        real(self)
+    monkeypatch.setattr(A.Ingest, "flush", spy)
+
+    def stored() -> tuple:
+        with db.read_session() as s:
+            return tuple(s.scalar(select(func.count()).select_from(t)) for t in (Application, Enterprise, ProfileSnapshot))
+
+    profiles = [make_profile(i) for i in range(40)]
+    bad = [dict(p) for p in profiles]
+    bad[-1] = {**bad[-1], "employees_avg": -5}
+    with pytest.raises(ImportRejected) as e:
+        A.import_applications(db, "2026-H1", profiles_csv(bad), "a.csv", today=IN_H1)
+    assert sum(flushed) >= 35                   # stored before the last row was checked
+    [problem] = e.value.problems
+    assert "不能小于 0" in str(problem) and problem.row > 40 and stored() == (0, 0, 0)
+    # an application of the file already past judging cannot be submitted again
+    A.import_applications(db, "2026-H1", profiles_csv(profiles[:1]), "one.csv", today=IN_H1)
+    with db.session() as s:
+        s.execute(Application.__table__.update().values(state="publicized"))
+    changed = [{**profiles[0], "employees_avg": profiles[0]["employees_avg"] + 1}, *bad[1:]]
+    with pytest.raises(ImportRejected):         # the file's problem first
+        A.import_applications(db, "2026-H1", profiles_csv(changed), "b.csv", today=IN_H1)
+    with pytest.raises(Conflict, match="不能再重新提交"):
+        A.import_applications(db, "2026-H1", profiles_csv([*changed[:-1], profiles[-1]]), "c.csv", today=IN_H1)
+    assert stored() == (1, 1, 1)
+    rep = A.import_applications(db, "2026-H1", profiles_csv(profiles), "d.csv", today=IN_H1)
+    assert (rep.created, rep.unchanged) == (39, 1) and stored() == (40, 40, 40)
+
+
 def test_an_import_whose_check_worker_dies_is_checked_here_and_reports_the_same(db, monkeypatch, caplog):
     """The worker process dies (killed, out of memory) after its first part: the import checks
     its parts here and reports and stores exactly what one process would have."""
