@@ -272,6 +272,7 @@ class ClosePreview(BaseModel):
         default_factory=list, description="因材料未通过审核而暂不兑现（也不公示）的拟支持事项；须先审核补交的材料或复核")
     corrections_running: int = Field(0, description="补正期限尚未届满的申报数")
     corrections_until: Optional[date] = Field(None, description="其中最晚的补正期限")
+    unreviewed_refusals: int = Field(0, description="将不予支持、但没有任何复核记录的申报数")
 
 
 class CloseOutcome(BaseModel):

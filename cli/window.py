@@ -206,6 +206,8 @@ def window_close(window_id, reason, yes):
     p = run(awards.close_preview, db, window_id)
     click.echo(f"将兑现 {p['awards']} 项，合计 {money(p['amount_cny'])}；出具不予支持告知书 {p['non_support_notices']} 份"
                + (f"；{p['already_awarded']} 项已在其他批次兑现" if p["already_awarded"] else ""))
+    if p["unreviewed_refusals"]:
+        click.echo(f"其中 {p['unreviewed_refusals']} 份不予支持的申报没有复核记录（可在管理控制台筛选“未复核”查看）")
     if p["early"] and not reason:
         fail("公示期未满或尚未公示：提前关闭须用 --reason 写明理由")
     if not yes and not click.confirm("确认关闭？此操作不可撤销", default=False):

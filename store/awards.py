@@ -301,7 +301,8 @@ def close_preview(db: Database, window_id: str, today: date | None = None) -> di
     不予支持 notices (as close counts them), and whether an early close (with a reason) is needed;
     what stops it (`rejected_materials`: awards held by a rejected material, close refuses
     until each is resolved) and what an early close cuts short (`corrections_running`: 补正
-    deadlines not yet passed, the latest `corrections_until`)."""
+    deadlines not yet passed, the latest `corrections_until`) and what nobody looked at
+    (`unreviewed_refusals`: applications that would be refused without any 复核)."""
     today = today or shanghai_today()
     with db.read_session() as s:
         w = W.get(s, window_id)
@@ -311,11 +312,14 @@ def close_preview(db: Database, window_id: str, today: date | None = None) -> di
         refusals = decided - apps_awarded
         early = w.state != "publicity" or w.publicity_until is None or today <= w.publicity_until
         running, until = corrections_running(s, window_id, today)
+        reviewed = set(s.scalars(select(Review.application_id).join(Application, Application.id == Review.application_id)
+                                 .where(Application.window_id == window_id)))
         return {"awards": len(cands), "amount_cny": sum(c.amount_cny or 0 for c in cands),
                 "already_awarded": len(refused), "non_support_notices": len(refusals),
                 "early": early, "stale": W.stale_count(s, w), "state": w.state,
                 "rejected_materials": rejected_materials(s, db, w, cands) if w.evaluated_at else [],
-                "corrections_running": running, "corrections_until": until}
+                "corrections_running": running, "corrections_until": until,
+                "unreviewed_refusals": len(refusals - reviewed)}
 
 
 @bulk_work()

@@ -523,7 +523,14 @@ def test_the_close_confirmation_names_running_corrections_and_closed_pages_ask_n
     assert "1" in warning and "补正期限尚未届满" in warning
     y, m, d = (int(x) for x in due.split("-"))
     assert f"{y}年{m}月{d}日" in warning
+    # nobody reviewed the refusal closing would make: the confirmation says so, with the lists
+    unreviewed = re.search(r'id="close-unreviewed">(.*?)</p>', page, re.S).group(1)
+    assert "<b>1</b>" in unreviewed and "没有复核记录" in unreviewed
+    assert "/staff/windows/W8/applications?status=needs_info&amp;reviewed=no" in unreviewed
+    listed = c.get("/staff/windows/W8/applications?status=needs_info&reviewed=no").text
+    assert sub.application_id in listed
     c.cookies.clear()
+    assert c.get("/v1/windows/W8/close", headers=admin).json()["unreviewed_refusals"] == 1
     assert c.post("/v1/windows/W8/close", json={"reason": "测试提前关闭"}, headers=admin).status_code == 200
     c.post("/application/login", data={"application_id": sub.application_id, "access_code": sub.access_code})
     view = c.get("/application/view").text
