@@ -295,7 +295,10 @@ def _ask(L: Loaded, grants: list[GrantView], commits: list[Commitment], mats: li
         if open_ask:
             for p in r.missing_facts:
                 facts[p] = None
-        deferrable = _deferrable(L.ev, r.benefit_id)
+        # 容缺 defers a missing proof; a condition the facts already contradict stays unmet
+        # whatever is promised, so its materials are asked for but cannot be promised
+        deferrable = _deferrable(L.ev, r.benefit_id) - {
+            mid for c in r.criteria if c.outcome == "fail" for mid in c.materials}
         for m in r.required_materials:
             last = latest.get(m.id)
             rejected = last is not None and last.state == "rejected"
@@ -492,8 +495,12 @@ def commit_material(db: Database, application_id: str, benefit_id: str, material
         if L.app.state not in ("correction", "judged", "corrected"):
             raise Conflict(f"该申报当前为“{APPLICATION_STATE.get(L.app.state, L.app.state)}”，不能签署承诺")
         asked = [m for m in _current_ask(s, L, today).materials
-                 if (m["benefit_id"], m["material_id"]) == (benefit_id, material_id) and m["deferrable"]]
-        subjects = sorted({m["subject_id"] for m in asked if subject_id is None or m["subject_id"] == subject_id})
+                 if (m["benefit_id"], m["material_id"]) == (benefit_id, material_id)
+                 and (subject_id is None or m["subject_id"] == subject_id)]
+        subjects = sorted({m["subject_id"] for m in asked if m["deferrable"]})
+        if not subjects and asked and not any(m["rejected"] for m in asked):
+            raise Conflict("该材料所证明的条件已判定为不符合，签署承诺不能改变结论，不能容缺后补；"
+                           "如判定有误，请在补正中更正信息或上传材料")
         if not subjects:
             raise Conflict("该材料不在待补正的材料之中，或已签署过容缺承诺")
         due = add_workdays(today, service_limits()["commitment"].workdays, "签署容缺承诺（计算承诺期限）")

@@ -398,6 +398,27 @@ GRANT = "device-registration-grant"
 CHANGE_DOC = "registrant_change_document"
 
 
+def test_a_material_whose_condition_the_facts_contradict_cannot_be_promised(db):
+    """容缺 defers a missing proof: the credit report of an enterprise whose profile says it is
+    on the serious-dishonesty list is still asked for (to prove otherwise), but not offered for a
+    commitment, which could not change the verdict; the same report with the fact unknown is."""
+    open_h1(db)
+    listed, unknown = grant_profile(11, on_serious_dishonest_list=True), grant_profile(12)
+    del unknown["on_serious_dishonest_list"]
+    (a, b) = (x.application_id for x in submit_all(db, "2026-H1", [listed, unknown]))
+    evaluate(db, "2026-H1")
+    cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
+
+    def credit_report(app):
+        [m] = [m for m in cases.detail(db, app, today=AFTER_H1).correction.materials if m["material_id"] == "credit_report"]
+        return m["deferrable"]
+
+    assert credit_report(a) is False and credit_report(b) is True
+    with pytest.raises(Conflict, match="已判定为不符合"):
+        cases.commit_material(db, a, GRANT, "credit_report", "王五", actor="企业", today=AFTER_H1)
+    cases.commit_material(db, b, GRANT, "credit_report", "王五", actor="企业", today=AFTER_H1)
+
+
 def test_a_file_counts_only_for_the_certificate_it_was_uploaded_for(db):
     open_h1(db)
     p = grant_profile(8, origin=None, certs=2)
