@@ -198,7 +198,10 @@ def test_the_window_cycle_from_import_to_award_list(server, browser, art, tmp_pa
     assert "工作表“注册证”第3行，列“取得日期”" in page.locator("#job-problems").inner_text()
     snap(page, art, "13-00-import-rejected")
     page.goto(server.url + "/staff/windows/2026-T1")
+    pick = page.locator(".file-pick:has(#import-file)")       # in Chinese whatever the browser's language
+    assert pick.inner_text().split() == ["选择文件", "未选择文件"], pick.inner_text()
     page.set_input_files("#import-file", str(book))
+    assert book.name in pick.locator(".file-name").inner_text()
     page.click("#import-submit")
     report = wait_job(page)
     assert "导入申报 6 行、3 家企业：新受理 3" in report, report
