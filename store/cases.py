@@ -499,7 +499,7 @@ def commit_material(db: Database, application_id: str, benefit_id: str, material
                  and (subject_id is None or m["subject_id"] == subject_id)]
         subjects = sorted({m["subject_id"] for m in asked if m["deferrable"]})
         if not subjects and asked and not any(m["rejected"] for m in asked):
-            raise Conflict("该材料所证明的条件已判定为不符合，签署承诺不能改变结论，不能容缺后补；"
+            raise Conflict("该材料所证明的条件已判定为不满足，签署承诺不能改变结论，不能容缺后补；"
                            "如判定有误，请在补正中更正信息或上传材料")
         if not subjects:
             raise Conflict("该材料不在待补正的材料之中，或已签署过容缺承诺")

@@ -414,7 +414,7 @@ def test_a_material_whose_condition_the_facts_contradict_cannot_be_promised(db):
         return m["deferrable"]
 
     assert credit_report(a) is False and credit_report(b) is True
-    with pytest.raises(Conflict, match="已判定为不符合"):
+    with pytest.raises(Conflict, match="已判定为不满足"):
         cases.commit_material(db, a, GRANT, "credit_report", "王五", actor="企业", today=AFTER_H1)
     cases.commit_material(db, b, GRANT, "credit_report", "王五", actor="企业", today=AFTER_H1)
 
