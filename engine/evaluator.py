@@ -188,8 +188,9 @@ class Evaluator:
                 outcomes, counts = self._decide_engine(profs, group, when, window, awarded_set)
             else:
                 outcomes = self._decide_interpreter(profs, group, when, window, awarded_set)
+            exs = [self._explainer(b, when, window) for b in group]
             for pi, p in enumerate(profs):
-                for r in self._explain(p, group, when, window, awarded_set, counts[pi],
+                for r in self._explain(p, exs, window, awarded_set, counts[pi],
                                        lambda ri, bid, pi=pi: outcomes.get((pi, ri, bid), {}), shape):
                     if shape == WORDED:
                         r.tax_year = ty
@@ -216,29 +217,31 @@ class Evaluator:
         chosen = self.selected(None)
         by_benefit: dict[str, list[BenefitResult]] = {}
         for when, group, ty in self._groups(chosen, as_of, None):
-            for r in self._explain(p, group, when, window, None if awarded is None else frozenset(awarded),
+            exs = [self._explainer(b, when, window) for b in group]
+            for r in self._explain(p, exs, window, None if awarded is None else frozenset(awarded),
                                    None, outcomes):
                 r.tax_year = ty
                 by_benefit.setdefault(r.benefit_id, []).append(r)
         return EligibilityResponse(as_of=as_of, ruleset_version=self.ruleset_version,
                                    results=[r for b in chosen for r in by_benefit.get(b.id, [])])
 
-    def _explain(self, p: Profile, chosen: list[Benefit], as_of: date, window: WindowContext,
+    def _explain(self, p: Profile, explainers: list[Explainer], window: WindowContext,
                  awarded: frozenset[str] | None, counts: dict | None,
                  outcomes: Callable[[int, str], dict[str, str]], shape: str = WORDED) -> list:
-        """Every result of one profile, in `shape`: per benefit, and per subject for per-item
-        benefits. The profile's facts are read once for all its benefits (Ctx.reads)."""
+        """Every result of one profile, in `shape`: per benefit (the explainers of one
+        evaluation date, `_explainer`), and per subject for per-item benefits. The profile's
+        facts are read once for all its benefits (Ctx.reads)."""
         results: list = []
         reads: dict[str, Any] = {}
         ask = shape == VERDICTS_ASKED
-        for b in chosen:
-            ex = self._explainer(b, as_of, window)
+        for ex in explainers:
+            b, bid, as_of = ex.b, ex.b.id, ex.as_of
             make = ex.result if shape == WORDED else (
                 lambda ctx, outs, subject, ex=ex: ex.verdict(ctx, outs, subject, ask=ask))
             if b.spec.unit == "enterprise":
-                ctx = Ctx(self.registry, p, as_of, window, ex.params, b.id, awarded=awarded, counts=counts,
+                ctx = Ctx(self.registry, p, as_of, window, ex.params, bid, awarded=awarded, counts=counts,
                           reads=reads)
-                results.append(make(ctx, outcomes(-1, b.id), None))
+                results.append(make(ctx, outcomes(-1, bid), None))
                 continue
             info = self.registry.list_of(b.spec.unit)
             items = getattr(p, info.name)
@@ -248,9 +251,9 @@ class Evaluator:
                                    else self._no_subject_verdict(b, ex, items is None, ask))
                 continue          # `omit`: nothing to say to an enterprise with no such subject
             for ri, item in enumerate(items):
-                ctx = Ctx(self.registry, p, as_of, window, ex.params, b.id, item, info.name, ri,
+                ctx = Ctx(self.registry, p, as_of, window, ex.params, bid, item, info.name, ri,
                           awarded, counts, reads)
-                results.append(make(ctx, outcomes(ri, b.id), Subject(type=b.spec.unit, id=info.key_of(item))))
+                results.append(make(ctx, outcomes(ri, bid), Subject(type=b.spec.unit, id=info.key_of(item))))
         return results
 
     def with_suggestions(self, profile: Profile | dict, resp: EligibilityResponse,

@@ -47,11 +47,16 @@ def _offset_text(v: FactDate, years: Any) -> str:
 
 
 def _plain(v: Any) -> Any:
+    t = type(v)
+    if t is float:
+        return int(v) if v.is_integer() else v
+    if t is date:
+        return v.isoformat()
+    if v is None or t is str or t is int or t is bool:
+        return v
     if isinstance(v, date):
         return v.isoformat()
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    return v
+    return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
 _ENTERPRISE, _SUBJECT, _LEDGER = 0, 1, 2
@@ -98,8 +103,13 @@ class Explainer:
         self.count_of = {(c.id, path): next(l for l in leaves(c.cond) if isinstance(l, Count) and l.list == path)
                          for c in self.applicable for path in c.reads if path in lists}
         # what each criterion shows it saw, in the order it reads them: a count for a list,
-        # else the fact, read once per subject however many criteria read it
-        self.shows = [(c, [(path, self.count_of.get((c.id, path))) for path in c.reads]) for c in self.applicable]
+        # else the fact, read once per subject however many criteria read it. Per criterion:
+        # (id, criterion, what it shows, those facts alone when it counts no list, the common case)
+        self.shows = []
+        for c in self.applicable:
+            shows = [(path, self.count_of.get((c.id, path))) for path in c.reads]
+            plain = None if any(n is not None for _, n in shows) else tuple(c.reads)
+            self.shows.append((c.id, c, shows, plain))
         self.readings = [_reading(registry, path) for path in dict.fromkeys(
             path for c in self.applicable for path in c.reads if path not in lists)]
         # the amount methods in force on this date, in the file's order; per subject the first
@@ -230,16 +240,19 @@ class Explainer:
             else:
                 v = read(path, ctx)
             values[path] = v
-        for c, shows in self.shows:
-            out = outcomes[c.id]
-            observed: dict[str, Any] = {}
-            for path, count in shows:
-                if count is None:
-                    observed[path] = values[path]
-                else:
-                    rng = count_range(count, ctx)
-                    observed[path] = None if rng is None else (rng[0] if rng[0] == rng[1] else
-                                                               {"min": rng[0], "max": rng[1]})
+        for cid, c, shows, plain in self.shows:
+            out = outcomes[cid]
+            if plain is not None:
+                observed = {path: values[path] for path in plain}
+            else:
+                observed = {}
+                for path, count in shows:
+                    if count is None:
+                        observed[path] = values[path]
+                    else:
+                        rng = count_range(count, ctx)
+                        observed[path] = None if rng is None else (rng[0] if rng[0] == rng[1] else
+                                                                   {"min": rng[0], "max": rng[1]})
             if out == UNKNOWN and ask:
                 # The engine decided; the reference semantics names what is missing, and must
                 # agree that the criterion is undecided.
@@ -247,7 +260,7 @@ class Explainer:
                 if check != UNKNOWN:
                     raise EngineError(f"{self.b.id}.{c.id}: engine says unknown, interpreter says {check}")
                 missing += asked
-                asked_by[c.id] = asked
+                asked_by[cid] = asked
             outs.append(out)
             seen.append(observed)
         status = "ineligible" if FAIL in outs else "needs_info" if UNKNOWN in outs else "eligible"
@@ -267,7 +280,7 @@ class Explainer:
         missing facts only if `ask`."""
         j = self.judge(ctx, outcomes, ask)
         return Verdict(self.b.id, subject.id if subject else "", self.b.spec.kind, j.status, j.amount,
-                       j.provisional, "".join(OUTCOME_CODE[o] for o in j.outcomes), j.observed, j.missing)
+                       j.provisional, "".join(map(OUTCOME_CODE.__getitem__, j.outcomes)), j.observed, j.missing)
 
     def result(self, ctx: Ctx, outcomes: dict[str, str], subject: Subject | None) -> BenefitResult:
         """One subject's result in words: the decision (`judge`) with each criterion's text,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from operator import attrgetter
 from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -167,7 +168,7 @@ def _fact_type(spec: FieldSpec) -> FactType:
 
 
 def _plain_read(name: str) -> Callable[[Any], Any]:
-    return lambda owner: getattr(owner, name)
+    return attrgetter(name)        # C-implemented: a window reads millions of facts
 
 
 def _derived_read(spec: FieldSpec, default_source: str) -> Callable[[Any], Any]:
