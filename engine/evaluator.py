@@ -21,7 +21,7 @@ from engine.suggest import Suggester
 from engine.interpreter import FAIL, PASS, UNKNOWN, Ctx
 from engine.loader import Benefit, Rulebook, WindowContext
 from engine.profile import Profile, parse_profile, profile_model, shanghai_today
-from engine.registry import FieldRegistry
+from engine.registry import FieldRegistry, many_reader
 from engine.results import (OUTCOME_CODE, BenefitResult, Conflict, Suggestion, CriterionResult, EligibilityResponse,
                             Subject, TaxItem, TaxSelfAssessment, Verdict)
 from engine.taxdates import settlement_deadline
@@ -627,18 +627,22 @@ class _FactBuilder:
         for slot in table.keys:
             if slot.kind == "diff" and isinstance(slot.rhs, FactDate):
                 paths[slot.rhs.path] = None
-        self.readers = [(path, registry.facts[path].scope == "enterprise", registry.facts[path].read)
-                        for path in paths]
+        facts = [registry.facts[path] for path in paths]
+        self.read_profile = many_reader([f for f in facts if f.scope == "enterprise"])
+        on_item = [f for f in facts if f.scope != "enterprise"]
+        self.read_item = many_reader(on_item) if on_item else None
 
     def build(self, p: Profile, item: Any, key: str, counts: dict, pi: int,
               awarded: frozenset[str] | None, ri: int, anchors: dict[int, str | None]) -> dict:
-        raw = {path: read(p if on_profile else item) for path, on_profile, read in self.readers}
+        raw = self.read_profile(p)
+        if self.read_item is not None:
+            raw.update(self.read_item(item))
         fact: dict[str, Any] = {"t": self.scope}
         for slot, path, scale in self.values:
             v = raw[path]
-            fact[slot] = (1 if v else 0) if v is True or v is False else (
-                v.toordinal() if isinstance(v, date) else
-                int(round(v * scale)) if isinstance(v, float) or scale != 1 and isinstance(v, int) else v)
+            t = type(v)         # the common values inline, the rest as `normalize` says
+            fact[slot] = (v if v is None or t is str or t is int and scale == 1 else
+                          (1 if v else 0) if t is bool else normalize(v, scale))
         for slot, path, ref in self.diffs:
             v = raw[path]
             if isinstance(ref, FactDate):       # measured from another date of this subject

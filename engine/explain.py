@@ -12,7 +12,7 @@ from engine.conditions import All, Any_, AsOf, Compare, Count, FactDate, Literal
 from engine.dates import resolve_date
 from engine.interpreter import FAIL, PASS, UNKNOWN, Ctx, count_range, evaluate, read
 from engine.loader import Benefit, WindowContext
-from engine.registry import FieldRegistry
+from engine.registry import FieldRegistry, many_reader
 from engine.results import (OUTCOME_CODE, BenefitResult, CriterionResult, MaterialRef, RouteResult, Subject, Verdict,
                             WindowRef)
 from engine.ruleschema import AmountSpec, Route
@@ -60,6 +60,7 @@ def _plain(v: Any) -> Any:
 
 
 _ENTERPRISE, _SUBJECT, _LEDGER = 0, 1, 2
+_AS_IS = frozenset({str, int, bool})      # values `_plain` returns unchanged
 
 
 def _reading(registry: FieldRegistry, path: str) -> tuple[str, Callable[[Any], Any], int]:
@@ -110,8 +111,14 @@ class Explainer:
             shows = [(path, self.count_of.get((c.id, path))) for path in c.reads]
             plain = None if any(n is not None for _, n in shows) else tuple(c.reads)
             self.shows.append((c.id, c, shows, plain))
-        self.readings = [_reading(registry, path) for path in dict.fromkeys(
-            path for c in self.applicable for path in c.reads if path not in lists)]
+        read = [path for path in dict.fromkeys(path for c in self.applicable for path in c.reads)
+                if path not in lists]
+        # the profile's attributes that are shown as they are (neither derived nor a number or
+        # date to write plainly) are read at once; the others one by one
+        direct = [registry.facts[p] for p in read if registry.facts[p].scope == "enterprise"
+                  and registry.facts[p].attr is not None and registry.facts[p].type.name not in ("number", "date")]
+        self.direct = many_reader(direct) if direct else None
+        self.readings = [_reading(registry, path) for path in read if path not in {f.path for f in direct}]
         # the amount methods in force on this date, in the file's order; per subject the first
         # whose `when` passes computes the amount
         self.amount_specs = [(a, cond) for a, cond in zip(benefit.spec.amount_specs(),
@@ -225,14 +232,16 @@ class Explainer:
             return Judged("not_in_force", [], [], [] if ask else None, {}, None, [], None, False, [])
         outs, seen, missing = [], [], []
         asked_by: dict[str, list[str]] = {}
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = self.direct(ctx.profile) if self.direct is not None else {}
         shared = ctx.reads
         for path, reader, whose in self.readings:
             if whose == _ENTERPRISE:
                 if shared is not None and path in shared:
                     values[path] = shared[path]
                     continue
-                v = _plain(reader(ctx.profile))
+                v = reader(ctx.profile)
+                if v is not None and type(v) not in _AS_IS:
+                    v = _plain(v)
                 if shared is not None:
                     shared[path] = v
             elif whose == _SUBJECT:
@@ -243,7 +252,8 @@ class Explainer:
         for cid, c, shows, plain in self.shows:
             out = outcomes[cid]
             if plain is not None:
-                observed = {path: values[path] for path in plain}
+                # (no comprehension for the usual single fact: its frame costs more than the dict)
+                observed = {plain[0]: values[plain[0]]} if len(plain) == 1 else {p: values[p] for p in plain}
             else:
                 observed = {}
                 for path, count in shows:

@@ -127,6 +127,7 @@ class Fact:
     read: Callable[[Any], Any]       # owner → value (None = unknown)
     ask: Callable[[Any], str]        # owner → the input to supply when the value is unknown
     scale: int = 1                   # numbers are handed to the engine as value × scale
+    attr: str | None = None          # the owner's attribute it is read from as is (not derived)
 
     @property
     def label(self) -> str:
@@ -171,6 +172,24 @@ def _plain_read(name: str) -> Callable[[Any], Any]:
     return attrgetter(name)        # C-implemented: a window reads millions of facts
 
 
+def many_reader(facts: list[Fact]) -> Callable[[Any], dict[str, Any]]:
+    """Reads these facts of one owner into {path: value}: the attributes read as is in one
+    C call (attrgetter), the derived ones one by one. A window reads millions of facts."""
+    plain = [f for f in facts if f.attr is not None]
+    paths = tuple(f.path for f in plain)
+    other = [(f.path, f.read) for f in facts if f.attr is None]
+    get = attrgetter(*(f.attr for f in plain)) if len(plain) > 1 else None
+    one = plain[0] if len(plain) == 1 else None
+
+    def read(owner: Any) -> dict[str, Any]:
+        out = dict(zip(paths, get(owner))) if get is not None else (
+            {one.path: one.read(owner)} if one is not None else {})
+        for path, r in other:
+            out[path] = r(owner)
+        return out
+    return read
+
+
 def _derived_read(spec: FieldSpec, default_source: str) -> Callable[[Any], Any]:
     fn, source = DERIVATIONS[spec.derive], spec.from_ or default_source  # type: ignore[index]
     return lambda owner: fn(owner, source)
@@ -204,7 +223,8 @@ class FieldRegistry:
                                    10 ** sub.decimals))
             else:
                 read = _derived_read(f, f.id) if f.derive else _plain_read(f.id)
-                self._add(Fact(f.id, f, _fact_type(f), "enterprise", read, _const(f.id), 10 ** f.decimals))
+                self._add(Fact(f.id, f, _fact_type(f), "enterprise", read, _const(f.id), 10 ** f.decimals,
+                               None if f.derive else f.id))
         for d in spec.derived:
             self._labels[d.id] = d.label
             self._add(Fact(d.id, d, _fact_type(d), "enterprise", _derived_read(d, d.id),
@@ -218,14 +238,15 @@ class FieldRegistry:
         for sub in [*f.fields, *f.derived]:
             read = _derived_read(sub, sub.id) if sub.derive else _plain_read(sub.id)
             ask = _const(AWARD_LEDGER if sub.derive == "award_ledger" else (sub.from_ or sub.id))
-            items[sub.id] = Fact(sub.id, sub, _fact_type(sub), "item", read, ask, 10 ** sub.decimals)
+            items[sub.id] = Fact(sub.id, sub, _fact_type(sub), "item", read, ask, 10 ** sub.decimals,
+                                 None if sub.derive else sub.id)
         info = ListInfo(f.id, f, items)
         self.lists[f.id] = info
         if f.subject:
             self.subjects[f.subject] = info
             for name, fact in items.items():
                 self._add(Fact(f"{f.subject}.{name}", fact.spec, fact.type, f.subject, fact.read,
-                               fact.ask, fact.scale))
+                               fact.ask, fact.scale, fact.attr))
 
     # -- reading -------------------------------------------------------------------------------
     def list_of(self, subject: str) -> ListInfo:
