@@ -235,7 +235,7 @@ async def apply_submit(request: Request, window_id: str):
     except NotFound:
         return page(request, "message.html", {"title": "未找到", "message": "没有这个申报批次。", "back": "/apply"}, 404)
     again = {"action": f"/apply/{w.id}", "title": f"在线申报：{w.label}", "window": w, "typed": reading.typed}
-    if action.startswith(("add:", "remove:")):
+    if action == "keep" or action.startswith(("add:", "remove:")):
         return _form_page(request, reading.profile, extra=_added(action), **again)
     try:
         if reading.problems:        # with the engine's own findings, so every problem is listed at once

@@ -422,6 +422,10 @@ def test_an_enterprise_applies_on_its_phone_and_sees_its_application(server, bro
     page.fill("#f-name", ENTERPRISES["D"][0])
     page.fill("#f-device_registrations-0-certificate_no", f"川械注准{YEAR}2170088")
     page.fill("#f-device_registrations-0-obtained_on", (TODAY - timedelta(days=10)).isoformat())
+    page.press("#f-name", "Enter")          # the phone keyboard's 前往: nothing sent, nothing lost
+    assert page.url.startswith(server.url + "/apply/2026-T2")
+    assert page.locator("#form-errors").count() == 0
+    assert page.input_value("#f-device_registrations-0-certificate_no") == f"川械注准{YEAR}2170088"
     page.click("#submit")
     assert "统一社会信用代码" in page.locator("#form-errors").inner_text()
     assert page.input_value("#f-device_registrations-0-certificate_no") == f"川械注准{YEAR}2170088"   # nothing lost
@@ -503,8 +507,9 @@ def test_self_check_form_and_results_on_a_phone_and_a_desktop(server, browser, a
 
     past, obtained = _past_window()
     _fill_profile(page, obtained)
-    page.click("#submit")
+    page.press("#f-name", "Enter")        # Enter runs the check; it never presses a row's 删除
     page.wait_for_selector("#summary")
+    assert page.locator(f"article[data-benefit=device-registration-grant]").count() == 1
     fits(page, "results")
     shows_no_internals(page, "results")
     snap(page, art, f"14-results-{width}")
