@@ -289,7 +289,7 @@ async def application_detail(application_id: ApplicationId, request: Request, wh
              responses={**AUTH, **error_responses(404, 409, 422)})
 async def review(application_id: ApplicationId, body: ReviewRequest, request: Request, who: Staff = Depends(require_staff)):
     await _call(cases.review, _db(request), application_id, body.benefit_id, body.subject_id, body.action,
-                body.status, body.reason, actor=who.actor, revision=body.revision)
+                body.status, body.reason, actor=who.actor, revision=body.revision, amount=body.amount_cny)
     return Response(status_code=204)
 
 

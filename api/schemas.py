@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal, Optional
 
 from fastapi import Path, Query
@@ -161,6 +162,8 @@ class ReviewRequest(_Strict):
     action: Literal["confirm", "override"] = Field(description="confirm 维持判定；override 改变判定（须写理由）")
     status: Optional[Literal["eligible", "ineligible"]] = Field(None, description="改变后的结论")
     reason: Optional[Text] = Field(None, max_length=2000, description="理由")
+    amount_cny: Optional[Decimal] = Field(
+        None, description="支持金额（元，最多两位小数）：仅当规则未能计算金额、复核结论为符合条件时填写，且此时必填")
     revision: Optional[Revision] = Field(None, description=REVISION_TEXT)
 
 

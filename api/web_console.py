@@ -18,11 +18,12 @@ from api.errors import problems
 from api.security import STAFF_COOKIE, ROLE_RANK, Staff, console_session, csrf_ok, csrf_token_for
 from api.views import page
 from engine.profile import shanghai_today
+from engine.registry import FieldSpec
 from engine.vocabulary import cn_date
 from store import applications, awards, cases, exports, jobs, sessions, tokens
 from store import windows as W
-from store.errors import Conflict, NotFound, StoreError, ValidationFailed
-from store.intake import template_bytes
+from store.errors import Conflict, NotFound, RowProblem, StoreError, ValidationFailed
+from store.intake import CellError, read_value, template_bytes
 from store.tasks import stash_upload
 
 router = APIRouter(include_in_schema=False)
@@ -389,13 +390,22 @@ def _revision(form) -> int | None:
     return int(raw) if raw.isdigit() else None
 
 
+# the support amount a reviewer states, read as any amount in the forms ("200万", "2,000,000")
+_AMOUNT = FieldSpec(id="amount_cny", label="支持金额", type="number", unit="元", decimals=2, min=0, max=10 ** 9)
+
+
 @router.post("/staff/applications/{app_id}/review")
 async def review(request: Request, app_id: str):
     def run(f, who):
         decision = str(f.get("decision", ""))    # confirm, or the verdict the staff sets
+        raw = str(f.get("amount_cny") or "").strip()
+        try:
+            amount = read_value(_AMOUNT, raw) if raw else None
+        except CellError as e:
+            raise ValidationFailed([RowProblem(f"支持金额：{e}", path="amount_cny")]) from None
         cases.review(_db(request), app_id, str(f.get("benefit_id", "")), str(f.get("subject_id", "")),
                      "confirm" if decision == "confirm" else "override", None if decision == "confirm" else decision,
-                     str(f.get("reason") or ""), actor=who.actor, revision=_revision(f))
+                     str(f.get("reason") or ""), actor=who.actor, revision=_revision(f), amount=amount)
     return await _app_action(request, app_id, run, "reviewed")
 
 

@@ -46,7 +46,8 @@ def _safe(name: str) -> str:
 
 
 def _items(d: ApplicationDetail, covers: str) -> list[Item]:
-    return [Item(g.result, g.final_status, g.review.reason if g.review else None)
+    return [Item(g.result, g.final_status, g.review.reason if g.review else None,
+                 g.review.amount_cny if g.review else None)
             for g in d.grants if REPORTS[covers](g.final_status)]
 
 

@@ -34,6 +34,7 @@ class Item:
     result: BenefitResult
     status: str
     review_reason: Optional[str] = None
+    review_amount: Optional[float] = None   # set by 复核 where the rules gave no amount
 
 
 @dataclass
@@ -104,7 +105,7 @@ def _item(it: Item, reg: FieldRegistry, profile: Optional[dict], book: Optional[
     subject = ""
     if r.subject is not None:
         subject = f"{reg.list_of(r.subject.type).item_label} {r.subject.id}"
-    amount = r.amount_cny
+    amount = r.amount_cny if it.review_amount is None else it.review_amount
     return {
         "benefit_id": r.benefit_id, "title": r.title, "subject": subject,
         "status": it.status, "status_label": STATUS.get(it.status, it.status),
@@ -119,8 +120,9 @@ def _item(it: Item, reg: FieldRegistry, profile: Optional[dict], book: Optional[
         "all_materials": [{"name": m.name, "description": m.description or ""} for m in r.required_materials],
         "amount": money(amount) if amount is not None else "金额待定",
         "amount_value": amount,
-        "provisional": bool(r.amount_provisional) or amount is None,
-        "amount_note": r.amount_note or "",
+        "provisional": (bool(r.amount_provisional) or amount is None) and it.review_amount is None,
+        "amount_note": r.amount_note or "" if it.review_amount is None else "",
+        "amount_by_review": it.review_amount is not None,
         "window": (f"{r.window.label}（受理期 {cn_date(r.window.opens_on)}至{cn_date(r.window.closes_on)}"
                    f"{'，已截止，不再受理' if on and r.window.closes_on and on > r.window.closes_on else ''}；"
                    f"覆盖 {cn_date(r.window.coverage_from)}至{cn_date(r.window.coverage_to)}取得的注册证）"

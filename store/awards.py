@@ -49,14 +49,15 @@ class Candidate:
     channel: str
 
 
-def _final_statuses(s: Session, window_id: str) -> dict[tuple, str]:
-    """(application, benefit, subject) → the latest reviewed verdict of the current decision."""
+def _final_statuses(s: Session, window_id: str) -> dict[tuple, tuple[str, Optional[float]]]:
+    """(application, benefit, subject) → the latest reviewed verdict of the current decision,
+    and the amount that review set (for a grant the rules gave none), else None."""
     current = select(Evaluation.id).where(Evaluation.window_id == window_id)
     out = {}
-    for app, b, sub, st in s.execute(select(Review.application_id, Review.benefit_id, Review.subject_id,
-                                            Review.status).where(Review.evaluation_id.in_(current))
-                                     .order_by(Review.id)):
-        out[(app, b, sub)] = st
+    for app, b, sub, st, amount in s.execute(
+            select(Review.application_id, Review.benefit_id, Review.subject_id, Review.status, Review.amount_cny)
+            .where(Review.evaluation_id.in_(current)).order_by(Review.id)):
+        out[(app, b, sub)] = (st, None if amount is None else float(amount))
     return out
 
 
@@ -92,7 +93,11 @@ def grant_decisions(s: Session, window_id: str, *, eligible_only: bool = False,
             claims = claims_of[1]
             if claims is not None and subject_id not in claims:
                 continue
-        status = reviewed.get((app_id, benefit_id, subject_id), status)
+        review = reviewed.get((app_id, benefit_id, subject_id))
+        if review is not None:
+            status = review[0]
+            if review[1] is not None:           # set by the review: a stated amount, not a reference
+                amount, provisional = review[1], False
         if decided_apps is not None:
             decided_apps.add(app_id)
         if eligible_only and status != "eligible":
@@ -210,6 +215,18 @@ def _held_by_rejections(blocked: list[dict], doing: str) -> Conflict:
                     "请先审核补交的材料，或复核将该事项改为不符合条件")
 
 
+def _refuse_unpriced(cands: list[Candidate], doing: str) -> None:
+    """Nothing is published or paid without an amount: a grant eligible without one (the rules
+    could not compute it) needs a 复核 that states it."""
+    unpriced = [c for c in cands if c.amount_cny is None]
+    if unpriced:
+        shown = "；".join(f"{c.application_id}（{c.enterprise_name}"
+                         + (f"，注册证 {c.subject_id}" if c.subject_id != c.uscc else "") + "）" for c in unpriced[:5])
+        more = f"；等共 {len(unpriced)} 项" if len(unpriced) > 5 else ""
+        raise Conflict(f"有 {len(unpriced)} 项拟支持事项没有金额，不能{doing}：{shown}{more}。"
+                       "请在复核中确定支持金额")
+
+
 def corrections_running(s: Session, window_id: str, today: date) -> tuple[int, Optional[date]]:
     """(applications whose 补正 deadline has not passed, the latest such deadline)."""
     n, last = s.execute(select(func.count(), func.max(Application.correction_due)).where(
@@ -265,6 +282,7 @@ def publish(db: Database, window_id: str, *, actor: str | None = None, today: da
         blocked = rejected_materials(s, db, w, cands)
         if blocked:
             raise _held_by_rejections(blocked, "公示")
+        _refuse_unpriced(cands, "公示")
         # 出具当日不计入: the period runs from the next working day, as 补正 deadlines count.
         doing = "公示拟支持名单（计算公示期）"
         start, until = next_workday(today, doing), add_workdays(today, w.publicity_workdays, doing)
@@ -351,6 +369,7 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
         blocked = rejected_materials(s, db, w, cands)
         if blocked:
             raise _held_by_rejections(blocked, "关闭批次")
+        _refuse_unpriced(cands, "关闭批次")
         # Paid by another window after this one was judged: judging again gives them their
         # reason (not_awarded_before fails), which their 不予支持告知书 must state.
         paid = _paid_elsewhere(s, window_id, cands)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Optional
 
 from pydantic import BaseModel, Field
@@ -576,14 +577,27 @@ def review_material(db: Database, application_id: str, material_pk: int, accept:
                "reopened": reopen})
 
 
+MAX_REVIEW_AMOUNT = Decimal("1000000000")     # 10亿元: above any grant, below Numeric(14, 2)
+
+
 def review(db: Database, application_id: str, benefit_id: str, subject_id: str, action: str,
-           status: str | None, reason: str | None, *, actor: str, revision: int | None = None) -> None:
-    """复核 one grant decision: confirm the engine's verdict, or override it with a reason."""
+           status: str | None, reason: str | None, *, actor: str, revision: int | None = None,
+           amount: Decimal | float | None = None) -> None:
+    """复核 one grant decision: confirm the engine's verdict, or override it with a reason.
+    A grant that ends eligible without an amount from the rules (it was 不符合条件, or a fact
+    the amount needs is missing) needs the reviewer's `amount`; no other review takes one."""
     reason = (reason or "").strip()
+    problems = []
     if action not in ("confirm", "override"):
-        raise ValidationFailed([RowProblem("复核操作应为 confirm（维持）或 override（改变）", path="action")])
+        problems.append(RowProblem("复核操作应为 confirm（维持）或 override（改变）", path="action"))
     if action == "override" and (status not in ("eligible", "ineligible") or not reason):
-        raise ValidationFailed([RowProblem("改变判定须选择结论（符合条件/不符合条件）并写明理由", path="reason")])
+        problems.append(RowProblem("改变判定须选择结论（符合条件/不符合条件）并写明理由", path="reason"))
+    if amount is not None:
+        amount = Decimal(str(amount))
+        if not (0 < amount <= MAX_REVIEW_AMOUNT) or amount != amount.quantize(Decimal("0.01")):
+            problems.append(RowProblem("支持金额须大于 0、不超过 10亿元，最多保留两位小数", path="amount_cny"))
+    if action not in ("confirm", "override"):
+        raise ValidationFailed(problems)
     with db.session() as s:
         L = _load(s, db, application_id, lock=True)
         _expect(L.app, revision)
@@ -594,12 +608,22 @@ def review(db: Database, application_id: str, benefit_id: str, subject_id: str, 
         if r is None or L.evaluation is None:
             raise NotFound("没有这项判定")
         st = r.status if action == "confirm" else status
+        unpriced = st == "eligible" and r.amount_cny is None
+        if unpriced and amount is None:
+            problems.append(RowProblem(
+                "规则未能计算该项的支持金额，复核结论为符合条件时须填写支持金额（元）", path="amount_cny"))
+        if amount is not None and not unpriced and not any(p.path == "amount_cny" for p in problems):
+            problems.append(RowProblem(
+                "该项的支持金额已由规则计算，复核不能改动" if r.amount_cny is not None
+                else "复核结论不是符合条件，不填写支持金额", path="amount_cny"))
+        if problems:        # every problem of the form at once
+            raise ValidationFailed(problems)
         s.add(Review(application_id=application_id, benefit_id=benefit_id, subject_id=subject_id,
                      engine_status=r.status, status=st, reason=reason[:2000] or None, actor=actor, at=utcnow(),
-                     evaluation_id=L.evaluation.id))
+                     evaluation_id=L.evaluation.id, amount_cny=amount))
         _move(s, L.app, None, actor, f"review.{action}",
               {"benefit_id": benefit_id, "subject_id": subject_id, "engine_status": r.status, "status": st,
-               "reason": reason or None})
+               "reason": reason or None, **({"amount_cny": str(amount)} if amount is not None else {})})
 
 
 def raise_objection(db: Database, application_id: str, text: str, *, actor: str) -> None:

@@ -244,6 +244,8 @@ class Review(Base):
     actor: Mapped[str] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
     evaluation_id: Mapped[int] = mapped_column(BigId)     # the decision it reviewed
+    # the amount the reviewer set for an eligible grant the rules gave no amount (else None)
+    amount_cny: Mapped[Optional[float]] = mapped_column(Numeric(14, 2))
     __table_args__ = (Index("ix_reviews_application", "application_id"),)
 
 

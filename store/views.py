@@ -62,25 +62,6 @@ class Submitted(_View):
     state: str
 
 
-class DecisionView(_View):
-    """One grant decision of a window (a park decision), with its review."""
-    application_id: Optional[str]
-    uscc: str
-    enterprise_name: str
-    benefit_id: str
-    title: str
-    subject_id: str = Field(description="注册证编号；按企业判定的事项为空")
-    status: str = Field(description="规则引擎的结论")
-    status_text: str
-    final_status: str = Field(description="复核后的结论（未复核时同规则引擎）")
-    final_status_text: str
-    reviewed: bool = False
-    review_reason: Optional[str] = None
-    amount_cny: Optional[float] = None
-    amount_provisional: bool = False
-    ruleset_version: str
-
-
 class ApplicationRow(_View):
     """A line of the console's application list."""
     application_id: str
@@ -140,6 +121,7 @@ class ReviewView(_View):
     reason: Optional[str]
     actor: str
     at: datetime
+    amount_cny: Optional[float] = Field(None, description="复核确定的支持金额（规则未能计算金额的事项改为符合条件时）")
 
 
 class NoticeRef(_View):

@@ -18,9 +18,9 @@ from store import applications as A
 from store import awards, cases, rulesets
 from store import windows as W
 from store.db import Database
-from store.errors import Conflict
+from store.errors import Conflict, ValidationFailed
 from store.audit import history
-from store.models import Application, AuditLog, Award, Decision, Evaluation, Material
+from store.models import Application, AuditLog, Award, Decision, Evaluation, Material, Review
 from store_fixtures import (  # noqa: F401  (fixtures)
     AFTER_H1, IN_H1, STORES, assert_history_complete, cert_no, db, evaluate, evaluator_of, events_of,
     grant_profile, ledger, make_profile, make_store_url, notices_of, open_h1, rules_copy, rules_in_force,
@@ -224,7 +224,10 @@ def _tax_never_a_park_decision(db, case: dict, window_id: str, base: int) -> Non
         if case["review"] and d.grants and k % 2 == 0:
             g = d.grants[0]
             sid = g.result.subject.id if g.result.subject else ""
-            cases.review(db, app_id, g.result.benefit_id, sid, "override", case["review"], "复核意见", actor="经办人")
+            # a grant made eligible without an amount from the rules gets the reviewer's amount
+            amount = 500_000 if case["review"] == "eligible" and g.result.amount_cny is None else None
+            cases.review(db, app_id, g.result.benefit_id, sid, "override", case["review"], "复核意见",
+                         actor="经办人", amount=amount)
     details = {a: cases.detail(db, a) for a in ids}
     w = W.get_window(db, window_id)
     # The grant counts are the claimed grant decisions, nothing else.
@@ -238,6 +241,7 @@ def _tax_never_a_park_decision(db, case: dict, window_id: str, base: int) -> Non
     assert {a.benefit_id for a in res.awards} <= grant_ids
     assert {(a.application_id, a.subject_id) for a in res.awards} == {
         (a.application_id, a.subject_id) for a in proposed.awards}
+    assert all(a.amount_cny is not None for a in res.awards)       # nothing paid without an amount
     # 不予支持 exactly for applications with a claimed grant subject and nothing awarded;
     # whatever their tax self-assessment says.
     awarded_apps = {a.application_id for a in res.awards}
@@ -379,3 +383,52 @@ def test_sigkill_during_a_correction_rejudgement_then_restart(kind, tmp_path):
     finally:
         db.dispose()
         cleanup()
+
+
+def test_a_review_that_makes_a_grant_eligible_states_the_amount_the_rules_could_not(db):
+    """复核 to 符合条件 of a grant the rules gave no amount: the reviewer must state one, and the
+    award list, the ledger and the 兑现通知书 pay exactly that; an amount the rules computed
+    cannot be changed by a review."""
+    from notices.service import NoticeService
+    from notices.settings import load_settings
+    from leaks import pdf_text
+
+    open_h1(db)
+    a = A.submit_application(db, "2026-H1", grant_profile(1, in_park=False), None, today=IN_H1).application_id
+    b = A.submit_application(db, "2026-H1", grant_profile(2), None, today=IN_H1).application_id
+    evaluate(db, "2026-H1")
+    cert_a, cert_b = cert_no(1, 0), cert_no(2, 0)
+    (g,) = cases.detail(db, a).grants
+    assert g.result.status == "ineligible" and g.result.amount_cny is None
+    with pytest.raises(ValidationFailed) as e:      # no reason and no amount: both said at once
+        cases.review(db, a, GRANT, cert_a, "override", "eligible", "", actor="经办人")
+    assert {p.path for p in e.value.problems} == {"reason", "amount_cny"}
+    assert "支持金额" in " ".join(p.message for p in e.value.problems)
+    with pytest.raises(ValidationFailed, match="最多保留两位小数"):
+        cases.review(db, a, GRANT, cert_a, "override", "eligible", "入园协议已签", actor="经办人", amount=0.001)
+    with pytest.raises(ValidationFailed, match="已由规则计算"):
+        cases.review(db, b, GRANT, cert_b, "confirm", None, None, actor="经办人", amount=1)
+    with pytest.raises(ValidationFailed, match="不是符合条件"):
+        cases.review(db, a, GRANT, cert_a, "confirm", None, None, actor="经办人", amount=1)
+    # a review an earlier release recorded, without an amount: nothing is published unpriced
+    with db.session() as s:
+        ev_id = s.scalar(select(Evaluation.id).where(Evaluation.window_id == "2026-H1", Evaluation.application_id == a))
+        s.add(Review(application_id=a, benefit_id=GRANT, subject_id=cert_a, engine_status="ineligible",
+                     status="eligible", reason="旧版本的复核", actor="经办人", evaluation_id=ev_id))
+    with pytest.raises(Conflict, match=f"有 1 项拟支持事项没有金额.*{a}.*请在复核中确定支持金额"):
+        awards.publish(db, "2026-H1", today=AFTER_H1)
+    cases.review(db, a, GRANT, cert_a, "override", "eligible", "入园协议已签", actor="经办人", amount=1_234_567.5)
+    (g,) = cases.detail(db, a).grants
+    assert g.final_status == "eligible" and g.review.amount_cny == 1_234_567.5
+    listed = {x.application_id: x for x in awards.list_awards(db, "2026-H1").awards}
+    assert listed[a].amount_cny == 1_234_567.5 and not listed[a].amount_provisional
+    assert listed[b].amount_cny is not None
+    res = _publish_and_close(db)
+    paid = {x.application_id: x.amount_cny for x in res.awards}
+    assert paid[a] == 1_234_567.5 and None not in paid.values()
+    assert res.totals.amount_cny == pytest.approx(sum(paid.values()))
+    with db.read_session() as s:
+        assert float(s.scalar(select(Award.amount_cny).where(Award.application_id == a))) == 1_234_567.5
+    text = pdf_text(NoticeService(db, settings=load_settings()).render(a, "award", "pdf").data)
+    assert "1,234,567.50元" in text and "金额经复核确定" in text and "金额待定" not in text
+    _ledger_agrees_with_history(db, "2026-H1")
