@@ -23,6 +23,7 @@ from api.security import ENTERPRISE_COOKIE, csrf_ok, csrf_token_for, enterprise_
 from api.views import page
 from engine.profile import ProfileError, parse_profile, shanghai_today
 from engine.results import EligibilityResponse
+from engine.workdays import service_limits
 from store import applications, cases, sessions
 from store import windows as W
 from store.errors import Conflict, NotFound, RowProblem, ValidationFailed
@@ -296,6 +297,7 @@ async def application_view(request: Request, done: str = ""):
                   for p in (d.correction.facts if d.correction else [])]
     return page(request, "application.html", {"d": d, "csrf": csrf_token_for(sid), "ask_fields": ask_fields,
                                                "registry": reg, "done": DONE.get(done, ""),
+                                               "commitment_workdays": service_limits()["commitment"].workdays,
                                                "kinds": request.app.state.notices.kinds_for(d)})
 
 

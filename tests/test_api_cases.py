@@ -538,3 +538,37 @@ def test_the_close_confirmation_names_running_corrections_and_closed_pages_ask_n
     grant = view[view.index("<h2>资金支持</h2>"):view.index("</article>", view.index('data-benefit="device-registration-grant"'))]
     assert "本项最终结论：不予支持" in grant and "还需填写" not in grant and "怎样才能符合" not in grant
     assert "参考金额" not in grant
+
+
+def test_a_commitment_says_until_when_on_both_pages_and_names_the_material(api: Api):
+    """容缺: the offer says how long the enterprise has; once signed, its page gives the date to
+    supply the material by, and the staff page names the material (not its code), the signer and
+    that date."""
+    from test_api_limits import _staff_login
+
+    c, staff = api.c, api.staff
+    c.post("/v1/windows", headers=staff, json={
+        "id": "W7", "opens_on": days(-30).isoformat(), "closes_on": days(-2).isoformat(),
+        "coverage_from": "2025-01-01", "coverage_to": days(-2).isoformat()})
+    sub = applications.submit_application(api.db, "W7", profile(71, on_serious_dishonest_list=None), channel="api",
+                                          actor="测试", today=days(-3))
+    wait_job(api, c.post("/v1/windows/W7/evaluate", headers=staff))
+    assert c.post("/v1/windows/W7/one-time-notices", headers=staff).json() == {"issued": 1}
+    c.cookies.clear()
+    c.post("/application/login", data={"application_id": sub.application_id, "access_code": sub.access_code})
+    view = c.get("/application/view").text
+    offer = re.search(r'<form method="post" action="/application/commit".*?</form>', view, re.S).group(0)
+    assert re.search(r"自签署次日起 \d+ 个工作日内补交", offer), offer
+    fields = dict(re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', offer))
+    r = c.post("/application/commit", data={**fields, "signer": "张三"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    view = c.get("/application/view").text
+    promised = re.search(r'<div class="card promised">(.*?)</div>', view, re.S).group(1)
+    due = re.search(r"请于 <b>(\d{4}年\d{1,2}月\d{1,2}日)</b> 前补交", promised).group(1)
+    c.cookies.clear()
+    _staff_login(api)
+    page = c.get(f"/staff/applications/{sub.application_id}").text
+    c.cookies.clear()
+    listed = re.search(r'<ul class="promised">(.*?)</ul>', page, re.S).group(1)
+    assert "张三" in listed and f"承诺 {due}前补交" in listed and "尚未补交" in listed
+    assert fields["material_id"] not in listed and "已签署容缺承诺：" + fields["material_id"] not in page
