@@ -286,7 +286,10 @@ def _run_active(db: Database, job_id: str) -> None:
         _finish(db, job_id, token, state="cancelled", message="已取消")
         return
     except Exception as exc:  # noqa: BLE001 — a failed job records why; the runner goes on
-        log.exception("job %s failed", job_id)
+        if isinstance(exc, StoreError):     # refused as the user is told (a closed window, a bad file)
+            log.info("job %s refused: %s", job_id, exc.message[:200])
+        else:                               # a program error: its traceback, for the log
+            log.exception("job %s failed", job_id)
         _finish(db, job_id, token, state="failed", error=_error_text(exc), message="失败")
         return
     _finish(db, job_id, token, state="succeeded", result=result, message="已完成")

@@ -34,7 +34,7 @@ def _yagu(url: str, *args: str, ok: bool = True) -> str:
     return out
 
 
-def test_a_short_full_cycle_on_the_command_line(store_url, tmp_path):
+def test_a_short_full_cycle_on_the_command_line(store_url, tmp_path, caplog):
     today = shanghai_today()
     url = store_url
     apps = tmp_path / "申报.csv"
@@ -64,6 +64,10 @@ def test_a_short_full_cycle_on_the_command_line(store_url, tmp_path):
     assert "资阳测试企业1有限公司" in target.read_text(encoding="utf-8-sig")
     assert "完全一致" in _yagu(url, "window", "replay", "CUR")
     assert "已关闭" in _yagu(url, "window", "list")
+    # a refused job (into a closed window) is one Chinese line, and no traceback reaches stderr
+    caplog.clear()
+    assert "任务失败：" in _yagu(url, "window", "import", "CUR", str(apps), ok=False)
+    assert not [r for r in caplog.records if r.levelno >= 30 or r.exc_info], caplog.text
     assert "重放核验" in _yagu(url, "jobs", "list")
     assert "申报批次 NOPE 不存在" in _yagu(url, "window", "evaluate", "NOPE", ok=False)
 
