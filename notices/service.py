@@ -42,7 +42,12 @@ class Document:
 
 
 def _safe(name: str) -> str:
-    return re.sub(r'[\\/:*?"<>|\x00-\x1f]', "_", name)[:120]
+    return re.sub(r'[\\/:*?"<>|\x00-\x1f]', "_", name)
+
+
+def _file_stem(enterprise: str, title: str) -> str:
+    """"<enterprise>-<notice title>": a long name is cut, never the title that says which notice."""
+    return f"{_safe(enterprise)[:80]}-{_safe(title)}"
 
 
 def _items(d: ApplicationDetail, covers: str) -> list[Item]:
@@ -78,7 +83,7 @@ class NoticeService:
             raise Conflict(f"未知的文书格式：{fmt}（可选 pdf、html）")
         data = (typst_to_pdf(self.renderer.render_typst(n)) if fmt == "pdf"
                 else self.renderer.render_html(n).encode("utf-8"))
-        return Document(n.kind.id, n.number or "", data, _safe(name) + FORMATS[fmt])
+        return Document(n.kind.id, n.number or "", data, name + FORMATS[fmt])
 
     def render(self, application_id: str, kind: str, fmt: str = "html",
                issued_on: dt.date | None = None) -> Document:
@@ -109,8 +114,7 @@ class NoticeService:
             with self.db.session() as s:
                 number = assign_number(s, d.window.id, d.application_id, kind, issued).number
         n = self._input(d, kind, issued, number)
-        name = f"{d.enterprise['name']}-{KINDS[kind].title}"
-        return [self._document(n, fmt, name) for fmt in fmts]
+        return [self._document(n, fmt, _file_stem(d.enterprise["name"], KINDS[kind].title)) for fmt in fmts]
 
     def _require_settings(self) -> None:
         """Official notices print every setting: none is issued while one is unset (the start-up
@@ -148,7 +152,7 @@ class NoticeService:
     def selfcheck(self, ev: Evaluator, profile: dict, resp: EligibilityResponse, fmt: str = "html") -> Document:
         """The printable result of a self-check: not a decision, no number, no signature."""
         n = from_response(KINDS["selfcheck"], ev, profile, resp, self.settings)
-        return self._document(n, fmt, f"{profile.get('name') or '企业'}-{KINDS['selfcheck'].title}")
+        return self._document(n, fmt, _file_stem(profile.get("name") or "企业", KINDS["selfcheck"].title))
 
 
 @jobs.task("notices.bundle", "批量生成告知书")
@@ -176,7 +180,7 @@ def bundle(db: Database, ctx: jobs.JobContext, args: dict) -> dict:
                     name = doc.filename
                     if name in names:       # two enterprises of one name: told apart by their code
                         stem, dot, ext = name.rpartition(".")
-                        name = f"{stem}-{d.enterprise['uscc']}{dot}{ext}"
+                        name = f"{d.enterprise['uscc']}-{stem}{dot}{ext}"
                     names.add(name)
                     # a PDF is compressed already
                     z.writestr(name, doc.data,
