@@ -222,6 +222,10 @@ async def apply_form(request: Request, window_id: str):
         w = await run_in_threadpool(W.get_window, _rt(request).db, window_id)
     except NotFound:
         return page(request, "message.html", {"title": "未找到", "message": "没有这个申报批次。", "back": "/apply"}, 404)
+    try:            # a bookmark of a window no longer (or not yet) accepting: said before any typing
+        W.require_accepting(w)
+    except Conflict as e:
+        return page(request, "message.html", {"title": "不能申报", "message": e.message, "back": "/apply"}, 409)
     return _form_page(request, {}, action=f"/apply/{w.id}", title=f"在线申报：{w.label}", window=w)
 
 

@@ -234,8 +234,8 @@ def require_accepting(w: Window, today: date | None = None) -> None:
     """Applications only within the acceptance period of an open window."""
     today = today or shanghai_today()
     if w.state != "open":
-        raise Conflict(f"申报批次 {w.id} {'已关闭' if w.state == 'closed' else '正在公示'}，不再受理申报")
+        raise Conflict(f"“{w.label}”{'已关闭' if w.state == 'closed' else '正在公示'}，不再受理申报")
     if not w.opens_on <= today <= w.closes_on:
         when = "尚未开始" if today < w.opens_on else "已结束"
-        raise Conflict(f"申报批次 {w.id} 的受理期为 {cn_date(w.opens_on)}至{cn_date(w.closes_on)}，"
+        raise Conflict(f"“{w.label}”的受理期为 {cn_date(w.opens_on)}至{cn_date(w.closes_on)}，"
                        f"受理{when}")

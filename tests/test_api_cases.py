@@ -146,6 +146,11 @@ def test_acceptance_period_and_unknown_windows(api: Api):
         assert r.status_code == 201
         detail = conflict(api.c.post(f"/v1/windows/{wid}/applications", json={"profile": profile(1)}, headers=api.staff))
         assert words in detail and f"{days(start).year}年" in detail
+        # the online form of such a window says so at once, by the window's name, before any typing
+        page = api.c.get(f"/apply/{wid}")
+        assert page.status_code == 409 and words in page.text and 'id="profile-form"' not in page.text
+        label = api.c.get(f"/v1/windows/{wid}", headers=api.staff).json()["label"]
+        assert f"“{label}”" in page.text and f"申报批次 {wid}" not in page.text
     again = {k: now[k] for k in ("id", "opens_on", "closes_on", "coverage_from", "coverage_to")}
     assert "已存在" in assert_error(api.c.post("/v1/windows", json=again, headers=api.staff), 409)["detail"]
     assert_error(api.c.post("/v1/windows/NOPE/applications", json={"profile": profile(1)}, headers=api.staff), 404)
