@@ -552,9 +552,12 @@ def list_applications(db: Database, window_id: str, *, q: str | None = None, sta
         query = (select(Application, Enterprise.name).join(Enterprise, Enterprise.uscc == Application.uscc)
                  .where(Application.window_id == window_id))
         if q:
-            like = f"%{q.strip()[:60]}%"
-            query = query.where(or_(Enterprise.name.like(like), Application.uscc.like(like.upper()),
-                                    Application.id.like(like.upper())))
+            # the words as typed: % and _ are characters to find, not wildcards
+            text = q.strip()[:60].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            like = f"%{text}%"
+            query = query.where(or_(Enterprise.name.like(like, escape="\\"),
+                                    Application.uscc.like(like.upper(), escape="\\"),
+                                    Application.id.like(like.upper(), escape="\\")))
         if state:
             query = query.where(Application.state == state)
         if correction_pending is not None:

@@ -387,6 +387,7 @@ def test_the_application_list_searches_and_filters_on_what_was_applied_for(db):
     assert ids(status="ineligible") == {c} and ids(status="eligible") == {a, d}
     assert ids(correction_pending=True) == {b, c} and ids(state="judged") == {a, d}
     assert ids(q="测试企业5") == {d} and ids(q=uscc_of(1)[-6:]) == {a}
+    assert ids(q="%") == ids(q="_") == ids(q="测试企业%") == set()        # typed characters, not wildcards
     assert W.get_window(db, "2026-H1").counts.grant_decisions == {"eligible": 2, "needs_info": 1, "ineligible": 1}
     cases.review(db, a, "device-registration-grant", grant_profile(1)["device_registrations"][0]["certificate_no"],
                  "confirm", None, None, actor="经办人")
