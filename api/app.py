@@ -9,7 +9,7 @@ from pathlib import Path
 import fastapi_offline
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from api import routes_public, routes_staff, web_console, web_public
@@ -104,6 +104,9 @@ def create_app(settings: Settings | None = None, evaluator: Evaluator | None = N
     app.include_router(routes_staff.router)
     app.include_router(web_public.router)
     app.include_router(web_console.router)
+    # browsers ask for /favicon.ico whatever the page says
+    app.add_api_route("/favicon.ico", lambda: RedirectResponse("/static/favicon.svg", status_code=301),
+                      include_in_schema=False)
     redoc = _redoc_script()
     app.add_api_route("/static/docs/redoc.standalone.js", lambda: Response(redoc, media_type="text/javascript"),
                       include_in_schema=False)

@@ -123,6 +123,9 @@ def test_security_headers_and_no_cdn_on_every_page(api: Api):
         if "text/html" in h.get("content-type", ""):
             remote = re.findall(r'(?:src|href)="(?:https?:)?//[^"]*"', r.text)
             assert not remote, (r.url, remote)
+    icon = api.c.get("/favicon.ico")            # asked for by every browser: never a 404
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    assert '<link rel="icon" href="/static/favicon.svg"' in api.c.get("/").text
     docs = api.c.get("/docs").text
     assert re.search(r'src="/static/docs/[^"]+\.js"', docs)
     assert api.c.get(re.search(r'src="(/static/docs/[^"]+\.js)"', docs).group(1)).status_code == 200
