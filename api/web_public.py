@@ -203,6 +203,7 @@ async def apply_index(request: Request):
 @router.get("/apply/done", response_class=HTMLResponse)
 async def apply_done(request: Request):
     app_id, _, code = (request.cookies.get(RECEIPT_COOKIE) or "").partition(":")
+    code, _, replaced = code.partition(":")
     if not code:
         return page(request, "message.html", {"title": "申报回执", "message":
                     "查询码只显示一次。如未记下，请重新提交申报以取得新的查询码（原查询码随之失效），或联系受理窗口。",
@@ -211,7 +212,8 @@ async def apply_done(request: Request):
         d = await run_in_threadpool(cases.detail, _rt(request).db, app_id[:32])
     except NotFound:
         return RedirectResponse("/application", status_code=303)
-    resp = page(request, "applied.html", {"app_id": d.application_id, "code": code[:64], "window": d.window})
+    resp = page(request, "applied.html", {"app_id": d.application_id, "code": code[:64], "window": d.window,
+                                          "replaced": replaced == "r"})
     resp.delete_cookie(RECEIPT_COOKIE, path="/apply/done")
     return resp
 
@@ -255,7 +257,8 @@ async def apply_submit(request: Request, window_id: str):
     # Redirect after POST (a refresh does not submit again and void the code); the code travels
     # once, in a short-lived cookie only the receipt page reads, never in a URL.
     resp = RedirectResponse("/apply/done", status_code=303)
-    resp.set_cookie(RECEIPT_COOKIE, f"{sub.application_id}:{sub.access_code}", max_age=300, httponly=True,
+    resp.set_cookie(RECEIPT_COOKIE, f"{sub.application_id}:{sub.access_code}" + (":r" if sub.replaced else ""),
+                    max_age=300, httponly=True,
                     samesite="strict", path="/apply/done", secure=request.app.state.settings.cookie_secure)
     return resp
 

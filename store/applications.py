@@ -280,7 +280,7 @@ def submit_application(db: Database, window_id: str, profile_data: Any, claims: 
         audit.event(s, res.application_id, actor, "submit" if res.created else "resubmit",
                     res.previous_state, "received", {"channel": channel, "claims": claims})
     return Submitted(application_id=res.application_id, access_code=res.access_code,
-                     window_id=window_id, state="received")
+                     window_id=window_id, state="received", replaced=not res.created)
 
 
 class Ingest:

@@ -60,6 +60,7 @@ class Submitted(_View):
     access_code: str = Field(description="查询码：只显示这一次")
     window_id: str
     state: str
+    replaced: bool = Field(False, description="再次提交：申报已更新为本次提交的内容，此前的查询码已作废")
 
 
 class ApplicationRow(_View):

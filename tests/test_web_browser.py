@@ -434,6 +434,7 @@ def test_an_enterprise_applies_on_its_phone_and_sees_its_application(server, bro
     assert page.url == server.url + "/apply/done"
     app_id, code = page.locator("#application-id").inner_text(), page.locator("#access-code").inner_text()
     assert app_id.startswith("A") and len(code) >= 8
+    assert page.locator("#replaced").count() == 0
     snap(page, art, "13-apply-done-390")
     fits(page, "applied")
     page.reload()                                   # shown once; a refresh submits nothing again
@@ -445,6 +446,14 @@ def test_an_enterprise_applies_on_its_phone_and_sees_its_application(server, bro
     assert page.locator("#app-state").inner_text() == "已受理"
     assert "尚未判定" in page.locator("main").inner_text()
     assert not any(code in u for u in seen)
+    # submitted again (the back button, a second try): the receipt says the first code is void
+    page.goto(server.url + "/apply/2026-T2")
+    page.fill("#f-uscc", USCC["D"])
+    page.fill("#f-name", ENTERPRISES["D"][0])
+    page.click("#submit")
+    assert page.locator("#application-id").inner_text() == app_id
+    assert "此前的查询码已作废" in page.locator("#replaced").inner_text()
+    assert page.locator("#access-code").inner_text() != code
     page.context.close()
 
 
