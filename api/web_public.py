@@ -299,13 +299,22 @@ async def application_view(request: Request, done: str = ""):
         return RedirectResponse("/application", status_code=303)
     sid, app_id = sess
     d = await run_in_threadpool(cases.detail, _rt(request).db, app_id)
+    return _application_page(request, sid, d, done=DONE.get(done, ""))
+
+
+def _application_page(request: Request, sid: str, d, *, done: str = "", errors: list[dict] | None = None,
+                      typed: dict[str, str] | None = None, files_dropped: bool = False,
+                      status: int = 200) -> HTMLResponse:
+    """The enterprise's page; after a 补正 with problems, every problem above its form and
+    what was typed kept in it (a file input cannot be refilled: the page says so)."""
     reg = _rt(request).evaluator.registry
     ask_fields = [{"path": p, "label": reg.label(p, d.profile), "widget": _widget_for(reg, p)}
                   for p in (d.correction.facts if d.correction else [])]
     return page(request, "application.html", {"d": d, "csrf": csrf_token_for(sid), "ask_fields": ask_fields,
-                                               "registry": reg, "done": DONE.get(done, ""),
+                                               "registry": reg, "done": done, "errors": errors or [],
+                                               "typed": typed or {}, "files_dropped": files_dropped,
                                                "commitment_workdays": service_limits()["commitment"].workdays,
-                                               "kinds": request.app.state.notices.kinds_for(d)})
+                                               "kinds": request.app.state.notices.kinds_for(d)}, status)
 
 
 DONE = {"corrected": "补正已提交，已重新判定，结果如下。", "committed": "容缺承诺已签署。"}
@@ -352,20 +361,21 @@ async def application_correction(request: Request):
     names = {**{cases.upload_path(m["benefit_id"], None, m["material_id"]): m["name"] for m in asked},
              **{cases.upload_path(m["benefit_id"], m["subject_id"], m["material_id"]): m["name"] for m in asked}}
     try:
-        if wrong:
-            raise ValidationFailed([RowProblem(w["message"], path=w["path"]) for w in wrong])
-        if not facts and not uploads:
+        if not facts and not uploads and not wrong:
             raise ValidationFailed([RowProblem("请至少填写一项信息或上传一份材料后再提交", path="")])
         await run_in_threadpool(lambda: cases.submit_correction(
             rt.db, app_id, facts, uploads, actor=f"企业（申报 {app_id}）",
-            revision=int(revision) if revision.isdigit() else None))
-    except (ValidationFailed, Conflict) as e:
-        errors = [] if isinstance(e, Conflict) else [
-            {"label": names.get(m["path"]) or (reg.label(m["path"], d.profile) if m.get("path") else ""),
-             "message": m["message"]} for m in problems(e)]
-        return page(request, "message.html", {
-            "title": "补正未提交", "message": e.message if isinstance(e, Conflict) else "请修改以下内容后重新提交：",
-            "errors": errors, "back": "/application/view"}, 409 if isinstance(e, Conflict) else 422)
+            revision=int(revision) if revision.isdigit() else None,
+            found=[RowProblem(w["message"], path=w["path"]) for w in wrong]))
+    except Conflict as e:
+        return page(request, "message.html", {"title": "补正未提交", "message": e.message,
+                                               "back": "/application/view"}, 409)
+    except ValidationFailed as e:
+        errors = [{"label": names.get(m["path"]) or (reg.label(m["path"], d.profile) if m.get("path") else ""),
+                   "message": m["message"]} for m in problems(e)]
+        typed = {p: str(form.get(f"fact:{p}", "")) for p in (d.correction.facts if d.correction else [])}
+        return _application_page(request, sid, d, errors=errors, typed=typed, files_dropped=bool(uploads),
+                                 status=422)
     return RedirectResponse("/application/view?done=corrected", status_code=303)
 
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -425,18 +425,25 @@ def _resolve_subject(asked: list[dict], benefit_id: str, material_id: str, path:
 
 def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
                       uploads: list[tuple], *, actor: str,
-                      revision: int | None = None, today: date | None = None) -> ApplicationDetail:
+                      revision: int | None = None, today: date | None = None,
+                      found: Sequence[RowProblem] = ()) -> ApplicationDetail:
     """The enterprise's 补正 (one per opening: a rejected file reopens it): the missing facts
     it now states and the files for the materials asked, each
     (benefit_id, subject_id, material_id, filename, bytes) — the subject is the certificate
     the material was asked for ("" for the enterprise). The older
     (benefit_id, material_id, filename, bytes) is accepted while only one subject asks for
-    that material. Judged again at once."""
+    that material. Judged again at once. `found`: problems the caller already found in the
+    same form (a value that did not read); every problem is reported at once, and nothing is
+    stored while there is one."""
     today = today or shanghai_today()
+    problems: list[RowProblem] = list(found)
     checked = []
     for u in uploads:
         b, sub, m, name, data = u if len(u) == 5 else (u[0], None, *u[1:])
-        checked.append((b, sub, m, name, data, files.check(name, data, upload_path(b, sub, m))))
+        try:
+            checked.append((b, sub, m, name, data, files.check(name, data, upload_path(b, sub, m))))
+        except ValidationFailed as e:
+            problems += e.problems
     with db.session() as s:
         L = _load(s, db, application_id, lock=True)
         app = L.app
@@ -447,7 +454,7 @@ def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
             raise Conflict(f"补正期限已于 {cn_date(app.correction_due)} 截止")
         ask = _current_ask(s, L, today)
         unknown = [p for p in facts if p not in ask.facts]
-        problems = [RowProblem("该项不在一次性告知书的补正范围内", path=p) for p in unknown]
+        problems += [RowProblem("该项不在一次性告知书的补正范围内", path=p) for p in unknown]
         allowed = {(m["benefit_id"], m["subject_id"], m["material_id"]) for m in ask.materials}
         resolved = []
         for b, sub, m, name, data, media in checked:
@@ -458,14 +465,14 @@ def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
             elif (b, sub, m) not in allowed:
                 problems.append(RowProblem("该材料不在一次性告知书的补正范围内", path=path))
             resolved.append((b, sub, m, name, data, media))
-        if problems:
-            raise ValidationFailed(problems)
         registry = rulesets.current().registry
-        new_profile = apply_facts(L.profile, facts)
+        new_profile = apply_facts(L.profile, {p: v for p, v in facts.items() if p not in unknown})
         try:
             parsed = parse_profile(new_profile, registry)
         except ProfileError as e:
-            raise ValidationFailed([RowProblem(p.message, path=p.path) for p in e.problems]) from None
+            problems += [RowProblem(p.message, path=p.path) for p in e.problems]
+        if problems:
+            raise ValidationFailed(problems)
         for b, sub, m, name, data, media in resolved:
             s.add(Material(application_id=app.id, material_id=m, benefit_id=b, subject_id=sub, filename=name[:200],
                            sha256=files.put(data), size=len(data), content_type=media, uploaded_at=utcnow(),

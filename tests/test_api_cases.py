@@ -577,3 +577,39 @@ def test_a_commitment_says_until_when_on_both_pages_and_names_the_material(api: 
     listed = re.search(r'<ul class="promised">(.*?)</ul>', page, re.S).group(1)
     assert "张三" in listed and f"承诺 {due}前补交" in listed and "尚未补交" in listed
     assert fields["material_id"] not in listed and "已签署容缺承诺：" + fields["material_id"] not in page
+
+
+def test_a_correction_with_problems_lists_them_all_and_keeps_what_was_typed(api: Api):
+    """One 补正 with a file that is not a PDF, a file over the limit and a date in the future:
+    the page lists the three problems at once, above the form, which keeps what was typed; the
+    file inputs (which no page can refill) are said to need choosing again; nothing is stored."""
+    c, staff = api.c, api.staff
+    c.post("/v1/windows", headers=staff, json={
+        "id": "W6", "opens_on": days(-30).isoformat(), "closes_on": days(-2).isoformat(),
+        "coverage_from": "2025-01-01", "coverage_to": days(-2).isoformat()})
+    sub = applications.submit_application(api.db, "W6", profile(61, certificate={"origin": None, "obtained_on": None}),
+                                          channel="api", actor="测试", today=days(-3))
+    wait_job(api, c.post("/v1/windows/W6/evaluate", headers=staff))
+    assert c.post("/v1/windows/W6/one-time-notices", headers=staff).json() == {"issued": 1}
+    c.cookies.clear()
+    c.post("/application/login", data={"application_id": sub.application_id, "access_code": sub.access_code})
+    view = c.get("/application/view").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', view).group(1)
+    facts = dict(re.findall(r'name="(fact:[^"]+)" id="(fact-\d+)"', view))
+    date_key = next(k for k in facts if k.endswith("obtained_on"))
+    origin_key = next(k for k in facts if k.endswith("origin"))
+    files_in = re.findall(r'type="file" name="(file:[^"]+)"', view)
+    assert len(files_in) >= 2, files_in
+    future = days(30).isoformat()
+    r = c.post("/application/correction", data={"csrf": csrf, date_key: future, origin_key: "self_developed"},
+               files={files_in[0]: ("假的.pdf", b"just text", "application/pdf"),
+                      files_in[1]: ("很大.pdf", b"%PDF-1.4\n" + b"0" * (11 * 2**20), "application/pdf")})
+    assert r.status_code == 422, r.text[-1500:]
+    box = re.search(r'id="correction-errors">(.*?)</div>', r.text, re.S).group(1)
+    assert "假的.pdf" in box and "很大.pdf" in box and "10 MB" in box and "不能晚于今天" in box, box
+    assert "请重新选择" in box
+    assert f'value="{future}"' in r.text
+    assert re.search(r'<option value="self_developed" selected>', r.text)
+    c.cookies.clear()
+    detail = c.get(f"/v1/applications/{sub.application_id}/detail", headers=staff).json()
+    assert detail["state"] == "correction" and all(not g["materials"] for g in detail["grants"])
