@@ -276,6 +276,8 @@ class ClosePreview(BaseModel):
     corrections_running: int = Field(0, description="补正期限尚未届满的申报数")
     corrections_until: Optional[date] = Field(None, description="其中最晚的补正期限")
     unreviewed_refusals: int = Field(0, description="将不予支持、但没有任何复核记录的申报数")
+    pending_materials: int = Field(0, description="已上传、尚未审核的材料份数（关闭后不能再审核）")
+    pending_material_applications: list[str] = Field(default_factory=list, description="这些材料所属的申报编号")
 
 
 class CloseOutcome(BaseModel):

@@ -208,6 +208,10 @@ def window_close(window_id, reason, yes):
                + (f"；{p['already_awarded']} 项已在其他批次兑现" if p["already_awarded"] else ""))
     if p["unreviewed_refusals"]:
         click.echo(f"其中 {p['unreviewed_refusals']} 份不予支持的申报没有复核记录（可在管理控制台筛选“未复核”查看）")
+    if p["pending_materials"]:
+        apps = p["pending_material_applications"]
+        click.echo(f"还有 {p['pending_materials']} 份已上传的材料尚未审核（申报 {'、'.join(apps[:5])}"
+                   + (f" 等 {len(apps)} 份" if len(apps) > 5 else "") + "），关闭后不能再审核")
     if p["early"] and not reason:
         fail("公示期未满或尚未公示：提前关闭须用 --reason 写明理由")
     if not yes and not click.confirm("确认关闭？此操作不可撤销", default=False):

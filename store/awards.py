@@ -26,8 +26,8 @@ from store.cases import standing_rejections
 from store.collector import bulk_work
 from store.db import Database
 from store.errors import Conflict, RowProblem, ValidationFailed
-from store.models import (Application, Award, Decision, Enterprise, Evaluation, ProfileSnapshot, Review,
-                          Window, utcnow)
+from store.models import (Application, Award, Decision, Enterprise, Evaluation, Material, ProfileSnapshot,
+                          Review, Window, utcnow)
 from store.notices import assign_numbers
 from store.views import AwardList, AwardView, Totals
 from store.workdays import add_workdays, next_workday
@@ -320,7 +320,8 @@ def close_preview(db: Database, window_id: str, today: date | None = None) -> di
     what stops it (`rejected_materials`: awards held by a rejected material, close refuses
     until each is resolved) and what an early close cuts short (`corrections_running`: 补正
     deadlines not yet passed, the latest `corrections_until`) and what nobody looked at
-    (`unreviewed_refusals`: applications that would be refused without any 复核)."""
+    (`unreviewed_refusals`: applications that would be refused without any 复核; and
+    `pending_materials`: uploaded files nobody has reviewed, with their applications)."""
     today = today or shanghai_today()
     with db.read_session() as s:
         w = W.get(s, window_id)
@@ -332,12 +333,16 @@ def close_preview(db: Database, window_id: str, today: date | None = None) -> di
         running, until = corrections_running(s, window_id, today)
         reviewed = set(s.scalars(select(Review.application_id).join(Application, Application.id == Review.application_id)
                                  .where(Application.window_id == window_id)))
+        unchecked = list(s.scalars(select(Material.application_id).join(Application, Application.id == Material.application_id)
+                                   .where(Application.window_id == window_id, Material.state == "pending")
+                                   .order_by(Material.application_id)))
         return {"awards": len(cands), "amount_cny": sum(c.amount_cny or 0 for c in cands),
                 "already_awarded": len(refused), "non_support_notices": len(refusals),
                 "early": early, "stale": W.stale_count(s, w), "state": w.state,
                 "rejected_materials": rejected_materials(s, db, w, cands) if w.evaluated_at else [],
                 "corrections_running": running, "corrections_until": until,
-                "unreviewed_refusals": len(refusals - reviewed)}
+                "unreviewed_refusals": len(refusals - reviewed),
+                "pending_materials": len(unchecked), "pending_material_applications": list(dict.fromkeys(unchecked))}
 
 
 @bulk_work()

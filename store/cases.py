@@ -570,6 +570,8 @@ def review_material(db: Database, application_id: str, material_pk: int, accept:
         m = s.get(Material, material_pk)
         if m is None or m.application_id != application_id:
             raise NotFound("材料不存在")
+        if L.window.state == "closed" or L.app.state in ("awarded", "refused"):
+            raise Conflict(f"该申报当前为“{APPLICATION_STATE.get(L.app.state, L.app.state)}”，已办结，不能再审核材料")
         if m.state != "pending":
             raise Conflict(f"该材料已审核（{MATERIAL_STATE[m.state]}）")
         m.state, m.reason = ("accepted" if accept else "rejected"), reason[:1000] or None

@@ -518,6 +518,11 @@ def test_the_close_confirmation_names_running_corrections_and_closed_pages_ask_n
     wait_job(api, c.post("/v1/windows/W8/evaluate", headers=staff))
     assert c.post("/v1/windows/W8/one-time-notices", headers=staff).json() == {"issued": 1}
     due = c.get(f"/v1/applications/{sub.application_id}/detail", headers=staff).json()["correction_due"]
+    pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    r = c.post(f"/v1/applications/{sub.application_id}/materials", headers=staff,
+               data={"benefit_id": "device-registration-grant", "material_id": "credit_report", "subject_id": cert_no(81)},
+               files={"file": ("信用报告.pdf", pdf, "application/pdf")})
+    assert r.status_code == 204, r.text
     c.cookies.clear()
     _staff_login(api)
     home = c.get("/staff").text
@@ -531,6 +536,8 @@ def test_the_close_confirmation_names_running_corrections_and_closed_pages_ask_n
     # nobody reviewed the refusal closing would make: the confirmation says so, with the lists
     unreviewed = re.search(r'id="close-unreviewed">(.*?)</p>', page, re.S).group(1)
     assert "<b>1</b>" in unreviewed and "没有复核记录" in unreviewed
+    pending = re.search(r'id="close-pending-materials">(.*?)</p>', page, re.S).group(1)
+    assert "<b>1</b>" in pending and "尚未审核" in pending and f'/staff/applications/{sub.application_id}"' in pending
     assert "/staff/windows/W8/applications?status=needs_info&amp;reviewed=no" in unreviewed
     listed = c.get("/staff/windows/W8/applications?status=needs_info&reviewed=no").text
     assert sub.application_id in listed

@@ -483,9 +483,11 @@ def test_a_rejected_file_reopens_the_correction_and_holds_its_award(db):
     d = cases.submit_correction(db, b, {}, [(GRANT, cert, CHANGE_DOC, "盖章后.pdf", PDF)], actor="企业",
                                 today=AFTER_H1)
     assert d.state == "corrected" and d.correction.materials == []
-    # The close preview says which 补正 deadlines still run (C has not answered).
+    # The close preview says which 补正 deadlines still run (C has not answered), and which
+    # uploaded files nobody has reviewed yet.
     preview = awards.close_preview(db, "2026-H1", today=AFTER_H1)
     assert (preview["corrections_running"], preview["corrections_until"]) == (1, date(2026, 4, 16))
+    assert (preview["pending_materials"], preview["pending_material_applications"]) == (1, [b])
     # The replacement is rejected after the deadline: nothing reopens, and the award is held —
     # neither published nor paid — until staff decide.
     late = date(2026, 4, 17)
@@ -510,8 +512,15 @@ def test_a_rejected_file_reopens_the_correction_and_holds_its_award(db):
     with pytest.raises(Conflict, match="已处理"):
         cases.resolve_objection(db, o["id"], "再次处理", actor="经办人")
     assert [e.action for e in cases.detail(db, a).events][-2:] == ["objection", "objection.resolve"]
+    cert_a = grant_profile(1)["device_registrations"][0]["certificate_no"]
+    cases.upload_material(db, a, GRANT, CHANGE_DOC, "扫描件.pdf", PDF, actor="经办人", subject_id=cert_a)
+    assert awards.close_preview(db, "2026-H1", today=date(2026, 4, 27))["pending_material_applications"] == [a]
     res = awards.close_window(db, "2026-H1", today=date(2026, 4, 27))
     assert [x.application_id for x in res.awards] == [a] and res.refused == sorted([b, c])
+    # a closed case's files are no longer reviewed
+    (pending,) = [m for g in cases.detail(db, a).grants for m in g.materials if m.state == "pending"]
+    with pytest.raises(Conflict, match="已办结，不能再审核材料"):
+        cases.review_material(db, a, pending.id, False, "扫描件不清晰", actor="经办人")
     # Once refused (or paid) the 补正 deadline is history: the page no longer shows it.
     d = cases.detail(db, b)
     assert d.correction_due == date(2026, 4, 16) and d.correction_deadline is None and not d.correction_open
