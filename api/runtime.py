@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
 
 from engine import Evaluator
 from engine.profile import Profile
 from store import rulesets
 from store.awards import awarded_among
 from store.db import Database
+from store.windows import StoreCalendar
 
 LEDGER_TTL = 2.0   # seconds
 
@@ -47,6 +51,15 @@ class Runtime:
                 self._ledger.clear()
             self._ledger[key] = (now, value)
         return value
+
+    def calendar(self) -> Any:
+        """The windows a self-check judges in: as staff opened them (store.windows.StoreCalendar,
+        one small read: a window just opened counts at once); the rules' default calendar while
+        the database cannot answer."""
+        try:
+            return StoreCalendar.of(self.db, self.evaluator.book.calendar)
+        except DBAPIError:
+            return self.evaluator.book.calendar
 
     def invalidate_ledger(self) -> None:
         with self._lock:

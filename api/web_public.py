@@ -92,7 +92,7 @@ async def _evaluate(request: Request, profile: Any, as_of: date | None,
             return None
         day = as_of or shanghai_today()
         awarded = rt.ledger_for(p)
-        return ev.self_check(p, day, awarded=awarded)
+        return ev.self_check(p, day, awarded=awarded, calendar=rt.calendar())
     try:
         resp = await run_in_threadpool(run)
     except ProfileError as e:

@@ -257,10 +257,13 @@ class Evaluator:
         return results
 
     def with_suggestions(self, profile: Profile | dict, resp: EligibilityResponse,
-                         window: WindowContext | None = None, awarded: Iterable[str] | None = None
-                         ) -> EligibilityResponse:
+                         window: WindowContext | None = None, awarded: Iterable[str] | None = None,
+                         calendar: Any = None) -> EligibilityResponse:
         """The response with, on every result that is not eligible, what would change it
-        (engine.suggest). Pages, notices and the API ask for it; batches do not pay for it."""
+        (engine.suggest). Pages, notices and the API ask for it; batches do not pay for it.
+        `calendar`: the windows to read (covering, next_window, by_id), the rules' default
+        calendar if None."""
+        cal = calendar or self.book.calendar
         p = profile if isinstance(profile, profile_model(self.registry)) else parse_profile(profile, self.registry)
         awarded_set = frozenset(awarded) if awarded is not None else None
         for r in resp.results:
@@ -273,8 +276,8 @@ class Evaluator:
                                  for m in r.missing_facts]
                 continue
             # the window this result was judged in (a self-check judges a certificate in its own)
-            w = window or (self.book.calendar.by_id(r.window.id) if r.window else None) \
-                or self._next_window(resp.as_of)
+            w = window or (cal.by_id(r.window.id) if r.window else None) \
+                or (cal.next_window(resp.as_of) if calendar else self._next_window(resp.as_of))
             as_of = date(r.tax_year, 12, 31) if r.tax_year and b.spec.tax and b.spec.tax.period == "year" else resp.as_of
             ex = self._explainer(b, as_of, w)
             item, name, ri = None, None, -1
@@ -287,23 +290,26 @@ class Evaluator:
                     continue
             ctx = Ctx(self.registry, p, as_of, w, ex.params, b.id, item, name, ri, awarded_set)
             asked_by = {c.id: interpreter.evaluate(c.cond, ctx)[1] for c in ex.applicable}
-            suggester = Suggester(self.registry, ex.params, self.book.calendar.covering, resp.as_of)
+            suggester = Suggester(self.registry, ex.params, cal.covering, resp.as_of)
             r.suggestions = suggester.suggest(ctx, ex.applicable, r.criteria, asked_by)
         return resp
 
     def self_check(self, profile: Profile | dict, as_of: date | None = None,
-                   awarded: Iterable[str] | None = None) -> EligibilityResponse:
+                   awarded: Iterable[str] | None = None, calendar: Any = None) -> EligibilityResponse:
         """What an enterprise checking itself needs (the web self-check and `yagu check`): every
         benefit on `as_of` (today by default), each certificate judged in the window whose
         coverage holds its date — shown in its own window, closed or not, never failed against
-        the next one — and what would change each verdict."""
+        the next one — and what would change each verdict. `calendar`: the windows as staff
+        opened them (store.windows.StoreCalendar), the rules' default calendar if None."""
         p = profile if isinstance(profile, profile_model(self.registry)) else parse_profile(profile, self.registry)
         day = as_of or shanghai_today()
-        resp = self._own_windows(p, self.evaluate(p, day, awarded=awarded), day, awarded)
-        return self.with_suggestions(p, resp, awarded=awarded)
+        cal = calendar or self.book.calendar
+        resp = self.evaluate(p, day, awarded=awarded, window=cal.next_window(day) if calendar else None)
+        resp = self._own_windows(p, resp, day, awarded, cal)
+        return self.with_suggestions(p, resp, awarded=awarded, calendar=calendar)
 
     def _own_windows(self, p: Profile, resp: EligibilityResponse, day: date,
-                     awarded: Iterable[str] | None) -> EligibilityResponse:
+                     awarded: Iterable[str] | None, cal: Any) -> EligibilityResponse:
         moved: dict[tuple[str, str], list[str]] = {}
         own_of: dict[str, WindowContext] = {}
         for r in resp.results:
@@ -315,7 +321,7 @@ class Evaluator:
             bound = [leaf.path for c in b.criteria for leaf in leaves(c.cond)
                      if isinstance(leaf, Compare) and any(isinstance(v, WindowDate) for v in leaf.values)]
             when = next((self.registry.facts[path].read(item) for path in bound if item is not None), None)
-            own = self.book.calendar.covering(when) if isinstance(when, date) else None
+            own = cal.covering(when) if isinstance(when, date) else None
             if own is None or own.id == r.window.id:
                 continue
             own_of[own.id] = own

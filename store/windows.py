@@ -239,3 +239,41 @@ def require_accepting(w: Window, today: date | None = None) -> None:
         when = "尚未开始" if today < w.opens_on else "已结束"
         raise Conflict(f"“{w.label}”的受理期为 {cn_date(w.opens_on)}至{cn_date(w.closes_on)}，"
                        f"受理{when}")
+
+
+class StoreCalendar:
+    """The windows a self-check judges certificates in: the windows staff opened, with their
+    real dates, and the default calendar (rules/windows.yaml) for the rest. A window opened
+    under a default id (2027-H1) replaces the default one, whatever dates it was given."""
+
+    def __init__(self, default, opened: list[tuple[WindowContext, str]]):
+        self.default = default
+        self.opened = opened                      # (context, state), newest first
+        self.ids = {w.id for w, _ in opened}
+
+    @classmethod
+    def of(cls, db: Database, default) -> "StoreCalendar":
+        with db.read_session() as s:
+            ws = s.execute(select(Window).order_by(Window.opens_on.desc(), Window.id)).scalars().all()
+            return cls(default, [(context(w), w.state) for w in ws])
+
+    def covering(self, d: date) -> Optional[WindowContext]:
+        for w, _ in self.opened:
+            if w.coverage_from <= d <= w.coverage_to:
+                return w
+        w = self.default.covering(d)
+        return None if w is None or w.id in self.ids else w
+
+    def next_window(self, as_of: date) -> WindowContext:
+        """The window whose acceptance ends first on or after `as_of`: an open one staff
+        opened, or a default one they did not replace."""
+        found = [w for w, state in self.opened if state == "open" and w.closes_on >= as_of]
+        for year in (as_of.year, as_of.year + 1, as_of.year + 2):
+            found += [w for w in self.default.windows_of_year(year)
+                      if w.closes_on >= as_of and w.id not in self.ids]
+            if found:
+                break
+        return min(found, key=lambda w: w.closes_on) if found else self.default.next_window(as_of)
+
+    def by_id(self, window_id: str) -> Optional[WindowContext]:
+        return next((w for w, _ in self.opened if w.id == window_id), None) or self.default.by_id(window_id)

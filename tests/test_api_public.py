@@ -26,7 +26,7 @@ from api.schemas import DATE_RANGE, EXAMPLE_AS_OF, EXAMPLE_PROFILE, EXAMPLE_REQU
 from api_support import Api, accepting_window, api_on, assert_error, chinese, wait_job
 from engine import UnknownBenefit, adapter
 from engine.profile import Problem, ProfileError
-from engine.vocabulary import STATUS
+from engine.vocabulary import STATUS, cn_date
 from store.applications import ImportRejected, ImportReport
 from store.errors import Conflict, NotFound, RowProblem, StoreError, ValidationFailed
 from store_fixtures import profiles_csv, uscc_of
@@ -453,3 +453,20 @@ def test_a_certificate_row_is_removed_from_the_self_check_form_and_the_rest_kept
     for action in ("remove:no_such_list:0", "remove:device_registrations:x", "remove:device_registrations:9"):
         page = api.c.post("/self-check", data={**form, "action": action})
         assert page.status_code == 200 and [c for _, c in row.findall(page.text)] == certs, action
+
+
+def test_the_self_check_judges_a_certificate_in_the_window_staff_opened_for_it(api: Api):
+    """A window staff opened (W1 here: accepting now, covering certificates from 2025-01-01)
+    is the one a self-check names for a certificate of its coverage, with its real dates,
+    not the default calendar's window of that half-year."""
+    w1 = api.c.get("/v1/windows/W1", headers=api.staff).json()
+    form = {"uscc": EXAMPLE_PROFILE["uscc"], "name": "资阳测试企业", "in_park": "yes", "device_registrations.known": "yes",
+            "device_registrations.certificate_no": ["川械注准20252170001"],
+            "device_registrations.origin": ["self_developed"], "device_registrations.obtained_on": ["2025-06-01"]}
+    page = api.c.post("/self-check", data={**form, "action": "check"})
+    assert page.status_code == 200 and 'id="summary"' in page.text
+    grant = page.text[page.text.index('data-benefit="device-registration-grant"'):]
+    line = re.search(r'<p class="meta window-line">(.*?)</p>', grant, re.S).group(1)
+    opens, closes = (date.fromisoformat(w1[k]) for k in ("opens_on", "closes_on"))
+    assert line.startswith(w1["label"] + "：") and "正在受理" in line, line
+    assert cn_date(opens) in line and cn_date(closes) in line, line

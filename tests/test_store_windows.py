@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text
 
 from engine.workdays import UnknownYearError, default_calendar, service_limits
 from store import applications as A
-from store import audit, awards, cases
+from store import audit, awards, cases, rulesets
 from store import windows as W
 from store.db import Database
 from store.errors import Conflict, NotFound, ValidationFailed
@@ -764,3 +764,28 @@ def test_a_step_many_applications_take_is_one_entry_in_each_history(db):
         remark = s.scalars(select(EventBatch.id).where(EventBatch.action == "remark")).one()
         assert s.scalar(select(func.count()).select_from(EventBatchMember)
                         .where(EventBatchMember.batch_id == remark)) == 3
+
+
+def test_the_self_checks_calendar_is_the_windows_staff_opened_then_the_default(db):
+    """StoreCalendar: an opened window covers its own dates (replacing the default window of its
+    id, whatever dates that had); the default calendar covers the rest; the next window to
+    judge in is the open one that closes first."""
+    book = rulesets.current().book
+    W.open_window(db, "2027-H1", opens_on="2026-11-16", closes_on="2026-12-18", coverage_from="2026-10-01",
+                  coverage_to="2026-11-30", label="2027年上半年集中申报（提前受理）")
+    cal = W.StoreCalendar.of(db, book.calendar)
+    assert cal.covering(date(2026, 10, 15)).closes_on == date(2026, 12, 18)
+    default_2027 = book.calendar.by_id("2027-H1")
+    later = default_2027.coverage_to
+    assert book.calendar.covering(later).id == "2027-H1" and cal.covering(later) is None   # replaced
+    assert cal.by_id("2027-H1").opens_on == date(2026, 11, 16)
+    assert cal.by_id("2027-H2") == book.calendar.by_id("2027-H2")
+    assert cal.next_window(date(2026, 11, 20)).id == "2027-H1"
+    assert cal.next_window(date(2026, 12, 20)) == book.calendar.by_id("2027-H2")      # past it: the default's
+    assert cal.covering(date(2025, 5, 1)) == book.calendar.covering(date(2025, 5, 1))  # untouched elsewhere
+    ev = rulesets.current()
+    p = grant_profile(1)
+    p["device_registrations"][0]["obtained_on"] = "2026-10-15"
+    resp = ev.self_check(p, date(2026, 11, 20), awarded=set(), calendar=cal)
+    (g,) = [r for r in resp.results if r.benefit_id == GRANT]
+    assert g.window.id == "2027-H1" and g.window.closes_on == date(2026, 12, 18)
