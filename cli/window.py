@@ -12,7 +12,8 @@ from pathlib import Path
 import click
 
 from cli.common import db_handle, fail, money, run
-from engine.vocabulary import STATUS, ruleset_text
+from engine.profile import shanghai_today
+from engine.vocabulary import STATUS, cn_date, ruleset_text
 from store import applications, awards, exports, jobs
 from store import windows as W
 from store.intake import template_bytes
@@ -82,17 +83,20 @@ def window_open(window_id, opens_on, closes_on, as_of, coverage_from, coverage_t
     w = run(W.open_window, db_handle(), window_id, opens_on=opens_on, closes_on=closes_on, as_of=as_of,
             coverage_from=coverage_from, coverage_to=coverage_to, label=label, amounts=parsed,
             correction_workdays=correction_workdays, publicity_workdays=publicity_workdays, actor=ACTOR)
-    click.echo(f"已开设 {w.id}（{w.label}）：受理 {w.opens_on} 至 {w.closes_on}，判定日期 {w.as_of}，"
-               f"覆盖 {w.coverage_from} 至 {w.coverage_to}")
+    click.echo(f"已开设 {w.id}（{w.label}）：受理 {cn_date(w.opens_on)}至{cn_date(w.closes_on)}，"
+               f"判定日期 {cn_date(w.as_of)}，覆盖 {cn_date(w.coverage_from)}至{cn_date(w.coverage_to)}")
 
 
 @window.command("list", help="列出申报批次")
 def window_list():
+    today = shanghai_today()
     for w in run(W.list_windows, db_handle()):
         c = w.counts
         decided = "，".join(f"{STATUS[s]} {n}" for s, n in c.grant_decisions.items()) or "未判定"
-        click.echo(f"{w.id:10} {w.state_text:4} {w.label}  受理 {w.opens_on}～{w.closes_on}  申报 {c.applications} 份  "
-                   f"资金支持：{decided}  已兑现 {c.awards} 项 {money(c.awards_total_cny)}")
+        state = w.state_text + ("" if w.state != "open" else "（受理期尚未开始）" if today < w.opens_on
+                                else "（受理期已结束）" if today > w.closes_on else "")
+        click.echo(f"{w.id:10} {state} {w.label}  受理 {cn_date(w.opens_on)}至{cn_date(w.closes_on)}  "
+                   f"申报 {c.applications} 份  资金支持：{decided}  已兑现 {c.awards} 项 {money(c.awards_total_cny)}")
 
 
 @window.command("template", help="生成导入模板（中文列名，示例在“填写示例”工作表，不会被导入）")

@@ -42,7 +42,8 @@ def test_a_short_full_cycle_on_the_command_line(store_url, tmp_path, caplog):
     apps.write_bytes(profiles_csv(profiles))
     out = _yagu(url, "window", "open", "CUR", "--opens", str(today - timedelta(days=5)), "--closes", str(today),
                 "--coverage-from", "2025-10-01", "--coverage-to", str(today), "--label", "本期集中申报")
-    assert "已开设 CUR（本期集中申报）" in out
+    assert "已开设 CUR（本期集中申报）" in out and f"{today.year}年{today.month}月{today.day}日" in out
+    assert "受理中 本期集中申报" in _yagu(url, "window", "list")
     _yagu(url, "window", "template", str(tmp_path / "模板.xlsx"))
     assert (tmp_path / "模板.xlsx").stat().st_size > 0
     out = _yagu(url, "window", "import", "CUR", str(apps))
