@@ -468,6 +468,8 @@ def _read_index(root: Path, problems: list[RuleProblem]) -> tuple[list[str], Sou
 def load_rulebook(root: Path | str | None = None) -> Rulebook:
     """Load every rule file under `root` (default: $YAGU_RULES_DIR or <repo>/rules)."""
     root = Path(root) if root is not None else rules_dir()
+    if not root.is_dir():       # one line that says so, not every file it should hold
+        raise RuleLoadError([RuleProblem(str(root), 1, "规则目录不存在" if not root.exists() else "不是目录")])
     problems: list[RuleProblem] = []
     benefits: dict[str, Benefit] = {}
     files = [p for p in ruleset_files(root) if p.exists()]

@@ -115,3 +115,12 @@ def test_shipped_rules_load_and_version_changes_with_content(tmp_path):
     p = root / "benefits" / "small-low-profit-cit.yaml"
     p.write_text(p.read_text(encoding="utf-8") + "\n# 注释也算内容\n", encoding="utf-8")
     assert load_rulebook(root).version != a.version
+
+
+def test_a_rules_directory_that_does_not_exist_is_said_in_one_line(tmp_path):
+    for root, words in ((tmp_path / "没有这个目录", "规则目录不存在"), (tmp_path / "a.yaml", "不是目录")):
+        if words == "不是目录":
+            root.write_text("x: 1\n", encoding="utf-8")
+        with pytest.raises(RuleLoadError) as exc:
+            load_rulebook(root)
+        assert [str(p) for p in exc.value.problems] == [f"{root}:1: {words}"]
