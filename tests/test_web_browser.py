@@ -196,6 +196,7 @@ def test_the_window_cycle_from_import_to_award_list(server, browser, art, tmp_pa
     report = wait_job(page)                         # the row report, as the CLI prints it; nothing imported
     assert "有 1 处问题，未导入任何数据" in report, report
     assert "工作表“注册证”第3行，列“取得日期”" in page.locator("#job-problems").inner_text()
+    assert page.locator("#job-state").inner_text() == "未导入（文件有问题）"       # not 已完成
     snap(page, art, "13-00-import-rejected")
     page.goto(server.url + "/staff/windows/2026-T1")
     pick = page.locator(".file-pick:has(#import-file)")       # in Chinese whatever the browser's language
