@@ -286,6 +286,19 @@ async def one_time_notices(request: Request, window_id: str):
     return await _window_action(request, window_id, request.app.state.notices.issue_one_time_notices, "notices")
 
 
+@router.get("/staff/windows/{window_id}/publish", response_class=HTMLResponse)
+async def publish_confirm(request: Request, window_id: str):
+    sess = await console_session(request)
+    if not sess:
+        return _to_login()
+    try:
+        w = await run_in_threadpool(W.get_window, _db(request), window_id)
+        preview = await run_in_threadpool(awards.publish_preview, _db(request), window_id)
+    except StoreError as e:
+        return _error_page(request, e, "/staff", sess)
+    return page(request, "staff_publish.html", _ctx(*sess, w=w, preview=preview))
+
+
 @router.post("/staff/windows/{window_id}/publish")
 async def publish(request: Request, window_id: str):
     return await _window_action(request, window_id, awards.publish, "published")

@@ -259,6 +259,51 @@ def list_awards(db: Database, window_id: str) -> AwardList:
                          totals=totals_of(awards))
 
 
+def publish_preview(db: Database, window_id: str, today: date | None = None) -> dict:
+    """What 公示 would publish, for the confirmation step: the awards on the list, their total,
+    the period it would run, and what stops it now (the reasons `publish` would refuse)."""
+    today = today or shanghai_today()
+    with db.read_session() as s:
+        w = W.get(s, window_id)
+        cands, refused = proposed(s, window_id) if w.evaluated_at else ([], [])
+        blocked = []
+        for check in (lambda: _publishable(s, w, today), lambda: _refuse_unpriced(cands, "公示")):
+            try:
+                check()
+            except Conflict as e:
+                blocked.append(e.message)
+        rejected = rejected_materials(s, db, w, cands) if w.evaluated_at else []
+        if rejected:
+            blocked.append(_held_by_rejections(rejected, "公示").message)
+        start = until = None
+        if not blocked:
+            try:
+                doing = "公示拟支持名单（计算公示期）"
+                start, until = next_workday(today, doing), add_workdays(today, w.publicity_workdays, doing)
+            except Conflict as e:
+                blocked.append(e.message)
+        return {"awards": len(cands), "amount_cny": sum(c.amount_cny or 0 for c in cands),
+                "applications": len({c.application_id for c in cands}), "already_awarded": len(refused),
+                "publicity_from": start, "publicity_until": until, "workdays": w.publicity_workdays,
+                "blocked": blocked}
+
+
+def _publishable(s: Session, w: Window, today: date) -> None:
+    """Conflict unless the window can be published today (before its list is read)."""
+    if w.state != "open":
+        raise Conflict(f"申报批次 {w.id} 当前为“{W.view(w).state_text}”，不能公示")
+    if today <= w.closes_on:
+        raise Conflict(f"申报批次 {w.id} 受理期至 {cn_date(w.closes_on)}，受理期结束后才能公示")
+    stale = W.stale_count(s, w)
+    if stale:
+        raise Conflict(f"还有 {stale} 份申报未按现行规则判定，请先执行批量判定")
+    # 补正 is promised until its deadline: a list published before then would miss the
+    # applications still being corrected.
+    pending, last = corrections_running(s, w.id, today)
+    if pending:
+        raise Conflict(f"还有 {pending} 份申报在补正期限内（最晚至 {cn_date(last)}），补正期限届满后才能公示")
+
+
 @bulk_work()
 def publish(db: Database, window_id: str, *, actor: str | None = None, today: date | None = None):
     """公示: publish the proposed award list for the window's publicity period. Needs the
@@ -266,18 +311,7 @@ def publish(db: Database, window_id: str, *, actor: str | None = None, today: da
     today = today or shanghai_today()
     with db.session() as s:
         w = W.get(s, window_id, lock=True)
-        if w.state != "open":
-            raise Conflict(f"申报批次 {window_id} 当前为“{W.view(w).state_text}”，不能公示")
-        if today <= w.closes_on:
-            raise Conflict(f"申报批次 {window_id} 受理期至 {cn_date(w.closes_on)}，受理期结束后才能公示")
-        stale = W.stale_count(s, w)
-        if stale:
-            raise Conflict(f"还有 {stale} 份申报未按现行规则判定，请先执行批量判定")
-        # 补正 is promised until its deadline: a list published before then would miss the
-        # applications still being corrected.
-        pending, last = corrections_running(s, window_id, today)
-        if pending:
-            raise Conflict(f"还有 {pending} 份申报在补正期限内（最晚至 {cn_date(last)}），补正期限届满后才能公示")
+        _publishable(s, w, today)
         cands, _ = proposed(s, window_id)
         blocked = rejected_materials(s, db, w, cands)
         if blocked:

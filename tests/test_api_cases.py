@@ -219,6 +219,12 @@ def test_the_case_process_and_every_refused_transition(api: Api):
 
     # 公示 waits for the last open 补正 deadline: the missing applicant's has passed unanswered
     assert "补正期限内" in assert_error(c.post("/v1/windows/W2/publish", headers=staff), 409)["detail"]
+    from test_api_limits import _staff_login
+    _staff_login(api)                   # the console's confirmation says so before anything is sent
+    confirm = c.get("/staff/windows/W2/publish").text
+    c.cookies.clear()
+    assert "补正期限内" in re.search(r'id="publish-blocked">(.*?)</div>', confirm, re.S).group(1)
+    assert 'id="confirm-publish"' not in confirm
     with api.db.session() as s:
         for a in ids.values():
             app = s.get(Application, a)

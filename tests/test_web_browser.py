@@ -345,7 +345,11 @@ def test_the_window_cycle_from_import_to_award_list(server, browser, art, tmp_pa
 
     # 公示, then close: the confirmation names what will happen and how many.
     page.goto(server.url + "/staff/windows/2026-T1")
-    page.click("#publish")
+    page.click("#publish")                          # a confirmation first: what goes on the list, until when
+    assert "2 项资金支持，合计 800,000元" in page.locator("#publish-awards").inner_text()
+    assert "个工作日" in page.locator("#publish-period").inner_text()
+    snap(page, art, "13-07-publish-confirmation")
+    page.click("#confirm-publish")
     assert page.locator("#done").inner_text() == "拟支持名单已公示。"
     assert "公示中" in page.locator("#window-state").inner_text()
     page.goto(f"{server.url}/staff/applications/{app_a}")            # an objection during 公示
