@@ -17,6 +17,7 @@ class _View(BaseModel):
 class WindowCounts(_View):
     applications: int = Field(0, description="申报数")
     by_state: dict[str, int] = Field(default_factory=dict, description="各办理状态的申报数")
+    correction_overdue: int = Field(0, description="其中“待补正”而补正期限已过、未补正的申报数")
     grant_decisions: dict[str, int] = Field(
         default_factory=dict, description="规则判定结论计数：资金支持事项按规则引擎的结论（不含复核改变，不含税收优惠）")
     grant_decisions_reviewed: dict[str, int] = Field(

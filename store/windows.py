@@ -140,7 +140,11 @@ def counts(s: Session, w: Window) -> WindowCounts:
                                 .where(Award.window_id == w.id)).one()
     failed = s.scalar(select(func.count()).where(Evaluation.window_id == w.id,
                                                  Evaluation.error.is_not(None))) or 0
-    return WindowCounts(applications=sum(by_state.values()), by_state=by_state, grant_decisions=grant,
+    overdue = s.scalar(select(func.count()).where(
+        Application.window_id == w.id, Application.state == "correction",
+        Application.correction_due < shanghai_today())) if by_state.get("correction") else 0
+    return WindowCounts(applications=sum(by_state.values()), by_state=by_state, correction_overdue=overdue or 0,
+                        grant_decisions=grant,
                         grant_decisions_reviewed=reviewed, overridden=overridden,
                         stale=stale_count(s, w), failed=failed, awards=n_awards,
                         awards_total_cny=float(total or 0))

@@ -389,6 +389,9 @@ def test_the_application_list_searches_and_filters_on_what_was_applied_for(db):
     assert ids(q="测试企业5") == {d} and ids(q=uscc_of(1)[-6:]) == {a}
     assert ids(q="%") == ids(q="_") == ids(q="测试企业%") == set()        # typed characters, not wildcards
     assert W.get_window(db, "2026-H1").counts.grant_decisions == {"eligible": 2, "needs_info": 1, "ineligible": 1}
+    # both 补正 deadlines (16 April 2026) are past by now: counted apart from the open ones
+    counts = W.get_window(db, "2026-H1").counts
+    assert counts.by_state["correction"] == 2 and counts.correction_overdue == 2
     cases.review(db, a, "device-registration-grant", grant_profile(1)["device_registrations"][0]["certificate_no"],
                  "confirm", None, None, actor="经办人")
     assert ids(reviewed=True) == {a} and ids(reviewed=False) == {b, c, d}
