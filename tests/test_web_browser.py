@@ -665,3 +665,29 @@ def test_console_forms_refuse_a_missing_csrf_token(server):
         r = c.post("/staff/windows", data={"id": "2030-H1"})
         assert r.status_code == 409 and "表单已失效" in r.text
         assert "2030-H1" not in c.get("/staff").text
+
+
+def test_a_notices_tables_read_as_blocks_on_a_phone_and_as_tables_on_a_desktop(browser, art):
+    """A one-time notice with failed criteria, opened in a browser: on a phone each row of its
+    tables is one block with every cell under its column's name (four columns of a few
+    characters each were unreadable); on a desktop it stays the table the PDF prints."""
+    import importlib.util
+
+    from notices.render import NoticeRenderer
+
+    spec = importlib.util.spec_from_file_location("bench_notices", Path(__file__).parent.parent / "bench" / "notices.py")
+    nb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(nb)
+    html = NoticeRenderer().render_html(nb.inputs(3, ["one_time"])["one_time"][0])
+    for size, shown in ((PHONE, "block"), (DESKTOP, "table-cell")):
+        ctx = browser.new_context(**size)
+        page = ctx.new_page()
+        page.set_content(html)
+        cell = page.locator("td[data-label='贵单位情况']").first
+        assert cell.evaluate("e => getComputedStyle(e).display") == shown
+        if size is PHONE:
+            assert cell.bounding_box()["width"] > 300
+            assert "贵单位情况：" in cell.evaluate("e => getComputedStyle(e, '::before').content.replace(/\"/g, '')")
+            fits(page, "one-time notice on a phone")
+            snap(page, art, "14-notice-table-390")
+        ctx.close()
