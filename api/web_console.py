@@ -286,17 +286,22 @@ async def one_time_notices(request: Request, window_id: str):
     return await _window_action(request, window_id, request.app.state.notices.issue_one_time_notices, "notices")
 
 
-@router.get("/staff/windows/{window_id}/publish", response_class=HTMLResponse)
-async def publish_confirm(request: Request, window_id: str):
+async def _confirmation(request: Request, window_id: str, preview, template: str) -> Response:
+    """A step's confirmation page: what it would do to the window (`preview`), before it does."""
     sess = await console_session(request)
     if not sess:
         return _to_login()
     try:
         w = await run_in_threadpool(W.get_window, _db(request), window_id)
-        preview = await run_in_threadpool(awards.publish_preview, _db(request), window_id)
+        shown = await run_in_threadpool(preview, _db(request), window_id)
     except StoreError as e:
         return _error_page(request, e, "/staff", sess)
-    return page(request, "staff_publish.html", _ctx(*sess, w=w, preview=preview))
+    return page(request, template, _ctx(*sess, w=w, preview=shown))
+
+
+@router.get("/staff/windows/{window_id}/publish", response_class=HTMLResponse)
+async def publish_confirm(request: Request, window_id: str):
+    return await _confirmation(request, window_id, awards.publish_preview, "staff_publish.html")
 
 
 @router.post("/staff/windows/{window_id}/publish")
@@ -306,15 +311,7 @@ async def publish(request: Request, window_id: str):
 
 @router.get("/staff/windows/{window_id}/close", response_class=HTMLResponse)
 async def close_confirm(request: Request, window_id: str):
-    sess = await console_session(request)
-    if not sess:
-        return _to_login()
-    try:
-        w = await run_in_threadpool(W.get_window, _db(request), window_id)
-        preview = await run_in_threadpool(awards.close_preview, _db(request), window_id)
-    except StoreError as e:
-        return _error_page(request, e, "/staff", sess)
-    return page(request, "staff_close.html", _ctx(*sess, w=w, preview=preview))
+    return await _confirmation(request, window_id, awards.close_preview, "staff_close.html")
 
 
 @router.post("/staff/windows/{window_id}/close")
