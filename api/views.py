@@ -42,6 +42,16 @@ templates.env.globals.update(
 )
 
 
+# A notice's HTML is one self-contained document: its look is an inline <style> (print.css, the
+# same for the PDF) and nothing else; no script, no other request.
+NOTICE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+              "form-action 'none'; frame-ancestors 'none'")
+
+
+def notice_page(html: bytes) -> HTMLResponse:
+    return HTMLResponse(html.decode("utf-8"), headers={"Content-Security-Policy": NOTICE_CSP})
+
+
 def page(request: Request, name: str, ctx: dict[str, Any], status: int = 200) -> HTMLResponse:
     resp = templates.TemplateResponse(request, name, ctx, status_code=status)
     resp.headers["Cache-Control"] = "no-store"

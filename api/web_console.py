@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import problems
 from api.security import STAFF_COOKIE, ROLE_RANK, Staff, console_session, csrf_ok, csrf_token_for
-from api.views import page
+from api.views import notice_page, page
 from engine.profile import shanghai_today
 from engine.registry import FieldSpec
 from engine.vocabulary import cn_date
@@ -462,7 +462,7 @@ async def notice(request: Request, app_id: str, kind: str, format: str = "html")
         return _error_page(request, e, f"/staff/applications/{quote(app_id)}", sess)
     if format == "pdf":
         return _download(doc.data, "application/pdf", doc.filename)
-    return HTMLResponse(doc.data.decode("utf-8"))
+    return notice_page(doc.data)
 
 
 # --- jobs and tokens -----------------------------------------------------------------------------

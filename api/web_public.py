@@ -20,7 +20,7 @@ from api.forms import InputError, form_of, form_values, read_form, value_of, wid
 from api.limits import parse_json_limited
 from api.schemas import parse_day
 from api.security import ENTERPRISE_COOKIE, csrf_ok, csrf_token_for, enterprise_session
-from api.views import page
+from api.views import notice_page, page
 from engine.profile import ProfileError, parse_profile, shanghai_today
 from engine.results import EligibilityResponse
 from engine.workdays import service_limits
@@ -188,7 +188,7 @@ async def selfcheck_print(request: Request):
     if doc.filename.endswith(".pdf"):
         return Response(doc.data, media_type="application/pdf", headers={
             "Content-Disposition": f"attachment; filename*=UTF-8''{quote(doc.filename)}"})
-    return HTMLResponse(doc.data.decode("utf-8"))
+    return notice_page(doc.data)
 
 
 # --- applying ------------------------------------------------------------------------------------
@@ -413,7 +413,7 @@ async def application_notice(request: Request, kind: str, format: str = "html"):
     if format == "pdf":
         return Response(doc.data, media_type="application/pdf",
                         headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(doc.filename)}"})
-    return HTMLResponse(doc.data.decode("utf-8"))
+    return notice_page(doc.data)
 
 
 @router.get("/application/materials/{material_pk}")

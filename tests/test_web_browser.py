@@ -269,9 +269,14 @@ def test_the_window_cycle_from_import_to_award_list(server, browser, art, tmp_pa
     snap(ent, art, "13-04-enterprise-correction-390")
     fits(ent, "enterprise page")
     shows_no_internals(ent, "enterprise page")
+    refused = []
+    phone.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
     with phone.expect_page() as notice:
         ent.click("#notices >> text=查看 >> nth=0")
+    notice.value.wait_for_load_state()
     assert "一次性告知书" in notice.value.locator("body").inner_text()
+    # its own style applies (the page's CSP allows the notice's one inline style sheet)
+    assert notice.value.evaluate("getComputedStyle(document.body).maxWidth") != "none" and not refused, refused
     snap(notice.value, art, "13-04b-one-time-notice-390")
     fits(notice.value, "one-time notice on a phone")
     notice.value.close()
