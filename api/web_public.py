@@ -50,7 +50,7 @@ def _as_of(raw: str | None) -> tuple[date | None, list[dict]]:
 def _shown(reg, profile: dict, errors: list[dict]) -> list[dict]:
     """Form problems as a reader sees them: the field's Chinese name, the message, and the
     input to mark."""
-    names = {"as_of": "判定日期", "claims": "申报的注册证"}
+    names = {"as_of": "判定日期", "claims": "申报的注册证", "prior_code": "原查询码"}
     return [{"label": names.get(e["path"]) or reg.label(e["path"].removeprefix("profile."), profile),
              "message": e["message"], "path": e["path"].removeprefix("profile.")} for e in errors]
 
@@ -248,8 +248,9 @@ async def apply_submit(request: Request, window_id: str):
         if reading.problems:        # with the engine's own findings, so every problem is listed at once
             _, errors = await _evaluate(request, reading.profile, None, reading.problems)
             return _form_page(request, reading.profile, errors=errors, status=422, **again)
-        sub = await run_in_threadpool(applications.submit_application, rt.db, window_id, reading.profile, None, "web",
-                                      actor="企业（网上申报）")
+        sub = await run_in_threadpool(lambda: applications.submit_application(
+            rt.db, window_id, reading.profile, None, "web", actor="企业（网上申报）",
+            prior_code=str(form.get("prior_code") or "")))
     except ValidationFailed as e:
         return _form_page(request, reading.profile, errors=problems(e), status=422, **again)
     except Conflict as e:

@@ -254,10 +254,12 @@ def check_claims(profile: Profile, claims: Any, prefix: str = "claims") -> list[
 
 def submit_application(db: Database, window_id: str, profile_data: Any, claims: Any = None,
                        channel: str = "api", *, actor: str | None = None,
-                       today: date | None = None) -> Submitted:
+                       today: date | None = None, prior_code: str | None = None) -> Submitted:
     """Store one application and return its id and access code (shown once). Submitting again
     for the same enterprise in the same window, before judging, updates the application and
-    issues a new code (the old one stops working)."""
+    issues a new code (the old one stops working). On the public web form (channel "web"),
+    where anyone may type a credit code, that needs the application's current code
+    (`prior_code`): otherwise a stranger could replace an enterprise's application."""
     if channel not in CHANNELS:
         raise ValidationFailed([RowProblem(f"申报渠道必须是 {'、'.join(CHANNELS)} 之一", path="channel")])
     registry = rulesets.current().registry
@@ -274,6 +276,14 @@ def submit_application(db: Database, window_id: str, profile_data: Any, claims: 
     with db.session() as s:
         w = W.get(s, window_id, lock=True)
         W.require_accepting(w, today)
+        if channel == "web":
+            prior = s.execute(select(Application.id, Application.access_code_hash).where(
+                Application.window_id == window_id, Application.uscc == profile.uscc)).first()
+            if prior is not None and not hmac.compare_digest(
+                    prior.access_code_hash, code_hash(prior.id, (prior_code or "").strip().upper()[:64])):
+                raise ValidationFailed([RowProblem(
+                    "该企业已在本批次提交过申报；如需修改后重新提交，请填写上次取得的查询码（遗失的，请联系受理窗口）"
+                    if not prior_code else "与本企业本批次申报的查询码不符", path="prior_code")])
         rec = Intake.of(profile, claims, channel)
         snaps = store_enterprises(s, [rec], "application", now)
         (res,) = _store_applications(s, w, [rec], snaps, now, resubmission=True)

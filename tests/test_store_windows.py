@@ -792,3 +792,23 @@ def test_the_self_checks_calendar_is_the_windows_staff_opened_then_the_default(d
     resp = ev.self_check(p, date(2026, 11, 20), awarded=set(), calendar=cal)
     (g,) = [r for r in resp.results if r.benefit_id == GRANT]
     assert g.window.id == "2027-H1" and g.window.closes_on == date(2026, 12, 18)
+
+
+def test_on_the_web_only_the_holder_of_the_code_replaces_an_application(db):
+    """The public form takes any credit code: a second web submission for the same enterprise
+    replaces its application only with the current access code, else it is refused and the
+    enterprise's code keeps working. Staff (API, import) replace as before."""
+    open_h1(db)
+    first = A.submit_application(db, "2026-H1", grant_profile(1), None, "web", today=IN_H1)
+    changed = grant_profile(1, in_park=False)
+    for code, words in ((None, "请填写上次取得的查询码"), ("WRONGCODE123", "查询码不符")):
+        with pytest.raises(ValidationFailed, match=words) as e:
+            A.submit_application(db, "2026-H1", changed, None, "web", today=IN_H1, prior_code=code)
+        assert e.value.problems[0].path == "prior_code"
+    assert A.check_access_code(db, first.application_id, first.access_code)
+    again = A.submit_application(db, "2026-H1", changed, None, "web", today=IN_H1,
+                                 prior_code=first.access_code.lower())
+    assert again.application_id == first.application_id and again.replaced
+    assert not A.check_access_code(db, first.application_id, first.access_code)
+    staff = A.submit_application(db, "2026-H1", grant_profile(1), None, "api", today=IN_H1)
+    assert staff.replaced and A.check_access_code(db, first.application_id, staff.access_code)

@@ -456,10 +456,15 @@ def test_an_enterprise_applies_on_its_phone_and_sees_its_application(server, bro
     assert page.locator("#app-state").inner_text() == "已受理"
     assert "尚未判定" in page.locator("main").inner_text()
     assert not any(code in u for u in seen)
-    # submitted again (the back button, a second try): the receipt says the first code is void
+    # submitted again: only with the code of the first (anyone can type a credit code), and the
+    # receipt then says the first code is void
     page.goto(server.url + "/apply/2026-T2")
     page.fill("#f-uscc", USCC["D"])
     page.fill("#f-name", ENTERPRISES["D"][0])
+    page.click("#submit")
+    assert "请填写上次取得的查询码" in page.locator("#form-errors").inner_text()
+    assert page.input_value("#f-name") == ENTERPRISES["D"][0]               # nothing lost
+    page.fill("#f-prior_code", code)
     page.click("#submit")
     assert page.locator("#application-id").inner_text() == app_id
     assert "此前的查询码已作废" in page.locator("#replaced").inner_text()
