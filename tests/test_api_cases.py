@@ -626,3 +626,32 @@ def test_a_correction_with_problems_lists_them_all_and_keeps_what_was_typed(api:
     c.cookies.clear()
     detail = c.get(f"/v1/applications/{sub.application_id}/detail", headers=staff).json()
     assert detail["state"] == "correction" and all(not g["materials"] for g in detail["grants"])
+
+
+def test_a_grant_made_eligible_by_review_reads_so_on_the_enterprise_page(api: Api):
+    """复核 to 符合条件 with the amount the rules could not give: the enterprise's page states the
+    review's verdict and amount, keeps the rules' card as their record, and no longer asks for
+    anything or suggests how to qualify."""
+    c, staff = api.c, api.staff
+    c.post("/v1/windows", headers=staff, json={
+        "id": "W5", "opens_on": days(-30).isoformat(), "closes_on": days(-2).isoformat(),
+        "coverage_from": "2025-01-01", "coverage_to": days(-2).isoformat()})
+    sub = applications.submit_application(api.db, "W5", profile(51, in_park=False), channel="api", actor="测试",
+                                          today=days(-3))
+    wait_job(api, c.post("/v1/windows/W5/evaluate", headers=staff))
+    review = {"benefit_id": "device-registration-grant", "subject_id": cert_no(51), "action": "override",
+              "status": "eligible", "reason": "已签订入园协议"}
+    refused = assert_error(c.post(f"/v1/applications/{sub.application_id}/reviews", json=review, headers=staff), 422)
+    assert "支持金额" in str(refused)
+    r = c.post(f"/v1/applications/{sub.application_id}/reviews", json={**review, "amount_cny": "1500000"},
+               headers=staff)
+    assert r.status_code == 204, r.text
+    c.cookies.clear()
+    c.post("/application/login", data={"application_id": sub.application_id, "access_code": sub.access_code})
+    view = c.get("/application/view").text
+    c.cookies.clear()
+    note = re.search(r'<p class="alert info review-note">(.*?)</p>', view, re.S).group(1)
+    assert "符合条件" in note and "1,500,000元" in note and "已签订入园协议" in note
+    card = view[view.index('data-benefit="device-registration-grant"'):]
+    card = card[:card.index("</article>")]
+    assert "怎样才能符合" not in card and "还需填写" not in card
