@@ -263,6 +263,12 @@ class HeldAward(BaseModel):
     materials: list[str] = Field(description="未通过审核的材料名称")
 
 
+class PendingMaterials(BaseModel):
+    application_id: str
+    enterprise_name: str
+    materials: list[str] = Field(description="尚未审核的材料（名称）")
+
+
 class ClosePreview(BaseModel):
     awards: int = Field(description="将写入兑现台账的项数")
     amount_cny: float = Field(description="兑现金额合计（元）")
@@ -277,7 +283,8 @@ class ClosePreview(BaseModel):
     corrections_until: Optional[date] = Field(None, description="其中最晚的补正期限")
     unreviewed_refusals: int = Field(0, description="将不予支持、但没有任何复核记录的申报数")
     pending_materials: int = Field(0, description="已上传、尚未审核的材料份数（关闭后不能再审核）")
-    pending_material_applications: list[str] = Field(default_factory=list, description="这些材料所属的申报编号")
+    pending_material_applications: list[PendingMaterials] = Field(
+        default_factory=list, description="这些材料所属的申报：申报编号、企业名称、各份材料的名称")
 
 
 class CloseOutcome(BaseModel):

@@ -90,7 +90,10 @@ def window_open(window_id, opens_on, closes_on, as_of, coverage_from, coverage_t
 @window.command("list", help="列出申报批次")
 def window_list():
     today = shanghai_today()
-    for w in run(W.list_windows, db_handle()):
+    ws = run(W.list_windows, db_handle())
+    if not ws:
+        click.echo("还没有申报批次（开设：yagu window open 批次编号）")
+    for w in ws:
         c = w.counts
         decided = "，".join(f"{STATUS[s]} {n}" for s, n in c.grant_decisions.items()) or "未判定"
         state = w.state_text + ("" if w.state != "open" else "（受理期尚未开始）" if today < w.opens_on
@@ -214,8 +217,9 @@ def window_close(window_id, reason, yes):
         click.echo(f"其中 {p['unreviewed_refusals']} 份不予支持的申报没有复核记录（可在管理控制台筛选“未复核”查看）")
     if p["pending_materials"]:
         apps = p["pending_material_applications"]
-        click.echo(f"还有 {p['pending_materials']} 份已上传的材料尚未审核（申报 {'、'.join(apps[:5])}"
-                   + (f" 等 {len(apps)} 份" if len(apps) > 5 else "") + "），关闭后不能再审核")
+        listed = "；".join(f"{a['application_id']} {a['enterprise_name']}：{'、'.join(a['materials'])}" for a in apps[:5])
+        click.echo(f"还有 {p['pending_materials']} 份已上传的材料尚未审核（{listed}"
+                   + (f"；等 {len(apps)} 份申报" if len(apps) > 5 else "") + "），关闭后不能再审核")
     if p["early"] and not reason:
         fail("公示期未满或尚未公示：提前关闭须用 --reason 写明理由")
     if not yes and not click.confirm("确认关闭？此操作不可撤销", default=False):

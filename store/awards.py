@@ -367,16 +367,26 @@ def close_preview(db: Database, window_id: str, today: date | None = None) -> di
         running, until = corrections_running(s, window_id, today)
         reviewed = set(s.scalars(select(Review.application_id).join(Application, Application.id == Review.application_id)
                                  .where(Application.window_id == window_id)))
-        unchecked = list(s.scalars(select(Material.application_id).join(Application, Application.id == Material.application_id)
-                                   .where(Application.window_id == window_id, Material.state == "pending")
-                                   .order_by(Material.application_id)))
+        names = {(b.id, m.id): m.name for b in rulesets.book_for(db, w.ruleset_version or
+                                                                 rulesets.current().ruleset_version).benefits.values()
+                 for m in b.spec.materials} if w.evaluated_at else {}
+        unchecked: dict[str, dict] = {}
+        for app_id, ent, b, m in s.execute(
+                select(Material.application_id, Enterprise.name, Material.benefit_id, Material.material_id)
+                .join(Application, Application.id == Material.application_id)
+                .join(Enterprise, Enterprise.uscc == Application.uscc)
+                .where(Application.window_id == window_id, Material.state == "pending")
+                .order_by(Material.application_id, Material.id)):
+            u = unchecked.setdefault(app_id, {"application_id": app_id, "enterprise_name": ent, "materials": []})
+            u["materials"].append(names.get((b, m), "材料"))
         return {"awards": len(cands), "amount_cny": sum(c.amount_cny or 0 for c in cands),
                 "already_awarded": len(refused), "non_support_notices": len(refusals),
                 "early": early, "stale": W.stale_count(s, w), "state": w.state,
                 "rejected_materials": rejected_materials(s, db, w, cands) if w.evaluated_at else [],
                 "corrections_running": running, "corrections_until": until,
                 "unreviewed_refusals": len(refusals - reviewed),
-                "pending_materials": len(unchecked), "pending_material_applications": list(dict.fromkeys(unchecked))}
+                "pending_materials": sum(len(u["materials"]) for u in unchecked.values()),
+                "pending_material_applications": list(unchecked.values())}
 
 
 @bulk_work()

@@ -544,6 +544,7 @@ def test_the_close_confirmation_names_running_corrections_and_closed_pages_ask_n
     assert "<b>1</b>" in unreviewed and "没有复核记录" in unreviewed
     pending = re.search(r'id="close-pending-materials">(.*?)</p>', page, re.S).group(1)
     assert "<b>1</b>" in pending and "尚未审核" in pending and f'/staff/applications/{sub.application_id}"' in pending
+    assert "资阳测试企业81有限公司（企业信用报告" in pending
     assert "/staff/windows/W8/applications?status=needs_info&amp;reviewed=no" in unreviewed
     listed = c.get("/staff/windows/W8/applications?status=needs_info&reviewed=no").text
     assert sub.application_id in listed

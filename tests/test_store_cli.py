@@ -37,6 +37,7 @@ def _yagu(url: str, *args: str, ok: bool = True) -> str:
 def test_a_short_full_cycle_on_the_command_line(store_url, tmp_path, caplog):
     today = shanghai_today()
     url = store_url
+    assert "还没有申报批次" in _yagu(url, "window", "list")
     apps = tmp_path / "申报.csv"
     profiles = [grant_profile(1), grant_profile(2, origin=None), grant_profile(3, in_park=False), make_profile(4)]
     apps.write_bytes(profiles_csv(profiles))

@@ -490,7 +490,9 @@ def test_a_rejected_file_reopens_the_correction_and_holds_its_award(db):
     # uploaded files nobody has reviewed yet.
     preview = awards.close_preview(db, "2026-H1", today=AFTER_H1)
     assert (preview["corrections_running"], preview["corrections_until"]) == (1, date(2026, 4, 16))
-    assert (preview["pending_materials"], preview["pending_material_applications"]) == (1, [b])
+    assert preview["pending_materials"] == 1
+    assert [(x["application_id"], x["materials"]) for x in preview["pending_material_applications"]] == [
+        (b, ["医疗器械注册变更文件（注册人变更至本企业）"])]
     # The replacement is rejected after the deadline: nothing reopens, and the award is held —
     # neither published nor paid — until staff decide.
     late = date(2026, 4, 17)
@@ -517,7 +519,8 @@ def test_a_rejected_file_reopens_the_correction_and_holds_its_award(db):
     assert [e.action for e in cases.detail(db, a).events][-2:] == ["objection", "objection.resolve"]
     cert_a = grant_profile(1)["device_registrations"][0]["certificate_no"]
     cases.upload_material(db, a, GRANT, CHANGE_DOC, "扫描件.pdf", PDF, actor="经办人", subject_id=cert_a)
-    assert awards.close_preview(db, "2026-H1", today=date(2026, 4, 27))["pending_material_applications"] == [a]
+    assert [x["application_id"] for x in awards.close_preview(db, "2026-H1", today=date(2026, 4, 27))[
+        "pending_material_applications"]] == [a]
     res = awards.close_window(db, "2026-H1", today=date(2026, 4, 27))
     assert [x.application_id for x in res.awards] == [a] and res.refused == sorted([b, c])
     # a closed case's files are no longer reviewed
