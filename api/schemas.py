@@ -269,6 +269,13 @@ class PendingMaterials(BaseModel):
     materials: list[str] = Field(description="尚未审核的材料（名称）")
 
 
+class OpenCommitment(BaseModel):
+    application_id: str
+    enterprise_name: str
+    material: str = Field(description="承诺补交的材料（名称）")
+    due_on: date = Field(description="承诺期限")
+
+
 class ClosePreview(BaseModel):
     awards: int = Field(description="将写入兑现台账的项数")
     amount_cny: float = Field(description="兑现金额合计（元）")
@@ -285,6 +292,8 @@ class ClosePreview(BaseModel):
     pending_materials: int = Field(0, description="已上传、尚未审核的材料份数（关闭后不能再审核）")
     pending_material_applications: list[PendingMaterials] = Field(
         default_factory=list, description="这些材料所属的申报：申报编号、企业名称、各份材料的名称")
+    unsupplied_commitments: list[OpenCommitment] = Field(
+        default_factory=list, description="已签署容缺承诺、尚未补交的材料（关闭后企业仍可在承诺期限内补交）")
 
 
 class CloseOutcome(BaseModel):

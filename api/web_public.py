@@ -314,11 +314,13 @@ def _application_page(request: Request, sid: str, d, *, done: str = "", errors: 
     return page(request, "application.html", {"d": d, "csrf": csrf_token_for(sid), "ask_fields": ask_fields,
                                                "registry": reg, "done": done, "errors": errors or [],
                                                "typed": typed or {}, "files_dropped": files_dropped,
+                                               "today": shanghai_today(),
                                                "commitment_workdays": service_limits()["commitment"].workdays,
                                                "kinds": request.app.state.notices.kinds_for(d)}, status)
 
 
-DONE = {"corrected": "补正已提交，已重新判定，结果如下。", "committed": "容缺承诺已签署。"}
+DONE = {"corrected": "补正已提交，已重新判定，结果如下。", "committed": "容缺承诺已签署。",
+        "supplied": "承诺的材料已补交，待工作人员审核。"}
 
 
 def _widget_for(registry, path: str):
@@ -399,6 +401,34 @@ async def application_commit(request: Request):
         return page(request, "message.html", {"title": "承诺未签署", "message": e.message if not errors else "请修改后重试：",
                                                "errors": errors, "back": "/application/view"}, 422)
     return RedirectResponse("/application/view?done=committed", status_code=303)
+
+
+@router.post("/application/promised")
+async def application_supply_promised(request: Request):
+    """The file of a material promised by 容缺承诺, until the promise's deadline."""
+    sess = await _applicant(request)
+    if not sess:
+        return RedirectResponse("/application", status_code=303)
+    sid, app_id = sess
+    form = await request.form(max_fields=10, max_files=1)
+    if not csrf_ok(sid, str(form.get("csrf", ""))):
+        return page(request, "message.html", {"title": "表单已失效", "message": "请刷新页面后重试。",
+                                               "back": "/application/view"}, 403)
+    f = form.get("file")
+    if f is None or isinstance(f, str) or not f.filename:
+        return page(request, "message.html", {"title": "材料未补交", "message": "请选择要补交的文件。",
+                                               "back": "/application/view"}, 422)
+    data = await f.read()
+    try:
+        await run_in_threadpool(lambda: cases.supply_promised(
+            _rt(request).db, app_id, str(form.get("benefit_id", "")), str(form.get("subject_id", "")),
+            str(form.get("material_id", "")), f.filename, data, actor=f"企业（申报 {app_id}）"))
+    except (ValidationFailed, Conflict, NotFound) as e:
+        errors = problems(e) if isinstance(e, ValidationFailed) else []
+        return page(request, "message.html", {"title": "材料未补交", "message": e.message if not errors else "请修改后重试：",
+                                               "errors": [{"label": "", "message": x["message"]} for x in errors],
+                                               "back": "/application/view"}, 404 if isinstance(e, NotFound) else 422)
+    return RedirectResponse("/application/view?done=supplied", status_code=303)
 
 
 @router.get("/application/notices/{kind}")

@@ -215,6 +215,8 @@ def window_close(window_id, reason, yes):
                + (f"；{p['already_awarded']} 项已在其他批次兑现" if p["already_awarded"] else ""))
     if p["unreviewed_refusals"]:
         click.echo(f"其中 {p['unreviewed_refusals']} 份不予支持的申报没有复核记录（可在管理控制台筛选“未复核”查看）")
+    if p["unsupplied_commitments"]:
+        click.echo(f"有 {len(p['unsupplied_commitments'])} 项容缺承诺的材料尚未补交（关闭后企业仍可在承诺期限内补交）")
     if p["pending_materials"]:
         apps = p["pending_material_applications"]
         listed = "；".join(f"{a['application_id']} {a['enterprise_name']}：{'、'.join(a['materials'])}" for a in apps[:5])

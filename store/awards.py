@@ -22,12 +22,12 @@ from store import audit, profiles, rulesets
 from store import windows as W
 from store.applications import chunks, move
 from store.bulk import among, insert_rows
-from store.cases import standing_rejections
+from store.cases import standing_rejections, supplied
 from store.collector import bulk_work
 from store.db import Database
 from store.errors import Conflict, RowProblem, ValidationFailed
-from store.models import (Application, Award, Decision, Enterprise, Evaluation, Material, ProfileSnapshot,
-                          Review, Window, utcnow)
+from store.models import (Application, Award, Commitment, Decision, Enterprise, Evaluation, Material,
+                          ProfileSnapshot, Review, Window, utcnow)
 from store.notices import assign_numbers
 from store.views import AwardList, AwardView, Totals
 from store.workdays import add_workdays, next_workday
@@ -355,7 +355,8 @@ def close_preview(db: Database, window_id: str, today: date | None = None) -> di
     until each is resolved) and what an early close cuts short (`corrections_running`: 补正
     deadlines not yet passed, the latest `corrections_until`) and what nobody looked at
     (`unreviewed_refusals`: applications that would be refused without any 复核; and
-    `pending_materials`: uploaded files nobody has reviewed, with their applications)."""
+    `pending_materials`: uploaded files nobody has reviewed, with their applications; and
+    `unsupplied_commitments`: materials promised by 容缺承诺 and not supplied yet)."""
     today = today or shanghai_today()
     with db.read_session() as s:
         w = W.get(s, window_id)
@@ -379,6 +380,7 @@ def close_preview(db: Database, window_id: str, today: date | None = None) -> di
                 .order_by(Material.application_id, Material.id)):
             u = unchecked.setdefault(app_id, {"application_id": app_id, "enterprise_name": ent, "materials": []})
             u["materials"].append(names.get((b, m), "材料"))
+        promised = _unsupplied_commitments(s, window_id, names)
         return {"awards": len(cands), "amount_cny": sum(c.amount_cny or 0 for c in cands),
                 "already_awarded": len(refused), "non_support_notices": len(refusals),
                 "early": early, "stale": W.stale_count(s, w), "state": w.state,
@@ -386,7 +388,26 @@ def close_preview(db: Database, window_id: str, today: date | None = None) -> di
                 "corrections_running": running, "corrections_until": until,
                 "unreviewed_refusals": len(refusals - reviewed),
                 "pending_materials": sum(len(u["materials"]) for u in unchecked.values()),
-                "pending_material_applications": list(unchecked.values())}
+                "pending_material_applications": list(unchecked.values()),
+                "unsupplied_commitments": promised}
+
+
+def _unsupplied_commitments(s: Session, window_id: str, names: dict) -> list[dict]:
+    """容缺承诺 of the window whose material has not been supplied yet (a case may close and pay
+    before the promise's deadline; staff should know which promises are still open)."""
+    rows = s.execute(select(Commitment, Enterprise.name).join(Application, Application.id == Commitment.application_id)
+                     .join(Enterprise, Enterprise.uscc == Application.uscc)
+                     .where(Application.window_id == window_id).order_by(Commitment.due_on, Commitment.id)).all()
+    if not rows:
+        return []
+    apps = sorted({c.application_id for c, _ in rows})
+    mats: dict[str, list] = {}
+    for chunk in chunks(apps):
+        for m in s.execute(select(Material).where(Material.application_id.in_(chunk))).scalars():
+            mats.setdefault(m.application_id, []).append(m)
+    return [{"application_id": c.application_id, "enterprise_name": ent,
+             "material": names.get((c.benefit_id, c.material_id), "材料"), "due_on": c.due_on}
+            for c, ent in rows if not supplied(c, mats.get(c.application_id, []))]
 
 
 @bulk_work()

@@ -42,7 +42,7 @@ DEADLINE_STATES = ("correction", "corrected", "failed")
 ACTION_TEXT = {
     "submit": "提交申报", "resubmit": "重新提交申报", "judge": "判定", "notice.one_time": "发出一次性告知书",
     "correction": "补正", "material.upload": "上传材料", "material.accept": "材料审核通过",
-    "material.reject": "材料审核未通过", "commitment": "签署容缺承诺", "review.confirm": "复核：维持判定",
+    "material.reject": "材料审核未通过", "commitment": "签署容缺承诺", "commitment.supply": "补交承诺的材料", "review.confirm": "复核：维持判定",
     "review.override": "复核：改变判定", "publicize": "列入拟支持名单公示", "objection": "公示期异议",
     "objection.resolve": "异议处理", "award": "兑现", "refuse": "不予支持", "notice.non_support": "发出不予支持告知书",
     "migrate": "系统升级时迁入（0.1.0 版的申报）",
@@ -238,7 +238,7 @@ def _detail(s: Session, L: Loaded, today: date, until: datetime | None = None) -
             commitments=[c.material_id for c in mine],
             promised=[CommitmentView(material_id=c.material_id, name=names.get(c.material_id, c.material_id),
                                      subject_id=c.subject_id, signer=c.signer, signed_at=c.signed_at,
-                                     due_on=c.due_on) for c in mine]))
+                                     due_on=c.due_on, supplied=supplied(c, mats)) for c in mine]))
     notices = s.execute(select(Notice).where(Notice.application_id == app.id).order_by(Notice.id)).scalars().all()
     events = audit.history(s, app.id)
     objections = s.execute(select(Objection).where(Objection.application_id == app.id)
@@ -517,6 +517,41 @@ def commit_material(db: Database, application_id: str, benefit_id: str, material
                              material_id=material_id, signer=signer, signed_at=utcnow(), due_on=due))
         _move(s, L.app, None, actor, "commitment",
               {"material_id": material_id, "subjects": subjects, "due": due.isoformat()})
+
+
+def supplied(c: Commitment, mats: Sequence[Material]) -> bool:
+    """A promised material counts as supplied once a file for it is uploaded after the promise
+    and not rejected."""
+    latest = latest_files(list(mats), c.benefit_id, c.subject_id).get(c.material_id)
+    return latest is not None and latest.uploaded_at >= c.signed_at and latest.state != "rejected"
+
+
+def supply_promised(db: Database, application_id: str, benefit_id: str, subject_id: str, material_id: str,
+                    filename: str, data: bytes, *, actor: str, today: date | None = None) -> None:
+    """The file of a material promised by 容缺承诺, uploaded by the enterprise until the promise's
+    deadline, whatever the case's stage (the case went on without it); staff review it as
+    any other file."""
+    today = today or shanghai_today()
+    media = files.check(filename, data, upload_path(benefit_id, subject_id, material_id))
+    with db.session() as s:
+        L = _load(s, db, application_id, lock=True)
+        c = s.execute(select(Commitment).where(
+            Commitment.application_id == application_id, Commitment.benefit_id == benefit_id,
+            Commitment.subject_id == subject_id, Commitment.material_id == material_id)).scalar_one_or_none()
+        if c is None:
+            raise NotFound("没有这项容缺承诺")
+        if L.app.state == "refused":
+            raise Conflict("该申报已不予支持，无需再补交承诺的材料")
+        if today > c.due_on:
+            raise Conflict(f"承诺期限已于 {cn_date(c.due_on)} 截止，请联系受理窗口")
+        mats = s.execute(select(Material).where(Material.application_id == application_id)).scalars().all()
+        if supplied(c, mats):
+            raise Conflict("该材料已补交，正在审核或已通过")
+        s.add(Material(application_id=application_id, material_id=material_id, benefit_id=benefit_id,
+                       subject_id=subject_id, filename=filename[:200], sha256=files.put(data), size=len(data),
+                       content_type=media, uploaded_at=utcnow(), uploaded_by=actor, state="pending"))
+        _move(s, L.app, None, actor, "commitment.supply", {"material_id": material_id, "subject_id": subject_id,
+                                                           "file": filename[:100]})
 
 
 # --- staff: materials, 复核, objections -----------------------------------------------------------

@@ -113,6 +113,7 @@ class CommitmentView(_View):
     signer: str
     signed_at: datetime
     due_on: date
+    supplied: bool = Field(False, description="承诺的材料已补交（签署后上传、未被审核为不通过）")
 
 
 class ReviewView(_View):

@@ -587,10 +587,36 @@ def test_a_commitment_says_until_when_on_both_pages_and_names_the_material(api: 
     c.cookies.clear()
     _staff_login(api)
     page = c.get(f"/staff/applications/{sub.application_id}").text
+    close = c.get("/staff/windows/W7/close").text            # closing says which promises are still open
     c.cookies.clear()
+    still = re.search(r'id="close-commitments">(.*?)</p>', close, re.S).group(1)
+    assert "资阳测试企业71有限公司（企业信用报告" in still and f"{due}前" in still
     listed = re.search(r'<ul class="promised">(.*?)</ul>', page, re.S).group(1)
     assert "张三" in listed and f"承诺 {due}前补交" in listed and "尚未补交" in listed
     assert fields["material_id"] not in listed and "已签署容缺承诺：" + fields["material_id"] not in page
+    # the promised material is uploaded on the same page until the deadline, once
+    c.cookies.clear()
+    c.post("/application/login", data={"application_id": sub.application_id, "access_code": sub.access_code})
+    view = c.get("/application/view").text
+    supply = re.search(r'<form method="post" action="/application/promised".*?</form>', view, re.S).group(0)
+    hidden = dict(re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', supply))
+    pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    wrong = c.post("/application/promised", data=hidden, files={"file": ("报告.pdf", b"text", "application/pdf")})
+    assert wrong.status_code == 422 and "不是" in wrong.text
+    r = c.post("/application/promised", data=hidden, files={"file": ("信用报告.pdf", pdf, "application/pdf")},
+               follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].endswith("done=supplied"), r.text
+    view = c.get("/application/view").text
+    assert "已补交" in re.search(r'<div class="card promised">(.*?)</div>', view, re.S).group(1)
+    assert 'action="/application/promised"' not in view
+    again = c.post("/application/promised", data=hidden, files={"file": ("再交.pdf", pdf, "application/pdf")})
+    assert again.status_code == 422 and "已补交" in again.text
+    c.cookies.clear()
+    _staff_login(api)
+    page = c.get(f"/staff/applications/{sub.application_id}").text
+    c.cookies.clear()
+    assert "（已补交）" in re.search(r'<ul class="promised">(.*?)</ul>', page, re.S).group(1)
+    assert "信用报告.pdf" in page and "补交承诺的材料" in page
 
 
 def test_a_correction_with_problems_lists_them_all_and_keeps_what_was_typed(api: Api):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import threading
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from openpyxl import load_workbook
@@ -421,6 +421,26 @@ def test_a_material_whose_condition_the_facts_contradict_cannot_be_promised(db):
     with pytest.raises(Conflict, match="已判定为不满足"):
         cases.commit_material(db, a, GRANT, "credit_report", "王五", actor="企业", today=AFTER_H1)
     cases.commit_material(db, b, GRANT, "credit_report", "王五", actor="企业", today=AFTER_H1)
+    (open_one,) = awards.close_preview(db, "2026-H1", today=AFTER_H1)["unsupplied_commitments"]
+    assert (open_one["application_id"], open_one["material"]) == (b, "企业信用报告（无违法违规记录版）")
+    # the promised file: until the deadline only, once, and a rejected one may be replaced
+    cert = unknown["device_registrations"][0]["certificate_no"]
+    (c,) = [c for g in cases.detail(db, b).grants for c in g.promised]
+    late = c.due_on + timedelta(days=1)
+    with pytest.raises(Conflict, match="承诺期限已于"):
+        cases.supply_promised(db, b, GRANT, cert, "credit_report", "报告.pdf", PDF, actor="企业", today=late)
+    with pytest.raises(NotFound):
+        cases.supply_promised(db, a, GRANT, cert, "credit_report", "报告.pdf", PDF, actor="企业", today=AFTER_H1)
+    cases.supply_promised(db, b, GRANT, cert, "credit_report", "报告.pdf", PDF, actor="企业", today=AFTER_H1)
+    with pytest.raises(Conflict, match="已补交"):
+        cases.supply_promised(db, b, GRANT, cert, "credit_report", "又一份.pdf", PDF, actor="企业", today=AFTER_H1)
+    (g,) = cases.detail(db, b).grants
+    assert g.promised[0].supplied and [m.filename for m in g.materials] == ["报告.pdf"]
+    cases.review_material(db, b, g.materials[0].id, False, "报告已过期", actor="经办人", today=AFTER_H1)
+    assert not cases.detail(db, b).grants[0].promised[0].supplied
+    cases.supply_promised(db, b, GRANT, cert, "credit_report", "新报告.pdf", PDF, actor="企业", today=AFTER_H1)
+    assert cases.detail(db, b).grants[0].promised[0].supplied
+    assert awards.close_preview(db, "2026-H1", today=AFTER_H1)["unsupplied_commitments"] == []
 
 
 def test_a_file_counts_only_for_the_certificate_it_was_uploaded_for(db):
