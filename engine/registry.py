@@ -294,6 +294,20 @@ class FieldRegistry:
         spec = self.field_at(path)
         return spec.label if spec is not None else "企业画像"
 
+    def unread_input(self, path: str, profile: Any) -> str | None:
+        """The text given at a profile path that is asked for although it was filled in: a
+        value no derivation could read (a certificate number of an unknown format). None when
+        the input is simply missing."""
+        m = re.match(r"^([a-z_]+)\[(\d+)\]\.([a-z_]+)$", path.removeprefix("profile."))
+        if not m or m.group(1) not in self.lists or profile is None:
+            return None
+        items = profile.get(m.group(1)) if isinstance(profile, dict) else getattr(profile, m.group(1), None)
+        if not isinstance(items, list) or int(m.group(2)) >= len(items):
+            return None
+        item = items[int(m.group(2))]
+        v = item.get(m.group(3)) if isinstance(item, dict) else getattr(item, m.group(3), None)
+        return v if isinstance(v, str) and v.strip() else None
+
     def value_text(self, path: str, value: Any) -> str:
         """A value as a reader sees it: enum labels, 是/否, money in 元, shares in %."""
         if value is None:

@@ -176,8 +176,16 @@ class Suggester:
                 weight[p] = weight.get(p, 0) + 1
                 order.setdefault(p, len(order))
         ranked = sorted(weight, key=lambda p: (-weight[p], order[p]))
-        return [Suggestion(None, f"补充“{self.registry.label(p, ctx.profile)}”（涉及{weight[p]}项待判定的条件）", p)
-                for p in ranked]
+        return [Suggestion(None, f"{self._ask(p, ctx.profile)}（涉及{weight[p]}项待判定的条件）", p) for p in ranked]
+
+    def _ask(self, path: str, profile: Any) -> str:
+        """补充 a missing input; 核对 one that was given but could not be read."""
+        label = self.registry.label(path, profile)
+        given = self.registry.unread_input(path, profile)
+        if given is None:
+            return f"补充“{label}”"
+        spec = self.registry.field_at(path)
+        return f"核对“{label}”：填写的“{given}”无法识别" + (f"，{spec.help}" if spec is not None and spec.help else "")
 
     # -- helpers --------------------------------------------------------------------------------
     def _rhs(self, v: Any, ctx: Ctx) -> Any:

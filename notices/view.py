@@ -114,7 +114,9 @@ def _item(it: Item, reg: FieldRegistry, profile: Optional[dict], book: Optional[
         "failed": [_criterion(c, reg, profile) for c in failed],
         "unknown": [_criterion(c, reg, profile) for c in unknown],
         "all_criteria": [_criterion(c, reg, profile) for c in r.criteria],
-        "missing_facts": [reg.label(p, profile) for p in r.missing_facts],
+        "missing_facts": [reg.label(p, profile) + (f"（填写的“{given}”无法识别，请核对）"
+                                                   if (given := reg.unread_input(p, profile)) else "")
+                          for p in r.missing_facts],
         "missing_materials": [{"name": names[m].name, "description": names[m].description or ""}
                               for m in r.missing_materials if m in names],
         "all_materials": [{"name": m.name, "description": m.description or ""} for m in r.required_materials],

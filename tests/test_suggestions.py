@@ -74,6 +74,21 @@ def test_a_certificate_outside_the_coverage_names_the_window_it_belongs_to(engin
     assert texts and "2026年下半年" in texts[0] and "2026年9月1日" in texts[0]
 
 
+def test_a_certificate_number_that_cannot_be_read_is_to_check_not_to_supply(engine_eval):
+    """A number of no known format leaves what it would tell (the class) unknown: the guidance
+    asks to check the number as written, with the accepted forms, not to 补充 a number that
+    was given."""
+    p = {"uscc": "91512000MA62XY001U", "name": "资阳测试企业", "in_park": True, "on_serious_dishonest_list": False,
+         "violations": [], "device_registrations": [
+             {"certificate_no": "川械备20260012", "origin": "self_developed", "obtained_on": "2026-02-15"}]}
+    resp = engine_eval.with_suggestions(p, engine_eval.evaluate(p, date(2026, 3, 31), ["device-registration-grant"],
+                                                                awarded=set()), awarded=set())
+    asks = {s.fact: s.text for s in resp.results[0].suggestions if s.criterion is None}
+    number = asks["device_registrations[0].certificate_no"]
+    assert number.startswith("核对“") and "填写的“川械备20260012”无法识别" in number and "川资械备20240012号" in number
+    assert asks["device_registrations[0].device_class"].startswith("补充“")      # truly missing: 补充
+
+
 def test_a_violation_in_the_look_back_is_named_with_the_day_it_leaves(engine_eval):
     p = {"uscc": "91512000MA62XY001U", "name": "资阳测试企业", "tax_credit_rating": "A",
          "four_industries_sales_share": 0.9, "vat_period_end_credit_cny": 100_000, "immediate_refund_since_2019_04": False,
