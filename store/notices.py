@@ -2,20 +2,23 @@
 
 A kind says what it is called, the character of its number, which results it reports and
 which template renders it; the notices package and the console read this table and nothing
-else. Numbers are gapless per window and kind, stable across re-renders:
+else. Numbers are gapless per year and kind — the two windows of a year share one sequence, so
+no two documents carry the same number — and stable across re-renders:
 ``资高新惠{字}〔{年}〕第{seq:04d}号`` with the window's year.
 
-Concurrency: the window row is locked (PostgreSQL ``SELECT … FOR UPDATE``; SQLite transactions
-here always take the write lock at BEGIN), so the max(seq)+1 read and the insert cannot
-interleave; a rolled-back transaction leaves no gap because the number is only the row.
+Concurrency: numbering a kind in a year takes a transaction-scoped lock (PostgreSQL advisory
+lock; SQLite transactions here always take the write lock at BEGIN), so the max(seq)+1 read and
+the insert cannot interleave; a rolled-back transaction leaves no gap because the number is only
+the row.
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from store.bulk import insert_rows
@@ -60,16 +63,20 @@ def assign_numbers(session: Session, window_id: str, application_ids: list[str],
     keep it, the rest take the next numbers in one insert. Returns how many were numbered."""
     if kind not in KINDS or not KINDS[kind].char:
         raise ValueError(f"未知的告知书类型：{kind}")
-    window = session.execute(select(Window).where(Window.id == window_id).with_for_update()
-                             ).scalar_one_or_none()
+    window = session.execute(select(Window).where(Window.id == window_id)).scalar_one_or_none()
     if window is None:
         raise NotFound(f"申报批次 {window_id} 不存在")
+    year, now = window_year(window), utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        # one numbering of a kind at a time in a year, whichever window (a lock on the rows of
+        # the year's windows would deadlock with a close that holds its own window's row)
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(f"notice:{kind}:{year}".encode())})
+    same_year = [w.id for w in session.execute(select(Window)).scalars() if window_year(w) == year]
     held = set(session.scalars(select(Notice.application_id).where(Notice.window_id == window_id,
                                                                    Notice.kind == kind)))
     todo = [a for a in application_ids if a not in held]
-    seq = session.scalar(select(func.max(Notice.seq)).where(Notice.window_id == window_id,
+    seq = session.scalar(select(func.max(Notice.seq)).where(Notice.window_id.in_(same_year),
                                                             Notice.kind == kind)) or 0
-    year, now = window_year(window), utcnow()
     rows = [(window_id, a, kind, seq + i, format_number(kind, year, seq + i), issued_on, now)
             for i, a in enumerate(todo, 1)]
     if rows:

@@ -420,6 +420,15 @@ def test_numbers_are_gapless_stable_and_never_taken_by_a_refused_notice(db):
     assert one_time.number in pdf_text(one_time.data) and cn_date(TODAY) in pdf_text(one_time.data)
     with db.read_session() as s:
         assert s.scalar(select(func.count()).select_from(Notice)) == 4
+    # the year's second window continues the year's sequence (two documents never share a
+    # number); the next year starts again
+    numbers = []
+    for wid, day in (("2026-H2", date(2026, 9, 10)), ("2027-H1", date(2027, 3, 10))):
+        W.open_window(db, wid)
+        app = submit_application(db, wid, _failing(7), channel="web", today=day).application_id
+        evaluate_window(db, wid)
+        numbers.append(svc.render(app, "tax_self_assessment", "pdf", issued_on=day).number)
+    assert numbers == ["资高新惠税〔2026〕第0003号", "资高新惠税〔2027〕第0001号"]
 
 
 @pytest.fixture
