@@ -60,7 +60,8 @@ async def _form(request: Request, sid: str, **limits: int):
 FIELD_NAMES = {"id": "批次编号", "label": "名称或用途", "opens_on": "受理开始日", "closes_on": "受理截止日",
                "as_of": "判定日期", "coverage_from": "覆盖期开始", "coverage_to": "覆盖期结束",
                "correction_workdays": "补正期限", "publicity_workdays": "公示期", "reason": "理由",
-               "text": "异议内容", "resolution": "处理意见", "role": "角色", "action": "复核结论"}
+               "text": "异议内容", "resolution": "处理意见", "role": "角色", "action": "复核结论",
+               "amount_cny": "支持金额"}
 
 
 def _error_page(request: Request, exc: Exception, back: str, sess=None) -> HTMLResponse:
@@ -406,17 +407,40 @@ _AMOUNT = FieldSpec(id="amount_cny", label="支持金额", type="number", unit="
 
 @router.post("/staff/applications/{app_id}/review")
 async def review(request: Request, app_id: str):
-    def run(f, who):
-        decision = str(f.get("decision", ""))    # confirm, or the verdict the staff sets
-        raw = str(f.get("amount_cny") or "").strip()
+    sess = await console_session(request)
+    if not sess:
+        return _to_login()
+    back = f"/staff/applications/{quote(app_id)}"
+    try:
+        f = await _form(request, sess[0])
+    except StoreError as e:
+        return _error_page(request, e, back, sess)
+    decision = str(f.get("decision", ""))    # confirm, or the verdict the staff sets
+    raw = str(f.get("amount_cny") or "").strip()
+    where = (str(f.get("benefit_id", "")), str(f.get("subject_id", "")))
+
+    def run():
+        found = []
         try:
             amount = read_value(_AMOUNT, raw) if raw else None
         except CellError as e:
-            raise ValidationFailed([RowProblem(f"支持金额：{e}", path="amount_cny")]) from None
-        cases.review(_db(request), app_id, str(f.get("benefit_id", "")), str(f.get("subject_id", "")),
-                     "confirm" if decision == "confirm" else "override", None if decision == "confirm" else decision,
-                     str(f.get("reason") or ""), actor=who.actor, revision=_revision(f), amount=amount)
-    return await _app_action(request, app_id, run, "reviewed")
+            amount, found = None, [RowProblem(str(e), path="amount_cny")]
+        cases.review(_db(request), app_id, *where, "confirm" if decision == "confirm" else "override",
+                     None if decision == "confirm" else decision, str(f.get("reason") or ""),
+                     actor=sess[1].actor, revision=_revision(f), amount=amount, found=found)
+    try:
+        await run_in_threadpool(run)
+    except ValidationFailed as e:   # the page again, the problems at that decision's form, as typed
+        d = await run_in_threadpool(cases.detail, _db(request), app_id)
+        typed = {"decision": decision, "reason": str(f.get("reason") or ""), "amount_cny": raw}
+        errors = [{"label": FIELD_NAMES.get(p.get("path", ""), ""), "message": p["message"]} for p in problems(e)]
+        return page(request, "staff_application.html", _ctx(
+            *sess, d=d, registry=request.app.state.runtime.evaluator.registry, done="",
+            kinds=request.app.state.notices.kinds_for(d), review_at=where, review_errors=errors,
+            review_typed=typed), 422)
+    except StoreError as e:
+        return _error_page(request, e, back, sess)
+    return RedirectResponse(f"{back}?done=reviewed", status_code=303)
 
 
 @router.post("/staff/applications/{app_id}/materials/{material_pk}")

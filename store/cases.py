@@ -626,12 +626,13 @@ MAX_REVIEW_AMOUNT = Decimal("1000000000")     # 10亿元: above any grant, below
 
 def review(db: Database, application_id: str, benefit_id: str, subject_id: str, action: str,
            status: str | None, reason: str | None, *, actor: str, revision: int | None = None,
-           amount: Decimal | float | None = None) -> None:
+           amount: Decimal | float | None = None, found: Sequence[RowProblem] = ()) -> None:
     """复核 one grant decision: confirm the engine's verdict, or override it with a reason.
     A grant that ends eligible without an amount from the rules (it was 不符合条件, or a fact
-    the amount needs is missing) needs the reviewer's `amount`; no other review takes one."""
+    the amount needs is missing) needs the reviewer's `amount`; no other review takes one.
+    `found`: problems the caller already found in the same form, reported with the others."""
     reason = (reason or "").strip()
-    problems = []
+    problems = list(found)
     if action not in ("confirm", "override"):
         problems.append(RowProblem("复核操作应为 confirm（维持）或 override（改变）", path="action"))
     if action == "override" and (status not in ("eligible", "ineligible") or not reason):
@@ -653,7 +654,7 @@ def review(db: Database, application_id: str, benefit_id: str, subject_id: str, 
             raise NotFound("没有这项判定")
         st = r.status if action == "confirm" else status
         unpriced = st == "eligible" and r.amount_cny is None
-        if unpriced and amount is None:
+        if unpriced and amount is None and not any(p.path == "amount_cny" for p in problems):
             problems.append(RowProblem(
                 "规则未能计算该项的支持金额，复核结论为符合条件时须填写支持金额（元）", path="amount_cny"))
         if amount is not None and not unpriced and not any(p.path == "amount_cny" for p in problems):

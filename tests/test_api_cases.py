@@ -666,6 +666,19 @@ def test_a_grant_made_eligible_by_review_reads_so_on_the_enterprise_page(api: Ap
     sub = applications.submit_application(api.db, "W5", profile(51, in_park=False), channel="api", actor="测试",
                                           today=days(-3))
     wait_job(api, c.post("/v1/windows/W5/evaluate", headers=staff))
+    # in the console: every problem of the review form at once, at that decision, as typed
+    from test_api_limits import _staff_login
+    _staff_login(api)
+    page = c.get(f"/staff/applications/{sub.application_id}").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    r = c.post(f"/staff/applications/{sub.application_id}/review", data={
+        "csrf": csrf, "benefit_id": "device-registration-grant", "subject_id": cert_no(51), "decision": "eligible",
+        "reason": "", "amount_cny": "一百万"})
+    c.cookies.clear()
+    assert r.status_code == 422
+    box = re.search(r'id="review-errors">(.*?)</div>', r.text, re.S).group(1)
+    assert "<b>理由</b>" in box and "<b>支持金额</b>" in box, box
+    assert 'value="一百万"' in r.text and '<option value="eligible" selected>' in r.text
     review = {"benefit_id": "device-registration-grant", "subject_id": cert_no(51), "action": "override",
               "status": "eligible", "reason": "已签订入园协议"}
     refused = assert_error(c.post(f"/v1/applications/{sub.application_id}/reviews", json=review, headers=staff), 422)
