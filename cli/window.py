@@ -96,9 +96,7 @@ def window_list():
     for w in ws:
         c = w.counts
         decided = "，".join(f"{STATUS[s]} {n}" for s, n in c.grant_decisions.items()) or "未判定"
-        state = w.state_text + ("" if w.state != "open" else "（受理期尚未开始）" if today < w.opens_on
-                                else "（受理期已结束）" if today > w.closes_on else "")
-        click.echo(f"{w.id:10} {state} {w.label}  受理 {cn_date(w.opens_on)}至{cn_date(w.closes_on)}  "
+        click.echo(f"{w.id:10} {w.stage_text(today)} {w.label}  受理 {cn_date(w.opens_on)}至{cn_date(w.closes_on)}  "
                    f"申报 {c.applications} 份  资金支持：{decided}  已兑现 {c.awards} 项 {money(c.awards_total_cny)}")
 
 

@@ -52,6 +52,15 @@ class WindowView(_View):
     close_reason: Optional[str] = None
     counts: Optional[WindowCounts] = None
 
+    def stage_text(self, today: date) -> str:
+        """The window's stage as staff say it: an open window is 受理中 only within its
+        acceptance period (受理中（受理期已结束） contradicted itself)."""
+        if self.state != "open":
+            return self.state_text
+        if today < self.opens_on:
+            return "尚未开始受理"
+        return "受理期已结束，待公示" if today > self.closes_on else self.state_text
+
     def model_post_init(self, _ctx: Any) -> None:
         self.state_text = WINDOW_STATE.get(self.state, self.state)
 

@@ -533,7 +533,7 @@ def test_the_close_confirmation_names_running_corrections_and_closed_pages_ask_n
     _staff_login(api)
     home = c.get("/staff").text
     row = re.search(r"<tr[^>]*>(?:(?!</tr>).)*W8(?:(?!</tr>).)*</tr>", home, re.S).group(0)
-    assert "受理中（受理期已结束）" in row, row                      # not simply 受理中
+    assert "受理期已结束，待公示" in row and "受理中" not in row, row     # not 受理中, not a contradiction
     page = c.get("/staff/windows/W8/close").text
     warning = re.search(r'id="close-corrections">(.*?)</p>', page, re.S).group(1)
     assert "1" in warning and "补正期限尚未届满" in warning
