@@ -15,6 +15,7 @@ from engine import vocabulary as vocab
 from engine.profile import ProfileError, parse_profile
 from store import rulesets
 from store.exports import CHANNEL_NAMES
+from store.files import size_text
 from store.jobs import KIND_TEXT, STATE_TEXT as JOB_STATE
 from store.notices import KINDS as NOTICE_KINDS
 
@@ -39,6 +40,7 @@ templates.env.globals.update(
     PROVISIONAL_AMOUNT=vocab.PROVISIONAL_AMOUNT, PROVISIONAL_CRITERION=vocab.PROVISIONAL_CRITERION,
     JOB_STATE=JOB_STATE, JOB_KIND=KIND_TEXT, NOTICE_KINDS=NOTICE_KINDS,
     money=vocab.money, cn_date=vocab.cn_date, ruleset_text=vocab.ruleset_text, percent=vocab.percent, cn_time=cn_time, CHANNEL=CHANNEL_NAMES,
+    size_text=size_text,
 )
 
 
