@@ -262,11 +262,23 @@ def _detail(s: Session, L: Loaded, today: date, until: datetime | None = None) -
         grants=grants, tax=tax, tax_conflicts=conflicts,
         notices=[NoticeRef(kind=n.kind, title=KINDS[n.kind].title, number=n.number, issued_on=n.issued_on)
                  for n in notices],
-        events=[EventView(at=e.at, actor=e.actor, action=e.action, action_text=ACTION_TEXT.get(e.action, e.action),
+        events=[EventView(at=e.at, actor=e.actor, action=e.action, action_text=_event_text(e, L.ev),
                           from_state=e.from_state, to_state=e.to_state, details=e.details) for e in events],
         objections=[{"id": o.id, "text": o.text, "raised_by": o.raised_by, "raised_at": o.raised_at,
                      "resolution": o.resolution, "resolved_at": o.resolved_at} for o in objections],
         correction=ask)
+
+
+def _event_text(e, ev: Optional[Evaluator]) -> str:
+    """An entry of the history as staff read it: the step, and the material it concerns by name
+    (签署容缺承诺：企业信用报告), never its code."""
+    text = ACTION_TEXT.get(e.action, e.action)
+    mid = (e.details or {}).get("material_id") if isinstance(e.details, dict) else None
+    if mid and ev is not None:
+        name = next((m.name for b in ev.book.benefits.values() for m in b.spec.materials if m.id == mid), None)
+        if name:
+            text += f"：{name}"
+    return text
 
 
 def _claimed(app: Application, r: BenefitResult) -> bool:

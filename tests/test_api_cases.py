@@ -616,7 +616,7 @@ def test_a_commitment_says_until_when_on_both_pages_and_names_the_material(api: 
     page = c.get(f"/staff/applications/{sub.application_id}").text
     c.cookies.clear()
     assert "（已补交）" in re.search(r'<ul class="promised">(.*?)</ul>', page, re.S).group(1)
-    assert "信用报告.pdf" in page and "补交承诺的材料" in page
+    assert "信用报告.pdf" in page and "补交承诺的材料：企业信用报告" in page and "签署容缺承诺：企业信用报告" in page
     assert f"{len(pdf)} 字节 · " in page                                      # a small file is not "0.0 KB"
 
 
