@@ -328,17 +328,27 @@ def _widget_for(registry, path: str):
     return widget(spec, path) if spec else None
 
 
-@router.post("/application/correction", response_class=HTMLResponse)
-async def application_correction(request: Request):
+async def _enterprise_post(request: Request, **limits: int):
+    """The signed-in enterprise's form, its CSRF token checked: (session id, application id,
+    form), or the response to give instead."""
     sess = await _applicant(request)
     if not sess:
         return RedirectResponse("/application", status_code=303)
     sid, app_id = sess
-    rt = _rt(request)
-    form = await request.form(max_fields=500, max_files=50)
+    form = await request.form(**limits)
     if not csrf_ok(sid, str(form.get("csrf", ""))):
         return page(request, "message.html", {"title": "表单已失效", "message": "请刷新页面后重试。",
                                                "back": "/application/view"}, 403)
+    return sid, app_id, form
+
+
+@router.post("/application/correction", response_class=HTMLResponse)
+async def application_correction(request: Request):
+    got = await _enterprise_post(request, max_fields=500, max_files=50)
+    if isinstance(got, Response):
+        return got
+    sid, app_id, form = got
+    rt = _rt(request)
     d = await run_in_threadpool(cases.detail, rt.db, app_id)
     reg = rt.evaluator.registry
     facts, wrong = {}, []
@@ -384,13 +394,10 @@ async def application_correction(request: Request):
 
 @router.post("/application/commit")
 async def application_commit(request: Request):
-    sess = await _applicant(request)
-    if not sess:
-        return RedirectResponse("/application", status_code=303)
-    sid, app_id = sess
-    form = await request.form(max_fields=10)
-    if not csrf_ok(sid, str(form.get("csrf", ""))):
-        return page(request, "message.html", {"title": "表单已失效", "message": "请刷新页面后重试。"}, 403)
+    got = await _enterprise_post(request, max_fields=10)
+    if isinstance(got, Response):
+        return got
+    _, app_id, form = got
     try:
         await run_in_threadpool(lambda: cases.commit_material(
             _rt(request).db, app_id, str(form.get("benefit_id", "")), str(form.get("material_id", "")),
@@ -406,14 +413,10 @@ async def application_commit(request: Request):
 @router.post("/application/promised")
 async def application_supply_promised(request: Request):
     """The file of a material promised by 容缺承诺, until the promise's deadline."""
-    sess = await _applicant(request)
-    if not sess:
-        return RedirectResponse("/application", status_code=303)
-    sid, app_id = sess
-    form = await request.form(max_fields=10, max_files=1)
-    if not csrf_ok(sid, str(form.get("csrf", ""))):
-        return page(request, "message.html", {"title": "表单已失效", "message": "请刷新页面后重试。",
-                                               "back": "/application/view"}, 403)
+    got = await _enterprise_post(request, max_fields=10, max_files=1)
+    if isinstance(got, Response):
+        return got
+    _, app_id, form = got
     f = form.get("file")
     if f is None or isinstance(f, str) or not f.filename:
         return page(request, "message.html", {"title": "材料未补交", "message": "请选择要补交的文件。",
