@@ -291,9 +291,9 @@ def publish_preview(db: Database, window_id: str, today: date | None = None) -> 
 def _publishable(s: Session, w: Window, today: date) -> None:
     """Conflict unless the window can be published today (before its list is read)."""
     if w.state != "open":
-        raise Conflict(f"申报批次 {w.id} 当前为“{W.view(w).state_text}”，不能公示")
+        raise Conflict(f"“{w.label}”当前为“{W.view(w).state_text}”，不能公示")
     if today <= w.closes_on:
-        raise Conflict(f"申报批次 {w.id} 受理期至 {cn_date(w.closes_on)}，受理期结束后才能公示")
+        raise Conflict(f"“{w.label}”受理期至 {cn_date(w.closes_on)}，受理期结束后才能公示")
     stale = W.stale_count(s, w)
     if stale:
         raise Conflict(f"还有 {stale} 份申报未按现行规则判定，请先执行批量判定")
