@@ -8,6 +8,7 @@ import click
 
 from cli.common import db_handle, fail, run
 from cli.window import submit_and_follow
+from engine.vocabulary import cn_date
 from engine.workdays import WorkdayError, add_workdays, default_calendar, due_date, service_limits, workdays_between
 from notices.render import NoticeRenderer
 from notices.service import NoticeService
@@ -72,7 +73,7 @@ def register(main: click.Group) -> None:
     @click.argument("start", callback=_date)
     @click.argument("n", type=click.IntRange(min=0))
     def wd_add(start, n):
-        click.echo(_wd(add_workdays, start, n).isoformat())
+        click.echo(cn_date(_wd(add_workdays, start, n)))
 
     @workdays.command("between", help="A（不计）到 B（计）之间的工作日数")
     @click.argument("a", callback=_date)
@@ -86,7 +87,7 @@ def register(main: click.Group) -> None:
     def wd_due(start, limit):
         d = _wd(due_date, start, limit)
         lim = service_limits()[limit]
-        click.echo(f"{d.isoformat()}  {lim.name}（{lim.workdays}个工作日；{lim.source}）")
+        click.echo(f"{cn_date(d)}  {lim.name}（{lim.workdays}个工作日；{lim.source}）")
 
     @workdays.command("check", help="列出某年的放假日、调休上班日和工作日总数，供与通知原文核对")
     @click.argument("year", type=int)
@@ -95,9 +96,9 @@ def register(main: click.Group) -> None:
         src = "chinesecalendar 程序库" if sched.source == "chinese_calendar" else sched.source[5:]
         click.echo(f"{year} 年，数据来源：{src}")
         for d in sorted(sched.holidays):
-            click.echo(f"  放假  {d.isoformat()} 周{'一二三四五六日'[d.weekday()]}  {sched.names.get(d, '')}")
+            click.echo(f"  放假  {cn_date(d)} 周{'一二三四五六日'[d.weekday()]}  {sched.names.get(d, '')}")
         for d in sorted(sched.makeup_workdays):
-            click.echo(f"  上班  {d.isoformat()} 周{'一二三四五六日'[d.weekday()]}")
+            click.echo(f"  上班  {cn_date(d)} 周{'一二三四五六日'[d.weekday()]}")
         days = (dt.date(year + 1, 1, 1) - dt.date(year, 1, 1)).days
         n = sum(sched.is_workday(dt.date(year, 1, 1) + dt.timedelta(days=i)) for i in range(days))
         click.echo(f"全年工作日 {n} 天")

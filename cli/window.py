@@ -199,7 +199,7 @@ def window_proactive(window_id):
 @click.argument("window_id")
 def window_publish(window_id):
     w = run(awards.publish, db_handle(), window_id, actor=ACTOR)
-    click.echo(f"已公示：{w.publicity_from} 至 {w.publicity_until}")
+    click.echo(f"已公示：公示期 {cn_date(w.publicity_from)}至{cn_date(w.publicity_until)}")
 
 
 @window.command("close", help="关闭批次并兑现（不可撤销）：写入兑现台账，出具不予支持告知书")

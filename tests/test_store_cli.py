@@ -38,6 +38,9 @@ def test_a_short_full_cycle_on_the_command_line(store_url, tmp_path, caplog):
     today = shanghai_today()
     url = store_url
     assert "还没有申报批次" in _yagu(url, "window", "list")
+    # dates in Chinese, as everywhere a reader sees one (国庆 2026: 10月1日至7日放假)
+    assert _yagu(url, "notice", "workdays", "add", "2026-09-28", "3").strip() == "2026年10月8日"
+    assert "放假  2026年10月1日 周四" in _yagu(url, "notice", "workdays", "check", "2026")
     apps = tmp_path / "申报.csv"
     profiles = [grant_profile(1), grant_profile(2, origin=None), grant_profile(3, in_park=False), make_profile(4)]
     apps.write_bytes(profiles_csv(profiles))
