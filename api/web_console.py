@@ -61,7 +61,7 @@ FIELD_NAMES = {"id": "批次编号", "label": "名称或用途", "opens_on": "�
                "as_of": "判定日期", "coverage_from": "覆盖期开始", "coverage_to": "覆盖期结束",
                "correction_workdays": "补正期限", "publicity_workdays": "公示期", "reason": "理由",
                "text": "异议内容", "resolution": "处理意见", "role": "角色", "action": "复核结论",
-               "amount_cny": "支持金额"}
+               "amount_cny": "支持金额", "status": "复核结论"}
 
 
 def _error_page(request: Request, exc: Exception, back: str, sess=None) -> HTMLResponse:

@@ -647,8 +647,10 @@ def review(db: Database, application_id: str, benefit_id: str, subject_id: str, 
     problems = list(found)
     if action not in ("confirm", "override"):
         problems.append(RowProblem("复核操作应为 confirm（维持）或 override（改变）", path="action"))
-    if action == "override" and (status not in ("eligible", "ineligible") or not reason):
-        problems.append(RowProblem("改变判定须选择结论（符合条件/不符合条件）并写明理由", path="reason"))
+    if action == "override" and status not in ("eligible", "ineligible"):
+        problems.append(RowProblem("请选择改变后的结论（符合条件或不符合条件）", path="status"))
+    if action == "override" and not reason:
+        problems.append(RowProblem("改变规则判定须写明理由", path="reason"))
     if amount is not None:
         amount = Decimal(str(amount))
         if not (0 < amount <= MAX_REVIEW_AMOUNT) or amount != amount.quantize(Decimal("0.01")):

@@ -199,7 +199,7 @@ def test_the_case_process_and_every_refused_transition(api: Api):
                                        json={**review, "revision": rev}, headers=staff))
     body = assert_error(c.post(f"/v1/applications/{ids['eligible']}/reviews",
                                json={**review, "action": "override"}, headers=staff), 422)
-    assert body["errors"][0]["path"] == "reason"
+    assert {e["path"] for e in body["errors"]} == {"status", "reason"}       # both missing: both said
     assert_error(c.post(f"/v1/applications/{ids['eligible']}/reviews",
                         json={**review, "benefit_id": "no-such"}, headers=staff), 404)
     # A material: uploaded by staff, accepted once.
@@ -678,7 +678,9 @@ def test_a_grant_made_eligible_by_review_reads_so_on_the_enterprise_page(api: Ap
     c.cookies.clear()
     assert r.status_code == 422
     box = re.search(r'id="review-errors">(.*?)</div>', r.text, re.S).group(1)
-    assert "<b>理由</b>" in box and "<b>支持金额</b>" in box, box
+    assert "<b>理由</b>：改变规则判定须写明理由" in box and "<b>支持金额</b>" in box, box
+    assert "选择" not in box                                     # the verdict was chosen: not asked again
+    assert re.search(r'name="reason" maxlength="2000" value=""[^>]*aria-invalid="true"', r.text)
     assert 'value="一百万"' in r.text and '<option value="eligible" selected>' in r.text
     review = {"benefit_id": "device-registration-grant", "subject_id": cert_no(51), "action": "override",
               "status": "eligible", "reason": "已签订入园协议"}

@@ -463,6 +463,7 @@ def test_an_enterprise_applies_on_its_phone_and_sees_its_application(server, bro
     page.fill("#f-name", ENTERPRISES["D"][0])
     page.click("#submit")
     assert "请填写上次取得的查询码" in page.locator("#form-errors").inner_text()
+    assert "请填写上次取得的查询码" in page.locator(".prior-code").inner_text()   # at the field, first on the form
     assert page.input_value("#f-name") == ENTERPRISES["D"][0]               # nothing lost
     page.fill("#f-prior_code", code)
     page.click("#submit")
