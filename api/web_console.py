@@ -378,9 +378,14 @@ async def application_page(request: Request, app_id: str, done: str = ""):
         d = await run_in_threadpool(cases.detail, _db(request), app_id)
     except StoreError as e:
         return _error_page(request, e, "/staff", sess)
-    reg = request.app.state.runtime.evaluator.registry
-    return page(request, "staff_application.html", _ctx(*sess, d=d, registry=reg, done=DONE.get(done, ""),
-                                                         kinds=request.app.state.notices.kinds_for(d)))
+    return _application_view(request, sess, d, done=DONE.get(done, ""))
+
+
+def _application_view(request: Request, sess, d, status: int = 200, **extra: Any) -> HTMLResponse:
+    """An application's page: its decisions, reviews, materials, notices and history."""
+    return page(request, "staff_application.html", _ctx(
+        *sess, d=d, registry=request.app.state.runtime.evaluator.registry,
+        kinds=request.app.state.notices.kinds_for(d), **{"done": "", **extra}), status)
 
 
 async def _app_action(request: Request, app_id: str, run, done: str) -> Response:
@@ -434,10 +439,7 @@ async def review(request: Request, app_id: str):
         d = await run_in_threadpool(cases.detail, _db(request), app_id)
         typed = {"decision": decision, "reason": str(f.get("reason") or ""), "amount_cny": raw}
         errors = [{"label": FIELD_NAMES.get(p.get("path", ""), ""), "message": p["message"]} for p in problems(e)]
-        return page(request, "staff_application.html", _ctx(
-            *sess, d=d, registry=request.app.state.runtime.evaluator.registry, done="",
-            kinds=request.app.state.notices.kinds_for(d), review_at=where, review_errors=errors,
-            review_typed=typed), 422)
+        return _application_view(request, sess, d, 422, review_at=where, review_errors=errors, review_typed=typed)
     except StoreError as e:
         return _error_page(request, e, back, sess)
     return RedirectResponse(f"{back}?done=reviewed", status_code=303)

@@ -118,7 +118,8 @@ class Explainer:
         direct = [registry.facts[p] for p in read if registry.facts[p].scope == "enterprise"
                   and registry.facts[p].attr is not None and registry.facts[p].type.name not in ("number", "date")]
         self.direct = many_reader(direct) if direct else None
-        self.readings = [_reading(registry, path) for path in read if path not in {f.path for f in direct}]
+        at_once = {f.path for f in direct}
+        self.readings = [_reading(registry, path) for path in read if path not in at_once]
         # the amount methods in force on this date, in the file's order; per subject the first
         # whose `when` passes computes the amount
         self.amount_specs = [(a, cond) for a, cond in zip(benefit.spec.amount_specs(),
