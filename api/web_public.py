@@ -305,15 +305,18 @@ async def application_view(request: Request, done: str = ""):
 
 def _application_page(request: Request, sid: str, d, *, done: str = "", errors: list[dict] | None = None,
                       typed: dict[str, str] | None = None, files_dropped: bool = False,
-                      status: int = 200) -> HTMLResponse:
+                      refused: dict | None = None, status: int = 200) -> HTMLResponse:
     """The enterprise's page; after a 补正 with problems, every problem above its form and
-    what was typed kept in it (a file input cannot be refilled: the page says so)."""
+    what was typed kept in it (a file input cannot be refilled: the page says so). `refused`
+    is a 容缺 form sent back: {"title", "form" (its key, see _form_key; "" when the form
+    itself is gone, the message then stands at the top), "messages", "signer"}."""
     reg = _rt(request).evaluator.registry
     ask_fields = [{"path": p, "label": reg.label(p, d.profile), "widget": _widget_for(reg, p)}
                   for p in (d.correction.facts if d.correction else [])]
     return page(request, "application.html", {"d": d, "csrf": csrf_token_for(sid), "ask_fields": ask_fields,
                                                "registry": reg, "done": done, "errors": errors or [],
                                                "typed": typed or {}, "files_dropped": files_dropped,
+                                               "refused": refused,
                                                "today": shanghai_today(),
                                                "commitment_workdays": service_limits()["commitment"].workdays,
                                                "kinds": request.app.state.notices.kinds_for(d)}, status)
@@ -321,6 +324,22 @@ def _application_page(request: Request, sid: str, d, *, done: str = "", errors: 
 
 DONE = {"corrected": "补正已提交，已重新判定，结果如下。", "committed": "容缺承诺已签署。",
         "supplied": "承诺的材料已补交，待工作人员审核。"}
+
+
+def _form_key(kind: str, form) -> str:
+    """Which 容缺 form of the page (a commitment or a promised file) a refusal belongs to."""
+    return "|".join((kind, *(str(form.get(k, "") or "") for k in ("benefit_id", "subject_id", "material_id"))))
+
+
+async def _refused(request: Request, sid: str, app_id: str, kind: str, form, title: str, e: Exception):
+    """A refused 容缺 form: the enterprise's page again, the problems at that form (a conflict,
+    such as a passed deadline, at the top: the form may be gone), what was typed kept."""
+    d = await run_in_threadpool(cases.detail, _rt(request).db, app_id)
+    at = _form_key(kind, form) if isinstance(e, ValidationFailed) else ""
+    messages = [m["message"] for m in problems(e)] if isinstance(e, ValidationFailed) else [e.message]
+    return _application_page(request, sid, d, refused={"title": title, "form": at, "messages": messages,
+                                                        "signer": str(form.get("signer", ""))},
+                             status=404 if isinstance(e, NotFound) else 422 if at else 409)
 
 
 def _widget_for(registry, path: str):
@@ -397,16 +416,14 @@ async def application_commit(request: Request):
     got = await _enterprise_post(request, max_fields=10)
     if isinstance(got, Response):
         return got
-    _, app_id, form = got
+    sid, app_id, form = got
     try:
         await run_in_threadpool(lambda: cases.commit_material(
             _rt(request).db, app_id, str(form.get("benefit_id", "")), str(form.get("material_id", "")),
             str(form.get("signer", "")), actor=f"企业（申报 {app_id}）",
             subject_id=str(form["subject_id"]) if "subject_id" in form else None))
     except (ValidationFailed, Conflict) as e:
-        errors = problems(e) if isinstance(e, ValidationFailed) else []
-        return page(request, "message.html", {"title": "承诺未签署", "message": e.message if not errors else "请修改后重试：",
-                                               "errors": errors, "back": "/application/view"}, 422)
+        return await _refused(request, sid, app_id, "commit", form, "承诺未签署", e)
     return RedirectResponse("/application/view?done=committed", status_code=303)
 
 
@@ -416,21 +433,17 @@ async def application_supply_promised(request: Request):
     got = await _enterprise_post(request, max_fields=10, max_files=1)
     if isinstance(got, Response):
         return got
-    _, app_id, form = got
+    sid, app_id, form = got
     f = form.get("file")
-    if f is None or isinstance(f, str) or not f.filename:
-        return page(request, "message.html", {"title": "材料未补交", "message": "请选择要补交的文件。",
-                                               "back": "/application/view"}, 422)
-    data = await f.read()
     try:
+        if f is None or isinstance(f, str) or not f.filename:
+            raise ValidationFailed([RowProblem("请选择要补交的文件", path="file")])
+        data = await f.read()
         await run_in_threadpool(lambda: cases.supply_promised(
             _rt(request).db, app_id, str(form.get("benefit_id", "")), str(form.get("subject_id", "")),
             str(form.get("material_id", "")), f.filename, data, actor=f"企业（申报 {app_id}）"))
     except (ValidationFailed, Conflict, NotFound) as e:
-        errors = problems(e) if isinstance(e, ValidationFailed) else []
-        return page(request, "message.html", {"title": "材料未补交", "message": e.message if not errors else "请修改后重试：",
-                                               "errors": [{"label": "", "message": x["message"]} for x in errors],
-                                               "back": "/application/view"}, 404 if isinstance(e, NotFound) else 422)
+        return await _refused(request, sid, app_id, "promised", form, "材料未补交", e)
     return RedirectResponse("/application/view?done=supplied", status_code=303)
 
 

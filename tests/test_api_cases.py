@@ -579,6 +579,13 @@ def test_a_commitment_says_until_when_on_both_pages_and_names_the_material(api: 
     offer = re.search(r'<form method="post" action="/application/commit".*?</form>', view, re.S).group(0)
     assert re.search(r"自签署次日起 \d+ 个工作日内补交", offer), offer
     fields = dict(re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', offer))
+    # a refused commitment comes back at its own form on the same page, the signer kept
+    long_name = "张" * 51
+    bad = c.post("/application/commit", data={**fields, "signer": long_name})
+    assert bad.status_code == 422
+    form = re.search(r'<form method="post" action="/application/commit".*?</form>', bad.text, re.S).group(0)
+    assert "承诺未签署" in form and "承诺人姓名" in form and f'value="{long_name}"' in form
+    assert 'id="correction-form"' in bad.text                  # still the enterprise's page
     r = c.post("/application/commit", data={**fields, "signer": "张三"}, follow_redirects=False)
     assert r.status_code == 303, r.text
     view = c.get("/application/view").text
@@ -602,7 +609,11 @@ def test_a_commitment_says_until_when_on_both_pages_and_names_the_material(api: 
     hidden = dict(re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', supply))
     pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
     wrong = c.post("/application/promised", data=hidden, files={"file": ("报告.pdf", b"text", "application/pdf")})
-    assert wrong.status_code == 422 and "不是" in wrong.text
+    assert wrong.status_code == 422
+    at = re.search(r'<form method="post" action="/application/promised".*?</form>', wrong.text, re.S).group(0)
+    assert "材料未补交" in at and "不是" in at and "autofocus" in at     # the reason at its form
+    none = c.post("/application/promised", data=hidden)
+    assert none.status_code == 422 and "请选择要补交的文件" in none.text
     r = c.post("/application/promised", data=hidden, files={"file": ("信用报告.pdf", pdf, "application/pdf")},
                follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].endswith("done=supplied"), r.text
@@ -610,7 +621,7 @@ def test_a_commitment_says_until_when_on_both_pages_and_names_the_material(api: 
     assert "已补交" in re.search(r'<div class="card promised">(.*?)</div>', view, re.S).group(1)
     assert 'action="/application/promised"' not in view
     again = c.post("/application/promised", data=hidden, files={"file": ("再交.pdf", pdf, "application/pdf")})
-    assert again.status_code == 422 and "已补交" in again.text
+    assert again.status_code == 409 and "材料未补交：该材料已补交" in again.text   # at the top: no form left
     c.cookies.clear()
     _staff_login(api)
     page = c.get(f"/staff/applications/{sub.application_id}").text
