@@ -120,11 +120,14 @@ def read_form(form: Any, registry: FieldRegistry, action: str = "") -> Reading:
 
     def read(spec: FieldSpec, name: str, path: str, raw: Any) -> Any:
         try:
-            return value_of(spec, str(raw or ""))
+            value = value_of(spec, str(raw or ""))
         except InputError as e:
             out.problems.append({"path": path, "message": str(e)})
             out.typed[name] = str(raw)
             return None
+        if value is not None and spec.type in ("int", "number") and name == path:
+            out.typed[name] = str(raw).strip()      # shown again as typed ("1.2亿", "60"), not as read
+        return value
 
     for spec in registry.entered_fields():
         if spec.type == "object":

@@ -30,7 +30,7 @@ from pydantic_core import PydanticCustomError
 from engine.formats import FORMATS, ITEM_CHECKS, FormatError
 from engine.messages import kind_of, num_text, pydantic_message
 from engine.registry import FieldRegistry, FieldSpec
-from engine.vocabulary import cn_date, percent
+from engine.vocabulary import cn_date, money_short, percent
 
 CONTEXT_TODAY = "today"     # validation-context key holding the reference date
 EARLIEST_DATE = date(1900, 1, 1)
@@ -106,7 +106,7 @@ def _date_check(spec: FieldSpec):
             except ValueError:
                 raise PydanticCustomError("yagu_date", "不是有效的日期：{value}", {"value": v.strip()}) from None
         if v < EARLIEST_DATE:
-            raise PydanticCustomError("yagu_date", "日期不能早于 1900-01-01")
+            raise PydanticCustomError("yagu_date", "日期不能早于 1900年1月1日")
         today = _today(info)
         if spec.past and v > today:
             raise PydanticCustomError("yagu_future_date", "日期不能晚于今天（{today}）",
@@ -121,15 +121,25 @@ def range_problem(spec: FieldSpec, v: Any) -> str | None:
     if spec.min is not None and v < spec.min:
         return f"不能小于 {text(spec.min)}"
     if spec.max is not None and v > spec.max:
-        return f"不能大于 {text(spec.max)}"
+        return f"不能大于 {text(spec.max)}{_as_percent_hint(spec, v)}"
     return None
 
 
+def _as_percent_hint(spec: FieldSpec, v: Any) -> str:
+    """A share typed as a percentage without its sign (60 for 60%) is told how to write it."""
+    if spec.unit == "比例" and 1 < v <= 100:
+        return f"；占比请写成 {num_text(v)}% 或 {num_text(Decimal(str(v)) / 100)}"
+    return ""
+
+
 def _bound_text_for(spec: FieldSpec):
+    """A bound as its field's readers write it: 1（即 100%）, 10万亿元, 10,000,000人."""
     def text(x: Any) -> str:
         if spec.unit == "比例":
             return f"{num_text(x)}（即 {percent(x)}）"
-        return num_text(x)
+        if spec.unit == "元":
+            return money_short(x)
+        return f"{x:,}{spec.unit or ''}" if isinstance(x, int) and abs(x) >= 10000 else f"{num_text(x)}{spec.unit or ''}"
     return text
 
 
@@ -152,7 +162,8 @@ def _number_check(spec: FieldSpec):
         if v < lo:  # type: ignore[operator]
             raise PydanticCustomError("yagu_number", "不能小于 {lo}", {"lo": bound_text(lo)})
         if v > hi:  # type: ignore[operator]
-            raise PydanticCustomError("yagu_number", "不能大于 {hi}", {"hi": bound_text(hi)})
+            raise PydanticCustomError("yagu_number", "不能大于 {hi}{hint}",
+                                      {"hi": bound_text(hi), "hint": _as_percent_hint(spec, v)})
         if whole:
             if isinstance(v, float):
                 raise PydanticCustomError("yagu_number", "必须是整数，不能带小数点")

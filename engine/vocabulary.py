@@ -126,7 +126,9 @@ def money(v: Any) -> str:
 
 
 def money_short(v: float) -> str:
-    """Thresholds as a policy writes them: 300万元, 1亿元, 500,000元."""
+    """Thresholds as a policy writes them: 300万元, 1亿元, 500,000元, 10万亿元."""
+    if v >= 1e12 and v % 1e11 == 0:
+        return f"{v / 1e12:g}万亿元"
     if v >= 1e8 and v % 1e7 == 0:
         return f"{v / 1e8:g}亿元"
     if v >= 1e4 and v % 100 == 0:
