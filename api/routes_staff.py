@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import ApiError
 from api.limits import JsonRoute
 from api.schemas import (ApplicationCreate, ApplicationId, FileName, JobId, WindowId, ApplicationState, ClosePreview, CloseOutcome, CloseRequest,
-                         DecisionTable, ImpactRequest, Issued, JobRef, MaterialReview, NoticeRequest, Objection,
+                         DecisionTable, ImpactRequest, Issued, JobRef, MaterialReview, NoticeRequest, Objection, ObjectionResolution,
                          Offset, ProactiveEntry, ReviewRequest, RowId, Status, Text, TokenCreate, WindowCreate,
                          error_responses, file_response)
 from api.security import Staff, require_admin, require_staff
@@ -334,6 +334,18 @@ async def material_file(application_id: ApplicationId, material_pk: RowId, reque
              responses={**AUTH, **error_responses(404, 409, 422)})
 async def objection(application_id: ApplicationId, body: Objection, request: Request, who: Staff = Depends(require_staff)):
     await _call(cases.raise_objection, _db(request), application_id, body.text, actor=who.actor)
+    return Response(status_code=204)
+
+
+@router.post("/v1/applications/{application_id}/objections/{objection_id}/resolution", status_code=204,
+             summary="记录异议处理意见",
+             description="写明对一项公示期异议的处理意见（异议编号见申报详情的 objections）。有未处理的异议时不能"
+                         "关闭批次；需要改变结论的，先复核。已处理过的返回 409。",
+             responses={**AUTH, **error_responses(404, 409, 422)})
+async def objection_resolution(application_id: ApplicationId, objection_id: RowId, body: ObjectionResolution,
+                               request: Request, who: Staff = Depends(require_staff)):
+    await _call(cases.resolve_objection, _db(request), objection_id, body.resolution, actor=who.actor,
+                application_id=application_id)
     return Response(status_code=204)
 
 

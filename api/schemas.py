@@ -177,6 +177,10 @@ class Objection(_Strict):
     text: Text = Field(min_length=1, max_length=2000, description="异议内容")
 
 
+class ObjectionResolution(_Strict):
+    resolution: Text = Field(min_length=1, max_length=2000, description="处理意见（需要改变结论的，先复核）")
+
+
 class CloseRequest(_Strict):
     reason: Optional[Text] = Field(None, max_length=500, description="公示期未满时提前关闭的理由（必填）")
 
@@ -276,6 +280,14 @@ class OpenCommitment(BaseModel):
     due_on: date = Field(description="承诺期限")
 
 
+class OpenObjection(BaseModel):
+    id: int = Field(description="异议编号")
+    application_id: str = Field(description="申报编号")
+    enterprise_name: str = Field(description="企业名称")
+    text: str = Field(description="异议内容")
+    raised_at: datetime = Field(description="登记时间")
+
+
 class ClosePreview(BaseModel):
     awards: int = Field(description="将写入兑现台账的项数")
     amount_cny: float = Field(description="兑现金额合计（元）")
@@ -294,6 +306,9 @@ class ClosePreview(BaseModel):
         default_factory=list, description="这些材料所属的申报：申报编号、企业名称、各份材料的名称")
     unsupplied_commitments: list[OpenCommitment] = Field(
         default_factory=list, description="已签署容缺承诺、尚未补交的材料（关闭后企业仍可在承诺期限内补交）")
+    open_objections: list[OpenObjection] = Field(
+        default_factory=list, description="公示期登记、尚未写明处理意见的异议（处理前不能关闭）")
+    blocked: list[str] = Field(default_factory=list, description="现在不能关闭的原因，每条一句；为空时可以关闭")
 
 
 class CloseOutcome(BaseModel):

@@ -473,7 +473,8 @@ async def objection(request: Request, app_id: str):
 @router.post("/staff/applications/{app_id}/objections/{objection_id}")
 async def resolve_objection(request: Request, app_id: str, objection_id: int):
     return await _app_action(request, app_id, lambda f, who: cases.resolve_objection(
-        _db(request), objection_id, str(f.get("resolution") or ""), actor=who.actor), "resolved")
+        _db(request), objection_id, str(f.get("resolution") or ""), actor=who.actor, application_id=app_id),
+        "resolved")
 
 
 @router.get("/staff/applications/{app_id}/notices/{kind}")

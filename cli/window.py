@@ -209,6 +209,8 @@ def window_publish(window_id):
 def window_close(window_id, reason, yes):
     db = db_handle()
     p = run(awards.close_preview, db, window_id)
+    if p["blocked"]:
+        fail("现在不能关闭：" + "；".join(p["blocked"]))
     click.echo(f"将兑现 {p['awards']} 项，合计 {money(p['amount_cny'])}；出具不予支持告知书 {p['non_support_notices']} 份"
                + (f"；{p['already_awarded']} 项已在其他批次兑现" if p["already_awarded"] else ""))
     if p["unreviewed_refusals"]:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from engine.profile import shanghai_today
-from engine.vocabulary import cn_date
+from engine.vocabulary import cn_date, ruleset_text
 from store import audit, profiles, rulesets
 from store import windows as W
 from store.applications import chunks, move
@@ -27,7 +27,7 @@ from store.collector import bulk_work
 from store.db import Database
 from store.errors import Conflict, RowProblem, ValidationFailed
 from store.models import (Application, Award, Commitment, Decision, Enterprise, Evaluation, Material,
-                          ProfileSnapshot, Review, Window, utcnow)
+                          Objection, ProfileSnapshot, Review, Window, utcnow)
 from store.notices import assign_numbers
 from store.views import AwardList, AwardView, Totals
 from store.workdays import add_workdays, next_workday
@@ -356,10 +356,16 @@ def close_preview(db: Database, window_id: str, today: date | None = None) -> di
     deadlines not yet passed, the latest `corrections_until`) and what nobody looked at
     (`unreviewed_refusals`: applications that would be refused without any 复核; and
     `pending_materials`: uploaded files nobody has reviewed, with their applications; and
-    `unsupplied_commitments`: materials promised by 容缺承诺 and not supplied yet)."""
+    `unsupplied_commitments`: materials promised by 容缺承诺 and not supplied yet). `blocked`:
+    the reasons `close_window` would refuse now, each a sentence (`open_objections` among them)."""
     today = today or shanghai_today()
     with db.read_session() as s:
         w = W.get(s, window_id)
+        blocked = []
+        try:
+            _closable(s, w)
+        except Conflict as e:
+            blocked.append(e.message)
         decided: set[str] = set()
         cands, refused = proposed(s, window_id, decided)
         apps_awarded = {c.application_id for c in cands}
@@ -381,7 +387,10 @@ def close_preview(db: Database, window_id: str, today: date | None = None) -> di
             u = unchecked.setdefault(app_id, {"application_id": app_id, "enterprise_name": ent, "materials": []})
             u["materials"].append(names.get((b, m), "材料"))
         promised = _unsupplied_commitments(s, window_id, names)
-        return {"awards": len(cands), "amount_cny": sum(c.amount_cny or 0 for c in cands),
+        if w.evaluated_at:
+            blocked += _close_blockers(s, db, w, cands)
+        return {"blocked": blocked, "open_objections": open_objections(s, window_id),
+                "awards": len(cands), "amount_cny": sum(c.amount_cny or 0 for c in cands),
                 "already_awarded": len(refused), "non_support_notices": len(refusals),
                 "early": early, "stale": W.stale_count(s, w), "state": w.state,
                 "rejected_materials": rejected_materials(s, db, w, cands) if w.evaluated_at else [],
@@ -390,6 +399,50 @@ def close_preview(db: Database, window_id: str, today: date | None = None) -> di
                 "pending_materials": sum(len(u["materials"]) for u in unchecked.values()),
                 "pending_material_applications": list(unchecked.values()),
                 "unsupplied_commitments": promised}
+
+
+def _closable(s: Session, w: Window) -> None:
+    """Conflict unless the window is judged, under the rules in force, and not closed yet."""
+    if w.state == "closed":
+        raise Conflict(f"“{w.label}”已关闭")
+    if w.evaluated_at is None:
+        raise Conflict(f"“{w.label}”尚未判定，请先执行批量判定")
+    stale = W.stale_count(s, w)
+    if stale:
+        raise Conflict(f"还有 {stale} 份申报未按现行规则（{ruleset_text(rulesets.current().ruleset_version)}）"
+                       "判定，请先执行批量判定再关闭")
+
+
+def _close_blockers(s: Session, db: Database, w: Window, cands: list[Candidate]) -> list[str]:
+    """What stops closing, each in a sentence: awards held by a rejected file, awards without
+    an amount and objections of the 公示 nobody has answered (an award contested in 公示 is
+    paid only once staff have recorded how the objection was handled)."""
+    out = []
+    rejected = rejected_materials(s, db, w, cands)
+    if rejected:
+        out.append(_held_by_rejections(rejected, "关闭批次").message)
+    try:
+        _refuse_unpriced(cands, "关闭批次")
+    except Conflict as e:
+        out.append(e.message)
+    open_ = open_objections(s, w.id)
+    if open_:
+        shown = "；".join(f"{o['enterprise_name']}（{o['application_id']}）" for o in open_[:5])
+        more = f"等共 {len(open_)} 项" if len(open_) > 5 else ""
+        out.append(f"有 {len(open_)} 项公示期异议尚未处理：{shown}{more}。请先在申报页面写明处理意见"
+                   "（需要改变结论的，先复核），再关闭批次")
+    return out
+
+
+def open_objections(s: Session, window_id: str) -> list[dict]:
+    """Objections raised in the window's 公示 and not answered yet, oldest first."""
+    return [{"id": o.id, "application_id": o.application_id, "enterprise_name": name, "text": o.text,
+             "raised_at": o.raised_at}
+            for o, name in s.execute(select(Objection, Enterprise.name)
+                                     .join(Application, Application.id == Objection.application_id)
+                                     .join(Enterprise, Enterprise.uscc == Application.uscc)
+                                     .where(Objection.window_id == window_id, Objection.resolved_at.is_(None))
+                                     .order_by(Objection.id))]
 
 
 def _unsupplied_commitments(s: Session, window_id: str, names: dict) -> list[dict]:
@@ -422,24 +475,15 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
     with db.session() as s:
         w = W.get(s, window_id, lock=True)
         titles = _titles(db, w)
-        if w.state == "closed":
-            raise Conflict(f"申报批次 {window_id} 已关闭")
-        if w.evaluated_at is None:
-            raise Conflict(f"申报批次 {window_id} 尚未判定，请先执行批量判定")
-        stale = W.stale_count(s, w)
-        if stale:
-            raise Conflict(f"还有 {stale} 份申报未按现行规则（规则版本 {rulesets.current().ruleset_version}）"
-                           "判定，请先执行批量判定再关闭")
+        _closable(s, w)
         early = w.state != "publicity" or w.publicity_until is None or today <= w.publicity_until
         if early and not reason:
             until = f"公示期至 {cn_date(w.publicity_until)}" if w.publicity_until else "尚未公示"
             raise ValidationFailed([RowProblem(f"{until}；提前关闭须写明理由", path="reason")])
         decided_apps: set[str] = set()
         cands = grant_decisions(s, window_id, eligible_only=True, decided_apps=decided_apps)
-        blocked = rejected_materials(s, db, w, cands)
-        if blocked:
-            raise _held_by_rejections(blocked, "关闭批次")
-        _refuse_unpriced(cands, "关闭批次")
+        for problem in _close_blockers(s, db, w, cands):
+            raise Conflict(problem)
         # Paid by another window after this one was judged: judging again gives them their
         # reason (not_awarded_before fails), which their 不予支持告知书 must state.
         paid = _paid_elsewhere(s, window_id, cands)

@@ -698,13 +698,15 @@ def raise_objection(db: Database, application_id: str, text: str, *, actor: str)
         _move(s, L.app, None, actor, "objection", {"text": text[:200]})
 
 
-def resolve_objection(db: Database, objection_id: int, resolution: str, *, actor: str) -> None:
+def resolve_objection(db: Database, objection_id: int, resolution: str, *, actor: str,
+                      application_id: str | None = None) -> None:
+    """The answer to an objection of the 公示 (the window closes only once each has one)."""
     resolution = (resolution or "").strip()
     if not 1 <= len(resolution) <= 2000:
         raise ValidationFailed([RowProblem("请填写处理意见", path="resolution")])
     with db.session() as s:
         o = s.get(Objection, objection_id)
-        if o is None:
+        if o is None or (application_id is not None and o.application_id != application_id):
             raise NotFound("异议不存在")
         if o.resolved_at is not None:
             raise Conflict("该异议已处理")

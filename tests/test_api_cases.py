@@ -43,7 +43,7 @@ ADMIN = {("GET", "/v1/windows/{window_id}/close"), ("POST", "/v1/windows/{window
          ("POST", "/v1/windows/{window_id}/replay"), ("GET", "/v1/tokens"), ("POST", "/v1/tokens"),
          ("DELETE", "/v1/tokens/{token_id}")}
 DUMMY = {"window_id": "W1", "application_id": "A1", "material_pk": "1", "job_id": "J1", "name": "f",
-         "token_id": "99999", "rule_id": "x"}
+         "token_id": "99999", "rule_id": "x", "objection_id": "1"}
 
 
 @pytest.fixture(scope="module", params=STORES)
@@ -244,7 +244,29 @@ def test_the_case_process_and_every_refused_transition(api: Api):
     assert_error(c.post("/v1/windows/W2/close", headers=staff), 403)
     body = assert_error(c.post("/v1/windows/W2/close", headers=admin), 422)
     assert body["errors"][0]["path"] == "reason" and "公示期至" in body["errors"][0]["message"]
-    closed = c.post("/v1/windows/W2/close", json={"reason": "年度预算执行需要，经管委会同意提前关闭"}, headers=admin)
+    # an objection nobody answered stops the close, named on the preview and in the refusal
+    (open_,) = preview["open_objections"]
+    assert open_["text"] == "该企业不在园区" and any("异议尚未处理" in b for b in preview["blocked"])
+    early = {"reason": "年度预算执行需要，经管委会同意提前关闭"}
+    assert "异议尚未处理" in assert_error(c.post("/v1/windows/W2/close", json=early, headers=admin), 409)["detail"]
+    resolve = f"/v1/applications/{ids['eligible']}/objections/{open_['id']}/resolution"
+    from test_api_limits import _staff_login
+
+    _staff_login(api)                       # the console's confirmation page says the same
+    page = c.get("/staff/windows/W2/close").text
+    assert "现在不能关闭" in page and "该企业不在园区" in page and 'id="close-form"' not in page
+    c.cookies.clear()
+    assert_error(c.post(f"/v1/applications/{ids['refused']}/objections/{open_['id']}/resolution",
+                        json={"resolution": "x"}, headers=staff), 404)           # not that application's
+    assert c.post(resolve, json={"resolution": "经核实该企业住所在园区内，异议不成立"},
+                  headers=staff).status_code == 204
+    assert "已处理" in assert_error(c.post(resolve, json={"resolution": "再次"}, headers=staff), 409)["detail"]
+    assert c.get("/v1/windows/W2/close", headers=admin).json()["blocked"] == []
+    _staff_login(api)                       # a staff member is told that closing is an admin's
+    page = c.get("/staff/windows/W2/close").text
+    assert 'id="close-admin-only"' in page and 'id="close-form"' not in page and "现在不能关闭" not in page
+    c.cookies.clear()
+    closed = c.post("/v1/windows/W2/close", json=early, headers=admin)
     assert closed.status_code == 200, closed.text
     assert [a["application_id"] for a in closed.json()["awards"]] == [ids["eligible"]]
     assert closed.json()["non_support_notices"] == 2 and closed.json()["totals"]["amount_cny"] == 300000

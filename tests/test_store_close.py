@@ -136,7 +136,7 @@ def test_close_refuses_until_judged_under_the_rules_in_force(db, tmp_path, rules
     rules_in_force(new)
     with pytest.raises(Conflict) as e:
         awards.close_window(db, "2026-H1", today=CLOSE_DAY)
-    assert "2 份申报未按现行规则" in e.value.message and new.ruleset_version in e.value.message
+    assert "2 份申报未按现行规则" in e.value.message and new.ruleset_version[:16] in e.value.message
     assert ledger(db) == [] and W.get_window(db, "2026-H1").state == "publicity"
     assert W.get_window(db, "2026-H1").counts.stale == 2
     evaluate(db, "2026-H1")
