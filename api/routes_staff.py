@@ -228,7 +228,7 @@ async def close(window_id: WindowId, request: Request, body: CloseRequest | None
                       reason=body.reason if body else None)
     request.app.state.runtime.invalidate_ledger()
     return CloseOutcome(window_id=res.window_id, awards=res.awards, already_awarded=res.already_awarded,
-                        non_support_notices=len(res.refused), totals=res.totals)
+                        non_support_notices=res.non_support_notices, totals=res.totals)
 
 
 @router.get("/v1/windows/{window_id}/awards.xlsx", summary="下载拟支持名单（Excel）", response_class=Response,

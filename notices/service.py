@@ -137,7 +137,8 @@ class NoticeService:
             raise Conflict("一次性告知书由“发出一次性告知书”统一出具，该申报尚未出具")
         if kind == "award" and d.state != "awarded":
             raise Conflict("该申报尚未兑现，不能出具兑现通知书")
-        if kind == "non_support" and d.state != "refused":
+        # refused, or paid for some grants and refused others (numbered at the close)
+        if kind == "non_support" and d.state != "refused" and not any(n.kind == "non_support" for n in d.notices):
             raise Conflict("批次关闭后才能对最终不符合条件的资金支持事项出具不予支持告知书")
 
     def kinds_for(self, d: ApplicationDetail) -> list[str]:

@@ -62,11 +62,12 @@ def _final_statuses(s: Session, window_id: str) -> dict[tuple, tuple[str, Option
 
 
 def grant_decisions(s: Session, window_id: str, *, eligible_only: bool = False,
-                    decided_apps: set[str] | None = None) -> list[Candidate]:
+                    decided_apps: set[str] | None = None, refused_apps: set[str] | None = None) -> list[Candidate]:
     """Every claimed grant decision of the window's applicants, with its final verdict, in
     submission order (earliest application first when two claim one certificate).
     `eligible_only`: only the eligible ones (a close of 100,000 applications held every
-    other one too); `decided_apps`, if given, receives the application of every decision."""
+    other one too); `decided_apps`, if given, receives the application of every decision,
+    and `refused_apps` that of every decision whose final verdict is not eligible."""
     reviewed = _final_statuses(s, window_id)
     # Claims are read as their JSON text and parsed once per application, only for decisions
     # about a subject (a window's rows repeat them for every decision of an application).
@@ -100,8 +101,11 @@ def grant_decisions(s: Session, window_id: str, *, eligible_only: bool = False,
                 amount, provisional = review[1], False
         if decided_apps is not None:
             decided_apps.add(app_id)
-        if eligible_only and status != "eligible":
-            continue
+        if status != "eligible":
+            if refused_apps is not None:
+                refused_apps.add(app_id)
+            if eligible_only:
+                continue
         c = Candidate(dec_id, uscc, name, app_id, benefit_id, subject_id or uscc, status,
                       None if amount is None else float(amount), bool(provisional), None, None, channel)
         out.append(c)
@@ -168,13 +172,15 @@ def _titles(db: Database, w: Window) -> dict[str, str]:
     return {b.id: b.spec.title for b in rulesets.book_for(db, w.ruleset_version).benefits.values()}
 
 
-def proposed(s: Session, window_id: str, decided_apps: set[str] | None = None) -> tuple[list[Candidate], list[dict]]:
+def proposed(s: Session, window_id: str, decided_apps: set[str] | None = None,
+             refused_apps: set[str] | None = None) -> tuple[list[Candidate], list[dict]]:
     """(the awards closing would make, eligible subjects already awarded elsewhere);
-    `decided_apps` receives every application with a grant decision."""
+    `decided_apps` receives every application with a grant decision, `refused_apps` every
+    one with a grant decision that is not eligible."""
     taken = {(b, sub): wid for b, sub, wid in s.connection().execute(
         select(Award.benefit_id, Award.subject_id, Award.window_id))}
     out, refused, seen = [], [], set()
-    for c in grant_decisions(s, window_id, eligible_only=True, decided_apps=decided_apps):
+    for c in grant_decisions(s, window_id, eligible_only=True, decided_apps=decided_apps, refused_apps=refused_apps):
         key = (c.benefit_id, c.subject_id)
         if key in taken and taken[key] != window_id or key in seen:
             refused.append({"uscc": c.uscc, "enterprise_name": c.enterprise_name, "benefit_id": c.benefit_id,
@@ -344,8 +350,13 @@ class CloseResult:
     window_id: str
     awards: list[AwardView]
     already_awarded: list[dict]
-    refused: list[str]          # applications that received a 不予支持告知书
+    refused: list[str]          # applications refused: each received a 不予支持告知书
+    partly_refused: list[str]   # applications paid for some grants and refused others: one too
     totals: Totals
+
+    @property
+    def non_support_notices(self) -> int:
+        return len(self.refused) + len(self.partly_refused)
 
 
 def close_preview(db: Database, window_id: str, today: date | None = None) -> dict:
@@ -367,7 +378,8 @@ def close_preview(db: Database, window_id: str, today: date | None = None) -> di
         except Conflict as e:
             blocked.append(e.message)
         decided: set[str] = set()
-        cands, refused = proposed(s, window_id, decided)
+        not_eligible: set[str] = set()
+        cands, refused = proposed(s, window_id, decided, not_eligible)
         apps_awarded = {c.application_id for c in cands}
         refusals = decided - apps_awarded
         early = w.state != "publicity" or w.publicity_until is None or today <= w.publicity_until
@@ -391,7 +403,7 @@ def close_preview(db: Database, window_id: str, today: date | None = None) -> di
             blocked += _close_blockers(s, db, w, cands)
         return {"blocked": blocked, "open_objections": open_objections(s, window_id),
                 "awards": len(cands), "amount_cny": sum(c.amount_cny or 0 for c in cands),
-                "already_awarded": len(refused), "non_support_notices": len(refusals),
+                "already_awarded": len(refused), "non_support_notices": len(refusals) + len(not_eligible & apps_awarded),
                 "early": early, "stale": W.stale_count(s, w), "state": w.state,
                 "rejected_materials": rejected_materials(s, db, w, cands) if w.evaluated_at else [],
                 "corrections_running": running, "corrections_until": until,
@@ -481,7 +493,9 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
             until = f"公示期至 {cn_date(w.publicity_until)}" if w.publicity_until else "尚未公示"
             raise ValidationFailed([RowProblem(f"{until}；提前关闭须写明理由", path="reason")])
         decided_apps: set[str] = set()
-        cands = grant_decisions(s, window_id, eligible_only=True, decided_apps=decided_apps)
+        refused_apps: set[str] = set()
+        cands = grant_decisions(s, window_id, eligible_only=True, decided_apps=decided_apps,
+                                refused_apps=refused_apps)
         for problem in _close_blockers(s, db, w, cands):
             raise Conflict(problem)
         # Paid by another window after this one was judged: judging again gives them their
@@ -516,7 +530,10 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
                                 "reason": f"该注册证已在申报批次 {wid} 获得支持，不重复支持"})
         awarded_apps = {a.application_id for a in awards}
         refused = sorted(decided_apps - awarded_apps)
-        assign_numbers(s, window_id, refused, "non_support", today)
+        # An application paid for one certificate and refused another is told of the refusal
+        # too, with its reasons and the route of review: a 不予支持告知书 of the refused items.
+        partly = sorted(refused_apps & awarded_apps)
+        assign_numbers(s, window_id, sorted(refused + partly), "non_support", today)
         move(s, sorted(awarded_apps), "award", "awarded", now, actor)
         move(s, refused, "refuse", "refused", now, actor)
         w.state, w.closed_at, w.close_reason = "closed", now, reason
@@ -524,7 +541,7 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
         audit.record(s, actor, "window.close", window_id,
                      {"awards": len(awards), "already_awarded": len(already), "refused": len(refused),
                       "amount_cny": totals.amount_cny, "early_reason": reason})
-    return CloseResult(window_id, awards, already, refused, totals)
+    return CloseResult(window_id, awards, already, refused, partly, totals)
 
 
 def proactive(db: Database, window_id: str) -> list[dict]:

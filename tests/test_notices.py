@@ -539,3 +539,29 @@ def test_bundle_zips_one_pdf_per_notice_named_by_enterprise_and_kind(sqlite_db):
         assert {n.rsplit(".", 1)[0] for n in names} == want
         assert {"." + n.rsplit(".", 1)[1] for n in names} == exts and len(names) == len(want) * len(exts)
         assert v.result["notices"] == 4 and v.result["applications"] == len(apps)
+
+
+@pytest.mark.timeout(300)
+def test_a_window_paying_one_certificate_and_refusing_another_tells_of_both(sqlite_db):
+    """An application paid for one certificate and refused another gets its 兑现通知书 for the
+    first and a 不予支持告知书 for the second, with the reason and the route of review; before,
+    the refusal went unsaid (only fully refused applications were told)."""
+    from store import awards
+
+    regs = [{"certificate_no": "川械注准20262170101", "origin": "self_developed", "obtained_on": "2026-01-15",
+             "device_class": "II"},
+            {"certificate_no": "川械注准20242170102", "origin": "self_developed", "obtained_on": "2024-01-15",
+             "device_class": "II"}]                          # obtained before the window's coverage
+    (app,) = _window(sqlite_db, [TAX_PROFILE | {"device_registrations": regs}])
+    statuses = {g.result.subject.id: g.final_status for g in cases.detail(sqlite_db, app).grants}
+    assert statuses == {"川械注准20262170101": "eligible", "川械注准20242170102": "ineligible"}
+    assert awards.close_preview(sqlite_db, "2026-H1")["non_support_notices"] == 1
+    awards.publish(sqlite_db, "2026-H1", today=date(2026, 7, 1))
+    res = awards.close_window(sqlite_db, "2026-H1", today=date(2026, 7, 20))
+    assert res.refused == [] and res.partly_refused == [app] and res.non_support_notices == 1
+    svc = NoticeService(sqlite_db, settings=SETTINGS)
+    assert {"non_support", "award"} <= set(svc.kinds_for(cases.detail(sqlite_db, app)))   # on its page
+    refusal = pdf_text(svc.render(app, "non_support", "pdf").data)
+    paid = pdf_text(svc.render(app, "award", "pdf").data)
+    assert "20242170102" in refusal and "20262170101" not in refusal and "行政复议" in refusal
+    assert "20262170101" in paid and "20242170102" not in paid

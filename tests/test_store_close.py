@@ -247,7 +247,10 @@ def _tax_never_a_park_decision(db, case: dict, window_id: str, base: int) -> Non
     awarded_apps = {a.application_id for a in res.awards}
     with_grants = {a for a, d in details.items() if d.grants}
     assert set(res.refused) == with_grants - awarded_apps
-    assert set(notices_of(db, window_id, "non_support")) == set(res.refused)
+    # ...and for those paid for one grant and refused another, a notice of the refused ones
+    partly = {a for a in awarded_apps if any(g.final_status != "eligible" for g in details[a].grants)}
+    assert set(res.partly_refused) == partly
+    assert set(notices_of(db, window_id, "non_support")) == set(res.refused) | partly
     for a in res.refused:
         d = cases.detail(db, a)
         assert d.grants and all(g.result.kind == "grant" for g in d.grants)
