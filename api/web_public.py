@@ -305,40 +305,40 @@ async def application_view(request: Request, done: str = ""):
 
 def _application_page(request: Request, sid: str, d, *, done: str = "", errors: list[dict] | None = None,
                       typed: dict[str, str] | None = None, files_dropped: bool = False,
-                      refused: dict | None = None, status: int = 200) -> HTMLResponse:
+                      refused: dict | None = None, left_out: int = 0, status: int = 200) -> HTMLResponse:
     """The enterprise's page; after a 补正 with problems, every problem above its form and
     what was typed kept in it (a file input cannot be refilled: the page says so). `refused`
-    is a 容缺 form sent back: {"title", "form" (its key, see _form_key; "" when the form
-    itself is gone, the message then stands at the top), "messages", "signer"}."""
+    is an upload of a promised file sent back: {"title", "form" (its key, see _form_key; "" when
+    the form itself is gone, the message then stands at the top), "messages"}. `left_out`: how
+    many asked facts and materials the 补正 left out without saying it cannot provide them."""
     reg = _rt(request).evaluator.registry
     ask_fields = [{"path": p, "label": reg.label(p, d.profile), "widget": _widget_for(reg, p)}
                   for p in (d.correction.facts if d.correction else [])]
     return page(request, "application.html", {"d": d, "csrf": csrf_token_for(sid), "ask_fields": ask_fields,
                                                "registry": reg, "done": done, "errors": errors or [],
                                                "typed": typed or {}, "files_dropped": files_dropped,
-                                               "refused": refused,
+                                               "refused": refused, "left_out": left_out,
                                                "today": shanghai_today(),
                                                "commitment_workdays": service_limits()["commitment"].workdays,
                                                "kinds": request.app.state.notices.kinds_for(d)}, status)
 
 
-DONE = {"corrected": "补正已提交，已重新判定，结果如下。", "committed": "容缺承诺已签署。",
+DONE = {"corrected": "补正已提交，已重新判定，结果如下。",
         "supplied": "承诺的材料已补交，待工作人员审核。"}
 
 
 def _form_key(kind: str, form) -> str:
-    """Which 容缺 form of the page (a commitment or a promised file) a refusal belongs to."""
+    """Which form of the page (the upload of a promised file) a refusal belongs to."""
     return "|".join((kind, *(str(form.get(k, "") or "") for k in ("benefit_id", "subject_id", "material_id"))))
 
 
 async def _refused(request: Request, sid: str, app_id: str, kind: str, form, title: str, e: Exception):
-    """A refused 容缺 form: the enterprise's page again, the problems at that form (a conflict,
-    such as a passed deadline, at the top: the form may be gone), what was typed kept."""
+    """A refused upload of a promised file: the enterprise's page again, the problems at its form
+    (a conflict, such as a passed deadline, at the top: the form may be gone)."""
     d = await run_in_threadpool(cases.detail, _rt(request).db, app_id)
     at = _form_key(kind, form) if isinstance(e, ValidationFailed) else ""
     messages = [m["message"] for m in problems(e)] if isinstance(e, ValidationFailed) else [e.message]
-    return _application_page(request, sid, d, refused={"title": title, "form": at, "messages": messages,
-                                                        "signer": str(form.get("signer", ""))},
+    return _application_page(request, sid, d, refused={"title": title, "form": at, "messages": messages},
                              status=404 if isinstance(e, NotFound) else 422 if at else 409)
 
 
@@ -382,49 +382,43 @@ async def application_correction(request: Request):
             continue
         if value is not None:
             facts[p] = value
-    uploads = []
+    uploads, promises = [], {}
     for key, f in form.multi_items():
-        if key.startswith("file:") and not isinstance(f, str) and f.filename:
-            parts = key[5:].split("|")
-            if len(parts) == 3:  # benefit | subject (certificate, "" for the enterprise) | material
-                uploads.append((parts[0], parts[1], parts[2], f.filename, await f.read()))
+        kind, _, key = key.partition(":")
+        parts = key.split("|")      # benefit | subject (certificate, "" for the enterprise) | material
+        if len(parts) != 3:
+            continue
+        if kind == "file" and not isinstance(f, str) and f.filename:
+            uploads.append((parts[0], parts[1], parts[2], f.filename, await f.read()))
+        elif kind == "signer" and isinstance(f, str) and f.strip():
+            promises[tuple(parts)] = f
     revision = str(form.get("revision") or "")
     asked = d.correction.materials if d.correction else []
     names = {**{cases.upload_path(m["benefit_id"], None, m["material_id"]): m["name"] for m in asked},
-             **{cases.upload_path(m["benefit_id"], m["subject_id"], m["material_id"]): m["name"] for m in asked}}
+             **{cases.upload_path(m["benefit_id"], m["subject_id"], m["material_id"]):
+                m["name"] + (f"（注册证 {m['subject_id']}）" if m["subject_id"] else "") for m in asked}}
+    names |= {"signer:" + k: f"{v}的容缺承诺人" for k, v in names.items()}
     try:
-        if not facts and not uploads and not wrong:
-            raise ValidationFailed([RowProblem("请至少填写一项信息或上传一份材料后再提交", path="")])
+        if not facts and not uploads and not wrong and not promises and form.get("partial") != "yes":
+            raise ValidationFailed([RowProblem("请至少填写一项信息、上传一份材料或签署一项容缺承诺后再提交", path="")])
         await run_in_threadpool(lambda: cases.submit_correction(
             rt.db, app_id, facts, uploads, actor=f"企业（申报 {app_id}）",
             revision=int(revision) if revision.isdigit() else None,
-            found=[RowProblem(w["message"], path=w["path"]) for w in wrong]))
+            found=[RowProblem(w["message"], path=w["path"]) for w in wrong],
+            promises=promises, complete=form.get("partial") != "yes"))
     except Conflict as e:
         return page(request, "message.html", {"title": "补正未提交", "message": e.message,
                                                "back": "/application/view"}, 409)
     except ValidationFailed as e:
+        found = problems(e)
         errors = [{"label": names.get(m["path"]) or (reg.label(m["path"], d.profile) if m.get("path") else ""),
-                   "message": m["message"]} for m in problems(e)]
+                   "message": m["message"], "path": m.get("path") or ""} for m in found]
+        left = sum(m["message"] in (cases.LEFT_OUT_FACT, cases.LEFT_OUT_FILE) for m in found)
         typed = {p: str(form.get(f"fact:{p}", "")) for p in (d.correction.facts if d.correction else [])}
+        typed |= {f"signer:{'|'.join(k)}": v for k, v in promises.items()}
         return _application_page(request, sid, d, errors=errors, typed=typed, files_dropped=bool(uploads),
-                                 status=422)
+                                 left_out=left, status=422)
     return RedirectResponse("/application/view?done=corrected", status_code=303)
-
-
-@router.post("/application/commit")
-async def application_commit(request: Request):
-    got = await _enterprise_post(request, max_fields=10)
-    if isinstance(got, Response):
-        return got
-    sid, app_id, form = got
-    try:
-        await run_in_threadpool(lambda: cases.commit_material(
-            _rt(request).db, app_id, str(form.get("benefit_id", "")), str(form.get("material_id", "")),
-            str(form.get("signer", "")), actor=f"企业（申报 {app_id}）",
-            subject_id=str(form["subject_id"]) if "subject_id" in form else None))
-    except (ValidationFailed, Conflict) as e:
-        return await _refused(request, sid, app_id, "commit", form, "承诺未签署", e)
-    return RedirectResponse("/application/view?done=committed", status_code=303)
 
 
 @router.post("/application/promised")

@@ -7,6 +7,7 @@ wins, and the other gets a Conflict naming the current state.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -435,10 +436,15 @@ def _resolve_subject(asked: list[dict], benefit_id: str, material_id: str, path:
     return None, [RowProblem("该材料对多个注册证都需补正，请分别在对应注册证下上传", path=path)]
 
 
+# What a 补正 left out, when the enterprise has not said it cannot provide it (`complete`).
+LEFT_OUT_FACT, LEFT_OUT_FILE = "尚未填写", "尚未上传"
+
+
 def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
                       uploads: list[tuple], *, actor: str,
                       revision: int | None = None, today: date | None = None,
-                      found: Sequence[RowProblem] = ()) -> ApplicationDetail:
+                      found: Sequence[RowProblem] = (), promises: dict[tuple, str] | None = None,
+                      complete: bool = False) -> ApplicationDetail:
     """The enterprise's 补正 (one per opening: a rejected file reopens it): the missing facts
     it now states and the files for the materials asked, each
     (benefit_id, subject_id, material_id, filename, bytes) — the subject is the certificate
@@ -446,7 +452,11 @@ def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
     (benefit_id, material_id, filename, bytes) is accepted while only one subject asks for
     that material. Judged again at once. `found`: problems the caller already found in the
     same form (a value that did not read); every problem is reported at once, and nothing is
-    stored while there is one."""
+    stored while there is one. `promises`: 容缺承诺 signed with this 补正, (benefit_id, subject_id,
+    material_id) → signer, stored with it or not at all. `complete`: every fact and material
+    asked must be given (or promised); each one left out is a problem (LEFT_OUT_FACT,
+    LEFT_OUT_FILE) — the web form asks it until the enterprise ticks that it cannot provide the
+    rest, since the 补正 is not opened again."""
     today = today or shanghai_today()
     problems: list[RowProblem] = list(found)
     checked = []
@@ -477,6 +487,21 @@ def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
             elif (b, sub, m) not in allowed:
                 problems.append(RowProblem("该材料不在一次性告知书的补正范围内", path=path))
             resolved.append((b, sub, m, name, data, media))
+        given = {(b, sub, m) for b, sub, m, *_ in resolved}
+        signed = {}
+        for (b, sub, m), signer in (promises or {}).items():
+            path = "signer:" + upload_path(b, sub, m)
+            if (b, sub, m) in given:
+                problems.append(RowProblem("已选择文件，无需再签署容缺承诺（二者选一）", path=path))
+                continue
+            if not any((x["benefit_id"], x["subject_id"], x["material_id"]) == (b, sub, m) and x["deferrable"]
+                       for x in ask.materials):
+                problems.append(RowProblem("该材料不能容缺后补", path=path))
+                continue
+            try:
+                signed[(b, sub, m)] = _signer(signer, path)
+            except ValidationFailed as e:
+                problems += e.problems
         registry = rulesets.current().registry
         new_profile = apply_facts(L.profile, {p: v for p, v in facts.items() if p not in unknown})
         try:
@@ -485,18 +510,39 @@ def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
             problems += [RowProblem(p.message, path=p.path) for p in e.problems]
         if problems:
             raise ValidationFailed(problems)
+        for (b, sub, m), signer in signed.items():
+            _promise(s, L, ask, b, sub, m, signer, actor, today)
         for b, sub, m, name, data, media in resolved:
             s.add(Material(application_id=app.id, material_id=m, benefit_id=b, subject_id=sub, filename=name[:200],
-                           sha256=files.put(data), size=len(data), content_type=media, uploaded_at=utcnow(),
-                           uploaded_by=actor, state="pending"))
+                           sha256=hashlib.sha256(data).hexdigest(), size=len(data), content_type=media,
+                           uploaded_at=utcnow(), uploaded_by=actor, state="pending"))
         now = utcnow()
         snaps = store_enterprises(s, [Intake.of(parsed, app.claims, app.channel)], "application", now)
         app.snapshot_hash = snaps[app.uscc]
         s.flush()
         outcome = judge_now(s, app, L.window)
+        if complete and outcome[0] == "ok":
+            # What the notice asked and this 补正 still leaves open, judged with what it gives (a
+            # fact can make another, or a material, moot): refused, and rolled back, until the
+            # enterprise says it cannot provide it.
+            s.flush()
+            s.expire_all()          # the evaluation row was rewritten past the ORM
+            left = _left_out(ask, _current_ask(s, _load(s, db, app.id), today))
+            if left:
+                raise ValidationFailed(left)
+        for *_, data, _media in resolved:
+            files.put(data)
         _move(s, app, "corrected" if outcome[0] == "ok" else "failed", actor, "correction",
               {"facts": sorted(facts), "files": [name[:100] for _, _, _, name, _, _ in resolved]})
     return detail(db, application_id, today=today)
+
+
+def _left_out(before: CorrectionAsk, after: CorrectionAsk) -> list[RowProblem]:
+    """The facts and materials one-time-notice asked (`before`) that are still asked `after`."""
+    asked = {(m["benefit_id"], m["subject_id"], m["material_id"]) for m in before.materials}
+    return [RowProblem(LEFT_OUT_FACT, path=p) for p in after.facts if p in before.facts] + [
+        RowProblem(LEFT_OUT_FILE, path=upload_path(m["benefit_id"], m["subject_id"], m["material_id"]))
+        for m in after.materials if (m["benefit_id"], m["subject_id"], m["material_id"]) in asked]
 
 
 def commit_material(db: Database, application_id: str, benefit_id: str, material_id: str, signer: str,
@@ -505,30 +551,41 @@ def commit_material(db: Database, application_id: str, benefit_id: str, material
     asked for; "" for the enterprise) with a signed commitment. Without `subject_id` the
     promise covers every subject whose 补正 asks for that material."""
     today = today or shanghai_today()
-    signer = (signer or "").strip()
-    if not 1 <= len(signer) <= 50 or "\x00" in signer:
-        raise ValidationFailed([RowProblem("请填写承诺人姓名（1 至 50 个字符）", path="signer")])
+    signer = _signer(signer)
     with db.session() as s:
         L = _load(s, db, application_id, lock=True)
-        if material_id not in _deferrable(L.ev, benefit_id):
-            raise ValidationFailed([RowProblem("该材料不能容缺后补", path="material_id")])
         if L.app.state not in ("correction", "judged", "corrected"):
             raise Conflict(f"该申报当前为“{APPLICATION_STATE.get(L.app.state, L.app.state)}”，不能签署承诺")
-        asked = [m for m in _current_ask(s, L, today).materials
-                 if (m["benefit_id"], m["material_id"]) == (benefit_id, material_id)
-                 and (subject_id is None or m["subject_id"] == subject_id)]
-        subjects = sorted({m["subject_id"] for m in asked if m["deferrable"]})
-        if not subjects and asked and not any(m["rejected"] for m in asked):
-            raise Conflict("该材料所证明的条件已判定为不满足，签署承诺不能改变结论，不能容缺后补；"
-                           "如判定有误，请在补正中更正信息或上传材料")
-        if not subjects:
-            raise Conflict("该材料不在待补正的材料之中，或已签署过容缺承诺")
-        due = add_workdays(today, service_limits()["commitment"].workdays, "签署容缺承诺（计算承诺期限）")
-        for sub in subjects:
-            s.add(Commitment(application_id=application_id, benefit_id=benefit_id, subject_id=sub,
-                             material_id=material_id, signer=signer, signed_at=utcnow(), due_on=due))
-        _move(s, L.app, None, actor, "commitment",
-              {"material_id": material_id, "subjects": subjects, "due": due.isoformat()})
+        _promise(s, L, _current_ask(s, L, today), benefit_id, subject_id, material_id, signer, actor, today)
+
+
+def _signer(signer: str, path: str = "signer") -> str:
+    signer = (signer or "").strip()
+    if not 1 <= len(signer) <= 50 or "\x00" in signer:
+        raise ValidationFailed([RowProblem("请填写承诺人姓名（1 至 50 个字符）", path=path)])
+    return signer
+
+
+def _promise(s: Session, L: Loaded, ask: CorrectionAsk, benefit_id: str, subject_id: str | None,
+             material_id: str, signer: str, actor: str, today: date) -> None:
+    """The commitment rows of one promise (see commit_material), in the caller's transaction."""
+    if material_id not in _deferrable(L.ev, benefit_id):
+        raise ValidationFailed([RowProblem("该材料不能容缺后补", path="material_id")])
+    asked = [m for m in ask.materials
+             if (m["benefit_id"], m["material_id"]) == (benefit_id, material_id)
+             and (subject_id is None or m["subject_id"] == subject_id)]
+    subjects = sorted({m["subject_id"] for m in asked if m["deferrable"]})
+    if not subjects and asked and not any(m["rejected"] for m in asked):
+        raise Conflict("该材料所证明的条件已判定为不满足，签署承诺不能改变结论，不能容缺后补；"
+                       "如判定有误，请在补正中更正信息或上传材料")
+    if not subjects:
+        raise Conflict("该材料不在待补正的材料之中，或已签署过容缺承诺")
+    due = add_workdays(today, service_limits()["commitment"].workdays, "签署容缺承诺（计算承诺期限）")
+    for sub in subjects:
+        s.add(Commitment(application_id=L.app.id, benefit_id=benefit_id, subject_id=sub,
+                         material_id=material_id, signer=signer, signed_at=utcnow(), due_on=due))
+    _move(s, L.app, None, actor, "commitment",
+          {"material_id": material_id, "subjects": subjects, "due": due.isoformat()})
 
 
 def supplied(c: Commitment, mats: Sequence[Material]) -> bool:

@@ -19,7 +19,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from api import routes_public, routes_staff, security
 from api.app import create_app
@@ -31,7 +31,7 @@ from engine.vocabulary import APPLICATION_STATE, WINDOW_STATE
 from hostile_files import nul_csv
 from store import applications, jobs, profiles, rulesets
 from store.db import Database
-from store.models import Application, JobFile, ProfileSnapshot
+from store.models import Application, Commitment, JobFile, ProfileSnapshot
 from store.paths import data_dir
 from store_fixtures import STORES, cert_no, packer, profiles_csv, uscc_of
 
@@ -519,10 +519,15 @@ def test_the_enterprise_page_files_each_upload_under_its_certificate(api: Api):
     pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
     wrong = c.post("/application/correction", data={"csrf": csrf}, follow_redirects=False,
                    files={f"file:{one}": ("fake.pdf", b"just text", "application/pdf")})
-    name = re.search(r'<span>([^<]+) <small>（注册证 ' + cert_no(92), view).group(1)
+    name = re.search(r'<legend>([^<]+) <small>（注册证 ' + cert_no(92), view).group(1)
     assert wrong.status_code == 422 and name in wrong.text and "企业画像" not in wrong.text, wrong.text[-2000:]
     assert c.get("/self-check", follow_redirects=False).headers["location"] == "/"     # a reloaded result
-    r = c.post("/application/correction", data={"csrf": csrf}, follow_redirects=False,
+    # what the 补正 leaves out is listed, until the enterprise says it cannot provide it
+    left = c.post("/application/correction", data={"csrf": csrf}, follow_redirects=False,
+                  files={f"file:{one}": ("第二张证的材料.pdf", pdf, "application/pdf")})
+    assert left.status_code == 422 and 'id="left-out-hint"' in left.text
+    assert f"（注册证 {cert_no(91)}）</b>：尚未上传" in left.text and "第二张证" not in left.text
+    r = c.post("/application/correction", data={"csrf": csrf, "partial": "yes"}, follow_redirects=False,
                files={f"file:{one}": ("第二张证的材料.pdf", pdf, "application/pdf")})
     assert r.status_code == 303 and r.headers["location"].endswith("done=corrected"), r.text
     c.cookies.clear()
@@ -598,17 +603,21 @@ def test_a_commitment_says_until_when_on_both_pages_and_names_the_material(api: 
     c.cookies.clear()
     c.post("/application/login", data={"application_id": sub.application_id, "access_code": sub.access_code})
     view = c.get("/application/view").text
-    offer = re.search(r'<form method="post" action="/application/commit".*?</form>', view, re.S).group(0)
+    # 容缺 is signed in the 补正 form itself, next to the material's file: what was typed stays
+    offer = re.search(r'<fieldset class="field material">.*?</fieldset>', view, re.S).group(0)
     assert re.search(r"自签署次日起 \d+ 个工作日内补交", offer), offer
-    fields = dict(re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', offer))
-    # a refused commitment comes back at its own form on the same page, the signer kept
+    signer = re.search(r'name="(signer:[^"]+)"', offer).group(1)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', view).group(1)
     long_name = "张" * 51
-    bad = c.post("/application/commit", data={**fields, "signer": long_name})
-    assert bad.status_code == 422
-    form = re.search(r'<form method="post" action="/application/commit".*?</form>', bad.text, re.S).group(0)
-    assert "承诺未签署" in form and "承诺人姓名" in form and f'value="{long_name}"' in form
-    assert 'id="correction-form"' in bad.text                  # still the enterprise's page
-    r = c.post("/application/commit", data={**fields, "signer": "张三"}, follow_redirects=False)
+    bad = c.post("/application/correction", data={"csrf": csrf, signer: long_name, "partial": "yes",
+                                                  "fact:on_serious_dishonest_list": "no"})
+    assert bad.status_code == 422 and re.search(r"企业信用报告（无违法违规记录版）（注册证 [^）]+）的容缺承诺人", bad.text)
+    assert f'value="{long_name}"' in bad.text and "承诺人姓名" in bad.text
+    with api.db.read_session() as s:            # nothing stored while a problem remains
+        assert s.scalar(select(func.count()).select_from(Commitment)
+                        .where(Commitment.application_id == sub.application_id)) == 0
+    r = c.post("/application/correction", data={"csrf": csrf, signer: "张三", "partial": "yes"},
+               follow_redirects=False)
     assert r.status_code == 303, r.text
     view = c.get("/application/view").text
     promised = re.search(r'<div class="card promised">(.*?)</div>', view, re.S).group(1)
@@ -622,7 +631,8 @@ def test_a_commitment_says_until_when_on_both_pages_and_names_the_material(api: 
     assert "资阳测试企业71有限公司（企业信用报告" in still and f"{due}前" in still
     listed = re.search(r'<ul class="promised">(.*?)</ul>', page, re.S).group(1)
     assert "张三" in listed and f"承诺 {due}前补交" in listed and "尚未补交" in listed
-    assert fields["material_id"] not in listed and "已签署容缺承诺：" + fields["material_id"] not in page
+    material_id = signer.rsplit("|", 1)[1]
+    assert material_id not in listed and "已签署容缺承诺：" + material_id not in page
     # the promised material is uploaded on the same page until the deadline, once
     c.cookies.clear()
     c.post("/application/login", data={"application_id": sub.application_id, "access_code": sub.access_code})

@@ -835,3 +835,42 @@ def test_on_the_web_only_the_holder_of_the_code_replaces_an_application(db):
     assert not A.check_access_code(db, first.application_id, first.access_code)
     staff = A.submit_application(db, "2026-H1", grant_profile(1), None, "api", today=IN_H1)
     assert staff.replaced and A.check_access_code(db, first.application_id, staff.access_code)
+
+
+def test_a_complete_correction_lists_what_it_leaves_out_and_signs_its_promises_with_it(db):
+    """`complete`: a 补正 that leaves an asked fact or material out (neither given nor promised)
+    is refused, each left-out item named, nothing stored; promises signed with the 补正 are
+    stored with it, and a promise of a file also uploaded, or of a material that cannot be
+    deferred, is a problem of the same report."""
+    open_h1(db)
+    p = grant_profile(9, origin=None, certs=1)
+    del p["on_serious_dishonest_list"]
+    (sub,) = submit_all(db, "2026-H1", [p])
+    app, cert = sub.application_id, p["device_registrations"][0]["certificate_no"]
+    evaluate(db, "2026-H1")
+    cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
+    ask = cases.detail(db, app, today=AFTER_H1).correction
+    with pytest.raises(ValidationFailed) as e:
+        cases.submit_correction(db, app, {}, [], actor="企业", today=AFTER_H1, complete=True)
+    left = {(x.path, x.message) for x in e.value.problems}
+    assert left == {(f, cases.LEFT_OUT_FACT) for f in ask.facts} | {
+        (cases.upload_path(m["benefit_id"], m["subject_id"], m["material_id"]), cases.LEFT_OUT_FILE)
+        for m in ask.materials}
+    credit = (GRANT, cert, "credit_report")
+    change = (GRANT, cert, CHANGE_DOC)
+    with pytest.raises(ValidationFailed) as e:
+        cases.submit_correction(db, app, {}, [(*credit, "报告.pdf", PDF)], actor="企业", today=AFTER_H1,
+                                promises={credit: "王五", change: "王五"})
+    said = {x.path: x.message for x in e.value.problems}
+    assert "二者选一" in said["signer:" + cases.upload_path(*credit)]
+    assert "不能容缺" in said["signer:" + cases.upload_path(*change)]
+    assert cases.detail(db, app, today=AFTER_H1).state == "correction"             # nothing stored
+    assert cases.detail(db, app, today=AFTER_H1).grants[0].promised == []
+    facts = {f: v for f, v in (("device_registrations[0].origin", "introduced"),
+                               ("on_serious_dishonest_list", False)) if f in ask.facts}
+    files_ = [(m["benefit_id"], m["subject_id"], m["material_id"], f"{m['material_id']}.pdf", PDF)
+              for m in ask.materials if m["material_id"] != "credit_report"]
+    d = cases.submit_correction(db, app, facts, files_, actor="企业", today=AFTER_H1,
+                                promises={credit: "王五"}, complete=True)
+    assert [(x.signer, x.material_id) for x in d.grants[0].promised] == [("王五", "credit_report")]
+    assert d.state in ("corrected", "failed") and len(d.grants[0].materials) == len(files_) >= 1

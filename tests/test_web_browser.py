@@ -280,9 +280,16 @@ def test_the_window_cycle_from_import_to_award_list(server, browser, art, tmp_pa
     snap(notice.value, art, "13-04b-one-time-notice-390")
     fits(notice.value, "one-time notice on a phone")
     notice.value.close()
-    correction.locator("select").select_option(label="自主研发")
     proof = tmp_path / "申报承诺书.pdf"
     proof.write_bytes(b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n")
+    correction.locator("input[type=file]").last.set_input_files(str(proof))
+    ent.click("#submit-correction")         # the certificate's origin left out: named, with what to do
+    assert f"注册证 {ENTERPRISES['B'][1]}的来源：尚未填写" in ent.locator("#correction-errors").inner_text()
+    assert ent.locator("#left-out-hint").count() == 1 and "请重新选择" in ent.locator("#correction-errors").inner_text()
+    snap(ent, art, "13-04c-enterprise-correction-left-out-390")
+    fits(ent, "enterprise page, a 补正 leaving a file out")
+    correction = ent.locator("#correction")
+    correction.locator("select").select_option(label="自主研发")
     correction.locator("input[type=file]").last.set_input_files(str(proof))
     ent.click("#submit-correction")
     assert ent.url.endswith("/application/view?done=corrected")
@@ -604,7 +611,8 @@ def test_form_reads_numbers_as_written_and_says_what_is_wrong_in_plain_chinese(s
     assert not [w for w in ("字符串", "必须是", "string", "int", "profile.") if w in text_]
     assert page.input_value("#f-employees_avg") == "很多"      # what was typed stays, marked
     assert page.get_attribute("#f-employees_avg", "aria-invalid") == "true"
-    assert page.input_value("#f-total_assets_avg_cny") == "42000000"
+    assert page.input_value("#f-total_assets_avg_cny") == "4200万元"    # as typed, not as read
+    assert page.input_value("#f-four_industries_sales_share") == "92" and "占比请写成 92% 或 0.92" in text_
     page.fill("#f-rd_expense_cny", "180万")
     page.fill("#f-employees_avg", "86")
     page.fill("#f-four_industries_sales_share", "92%")
