@@ -2,16 +2,16 @@
 reader-facing formatting, so no page spells a status or formats a value on its own."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from engine import vocabulary as vocab
+from engine.vocabulary import cn_time
 from engine.profile import ProfileError, parse_profile
 from store import rulesets
 from store.exports import CHANNEL_NAMES
@@ -20,17 +20,6 @@ from store.jobs import KIND_TEXT, STATE_TEXT as JOB_STATE
 from store.notices import KINDS as NOTICE_KINDS
 
 HERE = Path(__file__).resolve().parent
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-def cn_time(at: datetime | None, short: bool = False) -> str:
-    """A stored moment in Beijing time, as readers write it: 2026年11月30日 09:05 (short: 11月30日 09:05).
-    SQLite returns stored UTC moments without their zone."""
-    if at is None:
-        return ""
-    local = (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).astimezone(SHANGHAI)
-    day = f"{local.month}月{local.day}日" if short else f"{local.year}年{local.month}月{local.day}日"
-    return f"{day} {local:%H:%M}"
 
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))

@@ -9,6 +9,7 @@ import uvicorn
 
 from api.settings import Settings
 from cli.common import db_handle, fail, run
+from engine.vocabulary import cn_time
 from notices.settings import SettingsError, load_settings
 from store import tokens
 from store.db import Database, masked
@@ -51,14 +52,15 @@ def register(main: click.Group) -> None:
     def token_create(role, label):
         view, value = run(tokens.create_token, db_handle(), role, label, actor="命令行")
         click.echo(f"已建立{view.role_text}令牌（编号 {view.id}，只显示这一次，请妥善保存）：", err=True)
+        sys.stderr.flush()          # the notice before the token, also when both go to one file
         click.echo(value)
         sys.stdout.flush()
 
     @token.command("list", help="列出令牌（不显示令牌本身）")
     def token_list():
         for t in run(tokens.list_tokens, db_handle()):
-            state = f"已吊销 {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "有效"
-            click.echo(f"{t.id:4}  {t.role_text}  {t.label}  建立于 {t.created_at:%Y-%m-%d}  {state}")
+            state = f"已于 {cn_time(t.revoked_at)} 吊销" if t.revoked_at else "有效"
+            click.echo(f"{t.id:4}  {t.role_text}  {t.label}  建立于 {cn_time(t.created_at)}  {state}")
 
     @token.command("revoke", help="吊销令牌（它登录的控制台会话立即失效）")
     @click.argument("token_id", type=int)

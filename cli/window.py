@@ -13,7 +13,7 @@ import click
 
 from cli.common import db_handle, fail, money, run
 from engine.profile import shanghai_today
-from engine.vocabulary import STATUS, cn_date, ruleset_text
+from engine.vocabulary import STATUS, cn_date, cn_time, ruleset_text
 from store import applications, awards, exports, jobs
 from store import windows as W
 from store.intake import template_bytes
@@ -298,14 +298,16 @@ def jobs_group() -> None:
 @jobs_group.command("list", help="最近的后台任务")
 def jobs_list():
     for j in run(jobs.list_jobs, db_handle(), limit=30):
-        click.echo(f"{j.id}  {j.kind_text}  {j.state_text}  {j.done}/{j.total}  {j.created_at:%Y-%m-%d %H:%M}  {j.message or ''}")
+        said = f"  {j.message}" if j.message and j.message != j.state_text else ""
+        click.echo(f"{j.id}  {j.kind_text}  {j.state_text}  {j.done}/{j.total}  {cn_time(j.created_at)}{said}")
 
 
 @jobs_group.command("show", help="一个任务的进度和结果")
 @click.argument("job_id")
 def jobs_show(job_id):
     j = run(jobs.get, db_handle(), job_id)
-    click.echo(f"{j.kind_text}：{j.state_text} {j.done}/{j.total} {j.message or ''}")
+    said = f" {j.message}" if j.message and j.message != j.state_text else ""
+    click.echo(f"{j.kind_text}：{j.state_text} {j.done}/{j.total}{said}")
     if j.error:
         click.echo(j.error, err=True)
     for f in j.files:

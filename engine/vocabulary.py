@@ -10,6 +10,7 @@ import datetime as dt
 import re
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 # --- results -----------------------------------------------------------------------------
 STATUS = {
@@ -105,6 +106,19 @@ def cn_date(d: dt.date | str | None) -> str:
     if isinstance(d, str):
         d = dt.date.fromisoformat(d[:10])
     return f"{d.year}年{d.month}月{d.day}日"
+
+
+_SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def cn_time(at: dt.datetime | None, short: bool = False) -> str:
+    """A stored moment in Beijing time, as readers write it: 2026年11月30日 09:05 (short: 11月30日 09:05).
+    SQLite returns stored UTC moments without their zone."""
+    if at is None:
+        return ""
+    local = (at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)).astimezone(_SHANGHAI)
+    day = f"{local.month}月{local.day}日" if short else f"{local.year}年{local.month}月{local.day}日"
+    return f"{day} {local:%H:%M}"
 
 
 _ISO_IN_TEXT = re.compile(r"(?<![0-9])([0-9]{4})-([0-9]{2})-([0-9]{2})(?![0-9])")

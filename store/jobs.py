@@ -188,9 +188,17 @@ def get(db: Database, job_id: str) -> JobView:
 
 def _view(j: Job, files: list[str]) -> JobView:
     return JobView(id=j.id, kind=j.kind, kind_text=KIND_TEXT.get(j.kind, j.kind), state=j.state,
-                   state_text=STATE_TEXT[j.state], done=j.done, total=j.total, message=j.message, result=j.result,
+                   state_text=state_text(j.kind, j.state, j.result), done=j.done, total=j.total, message=j.message, result=j.result,
                    error=j.error, actor=j.actor, created_at=j.created_at, started_at=j.started_at,
                    finished_at=j.finished_at, files=files)
+
+
+def state_text(kind: str, state: str, result: dict | None) -> str:
+    """The job's state in words; an import that ended by refusing its file (nothing imported,
+    the problems in its report) is not 已完成."""
+    if kind == "applications.import" and state == "succeeded" and result and not result.get("committed"):
+        return "未导入（文件有问题）"
+    return STATE_TEXT[state]
 
 
 def list_jobs(db: Database, *, window_id: str | None = None, limit: int = 20) -> list[JobView]:
