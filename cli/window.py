@@ -13,7 +13,7 @@ import click
 
 from cli.common import db_handle, fail, money, run
 from engine.profile import shanghai_today
-from engine.vocabulary import STATUS, cn_date, cn_time, ruleset_text
+from engine.vocabulary import APPLICATION_STATE, STATUS, cn_date, cn_time, ruleset_text
 from store import applications, awards, exports, jobs
 from store import windows as W
 from store.intake import template_bytes
@@ -174,13 +174,25 @@ def window_notices(window_id):
 
 @window.command("applications", help="列出申报（可按状态筛选）")
 @click.argument("window_id")
-@click.option("--state", help="办理状态，例如 correction（待补正）")
+@click.option("--state", help="办理状态：" + "、".join(APPLICATION_STATE.values()) + "（也可写代码，例如 correction）")
 @click.option("--search", "q", help="企业名称、信用代码或申报编号")
 def window_applications(window_id, state, q):
-    total, rows = run(applications.list_applications, db_handle(), window_id, state=state, q=q, limit=500)
-    for r in rows:
-        decided = "，".join(f"{STATUS[s]} {n}" for s, n in r.grant_statuses.items()) or "—"
-        click.echo(f"{r.application_id}  {r.enterprise_name}  {r.state_text}  资金支持：{decided}")
+    if state:
+        by_word = {v: k for k, v in APPLICATION_STATE.items()}
+        if state not in APPLICATION_STATE and state not in by_word:
+            fail(f"没有“{state}”这个办理状态；可选：{'、'.join(APPLICATION_STATE.values())}")
+        state = by_word.get(state, state)
+    db, offset, total = db_handle(), 0, None
+    while total is None or offset < total:      # every one, a page at a time
+        total, rows = run(applications.list_applications, db, window_id, state=state, q=q, limit=500, offset=offset)
+        for r in rows:
+            decided = "，".join(f"{STATUS[s]} {n}" for s, n in r.grant_statuses.items()) or "—"
+            changed = "；复核改为" + "，".join(f"{STATUS[s]} {n}" for s, n in r.review_changes.items()) \
+                if r.review_changes else ""
+            click.echo(f"{r.application_id}  {r.enterprise_name}  {r.state_text}  资金支持：{decided}{changed}")
+        offset += 500
+        if not rows:
+            break
     click.echo(f"共 {total} 份")
 
 

@@ -31,7 +31,7 @@ from store.evalworker import CheckWorker, WorkerFailed, resolve_workers
 from store.errors import Conflict, RowProblem, ValidationFailed
 from store.intake import parse_file
 from store.spreadsheet import IntakeLimits
-from store.models import (Application, Decision, Enterprise, Material, ProfileSnapshot, Review,
+from store.models import (Application, Decision, Enterprise, Evaluation, Material, ProfileSnapshot, Review,
                           digest, utcnow)
 from store.views import ApplicationRow, Submitted, state_text
 
@@ -588,6 +588,19 @@ def list_applications(db: Database, window_id: str, *, q: str | None = None, sta
         ids = [a.id for a, _ in page]
         statuses = W.claimed_grant_counts(s, window_id, [a.uscc for a, _ in page])
         reviewed_ids = set(s.scalars(select(Review.application_id).where(Review.application_id.in_(ids))))
+        # what 复核 changed on the current decisions: the latest review of each subject, if it
+        # differs from the rules' verdict
+        latest: dict[tuple, tuple[str, str]] = {}
+        for app_id, b, sub, engine, final in s.execute(
+                select(Review.application_id, Review.benefit_id, Review.subject_id, Review.engine_status, Review.status)
+                .join(Evaluation, Evaluation.id == Review.evaluation_id)
+                .where(Review.application_id.in_(ids), Evaluation.window_id == window_id).order_by(Review.id)):
+            latest[(app_id, b, sub)] = (engine, final)
+        changes: dict[str, dict[str, int]] = {}
+        for (app_id, _, _), (engine, final) in latest.items():
+            if final != engine:
+                changes.setdefault(app_id, {}).setdefault(final, 0)
+                changes[app_id][final] += 1
         pending = dict(s.execute(select(Material.application_id, func.count())
                                  .where(Material.application_id.in_(ids), Material.state == "pending")
                                  .group_by(Material.application_id)).all())
@@ -596,6 +609,7 @@ def list_applications(db: Database, window_id: str, *, q: str | None = None, sta
                                state=a.state, state_text=state_text(a.state, a.correction_due, today),
                                submitted_at=a.submitted_at, correction_due=a.correction_due,
                                grant_statuses=statuses.get(a.id, {}), reviewed=a.id in reviewed_ids,
+                               review_changes=changes.get(a.id, {}),
                                pending_materials=pending.get(a.id, 0))
                 for a, name in page]
         return total, rows

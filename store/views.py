@@ -85,6 +85,7 @@ class ApplicationRow(_View):
     correction_due: Optional[date] = None
     grant_statuses: dict[str, int] = Field(default_factory=dict)
     reviewed: bool = False
+    review_changes: dict[str, int] = Field(default_factory=dict)   # verdicts 复核 changed to, counted
     pending_materials: int = 0
 
 

@@ -321,6 +321,10 @@ def test_concurrent_reviews_of_one_application_one_wins(api: Api):
     detail = api.c.get(f"/v1/applications/{sub['application_id']}/detail", headers=api.staff).json()
     assert detail["revision"] == rev + 1 and detail["grants"][0]["final_status"] == "ineligible"
     assert [e["action"] for e in detail["events"]].count("review.override") == 1
+    # the list shows what 复核 changed, beside the rules' verdict
+    _, rows = applications.list_applications(api.db, "W3")
+    (row,) = [r for r in rows if r.application_id == sub["application_id"]]
+    assert row.grant_statuses == {"eligible": 1} and row.review_changes == {"ineligible": 1}
 
 
 def test_an_application_that_cannot_be_judged_and_a_changed_profile(api: Api):

@@ -60,6 +60,8 @@ def test_a_short_full_cycle_on_the_command_line(store_url, tmp_path, caplog):
     assert "已发出 3 份一次性告知书" in _yagu(url, "window", "notices", "CUR")
     out = _yagu(url, "window", "applications", "CUR")
     assert "待补正" in out and "共 4 份" in out
+    assert "共 3 份" in _yagu(url, "window", "applications", "CUR", "--state", "待补正")      # the state's name
+    assert "没有“补正中”这个办理状态" in _yagu(url, "window", "applications", "CUR", "--state", "补正中", ok=False)
     assert "受理期结束后才能公示" in _yagu(url, "window", "publish", "CUR", ok=False)
     assert "须用 --reason 写明理由" in _yagu(url, "window", "close", "CUR", "--yes", ok=False)
     out = _yagu(url, "window", "close", "CUR", "--reason", "命令行测试", "--yes")
