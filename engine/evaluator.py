@@ -272,7 +272,7 @@ class Evaluator:
             b = self.book.benefits[r.benefit_id]
             if r.subject is None and b.spec.unit != "enterprise":
                 # the subject list itself is unknown: say so; an empty one has nothing to change
-                r.suggestions = [Suggestion(None, f"补充“{self.registry.label(m, p)}”（涉及1项待判定的条件）", m)
+                r.suggestions = [Suggestion(None, f"补充“{self.registry.label(m, p)}”（涉及1项待补充的条件）", m)
                                  for m in r.missing_facts]
                 continue
             # the window this result was judged in (a self-check judges a certificate in its own)

@@ -176,7 +176,7 @@ class Suggester:
                 weight[p] = weight.get(p, 0) + 1
                 order.setdefault(p, len(order))
         ranked = sorted(weight, key=lambda p: (-weight[p], order[p]))
-        return [Suggestion(None, f"{self._ask(p, ctx.profile)}（涉及{weight[p]}项待判定的条件）", p) for p in ranked]
+        return [Suggestion(None, f"{self._ask(p, ctx.profile)}（涉及{weight[p]}项待补充的条件）", p) for p in ranked]
 
     def _ask(self, path: str, profile: Any) -> str:
         """补充 a missing input; 核对 one that was given but could not be read."""

@@ -47,6 +47,7 @@ class Candidate:
     device_class: Optional[str]
     origin: Optional[str]
     channel: str
+    amount_reviewed: bool = False   # the amount a 复核 stated (the rules gave none)
 
 
 def _final_statuses(s: Session, window_id: str) -> dict[tuple, tuple[str, Optional[float]]]:
@@ -107,7 +108,8 @@ def grant_decisions(s: Session, window_id: str, *, eligible_only: bool = False,
             if eligible_only:
                 continue
         c = Candidate(dec_id, uscc, name, app_id, benefit_id, subject_id or uscc, status,
-                      None if amount is None else float(amount), bool(provisional), None, None, channel)
+                      None if amount is None else float(amount), bool(provisional), None, None, channel,
+                      review is not None and review[1] is not None)
         out.append(c)
         if subject_id:
             by_snapshot.setdefault(snapshot, []).append(c)
@@ -146,7 +148,8 @@ def _view(c: Candidate, titles: dict[str, str]) -> AwardView:
     return AwardView(uscc=c.uscc, enterprise_name=c.enterprise_name, application_id=c.application_id,
                      benefit_id=c.benefit_id, title=titles.get(c.benefit_id, ""), subject_id=c.subject_id,
                      amount_cny=c.amount_cny, amount_provisional=c.amount_provisional,
-                     device_class=c.device_class, origin=c.origin, channel=c.channel)
+                     device_class=c.device_class, origin=c.origin, channel=c.channel,
+                     amount_reviewed=c.amount_reviewed)
 
 
 def totals_of(awards: list[AwardView]) -> Totals:
@@ -251,11 +254,18 @@ def list_awards(db: Database, window_id: str) -> AwardList:
                              .join(Enterprise, Enterprise.uscc == Award.uscc)
                              .join(Application, Application.id == Award.application_id)
                              .where(Award.window_id == window_id).order_by(Award.id)).all()
+            reviewed = _final_statuses(s, window_id)
+
+            def by_review(a: Award) -> bool:
+                got = reviewed.get((a.application_id, a.benefit_id, "" if a.subject_id == a.uscc else a.subject_id))
+                return got is not None and got[1] is not None
+
             awards = [AwardView(uscc=a.uscc, enterprise_name=name, application_id=a.application_id,
                                 benefit_id=a.benefit_id, title=titles.get(a.benefit_id, ""), subject_id=a.subject_id,
                                 amount_cny=None if a.amount_cny is None else float(a.amount_cny),
                                 amount_provisional=a.amount_provisional, device_class=a.device_class,
-                                origin=a.origin, channel=channel) for a, name, channel in rows]
+                                origin=a.origin, channel=channel, amount_reviewed=by_review(a))
+                      for a, name, channel in rows]
             return AwardList(window=W.view(w), final=True, awards=awards, totals=totals_of(awards))
         if w.evaluated_at is None:
             raise Conflict(f"申报批次 {window_id} 尚未判定，请先执行批量判定")

@@ -30,6 +30,14 @@ from store.db import Database
 from store.models import Decision
 
 PROVISIONAL = "参考金额（未经正式文件确定）"
+REVIEWED = "复核确定（规则未给出金额）"
+
+
+def _amount_kind(a) -> str:
+    """金额性质 of an award or a decision's amount."""
+    return REVIEWED if a.amount_reviewed else PROVISIONAL if a.amount_provisional else "正式金额"
+
+
 CHANNEL_NAMES = {"web": "网上申报", "import": "批量导入", "api": "接口"}
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
 
@@ -81,7 +89,7 @@ def _award_table(al: AwardList, db: Database) -> tuple[str, list[list], list[lis
     classes, origins = _labels(book, "device_class"), _labels(book, "origin")
     rows = [[i, a.uscc, a.enterprise_name, a.application_id, a.title, a.subject_id if a.subject_id != a.uscc else "",
              classes.get(a.device_class, "未知"), origins.get(a.origin, "未知"), money(a.amount_cny),
-             PROVISIONAL if a.amount_provisional else "正式金额", CHANNEL_NAMES.get(a.channel or "", a.channel or "")]
+             _amount_kind(a), CHANNEL_NAMES.get(a.channel or "", a.channel or "")]
             for i, a in enumerate(al.awards, start=1)]
     t = al.totals
     totals = [["合计", t.count, money(t.amount_cny),
@@ -110,7 +118,7 @@ def decision_table(db: Database, window_id: str) -> tuple[str, list[list], list[
             rows.append([c.uscc, c.enterprise_name, c.application_id, titles.get(c.benefit_id, c.benefit_id),
                          c.subject_id if c.subject_id != c.uscc else "",
                          STATUS.get(engine_status[c.decision_id], ""), STATUS.get(c.status, c.status), amount,
-                         (PROVISIONAL if c.amount_provisional else "正式金额") if amount is not None else ""])
+                         _amount_kind(c) if amount is not None else ""])
         totals = [[STATUS.get(k, k), v] for k, v in sorted(counts.items())]
         return f"{w.label}（{w.id}）资金支持判定结论", rows, totals
 

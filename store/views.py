@@ -156,6 +156,7 @@ class AwardView(_View):
     device_class: Optional[str] = None
     origin: Optional[str] = None
     channel: Optional[str] = None
+    amount_reviewed: bool = False       # stated by 复核 (the rules gave no amount)
 
 
 class Totals(_View):

@@ -742,6 +742,13 @@ def test_a_grant_made_eligible_by_review_reads_so_on_the_enterprise_page(api: Ap
     c.cookies.clear()
     note = re.search(r'<p class="alert info review-note">(.*?)</p>', view, re.S).group(1)
     assert "符合条件" in note and "1,500,000元" in note and "已签订入园协议" in note
+    # the award list and its export say where the amount comes from: the review, not a document
+    (award,) = [a for a in c.get("/v1/windows/W5/awards", headers=staff).json()["awards"]
+                if a["application_id"] == sub.application_id]
+    assert award["amount_cny"] == 1500000 and award["amount_reviewed"] and not award["amount_provisional"]
+    sheet = load_workbook(io.BytesIO(c.get("/v1/windows/W5/awards.xlsx", headers=staff).content)).active
+    rows = [[str(x.value) for x in r] for r in sheet.iter_rows()]
+    assert any("复核确定（规则未给出金额）" in r and sub.application_id in r for r in rows), rows
     card = view[view.index('data-benefit="device-registration-grant"'):]
     card = card[:card.index("</article>")]
     assert "怎样才能符合" not in card and "还需填写" not in card
