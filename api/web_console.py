@@ -282,6 +282,19 @@ async def _window_action(request: Request, window_id: str, fn, done: str, need: 
     return RedirectResponse(f"{back}?done={done}{count}", status_code=303)
 
 
+@router.get("/staff/windows/{window_id}/one-time-notices", response_class=HTMLResponse)
+async def one_time_notices_confirm(request: Request, window_id: str):
+    notices = request.app.state.notices
+
+    def preview(db, window_id):
+        shown = cases.one_time_preview(db, window_id)
+        unset = notices.settings.unset()
+        if unset:       # no notice is issued while a setting it prints is unset
+            shown["blocked"].append(f"文书设置未填写（{'、'.join(unset)}），暂不能出具正式文书")
+        return shown
+    return await _confirmation(request, window_id, preview, "staff_one_time.html")
+
+
 @router.post("/staff/windows/{window_id}/one-time-notices")
 async def one_time_notices(request: Request, window_id: str):
     return await _window_action(request, window_id, request.app.state.notices.issue_one_time_notices, "notices")

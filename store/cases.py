@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -333,9 +333,12 @@ def _deferrable(ev: Optional[Evaluator], benefit_id: str) -> set[str]:
 
 
 # --- staff: issuing one-time notices -----------------------------------------------------------
-def needs_correction(results: list[BenefitResult], app: Application) -> bool:
-    """Some claimed grant subject failed a criterion, lacks a fact or lacks a material."""
-    return any(r.kind == "grant" and _claimed(app, r) and r.status in ("ineligible", "needs_info")
+def needs_correction(results: list[BenefitResult], app: Application, reviews: dict[tuple, Review]) -> bool:
+    """Some claimed grant subject failed a criterion, lacks a fact or lacks a material, by its
+    final verdict: a 复核 that turned a verdict to 不符合条件 is told to the enterprise too, which
+    may answer it in the 补正."""
+    return any(r.kind == "grant" and _claimed(app, r)
+               and final_status(r, reviews.get((r.benefit_id, subject_of(r)))) in ("ineligible", "needs_info")
                for r in results)
 
 
@@ -346,17 +349,10 @@ def issue_one_time_notices(db: Database, window_id: str, *, actor: str | None = 
     today = today or shanghai_today()
     with db.session() as s:
         w = W.get(s, window_id, lock=True)
-        if w.state != "open":
-            raise Conflict(f"申报批次 {window_id} 当前为“{W.view(w).state_text}”，不能再发出一次性告知书")
-        due = add_workdays(today, w.correction_workdays, "发出一次性告知书（计算补正期限）")
-        ids = s.scalars(select(Application.id).where(Application.window_id == window_id,
-                                                     Application.state == "judged")).all()
+        due = _notices_issuable(s, w, today)
         issued = 0
-        for app_id in ids:
-            L = _load(s, db, app_id, lock=True)
-            if not needs_correction(L.results, L.app):
-                continue
-            n = assign_number(s, window_id, app_id, "one_time", today)
+        for L in _to_be_told(s, db, window_id, lock=True):
+            n = assign_number(s, window_id, L.app.id, "one_time", today)
             e = L.evaluation                      # the notice reads as issued, whatever follows
             n.basis_evaluation_id, n.basis_ruleset_version = e.id, e.ruleset_version
             n.basis_profile_hash, n.basis_results = e.profile_hash, e.results
@@ -365,6 +361,38 @@ def issue_one_time_notices(db: Database, window_id: str, *, actor: str | None = 
             issued += 1
         audit.record(s, actor, "window.one_time_notices", window_id, {"issued": issued, "due": due.isoformat()})
     return issued
+
+
+def one_time_preview(db: Database, window_id: str, today: date | None = None) -> dict:
+    """What 发出一次性告知书 would do, for its confirmation step: how many applications get one,
+    the 补正 deadline it starts, and what stops it now (`blocked`)."""
+    today = today or shanghai_today()
+    with db.read_session() as s:
+        w = W.get(s, window_id)
+        try:
+            due = _notices_issuable(s, w, today)
+        except Conflict as e:
+            return {"blocked": [e.message], "notices": 0, "due": None, "workdays": w.correction_workdays}
+        told = [(L.app.id, L.enterprise.name) for L in _to_be_told(s, db, window_id)]
+        return {"blocked": [], "notices": len(told), "due": due, "workdays": w.correction_workdays,
+                "applications": [{"application_id": a, "enterprise_name": n} for a, n in told]}
+
+
+def _notices_issuable(s: Session, w: Window, today: date) -> date:
+    """The 补正 deadline notices issued today would give; Conflict when none can be issued."""
+    if w.state != "open":
+        raise Conflict(f"“{w.label}”当前为“{W.view(w).state_text}”，不能再发出一次性告知书")
+    return add_workdays(today, w.correction_workdays, "发出一次性告知书（计算补正期限）")
+
+
+def _to_be_told(s: Session, db: Database, window_id: str, lock: bool = False) -> Iterator[Loaded]:
+    """The judged applications of the window whose one-time notice is due."""
+    ids = s.scalars(select(Application.id).where(Application.window_id == window_id,
+                                                 Application.state == "judged").order_by(Application.submitted_at)).all()
+    for app_id in ids:
+        L = _load(s, db, app_id, lock=lock)
+        if needs_correction(L.results, L.app, _reviews(s, L.app, L.evaluation)):
+            yield L
 
 
 def _move(s: Session, app: Application, to: str | None, actor: str | None, action: str,

@@ -874,3 +874,23 @@ def test_a_complete_correction_lists_what_it_leaves_out_and_signs_its_promises_w
                                 promises={credit: "王五"}, complete=True)
     assert [(x.signer, x.material_id) for x in d.grants[0].promised] == [("王五", "credit_report")]
     assert d.state in ("corrected", "failed") and len(d.grants[0].materials) == len(files_) >= 1
+
+
+def test_a_review_to_ineligible_is_told_in_the_one_time_notice(db):
+    """复核 that turns an eligible certificate to 不符合条件 before the notices go out: the
+    enterprise is told, like any other refusal, and may answer it in its 补正 — it was skipped
+    (the notice looked at the rules' verdict only) and went straight to 不予支持 at the close."""
+    open_h1(db)
+    (ok, other) = submit_all(db, "2026-H1", [grant_profile(11), grant_profile(12)])
+    evaluate(db, "2026-H1")
+    cert = grant_profile(11)["device_registrations"][0]["certificate_no"]
+    assert cases.one_time_preview(db, "2026-H1", today=AFTER_H1)["notices"] == 0
+    cases.review(db, ok.application_id, GRANT, cert, "override", "ineligible", "现场核查：产品未在园区生产",
+                 actor="经办人")
+    preview = cases.one_time_preview(db, "2026-H1", today=AFTER_H1)
+    assert preview["notices"] == 1 and preview["applications"][0]["application_id"] == ok.application_id
+    assert preview["due"] > AFTER_H1 and preview["blocked"] == []
+    assert cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1) == 1
+    d = cases.detail(db, ok.application_id, today=AFTER_H1)
+    assert d.state == "correction" and cases.detail(db, other.application_id).state == "judged"
+    assert cases.one_time_preview(db, "2026-H1", today=AFTER_H1)["notices"] == 0     # told once

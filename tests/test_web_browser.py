@@ -234,7 +234,11 @@ def test_the_window_cycle_from_import_to_award_list(server, browser, art, tmp_pa
     assert "已判定 4 家企业" in report and "已完成" in report, report
     page.goto(server.url + "/staff/windows/2026-T1")
     assert page.locator("#grant-counts").inner_text() == "需补充信息 3 项"     # the registry's D is no applicant
-    page.click("#issue-notices")
+    page.click("#issue-notices")                    # a confirmation first: how many, until when
+    confirm = page.locator("#one-time-preview").inner_text()
+    assert "向 3 份申报发出一次性告知书" in confirm and "补正期限" in confirm, confirm
+    snap(page, art, "13-01b-one-time-confirm")
+    page.click("#confirm-one-time")
     assert page.locator("#done").inner_text().startswith("已发出 3 份一次性告知书")
     snap(page, art, "13-02-window-after-notices")
     fits(page, "window page")
