@@ -51,6 +51,7 @@ from typing import Any, Callable, Optional
 
 from openpyxl import Workbook as XlsxWriter
 from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.worksheet.datavalidation import DataValidation
 
 from engine import vocabulary as vocab
 from engine.formats import FORMATS
@@ -765,6 +766,27 @@ def _accepts(c: Column) -> str:
     return "文本"
 
 
+def _choices(c: Column) -> list[str]:
+    """The words a column of choices takes (是/否, or its field's values), for a drop-down."""
+    s = c.spec
+    if s is None or s.type in ("bool", "object"):
+        return ["是", "否"]
+    if s.values and len(",".join(s.values.values())) < 250:      # Excel's limit for a list
+        return list(s.values.values())
+    return []
+
+
+def _column_help(c) -> str:
+    """The note of a template column: its field's help, except where that speaks of the web
+    form's choices (an object's held/not-held choice is a 是/否 column here)."""
+    spec = c.spec
+    if spec is None:
+        return ""
+    if spec.type == "object" and spec.false_means:
+        return f"填“是”并在后面各列填写{'、'.join(f.label for f in spec.fields)}；{spec.false_means}的填“否”"
+    return spec.help or ""
+
+
 def template_bytes(registry: FieldRegistry, fmt: str = "xlsx") -> bytes:
     """The import template: one sheet per group with its headers, the example rows on the sheet
     填写示例 and every column explained on 说明 (CSV: the headers only)."""
@@ -789,6 +811,13 @@ def template_bytes(registry: FieldRegistry, fmt: str = "xlsx") -> bytes:
             if c.spec is not None and c.spec.type in ("string", "date"):
                 for r in range(2, 1001):
                     ws.cell(row=r, column=i).number_format = "@"  # keep codes and dates as text
+            choices = _choices(c)
+            if choices:         # a drop-down of the words the import reads (typing stays allowed)
+                dv = DataValidation(type="list", formula1='"' + ",".join(choices) + '"', allow_blank=True,
+                                    showErrorMessage=False, showInputMessage=True, promptTitle=c.header[:32],
+                                    prompt=("可选：" + "、".join(choices))[:255])
+                dv.add(f"{cell.column_letter}2:{cell.column_letter}1000")
+                ws.add_data_validation(dv)
         ws.freeze_panes = "A2"
     ws = wb.create_sheet(SHEET_EXAMPLE)
     for g in groups:
@@ -815,8 +844,7 @@ def template_bytes(registry: FieldRegistry, fmt: str = "xlsx") -> bytes:
         ws.cell(row=ws.max_row, column=c).font = head_font
     for g in groups:
         for c in g.columns:
-            ws.append([g.sheet, c.header, "是" if c.required else "", _accepts(c),
-                       (c.spec.help if c.spec is not None else None) or ""])
+            ws.append([g.sheet, c.header, "是" if c.required else "", _accepts(c), _column_help(c)])
     for letter, width in zip("ABCDE", (14, 40, 6, 40, 60)):
         ws.column_dimensions[letter].width = width
     buf = io.BytesIO()

@@ -80,6 +80,16 @@ def test_template_sheets_and_headers_come_from_the_registry(registry):
     # the example values live only on 填写示例
     example = [[c.value for c in row] for row in wb[SHEET_EXAMPLE].iter_rows()]
     assert registry.fields["name"].example in example[2]
+    # yes/no and choice columns offer the words the import reads; their notes speak of the file
+    lists_of = {str(d.sqref).split(":")[0].rstrip("0123456789"): d.formula1
+                for d in wb["企业信息"].data_validations.dataValidation}
+    letter = {c.value: c.column_letter for c in wb["企业信息"][1]}
+    for f in registry.entered_fields():
+        if f.type in ("bool", "object") and (f.column or f.label) in letter:
+            assert lists_of[letter[f.column or f.label]] == '"是,否"', f.id
+    notes = {r[1]: r[4] for r in wb[SHEET_NOTES].iter_rows(values_only=True) if r and len(r) > 4}
+    held = [n for h, n in notes.items() if h and "持有高新技术企业证书" in str(h) and "是/否" in str(h)]
+    assert held and "填“否”" in held[0] and "选“" not in held[0], held
 
 
 def test_csv_template_is_headers_only(registry):
