@@ -39,7 +39,7 @@ STATUS_DETAIL = {
     500: "服务器内部错误，请稍后重试",
     503: "数据库暂不可用，请稍后重试；如持续出现，请联系系统管理员",
 }
-PAGE_TITLE = {404: "未找到", 413: "内容过大", 422: "提交的数据有误", 500: "服务器内部错误", 503: "服务暂不可用"}
+PAGE_TITLE = {404: "页面不存在", 413: "内容过大", 422: "提交的数据有误", 500: "服务器内部错误", 503: "服务暂不可用"}
 STORAGE_DOWN = ("数据库暂不可用（{reason}），本次操作未执行，请稍后重试；"
                 "如持续出现，请联系系统管理员检查数据库")
 ENGINE_FAILED = "规则引擎未能判定这份企业画像，本次请求未完成；服务仍在运行，请稍后重试或联系系统管理员"
@@ -69,6 +69,8 @@ def is_page(path: str) -> bool:
 
 def error_response(status: int, detail: str | None = None, errors: list[dict] | None = None,
                    headers: dict | None = None, *, request: Request | None = None, **extra: Any) -> Response:
+    if request is not None and is_page(request.url.path) and status == 404 and detail in (None, STATUS_DETAIL[404]):
+        detail = "没有这个页面。请检查地址，或从首页进入。"
     detail = detail or STATUS_DETAIL.get(status, "请求失败")
     if request is not None and is_page(request.url.path):
         resp = page(request, "message.html", {"title": PAGE_TITLE.get(status, "操作未完成"), "message": detail,

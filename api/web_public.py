@@ -226,8 +226,9 @@ async def apply_form(request: Request, window_id: str):
         return page(request, "message.html", {"title": "未找到", "message": "没有这个申报批次。", "back": "/apply"}, 404)
     try:            # a bookmark of a window no longer (or not yet) accepting: said before any typing
         W.require_accepting(w)
-    except Conflict as e:
-        return page(request, "message.html", {"title": "不能申报", "message": e.message, "back": "/apply"}, 409)
+    except Conflict as e:       # e.g. a 补正 under way: its page is the enterprise's page
+        return page(request, "message.html", {"title": "不能申报", "message": e.message, "back": "/apply",
+                                               "more": ("/application", "查看我的申报")}, 409)
     return _form_page(request, {}, action=f"/apply/{w.id}", title=f"在线申报：{w.label}", window=w)
 
 
@@ -253,8 +254,9 @@ async def apply_submit(request: Request, window_id: str):
             prior_code=str(form.get("prior_code") or "")))
     except ValidationFailed as e:
         return _form_page(request, reading.profile, errors=problems(e), status=422, **again)
-    except Conflict as e:
-        return page(request, "message.html", {"title": "不能申报", "message": e.message, "back": "/apply"}, 409)
+    except Conflict as e:       # e.g. a 补正 under way: its page is the enterprise's page
+        return page(request, "message.html", {"title": "不能申报", "message": e.message, "back": "/apply",
+                                               "more": ("/application", "查看我的申报")}, 409)
     # Redirect after POST (a refresh does not submit again and void the code); the code travels
     # once, in a short-lived cookie only the receipt page reads, never in a URL.
     resp = RedirectResponse("/apply/done", status_code=303)
@@ -277,11 +279,11 @@ async def application_login_form(request: Request, failed: int = 0):
 async def application_login(request: Request):
     rt = _rt(request)
     form = await request.form(max_fields=10)
-    app_id = str(form.get("application_id", "")).strip().upper()[:32]
+    app_id = str(form.get("application_id", "")).strip().upper()[:32].replace("\x00", "")
     code = str(form.get("access_code", ""))[:64]
     ok = await run_in_threadpool(applications.check_access_code, rt.db, app_id, code)
-    if not ok:
-        return RedirectResponse("/application?failed=1", status_code=303)
+    if not ok:                  # the number typed stays; the code is typed again
+        return page(request, "application_login.html", {"failed": True, "application_id": app_id}, 401)
     sid = await run_in_threadpool(sessions.open_session, rt.db, "enterprise", app_id, "enterprise")
     resp = RedirectResponse("/application/view", status_code=303)
     resp.set_cookie(ENTERPRISE_COOKIE, sid, httponly=True, samesite="strict", path="/application",
