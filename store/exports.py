@@ -43,7 +43,7 @@ _DANGEROUS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
 
 AWARD_HEADERS = ["序号", "统一社会信用代码", "企业名称", "申报编号", "政策", "注册证编号", "管理类别", "来源",
                  "金额（元）", "金额性质", "申报渠道"]
-DECISION_HEADERS = ["统一社会信用代码", "企业名称", "申报编号", "政策", "注册证编号", "规则引擎结论", "复核后结论",
+DECISION_HEADERS = ["统一社会信用代码", "企业名称", "申报编号", "政策", "注册证编号", "规则判定", "复核后结论",
                     "金额（元）", "金额性质"]
 AWARD_TOTAL_HEADERS = ["汇总", "项数", "金额（元）", "说明"]
 DECISION_TOTAL_HEADERS = ["复核后结论", "项数"]
@@ -143,6 +143,11 @@ def xlsx_bytes(title: str, sheet: str, headers: list[str], rows: list[list], tot
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(sheet)
     ws.freeze_panes = "A3"
+    # printed: landscape, as wide as the page, the column names on every page
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.print_title_rows = "2:2"
     for i, h in enumerate(headers):
         ws.column_dimensions[get_column_letter(i + 1)].width = max(12, len(h) * 2 + 4)
 
@@ -151,7 +156,7 @@ def xlsx_bytes(title: str, sheet: str, headers: list[str], rows: list[list], tot
         if isinstance(v, str):
             c.data_type = "s"        # text, never a formula
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            c.number_format = "#,##0.00" if isinstance(v, float) else "0"
+            c.number_format = "#,##0.00" if isinstance(v, float) else "#,##0"
         for k, val in style.items():
             setattr(c, k, val)
         return c

@@ -90,6 +90,9 @@ def test_money_is_whole_yuan_or_two_decimals_and_a_reviewed_refusal_has_no_amoun
         assert totals[0][:3] == ["合计", "3", "900000"]                          # the count in its own column
         wb = load_workbook(io.BytesIO(exports.export_awards(db, "2026-H1", "xlsx")))
         assert wb.sheetnames == ["兑现名单" if final else "拟支持名单"]
+        ws = wb.active              # amounts grouped by thousands; printed landscape, headers on each page
+        assert ws.cell(row=3, column=9).value == 300000 and ws.cell(row=3, column=9).number_format == "#,##0"
+        assert ws.page_setup.orientation == "landscape" and ws.print_title_rows == "$2:$2"
     assert exports.csv_bytes("t", ["金额"], [[500000.5], [500000.0]]).decode("utf-8-sig").split("\r\n")[2:4] == [
         '"500000.50"', '"500000"']
 
