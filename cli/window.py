@@ -281,10 +281,13 @@ def window_impact(window_id, rules_dir, as_of, out):
     v = submit_and_follow(db, "window.impact", {"window_id": window_id, "rules_dir": rules_dir, "as_of": as_of},
                           f"impact:{window_id}", ACTOR, True)
     r = v.result
-    click.echo(f"共 {r['decisions']} 项判定，{r['changes']} 项会改变（现行 {r['base_version']} → {r['other_version']}，"
-               f"判定日期 {r['as_of']}）")
+    click.echo(r["title"])
+    click.echo(f"会改变的各项：现金额合计 {money(r['amount_before'])}，新金额合计 {money(r['amount_after'])}，"
+               f"差额 {money(r['amount_diff'])}" + "".join(f"；{k} {n} 项" for k, n in r["moves"].items()))
     for row in r["rows"]:
         click.echo("  " + "  ".join(f"{k}：{v}" for k, v in row.items() if v not in (None, "")))
+    if r["changes"] > len(r["rows"]):
+        click.echo(f"（以上列出前 {len(r['rows'])} 项；全部 {r['changes']} 项见 --out 写出的表格）")
     if out:
         media, data = jobs.file(db, v.id, "规则变化影响.xlsx")
         Path(out).write_bytes(data)

@@ -20,7 +20,7 @@ from typing import Callable, Iterator, Optional
 from sqlalchemy import select
 
 from engine import Evaluator, load_rulebook
-from engine.vocabulary import STATUS
+from engine.vocabulary import STATUS, cn_date, ruleset_text
 from store import profiles, rulesets
 from store import decisions as D
 from store import windows as W
@@ -252,7 +252,8 @@ def _impact_one(report: ImpactReport, ev: Evaluator, other: Evaluator, stored: l
             if texts is None:
                 texts = _texts(words())
             if any((d.benefit_id, d.subject_id, c) not in texts for c in changed) and base_texts is None:
-                base_texts = _texts(D.explain(ev, profile, w.as_of, ctx, stored))   # a criterion `other` dropped
+                # a criterion `other` does not word (dropped, or not in force on its date)
+                base_texts = _texts(D.explain(ev, parse_stored_profile(profile, ev.registry), w.as_of, ctx, stored))
             worded = [texts.get((d.benefit_id, d.subject_id, c)) or (base_texts or {}).get(
                 (d.benefit_id, d.subject_id, c), c) for c in changed]
             report.changes.append(Difference(uscc, name, app_id, d.benefit_id, d.subject_id, d.status, after,
@@ -269,19 +270,46 @@ IMPACT_HEADERS = ["统一社会信用代码", "企业名称", "申报编号", "�
                   "结论改变的条件", "现金额（元）", "新金额（元）", "金额差额（元）"]
 
 
+ONLY_AMOUNT = "（条件结论不变，仅金额改变）"
+
+
 def impact_rows(report: ImpactReport, titles: dict[str, str]) -> list[list]:
     rows = []
     for c in report.changes:
         diff = None if c.amount_before is None and c.amount_after is None else \
             (c.amount_after or 0) - (c.amount_before or 0)
+        why = "；".join(c.criteria_text) or (ONLY_AMOUNT if c.before == c.after else "")
         rows.append([c.uscc, c.enterprise_name, c.application_id or "", titles.get(c.benefit_id, c.benefit_id),
                      c.subject_id, STATUS.get(c.before, c.before), STATUS.get(c.after, c.after),
-                     "；".join(c.criteria_text), c.amount_before, c.amount_after, diff])
+                     why, c.amount_before, c.amount_after, diff])
     return rows
 
 
+def impact_totals(report: ImpactReport) -> dict:
+    """What the changes add up to: amounts of the changed decisions before and after, and the
+    difference (what a new round's budget needs), and how many move from one verdict to another."""
+    before = sum(c.amount_before or 0 for c in report.changes)
+    after = sum(c.amount_after or 0 for c in report.changes)
+    moves: dict[str, int] = {}
+    for c in report.changes:
+        if c.before != c.after:
+            key = f"{STATUS.get(c.before, c.before)} → {STATUS.get(c.after, c.after)}"
+            moves[key] = moves.get(key, 0) + 1
+    return {"amount_before": before, "amount_after": after, "amount_diff": after - before, "moves": moves}
+
+
+def impact_title(report: ImpactReport) -> str:
+    return (f"申报批次 {report.window_id}：现行判定（{ruleset_text(report.base_version)}）与"
+            f"{ruleset_text(report.other_version)}（判定日期 {cn_date(report.as_of)}）的比较，"
+            f"共 {report.decisions} 项判定，{len(report.changes)} 项会改变")
+
+
 def impact_xlsx(report: ImpactReport, titles: dict[str, str]) -> bytes:
-    title = (f"申报批次 {report.window_id}：现行判定（规则版本 {report.base_version}）与规则版本 "
-             f"{report.other_version}（判定日期 {report.as_of}）的比较，共 {report.decisions} 项判定，"
-             f"{len(report.changes)} 项会改变")
-    return xlsx_bytes(title, "规则变化影响", IMPACT_HEADERS, impact_rows(report, titles))
+    t = impact_totals(report)
+    totals = [["合计（会改变的各项）", len(report.changes), None, None, None],
+              ["现金额合计", None, t["amount_before"], None, None],
+              ["新金额合计", None, t["amount_after"], None, None],
+              ["金额差额合计", None, t["amount_diff"], None, None]]
+    totals += [[f"结论改变：{k}", n, None, None, None] for k, n in t["moves"].items()]
+    return xlsx_bytes(impact_title(report), "规则变化影响", IMPACT_HEADERS, impact_rows(report, titles),
+                      [r[:3] for r in totals], ["汇总", "项数", "金额（元）"])

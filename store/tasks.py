@@ -9,6 +9,7 @@ import secrets
 from datetime import date
 from pathlib import Path
 
+from engine.vocabulary import money
 from store import evaluation, jobs, replay, rulesets
 from store.applications import ImportRejected, import_applications
 from store.db import Database
@@ -49,9 +50,17 @@ def impact(db: Database, ctx: jobs.JobContext, args: dict) -> dict:
     titles = {b.id: b.spec.title for b in rulesets.current().book.benefits.values()}
     ctx.add_file("规则变化影响.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                  replay.impact_xlsx(rep, titles))
-    return {"base_version": rep.base_version, "other_version": rep.other_version, "as_of": rep.as_of.isoformat(),
-            "decisions": rep.decisions, "changes": len(rep.changes),
-            "rows": [dict(zip(replay.IMPACT_HEADERS, r)) for r in replay.impact_rows(rep, titles)[:200]]}
+    money_cols = {"现金额（元）", "新金额（元）", "金额差额（元）"}
+
+    def shown(h: str, v):       # the console's table: amounts as readers write them
+        return (money(v) if v is not None else "") if h in money_cols else v
+
+    return {"window_id": args["window_id"], "rules_dir": args.get("rules_dir") or "",
+            "base_version": rep.base_version, "other_version": rep.other_version, "as_of": rep.as_of.isoformat(),
+            "title": replay.impact_title(rep), "decisions": rep.decisions, "changes": len(rep.changes),
+            **replay.impact_totals(rep),
+            "rows": [{h: shown(h, v) for h, v in zip(replay.IMPACT_HEADERS, r)}
+                     for r in replay.impact_rows(rep, titles)[:200]]}
 
 
 def check_upload(data: bytes, filename: str) -> None:

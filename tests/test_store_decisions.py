@@ -271,6 +271,11 @@ def test_impact_of_a_changed_amount_and_threshold(kind, tmp_path, change_dirs):
                                    grant_profile(2, employees_avg=50), grant_profile(3, in_park=False)])
         evaluate(db, "2026-H1")
         assert _check_impact(db, "2026-H1", change_dirs["amount"], None) == 2     # two class II, self-developed
+        rep = replay.impact(db, "2026-H1", change_dirs["amount"])       # what the change costs, in total
+        t = replay.impact_totals(rep)
+        assert t["amount_diff"] == sum((c.amount_after or 0) - (c.amount_before or 0) for c in rep.changes) != 0
+        assert t["moves"] == {} and all(r[7] == replay.ONLY_AMOUNT for r in replay.impact_rows(rep, {}))
+        assert "判定日期 2026年" in replay.impact_title(rep) and "-yagu" not in replay.impact_title(rep)
         rep = replay.impact(db, "2026-H1", change_dirs["employees"])
         (c,) = [c for c in rep.changes if c.benefit_id == "small-low-profit-cit"]
         assert (c.before, c.after, c.criteria) == ("eligible", "ineligible", ["employees"])
