@@ -34,17 +34,17 @@ class SettingsError(Exception):
 
 class NoticeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    issuing_office: Optional[str] = Field(min_length=1)
+    issuing_office: Optional[str] = Field(min_length=1, max_length=100)
     submission_place: Optional[str] = Field(min_length=1)
     submission_online: Optional[str] = Field(min_length=1)
     submission_how: Optional[str] = Field(min_length=1)
-    contact_department: Optional[str] = Field(min_length=1)
-    contact_phone: Optional[str] = Field(min_length=1)
-    payment_commitment: Optional[str] = Field(min_length=1)
-    reconsideration_body: Optional[str] = Field(min_length=1)
+    contact_department: Optional[str] = Field(min_length=1, max_length=100)
+    contact_phone: Optional[str] = Field(min_length=1, max_length=50)
+    payment_commitment: Optional[str] = Field(min_length=1, max_length=500)
+    reconsideration_body: Optional[str] = Field(min_length=1, max_length=100)
     reconsideration_days: Optional[int] = Field(ge=1)
     litigation_months: Optional[int] = Field(ge=1)
-    litigation_court: Optional[str] = Field(min_length=1)
+    litigation_court: Optional[str] = Field(min_length=1, max_length=100)
     tax_office: Optional[str] = Field(min_length=1)
 
     def unset(self) -> list[str]:

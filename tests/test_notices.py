@@ -267,7 +267,8 @@ def test_one_time_notice_is_small_and_keeps_its_signature_on_one_page(interp_eva
                         if any(line.strip() == needle for line in text.splitlines())]
                  for name, needle in (("office", office), ("date", day))}
         contact = [i for i, text in enumerate(pages) if "联系电话" in text]
-        assert where["office"] == where["date"] == contact == [len(pages) - 1], (extra, where, contact)
+        closing = [i for i, text in enumerate(pages) if "逾期未补正的" in text]     # never alone on a page
+        assert where["office"] == where["date"] == contact == closing == [len(pages) - 1], (extra, where, contact)
     assert len(pages_seen) >= 2                                       # it did cross a page break
 
 
