@@ -7,6 +7,7 @@ access code is posted once and kept in a server-side session, never in a URL.
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from typing import Any
 from urllib.parse import quote
@@ -51,8 +52,26 @@ def _shown(reg, profile: dict, errors: list[dict]) -> list[dict]:
     """Form problems as a reader sees them: the field's Chinese name, the message, and the
     input to mark."""
     names = {"as_of": "判定日期", "claims": "申报的注册证", "prior_code": "原查询码"}
-    return [{"label": names.get(e["path"]) or reg.label(e["path"].removeprefix("profile."), profile),
-             "message": e["message"], "path": e["path"].removeprefix("profile.")} for e in errors]
+    order = {"prior_code": -1, **{f.id: i for i, f in enumerate(reg.entered_fields())}}
+    out = []
+    for e in errors:
+        path = e["path"].removeprefix("profile.")
+        label = names.get(e["path"]) or reg.label(path, profile)
+        message = e["message"]
+        if label and message.startswith(label) and len(message) > len(label):   # not "代码：代码校验码错误"
+            message = message[len(label):].lstrip("：:，, ")
+        m = _PATH.match(path)
+        top, item, sub = (m.group(1), int(m.group(2) or -1), m.group(3) or "") if m else (path, -1, "")
+        anchor = (f"f-{top}-{item}-{sub}" if item >= 0 and sub else f"f-{path}") if path else ""
+        out.append({"label": label, "message": message, "path": path, "anchor": anchor,
+                    "_key": (order.get(top, len(order)), item, sub)})
+    out.sort(key=lambda e: e["_key"])             # in the order of the form
+    for e in out:
+        del e["_key"]
+    return out
+
+
+_PATH = re.compile(r"^([A-Za-z_]\w*)(?:\[(\d+)\])?(?:\.(\w+))?$")
 
 
 def _form_page(request: Request, profile: dict, *, as_of: str = "", errors: list[dict] | None = None,
@@ -64,8 +83,12 @@ def _form_page(request: Request, profile: dict, *, as_of: str = "", errors: list
     values = form_values(profile, reg, typed)
     for spec, _w in form_of(reg).lists:
         values[spec.id] = values.get(spec.id, []) + [{}] * (add.get(spec.id, 0) + (0 if values.get(spec.id) else 1))
+    said: dict[str, list[str]] = {}
+    for e in shown:
+        said.setdefault(e["path"], []).append(e["message"])
     return page(request, "selfcheck.html", {"form": form_of(reg), "values": values, "as_of": as_of,
-                                            "errors": shown, "bad": {e["path"] for e in shown}, "action": action,
+                                            "errors": shown, "bad": {e["path"] for e in shown}, "said": said,
+                                            "action": action,
                                             "title": title, "window": window}, status)
 
 
