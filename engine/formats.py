@@ -32,9 +32,18 @@ def _industry_code(v: str) -> str:
     return code
 
 
+# The provinces of GB/T 2260 (the first two digits of a division code), and 66 for the
+# 新疆生产建设兵团 as registration authorities' codes write it.
+_PROVINCES = {"11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37",
+              "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64",
+              "65", "66", "71", "81", "82"}
+
+
 def _division_code(v: str) -> str:
     if not re.fullmatch(r"[1-9][0-9]{5}", v):
         raise FormatError("行政区划代码应为6位数字，例如资阳市雁江区 512002")
+    if v[:2] not in _PROVINCES:
+        raise FormatError(f"行政区划代码的前两位“{v[:2]}”不是任何省级行政区的代码；请核对，例如资阳市雁江区 512002")
     return v
 
 

@@ -213,6 +213,9 @@ def test_headcount_is_a_quarterly_average_with_three_decimals():
 def test_division_code_is_six_digits_and_defaults_to_the_uscc():
     assert "6位数字" in problems_of(minimal(registered_division_code="51200"))["registered_division_code"]
     assert "6位数字" in problems_of(minimal(registered_division_code="51200X"))["registered_division_code"]
+    # no province has the code 99 (it showed as 行政区划代码 99 and decided 西部大开发 on it)
+    assert "“99”不是任何省级行政区" in problems_of(minimal(registered_division_code="999999"))["registered_division_code"]
+    assert parse_profile(minimal(registered_division_code="659001"), today=TODAY).registered_division_code == "659001"
     assert parse_profile(minimal(registered_division_code="512002"), today=TODAY).registered_division_code == "512002"
 
 
