@@ -24,7 +24,7 @@ from store import applications, awards, cases, exports, jobs, sessions, tokens
 from store import windows as W
 from store.errors import Conflict, NotFound, RowProblem, StoreError, ValidationFailed
 from store.intake import CellError, read_value, template_bytes
-from store.tasks import stash_upload
+from store.tasks import evaluation_summary, stash_upload
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "yagu_login_csrf"
@@ -520,8 +520,7 @@ def job_summary(j: jobs.JobView) -> list[str]:
         return [f"导入{what} {r['rows']} 行、{r['enterprises']} 家企业：新受理 {r['created']}，更新 {r['updated']}，"
                 f"未变 {r['unchanged']}，跳过 {len(r.get('skipped') or [])}。"]
     if j.kind == "window.evaluate":
-        return [f"已判定 {r['evaluated']} 家企业，{r['skipped']} 家无变化跳过"
-                + (f"，{r['failed']} 家判定出错（见申报列表）" if r.get("failed") else "") + "。"]
+        return [evaluation_summary(r) + "。"]
     if j.kind == "window.replay":
         return [f"重放 {r['evaluations']} 份判定、{r['decisions']} 项结论：{r['identical']} 项与记录一致，"
                 f"{r['differences']} 项不一致" + (f"，{r['not_archived']} 份未存档" if r.get("not_archived") else "") + "。"]

@@ -19,7 +19,7 @@ from store import windows as W
 from store.intake import template_bytes
 from store.paths import private_dir, write_private
 from store.rulesets import current
-from store.tasks import stash_upload
+from store.tasks import evaluation_summary, stash_upload
 import notices.service  # also registers the notices.bundle job kind (run here by `follow`)
 
 
@@ -160,8 +160,7 @@ def window_evaluate(window_id, no_wait):
     v = submit_and_follow(db, "window.evaluate", {"window_id": window_id}, f"window:{window_id}", ACTOR, not no_wait)
     if v:
         r = v.result
-        click.echo(f"已判定 {r['evaluated']} 家企业，{r['skipped']} 家无变化跳过" +
-                   (f"，{r['failed']} 家判定出错（已记录，见控制台）" if r["failed"] else "") + f"；规则版本 {ruleset_text(r['ruleset_version'])}")
+        click.echo(f"{evaluation_summary(r)}；规则版本 {ruleset_text(r['ruleset_version'])}")
 
 
 @window.command("notices", help="发出一次性告知书：资金支持事项未全部符合条件的申报，起算补正期限")

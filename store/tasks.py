@@ -33,6 +33,14 @@ def evaluate(db: Database, ctx: jobs.JobContext, args: dict) -> dict:
             "ruleset_version": res.ruleset_version}
 
 
+def evaluation_summary(r: dict) -> str:
+    """What a window's evaluation did, in one sentence (the console and the command line)."""
+    known = r.get("known_enterprises") or 0
+    split = f"（其中申报 {r.get('applications', 0)} 份，另有 {known} 家未申报的已知企业，供免申即享）" if known else ""
+    return (f"已判定 {r['evaluated']} 家企业{split}，{r['skipped']} 家无变化跳过"
+            + (f"，{r['failed']} 家判定出错（已记录，见申报列表）" if r.get("failed") else ""))
+
+
 @jobs.task("window.replay", "重放核验")
 def replay_window(db: Database, ctx: jobs.JobContext, args: dict) -> dict:
     rep = replay.replay(db, args["window_id"], progress=lambda d, t: ctx.progress(d, t, f"已重放 {d}/{t}"))

@@ -231,7 +231,7 @@ def test_the_window_cycle_from_import_to_award_list(server, browser, art, tmp_pa
     if page.locator("#job").get_attribute("data-state") in ("queued", "running"):
         assert page.locator("#job-progress").count() == 1           # then followed to the end by itself
     report = wait_job(page)
-    assert "已判定 4 家企业" in report and "已完成" in report, report
+    assert "已判定 4 家企业（其中申报 3 份，另有 1 家未申报的已知企业" in report and "已完成" in report, report
     page.goto(server.url + "/staff/windows/2026-T1")
     assert page.locator("#grant-counts").inner_text() == "需补充信息 3 项"     # the registry's D is no applicant
     page.click("#issue-notices")                    # a confirmation first: how many, until when
