@@ -33,6 +33,7 @@ DONE = {
     "created": "申报批次已建立。", "notices": "已发出 {n} 份一次性告知书（资金支持未全部符合条件的申报），补正期限已起算。", "published": "拟支持名单已公示。",
     "closed": "批次已关闭，兑现名单已写入兑现台账。", "reviewed": "复核已记录。", "material": "材料审核已记录。",
     "objection": "异议已登记。", "resolved": "异议处理已记录。", "token": "令牌已吊销。", "cancelled": "任务已取消。",
+    "deleted": "申报批次已删除。",
 }
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -280,6 +281,14 @@ async def _window_action(request: Request, window_id: str, fn, done: str, need: 
         return _error_page(request, e, back, sess)
     count = f"&n={result}" if isinstance(result, int) else ""
     return RedirectResponse(f"{back}?done={done}{count}", status_code=303)
+
+
+@router.post("/staff/windows/{window_id}/delete")
+async def delete_window(request: Request, window_id: str):
+    resp = await _window_action(request, window_id, W.delete_window, "deleted")
+    if resp.status_code == 303:             # the window's page is gone: back to the list
+        return RedirectResponse("/staff?done=deleted", status_code=303)
+    return resp
 
 
 @router.get("/staff/windows/{window_id}/one-time-notices", response_class=HTMLResponse)

@@ -87,6 +87,18 @@ def window_open(window_id, opens_on, closes_on, as_of, coverage_from, coverage_t
                f"判定日期 {cn_date(w.as_of)}，覆盖 {cn_date(w.coverage_from)}至{cn_date(w.coverage_to)}")
 
 
+@window.command("delete", help="删除开设有误的申报批次（仅限尚无任何申报、判定和告知书的批次）")
+@click.argument("window_id")
+@click.option("--yes", is_flag=True, help="不再确认")
+def window_delete(window_id, yes):
+    db = db_handle()
+    w = run(W.get_window, db, window_id)
+    if not yes and not click.confirm(f"删除“{w.label}”？", default=False):
+        fail("已取消")
+    run(W.delete_window, db, window_id, actor=ACTOR)
+    click.echo(f"已删除申报批次 {window_id}（{w.label}）")
+
+
 @window.command("list", help="列出申报批次")
 def window_list():
     today = shanghai_today()

@@ -117,6 +117,24 @@ def open_window(db: Database, window_id: str, *, opens_on=None, closes_on=None, 
     return view(w)
 
 
+def delete_window(db: Database, window_id: str, *, actor: str | None = None) -> None:
+    """Remove a window opened by mistake: only while nothing was done in it (no application,
+    no judgement, no notice, no award); the audit log keeps that it existed."""
+    from store.models import Application, Award, Decision, Evaluation, Notice, Objection
+
+    with db.session() as s:
+        w = get(s, window_id, lock=True)
+        used = [what for what, model in (("申报", Application), ("判定", Evaluation), ("判定结论", Decision),
+                                         ("告知书", Notice), ("异议", Objection), ("兑现", Award))
+                if s.scalar(select(func.count()).select_from(model).where(model.window_id == window_id))]
+        if used or w.evaluated_at is not None or w.state != "open":
+            raise Conflict(f"“{w.label}”已有{'、'.join(used) or '办理记录'}，不能删除；"
+                           "不再使用的批次可以保留，它不影响其他批次")
+        before = view(w).model_dump(mode="json")
+        s.delete(w)
+        audit.record(s, actor, "window.delete", window_id, before)
+
+
 def get(s: Session, window_id: str, *, lock: bool = False) -> Window:
     q = select(Window).where(Window.id == window_id)
     if lock:

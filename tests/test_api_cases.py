@@ -752,3 +752,21 @@ def test_a_grant_made_eligible_by_review_reads_so_on_the_enterprise_page(api: Ap
     card = view[view.index('data-benefit="device-registration-grant"'):]
     card = card[:card.index("</article>")]
     assert "怎样才能符合" not in card and "还需填写" not in card
+
+
+def test_a_window_opened_by_mistake_is_deleted_from_its_page(api: Api):
+    from test_api_limits import _staff_login
+
+    c, staff = api.c, api.staff
+    assert c.post("/v1/windows", headers=staff, json={
+        "id": "WDEL", "opens_on": days(-3).isoformat(), "closes_on": days(30).isoformat(),
+        "coverage_from": "2025-01-01", "coverage_to": days(-3).isoformat()}).status_code == 201
+    _staff_login(api)
+    page = c.get("/staff/windows/WDEL").text
+    assert 'id="delete-window"' in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    r = c.post("/staff/windows/WDEL/delete", data={"csrf": csrf, "confirm": "yes"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/staff?done=deleted"
+    assert "申报批次已删除" in c.get(r.headers["location"]).text
+    c.cookies.clear()
+    assert_error(c.get("/v1/windows/WDEL", headers=staff), 404)

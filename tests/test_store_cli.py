@@ -60,6 +60,7 @@ def test_a_short_full_cycle_on_the_command_line(store_url, tmp_path, caplog):
     assert "已发出 3 份一次性告知书" in _yagu(url, "window", "notices", "CUR")
     out = _yagu(url, "window", "applications", "CUR")
     assert "待补正" in out and "共 4 份" in out
+    assert "已有申报、判定" in _yagu(url, "window", "delete", "CUR", "--yes", ok=False)
     assert "共 3 份" in _yagu(url, "window", "applications", "CUR", "--state", "待补正")      # the state's name
     assert "没有“补正中”这个办理状态" in _yagu(url, "window", "applications", "CUR", "--state", "补正中", ok=False)
     assert "受理期结束后才能公示" in _yagu(url, "window", "publish", "CUR", ok=False)

@@ -894,3 +894,20 @@ def test_a_review_to_ineligible_is_told_in_the_one_time_notice(db):
     d = cases.detail(db, ok.application_id, today=AFTER_H1)
     assert d.state == "correction" and cases.detail(db, other.application_id).state == "judged"
     assert cases.one_time_preview(db, "2026-H1", today=AFTER_H1)["notices"] == 0     # told once
+
+
+def test_a_window_opened_by_mistake_can_be_deleted_until_something_happens_in_it(db):
+    from store.models import AuditLog
+
+    open_h1(db, "2026-XX")
+    W.delete_window(db, "2026-XX", actor="经办人")
+    with pytest.raises(NotFound):
+        W.get_window(db, "2026-XX")
+    with db.read_session() as s:            # the log keeps that it existed
+        assert s.execute(select(AuditLog).where(AuditLog.action == "window.delete",
+                                                AuditLog.target == "2026-XX")).scalar_one().actor == "经办人"
+    open_h1(db)
+    submit_all(db, "2026-H1", [grant_profile(21)])
+    with pytest.raises(Conflict, match="已有申报，不能删除"):
+        W.delete_window(db, "2026-H1")
+    assert W.get_window(db, "2026-H1").counts.applications == 1
