@@ -59,7 +59,11 @@ class WindowView(_View):
             return self.state_text
         if today < self.opens_on:
             return "尚未开始受理"
-        return "受理期已结束，待公示" if today > self.closes_on else self.state_text
+        if today > self.closes_on:
+            if self.counts is not None and not self.counts.applications:
+                return "受理期已结束，无申报"
+            return "受理期已结束，待公示"
+        return self.state_text
 
     def model_post_init(self, _ctx: Any) -> None:
         self.state_text = WINDOW_STATE.get(self.state, self.state)
