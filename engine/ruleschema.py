@@ -143,6 +143,9 @@ class Material(_Strict):
     description: str | None = None
     issuer: str | None = None
     deferrable: bool = False       # 容缺: may be promised with a signed commitment, supplied later
+    # enterprise: one file about the enterprise (a credit report), asked once for all of its
+    # certificates; subject (default): one file per certificate
+    scope: Literal["subject", "enterprise"] = "subject"
     # asked for only where this condition does not fail (e.g. 注册人变更文件 for 引进 only)
     needed_when: Any = None
 

@@ -100,6 +100,8 @@ def _item(it: Item, reg: FieldRegistry, profile: Optional[dict], book: Optional[
     r = it.result
     spec = book.benefits[r.benefit_id].spec if book is not None and r.benefit_id in book.benefits else None
     names = {m.id: m for m in r.required_materials}
+    # materials about the enterprise itself: one file for all its certificates
+    shared = {m.id for m in spec.materials if m.scope == "enterprise"} if spec is not None else set()
     failed = [c for c in r.criteria if c.outcome == "fail"]
     unknown = [c for c in r.criteria if c.outcome == "unknown"]
     subject = ""
@@ -117,7 +119,8 @@ def _item(it: Item, reg: FieldRegistry, profile: Optional[dict], book: Optional[
         "missing_facts": [reg.label(p, profile) + (f"（填写的“{given}”无法识别，请核对）"
                                                    if (given := reg.unread_input(p, profile)) else "")
                           for p in r.missing_facts],
-        "missing_materials": [{"name": names[m].name, "description": names[m].description or ""}
+        "missing_materials": [{"name": names[m].name, "description": names[m].description or "",
+                               "shared": m in shared}
                               for m in r.missing_materials if m in names],
         "all_materials": [{"name": m.name, "description": m.description or ""} for m in r.required_materials],
         "amount": money(amount) if amount is not None else "金额待定",

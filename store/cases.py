@@ -299,7 +299,7 @@ def _ask(L: Loaded, grants: list[GrantView], commits: list[Commitment], mats: li
     and the materials of its unmet criteria that were neither uploaded nor promised; for
     every decision, eligible or not, each material whose newest file was rejected."""
     facts: dict[str, None] = {}
-    materials = []
+    materials, asked = [], set()
     for g in grants:
         r = g.result
         sid = subject_of(r)
@@ -317,13 +317,22 @@ def _ask(L: Loaded, grants: list[GrantView], commits: list[Commitment], mats: li
             last = latest.get(m.id)
             rejected = last is not None and last.state == "rejected"
             missing = open_ask and m.id in r.missing_materials and last is None and m.id not in promised
-            if rejected or missing:
-                materials.append({"benefit_id": r.benefit_id, "subject_id": sid, "material_id": m.id,
+            # a file about the enterprise is asked once, for all of its certificates ("" subject)
+            msid = "" if m.id in _enterprise_materials(L.ev, r.benefit_id) else sid
+            if (rejected or missing) and (r.benefit_id, msid, m.id) not in asked:
+                asked.add((r.benefit_id, msid, m.id))
+                materials.append({"benefit_id": r.benefit_id, "subject_id": msid, "material_id": m.id,
                                   "name": m.name, "deferrable": m.id in deferrable and m.id not in promised,
                                   "rejected": rejected, "reason": last.reason if rejected else None})
     due = L.app.correction_due
     return CorrectionAsk(facts=list(facts), materials=materials, due=due,
                          open=L.app.state == "correction" and due is not None and today <= due)
+
+
+def _enterprise_materials(ev: Optional[Evaluator], benefit_id: str) -> set[str]:
+    if ev is None or benefit_id not in ev.book.benefits:
+        return set()
+    return {m.id for m in ev.book.benefits[benefit_id].spec.materials if m.scope == "enterprise"}
 
 
 def _deferrable(ev: Optional[Evaluator], benefit_id: str) -> set[str]:

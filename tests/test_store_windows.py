@@ -424,8 +424,9 @@ def test_a_material_whose_condition_the_facts_contradict_cannot_be_promised(db):
     (open_one,) = awards.close_preview(db, "2026-H1", today=AFTER_H1)["unsupplied_commitments"]
     assert (open_one["application_id"], open_one["material"]) == (b, "企业信用报告（无违法违规记录版）")
     # the promised file: until the deadline only, once, and a rejected one may be replaced
-    cert = unknown["device_registrations"][0]["certificate_no"]
     (c,) = [c for g in cases.detail(db, b).grants for c in g.promised]
+    cert = c.subject_id
+    assert cert == ""                   # a report about the enterprise: promised for all its certificates
     late = c.due_on + timedelta(days=1)
     with pytest.raises(Conflict, match="承诺期限已于"):
         cases.supply_promised(db, b, GRANT, cert, "credit_report", "报告.pdf", PDF, actor="企业", today=late)
@@ -456,12 +457,14 @@ def test_a_file_counts_only_for_the_certificate_it_was_uploaded_for(db):
     def asked():
         return {(m["subject_id"], m["material_id"]) for m in cases.detail(db, app, today=AFTER_H1).correction.materials}
 
-    assert {(c0, CHANGE_DOC), (c1, CHANGE_DOC), (c0, "credit_report"), (c1, "credit_report")} <= asked()
-    cases.commit_material(db, app, GRANT, "credit_report", "王五", actor="企业", subject_id=c0, today=AFTER_H1)
-    assert (c0, "credit_report") not in asked() and (c1, "credit_report") in asked()
+    # the change document per certificate; the credit report, about the enterprise, once
+    assert {(c0, CHANGE_DOC), (c1, CHANGE_DOC), ("", "credit_report")} <= asked()
+    assert not {(c0, "credit_report"), (c1, "credit_report")} & asked()
+    cases.commit_material(db, app, GRANT, "credit_report", "王五", actor="企业", subject_id="", today=AFTER_H1)
+    assert ("", "credit_report") not in asked()
     promised = {g.result.subject.id: g.promised for g in cases.detail(db, app, today=AFTER_H1).grants}
-    assert [(x.signer, x.name) for x in promised[c0]] == [("王五", "企业信用报告（无违法违规记录版）")]
-    assert promised[c1] == []
+    assert [(x.signer, x.name) for x in promised[c0]] == [("王五", "企业信用报告（无违法违规记录版）")] == \
+        [(x.signer, x.name) for x in promised[c1]]          # one promise, for both certificates
     with pytest.raises(ValidationFailed) as e:       # without its certificate the file is ambiguous here
         cases.submit_correction(db, app, {}, [(GRANT, CHANGE_DOC, "变更文件.pdf", PDF)], actor="企业", today=AFTER_H1)
     assert "多个注册证" in e.value.problems[0].message
@@ -856,7 +859,7 @@ def test_a_complete_correction_lists_what_it_leaves_out_and_signs_its_promises_w
     assert left == {(f, cases.LEFT_OUT_FACT) for f in ask.facts} | {
         (cases.upload_path(m["benefit_id"], m["subject_id"], m["material_id"]), cases.LEFT_OUT_FILE)
         for m in ask.materials}
-    credit = (GRANT, cert, "credit_report")
+    credit = (GRANT, "", "credit_report")            # about the enterprise: asked once, no certificate
     change = (GRANT, cert, CHANGE_DOC)
     with pytest.raises(ValidationFailed) as e:
         cases.submit_correction(db, app, {}, [(*credit, "报告.pdf", PDF)], actor="企业", today=AFTER_H1,
