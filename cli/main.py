@@ -20,5 +20,17 @@ def main() -> None:
 for _module in (rules, window, notice, serve):
     _module.register(main)
 
+
+def _say_options_in_chinese(cmd: click.Command) -> None:
+    """Usage lines read `yagu window import [选项] 批次编号 文件`, not [OPTIONS]."""
+    cmd.options_metavar = "[选项]"
+    if isinstance(cmd, click.Group):
+        cmd.subcommand_metavar = "命令 [参数]..."
+        for sub in cmd.commands.values():
+            _say_options_in_chinese(sub)
+
+
+_say_options_in_chinese(main)
+
 if __name__ == "__main__":
     main()

@@ -33,7 +33,7 @@ def register(main: click.Group) -> None:
         pass
 
     @notice.command("render", help="生成一份申报的一种告知书（正式文书取得编号；重新生成沿用原编号和日期）")
-    @click.argument("application_id")
+    @click.argument("application_id", metavar="申报编号")
     @click.option("--kind", type=KIND_CHOICE, required=True, help="文书种类")
     @click.option("--pdf", "as_pdf", is_flag=True, help="输出 PDF（默认 HTML）")
     @click.option("--out", type=click.Path(path_type=Path), help="输出文件或目录（默认当前目录，按企业和文书命名）")
@@ -47,7 +47,7 @@ def register(main: click.Group) -> None:
         click.echo(f"{doc.number}  {path}")
 
     @notice.command("bundle", help="生成一个申报批次的全部告知书（PDF，打包为 zip；后台任务，显示进度）")
-    @click.argument("window_id")
+    @click.argument("window_id", metavar="批次编号")
     @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="zip 文件（默认 告知书-<批次>.zip）")
     @click.option("--html", is_flag=True, help="同时附上 HTML")
     def bundle(window_id, out, html):
@@ -70,27 +70,27 @@ def register(main: click.Group) -> None:
             fail(str(exc))
 
     @workdays.command("add", help="START 之后第 N 个工作日")
-    @click.argument("start", callback=_date)
-    @click.argument("n", type=click.IntRange(min=0))
+    @click.argument("start", callback=_date, metavar="起始日期")
+    @click.argument("n", type=click.IntRange(min=0), metavar="工作日数")
     def wd_add(start, n):
         click.echo(cn_date(_wd(add_workdays, start, n)))
 
     @workdays.command("between", help="A（不计）到 B（计）之间的工作日数")
-    @click.argument("a", callback=_date)
-    @click.argument("b", callback=_date)
+    @click.argument("a", callback=_date, metavar="开始日期")
+    @click.argument("b", callback=_date, metavar="结束日期")
     def wd_between(a, b):
         click.echo(str(_wd(workdays_between, a, b)))
 
     @workdays.command("due", help="办理时限到期日；LIMIT 见 rules/workdays/service-limits.yaml")
-    @click.argument("start", callback=_date)
-    @click.argument("limit")
+    @click.argument("start", callback=_date, metavar="起始日期")
+    @click.argument("limit", metavar="期限")
     def wd_due(start, limit):
         d = _wd(due_date, start, limit)
         lim = service_limits()[limit]
         click.echo(f"{cn_date(d)}  {lim.name}（{lim.workdays}个工作日；{lim.source}）")
 
     @workdays.command("check", help="列出某年的放假日、调休上班日和工作日总数，供与通知原文核对")
-    @click.argument("year", type=int)
+    @click.argument("year", type=int, metavar="年份")
     def wd_check(year):
         sched = _wd(default_calendar().schedule, year)
         src = "chinesecalendar 程序库" if sched.source == "chinese_calendar" else sched.source[5:]

@@ -65,7 +65,7 @@ def register(main: click.Group) -> None:
         click.echo(f"规则版本：{book.version}")
 
     @rules.command("validate", help="校验规则文件：一次列出全部问题（文件:行号: 说明）")
-    @click.argument("path", required=False, type=click.Path(exists=True))
+    @click.argument("path", required=False, type=click.Path(exists=True), metavar="[目录或文件]")
     def validate(path: str | None) -> None:
         target = Path(path) if path else rules_dir()
         if target.is_file():
@@ -84,7 +84,7 @@ def register(main: click.Group) -> None:
         click.echo(f"校验通过：{len(book.benefits)} 个事项，{n} 项条件，规则版本 {book.version}")
 
     @rules.command("test", help="运行规则文件中的示例（examples），比对期望结果")
-    @click.argument("path", required=False, type=click.Path(exists=True))
+    @click.argument("path", required=False, type=click.Path(exists=True), metavar="[文件]")
     @click.option("--backend", type=click.Choice(["durable_rules", "interpreter"]), default="durable_rules",
                   show_default=True, help="判定引擎（interpreter 为纯 Python 参照语义）")
     def test(path: str | None, backend: str) -> None:
@@ -110,7 +110,7 @@ def register(main: click.Group) -> None:
             raise SystemExit(1)
 
     @main.command("check", help="对企业画像（JSON）逐项判定全部政策，列出每一项条件")
-    @click.argument("profile", type=click.File("rb"))
+    @click.argument("profile", type=click.File("rb"), metavar="画像文件")
     @click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), default=None,
                   help="评估日期 YYYY-MM-DD（默认今天，北京时间）")
     @click.option("--benefit", "benefits", multiple=True, help="只判定指定事项（可重复）")

@@ -63,7 +63,7 @@ def register(main: click.Group) -> None:
             click.echo(f"{t.id:4}  {t.role_text}  {t.label}  建立于 {cn_time(t.created_at)}  {state}")
 
     @token.command("revoke", help="吊销令牌（它登录的控制台会话立即失效）")
-    @click.argument("token_id", type=int)
+    @click.argument("token_id", type=int, metavar="令牌编号")
     def token_revoke(token_id):
         run(tokens.revoke_token, db_handle(), token_id, actor="命令行")
         click.echo(f"令牌 {token_id} 已吊销")

@@ -63,7 +63,7 @@ def window() -> None:
 
 
 @window.command("open", help="开设申报批次，例如：yagu window open 2026-H1（有默认日历的编号可省略日期）")
-@click.argument("window_id")
+@click.argument("window_id", metavar="批次编号")
 @click.option("--opens", "opens_on", help="受理开始日期 YYYY-MM-DD")
 @click.option("--closes", "closes_on", help="受理截止日期 YYYY-MM-DD")
 @click.option("--as-of", "as_of", help="判定日期（默认受理截止日期）")
@@ -88,7 +88,7 @@ def window_open(window_id, opens_on, closes_on, as_of, coverage_from, coverage_t
 
 
 @window.command("delete", help="删除开设有误的申报批次（仅限尚无任何申报、判定和告知书的批次）")
-@click.argument("window_id")
+@click.argument("window_id", metavar="批次编号")
 @click.option("--yes", is_flag=True, help="不再确认")
 def window_delete(window_id, yes):
     db = db_handle()
@@ -113,7 +113,7 @@ def window_list():
 
 
 @window.command("template", help="生成导入模板（中文列名，示例在“填写示例”工作表，不会被导入）")
-@click.argument("out", type=click.Path(dir_okay=False, writable=True))
+@click.argument("out", type=click.Path(dir_okay=False, writable=True), metavar="输出文件")
 def window_template(out):
     fmt = "csv" if out.lower().endswith(".csv") else "xlsx"
     Path(out).write_bytes(template_bytes(current().registry, fmt))
@@ -146,8 +146,8 @@ def _import(window_id: str | None, path: str, skip_invalid: bool, wait: bool, co
 
 
 @window.command("import", help="导入申报（.xlsx 或 .csv）；有错误时不导入任何数据，逐行列出问题")
-@click.argument("window_id")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("window_id", metavar="批次编号")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False), metavar="文件")
 @click.option("--skip-invalid", is_flag=True, help="跳过有错误的企业，导入其余")
 @click.option("--codes-out", type=click.Path(dir_okay=False), help="查询码文件（默认写在数据目录，权限 0600）")
 @click.option("--no-wait", is_flag=True, help="提交后台任务后立即返回")
@@ -156,7 +156,7 @@ def window_import(window_id, path, skip_invalid, codes_out, no_wait):
 
 
 @window.command("registry", help="导入企业名录（未申报的已知企业，用于免申即享）")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("path", type=click.Path(exists=True, dir_okay=False), metavar="文件")
 @click.option("--skip-invalid", is_flag=True, help="跳过有错误的企业")
 @click.option("--no-wait", is_flag=True, help="提交后台任务后立即返回")
 def window_registry(path, skip_invalid, no_wait):
@@ -164,7 +164,7 @@ def window_registry(path, skip_invalid, no_wait):
 
 
 @window.command("evaluate", help="批量判定（后台任务，可中断续跑；同一批次同时只运行一个）")
-@click.argument("window_id")
+@click.argument("window_id", metavar="批次编号")
 @click.option("--no-wait", is_flag=True, help="提交后台任务后立即返回")
 def window_evaluate(window_id, no_wait):
     db = db_handle()
@@ -176,7 +176,7 @@ def window_evaluate(window_id, no_wait):
 
 
 @window.command("notices", help="发出一次性告知书：资金支持事项未全部符合条件的申报，起算补正期限")
-@click.argument("window_id")
+@click.argument("window_id", metavar="批次编号")
 def window_notices(window_id):
     db = db_handle()
     n = run(notices.service.NoticeService(db).issue_one_time_notices, db, window_id, actor=ACTOR)
@@ -184,7 +184,7 @@ def window_notices(window_id):
 
 
 @window.command("applications", help="列出申报（可按状态筛选）")
-@click.argument("window_id")
+@click.argument("window_id", metavar="批次编号")
 @click.option("--state", help="办理状态：" + "、".join(APPLICATION_STATE.values()) + "（也可写代码，例如 correction）")
 @click.option("--search", "q", help="企业名称、信用代码或申报编号")
 def window_applications(window_id, state, q):
@@ -208,7 +208,7 @@ def window_applications(window_id, state, q):
 
 
 @window.command("proactive", help="免申即享：未申报但符合资金支持条件的已知企业")
-@click.argument("window_id")
+@click.argument("window_id", metavar="批次编号")
 def window_proactive(window_id):
     out = run(awards.proactive, db_handle(), window_id)
     for e in out:
@@ -219,14 +219,14 @@ def window_proactive(window_id):
 
 
 @window.command("publish", help="公示拟支持名单（受理期结束、全部申报按现行规则判定后）")
-@click.argument("window_id")
+@click.argument("window_id", metavar="批次编号")
 def window_publish(window_id):
     w = run(awards.publish, db_handle(), window_id, actor=ACTOR)
     click.echo(f"已公示：公示期 {cn_date(w.publicity_from)}至{cn_date(w.publicity_until)}")
 
 
 @window.command("close", help="关闭批次并兑现（不可撤销）：写入兑现台账，出具不予支持告知书")
-@click.argument("window_id")
+@click.argument("window_id", metavar="批次编号")
 @click.option("--reason", help="公示期未满时提前关闭的理由")
 @click.option("--yes", is_flag=True, help="不再确认")
 def window_close(window_id, reason, yes):
@@ -254,7 +254,7 @@ def window_close(window_id, reason, yes):
 
 
 @window.command("export", help="导出拟支持（兑现）名单或判定结论（.xlsx / .csv）")
-@click.argument("window_id")
+@click.argument("window_id", metavar="批次编号")
 @click.option("--format", "fmt", type=click.Choice(["xlsx", "csv"]), default="xlsx", show_default=True, help="格式")
 @click.option("--what", type=click.Choice(["awards", "decisions"]), default="awards", show_default=True,
               help="awards 名单；decisions 资金支持判定结论")
@@ -268,7 +268,7 @@ def window_export(window_id, fmt, what, out):
 
 
 @window.command("replay", help="重放核验：按存档的规则版本和画像重新判定全部判定，报告任何差异")
-@click.argument("window_id")
+@click.argument("window_id", metavar="批次编号")
 def window_replay(window_id):
     db = db_handle()
     v = submit_and_follow(db, "window.replay", {"window_id": window_id}, f"replay:{window_id}", ACTOR, True)
@@ -283,7 +283,7 @@ def window_replay(window_id):
 
 
 @window.command("impact", help="规则变化影响：用另一套规则（或日期）判定本批次申报，列出会改变的判定")
-@click.argument("window_id")
+@click.argument("window_id", metavar="批次编号")
 @click.option("--rules", "rules_dir", type=click.Path(exists=True, file_okay=False), help="另一套规则目录")
 @click.option("--as-of", "as_of", help="另一个判定日期 YYYY-MM-DD")
 @click.option("--out", type=click.Path(dir_okay=False), help="把结果写入 Excel 文件")
@@ -329,7 +329,7 @@ def jobs_list():
 
 
 @jobs_group.command("show", help="一个任务的进度和结果")
-@click.argument("job_id")
+@click.argument("job_id", metavar="任务编号")
 def jobs_show(job_id):
     j = run(jobs.get, db_handle(), job_id)
     said = f" {j.message}" if j.message and j.message != j.state_text else ""
@@ -341,14 +341,14 @@ def jobs_show(job_id):
 
 
 @jobs_group.command("wait", help="等待任务结束（在本进程中运行排队的任务）")
-@click.argument("job_id")
+@click.argument("job_id", metavar="任务编号")
 def jobs_wait(job_id):
     j = follow(db_handle(), job_id)
     click.echo(f"{j.kind_text}：{j.state_text}")
 
 
 @jobs_group.command("cancel", help="取消排队中或进行中的任务")
-@click.argument("job_id")
+@click.argument("job_id", metavar="任务编号")
 def jobs_cancel(job_id):
     run(jobs.cancel, db_handle(), job_id)
     click.echo("已请求取消")

@@ -92,3 +92,25 @@ def test_rules_test_fails_on_a_wrong_expectation(tmp_path):
     proc = yagu("rules", "test", str(root))
     assert proc.returncode == 1
     assert "失败" in proc.stdout and "状态应为 eligible，实际为 not_in_force" in proc.stdout
+
+
+def test_every_commands_help_is_in_chinese_down_to_its_usage_line():
+    """Usage lines once read `yagu window import [OPTIONS] WINDOW_ID PATH`, and a missing file
+    “'PATH' 的取值无效”."""
+    import re
+
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    def walk(cmd, path):
+        yield path
+        for name, sub in getattr(cmd, "commands", {}).items():
+            yield from walk(sub, [*path, name])
+
+    for path in walk(main, []):
+        out = CliRunner().invoke(main, [*path, "--help"], prog_name="yagu").output
+        usage = out.splitlines()[0]
+        assert usage.startswith("用法： yagu") and not re.search(r"[A-Z]{2,}", usage), (path, usage)
+    missing = CliRunner().invoke(main, ["window", "import", "W", "/no/such/file.xlsx"]).output
+    assert "“文件”" in missing or "'文件'" in missing, missing
