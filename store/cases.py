@@ -676,6 +676,8 @@ def upload_material(db: Database, application_id: str, benefit_id: str, material
             raise ValidationFailed([RowProblem("规则中没有这项材料", path="material_id")])
         subjects = [subject_of(r) for r in L.results
                     if r.kind == "grant" and r.benefit_id == benefit_id and _claimed(L.app, r)]
+        if material_id in _enterprise_materials(L.ev, benefit_id) and subject_id in (None, ""):
+            subjects, subject_id = [""], ""         # about the enterprise: one file for all its certificates
         if subject_id is None and len(subjects) == 1:
             subject_id = subjects[0]
         if subject_id not in subjects:

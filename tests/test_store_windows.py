@@ -484,6 +484,9 @@ def test_a_file_counts_only_for_the_certificate_it_was_uploaded_for(db):
     by_cert = {g.result.subject.id: g for g in cases.detail(db, app, today=AFTER_H1).grants}
     assert [m.state for m in by_cert[c0].materials] == ["rejected"]
     assert [m.state for m in by_cert[c1].materials] == ["pending"]
+    # staff scanning a report about the enterprise need not choose a certificate: it counts for both
+    cases.upload_material(db, app, GRANT, "credit_report", "信用报告.pdf", PDF, actor="经办人")
+    assert all("信用报告.pdf" in [m.filename for m in g.materials] for g in cases.detail(db, app, today=AFTER_H1).grants)
 
 
 def test_a_rejected_file_reopens_the_correction_and_holds_its_award(db):

@@ -391,6 +391,7 @@ def test_the_window_cycle_from_import_to_award_list(server, browser, art, tmp_pa
     awards = page.locator("#awards tbody").inner_text()
     assert ENTERPRISES["A"][0] in awards and ENTERPRISES["B"][0] in awards and ENTERPRISES["C"][0] not in awards
     assert "300,000元" in awards and "500,000元" in awards
+    assert "合计 2 项" in page.locator("#awards tfoot").inner_text() and USCC["A"] in awards   # as printed
     assert ENTERPRISES["D"][0] in page.locator("#proactive").inner_text()        # 免申即享
     snap(page, art, "13-09-award-list")
     fits(page, "award list")
