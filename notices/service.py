@@ -137,8 +137,7 @@ class NoticeService:
             raise Conflict("一次性告知书由“发出一次性告知书”统一出具，该申报尚未出具")
         if kind == "award" and d.state != "awarded":
             raise Conflict("该申报尚未兑现，不能出具兑现通知书")
-        # refused, or paid for some grants and refused others (numbered at the close)
-        if kind == "non_support" and d.state != "refused" and not any(n.kind == "non_support" for n in d.notices):
+        if kind == "non_support" and not _refuses_some(d):
             raise Conflict("批次关闭后才能对最终不符合条件的资金支持事项出具不予支持告知书")
 
     def kinds_for(self, d: ApplicationDetail) -> list[str]:
@@ -148,12 +147,19 @@ class NoticeService:
             out.append("tax_self_assessment")
         if d.state == "awarded" and "award" not in out:
             out.append("award")
+        if _refuses_some(d) and "non_support" not in out:
+            out.append("non_support")
         return [k for k in KINDS if k in out]
 
     def selfcheck(self, ev: Evaluator, profile: dict, resp: EligibilityResponse, fmt: str = "html") -> Document:
         """The printable result of a self-check: not a decision, no number, no signature."""
         n = from_response(KINDS["selfcheck"], ev, profile, resp, self.settings)
         return self._document(n, fmt, _file_stem(profile.get("name") or "企业", KINDS["selfcheck"].title))
+
+
+def _refuses_some(d: ApplicationDetail) -> bool:
+    """Refused, or paid for some grants and refused others: a 不予支持告知书 is due."""
+    return d.state == "refused" or (d.state == "awarded" and any(g.final_status != "eligible" for g in d.grants))
 
 
 @jobs.task("notices.bundle", "批量生成告知书")

@@ -562,7 +562,9 @@ def test_a_window_paying_one_certificate_and_refusing_another_tells_of_both(sqli
     assert res.refused == [] and res.partly_refused == [app] and res.non_support_notices == 1
     svc = NoticeService(sqlite_db, settings=SETTINGS)
     assert {"non_support", "award"} <= set(svc.kinds_for(cases.detail(sqlite_db, app)))   # on its page
+    assert _numbers(sqlite_db, "non_support") == []          # numbered when first issued, as 兑现通知书
     refusal = pdf_text(svc.render(app, "non_support", "pdf").data)
+    assert _numbers(sqlite_db, "non_support") == ["资高新惠不〔2026〕第0001号"]
     paid = pdf_text(svc.render(app, "award", "pdf").data)
     assert "20242170102" in refusal and "20262170101" not in refusal and "行政复议" in refusal
     assert "20262170101" in paid and "20242170102" not in paid
