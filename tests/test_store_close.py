@@ -214,7 +214,9 @@ def _tax_never_a_park_decision(db, case: dict, window_id: str, base: int) -> Non
     A.ingest(db, None, [A.Intake.of(parse_profile(make_profile(base + 50 + k, case["seed"]), registry))
                         for k in range(case["registry"])])
     evaluate(db, window_id)
-    cases.issue_one_time_notices(db, window_id, today=AFTER_H1)
+    # the confirmation page's count (from the stored verdicts) is what issuing does (by judging)
+    preview = cases.one_time_preview(db, window_id, today=AFTER_H1)
+    assert cases.issue_one_time_notices(db, window_id, today=AFTER_H1) == preview["notices"]
     for k, app_id in enumerate(ids):
         d = cases.detail(db, app_id, today=AFTER_H1)
         if case["correct"][k] and d.correction and d.correction.open and d.correction.facts:
