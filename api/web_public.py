@@ -53,7 +53,7 @@ def _shown(reg, profile: dict, errors: list[dict]) -> list[dict]:
     input to mark."""
     names = {"as_of": "判定日期", "claims": "申报的注册证", "prior_code": "原查询码"}
     order = {"prior_code": -1, **{f.id: i for i, f in enumerate(reg.entered_fields())}}
-    out = []
+    keyed = []
     for e in errors:
         path = e["path"].removeprefix("profile.")
         label = names.get(e["path"]) or reg.label(path, profile)
@@ -63,12 +63,9 @@ def _shown(reg, profile: dict, errors: list[dict]) -> list[dict]:
         m = _PATH.match(path)
         top, item, sub = (m.group(1), int(m.group(2) or -1), m.group(3) or "") if m else (path, -1, "")
         anchor = (f"f-{top}-{item}-{sub}" if item >= 0 and sub else f"f-{path}") if path else ""
-        out.append({"label": label, "message": message, "path": path, "anchor": anchor,
-                    "_key": (order.get(top, len(order)), item, sub)})
-    out.sort(key=lambda e: e["_key"])             # in the order of the form
-    for e in out:
-        del e["_key"]
-    return out
+        keyed.append(((order.get(top, len(order)), item, sub),
+                      {"label": label, "message": message, "path": path, "anchor": anchor}))
+    return [e for _, e in sorted(keyed, key=lambda k: k[0])]          # in the order of the form
 
 
 _PATH = re.compile(r"^([A-Za-z_]\w*)(?:\[(\d+)\])?(?:\.(\w+))?$")
@@ -249,9 +246,8 @@ async def apply_form(request: Request, window_id: str):
         return page(request, "message.html", {"title": "未找到", "message": "没有这个申报批次。", "back": "/apply"}, 404)
     try:            # a bookmark of a window no longer (or not yet) accepting: said before any typing
         W.require_accepting(w)
-    except Conflict as e:       # e.g. a 补正 under way: its page is the enterprise's page
-        return page(request, "message.html", {"title": "不能申报", "message": e.message, "back": "/apply",
-                                               "more": ("/application", "查看我的申报")}, 409)
+    except Conflict as e:
+        return page(request, "message.html", {"title": "不能申报", "message": e.message, "back": "/apply"}, 409)
     return _form_page(request, {}, action=f"/apply/{w.id}", title=f"在线申报：{w.label}", window=w)
 
 
@@ -291,11 +287,10 @@ async def apply_submit(request: Request, window_id: str):
 
 # --- the enterprise's application page ------------------------------------------------------------
 @router.get("/application", response_class=HTMLResponse)
-async def application_login_form(request: Request, failed: int = 0):
-    sess = await enterprise_session(request)
-    if sess and not failed:
+async def application_login_form(request: Request):
+    if await enterprise_session(request):
         return RedirectResponse("/application/view", status_code=303)
-    return page(request, "application_login.html", {"failed": bool(failed)}, 401 if failed else 200)
+    return page(request, "application_login.html", {})
 
 
 @router.post("/application/login")

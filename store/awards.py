@@ -409,9 +409,10 @@ def close_preview(db: Database, window_id: str, today: date | None = None) -> di
             u = unchecked.setdefault(app_id, {"application_id": app_id, "enterprise_name": ent, "materials": []})
             u["materials"].append(names.get((b, m), "材料"))
         promised = _unsupplied_commitments(s, window_id, names)
+        objections = open_objections(s, window_id)
         if w.evaluated_at:
-            blocked += _close_blockers(s, db, w, cands)
-        return {"blocked": blocked, "open_objections": open_objections(s, window_id),
+            blocked += _close_blockers(s, db, w, cands, objections)
+        return {"blocked": blocked, "open_objections": objections,
                 "awards": len(cands), "amount_cny": sum(c.amount_cny or 0 for c in cands),
                 "already_awarded": len(refused), "non_support_notices": len(refusals) + len(not_eligible & apps_awarded),
                 "early": early, "stale": W.stale_count(s, w), "state": w.state,
@@ -435,7 +436,8 @@ def _closable(s: Session, w: Window) -> None:
                        "判定，请先执行批量判定再关闭")
 
 
-def _close_blockers(s: Session, db: Database, w: Window, cands: list[Candidate]) -> list[str]:
+def _close_blockers(s: Session, db: Database, w: Window, cands: list[Candidate],
+                    objections: list[dict] | None = None) -> list[str]:
     """What stops closing, each in a sentence: awards held by a rejected file, awards without
     an amount and objections of the 公示 nobody has answered (an award contested in 公示 is
     paid only once staff have recorded how the objection was handled)."""
@@ -447,7 +449,7 @@ def _close_blockers(s: Session, db: Database, w: Window, cands: list[Candidate])
         _refuse_unpriced(cands, "关闭批次")
     except Conflict as e:
         out.append(e.message)
-    open_ = open_objections(s, w.id)
+    open_ = open_objections(s, w.id) if objections is None else objections
     if open_:
         shown = "；".join(f"{o['enterprise_name']}（{o['application_id']}）" for o in open_[:5])
         more = f"等共 {len(open_)} 项" if len(open_) > 5 else ""
