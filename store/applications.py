@@ -46,15 +46,16 @@ def chunks(seq: list, n: int = CHUNK) -> Iterable[list]:
         yield seq[i:i + n]
 
 
-def move(s: Session, ids: list[str], action: str, to_state: str, now: datetime, actor: str | None,
-         only_from: tuple[str, ...] | None = None, details: dict | None = None) -> None:
-    """Applications to a new state, each with its history entry, a chunk at a time (a window
-    moves 100,000 at once). `only_from`: move only those in one of these states (others, and
-    those already there, are left alone)."""
+def move(s: Session, window_id: str, ids: list[str], action: str, to_state: str, now: datetime,
+         actor: str | None, only_from: tuple[str, ...] | None = None, details: dict | None = None) -> None:
+    """Applications of a window to a new state, a chunk at a time (a window moves 100,000 at
+    once), with their history entries, stored as one batch per former state. `only_from`: move
+    only those in one of these states (others, and those already there, are left alone)."""
     who, t = actor or audit.default_actor(), Application.__table__
     pg = s.get_bind().dialect.name == "postgresql"
     s.flush()       # states are read past the ORM (3–4 µs a row less): a pending change goes first
     conn = s.connection()
+    entries: list[tuple] = []
     for chunk in chunks(ids):
         q = select(t.c.id, t.c.state).where(among(s, t.c.id, chunk))
         if only_from is not None:
@@ -68,8 +69,8 @@ def move(s: Session, ids: list[str], action: str, to_state: str, now: datetime, 
             moving = dict(conn.execute(q).all())
             if moving:
                 conn.execute(update(t).where(among(s, t.c.id, list(moving))).values(**change))
-        if moving:
-            audit.events(s, [(i, now, who, action, moving[i], to_state, details) for i in chunk if i in moving])
+        entries += [(i, now, who, action, moving[i], to_state, details) for i in chunk if i in moving]
+    audit.events(s, window_id, entries)
 
 
 def code_hash(application_id: str, code: str) -> str:
@@ -348,8 +349,9 @@ class Ingest:
             s, results = self._begin(), self.results
             if self.w is not None:           # each new or updated application's history entry
                 who, detail = actor or audit.default_actor(), {"channel": "import"}
-                audit.events(s, [(r.application_id, self.now, who, "submit" if r.created else "resubmit",
-                                  r.previous_state, "received", detail) for r in results if r.changed])
+                audit.events(s, self.window_id, [
+                    (r.application_id, self.now, who, "submit" if r.created else "resubmit",
+                     r.previous_state, "received", detail) for r in results if r.changed])
             audit.record(s, actor, action, self.window_id or "registry",
                          {**(details or {}), "records": self.stored,
                           "created": sum(r.created for r in results)})

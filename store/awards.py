@@ -337,7 +337,7 @@ def publish(db: Database, window_id: str, *, actor: str | None = None, today: da
         doing = "公示拟支持名单（计算公示期）"
         start, until = next_workday(today, doing), add_workdays(today, w.publicity_workdays, doing)
         on_list = sorted({c.application_id for c in cands})
-        move(s, on_list, "publicize", "publicized", utcnow(), actor)
+        move(s, window_id, on_list, "publicize", "publicized", utcnow(), actor)
         w.state, w.published_at = "publicity", utcnow()
         w.publicity_from, w.publicity_until = start, until
         audit.record(s, actor, "window.publish", window_id,
@@ -548,8 +548,8 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
         # writes no row it does not need).
         partly = sorted(refused_apps & awarded_apps)
         assign_numbers(s, window_id, refused, "non_support", today)
-        move(s, sorted(awarded_apps), "award", "awarded", now, actor)
-        move(s, refused, "refuse", "refused", now, actor)
+        move(s, window_id, sorted(awarded_apps), "award", "awarded", now, actor)
+        move(s, window_id, refused, "refuse", "refused", now, actor)
         w.state, w.closed_at, w.close_reason = "closed", now, reason
         totals = totals_of(awards)
         audit.record(s, actor, "window.close", window_id,

@@ -126,7 +126,7 @@ def write_outcomes(s: Session, w: Window, version: str, seq: int, batch: list[tu
     failed_apps = [a for (u, h, a, k), out in zip(batch, outcomes) if a and out[0] != "ok"]
     detail = {"ruleset_version": version}
     for ids, state in ((judged, "judged"), (failed_apps, "failed")):
-        move(s, ids, "judge", state, now, actor, only_from=("received", "failed", "judged"), details=detail)
+        move(s, w.id, ids, "judge", state, now, actor, only_from=("received", "failed", "judged"), details=detail)
     return failed
 
 

@@ -323,27 +323,17 @@ class ApplicationEvent(_Entry, Base):
 
 
 class EventBatch(_Entry, Base):
-    """One step that many applications took together (an import, judging a window, 公示, the
-    close), stored once. Each application's history lists it through its member row
-    (store.audit.history), which holds only the two keys: a window of 100,000 takes three
-    or four such steps, and an entry of its own for each application cost 124 bytes on
-    SQLite and 184 on PostgreSQL, against 26 and 130 for a member (migration 0011)."""
+    """One step that many applications of a window took together (an import, judging the
+    window, 公示, the close), stored once with the list of those applications (`members`,
+    store.audit.pack_members), which each one's history reads (store.audit.history). An entry
+    of its own for each application cost 124 bytes on SQLite and 184 on PostgreSQL (migration
+    0011); a row per member 26 and 130, and 430 bytes an application on PostgreSQL with its
+    key index (migration 0017)."""
 
     __tablename__ = "event_batches"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-
-
-class EventBatchMember(Base):
-    """An application that took part in an event batch. Keyed by the application first, so
-    its history is one range of the key; on SQLite the table is that key (WITHOUT ROWID).
-    No foreign keys, as decisions have none: rows are written only with their batch, in the
-    transaction that moves those applications (store.audit.events), and PostgreSQL's checks
-    of the two keys cost 3 s a window of 100,000 (330,000 rows: 0.9 s without, 4.1 s with)."""
-
-    __tablename__ = "event_batch_members"
-    application_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    batch_id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    __table_args__ = ({"sqlite_with_rowid": False},)
+    window_id: Mapped[Optional[str]] = mapped_column(String(32), index=True)  # None: members of no window
+    members: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Award(Base):

@@ -293,8 +293,8 @@ from datetime import date
 from store import audit, awards
 from store.db import Database
 real = audit.events
-def events(s, rows):
-    real(s, rows)
+def events(s, window_id, rows):
+    real(s, window_id, rows)
     if any(r[3] == "award" for r in rows):   # ledger rows and history written, not committed
         open(os.environ["MARK"], "w").close()
         time.sleep(600)

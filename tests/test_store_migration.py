@@ -28,7 +28,7 @@ from store.bulk import among
 from store import windows as W
 from store.db import Database, alembic_config
 from store.errors import Conflict
-from store.models import (Application, ApplicationEvent, Award, Decision, EventBatch, EventBatchMember, Evaluation,
+from store.models import (Application, ApplicationEvent, Award, Decision, EventBatch, Evaluation,
                           ProfileSnapshot, Ruleset, digest)
 from store_fixtures import (  # noqa: F401  (fixtures)
     PG_URL, assert_history_complete, db, evaluate, pg_schema_url, require_pg, store_url,
@@ -385,16 +385,23 @@ def test_shared_history_entries_become_batches_and_every_history_reads_the_same(
         c.execute(sa.insert(ApplicationEvent), rows)
     before = entries()
     assert len(before) > 10 and sum(map(len, before.values())) > 30
-    db.upgrade()
+    db.upgrade("0011")
+    with db.engine.connect() as c:
+        count = lambda t: c.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar()  # noqa: E731
+        batches, members, own = count("event_batches"), count("event_batch_members"), count("application_events")
+    assert 0 < batches < members                        # shared entries are stored once
+    assert members + own == sum(map(len, before.values()))
+    db.upgrade()                                        # 0017: the batches list their members
     with db.read_session() as s:
         for a, history in before.items():
             read = [(e.at, e.actor, e.action, e.from_state, e.to_state, e.details) for e in audit.history(s, a)]
             assert [e[1:] for e in read] == [e[1:] for e in history], a
-        batches = s.scalar(sa.select(sa.func.count()).select_from(EventBatch))
-        members = s.scalar(sa.select(sa.func.count()).select_from(EventBatchMember))
-        own = s.scalar(sa.select(sa.func.count()).select_from(ApplicationEvent))
-    assert 0 < batches < members                        # shared entries are stored once
-    assert members + own == sum(map(len, before.values()))
+        window = dict(s.execute(sa.select(Application.id, Application.window_id)).all())
+        split = s.execute(sa.select(EventBatch.window_id, EventBatch.members)).all()
+    # 0011 made a batch of entries alike in several windows: 0017 splits it, one per window
+    assert len({window[a] for a in apps}) > 1 and len(split) > batches
+    assert all({window[i] for i in audit.members(packed)} == {w} for w, packed in split)
+    assert sum(len(audit.members(packed)) for _, packed in split) == members
     command.downgrade(alembic_config(db), "0010")
     assert entries() == before
 

@@ -349,8 +349,8 @@ def test_a_state_change_and_its_history_entry_are_one_transaction(db, monkeypatc
         assert s.scalar(select(func.count()).where(ApplicationEvent.action == "notice.one_time")) == 0
     real_many = audit.events
 
-    def crash_after_history(s, rows):     # the ledger and the history written, not committed
-        real_many(s, rows)
+    def crash_after_history(s, window_id, rows):     # the ledger and the history written, not committed
+        real_many(s, window_id, rows)
         raise RuntimeError("crash inside close")
 
     monkeypatch.setattr(audit, "events", crash_after_history)
@@ -778,24 +778,28 @@ def test_an_import_whose_check_worker_dies_is_checked_here_and_reports_the_same(
 
 
 def test_a_step_many_applications_take_is_one_entry_in_each_history(db):
-    """A step taken by many applications at once (judging the window) is stored once, and each
-    of them lists it once in its history, even when the step names an application twice."""
-    from store.models import EventBatch, EventBatchMember, utcnow
+    """A step taken by many applications at once (judging the window) is stored once, listing
+    them, and each of them lists it once in its history, even when the step names an
+    application twice; an application of another window, or not listed, does not."""
+    from store.models import EventBatch, utcnow
 
     open_h1(db)
-    subs = submit_all(db, "2026-H1", [make_profile(i) for i in range(3)])
+    subs = submit_all(db, "2026-H1", [make_profile(i) for i in range(4)])
     ids = [x.application_id for x in subs]
+    listed, left_out = ids[:3], ids[3]
     now = utcnow()
     with db.session() as s:
-        audit.events(s, [(i, now, "管理员", "remark", "received", "received", {"note": "批量"})
-                         for i in ids + ids[:1]])
-    for i in ids:
+        audit.events(s, "2026-H1", [(i, now, "管理员", "remark", "received", "received", {"note": "批量"})
+                                    for i in listed + listed[:1]])
+        audit.events(s, "2026-H2", [(left_out, now, "管理员", "remark", "received", "received", {"note": "别的批次"})])
+    for i in listed:
         remarks = [e for e in events_of(db, i) if e.action == "remark"]
         assert [(e.actor, e.details) for e in remarks] == [("管理员", {"note": "批量"})]
+    assert [e for e in events_of(db, left_out) if e.action == "remark"] == []
     with db.read_session() as s:
-        remark = s.scalars(select(EventBatch.id).where(EventBatch.action == "remark")).one()
-        assert s.scalar(select(func.count()).select_from(EventBatchMember)
-                        .where(EventBatchMember.batch_id == remark)) == 3
+        remark = s.scalars(select(EventBatch).where(EventBatch.action == "remark",
+                                                    EventBatch.window_id == "2026-H1")).one()
+        assert audit.members(remark.members) == sorted(listed)
 
 
 def test_the_self_checks_calendar_is_the_windows_staff_opened_then_the_default(db):
