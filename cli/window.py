@@ -250,7 +250,7 @@ def window_close(window_id, reason, yes):
     if not yes and not click.confirm("确认关闭？此操作不可撤销", default=False):
         fail("已取消")
     res = run(awards.close_window, db, window_id, actor=ACTOR, reason=reason)
-    click.echo(f"已关闭：兑现 {res.totals.count} 项，合计 {money(res.totals.amount_cny)}，出具不予支持告知书 {res.non_support_notices} 份")
+    click.echo(f"已关闭：兑现 {res.totals.count} 项，合计 {money(res.totals.amount_cny)}；应出具不予支持告知书 {res.non_support_notices} 份，第一次查看或打包时编号")
 
 
 @window.command("export", help="导出拟支持（兑现）名单或判定结论（.xlsx / .csv）")

@@ -66,7 +66,7 @@ def test_a_short_full_cycle_on_the_command_line(store_url, tmp_path, caplog):
     assert "受理期结束后才能公示" in _yagu(url, "window", "publish", "CUR", ok=False)
     assert "须用 --reason 写明理由" in _yagu(url, "window", "close", "CUR", "--yes", ok=False)
     out = _yagu(url, "window", "close", "CUR", "--reason", "命令行测试", "--yes")
-    assert "已关闭：兑现 1 项" in out and "出具不予支持告知书 3 份" in out
+    assert "已关闭：兑现 1 项" in out and "应出具不予支持告知书 3 份" in out
     target = tmp_path / "名单.csv"
     _yagu(url, "window", "export", "CUR", "--format", "csv", "--out", str(target))
     assert "资阳测试企业1有限公司" in target.read_text(encoding="utf-8-sig")

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import func, select
 
 from engine.profile import parse_profile
+from notices.service import NoticeService
 from store import applications as A
 from store import awards, cases, rulesets
 from store import windows as W
@@ -171,9 +172,19 @@ def test_non_support_notices_only_for_grant_subjects_failed_or_unknown_after_cor
         awards.publish(db, "2026-H1", today=AFTER_H1)
     awards.publish(db, "2026-H1", today=date(2026, 4, 17))
     res = awards.close_window(db, "2026-H1", today=date(2026, 4, 27), actor="管理员")
+    assert set(res.refused) == {ids[k] for k in "CDF"} and res.non_support_notices == 3
+    # Each is numbered when first issued (opened or bundled), once, and keeps its number.
+    assert notices_of(db, "2026-H1", "non_support") == {}
+    svc = NoticeService(db)
+    for k in "CDF":
+        assert "non_support" in svc.kinds_for(cases.detail(db, ids[k]))
+        svc.render(ids[k], "non_support", "html")
     refused = notices_of(db, "2026-H1", "non_support")
-    assert set(refused) == {ids[k] for k in "CDF"} == set(res.refused)
-    assert len(set(refused.values())) == 3                               # numbered, once each
+    assert set(refused) == set(res.refused) and len(set(refused.values())) == 3
+    svc.render(ids["C"], "non_support", "html")
+    assert notices_of(db, "2026-H1", "non_support") == refused
+    with pytest.raises(Conflict, match="不予支持告知书"):                 # paid in full: none due
+        svc.render(ids["A"], "non_support", "html")
     assert sorted((a.application_id, a.subject_id) for a in res.awards) == sorted(
         [(ids["A"], cert_no(1, 0)), (ids["A"], cert_no(1, 1)), (ids["B"], cert_no(2, 0)),
          (ids["E"], cert_no(5, 0)), (ids["G"], cert_no(7, 0))])
@@ -252,7 +263,11 @@ def _tax_never_a_park_decision(db, case: dict, window_id: str, base: int) -> Non
     # ...and for those paid for one grant and refused another, a notice of the refused ones
     partly = {a for a in awarded_apps if any(g.final_status != "eligible" for g in details[a].grants)}
     assert set(res.partly_refused) == partly
-    assert set(notices_of(db, window_id, "non_support")) == set(res.refused)     # theirs when first issued
+    assert notices_of(db, window_id, "non_support") == {}         # numbered when first issued
+    svc = NoticeService(db)
+    for a in sorted(awarded_apps | set(res.refused)):                # …and offered to exactly these
+        due = "non_support" in svc.kinds_for(cases.detail(db, a))
+        assert due == (a in set(res.refused) | set(res.partly_refused)), a
     for a in res.refused:
         d = cases.detail(db, a)
         assert d.grants and all(g.result.kind == "grant" for g in d.grants)
@@ -342,7 +357,6 @@ def test_sigkill_during_close_then_restart_pays_once(kind, tmp_path):
         # Killed mid-transaction: nothing of the close happened.
         assert ledger(db) == [] and W.get_window(db, "2026-H1").state == "publicity"
         assert {s.application_id: len(events_of(db, s.application_id)) for s in subs} == before
-        assert notices_of(db, "2026-H1", "non_support") == {}
         res = awards.close_window(db, "2026-H1", actor="管理员", today=CLOSE_DAY)
         assert len(res.awards) == 3 and res.refused == [subs[2].application_id]
         with pytest.raises(Conflict, match="已关闭"):
