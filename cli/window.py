@@ -30,8 +30,9 @@ def register(main: click.Group) -> None:
     main.add_command(worker)
 
 
-def follow(db, job_id: str) -> jobs.JobView:
-    """Run the job here if no worker has taken it, showing its progress; its final state."""
+def follow(db, job_id: str, source: str | None = None) -> jobs.JobView:
+    """Run the job here if no worker has taken it, showing its progress; its final state.
+    `source`: the file the job reads, named in its failure."""
     with click.progressbar(length=1, label="进行中", file=sys.stderr, show_eta=False) as bar:
         def show(v: jobs.JobView) -> None:
             bar.length = max(v.total, 1)
@@ -40,18 +41,19 @@ def follow(db, job_id: str) -> jobs.JobView:
         run(jobs.run_pending, db)
         v = run(jobs.wait, db, job_id, on_progress=show, poll=0.5)
     if v.state == "failed":
-        fail(f"任务失败：{v.error}")
+        fail(f"任务失败：{source + '：' if source else ''}{v.error}")
     if v.state == "cancelled":
         fail("任务已取消")
     return v
 
 
-def submit_and_follow(db, kind: str, args: dict, lock: str, actor: str, wait: bool) -> jobs.JobView | None:
+def submit_and_follow(db, kind: str, args: dict, lock: str, actor: str, wait: bool,
+                      source: str | None = None) -> jobs.JobView | None:
     job_id = run(jobs.submit, db, kind, {**args, "actor": actor}, actor=actor, lock_key=lock)
     if not wait:
         click.echo(f"已提交后台任务 {job_id}；查看进度：yagu jobs show {job_id}")
         return None
-    return follow(db, job_id)
+    return follow(db, job_id, source)
 
 
 ACTOR = "命令行"
@@ -125,14 +127,14 @@ def _import(window_id: str | None, path: str, skip_invalid: bool, wait: bool, co
     stashed = stash_upload(Path(path).read_bytes(), Path(path).name)
     v = submit_and_follow(db, "applications.import", {"window_id": window_id, "path": stashed,
                                                       "filename": Path(path).name, "skip_invalid": skip_invalid},
-                          f"import:{window_id or 'registry'}", ACTOR, wait)
+                          f"import:{window_id or 'registry'}", ACTOR, wait, source=path)
     if v is None:
         return
     rep = v.result or {}
     for p in rep.get("problems", []):
         where = "".join([f"工作表“{p['sheet']}”" if p.get("sheet") else "", f"第{p['row']}行" if p.get("row") else "",
                          f"，列“{p['column']}”" if p.get("column") else ""])
-        click.echo(f"{where}：{p['message']}", err=True)
+        click.echo(f"{path}：{where + '：' if where else ''}{p['message']}", err=True)
     if not rep.get("committed"):
         fail(f"文件有 {len(rep.get('problems', []))} 处问题，未导入任何数据（--skip-invalid 跳过有错误的企业）"
              if rep.get("problems") else "文件中没有可导入的企业")

@@ -55,6 +55,12 @@ def test_a_short_full_cycle_on_the_command_line(store_url, tmp_path, caplog):
     (codes,) = re.findall(r"查询码已写入 (\S+\.csv)", out)
     assert Path(codes).parent == data_dir() / "access-codes" and stat.S_IMODE(os.stat(codes).st_mode) == 0o600
     assert Path(codes).read_text(encoding="utf-8-sig").count("\n") == 2 + 4
+    bad = tmp_path / "坏文件.xlsx"                     # problems name the file they are in
+    bad.write_bytes(b"PK\x03\x04 not a workbook")
+    assert f"任务失败：{bad}：输入有 1 处问题：\n不是有效的 Excel" in _yagu(url, "window", "import", "CUR", str(bad), ok=False)
+    bad = tmp_path / "坏行.csv"
+    bad.write_text("统一社会信用代码,企业名称\n123,某公司\n", encoding="utf-8")
+    assert f"{bad}：工作表“CSV”第2行，列“统一社会信用代码”：" in _yagu(url, "window", "import", "CUR", str(bad), ok=False)
     out = _yagu(url, "window", "evaluate", "CUR")
     assert "已判定 4 家企业" in out
     assert "已发出 3 份一次性告知书" in _yagu(url, "window", "notices", "CUR")
