@@ -108,7 +108,7 @@ def cn_date(d: dt.date | str | None) -> str:
     return f"{d.year}年{d.month}月{d.day}日"
 
 
-_SHANGHAI = ZoneInfo("Asia/Shanghai")
+BEIJING = ZoneInfo("Asia/Shanghai")     # every moment a reader sees
 
 
 def cn_time(at: dt.datetime | None, short: bool = False) -> str:
@@ -116,7 +116,7 @@ def cn_time(at: dt.datetime | None, short: bool = False) -> str:
     SQLite returns stored UTC moments without their zone."""
     if at is None:
         return ""
-    local = (at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)).astimezone(_SHANGHAI)
+    local = (at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)).astimezone(BEIJING)
     day = f"{local.month}月{local.day}日" if short else f"{local.year}年{local.month}月{local.day}日"
     return f"{day} {local:%H:%M}"
 

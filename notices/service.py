@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from engine import Evaluator
 from engine.profile import shanghai_today
+from engine.vocabulary import BEIJING
 from engine.results import EligibilityResponse
 from notices.pdf import typst_to_pdf
 from notices.render import NoticeRenderer
@@ -189,8 +190,10 @@ def bundle(db: Database, ctx: jobs.JobContext, args: dict) -> dict:
                         stem, dot, ext = name.rpartition(".")
                         name = f"{d.enterprise['uscc']}-{stem}{dot}{ext}"
                     names.add(name)
-                    # a PDF is compressed already
-                    z.writestr(name, doc.data,
+                    # dated in Beijing time, as the unzipping staff read it; a PDF is compressed already
+                    entry = zipfile.ZipInfo(name, dt.datetime.now(BEIJING).timetuple()[:6])
+                    entry.external_attr = 0o644 << 16
+                    z.writestr(entry, doc.data,
                                zipfile.ZIP_STORED if name.endswith(".pdf") else zipfile.ZIP_DEFLATED)
                 made += 1
             ctx.progress(i + 1, len(ids), f"已生成 {made} 份告知书")

@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import textwrap
 import zipfile
-from datetime import date
+from datetime import date, datetime, timedelta
 from html.parser import HTMLParser
 
 import pytest
@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from engine import Evaluator, load_rulebook
 from engine.loader import rules_dir
 from engine.uscc import make_uscc
-from engine.vocabulary import PROVISIONAL_CRITERION, cn_date
+from engine.vocabulary import BEIJING, PROVISIONAL_CRITERION, cn_date
 import notices.pdf
 from notices.pdf import typst_to_pdf
 from notices.render import NoticeRenderer
@@ -534,7 +534,11 @@ def test_bundle_zips_one_pdf_per_notice_named_by_enterprise_and_kind(sqlite_db):
         v = jobs.get(sqlite_db, job)
         assert v.state == "succeeded", v
         _, data = jobs.file(sqlite_db, job, v.files[0])
-        names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+        entries = zipfile.ZipFile(io.BytesIO(data)).infolist()
+        names = [e.filename for e in entries]
+        # dated in Beijing time, which staff unzipping it read (the machine's clock is UTC)
+        made = {datetime(*e.date_time, tzinfo=BEIJING) for e in entries}
+        assert all(abs(m - datetime.now(BEIJING)) < timedelta(minutes=10) for m in made), made
         want = {f"{name}-{KINDS[k].title}" for name in ("资阳牙谷测试4口腔医疗器械有限公司", long["name"][:80])
                 for k in ("one_time", "tax_self_assessment")}
         assert {n.rsplit(".", 1)[0] for n in names} == want
