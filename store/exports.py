@@ -27,7 +27,7 @@ from store import windows as W
 from store.awards import AwardList, grant_decisions, list_awards
 from store.decisions import plain
 from store.db import Database
-from store.models import Decision
+from store.models import Decision, Evaluation, Review
 
 PROVISIONAL = "参考金额（未经正式文件确定）"
 REVIEWED = "复核确定（规则未给出金额）"
@@ -44,7 +44,7 @@ _DANGEROUS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
 AWARD_HEADERS = ["序号", "统一社会信用代码", "企业名称", "申报编号", "政策", "注册证编号", "管理类别", "来源",
                  "金额（元）", "金额性质", "申报渠道"]
 DECISION_HEADERS = ["统一社会信用代码", "企业名称", "申报编号", "政策", "注册证编号", "规则判定", "复核后结论",
-                    "金额（元）", "金额性质"]
+                    "金额（元）", "金额性质", "复核理由", "复核人"]
 AWARD_TOTAL_HEADERS = ["汇总", "项数", "金额（元）", "说明"]
 DECISION_TOTAL_HEADERS = ["复核后结论", "项数"]
 AWARDS_SHEET, PROPOSED_SHEET = "兑现名单", "拟支持名单"
@@ -111,6 +111,12 @@ def decision_table(db: Database, window_id: str) -> tuple[str, list[list], list[
         titles = {b.id: b.spec.title for b in rulesets.book_for(db, w.ruleset_version).benefits.values()}
         engine_status = dict(s.connection().execute(
             select(Decision.id, Decision.status).where(Decision.window_id == window_id)).all())
+        reviews = {}            # (application, benefit, subject) → the latest review's reason and reviewer
+        for app, b, sub, reason, actor in s.execute(
+                select(Review.application_id, Review.benefit_id, Review.subject_id, Review.reason, Review.actor)
+                .join(Evaluation, Evaluation.id == Review.evaluation_id)
+                .where(Evaluation.window_id == window_id).order_by(Review.id)):
+            reviews[(app, b, sub)] = [reason or "", actor]
         rows, counts = [], {}
         for c in grant_decisions(s, window_id):
             counts[c.status] = counts.get(c.status, 0) + 1
@@ -118,7 +124,9 @@ def decision_table(db: Database, window_id: str) -> tuple[str, list[list], list[
             rows.append([c.uscc, c.enterprise_name, c.application_id, titles.get(c.benefit_id, c.benefit_id),
                          c.subject_id if c.subject_id != c.uscc else "",
                          STATUS.get(engine_status[c.decision_id], ""), STATUS.get(c.status, c.status), amount,
-                         _amount_kind(c) if amount is not None else ""])
+                         _amount_kind(c) if amount is not None else "",
+                         *reviews.get((c.application_id, c.benefit_id, "" if c.subject_id == c.uscc else c.subject_id),
+                                      ["", ""])])
         totals = [[STATUS.get(k, k), v] for k, v in sorted(counts.items())]
         return f"{w.label}（{w.id}）资金支持判定结论", rows, totals
 

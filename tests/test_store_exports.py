@@ -78,7 +78,8 @@ def test_money_is_whole_yuan_or_two_decimals_and_a_reviewed_refusal_has_no_amoun
         {"eligible": 4}, {"eligible": 3, "ineligible": 1}, 1)
     _, rows = _rows_of_csv(exports.export_decisions(db, "2026-H1", "csv"))
     overridden = next(r for r in rows if len(r) > 4 and r[4] == cert)
-    assert overridden[5:] == ["符合条件", "不符合条件", "", ""]
+    assert overridden[5:] == ["符合条件", "不符合条件", "", "", "经核查，注册证复印件与原件不符", "经办人"]
+    assert all(r[9:] == ["", ""] for r in rows[2:5] if r[4] != cert)     # not reviewed: no reason
     assert rows[-2:] == [["符合条件", "3"], ["不符合条件", "1"]] and rows[-3] == exports.DECISION_TOTAL_HEADERS
     for final in (False, True):
         if final:
