@@ -120,5 +120,5 @@ async def get_application(application_id: ApplicationId, request: Request,
     def run() -> ApplicationDetail:
         if not applications.check_access_code(rt.db, application_id, access_code):
             raise ApiError(404, "未找到该申报，或查询码不正确")
-        return cases.detail(rt.db, application_id.strip().upper())
+        return cases.detail(rt.db, application_id.strip().upper()).for_enterprise()
     return await run_in_threadpool(run)

@@ -33,6 +33,10 @@ router = APIRouter(include_in_schema=False)
 RECEIPT_COOKIE = "yagu_receipt"
 
 
+def _detail(db, application_id: str) -> cases.ApplicationDetail:
+    return cases.detail(db, application_id).for_enterprise()
+
+
 def _rt(request: Request):
     return request.app.state.runtime
 
@@ -229,7 +233,7 @@ async def apply_done(request: Request):
                     "查询码只显示一次。如未记下，请重新提交申报以取得新的查询码（原查询码随之失效），或联系受理窗口。",
                     "back": "/application"})
     try:
-        d = await run_in_threadpool(cases.detail, _rt(request).db, app_id[:32])
+        d = await run_in_threadpool(_detail, _rt(request).db, app_id[:32])
     except NotFound:
         return RedirectResponse("/application", status_code=303)
     resp = page(request, "applied.html", {"app_id": d.application_id, "code": code[:64], "window": d.window,
@@ -319,7 +323,7 @@ async def application_view(request: Request, done: str = ""):
     if not sess:
         return RedirectResponse("/application", status_code=303)
     sid, app_id = sess
-    d = await run_in_threadpool(cases.detail, _rt(request).db, app_id)
+    d = await run_in_threadpool(_detail, _rt(request).db, app_id)
     return _application_page(request, sid, d, done=DONE.get(done, ""))
 
 
@@ -355,7 +359,7 @@ def _form_key(kind: str, form) -> str:
 async def _refused(request: Request, sid: str, app_id: str, kind: str, form, title: str, e: Exception):
     """A refused upload of a promised file: the enterprise's page again, the problems at its form
     (a conflict, such as a passed deadline, at the top: the form may be gone)."""
-    d = await run_in_threadpool(cases.detail, _rt(request).db, app_id)
+    d = await run_in_threadpool(_detail, _rt(request).db, app_id)
     at = _form_key(kind, form) if isinstance(e, ValidationFailed) else ""
     messages = [m["message"] for m in problems(e)] if isinstance(e, ValidationFailed) else [e.message]
     return _application_page(request, sid, d, refused={"title": title, "form": at, "messages": messages},
@@ -388,7 +392,7 @@ async def application_correction(request: Request):
         return got
     sid, app_id, form = got
     rt = _rt(request)
-    d = await run_in_threadpool(cases.detail, rt.db, app_id)
+    d = await run_in_threadpool(_detail, rt.db, app_id)
     reg = rt.evaluator.registry
     facts, wrong = {}, []
     for p in (d.correction.facts if d.correction else []):

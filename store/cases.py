@@ -95,8 +95,20 @@ class ApplicationDetail(BaseModel):
     tax_conflicts: list[TaxConflict] = Field(default_factory=list, description="只能选择其一的税收优惠")
     notices: list[NoticeRef] = Field(default_factory=list)
     events: list[EventView] = Field(default_factory=list)
-    objections: list[dict] = Field(default_factory=list)
+    objections: list[dict] = Field(default_factory=list, description="公示期异议（企业查看时不提供）")
     correction: Optional[CorrectionAsk] = None
+
+    def for_enterprise(self) -> "ApplicationDetail":
+        """What the enterprise itself may read (its access code): not the objections raised
+        against it in 公示 (who raised them, and how to reach them), nor who at the park did
+        each step and the details staff recorded."""
+        def grant(g: GrantView) -> GrantView:
+            return g.model_copy(update={
+                "review": g.review and g.review.model_copy(update={"actor": ""}),
+                "materials": [m.model_copy(update={"uploaded_by": ""}) for m in g.materials]})
+        return self.model_copy(update={
+            "objections": [], "grants": [grant(g) for g in self.grants],
+            "events": [e.model_copy(update={"actor": "", "details": None}) for e in self.events]})
 
 
 @dataclass

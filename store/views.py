@@ -95,12 +95,12 @@ class ApplicationRow(_View):
 
 class EventView(_View):
     at: datetime
-    actor: str
+    actor: str = Field(description="经办人（企业查看时为空）")
     action: str
     action_text: str
     from_state: Optional[str] = None
     to_state: Optional[str] = None
-    details: Optional[dict] = None
+    details: Optional[dict] = Field(None, description="经办记录的细节（企业查看时不提供）")
 
 
 class MaterialView(_View):
@@ -113,7 +113,7 @@ class MaterialView(_View):
     size: int
     content_type: str
     uploaded_at: datetime
-    uploaded_by: str
+    uploaded_by: str = Field(description="上传人（企业查看时为空）")
     state: str
     state_text: str
     reason: Optional[str] = None
@@ -136,7 +136,7 @@ class ReviewView(_View):
     engine_status: str
     status: str
     reason: Optional[str]
-    actor: str
+    actor: str = Field(description="复核人（企业查看时为空）")
     at: datetime
     amount_cny: Optional[float] = Field(None, description="复核确定的支持金额（规则未能计算金额的事项改为符合条件时）")
 

@@ -176,8 +176,9 @@ def test_the_case_process_and_every_refused_transition(api: Api):
     formula = "＝HYPERLINK(\"http://x.invalid\")资阳企业"           # full-width ＝ (issue 9 item 17)
     people = {"eligible": profile(1, name=formula), "missing": profile(2, certificate={"origin": None}),
               "refused": profile(3, in_park=False)}
-    ids = {k: applications.submit_application(api.db, "W2", p, channel="api", actor="测试", today=days(-3)).application_id
-           for k, p in people.items()}
+    subs = {k: applications.submit_application(api.db, "W2", p, channel="api", actor="测试", today=days(-3))
+            for k, p in people.items()}
+    ids = {k: sub.application_id for k, sub in subs.items()}
     conflict(c.post("/v1/windows/W2/applications", json={"profile": profile(4)}, headers=staff))
 
     job = wait_job(api, c.post("/v1/windows/W2/evaluate", headers=staff))
@@ -236,6 +237,14 @@ def test_the_case_process_and_every_refused_transition(api: Api):
     assert "公示中" in conflict(c.post("/v1/windows/W2/one-time-notices", headers=staff))
     assert c.post(f"/v1/applications/{ids['eligible']}/objections", json={"text": "该企业不在园区"},
                   headers=staff).status_code == 204
+    # The enterprise reads its application without the objection (nor who raised it), nor who
+    # at the park did each step; staff see them.
+    own = c.get(f"/v1/applications/{ids['eligible']}", params={"access_code": subs["eligible"].access_code})
+    assert own.status_code == 200 and "该企业不在园区" not in own.text, own.text
+    assert own.json()["objections"] == [] and own.json()["events"]
+    assert all(e["actor"] == "" and e["details"] is None for e in own.json()["events"])
+    assert [o["text"] for o in c.get(f"/v1/applications/{ids['eligible']}/detail", headers=staff).json()["objections"]
+            ] == ["该企业不在园区"]
     proposed = c.get("/v1/windows/W2/awards", headers=staff).json()
     assert not proposed["final"] and [a["application_id"] for a in proposed["awards"]] == [ids["eligible"]]
 
