@@ -146,6 +146,8 @@ def _load(s: Session, db: Database, application_id: str, *, lock: bool = False, 
     if evaluation is not None and evaluation.results is not None:
         ev = rulesets.evaluator_for(db, evaluation.ruleset_version)
         stored = profiles.read(s, evaluation.profile_hash)
+        if basis is not None:       # the notice as issued: what the enterprise had given then
+            profile = stored
         decided = rulesets.decisions_of(db, evaluation.ruleset_version, evaluation.results)
         resp = D.explain(ev, stored, w.as_of, W.context(w), decided)
         if suggest:          # what would change each verdict, for the pages and the one-time notice

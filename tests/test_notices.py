@@ -485,6 +485,24 @@ def test_a_one_time_notice_reads_as_issued_after_the_correction(sqlite_db):
     assert again.number == before.number and again.data == before.data
 
 
+def test_a_one_time_notice_first_opened_after_the_correction_reads_what_was_given_then(sqlite_db):
+    """Opened for the first time after the 补正, the notice asks for the facts that were missing
+    when it was issued, in words; it does not call the answers since given unreadable (it once
+    printed （填写的“self_developed”无法识别，请核对） in an official notice)."""
+    p = _failing(9)
+    p["device_registrations"] = [{k: v for k, v in r.items() if k != "origin"} for r in p["device_registrations"]]
+    (app,) = _window(sqlite_db, [p])
+    cases.issue_one_time_notices(sqlite_db, "2026-H1", today=TODAY)
+    asked = cases.detail(sqlite_db, app, today=TODAY).correction.facts
+    origin = next(f for f in asked if f.endswith(".origin"))
+    answers = {f: ("self_developed" if f.endswith(".origin") else [] if f == "violations" else False)
+               for f in asked}
+    assert cases.submit_correction(sqlite_db, app, answers, [], actor="企业", today=TODAY).state == "corrected"
+    text = html_text(NoticeService(sqlite_db, settings=SETTINGS).render(app, "one_time", "html").data.decode())
+    assert "来源" in text and "无法识别" not in text and "self_developed" not in text, text
+    assert origin.startswith("device_registrations[")
+
+
 @pytest.mark.timeout(300)
 def test_a_refusal_after_an_unanswered_correction_states_what_could_not_be_established(sqlite_db):
     """An application whose facts stayed missing past its 补正 deadline is refused at close; its
