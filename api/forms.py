@@ -17,7 +17,8 @@ from store.intake import CellError, read_value
 
 @dataclass
 class Widget:
-    """One input of the form: name, label, kind (text, number, date, select, yesno), choices."""
+    """One input of the form: name, label, kind (text, number, date, select, yesno, list),
+    choices; a list's inputs for one item (`item`, named by field id) and its item's name."""
     name: str
     label: str
     kind: str
@@ -25,12 +26,17 @@ class Widget:
     unit: str = ""
     choices: tuple[tuple[str, str], ...] = ()
     required: bool = False
+    item: tuple["Widget", ...] = ()
+    item_label: str = ""
 
 
 UNIT_HINT = {"元": "元，可写 4,200万 或 4200万元", "比例": "可写 92% 或 0.92", "人": "人", "月": "个月"}
 
 
 def widget(spec: FieldSpec, name: str) -> Widget:
+    if spec.type == "list":
+        return Widget(name, spec.label, "list", spec.help or "", item_label=spec.item_label or "记录",
+                      item=tuple(widget(s, s.id) for s in spec.fields if s.entered))
     if spec.type == "bool":
         return Widget(name, spec.label, "yesno", spec.help or "")
     if spec.values:
@@ -141,24 +147,29 @@ def read_form(form: Any, registry: FieldRegistry, action: str = "") -> Reading:
         elif spec.type == "list":
             if form.get(f"{spec.id}.known") != "yes":
                 continue
-            cols = {s.id: form.getlist(f"{spec.id}.{s.id}") for s in spec.fields if s.entered}
-            n = max((len(v) for v in cols.values()), default=0)
-            items = []
-            for i in range(n):
-                item = {}
-                for s in spec.fields:
-                    if s.id in cols and i < len(cols[s.id]):
-                        v = read(s, f"{spec.id}.{s.id}", f"{spec.id}[{len(items)}].{s.id}", cols[s.id][i])
-                        if v is not None:
-                            item[s.id] = v
-                if item:
-                    items.append(item)
-            out.profile[spec.id] = items
+            out.profile[spec.id] = read_items(spec, form, spec.id, spec.id, read)
         else:
             v = read(spec, spec.id, spec.id, form.get(spec.id))
             if v is not None:
                 out.profile[spec.id] = v
     return out
+
+
+def read_items(spec: FieldSpec, form: Any, name: str, path: str, read) -> list[dict]:
+    """A list's items as its repeated inputs (`name`.field, one per item) state them; items
+    left empty are no items. `read(spec, input name, path, raw)` reads one input."""
+    cols = {s.id: form.getlist(f"{name}.{s.id}") for s in spec.fields if s.entered}
+    items: list[dict] = []
+    for i in range(max((len(v) for v in cols.values()), default=0)):
+        item = {}
+        for s in spec.fields:
+            if s.id in cols and i < len(cols[s.id]):
+                v = read(s, f"{name}.{s.id}", f"{path}[{len(items)}].{s.id}", cols[s.id][i])
+                if v is not None:
+                    item[s.id] = v
+        if item:
+            items.append(item)
+    return items
 
 
 def form_values(profile: dict, registry: FieldRegistry, typed: dict[str, str] | None = None) -> dict:

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError, problems
-from api.forms import InputError, form_of, form_values, read_form, value_of, widget
+from api.forms import InputError, form_of, form_values, read_form, read_items, value_of, widget
 from api.limits import parse_json_limited
 from api.schemas import parse_day
 from api.security import ENTERPRISE_COOKIE, csrf_ok, csrf_token_for, enterprise_session
@@ -366,6 +366,24 @@ async def _refused(request: Request, sid: str, app_id: str, kind: str, form, tit
                              status=404 if isinstance(e, NotFound) else 422 if at else 409)
 
 
+def _read_input(spec, path: str, raw, wrong: list) -> object:
+    """One input of the 补正 form as its field's value (None: left empty); a problem is added
+    to `wrong` instead."""
+    try:
+        return value_of(spec, str(raw or ""))
+    except InputError as e:
+        wrong.append({"path": path, "message": str(e)})
+        return None
+
+
+def _typed_list(spec, form, name: str) -> dict:
+    """A list fact of the 补正 form as typed: the choice and each row's inputs, shown again."""
+    cols = {w.name: form.getlist(f"{name}.{w.name}") for w in widget(spec, name).item}
+    n = max((len(v) for v in cols.values()), default=0)
+    return {"known": str(form.get(f"{name}.known", "")),
+            "rows": [{k: str(v[i]) if i < len(v) else "" for k, v in cols.items()} for i in range(n)]}
+
+
 def _widget_for(registry, path: str):
     spec = registry.field_at(path)
     return widget(spec, path) if spec else None
@@ -394,16 +412,38 @@ async def application_correction(request: Request):
     rt = _rt(request)
     d = await run_in_threadpool(_detail, rt.db, app_id)
     reg = rt.evaluator.registry
+    asked_facts = d.correction.facts if d.correction else []
+
+    def typed_facts() -> dict:
+        out = {}
+        for p in asked_facts:
+            spec = reg.field_at(p)
+            out[p] = _typed_list(spec, form, f"fact:{p}") if spec is not None and spec.type == "list" \
+                else str(form.get(f"fact:{p}", ""))
+        return out
+    action = str(form.get("action") or "")
+    if action.startswith("add:") and action[4:] in asked_facts:     # one more row; nothing sent
+        typed = typed_facts()
+        rows = typed[action[4:]]["rows"]
+        typed[action[4:]] = {"known": "listed", "rows": rows + [{}] * (max(len(rows), 3) + 1 - len(rows))}
+        typed |= {k: v for k, v in form.multi_items() if k.startswith("signer:") and isinstance(v, str)}
+        chosen = any(k.startswith("file:") and not isinstance(v, str) and v.filename for k, v in form.multi_items())
+        return _application_page(request, sid, d, typed=typed, files_dropped=chosen)
     facts, wrong = {}, []
-    for p in (d.correction.facts if d.correction else []):
+    for p in asked_facts:
         spec = reg.field_at(p)
         if spec is None:
             continue
-        try:
-            value = value_of(spec, str(form.get(f"fact:{p}", "")))
-        except InputError as e:
-            wrong.append({"path": p, "message": str(e)})
+        if spec.type == "list":
+            known = form.get(f"fact:{p}.known")
+            if known == "none":
+                facts[p] = []
+            elif known == "listed":
+                facts[p] = read_items(spec, form, f"fact:{p}", p, lambda s, _, path, raw: _read_input(s, path, raw, wrong))
+                if not facts[p]:
+                    wrong.append({"path": p, "message": f"选择了“有”，请逐条填写{spec.item_label or '记录'}，或选择“没有”"})
             continue
+        value = _read_input(spec, p, form.get(f"fact:{p}", ""), wrong)
         if value is not None:
             facts[p] = value
     uploads, promises = [], {}
@@ -438,7 +478,7 @@ async def application_correction(request: Request):
         errors = [{"label": names.get(m["path"]) or (reg.label(m["path"], d.profile) if m.get("path") else ""),
                    "message": m["message"], "path": m.get("path") or ""} for m in found]
         left = sum(m["message"] in (cases.LEFT_OUT_FACT, cases.LEFT_OUT_FILE) for m in found)
-        typed = {p: str(form.get(f"fact:{p}", "")) for p in (d.correction.facts if d.correction else [])}
+        typed = typed_facts()
         typed |= {f"signer:{'|'.join(k)}": v for k, v in promises.items()}
         return _application_page(request, sid, d, errors=errors, typed=typed, files_dropped=bool(uploads),
                                  left_out=left, status=422)

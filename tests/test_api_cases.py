@@ -712,6 +712,40 @@ def test_a_correction_with_problems_lists_them_all_and_keeps_what_was_typed(api:
     assert detail["state"] == "correction" and all(not g["materials"] for g in detail["grants"])
 
 
+def test_a_list_fact_is_answered_in_the_correction_row_by_row_or_as_none(api: Api):
+    """违法违规记录 left unknown is asked in the 补正 as a list: 没有, or each record on its own
+    row (one more row on request, what was typed kept); each answer reaches the profile as a
+    list (a text box once sent "没有" and was refused: 必须是列表)."""
+    c, staff = api.c, api.staff
+    c.post("/v1/windows", headers=staff, json={
+        "id": "W7", "opens_on": days(-30).isoformat(), "closes_on": days(-2).isoformat(),
+        "coverage_from": "2025-01-01", "coverage_to": days(-2).isoformat()})
+    subs = [applications.submit_application(api.db, "W7", profile(70 + i, violations=None), channel="api",
+                                            actor="测试", today=days(-3)) for i in range(2)]
+    wait_job(api, c.post("/v1/windows/W7/evaluate", headers=staff))
+    assert c.post("/v1/windows/W7/one-time-notices", headers=staff).json() == {"issued": 2}
+    for sub, answer in zip(subs, ("none", "listed")):
+        c.cookies.clear()
+        c.post("/application/login", data={"application_id": sub.application_id, "access_code": sub.access_code})
+        view = c.get("/application/view").text
+        assert 'name="fact:violations.known"' in view and view.count('name="fact:violations.kind"') == 3
+        csrf = re.search(r'name="csrf" value="([^"]+)"', view).group(1)
+        form = {"csrf": csrf, "fact:violations.known": answer, "partial": "yes"}
+        if answer == "listed":
+            more = c.post("/application/correction", data={**form, "action": "add:violations",
+                                                            "fact:violations.description": "标签不规范"})
+            assert more.status_code == 200 and more.text.count('name="fact:violations.kind"') == 4
+            assert 'value="标签不规范"' in more.text
+            form |= {"fact:violations.kind": ["market_minor", ""], "fact:violations.decided_on": ["2024-06-01", ""],
+                     "fact:violations.authority": ["market", ""], "fact:violations.description": ["标签不规范", ""]}
+        r = c.post("/application/correction", data=form)
+        assert "补正已提交" in r.text, r.text[-3000:]
+        c.cookies.clear()
+        stated = c.get(f"/v1/applications/{sub.application_id}/detail", headers=staff).json()["profile"]["violations"]
+        assert stated == ([] if answer == "none" else [
+            {"kind": "market_minor", "decided_on": "2024-06-01", "authority": "market", "description": "标签不规范"}])
+
+
 def test_a_grant_made_eligible_by_review_reads_so_on_the_enterprise_page(api: Api):
     """复核 to 符合条件 with the amount the rules could not give: the enterprise's page states the
     review's verdict and amount, keeps the rules' card as their record, and no longer asks for
