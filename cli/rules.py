@@ -12,6 +12,7 @@ from engine.examples import run_examples
 from engine.loader import RuleLoadError, load_benefit_file, load_fields, load_rulebook, rules_dir
 from engine.profile import ProfileError, parse_profile
 from engine.vocabulary import KIND, OUTCOME, OUTCOME_MARK, PROVISIONAL_AMOUNT, money, ruleset_text
+from notices.settings import SettingsError, load_settings
 from store.awards import awarded_among
 from store.db import Database, database_url
 
@@ -79,7 +80,22 @@ def register(main: click.Group) -> None:
                 raise SystemExit(1)
             click.echo(f"{target}: 校验通过")
             return
-        book = _book(str(target))
+        settings = []           # the notice settings beside the rules: a misspelt key stops every notice
+        if (target / "notice-settings.yaml").exists():
+            try:
+                load_settings(target / "notice-settings.yaml")
+            except SettingsError as e:
+                settings = e.problems
+        try:
+            book = load_rulebook(str(target))
+        except RuleLoadError as e:
+            _print_problems([*e.problems, *settings])
+            raise SystemExit(1)
+        if settings:
+            for p in settings:
+                click.echo(p, err=True)
+            click.echo(f"共 {len(settings)} 个问题：规则可以加载，但文书设置有误，不能出具正式文书。", err=True)
+            raise SystemExit(1)
         n = sum(len(b.criteria) for b in book.benefits.values())
         click.echo(f"校验通过：{len(book.benefits)} 个事项，{n} 项条件，规则版本 {book.version}")
 

@@ -228,8 +228,10 @@ def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str, regi
         err(("unit",), f"unit `{spec.unit}` 应为 enterprise 或 rules/fields.yaml 中列表的 subject"
                        f"（{'、'.join(registry.subjects)}）")
         return [], problems, ([], {})
+    problems += _duplicate_ids(doc, name)
     docs = {d.id for d in spec.legal_basis}
     materials = {m.id for m in spec.materials}
+    criteria = {c.id for c in spec.criteria}
     for i, p in enumerate(spec.in_force):
         if p.basis and p.basis not in docs:
             err(("in_force", i, "basis"), f"引用了未定义的法律依据 `{p.basis}`")
@@ -240,13 +242,9 @@ def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str, regi
                     f"参数 {pname} 的取值引用了未定义的法律依据 `{v.reference.basis}`")
     param_types = {k: param_type(p) for k, p in spec.parameters.items()
                    if all(not isinstance(v.value, dict) for v in p.values)}
-    seen: set[str] = set()
     compiled = []
     for i, c in enumerate(spec.criteria):
         loc = ("criteria", i)
-        if c.id in seen:
-            err(loc + ("id",), f"条件 id `{c.id}` 重复")
-        seen.add(c.id)
         for j, b in enumerate(c.basis):
             if b.ref not in docs:
                 err(loc + ("basis", j, "ref"), f"引用了未定义的法律依据 `{b.ref}`")
@@ -311,7 +309,7 @@ def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str, regi
                 err(loc, f"金额引用了未知的事实路径 `{f}`")
     for i, r in enumerate(spec.routes):
         for j, cid in enumerate(r.criteria):
-            if cid not in seen:
+            if cid not in criteria:
                 err(("routes", i, "criteria", j), f"情形 {r.id} 引用了未定义的条件 `{cid}`")
         for j, b in enumerate(r.basis):
             if b.ref not in docs:
@@ -375,6 +373,26 @@ def _raw_param_type(raw: Any) -> str:
     lists = isinstance(values, list) and values and all(
         isinstance(v, dict) and isinstance(v.get("value"), list) for v in values)
     return "list" if lists else "number"
+
+
+def _duplicate_ids(doc: SourceDoc, name: str) -> list[RuleProblem]:
+    """Ids defined twice in a benefit file (a second citation or material would silently be
+    used instead of the first), read from the raw data so that a file with other problems
+    reports them too."""
+    data = doc.data if isinstance(doc.data, dict) else {}
+    out = []
+    for key, what in (("legal_basis", "法律依据"), ("materials", "材料"), ("criteria", "条件"), ("routes", "情形")):
+        first: dict[str, int] = {}
+        for i, item in enumerate(data.get(key) if isinstance(data.get(key), list) else []):
+            ident = item.get("id") if isinstance(item, dict) else None
+            if not isinstance(ident, str):
+                continue
+            line = doc.line_of((key, i, "id"))
+            if ident in first:
+                out.append(RuleProblem(name, line, f"{what} id `{ident}` 重复（第{first[ident]}行已定义）"))
+            else:
+                first[ident] = line
+    return out
 
 
 def _raw_condition_problems(doc: SourceDoc, name: str, registry: FieldRegistry) -> list[RuleProblem]:
@@ -446,7 +464,8 @@ def load_benefit_file(path: Path, root: Path, registry: FieldRegistry
         spec = BenefitFile.model_validate(doc.data)
     except ValidationError as exc:
         # Still check the conditions, so one run reports every problem of the file.
-        return None, _pydantic_problems(exc, doc, name) + _raw_condition_problems(doc, name, registry)
+        return None, (_pydantic_problems(exc, doc, name) + _raw_condition_problems(doc, name, registry)
+                      + _duplicate_ids(doc, name))
     compiled, problems, (amount_conds, material_conds) = _check_benefit(spec, doc, name, path.stem, registry)
     return (Benefit(spec, compiled, path, amount_conds, material_conds) if not problems else None), problems
 
@@ -459,10 +478,14 @@ def _read_index(root: Path, problems: list[RuleProblem]) -> tuple[list[str], Sou
             problems.append(RuleProblem(_rel(path, root), 1, "缺少文件"))
         return [], None
     try:
-        return IndexFile.model_validate(doc.data).benefits, doc
+        order = IndexFile.model_validate(doc.data).benefits
     except ValidationError as exc:
         problems += _pydantic_problems(exc, doc, _rel(path, root))
         return [], None
+    for i, b in enumerate(order):
+        if b in order[:i]:
+            problems.append(RuleProblem(_rel(path, root), doc.line_of(("benefits", i)), f"事项 `{b}` 重复列出"))
+    return order, doc
 
 
 def load_rulebook(root: Path | str | None = None) -> Rulebook:

@@ -76,13 +76,47 @@ class Reference(_Strict):
     note: str | None = None
 
 
+_CN_NUMBER = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(万|亿)?\s*(元|人)?\s*$")
+
+
+def _as_written(v: Any) -> str:
+    """How to write a number the file spells in words ("30万" → 300000), else ""."""
+    m = _CN_NUMBER.match(v) if isinstance(v, str) else None
+    if not m:
+        return ""
+    n = float(m.group(1)) * {"万": 10_000, "亿": 100_000_000, None: 1}[m.group(2)]
+    return f"，请写成 {int(n) if n.is_integer() else n}"
+
+
+def _number_or_table(v: Any, where: str = "") -> Any:
+    """A parameter's value: a number, a list of codes, or a table (keys → numbers or tables).
+    One message, in the file's words, for a value written as text ("30万", which a table
+    once took and then gave no amount at all)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, list, dict)):
+        shown = f"“{v}”" if isinstance(v, str) else repr(v)
+        what = f"金额表 {where} 的取值" if where else "取值"
+        raise ValueError(f"{what} {shown} 不是数字{_as_written(v) or '；请写阿拉伯数字，不带单位'}")
+    if isinstance(v, list):
+        if not all(isinstance(x, str) for x in v):
+            raise ValueError("代码列表的每一项都须是文字代码")
+    elif isinstance(v, dict):
+        for k, x in v.items():
+            _number_or_table(x, f"{where} › {k}" if where else str(k))
+    return v
+
+
 class ParamValue(_Strict):
     from_: dt.date = Field(alias="from")
     to: dt.date | None = None
     # a number, a list of codes (compared with `in`), or a table (an amount lookup)
-    value: float | int | list[str] | dict[str, Any]
+    value: Any
     reference: Reference
     provisional: bool = False
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _number_or_table(cls, v: Any) -> Any:
+        return _number_or_table(v)
 
     @model_validator(mode="after")
     def _provisional_says_why(self) -> "ParamValue":
@@ -103,6 +137,9 @@ class Parameter(_Strict):
 
     @model_validator(mode="after")
     def _no_overlap(self) -> "Parameter":
+        for v in self.values:       # 60 for 60%: read as 6000%
+            if self.unit == "比例" and isinstance(v.value, (int, float)) and v.value > 5:
+                raise ValueError(f"比例 {v.value} 即 {v.value:g}00%；百分数请写成小数，例如 60% 写作 0.6")
         ordered = sorted(self.values, key=lambda v: v.from_)
         for a, b in zip(ordered, ordered[1:]):
             if a.to is None or a.to >= b.from_:

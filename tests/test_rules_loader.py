@@ -99,6 +99,47 @@ def test_condition_type_errors_are_explained(tmp_path, when, needle):
     assert any(needle in p.message for p in exc.value.problems), exc.value.problems
 
 
+def test_mistakes_that_once_loaded_and_then_gave_wrong_results_are_refused_at_their_lines(tmp_path):
+    """An amount written in words inside a table (it once loaded, and every certificate got no
+    amount), a percentage written as 60, and an id defined twice (the second citation was
+    used instead): all refused at once, each at its line, saying how to write it."""
+    import yaml
+    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    grant = tmp_path / "rules" / "benefits" / "device-registration-grant.yaml"
+    text = grant.read_text(encoding="utf-8")
+    grant.write_text(text.replace("self_developed: {II: 300000, III: 500000}",
+                                  "self_developed: {II: 30万, III: 500000}"), encoding="utf-8")
+    table_line = 1 + text.splitlines().index(next(x for x in text.splitlines() if "self_developed: {II: 300000" in x))
+    rate = tmp_path / "rules" / "benefits" / "western-development-rate.yaml"
+    data = yaml.safe_load(rate.read_text(encoding="utf-8"))
+    data["parameters"]["encouraged_share_min"]["values"][0]["value"] = 60
+    data["legal_basis"].append(dict(data["legal_basis"][0], title="另一份文件"))
+    rate.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    with pytest.raises(RuleLoadError) as exc:
+        load_rulebook(tmp_path / "rules")
+    said = {(p.file.rsplit("/", 1)[-1], p.line): p.message for p in exc.value.problems}
+    assert "“30万” 不是数字，请写成 300000" in said[("device-registration-grant.yaml", table_line - 1)] or any(
+        "“30万” 不是数字，请写成 300000" in m for (f, _), m in said.items() if f == "device-registration-grant.yaml"), said
+    messages = " ".join(m for (f, _), m in said.items() if f == "western-development-rate.yaml")
+    assert "比例 60 即 6000%" in messages and "0.6" in messages, said
+    first = data["legal_basis"][0]["id"]
+    assert f"法律依据 id `{first}` 重复（第" in messages, said
+
+
+def test_validate_reads_the_index_and_the_notice_settings_beside_the_rules(tmp_path):
+    """A benefit listed twice in index.yaml, and a misspelt key in notice-settings.yaml (which
+    stops every official notice), are said by `yagu rules validate` with the rest."""
+    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    with open(tmp_path / "rules" / "index.yaml", "a", encoding="utf-8") as f:
+        f.write("  - hnte-reduced-rate\n")
+    settings = tmp_path / "rules" / "notice-settings.yaml"
+    settings.write_text(settings.read_text(encoding="utf-8") + "contact_phon: 028-1234567\n", encoding="utf-8")
+    proc = subprocess.run([YAGU, "rules", "validate", str(tmp_path / "rules")], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "index.yaml:12: 事项 `hnte-reduced-rate` 重复列出" in proc.stderr, proc.stderr
+    assert "notice-settings.yaml" in proc.stderr and "contact_phon" in proc.stderr, proc.stderr
+
+
 def test_yaml_syntax_error_names_the_line(tmp_path):
     root = make_rules(tmp_path, BROKEN.replace("kind: tax", "kind: [tax"))
     with pytest.raises(RuleLoadError) as exc:
