@@ -231,19 +231,20 @@ async def close(window_id: WindowId, request: Request, body: CloseRequest | None
                         non_support_notices=res.non_support_notices, totals=res.totals)
 
 
-@router.get("/v1/windows/{window_id}/awards.xlsx", summary="下载拟支持名单（Excel）", response_class=Response,
+@router.get("/v1/windows/{window_id}/awards.xlsx", summary="下载拟支持名单或兑现名单（Excel）", response_class=Response,
             description="拟支持名单或兑现名单的 Excel 文件，含合计和按管理类别、来源的小计。",
             responses={**file_response(XLSX, description="名单"), **AUTH, **error_responses(404, 409)})
 async def awards_xlsx(window_id: WindowId, request: Request, who: Staff = Depends(require_staff)):
-    return _file(await _call(exports.export_awards, _db(request), window_id, "xlsx"), XLSX, f"拟支持名单-{window_id}.xlsx")
+    return _file(await _call(exports.export_awards, _db(request), window_id, "xlsx"), XLSX,
+                 await _call(exports.awards_filename, _db(request), window_id, "xlsx"))
 
 
-@router.get("/v1/windows/{window_id}/awards.csv", summary="下载拟支持名单（CSV）", response_class=Response,
+@router.get("/v1/windows/{window_id}/awards.csv", summary="下载拟支持名单或兑现名单（CSV）", response_class=Response,
             description="与 Excel 文件相同的名单，UTF-8 编码的 CSV（每个字段加引号）。",
             responses={**file_response("text/csv", description="名单"), **AUTH, **error_responses(404, 409)})
 async def awards_csv(window_id: WindowId, request: Request, who: Staff = Depends(require_staff)):
     return _file(await _call(exports.export_awards, _db(request), window_id, "csv"), "text/csv; charset=utf-8",
-                 f"拟支持名单-{window_id}.csv")
+                 await _call(exports.awards_filename, _db(request), window_id, "csv"))
 
 
 @router.post("/v1/windows/{window_id}/replay", status_code=202, summary="重放核验（后台任务）", tags=["管理员"],

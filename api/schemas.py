@@ -190,7 +190,9 @@ class ImpactRequest(_Strict):
     as_of: Optional[Day] = Field(None, description="另一个判定日期")
 
 
-NoticeKindId = Literal[tuple(NOTICE_KINDS)]  # type: ignore[valid-type]
+# the notices of an application (a self-check is printed from its web page; it is no notice)
+APPLICATION_NOTICES = {k: v for k, v in NOTICE_KINDS.items() if v.char}
+NoticeKindId = Literal[tuple(APPLICATION_NOTICES)]  # type: ignore[valid-type]
 
 
 class NoticeRequest(_Strict):
@@ -198,7 +200,7 @@ class NoticeRequest(_Strict):
         "application_id": "A1F3C9D2E4B5A6978", "kind": "one_time", "format": "pdf"}]})
 
     application_id: Text = Field(min_length=1, max_length=32, description="申报编号")
-    kind: NoticeKindId = Field(description="告知书类型：" + "，".join(f"{k} {v.title}" for k, v in NOTICE_KINDS.items()))
+    kind: NoticeKindId = Field(description="告知书类型：" + "，".join(f"{k} {v.title}" for k, v in APPLICATION_NOTICES.items()))
     format: Literal["html", "pdf"] = Field("html", description="输出格式")
 
 

@@ -351,9 +351,10 @@ async def awards_xlsx(request: Request, window_id: str):
         return _to_login()
     try:
         data = await run_in_threadpool(exports.export_awards, _db(request), window_id, "xlsx")
+        name = await run_in_threadpool(exports.awards_filename, _db(request), window_id, "xlsx")
     except StoreError as e:
         return _error_page(request, e, f"/staff/windows/{quote(window_id)}", sess)
-    return _download(data, XLSX, f"拟支持名单-{window_id}.xlsx")
+    return _download(data, XLSX, name)
 
 
 @router.get("/staff/windows/{window_id}/awards", response_class=HTMLResponse)

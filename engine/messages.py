@@ -75,6 +75,7 @@ def pydantic_message(err: dict) -> str:
         "float_type": "应为数字",
         "float_parsing": "应为数字",
         "decimal_type": "应为数字",
+        "decimal_parsing": "应为数字",
         "bool_type": "应为布尔值（true 或 false）",
         "bool_parsing": "应为布尔值（true 或 false）",
         "date_type": "应为日期，格式 YYYY-MM-DD",
@@ -98,10 +99,13 @@ def pydantic_message(err: dict) -> str:
         return str(ctx["error"])
     if t == "string_pattern_mismatch":
         return f"格式不正确：{json.dumps(value, ensure_ascii=False, default=str)}"
+    unit = "个字符" if isinstance(value, str) else "项"      # a bound on an optional text reads too_long
     if t == "too_short":
-        return "不能为空" if ctx.get("min_length") in (None, 1) else f"至少需要 {ctx.get('min_length')} 项"
+        return "不能为空" if ctx.get("min_length") in (None, 1) else f"至少需要 {ctx.get('min_length')} {unit}"
     if t == "too_long":
-        return f"最多允许 {ctx.get('max_length')} 项"
+        return f"不能超过 {ctx.get('max_length')} 个字符" if unit == "个字符" else f"最多允许 {ctx.get('max_length')} 项"
+    if t == "decimal_max_places":
+        return f"最多保留 {ctx.get('decimal_places')} 位小数"
     if t in fallback:
         return fallback[t]
     return f"取值无效（{err['msg']}）"

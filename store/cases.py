@@ -798,6 +798,11 @@ def review(db: Database, application_id: str, benefit_id: str, subject_id: str, 
             raise Conflict(f"该申报当前为“{APPLICATION_STATE.get(L.app.state, L.app.state)}”，已办结，不能再复核")
         r = next((r for r in L.results if r.benefit_id == benefit_id and r.kind == "grant"
                   and (r.subject.id if r.subject else "") == subject_id), None)
+        if r is None and not subject_id and any(x.benefit_id == benefit_id and x.kind == "grant" and x.subject
+                                                for x in L.results):     # judged per certificate
+            problems.append(RowProblem("该事项按注册证逐项判定，请写明复核哪一份注册证（注册证编号）",
+                                       path="subject_id"))
+            raise ValidationFailed(problems)
         if r is None or L.evaluation is None:
             raise NotFound("没有这项判定")
         st = r.status if action == "confirm" else status

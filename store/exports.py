@@ -201,5 +201,12 @@ def export_awards(db: Database, window_id: str, fmt: str = "xlsx") -> bytes:
                    AWARD_TOTAL_HEADERS, fmt)
 
 
+def awards_filename(db: Database, window_id: str, ext: str) -> str:
+    """The award list's file name: 兑现名单 once the window closed, 拟支持名单 before."""
+    with db.read_session() as s:
+        closed = W.get(s, window_id).state == "closed"
+    return f"{AWARDS_SHEET if closed else PROPOSED_SHEET}-{window_id}.{ext}"
+
+
 def export_decisions(db: Database, window_id: str, fmt: str = "xlsx") -> bytes:
     return _export(decision_table(db, window_id), "判定结论", DECISION_HEADERS, DECISION_TOTAL_HEADERS, fmt)

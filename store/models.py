@@ -20,9 +20,10 @@ _MICROSECOND = timedelta(microseconds=1)
 
 
 class Timestamp(TypeDecorator):
-    """A moment: PostgreSQL's timestamptz; on SQLite the microseconds since 1970 as an integer
-    (8 bytes instead of 26 of text; ten of them an application: migration 0009). Read back
-    on SQLite as its DateTime reads: the wall time stored, without a zone."""
+    """A moment: PostgreSQL's timestamptz; on SQLite the microseconds since 1970 UTC as an
+    integer (8 bytes instead of 26 of text; ten of them an application: migration 0009).
+    Read back in UTC on both, with its zone (the API once wrote SQLite's moments without one,
+    which a reader in Beijing took for local time)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -33,12 +34,14 @@ class Timestamp(TypeDecorator):
     def process_bind_param(self, value, dialect):
         if value is None or dialect.name != "sqlite":
             return value
-        return (value.replace(tzinfo=None) - _EPOCH) // _MICROSECOND
+        if value.tzinfo is not None:        # a moment without a zone is UTC already
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return (value - _EPOCH) // _MICROSECOND
 
     def process_result_value(self, value, dialect):
         if value is None or dialect.name != "sqlite":
             return value
-        return _EPOCH + value * _MICROSECOND
+        return (_EPOCH + value * _MICROSECOND).replace(tzinfo=timezone.utc)
 
 
 class Digest(TypeDecorator):

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -172,6 +173,9 @@ def test_the_case_process_and_every_refused_transition(api: Api):
         "id": "W2", "opens_on": days(-30).isoformat(), "closes_on": days(-2).isoformat(),
         "coverage_from": "2025-01-01", "coverage_to": days(-2).isoformat()})
     assert r.status_code == 201
+    # moments read back with their zone on both databases (SQLite's once came without one)
+    assert c.get("/v1/windows/W2", headers=staff).json()["created_at"] == r.json()["created_at"]
+    assert r.json()["created_at"].endswith(("Z", "+00:00")), r.json()["created_at"]
     # The acceptance period is over: applications are taken as they were on its last day.
     formula = "＝HYPERLINK(\"http://x.invalid\")资阳企业"           # full-width ＝ (issue 9 item 17)
     people = {"eligible": profile(1, name=formula), "missing": profile(2, certificate={"origin": None}),
@@ -201,8 +205,15 @@ def test_the_case_process_and_every_refused_transition(api: Api):
     body = assert_error(c.post(f"/v1/applications/{ids['eligible']}/reviews",
                                json={**review, "action": "override"}, headers=staff), 422)
     assert {e["path"] for e in body["errors"]} == {"status", "reason"}       # both missing: both said
+    body = assert_error(c.post(f"/v1/applications/{ids['eligible']}/reviews", headers=staff, json={
+        **review, "amount_cny": "abc", "reason": "理" * 2001}), 422)             # in Chinese, in its unit
+    assert {(e["path"], e["message"]) for e in body["errors"]} == {
+        ("amount_cny", "应为数字"), ("reason", "不能超过 2000 个字符")}, body
     assert_error(c.post(f"/v1/applications/{ids['eligible']}/reviews",
                         json={**review, "benefit_id": "no-such"}, headers=staff), 404)
+    body = assert_error(c.post(f"/v1/applications/{ids['eligible']}/reviews",     # which certificate: said
+                               json={**review, "subject_id": "", "action": "override"}, headers=staff), 422)
+    assert {e["path"] for e in body["errors"]} == {"subject_id", "status", "reason"}, body
     # A material: uploaded by staff, accepted once.
     pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
     up = c.post(f"/v1/applications/{ids['missing']}/materials", headers=staff,
@@ -300,7 +311,9 @@ def test_the_case_process_and_every_refused_transition(api: Api):
     cells = [cell for row in xlsx.active.iter_rows() for cell in row if cell.value == formula]
     assert cells and all(cell.data_type == "s" for cell in cells)
     assert any(cert in (row or ()) for row in xlsx.active.iter_rows(values_only=True))
-    text = c.get("/v1/windows/W2/awards.csv", headers=staff).content.decode("utf-8-sig")
+    got = c.get("/v1/windows/W2/awards.csv", headers=staff)
+    assert quote("兑现名单-W2.csv") in got.headers["content-disposition"]      # closed: no longer 拟支持
+    text = got.content.decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
     assert any(cert in row for row in rows) and any("'" + formula in row for row in rows)
     assert all(line.startswith('"') for line in text.splitlines() if line)
@@ -718,12 +731,12 @@ def test_a_list_fact_is_answered_in_the_correction_row_by_row_or_as_none(api: Ap
     list (a text box once sent "没有" and was refused: 必须是列表)."""
     c, staff = api.c, api.staff
     c.post("/v1/windows", headers=staff, json={
-        "id": "W7", "opens_on": days(-30).isoformat(), "closes_on": days(-2).isoformat(),
+        "id": "W11", "opens_on": days(-30).isoformat(), "closes_on": days(-2).isoformat(),
         "coverage_from": "2025-01-01", "coverage_to": days(-2).isoformat()})
-    subs = [applications.submit_application(api.db, "W7", profile(70 + i, violations=None), channel="api",
+    subs = [applications.submit_application(api.db, "W11", profile(110 + i, violations=None), channel="api",
                                             actor="测试", today=days(-3)) for i in range(2)]
-    wait_job(api, c.post("/v1/windows/W7/evaluate", headers=staff))
-    assert c.post("/v1/windows/W7/one-time-notices", headers=staff).json() == {"issued": 2}
+    wait_job(api, c.post("/v1/windows/W11/evaluate", headers=staff))
+    assert c.post("/v1/windows/W11/one-time-notices", headers=staff).json() == {"issued": 2}
     for sub, answer in zip(subs, ("none", "listed")):
         c.cookies.clear()
         c.post("/application/login", data={"application_id": sub.application_id, "access_code": sub.access_code})
