@@ -24,6 +24,7 @@ from store import windows as W
 from store.cases import ApplicationDetail
 from store.intake import template_bytes
 from store.jobs import JobView
+from store.paths import draft_rules
 from store.tasks import check_upload, stash_upload
 from store.tokens import TokenView
 from store.views import AwardList, ApplicationRow, Submitted, WindowView
@@ -261,7 +262,8 @@ async def replay(window_id: WindowId, request: Request, who: Staff = Depends(req
                          "结果可下载 Excel。", responses={**AUTH, **error_responses(404, 409, 422)})
 async def impact(window_id: WindowId, body: ImpactRequest, request: Request, who: Staff = Depends(require_staff)):
     await _call(W.get_window, _db(request), window_id)
-    return await _job(request, "window.impact", {"window_id": window_id, "rules_dir": body.rules_dir,
+    rules_dir = await _call(draft_rules, body.rules_dir) if body.rules_dir else None
+    return await _job(request, "window.impact", {"window_id": window_id, "rules_dir": rules_dir,
                                                  "as_of": body.as_of.isoformat() if body.as_of else None},
                       who, f"impact:{window_id}")
 

@@ -186,7 +186,9 @@ class CloseRequest(_Strict):
 
 
 class ImpactRequest(_Strict):
-    rules_dir: Optional[Text] = Field(None, max_length=500, description="另一套规则目录（服务器上的路径）")
+    rules_dir: Optional[Text] = Field(None, max_length=500, description=(
+        "另一套规则：服务器上规则草稿目录（数据目录下的 rules-drafts，或 YAGU_RULES_DRAFTS）中的一个目录名；"
+        "其他路径不受理（422）"))
     as_of: Optional[Day] = Field(None, description="另一个判定日期")
 
 

@@ -22,6 +22,7 @@ from engine.registry import FieldSpec
 from engine.vocabulary import cn_date, money
 from store import applications, awards, cases, exports, jobs, sessions, tokens
 from store import windows as W
+from store.paths import draft_names, draft_rules, rules_drafts
 from store.errors import Conflict, NotFound, RowProblem, StoreError, ValidationFailed
 from store.intake import CellError, read_value, template_bytes
 from store.tasks import evaluation_summary, stash_upload
@@ -177,7 +178,8 @@ async def window_page(request: Request, window_id: str, done: str = "", n: int =
     preview = await run_in_threadpool(awards.close_preview, _db(request), window_id) if w.evaluated_at else None
     return page(request, "staff_window.html", _ctx(*sess, w=w, jobs=recent, preview=preview,
                                                    done=DONE.get(done, "").format(n=max(n, 0)),
-                                                   today=shanghai_today()))
+                                                   today=shanghai_today(), drafts=draft_names(),
+                                                   drafts_dir=str(rules_drafts())))
 
 
 async def _submit_job(request: Request, kind: str, args: dict, lock: str | None) -> Response:
@@ -219,6 +221,8 @@ async def impact(request: Request, window_id: str):
     try:
         if not csrf_ok(sess[0], str(form.get("csrf", ""))):
             raise Conflict("表单已失效（CSRF 校验失败），请刷新页面后重试")
+        if args["rules_dir"]:
+            args["rules_dir"] = draft_rules(args["rules_dir"])
         job_id = await run_in_threadpool(jobs.submit, _db(request), "window.impact", {**args, "actor": sess[1].actor},
                                          actor=sess[1].actor, lock_key=f"impact:{window_id}")
     except StoreError as e:

@@ -14,7 +14,7 @@ import click
 from cli.common import db_handle, fail, money, run
 from engine.profile import shanghai_today
 from engine.vocabulary import APPLICATION_STATE, STATUS, cn_date, cn_time, ruleset_text
-from store import applications, awards, exports, jobs
+from store import applications, awards, exports, jobs, replay
 from store import windows as W
 from store.intake import template_bytes
 from store.paths import private_dir, write_private
@@ -287,11 +287,16 @@ def window_replay(window_id):
 @window.command("impact", help="规则变化影响：用另一套规则（或日期）判定本批次申报，列出会改变的判定")
 @click.argument("window_id", metavar="批次编号")
 @click.option("--rules", "rules_dir", type=click.Path(exists=True, file_okay=False), help="另一套规则目录")
-@click.option("--as-of", "as_of", help="另一个判定日期 YYYY-MM-DD")
+@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="另一个判定日期 YYYY-MM-DD")
 @click.option("--out", type=click.Path(dir_okay=False), help="把结果写入 Excel 文件")
 def window_impact(window_id, rules_dir, as_of, out):
+    if not rules_dir and not as_of:
+        fail("请用 --rules 指定另一套规则目录，或用 --as-of 指定另一个判定日期（否则是现行规则与自己比较）")
+    if rules_dir:               # every problem of the other rules now, with file and line, not in a job
+        run(replay.other_rules, rules_dir)
     db = db_handle()
-    v = submit_and_follow(db, "window.impact", {"window_id": window_id, "rules_dir": rules_dir, "as_of": as_of},
+    v = submit_and_follow(db, "window.impact", {"window_id": window_id, "rules_dir": rules_dir,
+                                                "as_of": as_of.date().isoformat() if as_of else None},
                           f"impact:{window_id}", ACTOR, True)
     r = v.result
     click.echo(r["title"])

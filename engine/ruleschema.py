@@ -108,8 +108,9 @@ def _number_or_table(v: Any, where: str = "") -> Any:
 class ParamValue(_Strict):
     from_: dt.date = Field(alias="from")
     to: dt.date | None = None
-    # a number, a list of codes (compared with `in`), or a table (an amount lookup)
-    value: Any
+    # a number, a list of codes (compared with `in`), or a table (an amount lookup); checked
+    # first by _number_or_table, which says in one message what is wrong
+    value: float | int | list[str] | dict[str, Any]
     reference: Reference
     provisional: bool = False
 

@@ -19,7 +19,7 @@ from typing import Callable, Iterator, Optional
 
 from sqlalchemy import select
 
-from engine import Evaluator, load_rulebook
+from engine import Evaluator, RuleLoadError, load_rulebook
 from engine.vocabulary import STATUS, cn_date, ruleset_text
 from store import profiles, rulesets
 from store import decisions as D
@@ -27,6 +27,7 @@ from store import windows as W
 from store.applications import chunks
 from store.collector import bulk_work
 from store.db import Database
+from store.errors import RowProblem, ValidationFailed
 from store.evalworker import parse_stored_profile
 from store.exports import xlsx_bytes
 from store.models import Enterprise, Evaluation, ProfileSnapshot
@@ -203,11 +204,22 @@ class ImpactReport:
 
 
 @bulk_work()
+def other_rules(rules_dir: str | Path):
+    """The rule directory to compare with, loaded; every problem of it at once, with file and
+    line, as the job's failure (ValidationFailed)."""
+    try:
+        return load_rulebook(rules_dir)
+    except RuleLoadError as e:
+        raise ValidationFailed([RowProblem(str(p)) for p in e.problems],
+                               f"另一套规则有 {len(e.problems)} 个问题，未比较：\n"
+                               + "\n".join(str(p) for p in e.problems)) from None
+
+
 def impact(db: Database, window_id: str, rules_dir: str | Path | None = None, as_of: date | None = None,
            *, progress: Callable[[int, int], None] | None = None) -> ImpactReport:
     """Every decision of the window's applicants that another ruleset (or date) would change,
     or make anew (a benefit the other rules add)."""
-    other = Evaluator(load_rulebook(rules_dir)) if rules_dir else rulesets.current()
+    other = Evaluator(other_rules(rules_dir)) if rules_dir else rulesets.current()
     with db.read_session() as s:
         w = W.get(s, window_id)
     ctx = W.context(w)

@@ -52,7 +52,11 @@ def replay_window(db: Database, ctx: jobs.JobContext, args: dict) -> dict:
 
 @jobs.task("window.impact", "规则变化影响分析")
 def impact(db: Database, ctx: jobs.JobContext, args: dict) -> dict:
-    as_of = date.fromisoformat(args["as_of"]) if args.get("as_of") else None
+    try:
+        as_of = date.fromisoformat(args["as_of"]) if args.get("as_of") else None
+    except ValueError:
+        raise ValidationFailed([RowProblem(f"判定日期“{args['as_of']}”无效，应为 YYYY-MM-DD，例如 2026-06-30",
+                                           path="as_of")]) from None
     rep = replay.impact(db, args["window_id"], args.get("rules_dir"), as_of,
                         progress=lambda d, t: ctx.progress(d, t, f"已比较 {d}/{t}"))
     titles = {b.id: b.spec.title for b in rulesets.current().book.benefits.values()}

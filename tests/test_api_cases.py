@@ -10,6 +10,7 @@ import csv
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -405,6 +406,20 @@ def test_jobs_answer_202_with_progress_and_files(api: Api):
     assert job["state"] == "succeeded" and job["result"]["differences"] == 0 and job["result"]["decisions"] >= 4
     job = wait_job(api, c.post("/v1/windows/W4/impact", json={"as_of": days(400).isoformat()}, headers=staff))
     assert job["state"] == "succeeded" and job["files"] == ["规则变化影响.xlsx"]
+    # Another ruleset: only a directory put among the server's rule drafts, by its name; no other
+    # path of the server (the answer would tell what exists there); a draft's problems all said.
+    drafts, shipped = Path(os.environ["YAGU_DATA_DIR"]) / "rules-drafts", Path(__file__).resolve().parent.parent / "rules"
+    shutil.copytree(shipped, drafts / "草案-金额下调", dirs_exist_ok=True)
+    shutil.copytree(shipped, drafts / "有错的草案", dirs_exist_ok=True)
+    (drafts / "有错的草案" / "index.yaml").write_text("benefits: [nope, nope]\n", encoding="utf-8")
+    for probe in ("/etc", "../../etc", str(shipped)):
+        body = assert_error(c.post("/v1/windows/W4/impact", json={"rules_dir": probe}, headers=staff), 422)
+        assert body["errors"][0]["path"] == "rules_dir" and "草案-金额下调" in body["errors"][0]["message"], body
+    job = wait_job(api, c.post("/v1/windows/W4/impact", json={"rules_dir": "草案-金额下调"}, headers=staff))
+    assert job["state"] == "succeeded" and job["result"]["changes"] == 0, job
+    job = wait_job(api, c.post("/v1/windows/W4/impact", json={"rules_dir": "有错的草案"}, headers=staff))
+    assert job["state"] == "failed" and "另一套规则有 11 个问题" in job["error"], job      # nope twice, 8 unlisted
+    assert "index.yaml:1: 事项 `nope` 重复列出" in job["error"] and "Traceback" not in job["error"], job
     # the notices of a window: a background job with progress, its bundle a file (issue 9 item 10)
     job = wait_job(api, c.post("/v1/windows/W4/notices", params={"html": True}, headers=staff))
     assert job["state"] == "succeeded" and job["total"] == job["result"]["applications"] >= 4, job

@@ -77,6 +77,8 @@ def test_a_short_full_cycle_on_the_command_line(store_url, tmp_path, caplog):
     _yagu(url, "window", "export", "CUR", "--format", "csv", "--out", str(target))
     assert "资阳测试企业1有限公司" in target.read_text(encoding="utf-8-sig")
     assert "完全一致" in _yagu(url, "window", "replay", "CUR")
+    assert "不符合格式" in _yagu(url, "window", "impact", "CUR", "--as-of", "2030/06/30", ok=False)
+    assert "请用 --rules" in _yagu(url, "window", "impact", "CUR", ok=False)   # not the rules against themselves
     out = _yagu(url, "window", "impact", "CUR", "--as-of", "2030-06-30")     # in words, with totals
     assert "判定日期 2030年6月30日" in out and "现金额合计" in out and "-yagu" not in out, out
     assert "已关闭" in _yagu(url, "window", "list")
