@@ -7,6 +7,7 @@ text from the URL. Long work runs as background jobs whose page shows their prog
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -542,9 +543,9 @@ def job_summary(j: jobs.JobView) -> list[str]:
         lines = [r.get("title") or f"比较 {r['decisions']} 项结论（判定日期 {cn_date(r.get('as_of'))}）："
                                    f"{r['changes']} 项会改变。"]
         if r.get("rules_dir"):
-            lines.append(f"比较的规则目录：{r['rules_dir']}")
+            lines.append(f"比较的规则：{Path(r['rules_dir']).name}")
         if "amount_diff" in r:
-            lines.append(f"会改变的各项：现金额合计 {money(r['amount_before'])}，新金额合计 {money(r['amount_after'])}，"
+            lines.append(f"会改变的各项（金额只计符合条件的）：现金额合计 {money(r['amount_before'])}，新金额合计 {money(r['amount_after'])}，"
                          f"差额 {'+' if r['amount_diff'] > 0 else ''}{money(r['amount_diff'])}。"
                          + "".join(f"{k} {n} 项；" for k, n in r["moves"].items()))
         return lines

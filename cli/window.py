@@ -300,7 +300,7 @@ def window_impact(window_id, rules_dir, as_of, out):
                           f"impact:{window_id}", ACTOR, True)
     r = v.result
     click.echo(r["title"])
-    click.echo(f"会改变的各项：现金额合计 {money(r['amount_before'])}，新金额合计 {money(r['amount_after'])}，"
+    click.echo(f"会改变的各项（金额只计符合条件的）：现金额合计 {money(r['amount_before'])}，新金额合计 {money(r['amount_after'])}，"
                f"差额 {money(r['amount_diff'])}" + "".join(f"；{k} {n} 项" for k, n in r["moves"].items()))
     for row in r["rows"]:
         click.echo("  " + "  ".join(f"{k}：{v}" for k, v in row.items() if v not in (None, "")))

@@ -16,7 +16,7 @@ from engine.registry import FieldRegistry, many_reader
 from engine.results import (OUTCOME_CODE, BenefitResult, CriterionResult, MaterialRef, RouteResult, Subject, Verdict,
                             WindowRef)
 from engine.ruleschema import AmountSpec, Route
-from engine.vocabulary import PROVISIONAL_AMOUNT, STATUS, cn_date, cn_dates_in, money_short, percent
+from engine.vocabulary import PROVISIONAL_AMOUNT, PROVISIONAL_VALUE, STATUS, cn_date, cn_dates_in, money_short, percent
 
 
 def fmt_number(v: float, unit: str) -> str:
@@ -135,7 +135,9 @@ class Explainer:
             return "（该日期无有效参数值）"
         if isinstance(v, list):
             return "、".join(map(str, v))
-        return fmt_number(v, self.b.spec.parameters[name].unit) if not isinstance(v, dict) else str(v)
+        text = fmt_number(v, self.b.spec.parameters[name].unit) if not isinstance(v, dict) else str(v)
+        # a value no official text confirms (UNCONFIRMED in the brief) says so wherever it is shown
+        return text + PROVISIONAL_VALUE if self.provisional(name) else text
 
     def render(self, text: str) -> str:
         def sub(m: re.Match) -> str:

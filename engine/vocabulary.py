@@ -25,6 +25,7 @@ KIND = {"grant": "资金支持", "tax": "税收优惠", "guidance": "办理指�
 
 PROVISIONAL_AMOUNT = "参考金额，以当期申报通知为准"
 PROVISIONAL_CRITERION = "本条件为暂定，以当期申报通知为准"
+PROVISIONAL_VALUE = "（暂定值）"         # after a parameter's value no official text confirms
 NOT_PROVIDED = "未提供"
 YES, NO = "是", "否"
 
@@ -81,6 +82,7 @@ GLOSSARY: list[tuple[str, str, str]] = [
     ("留存备查资料", "records to keep", "享受税收优惠须保存备查的资料及保存期限"),
     ("参考金额", "provisional amount", "没有正式文件规定的金额，以当期申报通知为准"),
     ("暂定条件", "provisional criterion", "工作方案未规定、由兑现轮次通知确定的条件，以当期申报通知为准"),
+    ("暂定值", "provisional value", "没有正式文件确认的门槛、比例等取值（规则文件中 provisional: true），结果中标“（暂定值）”，以正式文件为准"),
     ("容缺", "deferrable material", "可先签署承诺、在期限内后补的材料（容缺受理、告知承诺、容缺后补）"),
     ("推定口径", "interpretation", "文件未明确、本系统按说明的理解判断的地方（如期间的起算日），规则文件和结果中写明"),
     ("免申即享", "proactive award", "未申报但已知符合条件的企业名单"),

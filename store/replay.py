@@ -11,6 +11,7 @@ difference, for a policy analyst before a new round's notice changes a condition
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import date
@@ -122,14 +123,43 @@ def _batch_inputs(db: Database, batch: list[tuple], registry_of: Callable) -> li
 
 
 def _compare(ev_a: Evaluator, a: D.Decided, b: D.Decided, ev_b: Evaluator, as_of_a: date, as_of_b: date) -> list[str]:
-    """Criterion ids whose outcome differs (a criterion only one ruleset has counts as changed)."""
-    def outcomes(ev: Evaluator, d: D.Decided, as_of: date) -> dict[str, str]:
+    """Criterion ids whose outcome differs (a criterion only one ruleset has counts as changed,
+    unless the other has the same condition under another id: a renamed criterion is the same
+    criterion, and changes only if its outcome does)."""
+    def criteria(ev: Evaluator, d: D.Decided, as_of: date) -> dict:
         if d.benefit_id not in ev.book.benefits:
             return {}
-        ids = [c.id for c in ev.book.benefits[d.benefit_id].criteria if c.applies_on(as_of)]
-        return dict(zip(ids, d.outcomes))
-    x, y = outcomes(ev_a, a, as_of_a), outcomes(ev_b, b, as_of_b)
-    return [cid for cid in dict.fromkeys([*x, *y]) if x.get(cid) != y.get(cid)]
+        return {c.id: c for c in ev.book.benefits[d.benefit_id].criteria if c.applies_on(as_of)}
+
+    ca, cb = criteria(ev_a, a, as_of_a), criteria(ev_b, b, as_of_b)
+    x, y = dict(zip(ca, a.outcomes)), dict(zip(cb, b.outcomes))
+    renamed: dict[str, str] = {}        # old id → new id, the same condition
+    for old in (c for c in x if c not in y):
+        new = next((c for c in y if c not in x and c not in renamed.values() and cb[c].cond == ca[old].cond), None)
+        if new is not None:
+            renamed[old] = new
+    changed = []
+    for cid in dict.fromkeys([*x, *y]):
+        if cid in renamed:
+            if x[cid] != y[renamed[cid]]:
+                changed.append(renamed[cid])
+        elif cid not in renamed.values() and x.get(cid) != y.get(cid):
+            changed.append(cid)
+    return changed
+
+
+def _text_of(other: Evaluator, base: Evaluator, benefit_id: str, criterion: str) -> str:
+    """A criterion as its rule file words it, when no result of the enterprise words it (a
+    result without the criteria, e.g. no certificate to judge): parameters by their description."""
+    for ev in (other, base):
+        b = ev.book.benefits.get(benefit_id)
+        c = next((c for c in b.criteria if c.id == criterion), None) if b else None
+        if c is not None:
+            def param(m: re.Match) -> str:
+                p = b.spec.parameters.get(m.group(1)[6:]) if m.group(1).startswith("param.") else None
+                return p.description if p else "（见规则文件）"
+            return re.sub(r"\{([^{}]+)\}", param, c.text)
+    return "（该条件已不在规则中）"
 
 
 def _texts(resp) -> dict[tuple, str]:
@@ -267,7 +297,7 @@ def _impact_one(report: ImpactReport, ev: Evaluator, other: Evaluator, stored: l
                 # a criterion `other` does not word (dropped, or not in force on its date)
                 base_texts = _texts(D.explain(ev, parse_stored_profile(profile, ev.registry), w.as_of, ctx, stored))
             worded = [texts.get((d.benefit_id, d.subject_id, c)) or (base_texts or {}).get(
-                (d.benefit_id, d.subject_id, c), c) for c in changed]
+                (d.benefit_id, d.subject_id, c)) or _text_of(other, ev, d.benefit_id, c) for c in changed]
             report.changes.append(Difference(uscc, name, app_id, d.benefit_id, d.subject_id, d.status, after,
                                              changed, d.amount_cny, amount_after, worded))
     decided = {(d.benefit_id, d.subject_id) for d in stored}
@@ -283,6 +313,8 @@ IMPACT_HEADERS = ["统一社会信用代码", "企业名称", "申报编号", "�
 
 
 ONLY_AMOUNT = "（条件结论不变，仅金额改变）"
+# a criterion's outcome changes, the verdict and the amount do not (what a one-time notice asks changes)
+ONLY_CRITERIA = "（判定结论和金额不变）"
 
 
 def impact_rows(report: ImpactReport, titles: dict[str, str]) -> list[list]:
@@ -291,6 +323,8 @@ def impact_rows(report: ImpactReport, titles: dict[str, str]) -> list[list]:
         diff = None if c.amount_before is None and c.amount_after is None else \
             (c.amount_after or 0) - (c.amount_before or 0)
         why = "；".join(c.criteria_text) or (ONLY_AMOUNT if c.before == c.after else "")
+        if c.criteria_text and c.before == c.after and c.amount_before == c.amount_after:
+            why += ONLY_CRITERIA
         rows.append([c.uscc, c.enterprise_name, c.application_id or "", titles.get(c.benefit_id, c.benefit_id),
                      c.subject_id, STATUS.get(c.before, c.before), STATUS.get(c.after, c.after),
                      why, c.amount_before, c.amount_after, diff])
@@ -298,22 +332,28 @@ def impact_rows(report: ImpactReport, titles: dict[str, str]) -> list[list]:
 
 
 def impact_totals(report: ImpactReport) -> dict:
-    """What the changes add up to: amounts of the changed decisions before and after, and the
-    difference (what a new round's budget needs), and how many move from one verdict to another."""
-    before = sum(c.amount_before or 0 for c in report.changes)
-    after = sum(c.amount_after or 0 for c in report.changes)
+    """What the changes add up to: amounts of the changed decisions before and after, each
+    counted only where the decision is eligible (an amount awaiting information pays nothing),
+    and the difference (what a new round's budget needs); how many move from one verdict to
+    another; how many change only a criterion's outcome."""
+    before = sum(c.amount_before or 0 for c in report.changes if c.before == "eligible")
+    after = sum(c.amount_after or 0 for c in report.changes if c.after == "eligible")
     moves: dict[str, int] = {}
     for c in report.changes:
         if c.before != c.after:
             key = f"{STATUS.get(c.before, c.before)} → {STATUS.get(c.after, c.after)}"
             moves[key] = moves.get(key, 0) + 1
-    return {"amount_before": before, "amount_after": after, "amount_diff": after - before, "moves": moves}
+    same = sum(c.before == c.after and c.amount_before == c.amount_after for c in report.changes)
+    return {"amount_before": before, "amount_after": after, "amount_diff": after - before, "moves": moves,
+            "criteria_only": same}
 
 
 def impact_title(report: ImpactReport) -> str:
     return (f"申报批次 {report.window_id}：现行判定（{ruleset_text(report.base_version)}）与"
             f"{ruleset_text(report.other_version)}（判定日期 {cn_date(report.as_of)}）的比较，"
-            f"共 {report.decisions} 项判定，{len(report.changes)} 项会改变")
+            f"共 {report.decisions} 项判定，{len(report.changes)} 项会改变"
+            + (f"（其中 {same} 项只是条件结论改变，判定结论和金额不变）"
+               if (same := impact_totals(report)["criteria_only"]) else ""))
 
 
 def impact_xlsx(report: ImpactReport, titles: dict[str, str]) -> bytes:

@@ -5,6 +5,7 @@ exactly the decisions another ruleset flips (a hypothesis property against decid
 rulesets directly)."""
 from __future__ import annotations
 
+import re
 import zlib
 from datetime import date
 
@@ -232,6 +233,12 @@ def change_dirs(tmp_path_factory):
     (added / "benefits" / "dental-innovation-grant.yaml").write_text(
         text.replace("title: Ⅱ类、Ⅲ类医疗器械产品注册证资金支持", "title: 牙谷创新产品奖励", 1), encoding="utf-8")
     dirs["added"] = added
+    renamed = rules_copy(tmp_path_factory.mktemp("renamed"), {})         # in_park → registered_in_park
+    text = (renamed / GRANT_FILE).read_text(encoding="utf-8")
+    text = re.sub(r"(criteria: \{[^}]*?)\bin_park:", r"\1registered_in_park:",
+                  text.replace("  - id: in_park\n", "  - id: registered_in_park\n"))
+    (renamed / GRANT_FILE).write_text(text, encoding="utf-8")
+    dirs["renamed"] = renamed
     return dirs
 
 
@@ -276,6 +283,8 @@ def test_impact_of_a_changed_amount_and_threshold(kind, tmp_path, change_dirs):
         assert t["amount_diff"] == sum((c.amount_after or 0) - (c.amount_before or 0) for c in rep.changes) != 0
         assert t["moves"] == {} and all(r[7] == replay.ONLY_AMOUNT for r in replay.impact_rows(rep, {}))
         assert "判定日期 2026年" in replay.impact_title(rep) and "-yagu" not in replay.impact_title(rep)
+        rep = replay.impact(db, "2026-H1", change_dirs["class"])         # II no longer: only III
+        assert rep.changes and replay.impact_totals(rep)["amount_after"] == 0
         rep = replay.impact(db, "2026-H1", change_dirs["employees"])
         (c,) = [c for c in rep.changes if c.benefit_id == "small-low-profit-cit"]
         assert (c.before, c.after, c.criteria) == ("eligible", "ineligible", ["employees"])
@@ -283,6 +292,9 @@ def test_impact_of_a_changed_amount_and_threshold(kind, tmp_path, change_dirs):
                   if r[3] == "小型微利企业所得税优惠"]
         assert row[5:7] == ["符合条件", "不符合条件"]
         assert row[7].startswith("从业人数（") and "不超过100人" in row[7]      # the criterion as worded
+        # A criterion renamed, its condition unchanged, changes nothing; its outcome changing is
+        # worded by its text, never its id.
+        assert replay.impact(db, "2026-H1", change_dirs["renamed"]).changes == []
         # A benefit the new rules add: each applicant's new decision is listed.
         rep = replay.impact(db, "2026-H1", change_dirs["added"])
         assert {(c.benefit_id, c.before) for c in rep.changes} == {("dental-innovation-grant", "（无）")}
