@@ -121,7 +121,7 @@ def register(main: click.Group) -> None:
                     click.echo(f"失败  {b.source.name}:{run.line} {b.id}: {run.name}")
                     for m in run.mismatches:
                         click.echo(f"        {m}")
-        click.echo(f"{total - failed} passed, {failed} failed")
+        click.echo(f"共 {total} 个示例：{total - failed} 个通过，{failed} 个未通过")
         if failed or not total:
             raise SystemExit(1)
 

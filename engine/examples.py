@@ -8,6 +8,7 @@ from typing import Any
 from engine.evaluator import Evaluator
 from engine.loader import Benefit, WindowContext
 from engine.results import BenefitResult
+from engine.vocabulary import OUTCOME, STATUS, money
 
 
 @dataclass
@@ -33,16 +34,22 @@ def _window(raw: dict[str, Any] | None, ev: Evaluator, as_of: date) -> WindowCon
 
 def _compare(expect: dict[str, Any], r: BenefitResult, where: str) -> list[str]:
     out = []
+    def said(v, words: dict) -> str:        # the file's code, and what it means
+        return f"{words.get(v, v)}（{v}）" if v is not None else "无"
+
     if "status" in expect and expect["status"] != r.status:
-        out.append(f"{where}状态应为 {expect['status']}，实际为 {r.status}")
-    got = {c.id: c.outcome for c in r.criteria}
+        out.append(f"{where}判定结论应为 {said(expect['status'], STATUS)}，实际为 {said(r.status, STATUS)}")
+    got = {c.id: c for c in r.criteria}
     for cid, want in (expect.get("criteria") or {}).items():
-        if got.get(cid) != want:
-            out.append(f"{where}条件 {cid} 应为 {want}，实际为 {got.get(cid, '（未评估）')}")
+        c = got.get(cid)
+        if c is None or c.outcome != want:
+            out.append(f"{where}条件 {cid}「{c.text if c else '本次未评估'}」应为 {said(want, OUTCOME)}，"
+                       f"实际为 {said(c.outcome, OUTCOME) if c else '未评估'}")
     if "amount_cny" in expect and expect["amount_cny"] != r.amount_cny:
         if not (expect["amount_cny"] is not None and r.amount_cny is not None
                 and abs(expect["amount_cny"] - r.amount_cny) < 0.005):
-            out.append(f"{where}金额应为 {expect['amount_cny']}，实际为 {r.amount_cny}")
+            out.append(f"{where}金额应为 {money(expect['amount_cny']) if expect['amount_cny'] is not None else '无'}，"
+                       f"实际为 {money(r.amount_cny) if r.amount_cny is not None else '无（规则未算出金额）'}")
     if "amount_provisional" in expect and expect["amount_provisional"] != r.amount_provisional:
         out.append(f"{where}参考金额标记应为 {expect['amount_provisional']}，实际为 {r.amount_provisional}")
     if "missing_facts" in expect and sorted(expect["missing_facts"]) != r.missing_facts:

@@ -20,6 +20,7 @@ from engine.registry import FieldRegistry, RegistryError, registry_from
 from engine.ruleschema import (BenefitFile, Parameter, CalendarFile, CommonFile, Document, IndexFile,
                                OptionalPeriod, ParamValue)
 from engine.version import ENGINE_VERSION
+from engine.vocabulary import OUTCOME, STATUS
 from engine.yamlsource import SourceDoc, YamlSyntaxError, load_yaml
 
 DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
@@ -335,11 +336,15 @@ def _check_benefit(spec: BenefitFile, doc: SourceDoc, name: str, stem: str, regi
                 continue
             if e.get("route") is not None and e["route"] not in {r.id for r in spec.routes}:
                 err(loc + ("expect",), f"示例「{ex.name}」期望了不存在的情形 `{e['route']}`")
-            for cid in (e.get("criteria") or {}):
+            for cid, outcome in (e.get("criteria") or {}).items():
                 if cid not in crit_ids:
                     err(loc + ("expect",), f"示例「{ex.name}」期望了不存在的条件 `{cid}`")
-            if e.get("status") not in (None, "eligible", "ineligible", "needs_info", "not_in_force"):
-                err(loc + ("expect",), f"示例「{ex.name}」的期望状态无效：{e.get('status')}")
+                elif outcome not in OUTCOME:
+                    err(loc + ("expect",), f"示例「{ex.name}」条件 `{cid}` 的期望结果 `{outcome}` 无效，应为 "
+                                           + "、".join(f"{k}（{v}）" for k, v in OUTCOME.items()))
+            if e.get("status") not in (None, *STATUS):
+                err(loc + ("expect",), f"示例「{ex.name}」的期望状态 `{e.get('status')}` 无效，应为 "
+                                       + "、".join(f"{k}（{v}）" for k, v in STATUS.items()))
     material_conds: dict[str, Any] = {}
     for i, m in enumerate(spec.materials):
         if m.needed_when is not None:

@@ -58,6 +58,29 @@ def _build(node: yaml.Node, loc: Loc, lines: dict[Loc, int], loader: yaml.SafeLo
         return node.value
 
 
+# PyYAML's problems, as someone who edits the file reads them (its own words are English)
+_PROBLEMS = (
+    ("mapping values are not allowed", "这里不能再写“键: 值”：可能是缩进不对，或值里的冒号需要加引号"),
+    ("'\\t'", "含有制表符（Tab）：只能用空格缩进"),
+    ("cannot start any token", "含有不能出现在这里的字符：文字请加引号"),
+    ("expected <block end>", "缩进与上文不一致"),
+    ("did not find expected key", "缩进与上文不一致，或列表项缺少“- ”"),
+    ("could not find expected ':'", "缺少冒号“:”，或引号没有闭合"),
+    ("expected ',' or ']'", "方括号 [ ] 没有闭合，或各项之间缺少逗号"),
+    ("expected ',' or '}'", "花括号 { } 没有闭合，或各项之间缺少逗号"),
+    ("found unexpected end of stream", "文件意外结束：引号或括号没有闭合"),
+    ("found undefined alias", "使用了未定义的锚点（*名称）"),
+    ("did not find expected node content", "这里缺少内容"),
+    ("found unknown escape character", "双引号里有无效的反斜杠转义：改用单引号或写成 \\\\"),
+)
+
+
+def yaml_problem(exc: yaml.MarkedYAMLError) -> str:
+    text = f"{exc.problem or ''} {exc.context or ''}"
+    return next((words for needle, words in _PROBLEMS if needle in text),
+                "请检查这一行和上一行的缩进、冒号、引号和括号")
+
+
 def load_yaml(path: Path) -> SourceDoc:
     text = path.read_text(encoding="utf-8")
     loader = yaml.SafeLoader(text)
@@ -67,7 +90,7 @@ def load_yaml(path: Path) -> SourceDoc:
         data = _build(node, (), lines, loader) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        raise YamlSyntaxError(path, (mark.line + 1) if mark else 1, f"YAML 语法错误：{exc.problem}") from exc
+        raise YamlSyntaxError(path, (mark.line + 1) if mark else 1, f"YAML 格式错误：{yaml_problem(exc)}") from exc
     except YamlSyntaxError as exc:
         raise YamlSyntaxError(path, exc.line, exc.message) from exc
     finally:

@@ -79,7 +79,7 @@ def test_rules_list_validate_and_test():
     assert valid.returncode == 0 and "校验通过" in valid.stdout
     tested = yagu("rules", "test")
     assert tested.returncode == 0
-    assert tested.stdout.strip().splitlines()[-1].endswith(" 0 failed")
+    assert tested.stdout.strip().splitlines()[-1].endswith("0 个未通过")
 
 
 def test_rules_test_fails_on_a_wrong_expectation(tmp_path):
@@ -91,7 +91,12 @@ def test_rules_test_fails_on_a_wrong_expectation(tmp_path):
     p.write_text(text.replace("status: not_in_force", "status: eligible", 1), encoding="utf-8")
     proc = yagu("rules", "test", str(root))
     assert proc.returncode == 1
-    assert "失败" in proc.stdout and "状态应为 eligible，实际为 not_in_force" in proc.stdout
+    assert "失败" in proc.stdout and "判定结论应为 符合条件（eligible），实际为 不在政策有效期内（not_in_force）" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1].endswith("1 个未通过")
+    # an expectation in no vocabulary is refused when the rules load, naming the right words
+    p.write_text(text.replace("status: not_in_force", "status: 不符合", 1), encoding="utf-8")
+    proc = yagu("rules", "validate", str(root))
+    assert proc.returncode == 1 and "期望状态 `不符合` 无效，应为 eligible（符合条件）" in proc.stderr, proc.stderr
 
 
 def test_every_commands_help_is_in_chinese_down_to_its_usage_line():
