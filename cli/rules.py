@@ -11,7 +11,8 @@ from engine import Evaluator, UnknownBenefit
 from engine.examples import run_examples
 from engine.loader import RuleLoadError, load_benefit_file, load_fields, load_rulebook, rules_dir
 from engine.profile import ProfileError, parse_profile
-from engine.vocabulary import KIND, OUTCOME, OUTCOME_MARK, PROVISIONAL_AMOUNT, money, ruleset_text
+from engine.vocabulary import (KIND, OUTCOME, OUTCOME_MARK, PROVISIONAL_AMOUNT, PROVISIONAL_CRITERION, cn_date, money,
+                               ruleset_text)
 from notices.settings import SettingsError, load_settings
 from store.awards import awarded_among
 from store.db import Database, database_url
@@ -128,7 +129,7 @@ def register(main: click.Group) -> None:
     @main.command("check", help="对企业画像（JSON）逐项判定全部政策，列出每一项条件")
     @click.argument("profile", type=click.File("rb"), metavar="画像文件")
     @click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), default=None,
-                  help="评估日期 YYYY-MM-DD（默认今天，北京时间）")
+                  help="判定日期 YYYY-MM-DD（默认今天，北京时间）")
     @click.option("--benefit", "benefits", multiple=True, help="只判定指定事项（可重复）")
     @click.option("--json", "as_json", is_flag=True, help="输出接口契约的 JSON")
     @click.option("--ledger/--no-ledger", default=None,
@@ -136,8 +137,11 @@ def register(main: click.Group) -> None:
     def check(profile, as_of, benefits, as_json: bool, ledger) -> None:
         try:
             data = json.loads(profile.read().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise click.ClickException(f"{profile.name} 不是有效的 UTF-8 JSON：{e}")
+        except UnicodeDecodeError:
+            raise click.ClickException(f"{profile.name} 不是 UTF-8 编码的文本（请另存为 UTF-8）")
+        except json.JSONDecodeError as e:
+            raise click.ClickException(f"{profile.name} 不是有效的 JSON：第 {e.lineno} 行第 {e.colno} 列附近格式有误"
+                                       "（检查引号、逗号和括号）")
         if isinstance(data, dict) and "profile" in data and "uscc" not in data:
             data = data["profile"]      # accept a saved /v1/eligibility request body too
         ev = Evaluator(_book(None))
@@ -159,10 +163,14 @@ def register(main: click.Group) -> None:
         if as_json:
             click.echo(json.dumps(resp.model_dump(mode="json"), ensure_ascii=False, indent=2))
             return
-        _print_human(prof, resp, ev.registry)
+        _print_human(prof, resp, ev)
 
 
-def _print_human(prof, resp, registry) -> None:
+def _print_human(prof, resp, ev) -> None:
+    """The self-check as the web page shows it, in text: each benefit, each criterion (with
+    what it saw, what it requires, its basis and, if 暂定, where it comes from), the amount and
+    its note, what is missing, and the tax preferences only one of which can be claimed."""
+    registry = ev.registry
     out = sys.stdout
     name = prof.name
 
@@ -175,14 +183,18 @@ def _print_human(prof, resp, registry) -> None:
             return f"{registry.label(path)}中符合条件的记录：{count} 条"
         return f"{registry.label(path)}：{registry.value_text(path, v)}"
 
-    click.echo(f"企业：{name}　评估日期：{resp.as_of}　规则版本：{ruleset_text(resp.ruleset_version)}", file=out)
+    click.echo(f"企业：{name}　判定日期：{cn_date(resp.as_of)}　规则版本：{ruleset_text(resp.ruleset_version)}",
+               file=out)
     for r in resp.results:
         subject = f"（{registry.list_of(r.subject.type).item_label} {r.subject.id}）" if r.subject else ""
         amount = ""
         if r.amount_cny is not None:
             amount = f"　金额：{money(r.amount_cny)}" + (f"（{PROVISIONAL_AMOUNT}）" if r.amount_provisional else "")
         click.echo("", file=out)
-        click.echo(f"■ {r.title}{subject}：{r.status_text}{amount}", file=out)
+        year = f"（{r.tax_year}年度）" if r.tax_year else ""
+        click.echo(f"■ {r.title}{subject}{year}：{r.status_text}{amount}", file=out)
+        if r.amount_note:
+            click.echo(f"  金额说明：{r.amount_note}", file=out)
         if r.note:
             click.echo(f"  {r.note}", file=out)
         for c in r.criteria:
@@ -190,6 +202,9 @@ def _print_human(prof, resp, registry) -> None:
             click.echo(f"  {OUTCOME_MARK[c.outcome]} {OUTCOME[c.outcome]}　{c.text}", file=out)
             click.echo(f"      所见：{observed or '—'}　要求：{c.threshold or '—'}", file=out)
             click.echo(f"      依据：{'；'.join(c.legal_basis)}", file=out)
+            if c.provisional:
+                click.echo(f"      {PROVISIONAL_CRITERION}" + (f"：{c.provisional_note}" if c.provisional_note else ""),
+                           file=out)
         if r.route:
             click.echo(f"  适用情形：{r.route.title}（依据：{'；'.join(r.route.legal_basis)}）", file=out)
         if r.missing_facts:
@@ -199,3 +214,13 @@ def _print_human(prof, resp, registry) -> None:
         if r.missing_materials:
             names = {m.id: m.name for m in r.required_materials}
             click.echo("  需提供材料：" + "；".join(names[m] for m in r.missing_materials), file=out)
+    tax = [r for r in resp.results if r.kind == "tax"]
+    if tax:                 # only one of some can be claimed: said as the web page says it
+        year = next((r.tax_year for r in tax if r.tax_year), resp.as_of.year)
+        _, conflicts = ev.tax_view(tax, year, prof, resp.as_of)
+        titles = {r.benefit_id: r.title for r in tax}
+        for cf in conflicts:
+            click.echo("", file=out)
+            click.echo(f"※ 只能选择其一：{'、'.join(titles.get(b, b) for b in cf.benefits)}。{cf.reason}", file=out)
+            if cf.choice:       # which costs least, from the taxable income
+                click.echo(f"  {cf.choice}", file=out)

@@ -35,6 +35,14 @@ def test_check_shows_every_benefit_and_every_criterion_in_chinese(tmp_path):
     assert "✓ 满足" in out and "? 待补充" in out and "依据：" in out
     # no store configured: the ledger criterion is unknown, never a silent pass
     assert "兑现台账" in out
+    # what the web self-check says too: 暂定 conditions and values with their source, the
+    # amount's note, the tax year, and the preferences only one of which can be claimed
+    assert "本条件为暂定，以当期申报通知为准：" in out and "（暂定值）" in out and "金额说明：参考金额" in out
+    assert "年度）：" in out and "判定日期：2026年3月31日" in out
+    from api.schemas import EXAMPLE_PROFILE         # eligible for two rate preferences at once
+    f.write_text(json.dumps(EXAMPLE_PROFILE, ensure_ascii=False), encoding="utf-8")
+    out = yagu("check", str(f), "--as-of", "2026-03-31").stdout
+    assert "※ 只能选择其一：小型微利企业所得税优惠、西部大开发" in out and "税负最低" in out, out[-2000:]
 
 
 def test_check_json_is_the_contract_response(tmp_path):
