@@ -20,7 +20,7 @@ from api.views import page
 from engine import UnknownBenefit
 from engine.adapter import EngineError
 from engine.messages import pydantic_message
-from engine.profile import ProfileError
+from engine.profile import ProfileError, parse_profile
 from store.applications import ImportRejected
 from store.errors import Conflict, NotFound, ValidationFailed, storage_reason
 
@@ -140,6 +140,21 @@ def domain_response(exc: Exception, request: Request | None = None) -> Response 
 DOMAIN_EXCEPTIONS = (NotFound, Conflict, ValidationFailed, ProfileError, UnknownBenefit, DBAPIError, EngineError)
 
 
+def _profile_problems(request: Request, exc: RequestValidationError, said: list[dict]) -> list[dict]:
+    """A request refused for its other fields (as_of, an unknown key…) whose profile is wrong
+    too: the profile's problems in the same answer, so that all are listed at once."""
+    body = getattr(exc, "body", None)
+    runtime = getattr(request.app.state, "runtime", None)
+    if not isinstance(body, dict) or not isinstance(body.get("profile"), dict) or runtime is None \
+            or any(e["path"] == "profile" or e["path"].startswith("profile.") for e in said):
+        return []
+    try:
+        parse_profile(body["profile"], runtime.evaluator.registry)
+    except ProfileError as e:
+        return problems(e, "profile")
+    return []
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
@@ -148,6 +163,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
         errs = [{"path": loc_to_path(e.get("loc", ())), "message": pydantic_message(e)} for e in exc.errors()]
+        errs += _profile_problems(request, exc, errs)
         return error_response(422, f"提交的数据有误，共 {len(errs)} 处问题", errs, request=request)
 
     @app.exception_handler(StarletteHTTPException)

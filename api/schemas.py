@@ -128,16 +128,20 @@ class WindowCreate(_Strict):
         "id": "2026-H1", "label": "2026年上半年集中申报", "opens_on": "2026-03-01", "closes_on": "2026-03-31",
         "as_of": "2026-03-31", "coverage_from": "2025-10-01", "coverage_to": "2026-03-31"}]})
 
-    id: str = Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z][0-9A-Za-z_.-]*$",
-                    description="申报批次编号，例如 2026-H1（有默认日历的编号可省略日期）")
-    label: Optional[Text] = Field(None, max_length=100, description="批次名称")
+    # Bounds the store checks with the dates and amounts (one answer lists every problem) are
+    # documented here, not enforced twice: enforced here, they were said alone.
+    id: Text = Field(description="申报批次编号，例如 2026-H1（有默认日历的编号可省略日期）",
+                     json_schema_extra={"minLength": 1, "maxLength": 32, "pattern": r"^[0-9A-Za-z][0-9A-Za-z_.-]*$"})
+    label: Optional[Text] = Field(None, description="批次名称", json_schema_extra={"maxLength": 100})
     opens_on: Optional[Day] = Field(None, description="受理开始日")
     closes_on: Optional[Day] = Field(None, description="受理截止日")
     as_of: Optional[Day] = Field(None, description="判定日期，缺省为受理截止日")
     coverage_from: Optional[Day] = Field(None, description="本批次覆盖的取证起始日")
     coverage_to: Optional[Day] = Field(None, description="本批次覆盖的取证截止日")
-    correction_workdays: Optional[int] = Field(None, ge=1, le=60, description="补正期限（工作日）")
-    publicity_workdays: Optional[int] = Field(None, ge=1, le=60, description="公示期（工作日）")
+    correction_workdays: Optional[int] = Field(None, description="补正期限（工作日）",
+                                               json_schema_extra={"minimum": 1, "maximum": 60})
+    publicity_workdays: Optional[int] = Field(None, description="公示期（工作日）",
+                                              json_schema_extra={"minimum": 1, "maximum": 60})
     amounts: Optional[dict[str, Any]] = Field(
         None, description="本批次通知确定的参数（参数编号或“事项编号.参数编号” → 取值），覆盖规则中的参考值；"
                           "查表参数（如 grant_amounts）须给出与规则相同结构的对象")

@@ -52,7 +52,9 @@ def _type(schema: dict, components: dict) -> str:
     if "$ref" in schema:
         return f"对象 `{schema['$ref'].rsplit('/', 1)[-1]}`"
     if "anyOf" in schema:
-        parts = [_type(s, components) for s in schema["anyOf"] if s.get("type") != "null"]
+        # bounds documented beside an optional field's branches apply to its value
+        bounds = {k: schema[k] for k in ("minimum", "maximum", "minLength", "maxLength", "pattern") if k in schema}
+        parts = [_type({**s, **bounds}, components) for s in schema["anyOf"] if s.get("type") != "null"]
         nullable = any(s.get("type") == "null" for s in schema["anyOf"])
         return " 或 ".join(parts) + ("，可为 null" if nullable else "")
     if "enum" in schema:

@@ -338,6 +338,28 @@ def test_dates_are_refused_alike_everywhere(api: Api, value, words):
     assert page.status_code == 422 and "判定日期" in page.text
 
 
+def test_a_request_wrong_around_its_profile_lists_the_profile_s_problems_too(api: Api):
+    """An eligibility request with a bad date, an unknown key and a wrong profile: one answer
+    lists all of them (it once listed the three around the profile and none inside it)."""
+    from api.schemas import EXAMPLE_PROFILE
+
+    profile = {**EXAMPLE_PROFILE, "uscc": "91512000MA00000000", "employees_avg": -5}
+    body = assert_error(api.c.post("/v1/eligibility", json={"profile": profile, "as_of": "2026/01/01",
+                                                              "nope": 1}), 422)
+    paths = {e["path"] for e in body["errors"]}
+    assert {"as_of", "nope", "profile.uscc", "profile.employees_avg"} <= paths, body
+    assert body["detail"] == f"提交的数据有误，共 {len(body['errors'])} 处问题"
+
+
+def test_a_window_s_problems_are_listed_at_once(api: Api):
+    """A bad id, dates in the wrong order, a bad number of working days and an unknown amount
+    key: one answer (it once said the id and the working days, then the rest one by one)."""
+    body = assert_error(api.c.post("/v1/windows", headers=api.staff, json={
+        "id": "bad id!", "opens_on": "2026-12-05", "closes_on": "2026-12-01", "correction_workdays": 0,
+        "amounts": {"nope": 1}}), 422)
+    assert {"id", "closes_on", "correction_workdays", "amounts.nope"} <= {e["path"] for e in body["errors"]}, body
+
+
 def test_integers_beyond_64_bits_are_refused_alike_everywhere(api: Api):
     """Issue 9 item 9: 2^64 once gave 200 on one endpoint and 500 on another."""
     huge = 2 ** 64
@@ -348,7 +370,7 @@ def test_integers_beyond_64_bits_are_refused_alike_everywhere(api: Api):
         (api.c.post("/v1/tax/self-assessment", json={"profile": EXAMPLE_PROFILE, "tax_year": huge}),
          "tax_year", "不能大于 2100"),
         (api.c.post("/v1/windows", json={"id": "WX", "correction_workdays": huge}, headers=api.staff),
-         "correction_workdays", "不能大于 60"),
+         "correction_workdays", "应为 1 至 60 之间的工作日数"),
         (api.c.get("/v1/windows/W1/applications", params={"offset": huge}, headers=api.staff),
          "offset", "不能大于 2147483647"),
         (api.c.get(f"/v1/applications/A1/materials/{huge}", headers=api.staff), "material_pk", "不能大于 2147483647"),
