@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from engine import Evaluator
-from engine.vocabulary import APPLICATION_STATE, STATUS
+from engine.vocabulary import APPLICATION_STATE, KIND, STATUS
 from store.notices import KINDS as NOTICE_KINDS
 from store.views import AwardView, Totals
 
@@ -231,8 +231,8 @@ class Health(BaseModel):
 class RuleSummary(BaseModel):
     id: str
     title: str
-    kind: str = Field(description="grant 资金支持 / tax 税收优惠")
-    unit: str = Field(description="判定单位：enterprise 企业 / certificate 注册证")
+    kind: str = Field(description="类别：" + " / ".join(f"{k} {v}" for k, v in KIND.items()))
+    unit: str = Field(description="判定单位：enterprise 企业 / certificate 注册证（逐证判定）/ case 违法行为（逐项办理）")
     in_force: dict[str, Optional[date]] = Field(description="有效期：from 起，to 止（null 为未定）")
     legal_basis: list[dict[str, Any]]
 

@@ -89,8 +89,11 @@ def _body(op: dict, components: dict) -> list[str]:
     if not body:
         return []
     media, content = next(iter(body["content"].items()))
-    ref = content["schema"].get("$ref", "")
-    model = components[ref.rsplit("/", 1)[-1]] if ref else content["schema"]
+    schema = content["schema"]
+    # an optional body (e.g. the close's reason) is a choice between the model and null
+    schema = next((s for s in schema.get("anyOf", []) if "$ref" in s), schema)
+    ref = schema.get("$ref", "")
+    model = components[ref.rsplit("/", 1)[-1]] if ref else schema
     required = set(model.get("required", []))
     out = [f"请求体（`{media}`）：", "", "| 字段 | 类型 | 必填 | 说明 |", "|---|---|---|---|"]
     for name, prop in model.get("properties", {}).items():
