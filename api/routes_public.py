@@ -1,7 +1,9 @@
 """Public endpoints: health, rules, eligibility, tax self-assessment, an enterprise's application."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from typing import Optional
+
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
@@ -111,11 +113,18 @@ async def tax_self_assessment(body: TaxSelfAssessmentRequest, request: Request):
             response_model=ApplicationDetail,
             description="企业凭申报编号和查询码查看本企业的申报：办理状态、资金支持判定（每项条件、缺少的信息和"
                         "材料、金额）、税收优惠自行判别结果、告知书和补正期限。查询码错误与编号不存在的回答完全相同"
-                        "（404）。网页 /application 用登录表单提交查询码，不把它放在网址里。",
+                        "（404）。查询码请放在请求头 X-Access-Code 中：网址会留在代理和网关的日志里（仍接受查询参数 "
+                        "access_code，以兼容早先的调用方）。网页 /application 用登录表单提交查询码。",
             responses=error_responses(404, 422))
-async def get_application(application_id: ApplicationId, request: Request,
-                          access_code: Text = Query(..., min_length=1, max_length=64, description="受理时发放的查询码")):
+async def get_application(
+        application_id: ApplicationId, request: Request,
+        x_access_code: Optional[Text] = Header(None, min_length=1, max_length=64, description="受理时发放的查询码"),
+        access_code: Optional[Text] = Query(None, min_length=1, max_length=64,
+                                            description="受理时发放的查询码（宜改用请求头 X-Access-Code）")):
     rt = _rt(request)
+    access_code = x_access_code or access_code
+    if not access_code:
+        raise ApiError(422, "缺少查询码", [("X-Access-Code", "请在请求头 X-Access-Code 中提供查询码")])
 
     def run() -> ApplicationDetail:
         if not applications.check_access_code(rt.db, application_id, access_code):

@@ -251,8 +251,12 @@ def test_the_case_process_and_every_refused_transition(api: Api):
                   headers=staff).status_code == 204
     # The enterprise reads its application without the objection (nor who raised it), nor who
     # at the park did each step; staff see them.
-    own = c.get(f"/v1/applications/{ids['eligible']}", params={"access_code": subs["eligible"].access_code})
+    own = c.get(f"/v1/applications/{ids['eligible']}", headers={"X-Access-Code": subs["eligible"].access_code})
     assert own.status_code == 200 and "该企业不在园区" not in own.text, own.text
+    assert c.get(f"/v1/applications/{ids['eligible']}",       # the query parameter still works (older callers)
+                 params={"access_code": subs["eligible"].access_code}).json() == own.json()
+    assert assert_error(c.get(f"/v1/applications/{ids['eligible']}"), 422)["errors"][0]["path"] == "X-Access-Code"
+    assert_error(c.get(f"/v1/applications/{ids['eligible']}", headers={"X-Access-Code": "WRONGCODE2345"}), 404)
     assert own.json()["objections"] == [] and own.json()["events"]
     assert all(e["actor"] == "" and e["details"] is None for e in own.json()["events"])
     assert [o["text"] for o in c.get(f"/v1/applications/{ids['eligible']}/detail", headers=staff).json()["objections"]
