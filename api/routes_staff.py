@@ -298,7 +298,8 @@ async def review(application_id: ApplicationId, body: ReviewRequest, request: Re
 
 @router.post("/v1/applications/{application_id}/materials", status_code=204, summary="上传材料（工作人员）",
              description="为申报添加一份材料文件（例如纸质材料的扫描件）：按文件内容判断类型（PDF、JPEG、PNG），"
-                         "按 SHA-256 存储，待审核。申报已办结时返回 409。",
+                         "按 SHA-256 存储，待审核。同一文件重复提交（如超时后重试）而前一份尚待审核的，不再登记。"
+                         "申报已办结时返回 409。",
              responses={**AUTH, **error_responses(404, 409, 413, 422)})
 async def upload_material(application_id: ApplicationId, request: Request, file: UploadFile = File(...),
                           benefit_id: Text = Form(..., max_length=64), material_id: Text = Form(..., max_length=64),
@@ -333,7 +334,8 @@ async def material_file(application_id: ApplicationId, material_pk: RowId, reque
 
 
 @router.post("/v1/applications/{application_id}/objections", status_code=204, summary="登记公示期异议",
-             description="公示期内登记对一份申报的异议；不在公示期时返回 409，写明当前状态。",
+             description="公示期内登记对一份申报的异议；同一异议重复提交（如超时后重试）而尚未处理的，不再登记。"
+                         "不在公示期时返回 409，写明当前状态。",
              responses={**AUTH, **error_responses(404, 409, 422)})
 async def objection(application_id: ApplicationId, body: Objection, request: Request, who: Staff = Depends(require_staff)):
     await _call(cases.raise_objection, _db(request), application_id, body.text, actor=who.actor)

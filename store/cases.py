@@ -722,8 +722,14 @@ def upload_material(db: Database, application_id: str, benefit_id: str, material
             raise ValidationFailed([RowProblem(
                 "请选择该材料所属的注册证" if subject_id is None else "该申报没有申请这个注册证的这项资金支持",
                 path="subject_id")])
+        digest = files.put(data)
+        if s.scalar(select(Material.id).where(      # the same file again, still to review: a retried upload
+                Material.application_id == application_id, Material.benefit_id == benefit_id,
+                Material.subject_id == subject_id, Material.material_id == material_id,
+                Material.sha256 == digest, Material.state == "pending").limit(1)) is not None:
+            return
         s.add(Material(application_id=application_id, material_id=material_id, benefit_id=benefit_id,
-                       subject_id=subject_id, filename=filename[:200], sha256=files.put(data), size=len(data),
+                       subject_id=subject_id, filename=filename[:200], sha256=digest, size=len(data),
                        content_type=media, uploaded_at=utcnow(), uploaded_by=actor, state="pending"))
         _move(s, L.app, None, actor, "material.upload",
               {"material_id": material_id, "subject_id": subject_id, "filename": filename[:100]})
@@ -832,6 +838,10 @@ def raise_objection(db: Database, application_id: str, text: str, *, actor: str)
         L = _load(s, db, application_id, lock=True)
         if L.window.state != "publicity":
             raise Conflict(f"申报批次当前为“{W.view(L.window).state_text}”，只有公示期内才能登记异议")
+        if s.scalar(select(Objection.id).where(     # the same objection, still open: a retried request
+                Objection.application_id == application_id, Objection.text == text,
+                Objection.resolved_at.is_(None)).limit(1)) is not None:
+            return
         s.add(Objection(window_id=L.window.id, application_id=application_id, text=text, raised_by=actor,
                         raised_at=utcnow()))
         _move(s, L.app, None, actor, "objection", {"text": text[:200]})
