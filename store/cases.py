@@ -90,6 +90,7 @@ class ApplicationDetail(BaseModel):
     profile: dict
     ruleset_version: Optional[str] = None
     evaluation_error: Optional[str] = None
+    stale: bool = Field(False, description="结果是按此前提交的内容判定的：重新提交的内容尚待判定")
     grants: list[GrantView] = Field(default_factory=list)
     tax: list[TaxItem] = Field(default_factory=list, description="税收优惠：企业自行判别，不是园区的决定")
     tax_conflicts: list[TaxConflict] = Field(default_factory=list, description="只能选择其一的税收优惠")
@@ -274,6 +275,7 @@ def _detail(s: Session, L: Loaded, today: date, until: datetime | None = None) -
         claims=app.claims, profile=L.profile,
         ruleset_version=L.evaluation.ruleset_version if L.evaluation else None,
         evaluation_error=L.evaluation.error if L.evaluation else None,
+        stale=L.evaluation is not None and L.evaluation.profile_hash != app.snapshot_hash,
         grants=grants, tax=tax, tax_conflicts=conflicts,
         notices=[NoticeRef(kind=n.kind, title=KINDS[n.kind].title, number=n.number, issued_on=n.issued_on)
                  for n in notices],

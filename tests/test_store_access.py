@@ -16,7 +16,7 @@ from store.errors import NotFound, ValidationFailed
 from store.models import WebSession, utcnow
 from store.notices import assign_number
 from store_fixtures import (  # noqa: F401  (fixtures)
-    IN_H1, db, grant_profile, open_h1, store_url, submit_all,
+    IN_H1, db, evaluate, grant_profile, open_h1, store_url, submit_all,
 )
 
 
@@ -34,6 +34,23 @@ def test_an_access_code_opens_its_application_only_until_replaced(db):
     assert again.application_id == first.application_id and again.access_code != first.access_code
     assert not A.check_access_code(db, first.application_id, first.access_code)
     assert A.check_access_code(db, first.application_id, again.access_code)
+
+
+def test_a_judged_application_submitted_again_says_its_results_are_of_the_earlier_one(db):
+    """Submitted again after judging, with other facts: its page says the results shown were
+    judged on what it submitted before (it once showed them as if current), until judged again."""
+    from store import cases
+
+    open_h1(db)
+    (first,) = submit_all(db, "2026-H1", [grant_profile(1)])
+    evaluate(db, "2026-H1")
+    assert not cases.detail(db, first.application_id).stale
+    A.submit_application(db, "2026-H1", grant_profile(1, in_park=False), today=IN_H1)
+    d = cases.detail(db, first.application_id)
+    assert d.stale and d.state == "received"
+    evaluate(db, "2026-H1")
+    d = cases.detail(db, first.application_id)
+    assert not d.stale and d.grants[0].final_status == "ineligible"
 
 
 def test_tokens_are_listed_and_revoked_and_end_their_sessions(db):
