@@ -101,7 +101,9 @@ async def get_window(window_id: WindowId, request: Request, who: Staff = Depends
 @router.post("/v1/windows/{window_id}/applications", status_code=201, summary="受理一份申报",
              response_model=Submitted,
              description="受理期内受理一家企业的申报，返回申报编号和查询码（只返回这一次）。受理期外返回 409，"
-                         "写明受理期。同一企业在受理期内、一次性告知前再次提交，会更新申报（已判定的回到待判定，批次须重新批量判定后才能公示）并发放新的查询码，此前的查询码作废；超时后重试同样如此，请保存最后一次返回的查询码。",
+                         "写明受理期。同一企业在受理期内、一次性告知前再次提交，会更新申报（已判定的回到待判定，"
+                         "批次须重新批量判定后才能公示）并发放新的查询码，此前的查询码作废；超时后重试同样如此，"
+                         "请保存最后一次返回的查询码。",
              responses={**AUTH, **error_responses(404, 409, 422)})
 async def submit_application(window_id: WindowId, body: ApplicationCreate, request: Request,
                              who: Staff = Depends(require_staff)):
