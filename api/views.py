@@ -14,7 +14,6 @@ from engine import vocabulary as vocab
 from engine.vocabulary import cn_time
 from engine.profile import ProfileError, parse_profile
 from store import rulesets
-from store.exports import CHANNEL_NAMES
 from store.files import size_text
 from store.jobs import KIND_TEXT, STATE_TEXT as JOB_STATE
 from store.notices import KINDS as NOTICE_KINDS
@@ -28,7 +27,7 @@ templates.env.globals.update(
     WINDOW_STATE=vocab.WINDOW_STATE, APPLICATION_STATE=vocab.APPLICATION_STATE, ROLE=vocab.ROLE,
     PROVISIONAL_AMOUNT=vocab.PROVISIONAL_AMOUNT, PROVISIONAL_CRITERION=vocab.PROVISIONAL_CRITERION,
     JOB_STATE=JOB_STATE, JOB_KIND=KIND_TEXT, NOTICE_KINDS=NOTICE_KINDS,
-    money=vocab.money, cn_date=vocab.cn_date, ruleset_text=vocab.ruleset_text, percent=vocab.percent, cn_time=cn_time, CHANNEL=CHANNEL_NAMES,
+    money=vocab.money, cn_date=vocab.cn_date, ruleset_text=vocab.ruleset_text, percent=vocab.percent, cn_time=cn_time, CHANNEL=vocab.CHANNEL,
     size_text=size_text,
 )
 

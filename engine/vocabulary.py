@@ -37,6 +37,8 @@ WINDOW_STATE = {
     "publicity": "公示中",
     "closed": "已关闭",
 }
+CHANNEL = {"web": "网上申报", "import": "批量导入", "api": "接口"}     # how an application came in
+
 APPLICATION_STATE = {
     "received": "已受理",
     "judged": "已判定",

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from engine.profile import shanghai_today
-from engine.vocabulary import cn_date, ruleset_text
+from engine.vocabulary import CHANNEL, cn_date, ruleset_text
 from store import audit, profiles, rulesets
 from store import windows as W
 from store.applications import chunks, move
@@ -169,6 +169,22 @@ def totals_of(awards: list[AwardView]) -> Totals:
                   by_class=by_class, by_origin=by_origin, by_benefit=by_benefit)
 
 
+def _worded(awards: list[AwardView], db: Database, version: str | None) -> list[AwardView]:
+    """The class, origin and channel of each award in words, as the rules that judged it
+    (`version`) say them."""
+    fields = rulesets.book_for(db, version).fields
+
+    def words(name: str) -> dict:
+        spec = fields.field_at(f"device_registrations[0].{name}")
+        return dict(spec.values) if spec else {}
+    classes, origins = words("device_class"), words("origin")
+    for a in awards:
+        a.device_class_text = classes.get(a.device_class, "") if a.device_class else ""
+        a.origin_text = origins.get(a.origin, "") if a.origin else ""
+        a.channel_text = CHANNEL.get(a.channel or "", "")
+    return awards
+
+
 def _titles(db: Database, w: Window) -> dict[str, str]:
     """Benefit titles as the rules that judged the window name them (not as today's rules do)."""
     return {b.id: b.spec.title for b in rulesets.book_for(db, w.ruleset_version).benefits.values()}
@@ -265,11 +281,12 @@ def list_awards(db: Database, window_id: str) -> AwardList:
                                 amount_provisional=a.amount_provisional, device_class=a.device_class,
                                 origin=a.origin, channel=channel, amount_reviewed=by_review(a))
                       for a, name, channel in rows]
-            return AwardList(window=W.view(w), final=True, awards=awards, totals=totals_of(awards))
+            return AwardList(window=W.view(w), final=True, awards=_worded(awards, db, w.ruleset_version),
+                             totals=totals_of(awards))
         if w.evaluated_at is None:
             raise Conflict(f"申报批次 {window_id} 尚未判定，请先执行批量判定")
         cands, refused = proposed(s, window_id)
-        awards = [_view(c, titles) for c in cands]
+        awards = _worded([_view(c, titles) for c in cands], db, w.ruleset_version)
         return AwardList(window=W.view(w), final=False, awards=awards, already_awarded=refused,
                          totals=totals_of(awards))
 
@@ -497,7 +514,7 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
     reason = (reason or "").strip() or None
     with db.session() as s:
         w = W.get(s, window_id, lock=True)
-        titles = _titles(db, w)
+        titles, version = _titles(db, w), w.ruleset_version
         _closable(s, w)
         early = w.state != "publicity" or w.publicity_until is None or today <= w.publicity_until
         if early and not reason:
@@ -554,7 +571,7 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
         audit.record(s, actor, "window.close", window_id,
                      {"awards": len(awards), "already_awarded": len(already), "refused": len(refused),
                       "amount_cny": totals.amount_cny, "early_reason": reason})
-    return CloseResult(window_id, awards, already, refused, partly, totals)
+    return CloseResult(window_id, _worded(awards, db, version), already, refused, partly, totals)
 
 
 def proactive(db: Database, window_id: str) -> list[dict]:

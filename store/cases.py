@@ -66,6 +66,7 @@ class CorrectionAsk(BaseModel):
     """What a 补正 asks for: every missing fact (profile path), every missing material and
     every material whose file was rejected (to be uploaded again), per subject."""
     facts: list[str]
+    fact_labels: list[str] = Field(default_factory=list, description="facts 各项的名称，与 facts 一一对应")
     # {benefit_id, subject_id, material_id, name, deferrable, rejected, reason}
     materials: list[dict]
     due: Optional[date]
@@ -342,7 +343,8 @@ def _ask(L: Loaded, grants: list[GrantView], commits: list[Commitment], mats: li
                                   "name": m.name, "deferrable": m.id in deferrable and m.id not in promised,
                                   "rejected": rejected, "reason": last.reason if rejected else None})
     due = L.app.correction_due
-    return CorrectionAsk(facts=list(facts), materials=materials, due=due,
+    labels = [L.ev.registry.label(p, L.profile) for p in facts] if L.ev else list(facts)
+    return CorrectionAsk(facts=list(facts), fact_labels=labels, materials=materials, due=due,
                          open=L.app.state == "correction" and due is not None and today <= due)
 
 

@@ -21,7 +21,7 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 from sqlalchemy import select
 
-from engine.vocabulary import STATUS
+from engine.vocabulary import CHANNEL, STATUS
 from store import rulesets
 from store import windows as W
 from store.awards import AwardList, grant_decisions, list_awards
@@ -38,7 +38,6 @@ def _amount_kind(a) -> str:
     return REVIEWED if a.amount_reviewed else PROVISIONAL if a.amount_provisional else "正式金额"
 
 
-CHANNEL_NAMES = {"web": "网上申报", "import": "批量导入", "api": "接口"}
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
 
 AWARD_HEADERS = ["序号", "统一社会信用代码", "企业名称", "申报编号", "政策", "注册证编号", "管理类别", "来源",
@@ -89,7 +88,7 @@ def _award_table(al: AwardList, db: Database) -> tuple[str, list[list], list[lis
     classes, origins = _labels(book, "device_class"), _labels(book, "origin")
     rows = [[i, a.uscc, a.enterprise_name, a.application_id, a.title, a.subject_id if a.subject_id != a.uscc else "",
              classes.get(a.device_class, "未知"), origins.get(a.origin, "未知"), money(a.amount_cny),
-             _amount_kind(a), CHANNEL_NAMES.get(a.channel or "", a.channel or "")]
+             _amount_kind(a), CHANNEL.get(a.channel or "", a.channel or "")]
             for i, a in enumerate(al.awards, start=1)]
     t = al.totals
     totals = [["合计", t.count, money(t.amount_cny),

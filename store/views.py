@@ -161,6 +161,9 @@ class AwardView(_View):
     origin: Optional[str] = None
     channel: Optional[str] = None
     amount_reviewed: bool = False       # stated by 复核 (the rules gave no amount)
+    device_class_text: str = Field("", description="管理类别（文字）")
+    origin_text: str = Field("", description="来源（文字）")
+    channel_text: str = Field("", description="申报渠道（文字）")
 
 
 class Totals(_View):

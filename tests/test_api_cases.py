@@ -195,6 +195,9 @@ def test_the_case_process_and_every_refused_transition(api: Api):
     assert c.post("/v1/windows/W2/one-time-notices", headers=staff).json() == {"issued": 2}
     missing = c.get(f"/v1/applications/{ids['missing']}/detail", headers=staff).json()
     assert missing["state"] == "correction" and missing["correction"]["facts"]
+    # each asked fact named in words beside its path, as the page shows it
+    assert len(missing["correction"]["fact_labels"]) == len(missing["correction"]["facts"])
+    assert all("[" not in x and "." not in x for x in missing["correction"]["fact_labels"]), missing["correction"]
     # A stale revision loses; the current state is named.
     cert = people["eligible"]["device_registrations"][0]["certificate_no"]
     rev = c.get(f"/v1/applications/{ids['eligible']}/detail", headers=staff).json()["revision"]
@@ -296,6 +299,8 @@ def test_the_case_process_and_every_refused_transition(api: Api):
     closed = c.post("/v1/windows/W2/close", json=early, headers=admin)
     assert closed.status_code == 200, closed.text
     assert [a["application_id"] for a in closed.json()["awards"]] == [ids["eligible"]]
+    (paid,) = closed.json()["awards"]                     # class, origin and channel in words too
+    assert (paid["device_class_text"], paid["channel_text"]) == ("第二类", "接口") and paid["origin_text"], paid
     assert closed.json()["non_support_notices"] == 2 and closed.json()["totals"]["amount_cny"] == 300000
 
     assert "已关闭" in conflict(c.post("/v1/windows/W2/close", json={"reason": "再次"}, headers=admin))
