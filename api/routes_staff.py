@@ -3,7 +3,7 @@ threadpool; long work is submitted as a background job (202 with the job's id)."
 from __future__ import annotations
 
 import unicodedata
-from typing import Optional
+from typing import Literal, Optional
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
@@ -162,7 +162,7 @@ async def list_applications(window_id: WindowId, request: Request,
                             q: Optional[Text] = Query(None, max_length=60, description="企业名称、信用代码或申报编号"),
                             state: Optional[ApplicationState] = Query(None, description="办理状态"),
                             status: Optional[Status] = Query(None, description="资金支持判定结论"),
-                            device_class: Optional[Text] = Query(None, max_length=4, description="管理类别：I、II、III"),
+                            device_class: Optional[Literal["I", "II", "III"]] = Query(None, description="管理类别：I、II、III"),
                             correction_pending: Optional[bool] = Query(None, description="只看待补正的"),
                             reviewed: Optional[bool] = Query(None, description="是否已复核"),
                             limit: int = Query(50, ge=1, le=500, description="每页条数"), offset: Offset = 0,

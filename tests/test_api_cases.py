@@ -299,6 +299,8 @@ def test_the_case_process_and_every_refused_transition(api: Api):
     closed = c.post("/v1/windows/W2/close", json=early, headers=admin)
     assert closed.status_code == 200, closed.text
     assert [a["application_id"] for a in closed.json()["awards"]] == [ids["eligible"]]
+    body = assert_error(c.get("/v1/windows/W2/applications", params={"device_class": "IV"}, headers=staff), 422)
+    assert body["errors"][0]["path"] == "device_class" and "III" in body["errors"][0]["message"]
     (paid,) = closed.json()["awards"]                     # class, origin and channel in words too
     assert (paid["device_class_text"], paid["channel_text"]) == ("第二类", "接口") and paid["origin_text"], paid
     assert closed.json()["non_support_notices"] == 2 and closed.json()["totals"]["amount_cny"] == 300000
