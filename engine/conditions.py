@@ -4,6 +4,7 @@ interpreter) walk this tree.
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Iterator, Literal, Union
@@ -185,7 +186,9 @@ class _Parser:
         else:
             fdef = self.registry.facts.get(path) if isinstance(path, str) else None
             if fdef is None:
-                self.err(loc + (ref_key,), f"未知的事实路径 `{path}`（见 docs/profile.md 的字段表）")
+                near = difflib.get_close_matches(str(path), list(self.registry.facts), n=1, cutoff=0.75)
+                hint = f"，是否指 `{near[0]}`？" if near else "（见 docs/profile.md 的字段表）"
+                self.err(loc + (ref_key,), f"未知的事实路径 `{path}`{hint}")
             elif fdef.scope not in ("enterprise", self.unit):
                 item = self.registry.list_of(fdef.scope).item_label
                 self.err(loc + (ref_key,), f"`{path}` 只能用于按{item}逐项判定（unit: {fdef.scope}）的事项")

@@ -3,6 +3,8 @@ as `file:line: message`; if there is any, nothing is loaded (RuleLoadError).
 """
 from __future__ import annotations
 
+import difflib
+import functools
 import hashlib
 import os
 import re
@@ -204,6 +206,17 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
+@functools.cache
+def _rule_keys() -> list[str]:
+    """Every key a rule file may hold (fields and aliases of the rule schema's models)."""
+    import engine.ruleschema as rs
+    keys = set()
+    for m in vars(rs).values():
+        if isinstance(m, type) and issubclass(m, rs.BaseModel) and m is not rs.BaseModel:
+            keys |= {f.alias or name for name, f in m.model_fields.items()}
+    return sorted(keys)
+
+
 def _pydantic_problems(exc: ValidationError, doc: SourceDoc, name: str) -> list[RuleProblem]:
     out = []
     for e in exc.errors():
@@ -212,6 +225,9 @@ def _pydantic_problems(exc: ValidationError, doc: SourceDoc, name: str) -> list[
         clean = tuple(x for x in loc if not (isinstance(x, str) and ("[" in x or x in ("float", "int", "bool", "str", "Lookup", "NumberRef", "list[AmountSpec]", "AmountSpec"))))
         where = ".".join(str(x) for x in clean) or "(文件)"
         msg = pydantic_message(e)
+        if e["type"] == "extra_forbidden" and clean and isinstance(clean[-1], str):
+            near = difflib.get_close_matches(clean[-1], _rule_keys(), n=1, cutoff=0.7)
+            msg = f"未知的键 `{clean[-1]}`（拼写错误？" + (f"是否指 `{near[0]}`）" if near else "见 docs/rules.md）")
         out.append(RuleProblem(name, doc.line_of(clean), f"{where}: {msg}"))
     return out
 

@@ -27,6 +27,15 @@ def num_text(x: Any) -> str:
     return str(int(x)) if isinstance(x, float) and x.is_integer() else str(x)
 
 
+# the formats the rule files' patterns ask for, as an editor reads them
+PATTERN_WORDS = {
+    r"^\d{2}-\d{2}$": "应为“月-日”两位数字，例如 03-01",
+    r"^[a-z][a-z0-9_]*$": "应为小写字母开头，只含小写字母、数字和下划线，例如 in_park",
+    r"^[a-z][a-z0-9_-]*$": "应为小写字母开头，只含小写字母、数字、下划线和连字符，例如 caishui-2023-12",
+    r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$": "应为小写字母开头、以连字符分词，例如 small-low-profit-cit",
+}
+
+
 def pydantic_message(err: dict) -> str:
     """A Chinese message for one pydantic validation error (profiles, requests, rule files)."""
     t = err["type"]
@@ -98,7 +107,8 @@ def pydantic_message(err: dict) -> str:
     if t == "value_error" and ctx.get("error"):
         return str(ctx["error"])
     if t == "string_pattern_mismatch":
-        return f"格式不正确：{json.dumps(value, ensure_ascii=False, default=str)}"
+        shown = json.dumps(value, ensure_ascii=False, default=str)
+        return f"格式不正确：{shown}，{PATTERN_WORDS.get(ctx.get('pattern', ''), '请对照说明中的格式')}"
     unit = "个字符" if isinstance(value, str) else "项"      # a bound on an optional text reads too_long
     if t == "too_short":
         return "不能为空" if ctx.get("min_length") in (None, 1) else f"至少需要 {ctx.get('min_length')} {unit}"

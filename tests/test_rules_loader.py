@@ -140,6 +140,23 @@ def test_validate_reads_the_index_and_the_notice_settings_beside_the_rules(tmp_p
     assert "notice-settings.yaml" in proc.stderr and "contact_phon" in proc.stderr, proc.stderr
 
 
+def test_a_misspelt_key_or_fact_and_a_wrong_date_format_say_what_was_meant(tmp_path):
+    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    grant = tmp_path / "rules" / "benefits" / "device-registration-grant.yaml"
+    text = grant.read_text(encoding="utf-8")
+    grant.write_text(text.replace("    basis: [{ref: plan", "    basic: [{ref: plan", 1)
+                     .replace("when: {fact: in_park, eq: true}", "when: {fact: in_prk, eq: true}"), encoding="utf-8")
+    windows = tmp_path / "rules" / "windows.yaml"
+    windows.write_text(windows.read_text(encoding="utf-8").replace('opens_on: "03-01"', 'opens_on: "3月1日"', 1),
+                       encoding="utf-8")
+    with pytest.raises(RuleLoadError) as exc:
+        load_rulebook(tmp_path / "rules")
+    said = "\n".join(str(p) for p in exc.value.problems)
+    assert "未知的键 `basic`（拼写错误？是否指 `basis`）" in said, said
+    assert "未知的事实路径 `in_prk`，是否指 `in_park`？" in said, said
+    assert "windows.yaml:" in said and "应为“月-日”两位数字，例如 03-01" in said, said
+
+
 def test_yaml_syntax_error_names_the_line(tmp_path):
     root = make_rules(tmp_path, BROKEN.replace("kind: tax", "kind: [tax"))
     with pytest.raises(RuleLoadError) as exc:
