@@ -1,9 +1,11 @@
 """Public endpoints: health, rules, eligibility, tax self-assessment, an enterprise's application."""
 from __future__ import annotations
 
-from typing import Optional
+import json
+from typing import Literal, Optional
+from urllib.parse import quote
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Form, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
@@ -11,8 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import ApiError
 from api.limits import JsonRoute
 from api.runtime import Runtime
-from api.schemas import (ApplicationId, EligibilityRequest, RuleId, Health, RuleSummary, TaxSelfAssessmentRequest, Text,
-                         error_responses)
+from api.schemas import (APPLICATION_NOTICES, REVISION_TEXT, ApplicationId, EligibilityRequest, Health, NoticeKindId, Revision, RuleId,
+                         RuleSummary, TaxSelfAssessmentRequest, Text, error_responses, file_response)
 from engine.profile import parse_profile, shanghai_today
 from engine.results import EligibilityResponse, TaxSelfAssessment
 from engine.ruleschema import BenefitFile
@@ -122,12 +124,83 @@ async def get_application(
         access_code: Optional[Text] = Query(None, min_length=1, max_length=64,
                                             description="受理时发放的查询码（宜改用请求头 X-Access-Code）")):
     rt = _rt(request)
-    access_code = x_access_code or access_code
+    app_id = await _own(rt, application_id, x_access_code or access_code)
+    return await run_in_threadpool(lambda: cases.detail(rt.db, app_id).for_enterprise())
+
+
+AccessCode = Header(description="受理时发放的查询码", min_length=1, max_length=64)
+
+
+async def _own(rt: Runtime, application_id: str, access_code: Optional[str]) -> str:
+    """The application the access code opens (its id as stored); 404 alike for an unknown id
+    and a wrong code."""
     if not access_code:
         raise ApiError(422, "缺少查询码", [("X-Access-Code", "请在请求头 X-Access-Code 中提供查询码")])
+    if not await run_in_threadpool(applications.check_access_code, rt.db, application_id, access_code):
+        raise ApiError(404, "未找到该申报，或查询码不正确")
+    return application_id.strip().upper()
 
-    def run() -> ApplicationDetail:
-        if not applications.check_access_code(rt.db, application_id, access_code):
-            raise ApiError(404, "未找到该申报，或查询码不正确")
-        return cases.detail(rt.db, application_id.strip().upper()).for_enterprise()
-    return await run_in_threadpool(run)
+
+def _json_field(raw: str, name: str, kind: type):
+    try:
+        value = json.loads(raw or ("{}" if kind is dict else "[]"))
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, kind):
+        raise ApiError(422, "提交的数据有误", [(name, "应为 JSON " + ("对象" if kind is dict else "数组"))])
+    return value
+
+
+@router.post("/v1/applications/{application_id}/correction", summary="提交补正", tags=["企业"],
+             response_model=ApplicationDetail,
+             description="企业凭查询码提交一次性告知书所要求的补正（与网页 /application 的补正表单相同）：一次提交、"
+                         "提交后立即重新判定，返回判定后的申报。multipart/form-data：`facts` 为 JSON 对象（画像路径 → "
+                         "取值，路径和取值见 correction.facts 与 docs/profile.md，如 "
+                         "`{\"device_registrations[0].origin\": \"self_developed\", \"violations\": []}`）；"
+                         "每份材料一个文件部分，字段名为 `file:事项编号|注册证编号|材料编号`（按企业的材料注册证编号为空，"
+                         "见 correction.materials）；`promises` 为 JSON 数组，每项 `{benefit_id, subject_id, "
+                         "material_id, signer}`，对可容缺的材料签署告知承诺；`complete` 为 true（默认）时，所要求的"
+                         "每项信息和材料都须提供或承诺，缺哪项就列出哪项（422），确实无法提供的以 false 提交。"
+                         "有任何问题时一次列出全部（422），什么也不保存；不在补正期内返回 409。",
+             responses=error_responses(404, 409, 413, 422))
+async def submit_correction(
+        application_id: ApplicationId, request: Request, x_access_code: Optional[Text] = AccessCode,
+        facts: Text = Form("{}", description="JSON 对象：画像路径 → 取值"),
+        promises: Text = Form("[]", description="JSON 数组：容缺承诺 {benefit_id, subject_id, material_id, signer}"),
+        complete: bool = Form(True, description="所要求的每项都须提供或承诺；false：其余的无法提供"),
+        revision: Optional[Revision] = Form(None, description=REVISION_TEXT)):
+    rt = _rt(request)
+    app_id = await _own(rt, application_id, x_access_code)
+    facts_in, promised = _json_field(facts, "facts", dict), _json_field(promises, "promises", list)
+    form = await request.form(max_files=50, max_fields=60)
+    uploads = [(*key[5:].split("|"), f.filename or "file", await f.read()) for key, f in form.multi_items()
+               if key.startswith("file:") and not isinstance(f, str) and len(key[5:].split("|")) == 3]
+    wrong = [p for p in promised if not isinstance(p, dict) or not str(p.get("signer") or "").strip()]
+    if wrong:
+        raise ApiError(422, "提交的数据有误", [("promises", "每项应为 {benefit_id, subject_id, material_id, signer}，"
+                                                         "signer 为承诺人姓名")])
+    signed = {(str(p.get("benefit_id", "")), str(p.get("subject_id", "")), str(p.get("material_id", ""))):
+              str(p["signer"]) for p in promised}
+    return await run_in_threadpool(lambda: cases.submit_correction(
+        rt.db, app_id, facts_in, uploads, actor=f"企业（申报 {app_id}，接口）", revision=revision,
+        promises=signed, complete=complete).for_enterprise())
+
+
+@router.get("/v1/applications/{application_id}/notices/{kind}", summary="下载本企业的告知书", tags=["企业"],
+            response_class=Response,
+            description="企业凭查询码下载本申报的告知书（一次性告知书、兑现通知书、不予支持告知书、税收优惠自行判别"
+                        "结果；有哪些见申报的 notices 和办理状态）。正式文书第一次下载时编号出具。"
+                        "该申报没有这份告知书时返回 409，写明原因。",
+            responses={**file_response("application/pdf", "text/html", description="告知书"),
+                       **error_responses(404, 409, 422)})
+async def application_notice(application_id: ApplicationId, request: Request,
+                             kind: NoticeKindId = Path(description="告知书类型：" + "，".join(
+                                 f"{k} {v.title}" for k, v in APPLICATION_NOTICES.items())),
+                             x_access_code: Optional[Text] = AccessCode,
+                             format: Literal["pdf", "html"] = Query("pdf", description="pdf 或 html")):
+    rt = _rt(request)
+    app_id = await _own(rt, application_id, x_access_code)
+    doc = await run_in_threadpool(request.app.state.notices.render, app_id, kind, format)
+    media = "application/pdf" if format == "pdf" else "text/html; charset=utf-8"
+    return Response(doc.data, media_type=media,
+                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(doc.filename)}"})

@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 import orjson
@@ -785,6 +786,45 @@ def test_a_list_fact_is_answered_in_the_correction_row_by_row_or_as_none(api: Ap
         stated = c.get(f"/v1/applications/{sub.application_id}/detail", headers=staff).json()["profile"]["violations"]
         assert stated == ([] if answer == "none" else [
             {"kind": "market_minor", "decided_on": "2024-06-01", "authority": "market", "description": "标签不规范"}])
+
+
+def test_a_portal_submits_the_correction_and_downloads_the_notices_through_the_api(api: Api):
+    """一网通办: the enterprise's side of the 补正 through the API with its access code — one
+    submission, every problem at once, nothing stored until complete; then its notice."""
+    c, staff = api.c, api.staff
+    c.post("/v1/windows", headers=staff, json={
+        "id": "W12", "opens_on": days(-30).isoformat(), "closes_on": days(-2).isoformat(),
+        "coverage_from": "2025-01-01", "coverage_to": days(-2).isoformat()})
+    sub = applications.submit_application(api.db, "W12", profile(120, certificate={"origin": None}, violations=None),
+                                          channel="api", actor="测试", today=days(-3))
+    wait_job(api, c.post("/v1/windows/W12/evaluate", headers=staff))
+    assert c.post("/v1/windows/W12/one-time-notices", headers=staff).json() == {"issued": 1}
+    own = {"X-Access-Code": sub.access_code}
+    url = f"/v1/applications/{sub.application_id}"
+    asked = c.get(url, headers=own).json()["correction"]
+    origin = next(f for f in asked["facts"] if f.endswith(".origin"))
+    assert "violations" in asked["facts"] and asked["materials"]
+    assert_error(c.post(url + "/correction", data={"facts": "{}"}, headers={"X-Access-Code": "WRONGCODE2345"}), 404)
+    # one fact given, the rest left out: every one left out is said, nothing stored
+    body = assert_error(c.post(url + "/correction", data={"facts": json.dumps({origin: "self_developed"})},
+                               headers=own), 422)
+    assert {(e["path"], e["message"]) for e in body["errors"] if not e["path"].startswith("files.")} == {
+        ("violations", "尚未填写")}
+    assert any(e["message"] == "尚未上传" for e in body["errors"]), body
+    assert c.get(url, headers=own).json()["state"] == "correction"
+    assert_error(c.post(url + "/correction", data={"facts": "[1]"}, headers=own), 422)
+    pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    files = {f"file:{m['benefit_id']}|{m['subject_id']}|{m['material_id']}": (f"{m['material_id']}.pdf", pdf, "application/pdf")
+             for m in asked["materials"]}
+    done = c.post(url + "/correction", headers=own, files=files,
+                  data={"facts": json.dumps({origin: "self_developed", "violations": []})})
+    assert done.status_code == 200, done.text
+    assert done.json()["state"] == "corrected" and done.json()["objections"] == []
+    notice = c.get(url + "/notices/one_time", headers=own)
+    assert notice.status_code == 200 and notice.headers["content-type"] == "application/pdf"
+    assert "一次性告知书" in unquote(notice.headers["content-disposition"])
+    assert "尚未兑现" in assert_error(c.get(url + "/notices/award", headers=own), 409)["detail"]
+    assert_error(c.get(url + "/notices/selfcheck", headers=own), 422)
 
 
 def test_a_grant_made_eligible_by_review_reads_so_on_the_enterprise_page(api: Api):
