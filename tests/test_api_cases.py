@@ -41,7 +41,10 @@ from store_fixtures import STORES, cert_no, packer, profiles_csv, uscc_of
 pytestmark = pytest.mark.timeout(300)
 STATE_WORDS = (*WINDOW_STATE.values(), *APPLICATION_STATE.values(), *jobs.STATE_TEXT.values(), "受理期")
 PUBLIC = {("GET", "/healthz"), ("GET", "/v1/rules"), ("GET", "/v1/rules/{rule_id}"), ("POST", "/v1/eligibility"),
-          ("POST", "/v1/tax/self-assessment"), ("GET", "/v1/applications/{application_id}")}
+          ("POST", "/v1/tax/self-assessment"), ("GET", "/v1/applications/{application_id}"),
+          # the enterprise's own, opened by its access code (not a token)
+          ("POST", "/v1/applications/{application_id}/correction"),
+          ("GET", "/v1/applications/{application_id}/notices/{kind}")}
 ADMIN = {("GET", "/v1/windows/{window_id}/close"), ("POST", "/v1/windows/{window_id}/close"),
          ("POST", "/v1/windows/{window_id}/replay"), ("GET", "/v1/tokens"), ("POST", "/v1/tokens"),
          ("DELETE", "/v1/tokens/{token_id}")}
