@@ -223,7 +223,8 @@ def _pydantic_problems(exc: ValidationError, doc: SourceDoc, name: str) -> list[
         loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith(("function-", "tagged-union"))))
         # pydantic puts union branch names (e.g. `float`, `dict[str,any]`) into locs: drop them
         clean = tuple(x for x in loc if not (isinstance(x, str) and ("[" in x or x in ("float", "int", "bool", "str", "Lookup", "NumberRef", "list[AmountSpec]", "AmountSpec"))))
-        where = ".".join(str(x) for x in clean) or "(文件)"
+        # where in the file, as its editor counts: list items from 1 (criteria 第4项, not criteria.3)
+        where = " › ".join(f"第{x + 1}项" if isinstance(x, int) else str(x) for x in clean) or "(文件)"
         msg = pydantic_message(e)
         if e["type"] == "extra_forbidden" and clean and isinstance(clean[-1], str):
             near = difflib.get_close_matches(clean[-1], _rule_keys(), n=1, cutoff=0.7)
