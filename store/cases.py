@@ -92,6 +92,7 @@ class ApplicationDetail(BaseModel):
     ruleset_version: Optional[str] = None
     evaluation_error: Optional[str] = None
     stale: bool = Field(False, description="结果是按此前提交的内容判定的：重新提交的内容尚待判定")
+    judged_profile: Optional[dict] = Field(None, description="stale 时：结果所依据的（此前提交的）画像")
     grants: list[GrantView] = Field(default_factory=list)
     tax: list[TaxItem] = Field(default_factory=list, description="税收优惠：企业自行判别，不是园区的决定")
     tax_conflicts: list[TaxConflict] = Field(default_factory=list, description="只能选择其一的税收优惠")
@@ -122,6 +123,7 @@ class Loaded:
     evaluation: Optional[Evaluation]
     ev: Optional[Evaluator]
     results: list[BenefitResult]
+    judged: Optional[dict] = None       # the profile the results were decided on
 
 
 def _load(s: Session, db: Database, application_id: str, *, lock: bool = False, suggest: bool = False,
@@ -144,7 +146,7 @@ def _load(s: Session, db: Database, application_id: str, *, lock: bool = False, 
         evaluation = Evaluation(id=basis.basis_evaluation_id, window_id=app.window_id, uscc=app.uscc,
                                 application_id=app.id, ruleset_version=basis.basis_ruleset_version,
                                 profile_hash=basis.basis_profile_hash, results=basis.basis_results, error=None)
-    ev, results = None, []
+    ev, results, stored = None, [], None
     if evaluation is not None and evaluation.results is not None:
         ev = rulesets.evaluator_for(db, evaluation.ruleset_version)
         stored = profiles.read(s, evaluation.profile_hash)
@@ -155,7 +157,7 @@ def _load(s: Session, db: Database, application_id: str, *, lock: bool = False, 
         if suggest:          # what would change each verdict, for the pages and the one-time notice
             resp = ev.with_suggestions(stored, resp, W.context(w))
         results = resp.results
-    return Loaded(app, w, ent, profile, evaluation, ev, results)
+    return Loaded(app, w, ent, profile, evaluation, ev, results, stored)
 
 
 def _reviews(s: Session, app: Application, evaluation: Optional[Evaluation],
@@ -276,7 +278,8 @@ def _detail(s: Session, L: Loaded, today: date, until: datetime | None = None) -
         claims=app.claims, profile=L.profile,
         ruleset_version=L.evaluation.ruleset_version if L.evaluation else None,
         evaluation_error=L.evaluation.error if L.evaluation else None,
-        stale=L.evaluation is not None and L.evaluation.profile_hash != app.snapshot_hash,
+        stale=(stale := L.evaluation is not None and L.evaluation.profile_hash != app.snapshot_hash),
+        judged_profile=L.judged if stale else None,
         grants=grants, tax=tax, tax_conflicts=conflicts,
         notices=[NoticeRef(kind=n.kind, title=KINDS[n.kind].title, number=n.number, issued_on=n.issued_on)
                  for n in notices],

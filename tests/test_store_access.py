@@ -48,6 +48,7 @@ def test_a_judged_application_submitted_again_says_its_results_are_of_the_earlie
     A.submit_application(db, "2026-H1", grant_profile(1, in_park=False), today=IN_H1)
     d = cases.detail(db, first.application_id)
     assert d.stale and d.state == "received"
+    assert (d.judged_profile["in_park"], d.profile["in_park"]) == (True, False)     # results read what they judged
     evaluate(db, "2026-H1")
     d = cases.detail(db, first.application_id)
     assert not d.stale and d.grants[0].final_status == "ineligible"
