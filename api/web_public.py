@@ -435,13 +435,17 @@ async def application_correction(request: Request):
         if spec is None:
             continue
         if spec.type == "list":
-            known = form.get(f"fact:{p}.known")
-            if known == "none":
+            known, item = form.get(f"fact:{p}.known"), spec.item_label or "记录"
+            items = read_items(spec, form, f"fact:{p}", p, lambda s, _, path, raw: _read_input(s, path, raw, wrong))
+            if known == "none" and items:     # a record typed is never dropped for a choice
+                wrong.append({"path": p, "message": f"选择了“没有{item}”，但下面填写了{item}：有的请改选“有”，"
+                                                    f"没有的请清空所填的{item}"})
+            elif known == "none":
                 facts[p] = []
+            elif items:                       # rows filled: they are the answer, whatever was chosen
+                facts[p] = items
             elif known == "listed":
-                facts[p] = read_items(spec, form, f"fact:{p}", p, lambda s, _, path, raw: _read_input(s, path, raw, wrong))
-                if not facts[p]:
-                    wrong.append({"path": p, "message": f"选择了“有”，请逐条填写{spec.item_label or '记录'}，或选择“没有”"})
+                wrong.append({"path": p, "message": f"选择了“有”，请逐条填写{item}，或选择“没有{item}”"})
             continue
         value = _read_input(spec, p, form.get(f"fact:{p}", ""), wrong)
         if value is not None:

@@ -776,13 +776,20 @@ def test_a_list_fact_is_answered_in_the_correction_row_by_row_or_as_none(api: Ap
         assert 'name="fact:violations.known"' in view and view.count('name="fact:violations.kind"') == 3
         csrf = re.search(r'name="csrf" value="([^"]+)"', view).group(1)
         form = {"csrf": csrf, "fact:violations.known": answer, "partial": "yes"}
+        if answer == "none":            # 没有 with a record typed below: said, never silently dropped
+            typed = c.post("/application/correction", data={**form, "fact:violations.kind": "tax_evasion",
+                                                             "fact:violations.decided_on": "2025-01-10"})
+            box = re.search(r'id="correction-errors">(.*?)</div>', typed.text, re.S).group(1)
+            assert typed.status_code == 422 and "选择了“没有记录”，但下面填写了记录" in box, box
+            assert 'value="2025-01-10"' in typed.text
         if answer == "listed":
             more = c.post("/application/correction", data={**form, "action": "add:violations",
                                                             "fact:violations.description": "标签不规范"})
             assert more.status_code == 200 and more.text.count('name="fact:violations.kind"') == 4
             assert 'value="标签不规范"' in more.text
             form |= {"fact:violations.kind": ["market_minor", ""], "fact:violations.decided_on": ["2024-06-01", ""],
-                     "fact:violations.authority": ["market", ""], "fact:violations.description": ["标签不规范", ""]}
+                     "fact:violations.authority": ["market", ""], "fact:violations.description": ["标签不规范", ""],
+                     "fact:violations.known": ""}       # rows filled, no choice made: the rows are the answer
         r = c.post("/application/correction", data=form)
         assert "补正已提交" in r.text, r.text[-3000:]
         c.cookies.clear()
