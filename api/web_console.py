@@ -71,7 +71,8 @@ def _error_page(request: Request, exc: Exception, back: str, sess=None) -> HTMLR
     """Why an action was refused, in the console's frame; nothing was changed."""
     status = 404 if isinstance(exc, NotFound) else 422 if isinstance(exc, ValidationFailed) else 409
     if isinstance(exc, ValidationFailed):
-        text = "未保存，请修改后重试："
+        # the store's own lead-in where it has one ("未分析："), else the common one
+        text = exc.message if exc.message.endswith("：") else "未保存，请修改后重试："
         msgs = [{**p, "label": FIELD_NAMES.get(p.get("path", ""), "")} for p in problems(exc)]
     else:
         text, msgs = getattr(exc, "message", None) or str(exc), []
@@ -222,6 +223,9 @@ async def impact(request: Request, window_id: str):
     try:
         if not csrf_ok(sess[0], str(form.get("csrf", ""))):
             raise Conflict("表单已失效（CSRF 校验失败），请刷新页面后重试")
+        if not args["rules_dir"] and not args["as_of"]:
+            raise ValidationFailed([RowProblem("请选择另一套规则，或填写另一个判定日期（否则是现行规则与自己比较）",
+                                               path="rules_dir")], "未分析：")
         if args["rules_dir"]:
             args["rules_dir"] = draft_rules(args["rules_dir"])
         job_id = await run_in_threadpool(jobs.submit, _db(request), "window.impact", {**args, "actor": sess[1].actor},
@@ -555,14 +559,15 @@ def job_summary(j: jobs.JobView) -> list[str]:
     return []
 
 
-def job_error(j: jobs.JobView) -> str:
-    """Why a job failed, for staff: the store's Chinese message, never a trace."""
+def job_error(j: jobs.JobView) -> list[str]:
+    """Why a job failed, for staff, a line each (another ruleset's problems, one per file and
+    line): the store's Chinese message, never a trace."""
     if not j.error:
-        return ""
-    first = j.error.splitlines()[0]
-    if any("\u4e00" <= c <= "\u9fff" for c in first):
-        return first
-    return f"内部错误（任务 {j.id}），详情见服务日志"
+        return []
+    lines = [x for x in j.error.splitlines() if x.strip()]
+    if any("\u4e00" <= c <= "\u9fff" for c in lines[0]):
+        return lines
+    return [f"内部错误（任务 {j.id}），详情见服务日志"]
 
 
 @router.get("/staff/jobs/{job_id}", response_class=HTMLResponse)

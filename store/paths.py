@@ -65,5 +65,5 @@ def draft_rules(name: str) -> str:
     if path.parent != root or not path.is_dir():
         names = "、".join(draft_names()) or "（目前没有）"
         raise ValidationFailed([RowProblem(f"没有名为“{name}”的规则草稿目录。可比较的目录放在服务器的 {root} 下：{names}",
-                                           path="rules_dir")])
+                                           path="rules_dir")], "未分析：")
     return str(path)

@@ -21,7 +21,7 @@ from typing import Callable, Iterator, Optional
 from sqlalchemy import select
 
 from engine import Evaluator, RuleLoadError, load_rulebook
-from engine.vocabulary import STATUS, cn_date, ruleset_text
+from engine.vocabulary import STATUS, cn_date
 from store import profiles, rulesets
 from store import decisions as D
 from store import windows as W
@@ -231,6 +231,7 @@ class ImpactReport:
     as_of: date
     decisions: int = 0
     changes: list[Difference] = field(default_factory=list)
+    other_name: str = ""        # the other rules as staff know them (a draft's folder); "" = the rules in force
 
 
 @bulk_work()
@@ -255,7 +256,8 @@ def impact(db: Database, window_id: str, rules_dir: str | Path | None = None, as
     ctx = W.context(w)
     when = as_of or w.as_of
     total, batches = _rows(db, window_id, applicants_only=True)
-    report = ImpactReport(window_id, "", other.ruleset_version, when)
+    report = ImpactReport(window_id, "", other.ruleset_version, when,
+                          other_name=Path(rules_dir).name if rules_dir else "")
     i = -1
     for batch in batches:
         inputs = _batch_inputs(db, batch, lambda ev: other.registry)
@@ -349,11 +351,17 @@ def impact_totals(report: ImpactReport) -> dict:
 
 
 def impact_title(report: ImpactReport) -> str:
-    return (f"申报批次 {report.window_id}：现行判定（{ruleset_text(report.base_version)}）与"
-            f"{ruleset_text(report.other_version)}（判定日期 {cn_date(report.as_of)}）的比较，"
+    """What was compared, in words: the rules in force with a draft (by its folder's name) or
+    on another date; the versions (their hashes) last, for the record."""
+    other = f"规则“{report.other_name}”" if report.other_name else "现行规则"
+    same = report.base_version == report.other_version or not report.base_version
+    versions = (f"规则版本 {report.other_version.partition('-')[0]}" if same else
+                f"规则版本：现行 {report.base_version.partition('-')[0]}，比较 {report.other_version.partition('-')[0]}")
+    same_only = impact_totals(report)["criteria_only"]
+    return (f"申报批次 {report.window_id}：现行判定与{other}（判定日期 {cn_date(report.as_of)}）的比较，"
             f"共 {report.decisions} 项判定，{len(report.changes)} 项会改变"
-            + (f"（其中 {same} 项只是条件结论改变，判定结论和金额不变）"
-               if (same := impact_totals(report)["criteria_only"]) else ""))
+            + (f"（其中 {same_only} 项只是条件结论改变，判定结论和金额不变）" if same_only else "")
+            + f"。{versions}")
 
 
 def impact_xlsx(report: ImpactReport, titles: dict[str, str]) -> bytes:

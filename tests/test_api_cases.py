@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -437,6 +438,24 @@ def test_jobs_answer_202_with_progress_and_files(api: Api):
     job = wait_job(api, c.post("/v1/windows/W4/impact", json={"rules_dir": "有错的草案"}, headers=staff))
     assert job["state"] == "failed" and "另一套规则有 11 个问题" in job["error"], job      # nope twice, 8 unlisted
     assert "index.yaml:1: 事项 `nope` 重复列出" in job["error"] and "Traceback" not in job["error"], job
+    # the console: its drafts offered by name; every problem of a bad one on the job's page; a
+    # comparison of the rules with themselves refused before it runs
+    from test_api_limits import _staff_login
+    _staff_login(api)
+    page = c.get("/staff/windows/W4").text
+    assert '<option value="草案-金额下调">' in page and '<option value="有错的草案">' in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    refused = c.post("/staff/windows/W4/impact", data={"csrf": csrf})
+    assert refused.status_code == 422 and "未分析" in refused.text and "请选择另一套规则" in refused.text
+    ran = c.post("/staff/windows/W4/impact", data={"csrf": csrf, "rules_dir": "有错的草案"})
+    job_page = c.get(ran.url).text if ran.url.path.startswith("/staff/jobs/") else ran.text
+    for _ in range(100):
+        if "任务出错" in job_page:
+            break
+        time.sleep(0.1)
+        job_page = c.get(ran.url).text
+    assert "事项 `nope` 重复列出" in job_page and job_page.count("<li>") >= 11, job_page[-3000:]
+    c.cookies.clear()
     # the notices of a window: a background job with progress, its bundle a file (issue 9 item 10)
     job = wait_job(api, c.post("/v1/windows/W4/notices", params={"html": True}, headers=staff))
     assert job["state"] == "succeeded" and job["total"] == job["result"]["applications"] >= 4, job
