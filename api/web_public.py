@@ -236,8 +236,9 @@ async def apply_done(request: Request):
         d = await run_in_threadpool(_detail, _rt(request).db, app_id[:32])
     except NotFound:
         return RedirectResponse("/application", status_code=303)
-    resp = page(request, "applied.html", {"app_id": d.application_id, "code": code[:64], "window": d.window,
-                                          "replaced": replaced == "r"})
+    resp = page(request, "applied.html", {"d": d, "app_id": d.application_id, "code": code[:64], "window": d.window,
+                                          "replaced": replaced == "r",
+                                          "lookup": str(request.base_url).rstrip("/") + "/application"})
     resp.delete_cookie(RECEIPT_COOKIE, path="/apply/done")
     return resp
 

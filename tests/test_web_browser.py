@@ -457,6 +457,8 @@ def test_an_enterprise_applies_on_its_phone_and_sees_its_application(server, bro
     app_id, code = page.locator("#application-id").inner_text(), page.locator("#access-code").inner_text()
     assert app_id.startswith("A") and len(code) >= 8
     assert page.locator("#replaced").count() == 0
+    receipt = page.locator(".receipt").inner_text()              # what a printed receipt must say
+    assert USCC["D"] in receipt and "提交时间" in receipt and "/application" in page.locator("main").inner_text()
     page.evaluate("window.print = () => { window.printed = true; }")    # the dialog would block
     page.click("#print-receipt")
     assert page.evaluate("window.printed === true")
