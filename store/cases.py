@@ -92,6 +92,8 @@ class ApplicationDetail(BaseModel):
     ruleset_version: Optional[str] = None
     evaluation_error: Optional[str] = None
     stale: bool = Field(False, description="结果是按此前提交的内容判定的：重新提交的内容尚待判定")
+    no_longer_needed: list[str] = Field(default_factory=list, description=(
+        "一次性告知书要求、补正未提供，而按补正后的内容重新判定已不再需要的材料"))
     judged_profile: Optional[dict] = Field(None, description="stale 时：结果所依据的（此前提交的）画像")
     grants: list[GrantView] = Field(default_factory=list)
     tax: list[TaxItem] = Field(default_factory=list, description="税收优惠：企业自行判别，不是园区的决定")
@@ -279,6 +281,8 @@ def _detail(s: Session, L: Loaded, today: date, until: datetime | None = None) -
         ruleset_version=L.evaluation.ruleset_version if L.evaluation else None,
         evaluation_error=L.evaluation.error if L.evaluation else None,
         stale=(stale := L.evaluation is not None and L.evaluation.profile_hash != app.snapshot_hash),
+        no_longer_needed=next((list(e.details.get("no_longer_needed") or []) for e in reversed(events)
+                               if e.action == "correction" and isinstance(e.details, dict)), []),
         judged_profile=L.judged if stale else None,
         grants=grants, tax=tax, tax_conflicts=conflicts,
         notices=[NoticeRef(kind=n.kind, title=KINDS[n.kind].title, number=n.number, issued_on=n.issued_on)
@@ -603,19 +607,27 @@ def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
         app.snapshot_hash = snaps[app.uscc]
         s.flush()
         outcome = judge_now(s, app, L.window)
-        if complete and outcome[0] == "ok":
+        moot: list[str] = []
+        if outcome[0] == "ok":
             # What the notice asked and this 补正 still leaves open, judged with what it gives (a
             # fact can make another, or a material, moot): refused, and rolled back, until the
-            # enterprise says it cannot provide it.
+            # enterprise says it cannot provide it. A material asked, not given and no longer
+            # asked is named, so that the enterprise knows it is not needed.
             s.flush()
             s.expire_all()          # the evaluation row was rewritten past the ORM
-            left = _left_out(ask, _current_ask(s, _load(s, db, app.id), today))
-            if left:
+            after = _current_ask(s, _load(s, db, app.id), today)
+            left = _left_out(ask, after)
+            if complete and left:
                 raise ValidationFailed(left)
+            still = {(m["benefit_id"], m["subject_id"], m["material_id"]) for m in after.materials}
+            moot = [m["name"] + (f"（注册证 {m['subject_id']}）" if m["subject_id"] else "") for m in ask.materials
+                    if (key := (m["benefit_id"], m["subject_id"], m["material_id"])) not in still
+                    and key not in given and key not in signed]
         for *_, data, _media in resolved:
             files.put(data)
         _move(s, app, "corrected" if outcome[0] == "ok" else "failed", actor, "correction",
-              {"facts": sorted(facts), "files": [name[:100] for _, _, _, name, _, _ in resolved]})
+              {"facts": sorted(facts), "files": [name[:100] for _, _, _, name, _, _ in resolved],
+               **({"no_longer_needed": moot} if moot else {})})
     return detail(db, application_id, today=today)
 
 

@@ -856,6 +856,34 @@ def test_a_portal_submits_the_correction_and_downloads_the_notices_through_the_a
     assert_error(c.get(url + "/notices/selfcheck", headers=own), 422)
 
 
+def test_a_material_the_correction_made_moot_is_said_to_be_no_longer_needed(api: Api):
+    """The notice asked for files a missing fact decides; the 补正 gives the fact (and says it
+    cannot provide the rest): the files no longer asked are named on the enterprise's page and
+    in the API, and the ones still asked are not among them."""
+    c, staff = api.c, api.staff
+    c.post("/v1/windows", headers=staff, json={
+        "id": "W13", "opens_on": days(-30).isoformat(), "closes_on": days(-2).isoformat(),
+        "coverage_from": "2025-01-01", "coverage_to": days(-2).isoformat()})
+    sub = applications.submit_application(api.db, "W13", profile(130, certificate={"origin": None}, violations=None),
+                                          channel="api", actor="测试", today=days(-3))
+    wait_job(api, c.post("/v1/windows/W13/evaluate", headers=staff))
+    c.post("/v1/windows/W13/one-time-notices", headers=staff)
+    own, url = {"X-Access-Code": sub.access_code}, f"/v1/applications/{sub.application_id}"
+    asked = c.get(url, headers=own).json()["correction"]
+    origin = next(f for f in asked["facts"] if f.endswith(".origin"))
+    done = c.post(url + "/correction", headers=own, data={
+        "facts": json.dumps({origin: "self_developed", "violations": []}), "complete": "false"}).json()
+    still = {m["name"] for g in done["grants"] for m in g["result"]["required_materials"]
+             if m["id"] in g["result"]["missing_materials"]}
+    moot = done["no_longer_needed"]
+    named = {n: next(m["name"] for m in asked["materials"] if n.startswith(m["name"])) for n in moot}
+    assert moot and not set(named.values()) & still, (moot, still)      # asked, and no longer
+    c.post("/application/login", data={"application_id": sub.application_id, "access_code": sub.access_code})
+    note = re.search(r'id="no-longer-needed">(.*?)</div>', c.get("/application/view").text, re.S).group(1)
+    c.cookies.clear()
+    assert "已不再需要" in note and all(n in note for n in moot), note
+
+
 def test_a_grant_made_eligible_by_review_reads_so_on_the_enterprise_page(api: Api):
     """复核 to 符合条件 with the amount the rules could not give: the enterprise's page states the
     review's verdict and amount, keeps the rules' card as their record, and no longer asks for
