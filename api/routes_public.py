@@ -111,6 +111,10 @@ async def tax_self_assessment(body: TaxSelfAssessmentRequest, request: Request):
                                                                          body.tax_year)))
 
 
+# the access code, in a header (a URL stays in proxy logs); its absence is said by _own
+AccessCode = Header(None, description="受理时发放的查询码", min_length=1, max_length=64)
+
+
 @router.get("/v1/applications/{application_id}", summary="凭查询码查看申报", tags=["企业"],
             response_model=ApplicationDetail,
             description="企业凭申报编号和查询码查看本企业的申报：办理状态、资金支持判定（每项条件、缺少的信息和"
@@ -120,15 +124,12 @@ async def tax_self_assessment(body: TaxSelfAssessmentRequest, request: Request):
             responses=error_responses(404, 422))
 async def get_application(
         application_id: ApplicationId, request: Request,
-        x_access_code: Optional[Text] = Header(None, min_length=1, max_length=64, description="受理时发放的查询码"),
+        x_access_code: Optional[Text] = AccessCode,
         access_code: Optional[Text] = Query(None, min_length=1, max_length=64,
                                             description="受理时发放的查询码（宜改用请求头 X-Access-Code）")):
     rt = _rt(request)
     app_id = await _own(rt, application_id, x_access_code or access_code)
     return await run_in_threadpool(lambda: cases.detail(rt.db, app_id).for_enterprise())
-
-
-AccessCode = Header(description="受理时发放的查询码", min_length=1, max_length=64)
 
 
 async def _own(rt: Runtime, application_id: str, access_code: Optional[str]) -> str:

@@ -817,23 +817,30 @@ def test_a_list_fact_is_answered_in_the_correction_row_by_row_or_as_none(api: Ap
             {"kind": "market_minor", "decided_on": "2024-06-01", "authority": "market", "description": "标签不规范"}])
 
 
+def _asked_origin_and_violations(api: Api, window_id: str, i: int):
+    """An application whose certificate's origin and whose violations are unknown, in a window
+    judged and notified: (submission, the access-code header, its API path, what the 补正 asks)."""
+    c, staff = api.c, api.staff
+    c.post("/v1/windows", headers=staff, json={
+        "id": window_id, "opens_on": days(-30).isoformat(), "closes_on": days(-2).isoformat(),
+        "coverage_from": "2025-01-01", "coverage_to": days(-2).isoformat()})
+    sub = applications.submit_application(api.db, window_id, profile(i, certificate={"origin": None}, violations=None),
+                                          channel="api", actor="测试", today=days(-3))
+    wait_job(api, c.post(f"/v1/windows/{window_id}/evaluate", headers=staff))
+    assert c.post(f"/v1/windows/{window_id}/one-time-notices", headers=staff).json() == {"issued": 1}
+    own, url = {"X-Access-Code": sub.access_code}, f"/v1/applications/{sub.application_id}"
+    return sub, own, url, c.get(url, headers=own).json()["correction"]
+
+
 def test_a_portal_submits_the_correction_and_downloads_the_notices_through_the_api(api: Api):
     """一网通办: the enterprise's side of the 补正 through the API with its access code — one
     submission, every problem at once, nothing stored until complete; then its notice."""
-    c, staff = api.c, api.staff
-    c.post("/v1/windows", headers=staff, json={
-        "id": "W12", "opens_on": days(-30).isoformat(), "closes_on": days(-2).isoformat(),
-        "coverage_from": "2025-01-01", "coverage_to": days(-2).isoformat()})
-    sub = applications.submit_application(api.db, "W12", profile(120, certificate={"origin": None}, violations=None),
-                                          channel="api", actor="测试", today=days(-3))
-    wait_job(api, c.post("/v1/windows/W12/evaluate", headers=staff))
-    assert c.post("/v1/windows/W12/one-time-notices", headers=staff).json() == {"issued": 1}
-    own = {"X-Access-Code": sub.access_code}
-    url = f"/v1/applications/{sub.application_id}"
-    asked = c.get(url, headers=own).json()["correction"]
+    c = api.c
+    sub, own, url, asked = _asked_origin_and_violations(api, "W12", 120)
     origin = next(f for f in asked["facts"] if f.endswith(".origin"))
     assert "violations" in asked["facts"] and asked["materials"]
     assert_error(c.post(url + "/correction", data={"facts": "{}"}, headers={"X-Access-Code": "WRONGCODE2345"}), 404)
+    assert assert_error(c.post(url + "/correction", data={"facts": "{}"}), 422)["errors"][0]["path"] == "X-Access-Code"
     # one fact given, the rest left out: every one left out is said, nothing stored
     body = assert_error(c.post(url + "/correction", data={"facts": json.dumps({origin: "self_developed"})},
                                headers=own), 422)
@@ -860,16 +867,8 @@ def test_a_material_the_correction_made_moot_is_said_to_be_no_longer_needed(api:
     """The notice asked for files a missing fact decides; the 补正 gives the fact (and says it
     cannot provide the rest): the files no longer asked are named on the enterprise's page and
     in the API, and the ones still asked are not among them."""
-    c, staff = api.c, api.staff
-    c.post("/v1/windows", headers=staff, json={
-        "id": "W13", "opens_on": days(-30).isoformat(), "closes_on": days(-2).isoformat(),
-        "coverage_from": "2025-01-01", "coverage_to": days(-2).isoformat()})
-    sub = applications.submit_application(api.db, "W13", profile(130, certificate={"origin": None}, violations=None),
-                                          channel="api", actor="测试", today=days(-3))
-    wait_job(api, c.post("/v1/windows/W13/evaluate", headers=staff))
-    c.post("/v1/windows/W13/one-time-notices", headers=staff)
-    own, url = {"X-Access-Code": sub.access_code}, f"/v1/applications/{sub.application_id}"
-    asked = c.get(url, headers=own).json()["correction"]
+    c = api.c
+    sub, own, url, asked = _asked_origin_and_violations(api, "W13", 130)
     origin = next(f for f in asked["facts"] if f.endswith(".origin"))
     done = c.post(url + "/correction", headers=own, data={
         "facts": json.dumps({origin: "self_developed", "violations": []}), "complete": "false"}).json()
