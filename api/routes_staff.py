@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
 from api.limits import JsonRoute
-from api.schemas import (ApplicationCreate, ApplicationId, FileName, JobId, WindowId, ApplicationState, ClosePreview, CloseOutcome, CloseRequest,
+from api.schemas import (ApplicationCreate, Recorded, ApplicationId, FileName, JobId, WindowId, ApplicationState, ClosePreview, CloseOutcome, CloseRequest,
                          DecisionTable, ImpactRequest, Issued, JobRef, MaterialReview, NoticeRequest, Objection, ObjectionResolution,
                          Offset, ProactiveEntry, ReviewRequest, RowId, Status, Text, TokenCreate, WindowCreate,
                          error_responses, file_response)
@@ -288,30 +288,40 @@ async def application_detail(application_id: ApplicationId, request: Request, wh
     return await _call(cases.detail, _db(request), application_id)
 
 
-@router.post("/v1/applications/{application_id}/reviews", summary="复核一项判定", status_code=204,
-             description="维持规则引擎的判定，或写明理由改变它；两者都记录经办人和时间。版本已变（他人先操作）或申报已办结"
-                         "返回 409，写明当前状态。",
-             responses={**AUTH, **error_responses(404, 409, 422)})
-async def review(application_id: ApplicationId, body: ReviewRequest, request: Request, who: Staff = Depends(require_staff)):
-    await _call(cases.review, _db(request), application_id, body.benefit_id, body.subject_id, body.action,
-                body.status, body.reason, actor=who.actor, revision=body.revision, amount=body.amount_cny)
-    return Response(status_code=204)
+def _recorded(response: Response, got: tuple[int, bool]) -> Recorded:
+    response.status_code = 201 if got[1] else 200
+    return Recorded(id=got[0], created=got[1])
 
 
-@router.post("/v1/applications/{application_id}/materials", status_code=204, summary="上传材料（工作人员）",
+@router.post("/v1/applications/{application_id}/reviews", summary="复核一项判定", status_code=201,
+             response_model=Recorded,
+             description="维持规则引擎的判定，或写明理由改变它；两者都记录经办人和时间。返回复核记录的编号（201）；"
+                         "不带 revision 的同一复核（同一经办人、同一结论和理由，其间没有其他复核）重复提交时不再登记，"
+                         "返回原记录（200）。版本已变（他人先操作）或申报已办结返回 409，写明当前状态。",
+             responses={200: {"description": "同一复核此前已登记", "model": Recorded}, **AUTH, **error_responses(404, 409, 422)})
+async def review(application_id: ApplicationId, body: ReviewRequest, request: Request, response: Response,
+                 who: Staff = Depends(require_staff)):
+    return _recorded(response, await _call(
+        cases.review, _db(request), application_id, body.benefit_id, body.subject_id, body.action,
+        body.status, body.reason, actor=who.actor, revision=body.revision, amount=body.amount_cny))
+
+
+@router.post("/v1/applications/{application_id}/materials", status_code=201, summary="上传材料（工作人员）",
+             response_model=Recorded,
              description="为申报添加一份材料文件（例如纸质材料的扫描件）：按文件内容判断类型（PDF、JPEG、PNG），"
-                         "按 SHA-256 存储，待审核。同一文件重复提交（如超时后重试）而前一份尚待审核的，不再登记。"
-                         "申报已办结时返回 409。",
-             responses={**AUTH, **error_responses(404, 409, 413, 422)})
-async def upload_material(application_id: ApplicationId, request: Request, file: UploadFile = File(...),
+                         "按 SHA-256 存储，待审核；返回材料编号（201）。同一文件重复提交（如超时后重试）而前一份尚待审核的，"
+                         "不再登记，返回前一份的编号（200）。申报已办结时返回 409。",
+             responses={200: {"description": "同一文件此前已登记", "model": Recorded},
+                        **AUTH, **error_responses(404, 409, 413, 422)})
+async def upload_material(application_id: ApplicationId, request: Request, response: Response,
+                          file: UploadFile = File(...),
                           benefit_id: Text = Form(..., max_length=64), material_id: Text = Form(..., max_length=64),
                           subject_id: Optional[Text] = Form(None, max_length=100,
                                                            description="注册证编号（该材料为哪一张注册证提交）"),
                           who: Staff = Depends(require_staff)):
     name, data = _filename(file, "material"), await file.read()
-    await _call(cases.upload_material, _db(request), application_id, benefit_id, material_id, name, data,
-                actor=who.actor, subject_id=subject_id or None)
-    return Response(status_code=204)
+    return _recorded(response, await _call(cases.upload_material, _db(request), application_id, benefit_id,
+                                           material_id, name, data, actor=who.actor, subject_id=subject_id or None))
 
 
 @router.post("/v1/applications/{application_id}/materials/{material_pk}/review", status_code=204,
@@ -335,13 +345,15 @@ async def material_file(application_id: ApplicationId, material_pk: RowId, reque
     return _file(data, m.content_type, m.filename)
 
 
-@router.post("/v1/applications/{application_id}/objections", status_code=204, summary="登记公示期异议",
-             description="公示期内登记对一份申报的异议；同一异议重复提交（如超时后重试）而尚未处理的，不再登记。"
-                         "不在公示期时返回 409，写明当前状态。",
-             responses={**AUTH, **error_responses(404, 409, 422)})
-async def objection(application_id: ApplicationId, body: Objection, request: Request, who: Staff = Depends(require_staff)):
-    await _call(cases.raise_objection, _db(request), application_id, body.text, actor=who.actor)
-    return Response(status_code=204)
+@router.post("/v1/applications/{application_id}/objections", status_code=201, summary="登记公示期异议",
+             response_model=Recorded,
+             description="公示期内登记对一份申报的异议，返回异议编号（201；处理意见按此编号记录）。同一异议重复提交"
+                         "（如超时后重试）而尚未处理的，不再登记，返回原异议的编号（200）。不在公示期时返回 409，写明当前状态。",
+             responses={200: {"description": "同一异议此前已登记", "model": Recorded}, **AUTH, **error_responses(404, 409, 422)})
+async def objection(application_id: ApplicationId, body: Objection, request: Request, response: Response,
+                    who: Staff = Depends(require_staff)):
+    return _recorded(response, await _call(cases.raise_objection, _db(request), application_id, body.text,
+                                           actor=who.actor))
 
 
 @router.post("/v1/applications/{application_id}/objections/{objection_id}/resolution", status_code=204,

@@ -241,6 +241,13 @@ class JobRef(BaseModel):
     job_id: str = Field(description="任务编号；进度见 GET /v1/jobs/{job_id}")
 
 
+class Recorded(BaseModel):
+    """What a POST that records something answers: 201 when it was recorded now, 200 when the
+    same request had already been recorded (a retry after a timeout) and nothing was added."""
+    id: int = Field(description="记录编号（复核、材料或异议的编号，与申报详情中的 id 相同）")
+    created: bool = Field(description="true：本次新登记；false：同一内容此前已登记（重复提交），本次未重复登记")
+
+
 class Issued(BaseModel):
     issued: int = Field(description="本次发出的一次性告知书份数")
 

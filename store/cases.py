@@ -719,10 +719,11 @@ def supply_promised(db: Database, application_id: str, benefit_id: str, subject_
 
 # --- staff: materials, 复核, objections -----------------------------------------------------------
 def upload_material(db: Database, application_id: str, benefit_id: str, material_id: str,
-                    filename: str, data: bytes, *, actor: str, subject_id: str | None = None) -> None:
+                    filename: str, data: bytes, *, actor: str, subject_id: str | None = None) -> tuple[int, bool]:
     """A material file added by staff (e.g. scanned from paper) for one subject of the
     application: the certificate it belongs to ("" for a benefit decided per enterprise).
-    Without `subject_id` the application must have only one subject of that benefit."""
+    Without `subject_id` the application must have only one subject of that benefit.
+    Returns (the material's id, whether this call recorded it: false for a retried upload)."""
     media = files.check(filename, data)
     with db.session() as s:
         L = _load(s, db, application_id, lock=True)
@@ -742,16 +743,20 @@ def upload_material(db: Database, application_id: str, benefit_id: str, material
                 "请选择该材料所属的注册证" if subject_id is None else "该申报没有申请这个注册证的这项资金支持",
                 path="subject_id")])
         digest = files.put(data)
-        if s.scalar(select(Material.id).where(      # the same file again, still to review: a retried upload
-                Material.application_id == application_id, Material.benefit_id == benefit_id,
-                Material.subject_id == subject_id, Material.material_id == material_id,
-                Material.sha256 == digest, Material.state == "pending").limit(1)) is not None:
-            return
-        s.add(Material(application_id=application_id, material_id=material_id, benefit_id=benefit_id,
-                       subject_id=subject_id, filename=filename[:200], sha256=digest, size=len(data),
-                       content_type=media, uploaded_at=utcnow(), uploaded_by=actor, state="pending"))
+        same = s.scalar(select(Material.id).where(      # the same file again, still to review: a retried upload
+            Material.application_id == application_id, Material.benefit_id == benefit_id,
+            Material.subject_id == subject_id, Material.material_id == material_id,
+            Material.sha256 == digest, Material.state == "pending").limit(1))
+        if same is not None:
+            return same, False
+        m = Material(application_id=application_id, material_id=material_id, benefit_id=benefit_id,
+                     subject_id=subject_id, filename=filename[:200], sha256=digest, size=len(data),
+                     content_type=media, uploaded_at=utcnow(), uploaded_by=actor, state="pending")
+        s.add(m)
         _move(s, L.app, None, actor, "material.upload",
               {"material_id": material_id, "subject_id": subject_id, "filename": filename[:100]})
+        s.flush()
+        return m.id, True
 
 
 def material_file(db: Database, application_id: str, material_pk: int) -> tuple[Material, bytes]:
@@ -797,8 +802,11 @@ MAX_REVIEW_AMOUNT = Decimal("1000000000")     # 10亿元: above any grant, below
 
 def review(db: Database, application_id: str, benefit_id: str, subject_id: str, action: str,
            status: str | None, reason: str | None, *, actor: str, revision: int | None = None,
-           amount: Decimal | float | None = None, found: Sequence[RowProblem] = ()) -> None:
+           amount: Decimal | float | None = None, found: Sequence[RowProblem] = ()) -> tuple[int, bool]:
     """复核 one grant decision: confirm the engine's verdict, or override it with a reason.
+    Returns (the review's id, whether this call recorded it): the same review again by the
+    same reviewer, on the same decision with nothing since (a retried request sent without
+    `revision`), is recorded once.
     A grant that ends eligible without an amount from the rules (it was 不符合条件, or a fact
     the amount needs is missing) needs the reviewer's `amount`; no other review takes one.
     `found`: problems the caller already found in the same form, reported with the others."""
@@ -841,15 +849,27 @@ def review(db: Database, application_id: str, benefit_id: str, subject_id: str, 
                 else "复核结论不是符合条件，不填写支持金额", path="amount_cny"))
         if problems:        # every problem of the form at once
             raise ValidationFailed(problems)
-        s.add(Review(application_id=application_id, benefit_id=benefit_id, subject_id=subject_id,
-                     engine_status=r.status, status=st, reason=reason[:2000] or None, actor=actor, at=utcnow(),
-                     evaluation_id=L.evaluation.id, amount_cny=amount))
+        last = s.scalars(select(Review).where(
+            Review.application_id == application_id, Review.benefit_id == benefit_id,
+            Review.subject_id == subject_id).order_by(Review.id.desc()).limit(1)).first()
+        if (last is not None and revision is None and last.evaluation_id == L.evaluation.id
+                and (last.status, last.reason, last.actor) == (st, reason[:2000] or None, actor)
+                and (last.amount_cny is None) == (amount is None)
+                and (amount is None or Decimal(str(last.amount_cny)) == amount)):
+            return last.id, False
+        rv = Review(application_id=application_id, benefit_id=benefit_id, subject_id=subject_id,
+                    engine_status=r.status, status=st, reason=reason[:2000] or None, actor=actor, at=utcnow(),
+                    evaluation_id=L.evaluation.id, amount_cny=amount)
+        s.add(rv)
         _move(s, L.app, None, actor, f"review.{action}",
               {"benefit_id": benefit_id, "subject_id": subject_id, "engine_status": r.status, "status": st,
                "reason": reason or None, **({"amount_cny": str(amount)} if amount is not None else {})})
+        s.flush()
+        return rv.id, True
 
 
-def raise_objection(db: Database, application_id: str, text: str, *, actor: str) -> None:
+def raise_objection(db: Database, application_id: str, text: str, *, actor: str) -> tuple[int, bool]:
+    """An objection raised during the 公示: (its id, whether this call recorded it)."""
     text = (text or "").strip()
     if not 1 <= len(text) <= 2000 or "\x00" in text:
         raise ValidationFailed([RowProblem("请填写异议内容（1 至 2000 个字符）", path="text")])
@@ -857,13 +877,17 @@ def raise_objection(db: Database, application_id: str, text: str, *, actor: str)
         L = _load(s, db, application_id, lock=True)
         if L.window.state != "publicity":
             raise Conflict(f"申报批次当前为“{W.view(L.window).state_text}”，只有公示期内才能登记异议")
-        if s.scalar(select(Objection.id).where(     # the same objection, still open: a retried request
-                Objection.application_id == application_id, Objection.text == text,
-                Objection.resolved_at.is_(None)).limit(1)) is not None:
-            return
-        s.add(Objection(window_id=L.window.id, application_id=application_id, text=text, raised_by=actor,
-                        raised_at=utcnow()))
+        same = s.scalar(select(Objection.id).where(     # the same objection, still open: a retried request
+            Objection.application_id == application_id, Objection.text == text,
+            Objection.resolved_at.is_(None)).limit(1))
+        if same is not None:
+            return same, False
+        o = Objection(window_id=L.window.id, application_id=application_id, text=text, raised_by=actor,
+                      raised_at=utcnow())
+        s.add(o)
         _move(s, L.app, None, actor, "objection", {"text": text[:200]})
+        s.flush()
+        return o.id, True
 
 
 def resolve_objection(db: Database, objection_id: int, resolution: str, *, actor: str,

@@ -131,6 +131,7 @@ class CommitmentView(_View):
 
 
 class ReviewView(_View):
+    id: int = Field(description="复核记录编号（复核接口返回的 id）")
     benefit_id: str
     subject_id: str
     engine_status: str

@@ -207,8 +207,8 @@ def test_the_case_process_and_every_refused_transition(api: Api):
     cert = people["eligible"]["device_registrations"][0]["certificate_no"]
     rev = c.get(f"/v1/applications/{ids['eligible']}/detail", headers=staff).json()["revision"]
     review = {"benefit_id": "device-registration-grant", "subject_id": cert, "action": "confirm"}
-    assert c.post(f"/v1/applications/{ids['eligible']}/reviews", json={**review, "revision": rev},
-                  headers=staff).status_code == 204
+    first = c.post(f"/v1/applications/{ids['eligible']}/reviews", json={**review, "revision": rev}, headers=staff)
+    assert first.status_code == 201 and first.json()["created"] is True, first.text
     assert "已判定" in conflict(c.post(f"/v1/applications/{ids['eligible']}/reviews",
                                        json={**review, "revision": rev}, headers=staff))
     body = assert_error(c.post(f"/v1/applications/{ids['eligible']}/reviews",
@@ -225,12 +225,14 @@ def test_the_case_process_and_every_refused_transition(api: Api):
     assert {e["path"] for e in body["errors"]} == {"subject_id", "status", "reason"}, body
     # A material: uploaded by staff, accepted once.
     pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-    for _ in range(2):                  # retried: one file to review
-        up = c.post(f"/v1/applications/{ids['missing']}/materials", headers=staff,
-                    files={"file": ("来源证明.pdf", pdf, "application/pdf")},
-                    data={"benefit_id": "device-registration-grant", "material_id": "registration_certificate"})
-        assert up.status_code == 204, up.text
+    ups = [c.post(f"/v1/applications/{ids['missing']}/materials", headers=staff,
+                  files={"file": ("来源证明.pdf", pdf, "application/pdf")},
+                  data={"benefit_id": "device-registration-grant", "material_id": "registration_certificate"})
+           for _ in range(2)]           # retried: one file to review, named by the same id
+    assert [u.status_code for u in ups] == [201, 200], [u.text for u in ups]
+    assert [u.json()["created"] for u in ups] == [True, False] and ups[0].json()["id"] == ups[1].json()["id"]
     (m,) = c.get(f"/v1/applications/{ids['missing']}/detail", headers=staff).json()["grants"][0]["materials"]
+    assert m["id"] == ups[0].json()["id"]
     got = c.get(f"/v1/applications/{ids['missing']}/materials/{m['id']}", headers=staff)
     assert got.content == pdf and got.headers["content-type"] == "application/pdf"
     url = f"/v1/applications/{ids['missing']}/materials/{m['id']}/review"
@@ -256,9 +258,10 @@ def test_the_case_process_and_every_refused_transition(api: Api):
     assert w.status_code == 200 and w.json()["state"] == "publicity"
     assert "公示中" in conflict(c.post("/v1/windows/W2/publish", headers=staff))
     assert "公示中" in conflict(c.post("/v1/windows/W2/one-time-notices", headers=staff))
-    for _ in range(2):                  # a portal retrying after a timeout records it once
-        assert c.post(f"/v1/applications/{ids['eligible']}/objections", json={"text": "该企业不在园区"},
-                      headers=staff).status_code == 204
+    raised = [c.post(f"/v1/applications/{ids['eligible']}/objections", json={"text": "该企业不在园区"},
+                     headers=staff) for _ in range(2)]    # a portal retrying after a timeout records it once
+    assert [r.status_code for r in raised] == [201, 200], [r.text for r in raised]
+    assert raised[0].json()["id"] == raised[1].json()["id"] and raised[1].json()["created"] is False
     # The enterprise reads its application without the objection (nor who raised it), nor who
     # at the park did each step; staff see them.
     own = c.get(f"/v1/applications/{ids['eligible']}", headers={"X-Access-Code": subs["eligible"].access_code})
@@ -355,7 +358,7 @@ def test_concurrent_reviews_of_one_application_one_wins(api: Api):
                                                   headers=api.staff) for _ in range(6)])
 
     answers = asyncio.run(race())
-    assert sorted(r.status_code for r in answers) == [204] + [409] * 5
+    assert sorted(r.status_code for r in answers) == [201] + [409] * 5
     for r in answers:
         if r.status_code == 409:
             conflict(r)
@@ -632,7 +635,7 @@ def test_the_close_confirmation_names_running_corrections_and_closed_pages_ask_n
     r = c.post(f"/v1/applications/{sub.application_id}/materials", headers=staff,
                data={"benefit_id": "device-registration-grant", "material_id": "credit_report", "subject_id": cert_no(81)},
                files={"file": ("信用报告.pdf", pdf, "application/pdf")})
-    assert r.status_code == 204, r.text
+    assert r.status_code == 201, r.text
     c.cookies.clear()
     _staff_login(api)
     home = c.get("/staff").text
@@ -915,7 +918,13 @@ def test_a_grant_made_eligible_by_review_reads_so_on_the_enterprise_page(api: Ap
     assert "支持金额" in str(refused)
     r = c.post(f"/v1/applications/{sub.application_id}/reviews", json={**review, "amount_cny": "1500000"},
                headers=staff)
-    assert r.status_code == 204, r.text
+    assert r.status_code == 201, r.text
+    again = c.post(f"/v1/applications/{sub.application_id}/reviews", json={**review, "amount_cny": "1500000.00"},
+                   headers=staff)       # retried without a revision: recorded once
+    assert again.status_code == 200 and again.json() == {"id": r.json()["id"], "created": False}, again.text
+    detail = c.get(f"/v1/applications/{sub.application_id}/detail", headers=staff).json()
+    assert sum(1 for e in detail["events"] if e["action"] == "review.override") == 1, detail["events"]
+    assert detail["grants"][0]["review"]["id"] == r.json()["id"]
     c.cookies.clear()
     c.post("/application/login", data={"application_id": sub.application_id, "access_code": sub.access_code})
     view = c.get("/application/view").text
