@@ -38,9 +38,12 @@ def masked(url: str) -> str:
 
 def _private_sqlite_file(url: str) -> None:
     """Create the SQLite file (and its WAL/SHM files) owner-only before SQLite does."""
-    path = make_url(url).database
+    u = make_url(url)
+    path = u.database
     if not path or path == ":memory:":
         return
+    if path.startswith("file:") and u.query.get("uri") in ("true", "1"):
+        return      # a URI opens an existing file its own way (e.g. mode=ro): nothing to create
     old = os.umask(0o077)
     try:
         for suffix in ("", "-wal", "-shm"):
