@@ -412,10 +412,12 @@ async def list_tokens(request: Request, who: Staff = Depends(require_admin)):
 
 
 @router.post("/v1/tokens", status_code=201, summary="新建令牌", tags=["管理员"], response_model=TokenCreated,
-             description="返回令牌的编号（用于吊销）和令牌明文；明文只返回这一次，数据库只存其哈希。",
+             description="返回令牌的编号（用于吊销）、到期时间和令牌明文；明文只返回这一次，数据库只存其哈希。"
+                         "令牌在有效期（days，默认 365 天）满后不能再使用，它登录的控制台会话同时结束。",
              responses={**AUTH, **error_responses(422)})
 async def create_token(body: TokenCreate, request: Request, who: Staff = Depends(require_admin)):
-    view, value = await _call(tokens.create_token, _db(request), body.role, body.label, actor=who.actor)
+    view, value = await _call(tokens.create_token, _db(request), body.role, body.label, days=body.days,
+                              actor=who.actor)
     return TokenCreated(token=view, value=value)
 
 

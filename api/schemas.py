@@ -211,10 +211,11 @@ class NoticeRequest(_Strict):
 
 
 class TokenCreate(_Strict):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"role": "staff", "label": "受理窗口"}]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"role": "staff", "label": "受理窗口", "days": 180}]})
 
     role: Literal["staff", "admin"] = Field(description="角色：staff 经办人员，admin 管理员")
     label: Text = Field(min_length=1, max_length=100, description="用途说明，例如使用人")
+    days: int = Field(365, ge=1, le=3650, description="有效期（天）；到期后令牌不能再使用，需新建")
 
 
 ApplicationState = Literal[tuple(APPLICATION_STATE)]  # type: ignore[valid-type]

@@ -639,8 +639,10 @@ async def token_create(request: Request):
         return _to_login()
     try:
         form = await _form(request, sess[0])
+        days = str(form.get("days") or tokens.DEFAULT_DAYS)
         view, value = await run_in_threadpool(lambda: tokens.create_token(
-            _db(request), str(form.get("role") or ""), str(form.get("label") or ""), actor=sess[1].actor))
+            _db(request), str(form.get("role") or ""), str(form.get("label") or ""),
+            days=int(days) if days.isdigit() and len(days) < 6 else -1, actor=sess[1].actor))
     except StoreError as e:
         return _error_page(request, e, "/staff/tokens", sess)
     # Redirect after POST (a refresh creates no second token); the new token travels once, in a

@@ -49,9 +49,12 @@ def register(main: click.Group) -> None:
     @token.command("create", help="新建令牌；令牌只显示这一次（最后一行），数据库只存其哈希")
     @click.option("--role", required=True, type=click.Choice(list(tokens.ROLES)), help="角色：staff 经办人员，admin 管理员")
     @click.option("--label", default="命令行建立", show_default=True, help="用途说明，例如使用人")
-    def token_create(role, label):
-        view, value = run(tokens.create_token, db_handle(), role, label, actor="命令行")
-        click.echo(f"已建立{view.role_text}令牌（编号 {view.id}，只显示这一次，请妥善保存）：", err=True)
+    @click.option("--days", default=tokens.DEFAULT_DAYS, show_default=True, type=int,
+                  help=f"有效期（天，1 至 {tokens.MAX_DAYS}）；到期后令牌不能再使用，需新建")
+    def token_create(role, label, days):
+        view, value = run(tokens.create_token, db_handle(), role, label, days=days, actor="命令行")
+        click.echo(f"已建立{view.role_text}令牌（编号 {view.id}，{cn_time(view.expires_at)} 到期；"
+                   f"只显示这一次，请妥善保存）：", err=True)
         sys.stderr.flush()          # the notice before the token, also when both go to one file
         click.echo(value)
         sys.stdout.flush()
@@ -59,8 +62,7 @@ def register(main: click.Group) -> None:
     @token.command("list", help="列出令牌（不显示令牌本身）")
     def token_list():
         for t in run(tokens.list_tokens, db_handle()):
-            state = f"已于 {cn_time(t.revoked_at)} 吊销" if t.revoked_at else "有效"
-            click.echo(f"{t.id:4}  {t.role_text}  {t.label}  建立于 {cn_time(t.created_at)}  {state}")
+            click.echo(f"{t.id:4}  {t.role_text}  {t.label}  建立于 {cn_time(t.created_at)}  {t.state_text}")
 
     @token.command("revoke", help="吊销令牌（它登录的控制台会话立即失效）")
     @click.argument("token_id", type=int, metavar="令牌编号")

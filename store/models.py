@@ -379,6 +379,7 @@ class ApiToken(Base):
     label: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
     revoked_at: Mapped[Optional[datetime]] = mapped_column(TZDateTime)
+    expires_at: Mapped[Optional[datetime]] = mapped_column(TZDateTime)    # None: made before tokens expired
 
 
 class WebSession(Base):

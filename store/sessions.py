@@ -14,6 +14,7 @@ from typing import Optional
 
 from sqlalchemy import select, update
 
+from store import tokens
 from store.db import Database
 from store.models import ApiToken, WebSession, utcnow
 
@@ -53,9 +54,8 @@ def lookup(db: Database, sid: str | None, kind: str) -> Optional[Session_]:
         expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=timezone.utc)
         if expires <= utcnow():
             return None
-        if kind == "staff":      # a revoked token ends its sessions
-            revoked = s.scalar(select(ApiToken.revoked_at).where(ApiToken.id == int(row.subject)))
-            if revoked is not None:
+        if kind == "staff":      # a revoked or expired token ends its sessions
+            if s.scalar(select(ApiToken.id).where(ApiToken.id == int(row.subject), tokens.live())) is None:
                 return None
         return Session_(row.id_hash, row.kind, row.subject, row.role)
 

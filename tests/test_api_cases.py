@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -127,8 +128,35 @@ def test_tokens_are_created_with_an_id_listed_and_revoked(api: Api):
     assert_error(api.c.get("/v1/windows", headers=as_new), 401)
     assert_error(api.c.delete(f"/v1/tokens/{new['token']['id']}", headers=api.admin), 404)
     assert "正在使用" in assert_error(api.c.delete(f"/v1/tokens/{api.admin_id}", headers=api.admin), 409)["detail"]
-    body = assert_error(api.c.post("/v1/tokens", json={"role": "root", "label": ""}, headers=api.admin), 422)
-    assert {e["path"] for e in body["errors"]} == {"role", "label"}
+    body = assert_error(api.c.post("/v1/tokens", json={"role": "root", "label": "", "days": 0}, headers=api.admin), 422)
+    assert {e["path"] for e in body["errors"]} == {"role", "label", "days"}
+
+
+def test_a_token_stops_working_when_it_expires_and_ends_its_console_sessions(api: Api):
+    """Every token is made for a number of days (365 unless said); past them it opens neither
+    the API nor the console, and the list says it expired."""
+    from api.security import STAFF_COOKIE
+    from store.models import ApiToken, utcnow
+    from test_api_limits import _staff_login
+
+    r = api.c.post("/v1/tokens", json={"role": "staff", "label": "临时借调", "days": 30}, headers=api.admin)
+    assert r.status_code == 201, r.text
+    made = r.json()["token"]
+    left = datetime.fromisoformat(made["expires_at"]) - datetime.fromisoformat(made["created_at"])
+    assert left == timedelta(days=30) and "到期" in made["state_text"]
+    default = api.c.post("/v1/tokens", json={"role": "staff", "label": "默认"}, headers=api.admin).json()["token"]
+    assert datetime.fromisoformat(default["expires_at"]) - datetime.fromisoformat(default["created_at"]) \
+        == timedelta(days=365)
+    api.staff = {"Authorization": f"Bearer {r.json()['value']}"}
+    sid = _staff_login(api)
+    assert api.c.get("/staff", follow_redirects=False).status_code == 200
+    with api.db.session() as s:            # thirty days later
+        s.execute(update(ApiToken).where(ApiToken.id == made["id"]).values(expires_at=utcnow() - timedelta(seconds=1)))
+    assert_error(api.c.get("/v1/windows", headers=api.staff), 401)
+    assert api.c.cookies.get(STAFF_COOKIE) == sid
+    assert api.c.get("/staff", follow_redirects=False).status_code in (302, 303)     # back to the login
+    (listed,) = [t for t in api.c.get("/v1/tokens", headers=api.admin).json() if t["id"] == made["id"]]
+    assert listed["state_text"].startswith("已过期") and listed["revoked_at"] is None
 
 
 def test_a_token_from_the_command_line_opens_the_api(tmp_path):
@@ -138,7 +166,10 @@ def test_a_token_from_the_command_line_opens_the_api(tmp_path):
                          cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, "YAGU_DATABASE_URL": url})
     assert out.returncode == 0, out.stderr
     token = out.stdout.strip().splitlines()[-1]
-    assert token.startswith("yagu_") and token not in out.stderr and "只显示这一次" in out.stderr
+    assert token.startswith("yagu_") and token not in out.stderr and "只显示这一次" in out.stderr and "到期" in out.stderr
+    bad = subprocess.run([sys.executable, "-m", "cli.main", "token", "create", "--role", "staff", "--days", "0"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, "YAGU_DATABASE_URL": url})
+    assert bad.returncode != 0 and "有效期应为 1 至 3650 天" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
     with TestClient(create_app(Settings(database_url=url, migrate_on_start=False))) as c:
         assert c.get("/v1/tokens", headers={"Authorization": f"Bearer {token}"}).json()[0]["label"] == "命令行测试"
 

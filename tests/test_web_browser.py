@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import zipfile
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -638,11 +638,16 @@ def test_tokens_are_listed_and_revoked_in_the_console(server, browser, art):
     page.goto(server.url + "/staff/tokens")
     page.select_option("#new-token select[name=role]", "staff")
     page.fill("#new-token input[name=label]", "窗口经办人")
+    page.select_option("#new-token select[name=days]", "90")
     page.click("#new-token button[type=submit]")
     value = page.locator("#token-value").inner_text().strip()
     assert value.startswith("yagu_") and page.url.endswith("/staff/tokens/created")
     page.reload()                                   # shown once; a refresh creates no second token
     assert page.url.endswith("/staff/tokens") and page.locator("#tokens tr", has_text="窗口经办人").count() == 1
+    from engine.vocabulary import BEIJING
+
+    expires = (datetime.now(BEIJING) + timedelta(days=90)).date()
+    assert f"{expires.year}年{expires.month}月{expires.day}日" in page.locator("#tokens tr", has_text="窗口经办人").inner_text()
     row = page.locator("#tokens tr", has_text="窗口经办人")
     assert "经办人员" in row.inner_text() and "有效" in row.inner_text()
     assert "yagu_" not in page.locator("#tokens").inner_text()        # listed, never shown again
