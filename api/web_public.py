@@ -330,19 +330,21 @@ async def application_view(request: Request, done: str = ""):
 
 def _application_page(request: Request, sid: str, d, *, done: str = "", errors: list[dict] | None = None,
                       typed: dict[str, str] | None = None, files_dropped: bool = False,
-                      refused: dict | None = None, left_out: int = 0, status: int = 200) -> HTMLResponse:
+                      refused: dict | None = None, left_out: int = 0, added: tuple | None = None,
+                      status: int = 200) -> HTMLResponse:
     """The enterprise's page; after a 补正 with problems, every problem above its form and
     what was typed kept in it (a file input cannot be refilled: the page says so). `refused`
     is an upload of a promised file sent back: {"title", "form" (its key, see _form_key; "" when
     the form itself is gone, the message then stands at the top), "messages"}. `left_out`: how
-    many asked facts and materials the 补正 left out without saying it cannot provide them."""
+    many asked facts and materials the 补正 left out without saying it cannot provide them.
+    `added`: (list fact, row) of a row just added, whose first box then has the focus."""
     reg = _rt(request).evaluator.registry
     ask_fields = [{"path": p, "label": reg.label(p, d.profile), "widget": _widget_for(reg, p)}
                   for p in (d.correction.facts if d.correction else [])]
     return page(request, "application.html", {"d": d, "csrf": csrf_token_for(sid), "ask_fields": ask_fields,
                                                "registry": reg, "done": done, "errors": errors or [],
                                                "typed": typed or {}, "files_dropped": files_dropped,
-                                               "refused": refused, "left_out": left_out,
+                                               "refused": refused, "left_out": left_out, "added": added,
                                                "today": shanghai_today(),
                                                "commitment_workdays": service_limits()["commitment"].workdays,
                                                "kinds": request.app.state.notices.kinds_for(d)}, status)
@@ -429,7 +431,8 @@ async def application_correction(request: Request):
         typed[action[4:]] = {"known": "listed", "rows": rows + [{}] * (max(len(rows), 3) + 1 - len(rows))}
         typed |= {k: v for k, v in form.multi_items() if k.startswith("signer:") and isinstance(v, str)}
         chosen = any(k.startswith("file:") and not isinstance(v, str) and v.filename for k, v in form.multi_items())
-        return _application_page(request, sid, d, typed=typed, files_dropped=chosen)
+        return _application_page(request, sid, d, typed=typed, files_dropped=chosen,
+                                 added=(action[4:], max(len(rows), 3)))
     facts, wrong = {}, []
     for p in asked_facts:
         spec = reg.field_at(p)

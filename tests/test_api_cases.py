@@ -840,6 +840,9 @@ def test_a_list_fact_is_answered_in_the_correction_row_by_row_or_as_none(api: Ap
                                                             "fact:violations.description": "标签不规范"})
             assert more.status_code == 200 and more.text.count('name="fact:violations.kind"') == 4
             assert 'value="标签不规范"' in more.text
+            # the new (fourth) row's first box has the focus, and no other box
+            (focused,) = re.findall(r'<(?:select|input)[^>]*\bautofocus\b[^>]*>', more.text)
+            assert re.match(r'<select name="fact:violations.kind" id="fact-\d+-3-kind"', focused), focused
             form |= {"fact:violations.kind": ["market_minor", ""], "fact:violations.decided_on": ["2024-06-01", ""],
                      "fact:violations.authority": ["market", ""], "fact:violations.description": ["标签不规范", ""],
                      "fact:violations.known": ""}       # rows filled, no choice made: the rows are the answer
