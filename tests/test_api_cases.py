@@ -147,14 +147,19 @@ def test_a_token_stops_working_when_it_expires_and_ends_its_console_sessions(api
     default = api.c.post("/v1/tokens", json={"role": "staff", "label": "默认"}, headers=api.admin).json()["token"]
     assert datetime.fromisoformat(default["expires_at"]) - datetime.fromisoformat(default["created_at"]) \
         == timedelta(days=365)
-    api.staff = {"Authorization": f"Bearer {r.json()['value']}"}
-    sid = _staff_login(api)
+    mine = {"Authorization": f"Bearer {r.json()['value']}"}
+    usual, api.staff = api.staff, mine      # the fixture is shared: put its token back
+    try:
+        sid = _staff_login(api)
+    finally:
+        api.staff = usual
     assert api.c.get("/staff", follow_redirects=False).status_code == 200
     with api.db.session() as s:            # thirty days later
         s.execute(update(ApiToken).where(ApiToken.id == made["id"]).values(expires_at=utcnow() - timedelta(seconds=1)))
-    assert_error(api.c.get("/v1/windows", headers=api.staff), 401)
+    assert_error(api.c.get("/v1/windows", headers=mine), 401)
     assert api.c.cookies.get(STAFF_COOKIE) == sid
     assert api.c.get("/staff", follow_redirects=False).status_code in (302, 303)     # back to the login
+    api.c.cookies.clear()
     (listed,) = [t for t in api.c.get("/v1/tokens", headers=api.admin).json() if t["id"] == made["id"]]
     assert listed["state_text"].startswith("已过期") and listed["revoked_at"] is None
 
