@@ -154,7 +154,7 @@ def _load(s: Session, db: Database, application_id: str, *, lock: bool = False, 
         stored = profiles.read(s, evaluation.profile_hash)
         if basis is not None:       # the notice as issued: what the enterprise had given then
             profile = stored
-        decided = rulesets.decisions_of(db, evaluation.ruleset_version, evaluation.results)
+        decided = rulesets.decisions_of(db, evaluation.ruleset_version, evaluation.results, s)
         resp = D.explain(ev, stored, w.as_of, W.context(w), decided)
         if suggest:          # what would change each verdict, for the pages and the one-time notice
             resp = ev.with_suggestions(stored, resp, W.context(w))

@@ -96,22 +96,31 @@ def _made(ev: Evaluator) -> tuple[bytes, list[list[str]]]:
     return made
 
 
-def decisions_of(db: Database, version: str, blob: bytes) -> list[Decided]:
-    """A stored decision record, read as its version's stored packing says."""
-    return unpack(blob, packing(db, version))
+def decisions_of(db: Database, version: str, blob: bytes, s: Session | None = None) -> list[Decided]:
+    """A stored decision record, read as its version's stored packing says. `s`: the
+    transaction that may have stored both (see `packing`)."""
+    return unpack(blob, packing(db, version, s))
 
 
-def packing(db: Database, version: str) -> Packing | None:
-    """How a version's decision records are packed, as stored (None: its records are plain)."""
+def packing(db: Database, version: str, s: Session | None = None) -> Packing | None:
+    """How a version's decision records are packed, as stored (None: its records are plain).
+    Read in `s` when given: a transaction that archived a version and stored records with it
+    (a 补正 judged under rules released since the window's judging) reads them back before
+    its commit, which no other session sees yet."""
     with _lock:
         if version in _packings:
             return _packings[version]
-    with db.read_session() as s:
-        row = s.execute(select(Ruleset.pack_dictionary, Ruleset.pack_keys).where(Ruleset.version == version)).first()
+    query = select(Ruleset.pack_dictionary, Ruleset.pack_keys).where(Ruleset.version == version)
+    if s is not None:
+        row = s.execute(query).first()
+    else:
+        with db.read_session() as rs:
+            row = rs.execute(query).first()
     if row is not None and row[0] is not None:
         found = Packing(bytes(row[0]), row[1])
-        with _lock:
-            _packings[version] = found   # never changes once stored
+        if s is None:       # committed: it never changes once stored
+            with _lock:
+                _packings[version] = found
         return found
     return None
 

@@ -451,3 +451,24 @@ def test_a_review_that_makes_a_grant_eligible_states_the_amount_the_rules_could_
     text = pdf_text(NoticeService(db, settings=load_settings()).render(a, "award", "pdf").data)
     assert "1,234,567.50元" in text and "金额经复核确定" in text and "金额待定" not in text
     _ledger_agrees_with_history(db, "2026-H1")
+
+
+def test_a_correction_after_the_rules_changed_is_judged_under_the_new_rules(db, tmp_path, rules_in_force):
+    """The rules in force changed (a new release) after the window was judged: the first 补正
+    judged under them archives their version in its own transaction and reads its records back
+    there. It was refused with 该判定记录需要其规则版本存档的压缩字典 (HTTP 500 on the page), every
+    time, and the enterprise's answers were lost."""
+    open_h1(db)
+    app_id = A.submit_application(db, "2026-H1", grant_profile(2, origin=None), None, today=IN_H1).application_id
+    evaluate(db, "2026-H1")
+    cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
+    before = cases.detail(db, app_id).ruleset_version
+    edited = rules_copy(tmp_path, {"common.yaml": [("# 共用的税收参数", "# 共用的税收参数（新版本）")]})
+    rules_in_force(evaluator_of(edited))
+    assert rulesets.current().ruleset_version != before
+    d = cases.submit_correction(db, app_id, {ORIGIN: "self_developed"}, [], actor="企业", today=AFTER_H1)
+    assert d.state == "corrected" and d.ruleset_version == rulesets.current().ruleset_version
+    (grant,) = d.grants
+    assert grant.result.status == "eligible" and grant.result.amount_cny == 300_000
+    # and the notice issued before is still read under the rules it was issued on
+    assert cases.detail(db, app_id).notices[0].kind == "one_time"
