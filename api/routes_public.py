@@ -162,6 +162,8 @@ def _json_field(raw: str, name: str, kind: type):
                          "见 correction.materials）；`promises` 为 JSON 数组，每项 `{benefit_id, subject_id, "
                          "material_id, signer}`，对可容缺的材料签署告知承诺；`complete` 为 true（默认）时，所要求的"
                          "每项信息和材料都须提供或承诺，缺哪项就列出哪项（422），确实无法提供的以 false 提交。"
+                         "补正中填写的情况须附一次性告知书为它所列的证明材料（可容缺的可签署承诺）：填写了而没有证明的，"
+                         "无论 `complete` 是否为 false，都列为问题（422）。"
                          "有任何问题时一次列出全部（422），什么也不保存；不在补正期内返回 409。",
              responses=error_responses(404, 409, 413, 422))
 async def submit_correction(

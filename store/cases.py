@@ -542,7 +542,8 @@ def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
     material_id) → signer, stored with it or not at all. `complete`: every fact and material
     asked must be given (or promised); each one left out is a problem (LEFT_OUT_FACT,
     LEFT_OUT_FILE) — the web form asks it until the enterprise ticks that it cannot provide the
-    rest, since the 补正 is not opened again."""
+    rest, since the 补正 is not opened again. Whatever `complete` says, a fact stated needs the
+    proof the notice asked for it (`_unproven`)."""
     today = today or shanghai_today()
     problems: list[RowProblem] = list(found)
     checked = []
@@ -615,10 +616,12 @@ def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
             # asked is named, so that the enterprise knows it is not needed.
             s.flush()
             s.expire_all()          # the evaluation row was rewritten past the ORM
-            after = _current_ask(s, _load(s, db, app.id), today)
-            left = _left_out(ask, after)
-            if complete and left:
-                raise ValidationFailed(left)
+            judged = _load(s, db, app.id)
+            after = _current_ask(s, judged, today)
+            unproven = _unproven(ask, after, judged, given | set(signed))
+            left = _left_out(ask, after) if complete else []
+            if unproven or left:
+                raise ValidationFailed(unproven + left)
             still = {(m["benefit_id"], m["subject_id"], m["material_id"]) for m in after.materials}
             moot = [m["name"] + (f"（注册证 {m['subject_id']}）" if m["subject_id"] else "") for m in ask.materials
                     if (key := (m["benefit_id"], m["subject_id"], m["material_id"])) not in still
@@ -629,6 +632,28 @@ def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
               {"facts": sorted(facts), "files": [name[:100] for _, _, _, name, _, _ in resolved],
                **({"no_longer_needed": moot} if moot else {})})
     return detail(db, application_id, today=today)
+
+
+def _unproven(before: CorrectionAsk, after: CorrectionAsk, judged: Loaded, supplied: set[tuple]) -> list[RowProblem]:
+    """The materials the one-time notice asked as the proof of a condition that the facts
+    stated in this 补正 now meet, neither uploaded nor promised: a stated fact needs the proof
+    the notice asked for (or, for a deferrable one, a 容缺承诺). A material is moot only where
+    the decision no longer needs it: its case no longer applies (a 注册变更文件 once the product
+    is stated to be self-developed), or a condition has failed."""
+    still = {(m["benefit_id"], m["subject_id"], m["material_id"]) for m in after.materials}
+    needed = set()
+    for r in judged.results:
+        if r.kind == "grant" and _claimed(judged.app, r) and r.status != "ineligible":
+            shared = _enterprise_materials(judged.ev, r.benefit_id)
+            needed |= {(r.benefit_id, "" if m.id in shared else subject_of(r), m.id) for m in r.required_materials}
+    out = []
+    for m in before.materials:
+        key = (m["benefit_id"], m["subject_id"], m["material_id"])
+        if key in needed and key not in still and key not in supplied and not m["rejected"]:
+            out.append(RowProblem(
+                f"填写的情况须有证明材料：请上传“{m['name']}”" + ("，或签署容缺承诺后补" if m["deferrable"] else ""),
+                path=upload_path(*key)))
+    return out
 
 
 def _left_out(before: CorrectionAsk, after: CorrectionAsk) -> list[RowProblem]:

@@ -117,6 +117,19 @@ def uscc_of(i: int) -> str:
     return make_uscc(f"91512000MA{i:07d}")
 
 
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def proofs(db, application_id: str, *, leave: tuple[str, ...] = ()) -> list[tuple]:
+    """A small PDF for every material the application's 补正 asks (but those in `leave`,
+    material ids): the proof the one-time notice asks for with the facts it asks."""
+    from store import cases
+
+    ask = cases.detail(db, application_id).correction
+    return [(m["benefit_id"], m["subject_id"], m["material_id"], f"{m['material_id']}.pdf", PDF)
+            for m in (ask.materials if ask else []) if m["material_id"] not in leave]
+
+
 def cert_no(i: int, k: int = 0) -> str:
     """A unique, parseable registration number for (enterprise i, certificate k)."""
     n = i * 3 + k

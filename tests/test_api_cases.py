@@ -851,7 +851,14 @@ def test_a_list_fact_is_answered_in_the_correction_row_by_row_or_as_none(api: Ap
             form |= {"fact:violations.kind": ["market_minor", ""], "fact:violations.decided_on": ["2024-06-01", ""],
                      "fact:violations.authority": ["market", ""], "fact:violations.description": ["标签不规范", ""],
                      "fact:violations.known": ""}       # rows filled, no choice made: the rows are the answer
-        r = c.post("/application/correction", data=form)
+        # the answer needs the proof the notice asked with it (无欠税及重大税收违法记录证明)
+        refused = c.post("/application/correction", data=form)
+        box = re.search(r'id="correction-errors">(.*?)</div>', refused.text, re.S).group(1)
+        assert refused.status_code == 422 and "无欠税及重大税收违法记录证明" in box and "证明材料" in box, box
+        pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+        files = {f"file:{key}": ("证明.pdf", pdf, "application/pdf")
+                 for key in re.findall(r'type="file" name="file:([^"]+)"', view)}
+        r = c.post("/application/correction", data=form, files=files)
         assert "补正已提交" in r.text, r.text[-3000:]
         c.cookies.clear()
         stated = c.get(f"/v1/applications/{sub.application_id}/detail", headers=staff).json()["profile"]["violations"]
@@ -912,7 +919,10 @@ def test_a_material_the_correction_made_moot_is_said_to_be_no_longer_needed(api:
     c = api.c
     sub, own, url, asked = _asked_origin_and_violations(api, "W13", 130)
     origin = next(f for f in asked["facts"] if f.endswith(".origin"))
-    done = c.post(url + "/correction", headers=own, data={
+    pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    proofs = {f"file:{m['benefit_id']}|{m['subject_id']}|{m['material_id']}": (f"{m['material_id']}.pdf", pdf, "application/pdf")
+              for m in asked["materials"] if m["material_id"] != "registrant_change_document"}
+    done = c.post(url + "/correction", headers=own, files=proofs, data={
         "facts": json.dumps({origin: "self_developed", "violations": []}), "complete": "false"}).json()
     still = {m["name"] for g in done["grants"] for m in g["result"]["required_materials"]
              if m["id"] in g["result"]["missing_materials"]}

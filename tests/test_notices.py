@@ -34,7 +34,7 @@ from store.evaluation import evaluate_window
 from store.models import Notice
 from store.notices import KINDS
 from leaks import covering_profiles, html_text, leaks, pdf_pages, pdf_text
-from store_fixtures import db, make_store_url, store_url  # noqa: F401  (fixtures)
+from store_fixtures import db, make_store_url, proofs, store_url  # noqa: F401  (fixtures)
 
 AS_OF = date(2026, 3, 31)                   # the 2026 H1 window's judging day
 TODAY = date(2026, 3, 20)                   # a day inside that window
@@ -477,8 +477,8 @@ def test_a_one_time_notice_reads_as_issued_after_the_correction(sqlite_db):
     svc = NoticeService(sqlite_db, settings=SETTINGS)
     before = svc.render(app, "one_time", "html")
     assert "违法" in html_text(before.data.decode())
-    after_fix = cases.submit_correction(sqlite_db, app, {"on_serious_dishonest_list": False, "violations": []}, [],
-                                        actor="企业", today=TODAY)
+    after_fix = cases.submit_correction(sqlite_db, app, {"on_serious_dishonest_list": False, "violations": []},
+                                        proofs(sqlite_db, app), actor="企业", today=TODAY)
     assert after_fix.state == "corrected"
     assert all(g.result.missing_facts == [] for g in after_fix.grants)          # the page: judged again
     again = svc.render(app, "one_time", "html")
@@ -497,7 +497,8 @@ def test_a_one_time_notice_first_opened_after_the_correction_reads_what_was_give
     origin = next(f for f in asked if f.endswith(".origin"))
     answers = {f: ("self_developed" if f.endswith(".origin") else [] if f == "violations" else False)
                for f in asked}
-    assert cases.submit_correction(sqlite_db, app, answers, [], actor="企业", today=TODAY).state == "corrected"
+    assert cases.submit_correction(sqlite_db, app, answers, proofs(sqlite_db, app), actor="企业",
+                                   today=TODAY).state == "corrected"
     text = html_text(NoticeService(sqlite_db, settings=SETTINGS).render(app, "one_time", "html").data.decode())
     assert "来源" in text and "无法识别" not in text and "self_developed" not in text, text
     assert origin.startswith("device_registrations[")

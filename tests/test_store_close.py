@@ -24,7 +24,7 @@ from store.audit import history
 from store.models import Application, AuditLog, Award, Decision, Evaluation, Material, Review
 from store_fixtures import (  # noqa: F401  (fixtures)
     AFTER_H1, IN_H1, STORES, assert_history_complete, cert_no, db, evaluate, evaluator_of, events_of,
-    grant_profile, ledger, make_profile, make_store_url, notices_of, open_h1, rules_copy, rules_in_force,
+    grant_profile, ledger, make_profile, make_store_url, notices_of, open_h1, proofs, rules_copy, rules_in_force,
     sigkill, spawn, store_url, submit_all, wait_until,
 )
 
@@ -167,7 +167,7 @@ def test_non_support_notices_only_for_grant_subjects_failed_or_unknown_after_cor
     evaluate(db, "2026-H1")
     cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
     assert set(notices_of(db, "2026-H1", "one_time")) == {ids[k] for k in "BCDF"}
-    cases.submit_correction(db, ids["B"], {ORIGIN: "self_developed"}, [], actor="企业", today=AFTER_H1)
+    cases.submit_correction(db, ids["B"], {ORIGIN: "self_developed"}, proofs(db, ids["B"]), actor="企业", today=AFTER_H1)
     with pytest.raises(Conflict, match="补正期限"):       # 公示 waits for every open 补正 period
         awards.publish(db, "2026-H1", today=AFTER_H1)
     awards.publish(db, "2026-H1", today=date(2026, 4, 17))
@@ -233,7 +233,7 @@ def _tax_never_a_park_decision(db, case: dict, window_id: str, base: int) -> Non
         if case["correct"][k] and d.correction and d.correction.open and d.correction.facts:
             facts = {f: _a_value(f) for f in d.correction.facts if _a_value(f) is not None}
             if facts:
-                cases.submit_correction(db, app_id, facts, [], actor="企业", today=AFTER_H1)
+                cases.submit_correction(db, app_id, facts, proofs(db, app_id), actor="企业", today=AFTER_H1)
         if case["review"] and d.grants and k % 2 == 0:
             g = d.grants[0]
             sid = g.result.subject.id if g.result.subject else ""
@@ -390,11 +390,10 @@ def test_sigkill_during_a_correction_rejudgement_then_restart(kind, tmp_path):
         before = state()
         _killed_at_mark(url, CORRECTION_KILLED, tmp_path, b)
         assert state() == before                    # the previous state, not half the next
-        d = cases.submit_correction(db, b, {ORIGIN: "self_developed"},
-                                    [(GRANT, "registration_certificate", "证书.pdf", PDF)], actor="企业",
-                                    today=AFTER_H1)
+        d = cases.submit_correction(db, b, {ORIGIN: "self_developed"}, proofs(db, b, leave=("registrant_change_document",)),
+                                    actor="企业", today=AFTER_H1)
         assert d.state == "corrected" and [g.final_status for g in d.grants] == ["eligible"]
-        assert [e.action for e in d.events].count("correction") == 1 and len(d.grants[0].materials) == 1
+        assert [e.action for e in d.events].count("correction") == 1 and len(d.grants[0].materials) == 2
         awards.publish(db, "2026-H1", today=date(2026, 4, 17))
         res = awards.close_window(db, "2026-H1", actor="管理员", today=date(2026, 4, 27))
         assert sorted(x.application_id for x in res.awards) == sorted([a, b])
@@ -466,7 +465,7 @@ def test_a_correction_after_the_rules_changed_is_judged_under_the_new_rules(db, 
     edited = rules_copy(tmp_path, {"common.yaml": [("# 共用的税收参数", "# 共用的税收参数（新版本）")]})
     rules_in_force(evaluator_of(edited))
     assert rulesets.current().ruleset_version != before
-    d = cases.submit_correction(db, app_id, {ORIGIN: "self_developed"}, [], actor="企业", today=AFTER_H1)
+    d = cases.submit_correction(db, app_id, {ORIGIN: "self_developed"}, proofs(db, app_id), actor="企业", today=AFTER_H1)
     assert d.state == "corrected" and d.ruleset_version == rulesets.current().ruleset_version
     (grant,) = d.grants
     assert grant.result.status == "eligible" and grant.result.amount_cny == 300_000

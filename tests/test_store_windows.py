@@ -23,7 +23,7 @@ from store.models import Application, ApplicationEvent, AuditLog, Award, Enterpr
 from store.workdays import horizon_warning
 from store_fixtures import (  # noqa: F401  (fixtures)
     AFTER_H1, IN_H1, app_of, assert_history_complete, db, evaluate, events_of, filled_template,
-    grant_profile, make_profile, make_store_url, notices_of, open_h1, profiles_csv, sigkill, store_url,
+    grant_profile, make_profile, make_store_url, notices_of, open_h1, profiles_csv, proofs, sigkill, store_url,
     submit_all, uscc_of,
 )
 
@@ -140,8 +140,20 @@ def test_correction_only_after_a_one_time_notice_and_before_its_deadline(db):
     assert [p.path for p in e.value.problems] == ["in_park"]
     with pytest.raises(Conflict, match="没有待补正"):
         cases.submit_correction(db, a, {ORIGIN: "self_developed"}, [], actor="企业", today=AFTER_H1)
-    d = cases.submit_correction(db, b, {ORIGIN: "self_developed"}, [], actor="企业", today=date(2026, 4, 16))
+    # A fact stated needs the proof the notice asked for with it: all of it is named at once, and
+    # nothing is stored. The 注册变更文件 asked while the origin was unknown is moot for a
+    # self-developed product.
+    with pytest.raises(ValidationFailed) as e:
+        cases.submit_correction(db, b, {ORIGIN: "self_developed"}, [], actor="企业", today=date(2026, 4, 16))
+    cert = cases.detail(db, b).grants[0].result.subject.id
+    assert sorted(p.path for p in e.value.problems) == [
+        f"files.{GRANT}|{cert}|commitment_letter", f"files.{GRANT}|{cert}|registration_certificate"]
+    assert all("证明材料" in p.message for p in e.value.problems) and app_of(db, b).state == "correction"
+    d = cases.submit_correction(db, b, {ORIGIN: "self_developed"}, proofs(db, b, leave=("registrant_change_document",)),
+                                actor="企业", today=date(2026, 4, 16))
     assert d.state == "corrected" and [g.final_status for g in d.grants] == ["eligible"]
+    (said,) = [e for e in d.events if e.action == "correction"]
+    assert "医疗器械注册变更文件" in str(said.details) and "注册证及其附件" not in str(said.details), said
     with pytest.raises(Conflict, match="已补正"):         # once
         cases.submit_correction(db, b, {ORIGIN: "introduced"}, [], actor="企业", today=date(2026, 4, 16))
     with pytest.raises(Conflict, match="2026年4月16日"):  # after the deadline
@@ -291,8 +303,9 @@ def test_concurrent_corrections_one_wins(store_url):
         _, b, _ = _three(db)
         cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
         dbs = [Database(store_url) for _ in range(2)]
+        files_ = proofs(db, b)
         results, errors = _race([
-            lambda d=d: cases.submit_correction(d, b, {ORIGIN: "self_developed"}, [], actor="企业", today=AFTER_H1)
+            lambda d=d: cases.submit_correction(d, b, {ORIGIN: "self_developed"}, files_, actor="企业", today=AFTER_H1)
             for d in dbs])
         for d in dbs:
             d.dispose()
@@ -315,7 +328,8 @@ def test_every_state_change_has_its_history_entry(db):
     A.submit_application(db, "2026-H1", grant_profile(1, employees_avg=50), today=IN_H1)   # judged → received
     evaluate(db, "2026-H1")
     cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
-    cases.submit_correction(db, subs[1].application_id, {ORIGIN: "introduced"}, [], actor="企业", today=AFTER_H1)
+    cases.submit_correction(db, subs[1].application_id, {ORIGIN: "introduced"}, proofs(db, subs[1].application_id),
+                            actor="企业", today=AFTER_H1)
     assert_history_complete(db, "2026-H1")
     with pytest.raises(Conflict, match="2026年4月16日"):     # 补正 still open for the third
         awards.publish(db, "2026-H1", today=AFTER_H1)
@@ -471,18 +485,23 @@ def test_a_file_counts_only_for_the_certificate_it_was_uploaded_for(db):
     with pytest.raises(ValidationFailed) as e:
         cases.upload_material(db, app, GRANT, CHANGE_DOC, "扫描件.pdf", PDF, actor="经办人")
     assert e.value.problems[0].path == "subject_id"
-    d = cases.submit_correction(db, app, {f"device_registrations[{k}].origin": "introduced" for k in (0, 1)},
-                                [(GRANT, c0, CHANGE_DOC, "变更文件.pdf", PDF)], actor="企业", today=AFTER_H1)
+    # the first certificate is stated to be introduced, with its proof; the second stays unknown
+    d = cases.submit_correction(db, app, {"device_registrations[0].origin": "introduced"},
+                                [(GRANT, c0, CHANGE_DOC, "变更文件.pdf", PDF)]
+                                + [p for p in proofs(db, app, leave=(CHANGE_DOC,)) if p[1] == c0],
+                                actor="企业", today=AFTER_H1)
     by_cert = {g.result.subject.id: g for g in d.grants}
-    assert [(m.subject_id, m.filename) for m in by_cert[c0].materials] == [(c0, "变更文件.pdf")]
+    assert [(m.subject_id, m.filename) for m in by_cert[c0].materials if m.material_id == CHANGE_DOC] \
+        == [(c0, "变更文件.pdf")]
     assert by_cert[c1].materials == []
     cases.upload_material(db, app, GRANT, CHANGE_DOC, "扫描件.pdf", PDF, actor="经办人", subject_id=c1)
     by_cert = {g.result.subject.id: g for g in cases.detail(db, app, today=AFTER_H1).grants}
     assert [m.filename for m in by_cert[c1].materials] == ["扫描件.pdf"]
     # Rejecting one certificate's file leaves the other's as it was.
-    cases.review_material(db, app, by_cert[c0].materials[0].id, False, "未盖章", actor="经办人", today=AFTER_H1)
+    (doc,) = [m for m in by_cert[c0].materials if m.material_id == CHANGE_DOC]
+    cases.review_material(db, app, doc.id, False, "未盖章", actor="经办人", today=AFTER_H1)
     by_cert = {g.result.subject.id: g for g in cases.detail(db, app, today=AFTER_H1).grants}
-    assert [m.state for m in by_cert[c0].materials] == ["rejected"]
+    assert [m.state for m in by_cert[c0].materials if m.material_id == CHANGE_DOC] == ["rejected"]
     assert [m.state for m in by_cert[c1].materials] == ["pending"]
     # staff scanning a report about the enterprise need not choose a certificate: it counts for both
     cases.upload_material(db, app, GRANT, "credit_report", "信用报告.pdf", PDF, actor="经办人")
@@ -493,9 +512,9 @@ def test_a_rejected_file_reopens_the_correction_and_holds_its_award(db):
     a, b, c = _three(db)
     cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
     cert = grant_profile(2)["device_registrations"][0]["certificate_no"]
-    d = cases.submit_correction(db, b, {ORIGIN: "introduced"}, [(GRANT, cert, CHANGE_DOC, "变更文件.pdf", PDF)],
-                                actor="企业", today=AFTER_H1)
-    (m,) = d.grants[0].materials
+    d = cases.submit_correction(db, b, {ORIGIN: "introduced"}, [(GRANT, cert, CHANGE_DOC, "变更文件.pdf", PDF)]
+                                + proofs(db, b, leave=(CHANGE_DOC,)), actor="企业", today=AFTER_H1)
+    (m,) = [x for x in d.grants[0].materials if x.material_id == CHANGE_DOC]
     assert (m.state_text, m.content_type, d.grants[0].final_status) == ("待审核", "application/pdf", "eligible")
     with pytest.raises(ValidationFailed) as e:
         cases.review_material(db, b, m.id, False, " ", actor="经办人", today=AFTER_H1)
@@ -516,9 +535,9 @@ def test_a_rejected_file_reopens_the_correction_and_holds_its_award(db):
     # uploaded files nobody has reviewed yet.
     preview = awards.close_preview(db, "2026-H1", today=AFTER_H1)
     assert (preview["corrections_running"], preview["corrections_until"]) == (1, date(2026, 4, 16))
-    assert preview["pending_materials"] == 1
-    assert [(x["application_id"], x["materials"]) for x in preview["pending_material_applications"]] == [
-        (b, ["医疗器械注册变更文件（注册人变更至本企业）"])]
+    assert preview["pending_materials"] == 3        # the replacement, and the other two proofs
+    assert [(x["application_id"], sorted(x["materials"])) for x in preview["pending_material_applications"]] == [
+        (b, ["医疗器械注册变更文件（注册人变更至本企业）", "医疗器械注册证及其附件复印件", "申报承诺书"])]
     # The replacement is rejected after the deadline: nothing reopens, and the award is held —
     # neither published nor paid — until staff decide.
     late = date(2026, 4, 17)
@@ -545,8 +564,8 @@ def test_a_rejected_file_reopens_the_correction_and_holds_its_award(db):
     assert [e.action for e in cases.detail(db, a).events][-2:] == ["objection", "objection.resolve"]
     cert_a = grant_profile(1)["device_registrations"][0]["certificate_no"]
     cases.upload_material(db, a, GRANT, CHANGE_DOC, "扫描件.pdf", PDF, actor="经办人", subject_id=cert_a)
-    assert [x["application_id"] for x in awards.close_preview(db, "2026-H1", today=date(2026, 4, 27))[
-        "pending_material_applications"]] == [a]
+    assert {x["application_id"] for x in awards.close_preview(db, "2026-H1", today=date(2026, 4, 27))[
+        "pending_material_applications"]} == {a, b}     # a's scan; b's two other proofs, never reviewed
     res = awards.close_window(db, "2026-H1", today=date(2026, 4, 27))
     assert [x.application_id for x in res.awards] == [a] and res.refused == sorted([b, c])
     # a closed case's files are no longer reviewed

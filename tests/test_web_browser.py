@@ -295,6 +295,16 @@ def test_the_window_cycle_from_import_to_award_list(server, browser, art, tmp_pa
     correction = ent.locator("#correction")
     correction.locator("select").select_option(label="自主研发")
     correction.locator("input[type=file]").last.set_input_files(str(proof))
+    ent.click("#submit-correction")         # the origin stated, without the certificate's copy
+    assert "填写的情况须有证明材料：请上传“医疗器械注册证及其附件复印件”" in ent.locator("#correction-errors").inner_text()
+    correction = ent.locator("#correction")
+    assert correction.locator("select").first.input_value() == "self_developed"      # kept
+    copy = tmp_path / "注册证.pdf"
+    copy.write_bytes(proof.read_bytes())
+    for box in correction.locator("input[type=file]").all():   # the proofs; a self-developed product has no change document
+        name = box.get_attribute("name")
+        if "registrant_change_document" not in name:
+            box.set_input_files(str(proof if name.endswith("commitment_letter") else copy))
     ent.click("#submit-correction")
     assert ent.url.endswith("/application/view?done=corrected")
     assert ent.locator("#app-state").inner_text() == "已补正"
@@ -315,9 +325,12 @@ def test_the_window_cycle_from_import_to_award_list(server, browser, art, tmp_pa
     for part in ("#summary", "#notices", "#history", "#profile"):
         assert page.locator(part).count() == 1
     block = page.locator(".review-block")
-    assert "申报承诺书.pdf" in block.locator(".material").inner_text()
-    block.locator(".material-form button[value=yes]").click()
-    assert page.url.endswith("?done=material") and "已通过" in page.locator(".material").inner_text()
+    letter = block.locator(".material[data-material=commitment_letter]")
+    assert "申报承诺书.pdf" in letter.inner_text() and block.locator(".material").count() == 2
+    for kind in ("commitment_letter", "registration_certificate"):
+        page.locator(f".review-block .material[data-material={kind}] .material-form button[value=yes]").click()
+        assert page.url.endswith("?done=material")
+        assert "已通过" in page.locator(f".material[data-material={kind}]").inner_text()
     page.locator(".review-form select[name=decision]").select_option("confirm")
     page.locator(".review-form button").click()
     assert page.url.endswith("?done=reviewed")
@@ -537,13 +550,15 @@ def test_self_check_form_and_results_on_a_phone_and_a_desktop(server, browser, a
         assert all(b - a > 30 for a, b in zip(ys, ys[1:])), ys
     else:
         assert ys[-1] - ys[0] < 4, ys
-    page.click("#add-device_registrations")
+    with page.expect_navigation():
+        page.click("#add-device_registrations")
     assert page.locator("#rows-device_registrations fieldset").count() == 2
     assert page.url.endswith("#row-device_registrations-1")          # back at the new row, not the top
     if width == 390:
         assert page.evaluate("window.scrollY") > 0
     snap(page, art, f"14-form-{width}")
-    page.click("#remove-device_registrations-1")        # and taken out again
+    with page.expect_navigation():
+        page.click("#remove-device_registrations-1")    # and taken out again
     assert page.locator("#rows-device_registrations fieldset").count() == 1
     fits(page, "form")
 
