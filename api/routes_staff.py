@@ -119,7 +119,7 @@ async def submit_application(window_id: WindowId, body: ApplicationCreate, reque
              responses={**AUTH, **error_responses(404, 409, 413, 422)})
 async def import_applications(window_id: WindowId, request: Request, file: UploadFile = File(...),
                               skip_invalid: bool = Form(False), who: Staff = Depends(require_staff)):
-    await _call(W.get_window, _db(request), window_id)
+    await _call(W.require_startable, _db(request), "applications.import", window_id)
     path, name = await _upload(file, "upload.xlsx")
     return await _job(request, "applications.import", {"window_id": window_id, "path": path, "filename": name,
                                                        "skip_invalid": skip_invalid}, who, f"import:{window_id}")
@@ -149,9 +149,7 @@ async def import_template(request: Request, who: Staff = Depends(require_staff))
                          "（已有任务时返回 409）；已关闭的批次返回 409。",
              responses={**AUTH, **error_responses(404, 409)})
 async def evaluate(window_id: WindowId, request: Request, who: Staff = Depends(require_staff)):
-    w = await _call(W.get_window, _db(request), window_id)
-    if w.state == "closed":
-        raise ApiError(409, f"申报批次 {window_id} 当前为“{w.state_text}”，不能再判定")
+    await _call(W.require_startable, _db(request), "window.evaluate", window_id)
     return await _job(request, "window.evaluate", {"window_id": window_id}, who, f"window:{window_id}")
 
 

@@ -190,6 +190,7 @@ async def _submit_job(request: Request, kind: str, args: dict, lock: str | None)
         return _to_login()
     try:
         await _form(request, sess[0])
+        await run_in_threadpool(W.require_startable, _db(request), kind, args.get("window_id"))
         job_id = await run_in_threadpool(jobs.submit, _db(request), kind, {**args, "actor": sess[1].actor},
                                          actor=sess[1].actor, lock_key=lock)
     except StoreError as e:
@@ -252,6 +253,7 @@ async def _upload_job(request: Request, window_id: str | None) -> Response:
     back = f"/staff/windows/{quote(window_id)}" if window_id else "/staff"
     try:
         form = await _form(request, sess[0], max_files=1)
+        await run_in_threadpool(W.require_startable, _db(request), "applications.import", window_id)
         upload = form.get("file")
         if upload is None or isinstance(upload, str) or not upload.filename:
             raise ValidationFailed([], "请选择要导入的 .xlsx 或 .csv 文件")

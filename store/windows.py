@@ -263,6 +263,19 @@ def require_accepting(w: Window, today: date | None = None) -> None:
                        f"受理{when}")
 
 
+def require_startable(db: Database, kind: str, window_id: str | None) -> None:
+    """Refuse, before it is queued, a background job its window cannot take any more (a page
+    opened before the window closed once queued a job that only failed later)."""
+    if window_id is None or kind not in ("window.evaluate", "applications.import"):
+        return
+    with db.read_session() as s:
+        w = get(s, window_id)
+        if kind == "applications.import":
+            require_accepting(w)
+        elif w.state == "closed":
+            raise Conflict(f"“{w.label}”已关闭，不能再判定")
+
+
 class StoreCalendar:
     """The windows a self-check judges certificates in: the windows staff opened, with their
     real dates, and the default calendar (rules/windows.yaml) for the rest. A window opened

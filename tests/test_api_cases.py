@@ -351,6 +351,22 @@ def test_the_case_process_and_every_refused_transition(api: Api):
 
     assert "已关闭" in conflict(c.post("/v1/windows/W2/close", json={"reason": "再次"}, headers=admin))
     assert "已关闭" in conflict(c.post("/v1/windows/W2/evaluate", headers=staff))
+    jobs_before = len(c.get("/v1/jobs", headers=staff).json())
+    assert "已关闭" in conflict(c.post("/v1/windows/W2/applications/import", headers=staff,
+                                       files={"file": ("late.csv", b"x", "text/csv")}))
+    # a console page opened before the close: refused at once, no job queued to fail later
+    from test_api_limits import _staff_login
+
+    _staff_login(api)
+    page = c.get("/staff/windows/W2").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    stale = c.post("/staff/windows/W2/evaluate", data={"csrf": csrf}, follow_redirects=False)
+    assert stale.status_code == 409 and "已关闭，不能再判定" in stale.text, stale.text[-2000:]
+    stale = c.post("/staff/windows/W2/import", data={"csrf": csrf}, files={"file": ("late.csv", b"x", "text/csv")},
+                   follow_redirects=False)
+    assert stale.status_code == 409 and "不再受理申报" in stale.text
+    c.cookies.clear()
+    assert len(c.get("/v1/jobs", headers=staff).json()) == jobs_before
     assert "已关闭" in conflict(c.post("/v1/windows/W2/publish", headers=staff))
     assert "已关闭" in conflict(c.post("/v1/windows/W2/one-time-notices", headers=staff))
     assert "已兑现" in conflict(c.post(f"/v1/applications/{ids['eligible']}/reviews", json=review, headers=staff))
