@@ -616,7 +616,7 @@ async def job_file(request: Request, job_id: str, name: str):
     if not sess:
         return _to_login()
     try:
-        media, data = await run_in_threadpool(jobs.file, _db(request), job_id, name)
+        media, data = await run_in_threadpool(lambda: jobs.file(_db(request), job_id, name, actor=sess[1].actor))
     except StoreError as e:
         return _error_page(request, e, f"/staff/jobs/{quote(job_id)}", sess)
     return _download(data, media, name)

@@ -141,10 +141,10 @@ def _import(window_id: str | None, path: str, skip_invalid: bool, wait: bool, co
     click.echo(f"导入 {rep['rows']} 行、{rep['enterprises']} 家企业：新受理 {rep['created']}，更新 {rep['updated']}，"
                f"未变 {rep['unchanged']}，跳过 {len(rep['skipped'])}")
     if "查询码.csv" in v.files:
-        media, data = jobs.file(db, v.id, "查询码.csv")
+        media, data = jobs.file(db, v.id, "查询码.csv", actor="命令行")
         target = Path(codes_out) if codes_out else private_dir("access-codes") / f"{window_id}-{v.id}.csv"
         write_private(target, data)
-        click.echo(f"新申报的查询码已写入 {target}（只有本用户可读；查询码只提供这一次，请安全转交企业）")
+        click.echo(f"新申报的查询码已写入 {target}（只有本用户可读；请安全转交企业，转交后删除该文件）")
 
 
 @window.command("import", help="导入申报（.xlsx 或 .csv）；有错误时不导入任何数据，逐行列出问题")

@@ -39,15 +39,17 @@ from typing import Any, BinaryIO, Callable, Iterator, Optional
 
 import procrastinate
 from procrastinate import exceptions as pexc
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import and_, exists, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from engine.vocabulary import cn_time
+from store import audit
 from store.db import Database
 from store.errors import Conflict, NotFound, StoreError, storage_reason
-from store.models import Job, JobFile, utcnow
+from store.models import AuditLog, Job, JobFile, utcnow
 
 log = logging.getLogger("yagu.jobs")
 
@@ -96,6 +98,14 @@ class JobView(BaseModel):
     started_at: Optional[datetime] = None
     finished_at: Optional[datetime] = None
     files: list[str] = []
+    window_id: Optional[str] = Field(None, description="任务所属的申报批次（批量判定、导入、打包、影响分析、重放）")
+    downloads: dict[str, list[str]] = Field(
+        default_factory=dict, description="须安全转交的文件（查询码）每次下载的时间和经办人，按文件名")
+
+
+# Files a job writes that hold secrets (the access codes of new applications): each download
+# is recorded, with who and when, and the job's page lists them.
+SECRET_FILES = frozenset({"查询码.csv"})
 
 
 @dataclass
@@ -183,14 +193,26 @@ def get(db: Database, job_id: str) -> JobView:
         if j is None:
             raise NotFound(f"任务 {job_id} 不存在")
         names = s.scalars(select(JobFile.name).where(JobFile.job_id == job_id)).all()
-        return _view(j, list(names))
+        downloads: dict[str, list[str]] = {}
+        for name in SECRET_FILES & set(names):
+            downloads[name] = [f"{cn_time(at)} {actor}" for at, actor in s.execute(
+                select(AuditLog.at, AuditLog.actor).where(AuditLog.action == "job.file.download",
+                                                          AuditLog.target == f"{job_id}/{name}")
+                .order_by(AuditLog.id))]
+        return _view(j, list(names), downloads)
 
 
-def _view(j: Job, files: list[str]) -> JobView:
+def _window_of(lock_key: Optional[str]) -> Optional[str]:
+    kind, _, rest = (lock_key or "").partition(":")
+    return rest if kind in ("window", "import", "notices", "impact", "replay") and rest != "registry" else None
+
+
+def _view(j: Job, files: list[str], downloads: dict | None = None) -> JobView:
     return JobView(id=j.id, kind=j.kind, kind_text=KIND_TEXT.get(j.kind, j.kind), state=j.state,
                    state_text=state_text(j.kind, j.state, j.result), done=j.done, total=j.total, message=j.message, result=j.result,
                    error=j.error, actor=j.actor, created_at=j.created_at, started_at=j.started_at,
-                   finished_at=j.finished_at, files=files)
+                   finished_at=j.finished_at, files=files, window_id=_window_of(j.lock_key),
+                   downloads=downloads or {})
 
 
 def state_text(kind: str, state: str, result: dict | None) -> str:
@@ -215,13 +237,17 @@ def active(db: Database, lock_key: str) -> Optional[str]:
         return s.scalar(select(Job.id).where(Job.lock_key == lock_key, Job.state.in_(("queued", "running"))))
 
 
-def file(db: Database, job_id: str, name: str) -> tuple[str, bytes]:
-    with db.read_session() as s:
+def file(db: Database, job_id: str, name: str, *, actor: str | None = None) -> tuple[str, bytes]:
+    """A job's file; a download of a secret one (SECRET_FILES) is recorded, with `actor`."""
+    with db.session() as s:
         f = s.get(JobFile, (job_id, name))
         if f is None:
             raise NotFound("文件不存在")
         with open(f.path, "rb") as fh:
-            return f.media_type, fh.read()
+            data = fh.read()
+        if name in SECRET_FILES:
+            audit.record(s, actor, "job.file.download", f"{job_id}/{name}")
+        return f.media_type, data
 
 
 def cancel(db: Database, job_id: str) -> None:

@@ -107,7 +107,7 @@ def import_file(db: Database, ctx: jobs.JobContext, args: dict) -> dict:
     codes = result.pop("access_codes")
     if codes:
         ctx.add_file("查询码.csv", "text/csv", csv_bytes(
-            "新受理申报的查询码（只提供这一次，请安全转交企业）", ["统一社会信用代码", "企业名称", "申报编号", "查询码"],
+            "新受理申报的查询码（请妥善保管、安全转交企业；每次下载都记录经办人和时间）", ["统一社会信用代码", "企业名称", "申报编号", "查询码"],
             [[c["uscc"], c["name"], c["application_id"], c["access_code"]] for c in codes]))
     path.unlink(missing_ok=True)
     return result

@@ -461,8 +461,12 @@ def test_jobs_answer_202_with_progress_and_files(api: Api):
     job = wait_job(api, r)
     assert job["state"] == "succeeded" and job["kind_text"] == "批量导入", job
     assert job["result"]["created"] == 4 and job["files"] == ["查询码.csv"]
+    assert job["window_id"] == "W4" and job["downloads"] == {"查询码.csv": []}
     codes = c.get(f"/v1/jobs/{r.json()['job_id']}/files/查询码.csv", headers=staff)
     assert codes.status_code == 200
+    # every download of the access codes is recorded, with who and when
+    (once,) = c.get(f"/v1/jobs/{r.json()['job_id']}", headers=staff).json()["downloads"]["查询码.csv"]
+    assert re.fullmatch(rf"\d{{4}}年\d+月\d+日 \d\d:\d\d 经办人员（令牌 {api.staff_id}）", once), once
     with api.db.read_session() as sess:      # plaintext access codes: owner-only, in the data directory
         (stored,) = sess.scalars(select(JobFile.path).where(JobFile.job_id == r.json()["job_id"])).all()
     assert Path(stored).is_relative_to(data_dir()) and Path(stored).stat().st_mode & 0o777 == 0o600
