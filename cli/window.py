@@ -238,6 +238,10 @@ def window_close(window_id, reason, yes):
         fail("现在不能关闭：" + "；".join(p["blocked"]))
     click.echo(f"将兑现 {p['awards']} 项，合计 {money(p['amount_cny'])}；出具不予支持告知书 {p['non_support_notices']} 份"
                + (f"；{p['already_awarded']} 项已在其他批次兑现" if p["already_awarded"] else ""))
+    if p["provisional_awards"]:
+        click.echo(f"其中 {p['provisional_awards']} 项、合计 {money(p['provisional_amount_cny'])} 是参考金额（没有正式文件确认，"
+                   "批次也未设定当期申报通知的金额），兑现通知书将注明“参考金额，以当期申报通知为准”；"
+                   "请先核对当期申报通知的金额")
     if p["unreviewed_refusals"]:
         click.echo(f"其中 {p['unreviewed_refusals']} 份不予支持的申报没有复核记录（可在管理控制台筛选“未复核”查看）")
     if p["unsupplied_commitments"]:

@@ -393,7 +393,9 @@ def close_preview(db: Database, window_id: str, today: date | None = None) -> di
     deadlines not yet passed, the latest `corrections_until`) and what nobody looked at
     (`unreviewed_refusals`: applications that would be refused without any 复核; and
     `pending_materials`: uploaded files nobody has reviewed, with their applications; and
-    `unsupplied_commitments`: materials promised by 容缺承诺 and not supplied yet). `blocked`:
+    `unsupplied_commitments`: materials promised by 容缺承诺 and not supplied yet; and
+    `provisional_awards`: awards whose amount is a 参考金额 no official text sets, which the
+    兑现通知书 will say). `blocked`:
     the reasons `close_window` would refuse now, each a sentence (`open_objections` among them)."""
     today = today or shanghai_today()
     with db.read_session() as s:
@@ -430,6 +432,8 @@ def close_preview(db: Database, window_id: str, today: date | None = None) -> di
             blocked += _close_blockers(s, db, w, cands, objections)
         return {"blocked": blocked, "open_objections": objections,
                 "awards": len(cands), "amount_cny": sum(c.amount_cny or 0 for c in cands),
+                "provisional_awards": sum(1 for c in cands if c.amount_provisional),
+                "provisional_amount_cny": sum(c.amount_cny or 0 for c in cands if c.amount_provisional),
                 "already_awarded": len(refused), "non_support_notices": len(refusals) + len(not_eligible & apps_awarded),
                 "early": early, "stale": W.stale_count(s, w), "state": w.state,
                 "rejected_materials": rejected_materials(s, db, w, cands) if w.evaluated_at else [],

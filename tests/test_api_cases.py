@@ -339,6 +339,9 @@ def test_the_case_process_and_every_refused_transition(api: Api):
     _staff_login(api)                       # a staff member is told that closing is an admin's
     page = c.get("/staff/windows/W2/close").text
     assert 'id="close-admin-only"' in page and 'id="close-form"' not in page and "现在不能关闭" not in page
+    # the one award's amount is a reference amount (W2 set no amounts): said before it is paid
+    warning = re.search(r'id="close-provisional">(.*?)</li>', page, re.S).group(1)
+    assert "<b>1</b> 项" in warning and "300,000元" in warning and "参考金额" in warning, warning
     c.cookies.clear()
     closed = c.post("/v1/windows/W2/close", json=early, headers=admin)
     assert closed.status_code == 200, closed.text

@@ -471,3 +471,20 @@ def test_a_correction_after_the_rules_changed_is_judged_under_the_new_rules(db, 
     assert grant.result.status == "eligible" and grant.result.amount_cny == 300_000
     # and the notice issued before is still read under the rules it was issued on
     assert cases.detail(db, app_id).notices[0].kind == "one_time"
+
+
+def test_the_close_says_which_amounts_are_only_reference_amounts(db):
+    """Amounts no official text sets are 参考金额: the close's confirmation says how many and how
+    much before they are paid; a window opened with the round's notice amounts has none."""
+    notice = {"false": {"self_developed": {"II": 100000, "III": 200000}, "introduced": {"II": 50000, "III": 100000}},
+              "true": {"self_developed": {"II": 400000, "III": 800000}, "introduced": {"II": 200000, "III": 400000}}}
+    for wid, amounts in (("2026-H1", None), ("2026-HX", {"grant_amounts": notice})):
+        open_h1(db, wid, **({"amounts": amounts} if amounts else {}))
+        submit_all(db, wid, [grant_profile(1, certs=2)])
+        evaluate(db, wid)
+    reference = awards.close_preview(db, "2026-H1")
+    assert reference["awards"] == 2 and reference["provisional_awards"] == 2
+    assert reference["provisional_amount_cny"] == reference["amount_cny"] > 0
+    set_by_notice = awards.close_preview(db, "2026-HX")
+    assert set_by_notice["awards"] == 2 and set_by_notice["provisional_awards"] == 0
+    assert set_by_notice["provisional_amount_cny"] == 0 and set_by_notice["amount_cny"] == 200_000
