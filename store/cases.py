@@ -591,12 +591,16 @@ def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
                 problems += e.problems
         registry = rulesets.current().registry
         new_profile = apply_facts(L.profile, {p: v for p, v in facts.items() if p not in unknown})
+        parsed = None
         try:
             parsed = parse_profile(new_profile, registry)
         except ProfileError as e:
             problems += [RowProblem(p.message, path=p.path) for p in e.problems]
-        if problems:
+        if parsed is None:
             raise ValidationFailed(problems)
+        # With the facts readable, the 补正 is judged even when a file or a promise has a problem,
+        # so that what it leaves out is said in the same answer (then all of it is rolled back).
+        resolved = [r for r in resolved if r[1] is not None]
         for (b, sub, m), signer in signed.items():
             _promise(s, L, ask, b, sub, m, signer, actor, today)
         for b, sub, m, name, data, media in resolved:
@@ -618,14 +622,17 @@ def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
             s.expire_all()          # the evaluation row was rewritten past the ORM
             judged = _load(s, db, app.id)
             after = _current_ask(s, judged, today)
-            unproven = _unproven(ask, after, judged, given | set(signed))
-            left = _left_out(ask, after) if complete else []
-            if unproven or left:
-                raise ValidationFailed(unproven + left)
+            said = {p.path for p in problems}
+            later = [p for p in _unproven(ask, after, judged, given | set(signed))
+                     + (_left_out(ask, after) if complete else []) if p.path not in said]
+            if problems or later:
+                raise ValidationFailed(problems + later)
             still = {(m["benefit_id"], m["subject_id"], m["material_id"]) for m in after.materials}
             moot = [m["name"] + (f"（注册证 {m['subject_id']}）" if m["subject_id"] else "") for m in ask.materials
                     if (key := (m["benefit_id"], m["subject_id"], m["material_id"])) not in still
                     and key not in given and key not in signed]
+        elif problems:
+            raise ValidationFailed(problems)
         for *_, data, _media in resolved:
             files.put(data)
         _move(s, app, "corrected" if outcome[0] == "ok" else "failed", actor, "correction",

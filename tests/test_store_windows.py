@@ -895,6 +895,16 @@ def test_a_complete_correction_lists_what_it_leaves_out_and_signs_its_promises_w
     assert "不能容缺" in said["signer:" + cases.upload_path(*change)]
     assert cases.detail(db, app, today=AFTER_H1).state == "correction"             # nothing stored
     assert cases.detail(db, app, today=AFTER_H1).grants[0].promised == []
+    # A file that is not a PDF or image and what the 补正 leaves out: one answer, not two rounds
+    # (the left-out fact was once said only after the file had been fixed)
+    with pytest.raises(ValidationFailed) as e:
+        cases.submit_correction(db, app, {}, [(*change, "变更文件.pdf", b"just text")], actor="企业",
+                                today=AFTER_H1, complete=True)
+    said = {x.path: x.message for x in e.value.problems}
+    assert "PDF" in said[cases.upload_path(*change)]
+    assert {f for f in ask.facts} <= set(said) and all(said[f] == cases.LEFT_OUT_FACT for f in ask.facts), said
+    assert said[cases.upload_path(*credit)] == cases.LEFT_OUT_FILE
+    assert cases.detail(db, app, today=AFTER_H1).state == "correction"
     facts = {f: v for f, v in (("device_registrations[0].origin", "introduced"),
                                ("on_serious_dishonest_list", False)) if f in ask.facts}
     files_ = [(m["benefit_id"], m["subject_id"], m["material_id"], f"{m['material_id']}.pdf", PDF)
