@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -32,7 +32,7 @@ from api.settings import Settings
 from api.testing import REPO
 from api.schemas import EXAMPLE_PROFILE, NUL_MESSAGE
 from api_support import Api, accepting_window, api_on, assert_error, days, wait_job
-from engine.vocabulary import APPLICATION_STATE, WINDOW_STATE
+from engine.vocabulary import APPLICATION_STATE, WINDOW_STATE, cn_date
 from hostile_files import nul_csv
 from store import applications, jobs, profiles, rulesets
 from store.db import Database
@@ -312,6 +312,12 @@ def test_the_case_process_and_every_refused_transition(api: Api):
             ] == ["该企业不在园区"]
     proposed = c.get("/v1/windows/W2/awards", headers=staff).json()
     assert not proposed["final"] and [a["application_id"] for a in proposed["awards"]] == [ids["eligible"]]
+    # its page names the 公示 period, during which an objection may be raised
+    c.post("/application/login", data={"application_id": ids["eligible"], "access_code": subs["eligible"].access_code})
+    period = re.search(r'id="publicity">(.*?)</dd>', c.get("/application/view").text, re.S).group(1)
+    c.cookies.clear()
+    w2 = c.get("/v1/windows/W2", headers=staff).json()
+    assert period.startswith(f"{cn_date(date.fromisoformat(w2['publicity_from']))}至"), period
 
     preview = c.get("/v1/windows/W2/close", headers=admin).json()
     assert preview["awards"] == 1 and preview["early"] and preview["non_support_notices"] == 2
