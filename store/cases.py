@@ -900,8 +900,11 @@ def review(db: Database, application_id: str, benefit_id: str, subject_id: str, 
         return rv.id, True
 
 
-def raise_objection(db: Database, application_id: str, text: str, *, actor: str) -> tuple[int, bool]:
-    """An objection raised during the 公示: (its id, whether this call recorded it)."""
+def raise_objection(db: Database, application_id: str, text: str, *, actor: str,
+                    today: date | None = None) -> tuple[int, bool]:
+    """An objection raised during the 公示 (until its last day): (its id, whether this call
+    recorded it)."""
+    today = today or shanghai_today()
     text = (text or "").strip()
     if not 1 <= len(text) <= 2000 or "\x00" in text:
         raise ValidationFailed([RowProblem("请填写异议内容（1 至 2000 个字符）", path="text")])
@@ -909,6 +912,9 @@ def raise_objection(db: Database, application_id: str, text: str, *, actor: str)
         L = _load(s, db, application_id, lock=True)
         if L.window.state != "publicity":
             raise Conflict(f"申报批次当前为“{W.view(L.window).state_text}”，只有公示期内才能登记异议")
+        if L.window.publicity_until is not None and today > L.window.publicity_until:
+            raise Conflict(f"公示期（{cn_date(L.window.publicity_from)}至{cn_date(L.window.publicity_until)}）"
+                           "已经结束，不再登记异议")
         same = s.scalar(select(Objection.id).where(     # the same objection, still open: a retried request
             Objection.application_id == application_id, Objection.text == text,
             Objection.resolved_at.is_(None)).limit(1))

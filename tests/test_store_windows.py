@@ -556,7 +556,9 @@ def test_a_rejected_file_reopens_the_correction_and_holds_its_award(db):
         cases.raise_objection(db, a, "该企业不在园区", actor="公众")
     w = awards.publish(db, "2026-H1", today=late)       # Friday: 公示 runs from Monday, five working days
     assert (w.publicity_from, w.publicity_until) == (date(2026, 4, 20), date(2026, 4, 24))
-    cases.raise_objection(db, a, "该企业不在园区", actor="公众")
+    with pytest.raises(Conflict, match="公示期（2026年4月20日至2026年4月24日）已经结束"):
+        cases.raise_objection(db, a, "该企业不在园区", actor="公众", today=date(2026, 4, 27))
+    cases.raise_objection(db, a, "该企业不在园区", actor="公众", today=date(2026, 4, 24))    # its last day
     (o,) = cases.detail(db, a).objections
     cases.resolve_objection(db, o["id"], "经核实，企业注册地在园区", actor="经办人")
     with pytest.raises(Conflict, match="已处理"):
