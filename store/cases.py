@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from engine import Evaluator
 from engine.profile import ProfileError, parse_profile, shanghai_today
 from engine.results import BenefitResult, Conflict as TaxConflict, TaxItem
-from engine.vocabulary import APPLICATION_STATE, STATUS, cn_date
+from engine.vocabulary import APPLICATION_STATE, STATUS, cn_date, money
 from engine.workdays import service_limits
 from store import audit, files, profiles, rulesets
 from store import decisions as D
@@ -298,11 +298,21 @@ def _event_text(e, ev: Optional[Evaluator]) -> str:
     """An entry of the history as staff read it: the step, and the material it concerns by name
     (签署容缺承诺：企业信用报告), never its code."""
     text = ACTION_TEXT.get(e.action, e.action)
-    mid = (e.details or {}).get("material_id") if isinstance(e.details, dict) else None
+    details = e.details if isinstance(e.details, dict) else {}
+    mid = details.get("material_id")
     if mid and ev is not None:
         name = next((m.name for b in ev.book.benefits.values() for m in b.spec.materials if m.id == mid), None)
         if name:
             text += f"：{name}"
+    if e.action.startswith("review.") and details.get("status") in STATUS:     # what the review decided
+        said = [f"注册证 {details['subject_id']}"] if details.get("subject_id") else []
+        if details.get("engine_status") in STATUS and details["engine_status"] != details["status"]:
+            said.append(f"{STATUS[details['engine_status']]} → {STATUS[details['status']]}")
+        else:
+            said.append(STATUS[details["status"]])
+        if details.get("amount_cny"):
+            said.append(f"支持金额 {money(float(details['amount_cny']))}")
+        text += "（" + "，".join(said) + "）"
     return text
 
 

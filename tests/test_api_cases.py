@@ -1001,7 +1001,8 @@ def test_a_grant_made_eligible_by_review_reads_so_on_the_enterprise_page(api: Ap
                    headers=staff)       # retried without a revision: recorded once
     assert again.status_code == 200 and again.json() == {"id": r.json()["id"], "created": False}, again.text
     detail = c.get(f"/v1/applications/{sub.application_id}/detail", headers=staff).json()
-    assert sum(1 for e in detail["events"] if e["action"] == "review.override") == 1, detail["events"]
+    (said,) = [e for e in detail["events"] if e["action"] == "review.override"]
+    assert said["action_text"] == f"复核：改变判定（注册证 {cert_no(51)}，不符合条件 → 符合条件，支持金额 1,500,000元）", said
     assert detail["grants"][0]["review"]["id"] == r.json()["id"]
     c.cookies.clear()
     c.post("/application/login", data={"application_id": sub.application_id, "access_code": sub.access_code})
