@@ -77,6 +77,12 @@ def code_hash(application_id: str, code: str) -> str:
     return hashlib.sha256(f"{application_id}:{code}".encode()).hexdigest()
 
 
+def typed_code(text: str) -> str:
+    """An access code as typed from a paper notice: spaces and dashes between its groups
+    (LST6 XQDX 34B4), any case."""
+    return "".join(text.split()).replace("-", "").upper()[:64]
+
+
 def new_access_code(rand: bytes | None = None) -> str:
     # 12 characters from an unambiguous alphabet (32 symbols, 60 bits): typed from a paper
     # notice. 256 is a multiple of 32, so `b & 31` is uniform.
@@ -96,7 +102,7 @@ def check_access_code(db: Database, application_id: str, access_code: str) -> bo
     with db.read_session() as s:
         stored = s.scalar(select(Application.access_code_hash).where(Application.id == app_id)) \
             if "\x00" not in app_id else None
-    given = code_hash(app_id, access_code.strip().upper()[:64])
+    given = code_hash(app_id, typed_code(access_code))
     return hmac.compare_digest(stored or _DUMMY_HASH, given) and stored is not None
 
 
@@ -281,7 +287,7 @@ def submit_application(db: Database, window_id: str, profile_data: Any, claims: 
             prior = s.execute(select(Application.id, Application.access_code_hash).where(
                 Application.window_id == window_id, Application.uscc == profile.uscc)).first()
             if prior is not None and not hmac.compare_digest(
-                    prior.access_code_hash, code_hash(prior.id, (prior_code or "").strip().upper()[:64])):
+                    prior.access_code_hash, code_hash(prior.id, typed_code(prior_code or ""))):
                 raise ValidationFailed([RowProblem(
                     "该企业已在本批次提交过申报；如需修改后重新提交，请填写上次取得的查询码（遗失的，请联系受理窗口）"
                     if not prior_code else "与本企业本批次申报的查询码不符", path="prior_code")])

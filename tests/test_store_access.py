@@ -27,6 +27,8 @@ def test_an_access_code_opens_its_application_only_until_replaced(db):
     assert len(first.access_code) == 12
     assert A.check_access_code(db, first.application_id, first.access_code)
     assert A.check_access_code(db, first.application_id.lower(), " " + first.access_code.lower())
+    code = first.access_code           # typed from paper in groups of four
+    assert A.check_access_code(db, first.application_id, f"{code[:4]} {code[4:8]}-{code[8:]}")
     assert not A.check_access_code(db, first.application_id, other.access_code)
     assert not A.check_access_code(db, "A0000000000000000", first.access_code)
     assert not A.check_access_code(db, "A\x00", first.access_code)
