@@ -217,11 +217,37 @@ async def selfcheck_print(request: Request):
 
 # --- applying ------------------------------------------------------------------------------------
 @router.get("/apply", response_class=HTMLResponse)
-async def apply_index(request: Request):
+async def apply_index(request: Request, profile_json: str = ""):
     ws = await run_in_threadpool(W.list_windows, _rt(request).db)
     today = shanghai_today()
     return page(request, "apply_index.html", {"open": [w for w in ws if w.state == "open" and w.opens_on <= today <= w.closes_on],
-                                               "upcoming": [w for w in ws if w.state == "open" and today < w.opens_on]})
+                                               "upcoming": [w for w in ws if w.state == "open" and today < w.opens_on],
+                                               "profile_json": profile_json})
+
+
+@router.post("/apply", response_class=HTMLResponse)
+async def apply_with_profile(request: Request):
+    """From the self-check's results: the application form of the window accepting now, filled
+    with what was typed for the self-check (the clerk once typed it all again). With several
+    windows accepting, the list, each carrying the profile."""
+    settings = request.app.state.settings
+    form = await request.form(max_fields=10)
+    raw = str(form.get("profile_json") or "")
+    try:
+        profile = parse_json_limited(raw.encode("utf-8")[: settings.max_body_bytes + 1], settings.max_json_depth,
+                                     settings.max_object_keys)
+    except ApiError:
+        profile = None
+    if not isinstance(profile, dict):
+        return RedirectResponse("/apply", status_code=303)
+    ws = await run_in_threadpool(W.list_windows, _rt(request).db)
+    today = shanghai_today()
+    accepting = [w for w in ws if w.state == "open" and w.opens_on <= today <= w.closes_on]
+    chosen = [w for w in accepting if w.id == form.get("window_id")] or (accepting if len(accepting) == 1 else [])
+    if not chosen:
+        return await apply_index(request, profile_json=raw)
+    w = chosen[0]
+    return _form_page(request, profile, action=f"/apply/{w.id}", title=f"在线申报：{w.label}", window=w)
 
 
 @router.get("/apply/done", response_class=HTMLResponse)

@@ -1038,3 +1038,26 @@ def test_a_window_opened_by_mistake_is_deleted_from_its_page(api: Api):
     assert "申报批次已删除" in c.get(r.headers["location"]).text
     c.cookies.clear()
     assert_error(c.get("/v1/windows/WDEL", headers=staff), 404)
+
+
+def test_the_self_check_carries_what_was_typed_into_the_application_form(api: Api):
+    """用所填信息在线申报: the application form opens filled with what the self-check was given
+    (a clerk on a phone once typed twenty facts and two certificates again)."""
+    import html as html_
+
+    accepting_window(api, "WSC")
+    p = profile(170)
+    results = api.c.post("/self-check/upload", files={"file": ("p.json", json.dumps(p), "application/json")})
+    carried = re.search(r'id="apply-with-profile">.*?name="profile_json" value="([^"]*)"', results.text, re.S)
+    raw = html_.unescape(carried.group(1))
+    assert json.loads(raw)["uscc"] == p["uscc"]
+    listed = api.c.post("/apply", data={"profile_json": raw})      # several windows accept: choose one
+    assert listed.status_code == 200
+    if 'id="profile-form"' not in listed.text:
+        assert listed.text.count('name="window_id"') >= 2 and "自测所填的信息会带入申报表" in listed.text
+    form = api.c.post("/apply", data={"profile_json": raw, "window_id": "WSC"})
+    assert form.status_code == 200 and 'action="/apply/WSC"' in form.text
+    assert f'value="{html_.escape(p["name"])}"' in form.text and f'value="{p["uscc"]}"' in form.text
+    cert = p["device_registrations"][0]["certificate_no"]
+    assert f'value="{cert}"' in form.text
+    assert api.c.post("/apply", data={"profile_json": "not json"}, follow_redirects=False).status_code == 303
