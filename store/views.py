@@ -51,6 +51,9 @@ class WindowView(_View):
     closed_at: Optional[datetime] = None
     close_reason: Optional[str] = None
     counts: Optional[WindowCounts] = None
+    overlaps: list[str] = Field(default_factory=list, description=(
+        "覆盖期与本批次重叠的其他批次（名称和覆盖期）：同一注册证会在两个批次都被判定和公示；"
+        "兑现台账保证同一注册证只兑现一次"))
 
     def stage_text(self, today: date) -> str:
         """The window's stage as staff say it: an open window is 受理中 only within its

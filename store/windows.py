@@ -243,7 +243,19 @@ def list_windows(db: Database) -> list[WindowView]:
 def get_window(db: Database, window_id: str) -> WindowView:
     with db.read_session() as s:
         w = get(s, window_id)
-        return view(w, counts(s, w))
+        return view(w, counts(s, w)).model_copy(update={"overlaps": overlapping(s, w)})
+
+
+def overlapping(s: Session, w: Window) -> list[str]:
+    """The other windows whose coverage shares a day with `w`'s, in words. Each certificate
+    should belong to exactly one window (docs/rules.md): an overlap lists it in both."""
+    if w.coverage_from is None or w.coverage_to is None:
+        return []
+    return [f"“{o.label}”（支持 {cn_date(o.coverage_from)}至{cn_date(o.coverage_to)} 取得的注册证）"
+            for o in s.scalars(select(Window).where(Window.id != w.id, Window.coverage_from.is_not(None),
+                                                    Window.coverage_from <= w.coverage_to,
+                                                    Window.coverage_to >= w.coverage_from)
+                               .order_by(Window.opens_on))]
 
 
 def context(w: Window) -> WindowContext:

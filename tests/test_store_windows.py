@@ -952,3 +952,18 @@ def test_a_window_opened_by_mistake_can_be_deleted_until_something_happens_in_it
     with pytest.raises(Conflict, match="已有申报，不能删除"):
         W.delete_window(db, "2026-H1")
     assert W.get_window(db, "2026-H1").counts.applications == 1
+
+
+def test_a_window_whose_coverage_overlaps_another_says_so(db):
+    """Each certificate should belong to one window: a window opened over another's coverage
+    is named on both (its certificates would be judged and publicized in both)."""
+    open_h1(db)
+    assert W.get_window(db, "2026-H1").overlaps == []
+    W.open_window(db, "2026-Q", opens_on=date(2026, 4, 1), closes_on=date(2026, 4, 30), as_of=date(2026, 4, 30),
+                  coverage_from=date(2026, 3, 1), coverage_to=date(2026, 4, 30), label="补充批次")
+    (said,) = W.get_window(db, "2026-H1").overlaps
+    assert said == "“补充批次”（支持 2026年3月1日至2026年4月30日 取得的注册证）"
+    assert len(W.get_window(db, "2026-Q").overlaps) == 1
+    W.open_window(db, "2026-R", opens_on=date(2026, 5, 1), closes_on=date(2026, 5, 30), as_of=date(2026, 5, 30),
+                  coverage_from=date(2026, 5, 1), coverage_to=date(2026, 5, 30), label="后续批次")
+    assert W.get_window(db, "2026-R").overlaps == []          # the day after ends is not an overlap
