@@ -145,6 +145,11 @@ def csv_bytes(title: str, headers: list[str], rows: list[list], totals: list[lis
     return buf.getvalue().encode("utf-8-sig")
 
 
+def _width(v: Any) -> int:
+    text = v if isinstance(v, str) else f"{v:,}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+    return sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
+
+
 def xlsx_bytes(title: str, sheet: str, headers: list[str], rows: list[list], totals: list[list] = (),
                total_headers: list[str] = ()) -> bytes:
     wb = Workbook(write_only=True)
@@ -155,15 +160,21 @@ def xlsx_bytes(title: str, sheet: str, headers: list[str], rows: list[list], tot
     ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
     ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.print_title_rows = "2:2"
+    # each column as wide as its header and its widest value in the first rows (a CJK
+    # character is two), so that names and 事项 are not cut off; at most 60
     for i, h in enumerate(headers):
-        ws.column_dimensions[get_column_letter(i + 1)].width = max(12, len(h) * 2 + 4)
+        seen = [h] + [r[i] for r in rows[:500] if i < len(r) and r[i] is not None]
+        ws.column_dimensions[get_column_letter(i + 1)].width = min(60, max(8, max(map(_width, seen)) + 2))
+    money_columns = {i for i, h in enumerate(headers) if "元" in h}
+    money_totals = {i for i, h in enumerate(total_headers) if "元" in h}
 
-    def cell(v: Any, **style) -> WriteOnlyCell:
+    def cell(v: Any, money: bool = False, **style) -> WriteOnlyCell:
         c = WriteOnlyCell(ws, value=v)
         if isinstance(v, str):
             c.data_type = "s"        # text, never a formula
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            c.number_format = "#,##0.00" if isinstance(v, float) else "#,##0"
+            # amounts with thousands separators; counts and 序号 as plain numbers
+            c.number_format = "#,##0.00" if isinstance(v, float) else "#,##0" if money else "0"
         for k, val in style.items():
             setattr(c, k, val)
         return c
@@ -172,13 +183,14 @@ def xlsx_bytes(title: str, sheet: str, headers: list[str], rows: list[list], tot
     ws.append([cell(h, font=Font(bold=True), fill=PatternFill("solid", fgColor="DDEBF7")) for h in headers])
     red = Font(color="C00000")
     for r in rows:
-        ws.append([cell(v, font=red) if v == PROVISIONAL else cell(v) for v in r])
+        ws.append([cell(v, i in money_columns, font=red) if v == PROVISIONAL else cell(v, i in money_columns)
+                   for i, v in enumerate(r)])
     if totals:
         ws.append([])
         if total_headers:
             ws.append([cell(h, font=Font(bold=True)) for h in total_headers])
         for r in totals:
-            ws.append([cell(v, font=Font(bold=True)) if i == 0 else cell(v) for i, v in enumerate(r)])
+            ws.append([cell(v, font=Font(bold=True)) if i == 0 else cell(v, i in money_totals) for i, v in enumerate(r)])
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
