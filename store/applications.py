@@ -591,7 +591,7 @@ def list_applications(db: Database, window_id: str, *, q: str | None = None, sta
             sub = select(Review.application_id)
             query = query.where(Application.id.in_(sub) if reviewed else Application.id.not_in(sub))
         total = s.scalar(select(func.count()).select_from(query.subquery()))
-        page = s.execute(query.order_by(Application.submitted_at, Application.id)
+        page = s.execute(query.order_by(Application.submitted_at, Enterprise.name, Application.id)   # an import: by name
                          .limit(min(max(limit, 1), 500)).offset(max(offset, 0))).all()
         ids = [a.id for a, _ in page]
         statuses = W.claimed_grant_counts(s, window_id, [a.uscc for a, _ in page])

@@ -967,3 +967,14 @@ def test_a_window_whose_coverage_overlaps_another_says_so(db):
     W.open_window(db, "2026-R", opens_on=date(2026, 5, 1), closes_on=date(2026, 5, 30), as_of=date(2026, 5, 30),
                   coverage_from=date(2026, 5, 1), coverage_to=date(2026, 5, 30), label="后续批次")
     assert W.get_window(db, "2026-R").overlaps == []          # the day after ends is not an overlap
+
+
+def test_an_imported_window_lists_its_applications_by_enterprise_name(db):
+    """Applications imported together share their moment of submission: they are listed by the
+    enterprise's name, not by their random application numbers."""
+    open_h1(db)
+    names = ["资阳丙齿科", "资阳甲齿科", "资阳乙齿科", "资阳丁齿科"]
+    A.import_applications(db, "2026-H1", profiles_csv([grant_profile(40 + i, name=n) for i, n in enumerate(names)]),
+                          "apps.csv", today=IN_H1)
+    _, rows = A.list_applications(db, "2026-H1")
+    assert [r.enterprise_name for r in rows] == sorted(names)
