@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -44,8 +44,21 @@ def _db(request: Request):
     return request.app.state.runtime.db
 
 
-def _to_login() -> RedirectResponse:
-    return RedirectResponse("/staff/login", status_code=303)
+def _to_login(request: Request) -> RedirectResponse:
+    """To the login; back to this page afterwards (a page, not a form's POST), and saying why
+    when a session had been there (expired, ended, or its token revoked or expired)."""
+    query = {}
+    if request.cookies.get(STAFF_COOKIE):
+        query["expired"] = "1"
+    if request.method == "GET" and request.url.path != "/staff":
+        query["next"] = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse("/staff/login" + (f"?{urlencode(query)}" if query else ""), status_code=303)
+
+
+def _next_page(target: str) -> str:
+    """Where a login returns to: a console page of this site only."""
+    ok = target.startswith("/staff") and not target.startswith(("/staff/login", "//")) and "\\" not in target
+    return target if ok and len(target) <= 500 else "/staff"
 
 
 def _ctx(sid: str, who: Staff, **kw: Any) -> dict:
@@ -87,9 +100,10 @@ def _download(data: bytes, media: str, filename: str) -> Response:
 
 # --- login ---------------------------------------------------------------------------------------
 @router.get("/staff/login", response_class=HTMLResponse)
-async def login_form(request: Request, failed: int = 0):
+async def login_form(request: Request, failed: int = 0, expired: int = 0, next: str = ""):
     csrf = secrets.token_urlsafe(24)
-    resp = page(request, "staff_login.html", {"csrf": csrf, "failed": bool(failed)}, 401 if failed else 200)
+    resp = page(request, "staff_login.html", {"csrf": csrf, "failed": bool(failed), "expired": bool(expired),
+                                              "next": _next_page(next) if next else ""}, 401 if failed else 200)
     resp.set_cookie(LOGIN_CSRF_COOKIE, csrf, httponly=True, samesite="strict", path="/staff",
                     secure=request.app.state.settings.cookie_secure)
     return resp
@@ -99,13 +113,15 @@ async def login_form(request: Request, failed: int = 0):
 async def login(request: Request):
     form = await request.form(max_fields=10)
     expected = request.cookies.get(LOGIN_CSRF_COOKIE)
+    back = _next_page(str(form.get("next") or "/staff"))
+    again = "/staff/login?" + urlencode({"failed": 1, **({"next": back} if back != "/staff" else {})})
     if not expected or not secrets.compare_digest(expected, str(form.get("csrf", ""))):
-        return RedirectResponse("/staff/login?failed=1", status_code=303)
+        return RedirectResponse(again, status_code=303)
     ident = await run_in_threadpool(tokens.authenticate, _db(request), str(form.get("token", "")).strip())
     if ident is None:
-        return RedirectResponse("/staff/login?failed=1", status_code=303)
+        return RedirectResponse(again, status_code=303)
     sid = await run_in_threadpool(sessions.open_session, _db(request), "staff", str(ident.token_id), ident.role)
-    resp = RedirectResponse("/staff", status_code=303)
+    resp = RedirectResponse(back, status_code=303)
     resp.set_cookie(STAFF_COOKIE, sid, httponly=True, samesite="strict", path="/staff",
                     secure=request.app.state.settings.cookie_secure, max_age=sessions.STAFF_HOURS * 3600)
     resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/staff")
@@ -141,7 +157,7 @@ async def _home(request: Request, sess, done: str = "", form: dict | None = None
 async def home(request: Request, done: str = ""):
     sess = await console_session(request)
     if not sess:
-        return _to_login()
+        return _to_login(request)
     return await _home(request, sess, done)
 
 
@@ -149,7 +165,7 @@ async def home(request: Request, done: str = ""):
 async def create_window(request: Request):
     sess = await console_session(request)
     if not sess:
-        return _to_login()
+        return _to_login(request)
     typed: dict = {}
     try:
         form = await _form(request, sess[0])
@@ -171,7 +187,7 @@ async def create_window(request: Request):
 async def window_page(request: Request, window_id: str, done: str = "", n: int = 0):
     sess = await console_session(request)
     if not sess:
-        return _to_login()
+        return _to_login(request)
     try:
         w = await run_in_threadpool(W.get_window, _db(request), window_id)
     except NotFound as e:
@@ -187,7 +203,7 @@ async def window_page(request: Request, window_id: str, done: str = "", n: int =
 async def _submit_job(request: Request, kind: str, args: dict, lock: str | None) -> Response:
     sess = await console_session(request)
     if not sess:
-        return _to_login()
+        return _to_login(request)
     try:
         await _form(request, sess[0])
         await run_in_threadpool(W.require_startable, _db(request), kind, args.get("window_id"))
@@ -217,7 +233,7 @@ async def replay(request: Request, window_id: str):
 async def impact(request: Request, window_id: str):
     sess = await console_session(request)
     if not sess:
-        return _to_login()
+        return _to_login(request)
     form = await request.form(max_fields=10)
     args = {"window_id": window_id, "rules_dir": str(form.get("rules_dir") or "").strip() or None,
             "as_of": str(form.get("as_of") or "").strip() or None}
@@ -249,7 +265,7 @@ async def import_registry(request: Request):
 async def _upload_job(request: Request, window_id: str | None) -> Response:
     sess = await console_session(request)
     if not sess:
-        return _to_login()
+        return _to_login(request)
     back = f"/staff/windows/{quote(window_id)}" if window_id else "/staff"
     try:
         form = await _form(request, sess[0], max_files=1)
@@ -271,7 +287,7 @@ async def _upload_job(request: Request, window_id: str | None) -> Response:
 async def template(request: Request):
     sess = await console_session(request)
     if not sess:
-        return _to_login()
+        return _to_login(request)
     data = await run_in_threadpool(template_bytes, request.app.state.runtime.evaluator.registry)
     return _download(data, XLSX, "申报导入模板.xlsx")
 
@@ -279,7 +295,7 @@ async def template(request: Request):
 async def _window_action(request: Request, window_id: str, fn, done: str, need: str = "staff", **kw) -> Response:
     sess = await console_session(request)
     if not sess:
-        return _to_login()
+        return _to_login(request)
     back = f"/staff/windows/{quote(window_id)}"
     if ROLE_RANK[sess[1].role] < ROLE_RANK[need]:
         return page(request, "message.html", _ctx(*sess, title="无权限", message="此操作需要管理员角色。", back=back,
@@ -324,7 +340,7 @@ async def _confirmation(request: Request, window_id: str, preview, template: str
     """A step's confirmation page: what it would do to the window (`preview`), before it does."""
     sess = await console_session(request)
     if not sess:
-        return _to_login()
+        return _to_login(request)
     try:
         w = await run_in_threadpool(W.get_window, _db(request), window_id)
         shown = await run_in_threadpool(preview, _db(request), window_id)
@@ -359,7 +375,7 @@ async def close(request: Request, window_id: str):
 async def awards_xlsx(request: Request, window_id: str):
     sess = await console_session(request)
     if not sess:
-        return _to_login()
+        return _to_login(request)
     try:
         data = await run_in_threadpool(exports.export_awards, _db(request), window_id, "xlsx")
         name = await run_in_threadpool(exports.awards_filename, _db(request), window_id, "xlsx")
@@ -372,7 +388,7 @@ async def awards_xlsx(request: Request, window_id: str):
 async def award_list(request: Request, window_id: str):
     sess = await console_session(request)
     if not sess:
-        return _to_login()
+        return _to_login(request)
     try:
         al = await run_in_threadpool(awards.list_awards, _db(request), window_id)
         pro = await run_in_threadpool(awards.proactive, _db(request), window_id)
@@ -387,7 +403,7 @@ async def application_list(request: Request, window_id: str, q: str = "", state:
                            device_class: str = "", pending: str = "", reviewed: str = "", page_no: int = 1):
     sess = await console_session(request)
     if not sess:
-        return _to_login()
+        return _to_login(request)
     size = 50
     flags = {"yes": True, "no": False}
     try:
@@ -407,7 +423,7 @@ async def application_list(request: Request, window_id: str, q: str = "", state:
 async def application_page(request: Request, app_id: str, done: str = ""):
     sess = await console_session(request)
     if not sess:
-        return _to_login()
+        return _to_login(request)
     try:
         d = await run_in_threadpool(cases.detail, _db(request), app_id)
     except StoreError as e:
@@ -425,7 +441,7 @@ def _application_view(request: Request, sess, d, status: int = 200, **extra: Any
 async def _app_action(request: Request, app_id: str, run, done: str) -> Response:
     sess = await console_session(request)
     if not sess:
-        return _to_login()
+        return _to_login(request)
     back = f"/staff/applications/{quote(app_id)}"
     try:
         form = await _form(request, sess[0])
@@ -448,7 +464,7 @@ _AMOUNT = FieldSpec(id="amount_cny", label="支持金额", type="number", unit="
 async def review(request: Request, app_id: str):
     sess = await console_session(request)
     if not sess:
-        return _to_login()
+        return _to_login(request)
     back = f"/staff/applications/{quote(app_id)}"
     try:
         f = await _form(request, sess[0])
@@ -490,7 +506,7 @@ async def review_material(request: Request, app_id: str, material_pk: int):
 async def material_file(request: Request, app_id: str, material_pk: int):
     sess = await console_session(request)
     if not sess:
-        return _to_login()
+        return _to_login(request)
     try:
         m, data = await run_in_threadpool(cases.material_file, _db(request), app_id, material_pk)
     except StoreError as e:
@@ -515,7 +531,7 @@ async def resolve_objection(request: Request, app_id: str, objection_id: int):
 async def notice(request: Request, app_id: str, kind: str, format: str = "html"):
     sess = await console_session(request)
     if not sess:
-        return _to_login()
+        return _to_login(request)
     try:
         doc = await run_in_threadpool(request.app.state.notices.render, app_id, kind,
                                       "pdf" if format == "pdf" else "html")
@@ -576,7 +592,7 @@ def job_error(j: jobs.JobView) -> list[str]:
 async def job_page(request: Request, job_id: str):
     sess = await console_session(request)
     if not sess:
-        return _to_login()
+        return _to_login(request)
     try:
         j = await run_in_threadpool(jobs.get, _db(request), job_id)
     except StoreError as e:
@@ -601,7 +617,7 @@ async def job_progress(request: Request, job_id: str):
 async def cancel_job(request: Request, job_id: str):
     sess = await console_session(request)
     if not sess:
-        return _to_login()
+        return _to_login(request)
     try:
         await _form(request, sess[0])
         await run_in_threadpool(jobs.cancel, _db(request), job_id)
@@ -614,7 +630,7 @@ async def cancel_job(request: Request, job_id: str):
 async def job_file(request: Request, job_id: str, name: str):
     sess = await console_session(request)
     if not sess:
-        return _to_login()
+        return _to_login(request)
     try:
         media, data = await run_in_threadpool(lambda: jobs.file(_db(request), job_id, name, actor=sess[1].actor))
     except StoreError as e:
@@ -626,7 +642,7 @@ async def job_file(request: Request, job_id: str, name: str):
 async def token_list(request: Request, done: str = "", created: str = ""):
     sess = await console_session(request)
     if not sess:
-        return _to_login()
+        return _to_login(request)
     if not sess[1].is_admin:
         return page(request, "message.html", _ctx(*sess, title="无权限", message="令牌管理需要管理员角色。", back="/staff",
                                                   layout="_staff.html"), 403)
@@ -638,7 +654,7 @@ async def token_list(request: Request, done: str = "", created: str = ""):
 async def token_create(request: Request):
     sess = await console_session(request)
     if not sess or not sess[1].is_admin:
-        return _to_login()
+        return _to_login(request)
     try:
         form = await _form(request, sess[0])
         days = str(form.get("days") or tokens.DEFAULT_DAYS)
@@ -659,7 +675,7 @@ async def token_create(request: Request):
 async def token_created(request: Request):
     sess = await console_session(request)
     if not sess or not sess[1].is_admin:
-        return _to_login()
+        return _to_login(request)
     token_id, _, value = (request.cookies.get(NEW_TOKEN_COOKIE) or "").partition(":")
     view = next((t for t in await run_in_threadpool(tokens.list_tokens, _db(request))
                  if str(t.id) == token_id), None)
@@ -674,7 +690,7 @@ async def token_created(request: Request):
 async def token_revoke(request: Request, token_id: int):
     sess = await console_session(request)
     if not sess or not sess[1].is_admin:
-        return _to_login()
+        return _to_login(request)
     try:
         await _form(request, sess[0])
         if token_id == sess[1].token_id:

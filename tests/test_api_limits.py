@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import urlencode
 
 import pytest
 
@@ -152,7 +153,23 @@ def test_logout_ends_the_server_side_session(api: Api):
     assert api.c.post("/staff/logout", data={"csrf": csrf}, follow_redirects=False).status_code == 303
     api.c.cookies.set(STAFF_COOKIE, sid, path="/staff")        # the replayed cookie
     r = api.c.get("/staff", follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/staff/login"
+    assert r.status_code == 303 and r.headers["location"] == "/staff/login?expired=1"
+    # a page asked for with an ended session: the login says so, and returns to that page
+    r = api.c.get("/staff/windows/W1?done=x", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/staff/login?" + urlencode(
+        {"expired": 1, "next": "/staff/windows/W1?done=x"})
+    login = api.c.get(r.headers["location"])
+    assert "登录已过期" in login.text and 'name="next" value="/staff/windows/W1?done=x"' in login.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', login.text).group(1)
+    back = api.c.post("/staff/login", data={"csrf": csrf, "token": api.staff["Authorization"].split()[1],
+                                            "next": "/staff/windows/W1?done=x"}, follow_redirects=False)
+    assert back.headers["location"] == "/staff/windows/W1?done=x"
+    for elsewhere in ("https://example.com/", "//example.com/staff", "/staff/login", "/application/view"):
+        login = api.c.get("/staff/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', login.text).group(1)
+        r = api.c.post("/staff/login", data={"csrf": csrf, "token": api.staff["Authorization"].split()[1],
+                                             "next": elsewhere}, follow_redirects=False)
+        assert r.headers["location"] == "/staff", elsewhere          # never off the console
     api.c.cookies.clear()
 
     sub = api.c.post("/v1/windows/W1/applications", json={"profile": EXAMPLE_PROFILE}, headers=api.staff).json()
