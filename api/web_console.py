@@ -490,6 +490,13 @@ async def review(request: Request, app_id: str):
         typed = {"decision": decision, "reason": str(f.get("reason") or ""), "amount_cny": raw}
         errors = [{"label": FIELD_NAMES.get(p.get("path", ""), ""), "message": p["message"]} for p in problems(e)]
         return _application_view(request, sess, d, 422, review_at=where, review_errors=errors, review_typed=typed)
+    except Conflict as e:           # someone else came first: the page as it is now, the reason kept
+        d = await run_in_threadpool(cases.detail, _db(request), app_id)
+        if d.state in ("awarded", "refused") or d.window.state == "closed":
+            return _error_page(request, e, back, sess)
+        typed = {"decision": decision, "reason": str(f.get("reason") or ""), "amount_cny": raw}
+        said = [{"label": "", "message": f"{e.message}。下面是最新的内容，您填写的复核意见已保留，请核对后再提交"}]
+        return _application_view(request, sess, d, 409, review_at=where, review_errors=said, review_typed=typed)
     except StoreError as e:
         return _error_page(request, e, back, sess)
     return RedirectResponse(f"{back}?done=reviewed", status_code=303)

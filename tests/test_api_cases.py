@@ -983,7 +983,12 @@ def test_a_grant_made_eligible_by_review_reads_so_on_the_enterprise_page(api: Ap
     r = c.post(f"/staff/applications/{sub.application_id}/review", data={
         "csrf": csrf, "benefit_id": "device-registration-grant", "subject_id": cert_no(51), "decision": "eligible",
         "reason": "", "amount_cny": "一百万"})
+    rev = int(re.search(r'name="revision" value="(\d+)"', page).group(1))
+    stale = c.post(f"/staff/applications/{sub.application_id}/review", data={    # someone else came first
+        "csrf": csrf, "benefit_id": "device-registration-grant", "subject_id": cert_no(51), "decision": "eligible",
+        "reason": "现场核实已入园", "amount_cny": "1500000", "revision": str(rev - 1)})
     c.cookies.clear()
+    assert stale.status_code == 409 and "已被他人更新" in stale.text and 'value="现场核实已入园"' in stale.text
     assert r.status_code == 422
     box = re.search(r'id="review-errors">(.*?)</div>', r.text, re.S).group(1)
     assert "<b>理由</b>：改变规则判定须写明理由" in box and "<b>支持金额</b>" in box, box
