@@ -28,6 +28,7 @@ class Widget:
     required: bool = False
     item: tuple["Widget", ...] = ()
     item_label: str = ""
+    whole: bool = False         # a count (人, 个月): the phone's number pad, without a decimal point
 
 
 UNIT_HINT = {"元": "元，可写 4,200万 或 4200万元", "比例": "可写 92% 或 0.92", "人": "人", "月": "个月"}
@@ -44,7 +45,8 @@ def widget(spec: FieldSpec, name: str) -> Widget:
     if spec.type == "date":
         return Widget(name, spec.label, "date", spec.help or "")
     if spec.type in ("int", "number"):
-        return Widget(name, spec.label, "number", spec.help or "", unit=UNIT_HINT.get(spec.unit or "", spec.unit or ""))
+        return Widget(name, spec.label, "number", spec.help or "", unit=UNIT_HINT.get(spec.unit or "", spec.unit or ""),
+                      whole=spec.type == "int" and spec.unit != "元")
     return Widget(name, spec.label, "text", spec.help or "", required=spec.required)
 
 

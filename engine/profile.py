@@ -126,8 +126,10 @@ def range_problem(spec: FieldSpec, v: Any) -> str | None:
 
 
 def _as_percent_hint(spec: FieldSpec, v: Any) -> str:
-    """A share typed as a percentage without its sign (60 for 60%) is told how to write it."""
-    if spec.unit == "比例" and 1 < v <= 100:
+    """A share typed as a percentage without its sign (60 for 60%) is told how to write it. A
+    share above 1 that is not a whole number is most often a percentage above 100% (150% read
+    as 1.5): told "write 1.5% or 0.015" it was only confused."""
+    if spec.unit == "比例" and 1 < v <= 100 and v == int(v):
         return f"；占比请写成 {num_text(v)}% 或 {num_text(Decimal(str(v)) / 100)}"
     return ""
 

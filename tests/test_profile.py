@@ -455,3 +455,14 @@ def test_a_wrong_code_is_answered_with_each_code_and_its_meaning():
         {"certificate_no": "川械注准20252170031", "origin": "selfmade"}]))
     message = probs["device_registrations[0].origin"]
     assert "self_developed（自主研发）" in message and "introduced（引进）" in message, message
+
+
+def test_a_share_above_one_is_told_to_add_its_percent_sign_only_when_it_looks_like_one():
+    """92 for 92% is told "写成 92% 或 0.92"; 1.5 (most often 150% typed with its sign) is only
+    told the bound — it was once told to write 1.5% or 0.015."""
+    from engine.profile import range_problem
+
+    share = REGISTRY.field_at("four_industries_sales_share")
+    assert range_problem(share, 92) == "不能大于 1（即 100%）；占比请写成 92% 或 0.92"
+    assert range_problem(share, Decimal("1.5")) == "不能大于 1（即 100%）"
+    assert range_problem(share, Decimal("0.5")) is None

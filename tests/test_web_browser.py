@@ -644,6 +644,9 @@ def test_form_reads_numbers_as_written_and_says_what_is_wrong_in_plain_chinese(s
         assert label in text_
     assert "全年季度平均资产总额" not in text_                  # "4200万元" was read
     assert "不能大于 1（即 100%）" in text_
+    # a count gets the phone's number pad; an amount (4200万) and a share (92%) a pad with more keys
+    assert page.get_attribute("#f-vat_credit_positive_months", "inputmode") == "numeric"
+    assert page.get_attribute("#f-rd_expense_cny", "inputmode") == "decimal"
     assert not [w for w in ("字符串", "必须是", "string", "int", "profile.") if w in text_]
     assert page.input_value("#f-employees_avg") == "很多"      # what was typed stays, marked
     assert page.get_attribute("#f-employees_avg", "aria-invalid") == "true"
