@@ -104,6 +104,9 @@ def _item(it: Item, reg: FieldRegistry, profile: Optional[dict], book: Optional[
     shared = {m.id for m in spec.materials if m.scope == "enterprise"} if spec is not None else set()
     failed = [c for c in r.criteria if c.outcome == "fail"]
     unknown = [c for c in r.criteria if c.outcome == "unknown"]
+    # 容缺: a missing proof may be promised first; not one a failed condition already decides
+    deferrable = ({m.id for m in spec.materials if m.deferrable} if spec is not None else set()) - {
+        mid for c in failed for mid in c.materials}
     subject = ""
     if r.subject is not None:
         subject = f"{reg.list_of(r.subject.type).item_label} {r.subject.id}"
@@ -120,7 +123,7 @@ def _item(it: Item, reg: FieldRegistry, profile: Optional[dict], book: Optional[
                                                    if (given := reg.unread_input(p, profile)) else "")
                           for p in r.missing_facts],
         "missing_materials": [{"name": names[m].name, "description": names[m].description or "",
-                               "shared": m in shared}
+                               "shared": m in shared, "deferrable": m in deferrable}
                               for m in r.missing_materials if m in names],
         "all_materials": [{"name": m.name, "description": m.description or ""} for m in r.required_materials],
         "amount": money(amount) if amount is not None else "金额待定",

@@ -242,8 +242,15 @@ def test_one_time_notice_lists_only_materials_of_criteria_not_passed(covering, i
             r = item.result
             shown = {m.id: m.name + (f"（{m.description}）" if m.description else "") for m in r.required_materials}
             wanted = {shown[m] for c in r.criteria if c.outcome != "pass" for m in c.materials}
-            listed = [x.removesuffix("（关于企业本身，各注册证共用一份）") for x in sec.get("missing-material", [])]
+            raw = sec.get("missing-material", [])
+            listed = [x.removesuffix("（可容缺：可先签署承诺，在承诺期限内补交）").removesuffix("（关于企业本身，各注册证共用一份）")
+                      for x in raw]
             assert len(listed) == len(set(listed)) and set(listed) == wanted, r.benefit_id
+            # 容缺 is offered for a deferrable proof, never for one a failed condition already decides
+            decided = {shown[m] for c in r.criteria if c.outcome == "fail" for m in c.materials}
+            for x, name in zip(raw, listed):
+                assert ("可容缺" in x) == (name not in decided and any(
+                    shown.get(m.id) == name and m.deferrable for m in interp_eval.book.benefits[r.benefit_id].spec.materials)), x
             failed = [c.text + ((c.provisional_note or PROVISIONAL_CRITERION) if c.provisional else "") for c in r.criteria if c.outcome == "fail"]
             assert sorted(sec.get("criterion-text", [])) == sorted(failed)
             checked += 1
