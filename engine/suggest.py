@@ -32,12 +32,23 @@ class Suggester:
         out: list[Suggestion] = []
         by_id = {c.id: c for c in criteria}
         outcomes = {r.id: r.outcome for r in results}
+        for r in results:       # paid before: nothing to supply or change makes it eligible again
+            if r.outcome == FAIL and self._reads_ledger(by_id[r.id].cond):
+                return [Suggestion(r.id, "该注册证已获得过本项资金支持；同一注册证只支持一次，不能再次申请")]
         for r in results:
             if r.outcome == FAIL:
                 for s in self._failed(ctx, by_id[r.id].cond, r.id):
                     out.append(self._confirmed(s, ctx, criteria, outcomes) if s.value is not None else s)
         out += self._to_decide(ctx, results, asked_by)
         return _dedupe(out)
+
+    def _reads_ledger(self, c: Cond) -> bool:
+        if isinstance(c, (All, Any_)):
+            return any(self._reads_ledger(ch) for ch in c.children)
+        if isinstance(c, Compare):
+            fact = self.registry.facts.get(c.path)
+            return fact is not None and fact.spec.derive == "award_ledger"
+        return False
 
     # -- a failed criterion --------------------------------------------------------------------
     def _failed(self, ctx: Ctx, c: Cond, cid: str) -> list[Suggestion]:

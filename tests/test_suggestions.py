@@ -126,3 +126,20 @@ def test_a_strict_bound_is_said_as_the_text_says_it(engine_eval, registry):
     texts = [s.text for s in rd.suggestions]
     assert any("须大于 0元" in t for t in texts), texts
     assert not any("0.01" in t for t in texts), texts
+
+
+def test_a_certificate_paid_before_is_told_so_not_how_to_qualify(engine_eval, registry):
+    """A certificate the award ledger has paid cannot qualify again: its 怎样才能符合 says so,
+    instead of "已获得过本项资金支持须为“否”" and a list of facts to supply."""
+    raw = {**SMALL, "in_park": True, "on_serious_dishonest_list": False, "violations": [], "device_registrations": [
+        {"certificate_no": "川械注准20252170101", "origin": "self_developed", "obtained_on": "2026-01-15"}]}
+    p = parse_profile(raw, registry)
+    when = date(2026, 3, 31)
+    paid = engine_eval.with_suggestions(p, engine_eval.evaluate(p, when, awarded={"device-registration-grant|川械注准20252170101"}),
+                                        awarded={"device-registration-grant|川械注准20252170101"})
+    (grant,) = [r for r in paid.results if r.benefit_id == "device-registration-grant"]
+    assert grant.status == "ineligible"
+    assert [s.text for s in grant.suggestions] == ["该注册证已获得过本项资金支持；同一注册证只支持一次，不能再次申请"]
+    fresh = engine_eval.with_suggestions(p, engine_eval.evaluate(p, when, awarded=set()), awarded=set())
+    (grant,) = [r for r in fresh.results if r.benefit_id == "device-registration-grant"]
+    assert all("已获得过" not in s.text for s in grant.suggestions)
