@@ -1066,3 +1066,29 @@ def test_the_self_check_carries_what_was_typed_into_the_application_form(api: Ap
     cert = p["device_registrations"][0]["certificate_no"]
     assert f'value="{cert}"' in form.text
     assert api.c.post("/apply", data={"profile_json": "not json"}, follow_redirects=False).status_code == 303
+
+
+def test_a_promise_about_the_enterprise_is_supplied_once_for_all_its_certificates(api: Api):
+    """The credit report is about the enterprise: promised once, it is supplied once — one upload
+    box, under the first certificate, and a note under the others (there was a box under each)."""
+    c, staff = api.c, api.staff
+    c.post("/v1/windows", headers=staff, json={
+        "id": "W15", "opens_on": days(-30).isoformat(), "closes_on": days(-2).isoformat(),
+        "coverage_from": "2025-01-01", "coverage_to": days(-2).isoformat()})
+    p = profile(150, on_serious_dishonest_list=None)
+    p["device_registrations"].append({**p["device_registrations"][0], "certificate_no": cert_no(150, 1)})
+    sub = applications.submit_application(api.db, "W15", p, channel="api", actor="测试", today=days(-3))
+    wait_job(api, c.post("/v1/windows/W15/evaluate", headers=staff))
+    assert c.post("/v1/windows/W15/one-time-notices", headers=staff).json() == {"issued": 1}
+    c.cookies.clear()
+    c.post("/application/login", data={"application_id": sub.application_id, "access_code": sub.access_code})
+    view = c.get("/application/view").text
+    signer = re.search(r'name="(signer:device-registration-grant\|\|credit_report)"', view).group(1)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', view).group(1)
+    assert c.post("/application/correction", data={"csrf": csrf, signer: "张三", "partial": "yes"},
+                  follow_redirects=False).status_code == 303
+    view = c.get("/application/view").text
+    c.cookies.clear()
+    assert view.count("<div class=\"card promised\">") == 2                  # listed under each certificate
+    assert view.count('action="/application/promised"') == 1                # supplied once
+    assert "在上面第一张注册证下补交一次即可" in view
