@@ -1092,3 +1092,21 @@ def test_a_promise_about_the_enterprise_is_supplied_once_for_all_its_certificate
     assert view.count("<div class=\"card promised\">") == 2                  # listed under each certificate
     assert view.count('action="/application/promised"') == 1                # supplied once
     assert "在上面第一张注册证下补交一次即可" in view
+
+
+def test_a_long_application_list_pages_with_previous_next_and_nearby_pages(api: Api):
+    """3,000 applications once made 60 bare page links; now: 上一页, the first, the last and the
+    pages near this one, 下一页, and where one is."""
+    from test_api_limits import _staff_login
+
+    accepting_window(api, "WPG")
+    applications.import_applications(api.db, "WPG", profiles_csv([profile(2000 + i) for i in range(401)]),
+                                      "many.csv", today=days(0))
+    _staff_login(api)
+    pager = re.search(r'<nav class="pager".*?</nav>', api.c.get("/staff/windows/WPG/applications?page_no=5").text,
+                      re.S).group(0)
+    api.c.cookies.clear()
+    links = re.findall(r'page_no=(\d+)"(?: rel="(\w+)")?', pager)
+    assert [int(n) for n, rel in links if not rel] == [1, 3, 4, 6, 7, 9]
+    assert ("4", "prev") in links and ("6", "next") in links
+    assert '<b aria-current="page">5</b>' in pager and pager.count("…") == 2 and "第 5 / 9 页" in pager
