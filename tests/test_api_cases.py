@@ -34,7 +34,7 @@ from api.schemas import EXAMPLE_PROFILE, NUL_MESSAGE
 from api_support import Api, accepting_window, api_on, assert_error, days, wait_job
 from engine.vocabulary import APPLICATION_STATE, WINDOW_STATE, cn_date
 from hostile_files import nul_csv
-from store import applications, jobs, profiles, rulesets
+from store import applications, jobs, rulesets
 from store.db import Database
 from store.models import Application, Commitment, JobFile, ProfileSnapshot
 from store.paths import data_dir
@@ -813,13 +813,7 @@ def test_a_correction_with_problems_lists_them_all_and_keeps_what_was_typed(api:
     the page lists the three problems at once, above the form, which keeps what was typed; the
     file inputs (which no page can refill) are said to need choosing again; nothing is stored."""
     c, staff = api.c, api.staff
-    c.post("/v1/windows", headers=staff, json={
-        "id": "W6", "opens_on": days(-30).isoformat(), "closes_on": days(-2).isoformat(),
-        "coverage_from": "2025-01-01", "coverage_to": days(-2).isoformat()})
-    sub = applications.submit_application(api.db, "W6", profile(61, certificate={"origin": None, "obtained_on": None}),
-                                          channel="api", actor="测试", today=days(-3))
-    wait_job(api, c.post("/v1/windows/W6/evaluate", headers=staff))
-    assert c.post("/v1/windows/W6/one-time-notices", headers=staff).json() == {"issued": 1}
+    sub = _notified(api, "W6", profile(61, certificate={"origin": None, "obtained_on": None}))
     c.cookies.clear()
     c.post("/application/login", data={"application_id": sub.application_id, "access_code": sub.access_code})
     view = c.get("/application/view").text
@@ -895,17 +889,23 @@ def test_a_list_fact_is_answered_in_the_correction_row_by_row_or_as_none(api: Ap
             {"kind": "market_minor", "decided_on": "2024-06-01", "authority": "market", "description": "标签不规范"}])
 
 
-def _asked_origin_and_violations(api: Api, window_id: str, i: int):
-    """An application whose certificate's origin and whose violations are unknown, in a window
-    judged and notified: (submission, the access-code header, its API path, what the 补正 asks)."""
+def _notified(api: Api, window_id: str, p: dict):
+    """`p` applied in a window whose acceptance has ended, judged, its one-time notice issued."""
     c, staff = api.c, api.staff
     c.post("/v1/windows", headers=staff, json={
         "id": window_id, "opens_on": days(-30).isoformat(), "closes_on": days(-2).isoformat(),
         "coverage_from": "2025-01-01", "coverage_to": days(-2).isoformat()})
-    sub = applications.submit_application(api.db, window_id, profile(i, certificate={"origin": None}, violations=None),
-                                          channel="api", actor="测试", today=days(-3))
+    sub = applications.submit_application(api.db, window_id, p, channel="api", actor="测试", today=days(-3))
     wait_job(api, c.post(f"/v1/windows/{window_id}/evaluate", headers=staff))
     assert c.post(f"/v1/windows/{window_id}/one-time-notices", headers=staff).json() == {"issued": 1}
+    return sub
+
+
+def _asked_origin_and_violations(api: Api, window_id: str, i: int):
+    """An application whose certificate's origin and whose violations are unknown, in a window
+    judged and notified: (submission, the access-code header, its API path, what the 补正 asks)."""
+    c = api.c
+    sub = _notified(api, window_id, profile(i, certificate={"origin": None}, violations=None))
     own, url = {"X-Access-Code": sub.access_code}, f"/v1/applications/{sub.application_id}"
     return sub, own, url, c.get(url, headers=own).json()["correction"]
 
@@ -1071,15 +1071,10 @@ def test_the_self_check_carries_what_was_typed_into_the_application_form(api: Ap
 def test_a_promise_about_the_enterprise_is_supplied_once_for_all_its_certificates(api: Api):
     """The credit report is about the enterprise: promised once, it is supplied once — one upload
     box, under the first certificate, and a note under the others (there was a box under each)."""
-    c, staff = api.c, api.staff
-    c.post("/v1/windows", headers=staff, json={
-        "id": "W15", "opens_on": days(-30).isoformat(), "closes_on": days(-2).isoformat(),
-        "coverage_from": "2025-01-01", "coverage_to": days(-2).isoformat()})
+    c = api.c
     p = profile(150, on_serious_dishonest_list=None)
     p["device_registrations"].append({**p["device_registrations"][0], "certificate_no": cert_no(150, 1)})
-    sub = applications.submit_application(api.db, "W15", p, channel="api", actor="测试", today=days(-3))
-    wait_job(api, c.post("/v1/windows/W15/evaluate", headers=staff))
-    assert c.post("/v1/windows/W15/one-time-notices", headers=staff).json() == {"issued": 1}
+    sub = _notified(api, "W15", p)
     c.cookies.clear()
     c.post("/application/login", data={"application_id": sub.application_id, "access_code": sub.access_code})
     view = c.get("/application/view").text
