@@ -82,7 +82,8 @@ async def _upload(upload: UploadFile, default: str) -> tuple[str, str]:
              responses={**AUTH, **error_responses(409, 422)})
 async def create_window(body: WindowCreate, request: Request, who: Staff = Depends(require_staff)):
     data = body.model_dump(exclude_none=True)
-    return await _call(W.open_window, _db(request), data.pop("id"), actor=who.actor, **data)
+    w = await _call(W.open_window, _db(request), data.pop("id"), actor=who.actor, **data)
+    return await _call(W.get_window, _db(request), w.id)        # with the windows its coverage overlaps
 
 
 @router.get("/v1/windows", summary="申报批次列表", response_model=list[WindowView], responses=AUTH,

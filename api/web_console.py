@@ -504,9 +504,11 @@ async def review(request: Request, app_id: str):
 
 @router.post("/staff/applications/{app_id}/materials/{material_pk}")
 async def review_material(request: Request, app_id: str, material_pk: int):
+    # no application revision: accepting one file must not refuse a colleague's verdict on another
+    # (the material's own state refuses a second verdict on the same file)
     return await _app_action(request, app_id, lambda f, who: cases.review_material(
         _db(request), app_id, material_pk, f.get("accept") == "yes", str(f.get("reason") or ""),
-        actor=who.actor, revision=_revision(f)), "material")
+        actor=who.actor), "material")
 
 
 @router.get("/staff/applications/{app_id}/materials/{material_pk}")

@@ -633,8 +633,9 @@ def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
             judged = _load(s, db, app.id)
             after = _current_ask(s, judged, today)
             said = {p.path for p in problems}
-            later = [p for p in _unproven(ask, after, judged, given | set(signed))
-                     + (_left_out(ask, after) if complete else []) if p.path not in said]
+            needed = _needed(judged)
+            later = [p for p in _unproven(ask, after, needed, given | set(signed))
+                     + (_left_out(ask, after, needed) if complete else []) if p.path not in said]
             if problems or later:
                 raise ValidationFailed(problems + later)
             still = {(m["benefit_id"], m["subject_id"], m["material_id"]) for m in after.materials}
@@ -651,18 +652,24 @@ def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
     return detail(db, application_id, today=today)
 
 
-def _unproven(before: CorrectionAsk, after: CorrectionAsk, judged: Loaded, supplied: set[tuple]) -> list[RowProblem]:
+def _needed(judged: Loaded) -> set[tuple]:
+    """(benefit, subject, material) of every material a claimed grant still needs: not of a
+    grant a condition has failed (its proofs are moot), nor one whose case no longer applies."""
+    needed = set()
+    for r in judged.results:
+        if r.kind == "grant" and _claimed(judged.app, r) and r.status != "ineligible":
+            shared = _enterprise_materials(judged.ev, r.benefit_id)
+            needed |= {(r.benefit_id, "" if m.id in shared else subject_of(r), m.id) for m in r.required_materials}
+    return needed
+
+
+def _unproven(before: CorrectionAsk, after: CorrectionAsk, needed: set[tuple], supplied: set[tuple]) -> list[RowProblem]:
     """The materials the one-time notice asked as the proof of a condition that the facts
     stated in this 补正 now meet, neither uploaded nor promised: a stated fact needs the proof
     the notice asked for (or, for a deferrable one, a 容缺承诺). A material is moot only where
     the decision no longer needs it: its case no longer applies (a 注册变更文件 once the product
     is stated to be self-developed), or a condition has failed."""
     still = {(m["benefit_id"], m["subject_id"], m["material_id"]) for m in after.materials}
-    needed = set()
-    for r in judged.results:
-        if r.kind == "grant" and _claimed(judged.app, r) and r.status != "ineligible":
-            shared = _enterprise_materials(judged.ev, r.benefit_id)
-            needed |= {(r.benefit_id, "" if m.id in shared else subject_of(r), m.id) for m in r.required_materials}
     out = []
     for m in before.materials:
         key = (m["benefit_id"], m["subject_id"], m["material_id"])
@@ -673,12 +680,14 @@ def _unproven(before: CorrectionAsk, after: CorrectionAsk, judged: Loaded, suppl
     return out
 
 
-def _left_out(before: CorrectionAsk, after: CorrectionAsk) -> list[RowProblem]:
-    """The facts and materials one-time-notice asked (`before`) that are still asked `after`."""
+def _left_out(before: CorrectionAsk, after: CorrectionAsk, needed: set[tuple]) -> list[RowProblem]:
+    """The facts and materials the one-time notice asked (`before`) that are still asked `after`,
+    but a proof the decision no longer needs (a condition the 补正 made fail)."""
     asked = {(m["benefit_id"], m["subject_id"], m["material_id"]) for m in before.materials}
     return [RowProblem(LEFT_OUT_FACT, path=p) for p in after.facts if p in before.facts] + [
-        RowProblem(LEFT_OUT_FILE, path=upload_path(m["benefit_id"], m["subject_id"], m["material_id"]))
-        for m in after.materials if (m["benefit_id"], m["subject_id"], m["material_id"]) in asked]
+        RowProblem(LEFT_OUT_FILE, path=upload_path(*key))
+        for m in after.materials if (key := (m["benefit_id"], m["subject_id"], m["material_id"])) in asked
+        and (key in needed or m["rejected"])]
 
 
 def commit_material(db: Database, application_id: str, benefit_id: str, material_id: str, signer: str,

@@ -978,3 +978,20 @@ def test_an_imported_window_lists_its_applications_by_enterprise_name(db):
                           "apps.csv", today=IN_H1)
     _, rows = A.list_applications(db, "2026-H1")
     assert [r.enterprise_name for r in rows] == sorted(names)
+
+
+def test_a_correction_that_makes_a_condition_fail_is_not_asked_for_its_proof(db):
+    """Stating a record that fails the 36-month condition makes its proof (无欠税…证明) moot: the
+    complete 补正 is taken, not refused with 尚未上传 for a document that could not help."""
+    open_h1(db)
+    p = grant_profile(60)
+    del p["violations"]
+    (sub,) = submit_all(db, "2026-H1", [p])
+    evaluate(db, "2026-H1")
+    cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
+    ask = cases.detail(db, sub.application_id, today=AFTER_H1).correction
+    assert ask.facts == ["violations"] and "tax_compliance_certificate" in {m["material_id"] for m in ask.materials}
+    record = {"kind": "refund_fraud", "decided_on": "2025-06-01", "authority": "tax", "description": "骗取留抵退税"}
+    d = cases.submit_correction(db, sub.application_id, {"violations": [record]}, [], actor="企业", today=AFTER_H1,
+                                complete=True)
+    assert d.state == "corrected" and [g.final_status for g in d.grants] == ["ineligible"]

@@ -1,11 +1,11 @@
 // Date boxes: a date typed in part (the month and day but not the year) is sent by the browser
-// as nothing at all, which the server can only read as 未提供. Forms that list their problems
-// from the server (novalidate) are stopped here instead, naming each such box.
+// as nothing at all, which the server can only read as 未提供 — and a form sent to add a row
+// (formnovalidate) would lose it silently. Every form is stopped here instead, naming each box.
 (function () {
-  Array.prototype.forEach.call(document.querySelectorAll("form[novalidate]"), function (form) {
+  Array.prototype.forEach.call(document.querySelectorAll("form"), function (form) {
     form.addEventListener("submit", function (event) {
       var submitter = event.submitter;
-      if (submitter && submitter.hasAttribute("formnovalidate")) { return; }   // 增加一项 / 删除此项
+      if (submitter && (submitter.value || "").indexOf("remove:") === 0) { return; }   // 删除此项
       var partial = Array.prototype.filter.call(form.querySelectorAll("input[type=date]"), function (box) {
         return box.validity && box.validity.badInput;
       });
