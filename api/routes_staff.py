@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
 from api.limits import JsonRoute
-from api.schemas import (ApplicationCreate, Recorded, ApplicationId, FileName, JobId, WindowId, ApplicationState, ClosePreview, CloseOutcome, CloseRequest,
+from api.schemas import (AmountsRequest, ApplicationCreate, Recorded, ApplicationId, FileName, JobId, WindowId, ApplicationState, ClosePreview, CloseOutcome, CloseRequest,
                          DecisionTable, ImpactRequest, Issued, JobRef, MaterialReview, NoticeRequest, Objection, ObjectionResolution,
                          Offset, ProactiveEntry, ReviewRequest, RowId, Status, Text, TokenCreate, WindowCreate,
                          error_responses, file_response)
@@ -84,6 +84,15 @@ async def create_window(body: WindowCreate, request: Request, who: Staff = Depen
     data = body.model_dump(exclude_none=True)
     w = await _call(W.open_window, _db(request), data.pop("id"), actor=who.actor, **data)
     return await _call(W.get_window, _db(request), w.id)        # with the windows its coverage overlaps
+
+
+@router.put("/v1/windows/{window_id}/amounts", summary="设定本批次金额（公示前）", response_model=WindowView,
+            description="按当期申报通知为批次设定金额等参数，替代规则中的参考金额（参考金额没有正式文件确认）。"
+                        "只能在公示前设定；设定后须重新批量判定，才能公示和关闭。参数结构与规则中的相同，有误时一次列出全部"
+                        "问题（422）；批次已公示或关闭返回 409。",
+            responses={**AUTH, **error_responses(404, 409, 422)})
+async def set_amounts(window_id: WindowId, body: AmountsRequest, request: Request, who: Staff = Depends(require_admin)):
+    return await _call(W.set_amounts, _db(request), window_id, body.amounts, actor=who.actor)
 
 
 @router.get("/v1/windows", summary="申报批次列表", response_model=list[WindowView], responses=AUTH,

@@ -185,6 +185,14 @@ class ObjectionResolution(_Strict):
     resolution: Text = Field(min_length=1, max_length=2000, description="处理意见（需要改变结论的，先复核）")
 
 
+class AmountsRequest(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"amounts": {"grant_amounts": {
+        "false": {"self_developed": {"II": 300000, "III": 500000}, "introduced": {"II": 150000, "III": 250000}},
+        "true": {"self_developed": {"II": 1000000, "III": 2000000}, "introduced": {"II": 500000, "III": 1000000}}}}}]})
+
+    amounts: dict[str, Any] = Field(description="当期申报通知确定的参数（如 grant_amounts），与规则中的参数结构相同")
+
+
 class CloseRequest(_Strict):
     reason: Optional[Text] = Field(None, max_length=500, description="公示期未满时提前关闭的理由（必填）")
 
@@ -353,7 +361,7 @@ ERROR_TEXT = {400: "请求格式错误（JSON 无效、非 UTF-8）", 401: "未�
               503: "数据库暂不可用，可稍后重试"}
 ERROR_EXAMPLES = {
     400: "JSON 格式错误：第 1 行第 14 列",
-    401: "未登录或令牌无效：请在 Authorization 头中提供有效的 Bearer 令牌",
+    401: "未登录，或令牌无效、已过期、已吊销：请在 Authorization 头中提供有效的 Bearer 令牌",
     403: "无权限：此操作需要管理员角色",
     404: "申报批次 2026-H1 不存在",
     409: "申报批次 2026-H1 当前为“公示中”，不能再发出一次性告知书",

@@ -41,7 +41,7 @@ class Staff:
 
 def _check(who: Staff | None, need: str) -> Staff:
     if who is None:
-        raise ApiError(401, "未登录或令牌无效：请在 Authorization 头中提供有效的 Bearer 令牌",
+        raise ApiError(401, "未登录，或令牌无效、已过期、已吊销：请在 Authorization 头中提供有效的 Bearer 令牌",
                        headers={"WWW-Authenticate": "Bearer"})
     if ROLE_RANK.get(who.role, 0) < ROLE_RANK[need]:
         raise ApiError(403, f"无权限：此操作需要{ROLE[need]}角色")

@@ -415,7 +415,8 @@ async def application_list(request: Request, window_id: str, q: str = "", state:
     except StoreError as e:
         return _error_page(request, e, "/staff", sess)
     return page(request, "staff_applications.html", _ctx(
-        *sess, w=w, rows=rows, total=total, page_no=max(page_no, 1), pages=max((total + size - 1) // size, 1),
+        *sess, w=w, rows=rows, total=total, page_no=min(max(page_no, 1), max((total + size - 1) // size, 1)),
+        pages=max((total + size - 1) // size, 1),
         q=q[:60], state=state, status=status, device_class=device_class, pending=pending, reviewed=reviewed))
 
 
@@ -435,7 +436,7 @@ def _application_view(request: Request, sess, d, status: int = 200, **extra: Any
     """An application's page: its decisions, reviews, materials, notices and history."""
     return page(request, "staff_application.html", _ctx(
         *sess, d=d, registry=request.app.state.runtime.evaluator.registry,
-        kinds=request.app.state.notices.kinds_for(d), **{"done": "", **extra}), status)
+        kinds=request.app.state.notices.kinds_for(d), today=shanghai_today(), **{"done": "", **extra}), status)
 
 
 async def _app_action(request: Request, app_id: str, run, done: str) -> Response:
@@ -495,7 +496,8 @@ async def review(request: Request, app_id: str):
         if d.state in ("awarded", "refused") or d.window.state == "closed":
             return _error_page(request, e, back, sess)
         typed = {"decision": decision, "reason": str(f.get("reason") or ""), "amount_cny": raw}
-        said = [{"label": "", "message": f"{e.message}。下面是最新的内容，您填写的复核意见已保留，请核对后再提交"}]
+        said = [{"label": "", "message": e.message.replace("，请刷新后重试", "")
+                 + "。下面是最新的内容，您填写的复核意见已保留，请核对后再提交"}]
         return _application_view(request, sess, d, 409, review_at=where, review_errors=said, review_typed=typed)
     except StoreError as e:
         return _error_page(request, e, back, sess)

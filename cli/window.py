@@ -95,6 +95,19 @@ def window_open(window_id, opens_on, closes_on, as_of, coverage_from, coverage_t
                    "（兑现台账保证只兑现一次）；请核对覆盖期", err=True)
 
 
+@window.command("amounts", help="公示前为批次设定当期申报通知确定的金额（替代规则中的参考金额），之后须重新批量判定")
+@click.argument("window_id", metavar="批次编号")
+@click.argument("amounts", metavar="金额JSON")
+def window_amounts(window_id, amounts):
+    import json
+    try:
+        parsed = json.loads(amounts)
+    except json.JSONDecodeError as e:
+        fail(f"金额不是有效的 JSON：第 {e.lineno} 行第 {e.colno} 列")
+    w = run(W.set_amounts, db_handle(), window_id, parsed, actor=ACTOR)
+    click.echo(f"已为 {w.id}（{w.label}）设定金额；请重新批量判定（yagu window evaluate {w.id}）后再公示")
+
+
 @window.command("delete", help="删除开设有误的申报批次（仅限尚无任何申报、判定和告知书的批次）")
 @click.argument("window_id", metavar="批次编号")
 @click.option("--yes", is_flag=True, help="不再确认")

@@ -315,6 +315,8 @@ def publish_preview(db: Database, window_id: str, today: date | None = None) -> 
             except Conflict as e:
                 blocked.append(e.message)
         return {"awards": len(cands), "amount_cny": sum(c.amount_cny or 0 for c in cands),
+                "provisional_awards": sum(1 for c in cands if c.amount_provisional),
+                "provisional_amount_cny": sum(c.amount_cny or 0 for c in cands if c.amount_provisional),
                 "applications": len({c.application_id for c in cands}), "already_awarded": len(refused),
                 "publicity_from": start, "publicity_until": until, "workdays": w.publicity_workdays,
                 "blocked": blocked}
@@ -329,6 +331,8 @@ def _publishable(s: Session, w: Window, today: date) -> None:
     stale = W.stale_count(s, w)
     if stale:
         raise Conflict(f"还有 {stale} 份申报未按现行规则判定，请先执行批量判定")
+    if w.evaluated_at is None and s.scalar(select(func.count()).where(Application.window_id == w.id)):
+        raise Conflict(f"“{w.label}”尚未判定（或设定金额后尚未重新判定），请先执行批量判定")
     # 补正 is promised until its deadline: a list published before then would miss the
     # applications still being corrected.
     pending, last = corrections_running(s, w.id, today)

@@ -275,6 +275,24 @@ def require_accepting(w: Window, today: date | None = None) -> None:
                        f"受理{when}")
 
 
+def set_amounts(db: Database, window_id: str, amounts: dict, *, actor: str | None = None) -> WindowView:
+    """The round's notice amounts (当期申报通知), set on a window before its 公示: they replace
+    the rules' reference amounts (参考金额). The window must be judged again (批量判定) before it
+    is publicized or closed, and every decision is then priced with them."""
+    book = rulesets.current().book
+    problems = [RowProblem(msg, path=path) for path, msg in book.amount_override_problems(amounts)] \
+        if isinstance(amounts, dict) else [RowProblem("金额应为对象（参数名 → 金额表）", path="amounts")]
+    if problems:
+        raise ValidationFailed(problems)
+    with db.session() as s:
+        w = get(s, window_id, lock=True)
+        if w.state != "open":
+            raise Conflict(f"“{w.label}”已{'公示' if w.state == 'publicity' else '关闭'}，金额只能在公示前设定")
+        w.amounts, w.evaluated_at = dict(amounts), None     # judged again before 公示 and close
+        audit.record(s, actor, "window.amounts", window_id, {"amounts": amounts})
+    return get_window(db, window_id)
+
+
 def require_startable(db: Database, kind: str, window_id: str | None) -> None:
     """Refuse, before it is queued, a background job its window cannot take any more (a page
     opened before the window closed once queued a job that only failed later)."""

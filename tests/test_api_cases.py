@@ -49,7 +49,7 @@ PUBLIC = {("GET", "/healthz"), ("GET", "/v1/rules"), ("GET", "/v1/rules/{rule_id
           ("GET", "/v1/applications/{application_id}/notices/{kind}")}
 ADMIN = {("GET", "/v1/windows/{window_id}/close"), ("POST", "/v1/windows/{window_id}/close"),
          ("POST", "/v1/windows/{window_id}/replay"), ("GET", "/v1/tokens"), ("POST", "/v1/tokens"),
-         ("DELETE", "/v1/tokens/{token_id}")}
+         ("DELETE", "/v1/tokens/{token_id}"), ("PUT", "/v1/windows/{window_id}/amounts")}
 DUMMY = {"window_id": "W1", "application_id": "A1", "material_pk": "1", "job_id": "J1", "name": "f",
          "token_id": "99999", "rule_id": "x", "objection_id": "1"}
 

@@ -488,3 +488,27 @@ def test_the_close_says_which_amounts_are_only_reference_amounts(db):
     set_by_notice = awards.close_preview(db, "2026-HX")
     assert set_by_notice["awards"] == 2 and set_by_notice["provisional_awards"] == 0
     assert set_by_notice["provisional_amount_cny"] == 0 and set_by_notice["amount_cny"] == 200_000
+
+
+def test_the_round_notice_amounts_are_set_before_the_publicity_and_price_every_decision(db):
+    """参考金额 are replaced by the round's notice amounts, set on the window before its 公示:
+    the window must be judged again before it is publicized, and then pays the notice's amounts;
+    after the 公示 they cannot change."""
+    notice = {"false": {"self_developed": {"II": 100000, "III": 200000}, "introduced": {"II": 50000, "III": 100000}},
+              "true": {"self_developed": {"II": 400000, "III": 800000}, "introduced": {"II": 200000, "III": 400000}}}
+    open_h1(db)
+    submit_all(db, "2026-H1", [grant_profile(1, certs=2)])
+    evaluate(db, "2026-H1")
+    assert awards.publish_preview(db, "2026-H1", today=AFTER_H1)["provisional_awards"] == 2
+    with pytest.raises(ValidationFailed):
+        W.set_amounts(db, "2026-H1", {"grant_amounts": {"false": "30万"}})
+    w = W.set_amounts(db, "2026-H1", {"grant_amounts": notice}, actor="管理员")
+    assert w.amounts == {"grant_amounts": notice} and w.evaluated_at is None
+    with pytest.raises(Conflict, match="尚未判定"):
+        awards.publish(db, "2026-H1", today=AFTER_H1)
+    evaluate(db, "2026-H1")
+    preview = awards.publish_preview(db, "2026-H1", today=AFTER_H1)
+    assert (preview["provisional_awards"], preview["amount_cny"]) == (0, 200_000)
+    awards.publish(db, "2026-H1", today=AFTER_H1)
+    with pytest.raises(Conflict, match="公示前"):
+        W.set_amounts(db, "2026-H1", {"grant_amounts": notice})
