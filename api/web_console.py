@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -52,6 +52,10 @@ def _to_login(request: Request) -> RedirectResponse:
         query["expired"] = "1"
     if request.method == "GET" and request.url.path != "/staff":
         query["next"] = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    elif request.method != "GET":       # a form sent: back to the page it was sent from, on this site
+        ref = urlsplit(request.headers.get("referer") or "")
+        if ref.netloc == request.url.netloc and ref.path.startswith("/staff/") and ref.path != "/staff/login":
+            query["next"] = ref.path + (f"?{ref.query}" if ref.query else "")
     return RedirectResponse("/staff/login" + (f"?{urlencode(query)}" if query else ""), status_code=303)
 
 

@@ -148,6 +148,7 @@ def _counts(resp: EligibilityResponse) -> list[tuple[str, int]]:
 @router.get("/self-check", include_in_schema=False)
 @router.get("/self-check/upload", include_in_schema=False)
 @router.get("/self-check/print", include_in_schema=False)
+@router.get("/self-check/edit", include_in_schema=False)
 async def selfcheck_again():
     """A results address reloaded, bookmarked or shared: the form (a result is never in a URL)."""
     return RedirectResponse("/", status_code=303)
@@ -191,6 +192,21 @@ async def selfcheck_upload(request: Request):
     if resp is None:
         return _form_page(request, doc if isinstance(doc, dict) else {}, errors=errors, status=422)
     return _results_page(request, doc, resp, as_of)
+
+
+@router.post("/self-check/edit", response_class=HTMLResponse)
+async def selfcheck_edit(request: Request):
+    """The self-check's form again, filled with what was checked ("重新自测" starts empty)."""
+    settings = request.app.state.settings
+    form = await request.form(max_fields=10)
+    raw = str(form.get("profile_json") or "").encode("utf-8")[: settings.max_body_bytes + 1]
+    try:
+        profile = parse_json_limited(raw, settings.max_json_depth, settings.max_object_keys)
+    except ApiError:
+        profile = None
+    if not isinstance(profile, dict):
+        return RedirectResponse("/", status_code=303)
+    return _form_page(request, profile, as_of=str(form.get("as_of") or "")[:10])
 
 
 @router.post("/self-check/print", response_class=HTMLResponse)
@@ -371,6 +387,7 @@ def _application_page(request: Request, sid: str, d, *, done: str = "", errors: 
                                                "registry": reg, "done": done, "errors": errors or [],
                                                "typed": typed or {}, "files_dropped": files_dropped,
                                                "refused": refused, "left_out": left_out, "added": added,
+                                               "profile_json": json.dumps(d.profile, ensure_ascii=False),
                                                "today": shanghai_today(),
                                                "commitment_workdays": service_limits()["commitment"].workdays,
                                                "kinds": request.app.state.notices.kinds_for(d)}, status)

@@ -1066,6 +1066,18 @@ def test_the_self_check_carries_what_was_typed_into_the_application_form(api: Ap
     cert = p["device_registrations"][0]["certificate_no"]
     assert f'value="{cert}"' in form.text
     assert api.c.post("/apply", data={"profile_json": "not json"}, follow_redirects=False).status_code == 303
+    # 修改所填信息: the self-check's form again, filled (重新自测 starts empty)
+    again = api.c.post("/self-check/edit", data={"profile_json": raw})
+    assert again.status_code == 200 and 'action="/self-check"' in again.text and f'value="{cert}"' in again.text
+    # 修改申报 on the enterprise's page, while the window accepts: the application form, filled
+    sub = applications.submit_application(api.db, "WSC", p, channel="api", actor="测试")
+    api.c.post("/application/login", data={"application_id": sub.application_id, "access_code": sub.access_code})
+    page = api.c.get("/application/view").text
+    amend = re.search(r'<form method="post" action="/apply" class="card no-print" id="amend">.*?</form>', page, re.S)
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', amend.group(0)))
+    api.c.cookies.clear()
+    form = api.c.post("/apply", data={k: html_.unescape(v) for k, v in fields.items()})
+    assert 'action="/apply/WSC"' in form.text and f'value="{cert}"' in form.text and 'name="prior_code"' in form.text
 
 
 def test_a_promise_about_the_enterprise_is_supplied_once_for_all_its_certificates(api: Api):

@@ -158,6 +158,12 @@ def test_logout_ends_the_server_side_session(api: Api):
     r = api.c.get("/staff/windows/W1?done=x", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/staff/login?" + urlencode(
         {"expired": 1, "next": "/staff/windows/W1?done=x"})
+    sent = api.c.post("/staff/applications/A1/review", data={"reason": "x"}, follow_redirects=False,
+                      headers={"referer": "http://testserver/staff/applications/A1"})    # a form sent
+    assert sent.headers["location"] == "/staff/login?" + urlencode({"expired": 1, "next": "/staff/applications/A1"})
+    elsewhere = api.c.post("/staff/applications/A1/review", data={}, follow_redirects=False,
+                           headers={"referer": "https://example.com/staff/applications/A1"})
+    assert elsewhere.headers["location"] == "/staff/login?expired=1"
     login = api.c.get(r.headers["location"])
     assert "登录已过期" in login.text and 'name="next" value="/staff/windows/W1?done=x"' in login.text
     csrf = re.search(r'name="csrf" value="([^"]+)"', login.text).group(1)
