@@ -317,6 +317,8 @@ class ClosePreview(BaseModel):
     amount_cny: float = Field(description="兑现金额合计（元）")
     already_awarded: int = Field(description="符合条件但已在其他批次兑现、不再支持的项数")
     provisional_awards: int = Field(0, description="其中金额为参考金额（没有正式文件确认、批次也未设定当期金额）的项数")
+    provisional_criteria: list[str] = Field(default_factory=list, description=(
+        "规则中的暂定条件（工作方案未规定、没有正式文件确认），附其来源：据此不予支持的，应以当期申报通知为依据"))
     provisional_amount_cny: float = Field(0, description="这些参考金额的合计（元）")
     non_support_notices: int = Field(description="将发出的不予支持告知书份数")
     early: bool = Field(description="公示期未满（提前关闭须写明理由）")

@@ -443,9 +443,19 @@ def close_preview(db: Database, window_id: str, today: date | None = None) -> di
                 "rejected_materials": rejected_materials(s, db, w, cands) if w.evaluated_at else [],
                 "corrections_running": running, "corrections_until": until,
                 "unreviewed_refusals": len(refusals - reviewed),
+                "provisional_criteria": _provisional_criteria(db, w),
                 "pending_materials": sum(len(u["materials"]) for u in unchecked.values()),
                 "pending_material_applications": list(unchecked.values()),
                 "unsupplied_commitments": promised}
+
+
+def _provisional_criteria(db: Database, w: Window) -> list[str]:
+    """The grant conditions of the window's rules that no official text sets (暂定条件), with
+    where they come from: a refusal resting on one should rest on the round's notice."""
+    book = rulesets.book_for(db, w.ruleset_version or rulesets.current().ruleset_version)
+    return list(dict.fromkeys(f"{c.text}（{c.provisional_note}）" if c.provisional_note else c.text
+                              for b in book.benefits.values() if b.spec.kind == "grant"
+                              for c in b.criteria if c.provisional))
 
 
 def _closable(s: Session, w: Window) -> None:

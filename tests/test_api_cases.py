@@ -348,6 +348,8 @@ def test_the_case_process_and_every_refused_transition(api: Api):
     # the one award's amount is a reference amount (W2 set no amounts): said before it is paid
     warning = re.search(r'id="close-provisional">(.*?)</li>', page, re.S).group(1)
     assert "<b>1</b> 项" in warning and "300,000元" in warning and "参考金额" in warning, warning
+    conditions = re.search(r'id="close-provisional-criteria">(.*?)</li>', page, re.S).group(1)
+    assert "暂定条件" in conditions and "请先复核" in conditions and "同一注册证" in conditions, conditions
     c.cookies.clear()
     closed = c.post("/v1/windows/W2/close", json=early, headers=admin)
     assert closed.status_code == 200, closed.text
