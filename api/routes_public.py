@@ -171,6 +171,8 @@ async def submit_correction(
         facts: Text = Form("{}", description="JSON 对象：画像路径 → 取值"),
         promises: Text = Form("[]", description="JSON 数组：容缺承诺 {benefit_id, subject_id, material_id, signer}"),
         complete: bool = Form(True, description="所要求的每项都须提供或承诺；false：其余的无法提供"),
+        statement: Optional[Text] = Form(None, max_length=2000,
+                                         description="说明（可选）：对不符合的条件有异议的理由，供工作人员复核"),
         revision: Optional[Revision] = Form(None, description=REVISION_TEXT)):
     rt = _rt(request)
     app_id = await _own(rt, application_id, x_access_code)
@@ -186,7 +188,7 @@ async def submit_correction(
               str(p["signer"]) for p in promised}
     return await run_in_threadpool(lambda: cases.submit_correction(
         rt.db, app_id, facts_in, uploads, actor=f"企业（申报 {app_id}，接口）", revision=revision,
-        promises=signed, complete=complete).for_enterprise())
+        promises=signed, complete=complete, statement=statement).for_enterprise())
 
 
 @router.get("/v1/applications/{application_id}/notices/{kind}", summary="下载本企业的告知书", tags=["企业"],

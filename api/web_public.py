@@ -512,15 +512,17 @@ async def application_correction(request: Request):
     names = {**{cases.upload_path(m["benefit_id"], None, m["material_id"]): m["name"] for m in asked},
              **{cases.upload_path(m["benefit_id"], m["subject_id"], m["material_id"]):
                 m["name"] + (f"（注册证 {m['subject_id']}）" if m["subject_id"] else "") for m in asked}}
-    names |= {"signer:" + k: f"{v}的容缺承诺人" for k, v in names.items()}
+    names |= {"signer:" + k: f"{v}的容缺承诺人" for k, v in names.items()} | {"statement": "说明"}
     try:
-        if not facts and not uploads and not wrong and not promises and form.get("partial") != "yes":
+        statement = str(form.get("statement") or "")
+        if not facts and not uploads and not wrong and not promises and not statement.strip() \
+                and form.get("partial") != "yes":
             raise ValidationFailed([RowProblem("请至少填写一项信息、上传一份材料或签署一项容缺承诺后再提交", path="")])
         await run_in_threadpool(lambda: cases.submit_correction(
             rt.db, app_id, facts, uploads, actor=f"企业（申报 {app_id}）",
             revision=int(revision) if revision.isdigit() else None,
             found=[RowProblem(w["message"], path=w["path"]) for w in wrong],
-            promises=promises, complete=form.get("partial") != "yes"))
+            promises=promises, complete=form.get("partial") != "yes", statement=statement))
     except Conflict as e:
         return page(request, "message.html", {"title": "补正未提交", "message": e.message,
                                                "back": "/application/view"}, 409)
@@ -531,6 +533,7 @@ async def application_correction(request: Request):
         left = sum(m["message"] in (cases.LEFT_OUT_FACT, cases.LEFT_OUT_FILE) for m in found)
         typed = typed_facts()
         typed |= {f"signer:{'|'.join(k)}": v for k, v in promises.items()}
+        typed["statement"] = str(form.get("statement") or "")
         return _application_page(request, sid, d, errors=errors, typed=typed, files_dropped=bool(uploads),
                                  left_out=left, status=422)
     return RedirectResponse("/application/view?done=corrected", status_code=303)

@@ -540,7 +540,7 @@ def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
                       uploads: list[tuple], *, actor: str,
                       revision: int | None = None, today: date | None = None,
                       found: Sequence[RowProblem] = (), promises: dict[tuple, str] | None = None,
-                      complete: bool = False) -> ApplicationDetail:
+                      complete: bool = False, statement: str | None = None) -> ApplicationDetail:
     """The enterprise's 补正 (one per opening: a rejected file reopens it): the missing facts
     it now states and the files for the materials asked, each
     (benefit_id, subject_id, material_id, filename, bytes) — the subject is the certificate
@@ -553,9 +553,13 @@ def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
     asked must be given (or promised); each one left out is a problem (LEFT_OUT_FACT,
     LEFT_OUT_FILE) — the web form asks it until the enterprise ticks that it cannot provide the
     rest, since the 补正 is not opened again. Whatever `complete` says, a fact stated needs the
-    proof the notice asked for it (`_unproven`)."""
+    proof the notice asked for it (`_unproven`). `statement`: the enterprise's 说明 (why it
+    disagrees with a condition found not met, what its files show), kept with the 补正 for staff."""
     today = today or shanghai_today()
     problems: list[RowProblem] = list(found)
+    statement = (statement or "").strip() or None
+    if statement is not None and (len(statement) > 2000 or "\x00" in statement):
+        problems.append(RowProblem("说明不能超过 2000 个字符", path="statement"))
     checked = []
     for u in uploads:
         b, sub, m, name, data = u if len(u) == 5 else (u[0], None, *u[1:])
@@ -648,7 +652,8 @@ def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
             files.put(data)
         _move(s, app, "corrected" if outcome[0] == "ok" else "failed", actor, "correction",
               {"facts": sorted(facts), "files": [name[:100] for _, _, _, name, _, _ in resolved],
-               **({"no_longer_needed": moot} if moot else {})})
+               **({"no_longer_needed": moot} if moot else {}),
+               **({"statement": statement[:2000]} if statement else {})})
     return detail(db, application_id, today=today)
 
 

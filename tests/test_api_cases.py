@@ -1119,3 +1119,23 @@ def test_a_long_application_list_pages_with_previous_next_and_nearby_pages(api: 
     assert [int(n) for n, rel in links if not rel] == [1, 3, 4, 6, 7, 9]
     assert ("4", "prev") in links and ("6", "next") in links
     assert '<b aria-current="page">5</b>' in pager and pager.count("…") == 2 and "第 5 / 9 页" in pager
+
+
+def test_the_correction_form_takes_a_statement_staff_then_read(api: Api):
+    from test_api_limits import _staff_login
+
+    c = api.c
+    sub = _notified(api, "W16", profile(160, in_park=False))
+    c.cookies.clear()
+    c.post("/application/login", data={"application_id": sub.application_id, "access_code": sub.access_code})
+    view = c.get("/application/view").text
+    assert '<textarea name="statement"' in view
+    csrf = re.search(r'name="csrf" value="([^"]+)"', view).group(1)
+    r = c.post("/application/correction", data={"csrf": csrf, "statement": "已迁入园区，变更登记办理中", "partial": "yes"},
+               follow_redirects=False)
+    assert r.status_code == 303, r.text
+    c.cookies.clear()
+    _staff_login(api)
+    page = c.get(f"/staff/applications/{sub.application_id}").text
+    c.cookies.clear()
+    assert "企业的说明：已迁入园区，变更登记办理中" in page

@@ -995,3 +995,18 @@ def test_a_correction_that_makes_a_condition_fail_is_not_asked_for_its_proof(db)
     d = cases.submit_correction(db, sub.application_id, {"violations": [record]}, [], actor="企业", today=AFTER_H1,
                                 complete=True)
     assert d.state == "corrected" and [g.final_status for g in d.grants] == ["ineligible"]
+
+
+def test_a_correction_may_explain_a_condition_found_not_met(db):
+    """The one-time notice invites a 说明 with the 补正 for a condition found not met: it is kept
+    with the 补正's history entry for staff; too long a one is refused with the rest."""
+    a, b, c = _three(db)                       # C is outside the park: a condition not met
+    cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
+    with pytest.raises(ValidationFailed) as e:
+        cases.submit_correction(db, c, {}, [], actor="企业", today=AFTER_H1, statement="长" * 2001)
+    assert [p.path for p in e.value.problems] == ["statement"]
+    said = "本企业已于2026年3月迁入园区，营业执照变更在办理中"
+    d = cases.submit_correction(db, c, {}, [], actor="企业", today=AFTER_H1, statement=f"  {said} ")
+    (entry,) = [e for e in d.events if e.action == "correction"]
+    assert entry.details["statement"] == said
+    assert cases.detail(db, c).for_enterprise().events[-1].details is None     # staff's, not the page's
