@@ -95,9 +95,9 @@ def window_open(window_id, opens_on, closes_on, as_of, coverage_from, coverage_t
                    "（兑现台账保证只兑现一次）；请核对覆盖期", err=True)
 
 
-@window.command("amounts", help="公示前为批次设定当期申报通知确定的金额（替代规则中的参考金额），之后须重新批量判定")
+@window.command("amounts", help="公示前为批次设定当期申报通知确定的金额（替代规则中的参考金额；金额表的写法与开设批次的 --amounts 相同），之后须重新批量判定")
 @click.argument("window_id", metavar="批次编号")
-@click.argument("amounts", metavar="金额JSON")
+@click.argument("amounts", metavar="金额表")
 def window_amounts(window_id, amounts):
     import json
     try:

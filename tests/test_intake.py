@@ -164,7 +164,7 @@ EXPECTED_EXAMPLE = {
     "violations": [{"kind": "market_minor", "decided_on": "2024-06-01", "authority": "market",
                     "description": "标签标识不规范，已整改", "major": False}],
     "market_cases": [{
-        "case_id": "自查-2026-01", "description": "宣传页使用\"最佳\"用语", "authority": "market",
+        "case_id": "自查-2026-01", "description": "宣传页使用“最佳”用语", "authority": "market",
         "act_on": "2026-03-10", "discovered_on": "2026-03-12", "list_type": "first", "item_conditions_met": True,
         "act_minor": True, "harm": "slight", "correction": "within_order_period", "no_fault_evidence": False,
         "safety_floor": False, "life_health_related": False, "statutory_mitigation": False,
