@@ -163,7 +163,7 @@ def xlsx_bytes(title: str, sheet: str, headers: list[str], rows: list[list], tot
     # each column as wide as its header and its widest value in the first rows (a CJK
     # character is two), so that names and 事项 are not cut off; at most 60
     for i, h in enumerate(headers):
-        seen = [h] + [r[i] for r in rows[:500] if i < len(r) and r[i] is not None]
+        seen = [h] + [r[i] for r in [*rows[:500], *totals, total_headers] if i < len(r) and r[i] is not None]
         ws.column_dimensions[get_column_letter(i + 1)].width = min(60, max(8, max(map(_width, seen)) + 2))
     money_columns = {i for i, h in enumerate(headers) if "元" in h}
     money_totals = {i for i, h in enumerate(total_headers) if "元" in h}
