@@ -194,14 +194,19 @@ async def selfcheck_upload(request: Request):
     return _results_page(request, doc, resp, as_of)
 
 
+def _carried(request: Request, form) -> Any:
+    """The profile a page carries in its form's `profile_json` (the JSON limits apply; ApiError)."""
+    settings = request.app.state.settings
+    raw = str(form.get("profile_json") or "").encode("utf-8")[: settings.max_body_bytes + 1]
+    return parse_json_limited(raw, settings.max_json_depth, settings.max_object_keys)
+
+
 @router.post("/self-check/edit", response_class=HTMLResponse)
 async def selfcheck_edit(request: Request):
     """The self-check's form again, filled with what was checked ("重新自测" starts empty)."""
-    settings = request.app.state.settings
     form = await request.form(max_fields=10)
-    raw = str(form.get("profile_json") or "").encode("utf-8")[: settings.max_body_bytes + 1]
     try:
-        profile = parse_json_limited(raw, settings.max_json_depth, settings.max_object_keys)
+        profile = _carried(request, form)
     except ApiError:
         profile = None
     if not isinstance(profile, dict):
@@ -212,11 +217,9 @@ async def selfcheck_edit(request: Request):
 @router.post("/self-check/print", response_class=HTMLResponse)
 async def selfcheck_print(request: Request):
     """The printable 自测结果 of a profile (not a decision: no number, no signature)."""
-    settings = request.app.state.settings
     form = await request.form(max_fields=10)
-    raw = str(form.get("profile_json") or "").encode("utf-8")[: settings.max_body_bytes + 1]
     try:
-        profile = parse_json_limited(raw, settings.max_json_depth, settings.max_object_keys)
+        profile = _carried(request, form)
     except ApiError as e:
         return page(request, "message.html", {"title": "无法打印", "message": e.detail}, e.status)
     as_of, errors = _as_of(str(form.get("as_of", "")))
@@ -246,12 +249,10 @@ async def apply_with_profile(request: Request):
     """From the self-check's results: the application form of the window accepting now, filled
     with what was typed for the self-check (the clerk once typed it all again). With several
     windows accepting, the list, each carrying the profile."""
-    settings = request.app.state.settings
     form = await request.form(max_fields=10)
     raw = str(form.get("profile_json") or "")
     try:
-        profile = parse_json_limited(raw.encode("utf-8")[: settings.max_body_bytes + 1], settings.max_json_depth,
-                                     settings.max_object_keys)
+        profile = _carried(request, form)
     except ApiError:
         profile = None
     if not isinstance(profile, dict):
