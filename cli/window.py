@@ -88,8 +88,11 @@ def window_open(window_id, opens_on, closes_on, as_of, coverage_from, coverage_t
             correction_workdays=correction_workdays, publicity_workdays=publicity_workdays, actor=ACTOR)
     click.echo(f"已开设 {w.id}（{w.label}）：受理 {cn_date(w.opens_on)}至{cn_date(w.closes_on)}，"
                f"判定日期 {cn_date(w.as_of)}，覆盖 {cn_date(w.coverage_from)}至{cn_date(w.coverage_to)}")
-    overlaps = run(W.get_window, db, w.id).overlaps
+    opened = run(W.get_window, db, w.id)
     db.dispose()
+    if opened.calendar_gap:
+        click.echo(f"注意：{opened.calendar_gap}", err=True)
+    overlaps = opened.overlaps
     if overlaps:
         click.echo(f"注意：覆盖期与{'、'.join(overlaps)}重叠，同一张注册证会在两个批次都被判定和公示"
                    "（兑现台账保证只兑现一次）；请核对覆盖期", err=True)

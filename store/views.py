@@ -51,6 +51,8 @@ class WindowView(_View):
     closed_at: Optional[datetime] = None
     close_reason: Optional[str] = None
     counts: Optional[WindowCounts] = None
+    calendar_gap: Optional[str] = Field(None, description=(
+        "本批次的补正期限、公示期等需要而尚未填写的年度节假日安排（为空表示齐全）：缺少时这些办理会被拒绝"))
     overlaps: list[str] = Field(default_factory=list, description=(
         "覆盖期与本批次重叠的其他批次（名称和覆盖期）：同一注册证会在两个批次都被判定和公示；"
         "兑现台账保证同一注册证只兑现一次"))

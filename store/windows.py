@@ -24,6 +24,11 @@ from store.db import Database
 from store.errors import Conflict, NotFound, RowProblem, ValidationFailed
 from store.models import Application, Award, Decision, Evaluation, Review, Window, utcnow
 from store.views import WindowCounts, WindowView
+from store.workdays import horizon_warning
+
+# How far after its acceptance period a window's working-day deadlines reach (补正, 公示, 容缺):
+# the holiday schedules must cover them.
+DEADLINES_AFTER = 120
 
 WINDOW_ID_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,31}$")
 EARLIEST, LATEST = date(2000, 1, 1), date(2100, 12, 31)
@@ -243,7 +248,8 @@ def list_windows(db: Database) -> list[WindowView]:
 def get_window(db: Database, window_id: str) -> WindowView:
     with db.read_session() as s:
         w = get(s, window_id)
-        return view(w, counts(s, w)).model_copy(update={"overlaps": overlapping(s, w)})
+        gap = None if w.state == "closed" else horizon_warning(w.opens_on, (w.closes_on - w.opens_on).days + DEADLINES_AFTER)
+        return view(w, counts(s, w)).model_copy(update={"overlaps": overlapping(s, w), "calendar_gap": gap})
 
 
 def overlapping(s: Session, w: Window) -> list[str]:

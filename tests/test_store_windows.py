@@ -1010,3 +1010,14 @@ def test_a_correction_may_explain_a_condition_found_not_met(db):
     (entry,) = [e for e in d.events if e.action == "correction"]
     assert entry.details["statement"] == said
     assert cases.detail(db, c).for_enterprise().events[-1].details is None     # staff's, not the page's
+
+
+def test_a_window_whose_deadlines_reach_a_year_without_holidays_says_so(db):
+    """Its 补正 and 公示 deadlines would be refused until the year's holiday schedule is filled:
+    the window says so from the day it is opened, naming the file."""
+    open_h1(db)
+    assert W.get_window(db, "2026-H1").calendar_gap is None
+    W.open_window(db, "2031-H1", opens_on=date(2031, 3, 1), closes_on=date(2031, 3, 31), as_of=date(2031, 3, 31),
+                  coverage_from=date(2030, 10, 1), coverage_to=date(2031, 3, 31), label="2031年上半年集中申报")
+    gap = W.get_window(db, "2031-H1").calendar_gap
+    assert gap and "2031.yaml" in gap and "拒绝" in gap, gap
