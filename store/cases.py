@@ -559,7 +559,7 @@ def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
     problems: list[RowProblem] = list(found)
     statement = (statement or "").strip() or None
     if statement is not None and (len(statement) > 2000 or "\x00" in statement):
-        problems.append(RowProblem("说明不能超过 2000 个字符", path="statement"))
+        problems.append(RowProblem("说明不能超过 2000 个字符，也不能含有控制字符", path="statement"))
     checked = []
     for u in uploads:
         b, sub, m, name, data = u if len(u) == 5 else (u[0], None, *u[1:])
@@ -638,11 +638,11 @@ def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
             after = _current_ask(s, judged, today)
             said = {p.path for p in problems}
             needed = _needed(judged)
-            later = [p for p in _unproven(ask, after, needed, given | set(signed))
+            still = {(m["benefit_id"], m["subject_id"], m["material_id"]) for m in after.materials}
+            later = [p for p in _unproven(ask, still, needed, given | set(signed))
                      + (_left_out(ask, after, needed) if complete else []) if p.path not in said]
             if problems or later:
                 raise ValidationFailed(problems + later)
-            still = {(m["benefit_id"], m["subject_id"], m["material_id"]) for m in after.materials}
             moot = [m["name"] + (f"（注册证 {m['subject_id']}）" if m["subject_id"] else "") for m in ask.materials
                     if (key := (m["benefit_id"], m["subject_id"], m["material_id"])) not in still
                     and key not in given and key not in signed]
@@ -668,13 +668,12 @@ def _needed(judged: Loaded) -> set[tuple]:
     return needed
 
 
-def _unproven(before: CorrectionAsk, after: CorrectionAsk, needed: set[tuple], supplied: set[tuple]) -> list[RowProblem]:
+def _unproven(before: CorrectionAsk, still: set[tuple], needed: set[tuple], supplied: set[tuple]) -> list[RowProblem]:
     """The materials the one-time notice asked as the proof of a condition that the facts
     stated in this 补正 now meet, neither uploaded nor promised: a stated fact needs the proof
     the notice asked for (or, for a deferrable one, a 容缺承诺). A material is moot only where
     the decision no longer needs it: its case no longer applies (a 注册变更文件 once the product
-    is stated to be self-developed), or a condition has failed."""
-    still = {(m["benefit_id"], m["subject_id"], m["material_id"]) for m in after.materials}
+    is stated to be self-developed), or a condition has failed. `still`: what the 补正 still asks."""
     out = []
     for m in before.materials:
         key = (m["benefit_id"], m["subject_id"], m["material_id"])

@@ -10,7 +10,7 @@ from typing import Optional
 from pydantic import BaseModel, computed_field
 from sqlalchemy import or_, select, update
 
-from engine.vocabulary import ROLE
+from engine.vocabulary import ROLE, cn_time
 from store import audit
 from store.db import Database
 from store.errors import NotFound, RowProblem, ValidationFailed
@@ -32,8 +32,6 @@ class TokenView(BaseModel):
     @computed_field(description="状态：有效（到期时间）、已过期或已吊销")
     @property
     def state_text(self) -> str:
-        from engine.vocabulary import cn_time
-
         if self.revoked_at is not None:
             return f"已吊销（{cn_time(self.revoked_at)}）"
         if self.expires_at is None:
