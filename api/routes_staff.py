@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
 from api.limits import JsonRoute
-from api.schemas import (AmountsRequest, ApplicationCreate, Recorded, ApplicationId, FileName, JobId, WindowId, ApplicationState, ClosePreview, CloseOutcome, CloseRequest,
+from api.schemas import (AccessCodeRequest, AmountsRequest, NewAccessCode, ApplicationCreate, Recorded, ApplicationId, FileName, JobId, WindowId, ApplicationState, ClosePreview, CloseOutcome, CloseRequest,
                          DecisionTable, ImpactRequest, Issued, JobRef, MaterialReview, NoticeRequest, Objection, ObjectionResolution,
                          Offset, ProactiveEntry, ReviewRequest, RowId, Status, Text, TokenCreate, WindowCreate,
                          error_responses, file_response)
@@ -374,6 +374,18 @@ async def objection_resolution(application_id: ApplicationId, objection_id: RowI
     await _call(cases.resolve_objection, _db(request), objection_id, body.resolution, actor=who.actor,
                 application_id=application_id)
     return Response(status_code=204)
+
+
+@router.post("/v1/applications/{application_id}/access-code", status_code=201, summary="重新生成查询码",
+             response_model=NewAccessCode,
+             description="企业遗失查询码时，工作人员核验来人身份后为其申报重新生成查询码。原查询码立即作废，用它登录的"
+                         "企业页面随即退出；新查询码只在本次响应中返回（不保存明文）。每次调用都生成新的查询码，"
+                         "重试会使上一次返回的查询码作废。原因记入办理记录和操作日志。",
+             responses={**AUTH, **error_responses(404, 422)})
+async def access_code(application_id: ApplicationId, body: AccessCodeRequest, request: Request,
+                      who: Staff = Depends(require_staff)):
+    code = await _call(cases.reissue_access_code, _db(request), application_id, body.reason, actor=who.actor)
+    return NewAccessCode(application_id=application_id, access_code=code)
 
 
 @router.post("/v1/notices", summary="生成告知书", response_class=Response,

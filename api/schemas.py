@@ -185,6 +185,16 @@ class ObjectionResolution(_Strict):
     resolution: Text = Field(min_length=1, max_length=2000, description="处理意见（需要改变结论的，先复核）")
 
 
+class AccessCodeRequest(_Strict):
+    reason: Text = Field(min_length=2, max_length=500,
+                         description="重新生成的原因和核验来人身份的方式（记入办理记录，不含查询码）")
+
+
+class NewAccessCode(BaseModel):
+    application_id: str = Field(description="申报编号")
+    access_code: str = Field(description="新查询码：只返回这一次，原查询码已作废")
+
+
 class AmountsRequest(_Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"amounts": {"grant_amounts": {
         "false": {"self_developed": {"II": 300000, "III": 500000}, "introduced": {"II": 150000, "III": 250000}},

@@ -30,6 +30,7 @@ from store.tasks import evaluation_summary, stash_upload
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "yagu_login_csrf"
+NEW_CODE_COOKIE = "yagu_new_code"
 NEW_TOKEN_COOKIE = "yagu_new_token"
 DONE = {
     "created": "申报批次已建立。", "notices": "已发出 {n} 份一次性告知书（资金支持未全部符合条件的申报），补正期限已起算。", "published": "拟支持名单已公示。",
@@ -540,6 +541,49 @@ async def resolve_objection(request: Request, app_id: str, objection_id: int):
     return await _app_action(request, app_id, lambda f, who: cases.resolve_objection(
         _db(request), objection_id, str(f.get("resolution") or ""), actor=who.actor, application_id=app_id),
         "resolved")
+
+
+@router.post("/staff/applications/{app_id}/access-code")
+async def reissue_code(request: Request, app_id: str):
+    sess = await console_session(request)
+    if not sess:
+        return _to_login(request)
+    back = f"/staff/applications/{quote(app_id)}"
+    try:
+        reason = str((await _form(request, sess[0])).get("reason") or "")
+        code = await run_in_threadpool(cases.reissue_access_code, _db(request), app_id, reason,
+                                       actor=sess[1].actor)
+    except ValidationFailed as e:   # the page again, the problem at its form, the reason as typed
+        d = await run_in_threadpool(cases.detail, _db(request), app_id)
+        return _application_view(request, sess, d, 422, code_errors=[p["message"] for p in problems(e)],
+                                 code_reason=reason)
+    except StoreError as e:
+        return _error_page(request, e, back, sess)
+    # As a new token: redirect after POST (a refresh makes no second code), the code carried once
+    # in a short-lived cookie only its own page reads, never in a URL.
+    resp = RedirectResponse(f"{back}/access-code", status_code=303)
+    resp.set_cookie(NEW_CODE_COOKIE, f"{app_id}:{code}", max_age=120, httponly=True, samesite="strict",
+                    path=f"{back}/access-code", secure=request.app.state.settings.cookie_secure)
+    return resp
+
+
+@router.get("/staff/applications/{app_id}/access-code", response_class=HTMLResponse)
+async def reissued_code(request: Request, app_id: str):
+    sess = await console_session(request)
+    if not sess:
+        return _to_login(request)
+    back = f"/staff/applications/{quote(app_id)}"
+    owner, _, code = (request.cookies.get(NEW_CODE_COOKIE) or "").partition(":")
+    if owner != app_id or not code:
+        return RedirectResponse(back, status_code=303)          # shown once only
+    try:
+        d = await run_in_threadpool(cases.detail, _db(request), app_id)
+    except StoreError as e:
+        return _error_page(request, e, "/staff", sess)
+    resp = page(request, "staff_access_code.html", _ctx(
+        *sess, d=d, code=code, lookup=str(request.base_url).rstrip("/") + "/application"))
+    resp.delete_cookie(NEW_CODE_COOKIE, path=f"{back}/access-code")
+    return resp
 
 
 @router.get("/staff/applications/{app_id}/notices/{kind}")

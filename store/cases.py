@@ -23,7 +23,7 @@ from engine.profile import ProfileError, parse_profile, shanghai_today
 from engine.results import BenefitResult, Conflict as TaxConflict, TaxItem
 from engine.vocabulary import APPLICATION_STATE, STATUS, cn_date, money
 from engine.workdays import service_limits
-from store import audit, files, profiles, rulesets
+from store import applications as A, audit, files, profiles, rulesets, sessions
 from store import decisions as D
 from store import windows as W
 from store.applications import Intake, chunks, store_enterprises
@@ -46,7 +46,7 @@ ACTION_TEXT = {
     "material.reject": "材料审核未通过", "commitment": "签署容缺承诺", "commitment.supply": "补交承诺的材料", "review.confirm": "复核：维持判定",
     "review.override": "复核：改变判定", "publicize": "列入拟支持名单公示", "objection": "公示期异议",
     "objection.resolve": "异议处理", "award": "兑现", "refuse": "不予支持", "notice.non_support": "发出不予支持告知书",
-    "migrate": "系统升级时迁入（0.1.0 版的申报）",
+    "migrate": "系统升级时迁入（0.1.0 版的申报）", "access_code.reissue": "重新生成查询码",
 }
 
 
@@ -949,6 +949,28 @@ def raise_objection(db: Database, application_id: str, text: str, *, actor: str,
         _move(s, L.app, None, actor, "objection", {"text": text[:200]})
         s.flush()
         return o.id, True
+
+
+def reissue_access_code(db: Database, application_id: str, reason: str, *, actor: str) -> str:
+    """A new access code for an enterprise that lost its own, given by staff after checking who
+    asks (the reason says how). The old code stops working at once and every page opened with
+    it is logged out; the history and the audit log keep who, when and why, never the code.
+    Returns the code, to be shown once."""
+    reason = (reason or "").strip()
+    if not 2 <= len(reason) <= 500 or "\x00" in reason:
+        raise ValidationFailed([RowProblem("请填写重新生成的原因和核验身份的方式（2 至 500 个字符），"
+                                           "例如“企业遗失查询码，已核验营业执照和经办人身份证”", path="reason")])
+    code = A.new_access_code()
+    with db.session() as s:
+        app = s.execute(select(Application).where(Application.id == application_id).with_for_update()
+                        ).scalar_one_or_none() if len(application_id) <= 32 else None
+        if app is None:
+            raise NotFound(f"申报 {application_id} 不存在")
+        app.access_code_hash = A.code_hash(app.id, code)
+        _move(s, app, None, actor, "access_code.reissue", {"reason": reason[:200]})
+        sessions.end_all(s, "enterprise", app.id)
+        audit.record(s, actor, "application.access_code", app.id, {"reason": reason[:200]})
+    return code
 
 
 def resolve_objection(db: Database, objection_id: int, resolution: str, *, actor: str,

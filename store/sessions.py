@@ -66,3 +66,10 @@ def end(db: Database, sid: str | None) -> None:
     with db.session() as s:
         s.execute(update(WebSession).where(WebSession.id_hash == _hash(sid), WebSession.ended_at.is_(None))
                   .values(ended_at=utcnow()))
+
+
+def end_all(s, kind: str, subject: str) -> None:
+    """End every open session of one subject (an application whose access code was replaced),
+    inside the caller's transaction."""
+    s.execute(update(WebSession).where(WebSession.kind == kind, WebSession.subject == subject,
+                                       WebSession.ended_at.is_(None)).values(ended_at=utcnow()))

@@ -1139,3 +1139,49 @@ def test_the_correction_form_takes_a_statement_staff_then_read(api: Api):
     page = c.get(f"/staff/applications/{sub.application_id}").text
     c.cookies.clear()
     assert "企业的说明：已迁入园区，变更登记办理中" in page
+
+
+def test_staff_give_an_enterprise_that_lost_its_code_a_new_one_shown_once(api: Api):
+    """At the window, in the console: a reason is required (the form comes back with it said);
+    the new code is shown once, on a printable slip, and opens the enterprise's page where the
+    old one no longer does; a refresh does not show it again. Through the API: 201 with the new
+    code; the history names who and why."""
+    c, staff = api.c, api.staff
+    accepting_window(api, "W31")
+    sub = applications.submit_application(api.db, "W31", profile(131), channel="api", actor="测试", today=days(0))
+    from test_api_limits import _staff_login
+    _staff_login(api)
+    page = c.get(f"/staff/applications/{sub.application_id}").text
+    assert "重新生成查询码" in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    r = c.post(f"/staff/applications/{sub.application_id}/access-code", data={"csrf": csrf, "reason": " "})
+    assert r.status_code == 422 and "请填写重新生成的原因" in r.text and 'id="code-errors"' in r.text
+    r = c.post(f"/staff/applications/{sub.application_id}/access-code",
+               data={"csrf": csrf, "reason": "遗失查询码，已核验营业执照"}, follow_redirects=False)
+    assert r.status_code == 303 and "code" not in r.headers["location"].split("/")[-1].replace("access-code", "")
+    slip = c.get(r.headers["location"]).text
+    code = re.search(r'id="access-code">([^<]+)<', slip).group(1)
+    assert len(code) == 12 and code != sub.access_code and sub.application_id in slip and "打印" in slip
+    again = c.get(r.headers["location"], follow_redirects=False)      # shown once only
+    assert again.status_code == 303 and code not in again.text
+    c.cookies.clear()
+    assert c.post("/application/login", data={"application_id": sub.application_id,
+                                              "access_code": sub.access_code}).status_code == 401
+    opened = c.post("/application/login", data={"application_id": sub.application_id, "access_code": code})
+    assert opened.status_code == 200 and opened.url.path == "/application/view", opened.url
+    c.cookies.clear()
+    # the API
+    assert_error(c.post(f"/v1/applications/{sub.application_id}/access-code", json={"reason": "x"},
+                        headers=staff), 422)
+    assert_error(c.post("/v1/applications/A0000000000000000/access-code", json={"reason": "遗失查询码"},
+                        headers=staff), 404)
+    r = c.post(f"/v1/applications/{sub.application_id}/access-code", json={"reason": "企业电话申请，已回拨核实"},
+               headers=staff)
+    assert r.status_code == 201 and r.json()["application_id"] == sub.application_id, r.text
+    new = r.json()["access_code"]
+    assert applications.check_access_code(api.db, sub.application_id, new)
+    assert not applications.check_access_code(api.db, sub.application_id, code)
+    history = c.get(f"/v1/applications/{sub.application_id}/detail", headers=staff).json()["events"]
+    assert [e["details"]["reason"] for e in history if e["action_text"] == "重新生成查询码"] == [
+        "遗失查询码，已核验营业执照", "企业电话申请，已回拨核实"]
+    assert code not in json.dumps(history) and new not in json.dumps(history)

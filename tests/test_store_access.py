@@ -38,6 +38,35 @@ def test_an_access_code_opens_its_application_only_until_replaced(db):
     assert A.check_access_code(db, first.application_id, again.access_code)
 
 
+def test_staff_reissue_a_lost_access_code_the_old_one_and_its_pages_stop_working(db):
+    """An enterprise that lost its code gets a new one from staff: the old code and every page
+    opened with it stop working, the history says who did it and why, never the code."""
+    from store import cases
+
+    open_h1(db)
+    (first,) = submit_all(db, "2026-H1", [grant_profile(1)])
+    (other,) = submit_all(db, "2026-H1", [grant_profile(2)])
+    theirs = sessions.open_session(db, "enterprise", first.application_id, "enterprise")
+    kept = sessions.open_session(db, "enterprise", other.application_id, "enterprise")
+    with pytest.raises(ValidationFailed) as e:
+        cases.reissue_access_code(db, first.application_id, " ", actor="窗口经办")
+    assert e.value.problems[0].path == "reason"
+    assert A.check_access_code(db, first.application_id, first.access_code)     # nothing changed
+    with pytest.raises(NotFound):
+        cases.reissue_access_code(db, "A0000000000000000", "遗失", actor="窗口经办")
+    code = cases.reissue_access_code(db, first.application_id, "企业遗失查询码，已核验营业执照", actor="窗口经办")
+    assert len(code) == 12 and code != first.access_code
+    assert A.check_access_code(db, first.application_id, code)
+    assert not A.check_access_code(db, first.application_id, first.access_code)
+    assert sessions.lookup(db, theirs, "enterprise") is None
+    assert sessions.lookup(db, kept, "enterprise") is not None and A.check_access_code(
+        db, other.application_id, other.access_code)
+    last = cases.detail(db, first.application_id).events[-1]
+    assert (last.actor, last.action_text, last.details["reason"]) == ("窗口经办", "重新生成查询码",
+                                                                    "企业遗失查询码，已核验营业执照")
+    assert code not in str(last.details)
+
+
 def test_a_judged_application_submitted_again_says_its_results_are_of_the_earlier_one(db):
     """Submitted again after judging, with other facts: its page says the results shown were
     judged on what it submitted before (it once showed them as if current), until judged again."""
