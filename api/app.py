@@ -156,6 +156,9 @@ def openapi_with_examples(app: FastAPI) -> dict:
         # FastAPI's own entries in Chinese: validation errors in the uniform body, successes named
         for ops in schema["paths"].values():
             for op in ops.values():
+                if op.pop("x-multipart", False):      # a form with file parts: sent as multipart
+                    content = op["requestBody"]["content"]
+                    content["multipart/form-data"] = content.pop("application/x-www-form-urlencoded")
                 for code, resp in op["responses"].items():
                     if code == "422":
                         entry = error_entry(422)

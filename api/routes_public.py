@@ -165,7 +165,8 @@ def _json_field(raw: str, name: str, kind: type):
                          "补正中填写的情况须附一次性告知书为它所列的证明材料（可容缺的可签署承诺）：填写了而没有证明的，"
                          "无论 `complete` 是否为 false，都列为问题（422）。"
                          "有任何问题时一次列出全部（422），什么也不保存；不在补正期内返回 409。",
-             responses=error_responses(404, 409, 413, 422))
+             responses=error_responses(404, 409, 413, 422),
+             openapi_extra={"x-multipart": True})      # its files are read from the form itself
 async def submit_correction(
         application_id: ApplicationId, request: Request, x_access_code: Optional[Text] = AccessCode,
         facts: Text = Form("{}", description="JSON 对象：画像路径 → 取值"),
