@@ -299,6 +299,8 @@ def _event_text(e, ev: Optional[Evaluator]) -> str:
     (签署容缺承诺：企业信用报告), never its code."""
     text = ACTION_TEXT.get(e.action, e.action)
     details = e.details if isinstance(e.details, dict) else {}
+    if details.get("undo"):
+        text = "复核：撤销此前的改判，恢复规则判定"
     mid = details.get("material_id")
     if mid and ev is not None:
         name = next((m.name for b in ev.book.benefits.values() for m in b.spec.materials if m.id == mid), None)
@@ -916,9 +918,13 @@ def review(db: Database, application_id: str, benefit_id: str, subject_id: str, 
                     engine_status=r.status, status=st, reason=reason[:2000] or None, actor=actor, at=utcnow(),
                     evaluation_id=L.evaluation.id, amount_cny=amount)
         s.add(rv)
+        # a confirmation after a review that changed the verdict of this decision takes it back
+        undo = action == "confirm" and last is not None and last.evaluation_id == L.evaluation.id \
+            and last.status != st
         _move(s, L.app, None, actor, f"review.{action}",
               {"benefit_id": benefit_id, "subject_id": subject_id, "engine_status": r.status, "status": st,
-               "reason": reason or None, **({"amount_cny": str(amount)} if amount is not None else {})})
+               "reason": reason or None, **({"amount_cny": str(amount)} if amount is not None else {}),
+               **({"undo": True} if undo else {})})
         s.flush()
         return rv.id, True
 

@@ -342,6 +342,22 @@ def test_every_state_change_has_its_history_entry(db):
     assert states == {uscc_of(1): "awarded", uscc_of(2): "awarded", uscc_of(3): "refused", uscc_of(4): "awarded"}
 
 
+def test_a_confirmation_after_a_changed_verdict_is_told_as_taking_it_back(db):
+    """复核 changed a verdict, then a second 复核 kept the rules' verdict: the history says the
+    change was taken back (it said 维持判定, as if nothing had been changed)."""
+    open_h1(db)
+    (sub,) = submit_all(db, "2026-H1", [grant_profile(1)])
+    evaluate(db, "2026-H1")
+    a, cert = sub.application_id, grant_profile(1)["device_registrations"][0]["certificate_no"]
+    cases.review(db, a, "device-registration-grant", cert, "confirm", None, None, actor="经办人")
+    cases.review(db, a, "device-registration-grant", cert, "override", "ineligible", "现场核查未入园", actor="经办人")
+    cases.review(db, a, "device-registration-grant", cert, "confirm", None, "复查已入园", actor="科长")
+    texts = [e.action_text for e in cases.detail(db, a).events if e.action.startswith("review.")]
+    assert texts[0].startswith("复核：维持判定") and texts[1].startswith("复核：改变判定"), texts
+    assert texts[2].startswith("复核：撤销此前的改判，恢复规则判定（"), texts
+    assert cases.detail(db, a).grants[0].final_status == "eligible"
+
+
 def test_a_state_change_and_its_history_entry_are_one_transaction(db, monkeypatch):
     _, b, c = _three(db)
     calls = []
