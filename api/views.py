@@ -3,6 +3,7 @@ reader-facing formatting, so no page spells a status or formats a value on its o
 from __future__ import annotations
 
 from datetime import date
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,21 @@ NOTICE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; bas
               "form-action 'none'; frame-ancestors 'none'")
 
 
-def notice_page(html: bytes) -> HTMLResponse:
-    return HTMLResponse(html.decode("utf-8"), headers={"Content-Security-Policy": NOTICE_CSP})
+_NOTICE_BAR = ('<style>.notice-bar{{display:flex;flex-wrap:wrap;gap:.5rem 1.5rem;padding:.75rem 1rem;'
+               'margin:0 0 1rem;background:#eef3f8;font:16px/1.5 sans-serif}}.notice-bar a{{padding:.5rem 0;'
+               'min-height:44px;box-sizing:border-box}}@media print{{.notice-bar{{display:none}}}}</style>'
+               '<nav class="notice-bar" aria-label="告知书"><a href="{back}">← {back_text}</a>'
+               '<a href="{pdf}">下载 PDF</a></nav>')
+
+
+def notice_page(html: bytes, back: tuple[str, str] | None = None) -> HTMLResponse:
+    """A notice as a page of its own. With `back` (address, words), a bar above it (never
+    printed) leads back and to its PDF: on a phone a notice has no other way out."""
+    text = html.decode("utf-8")
+    if back is not None:
+        bar = _NOTICE_BAR.format(back=escape(back[0]), back_text=escape(back[1]), pdf="?format=pdf")
+        text = text.replace("<body>", "<body>" + bar, 1)
+    return HTMLResponse(text, headers={"Content-Security-Policy": NOTICE_CSP})
 
 
 def page(request: Request, name: str, ctx: dict[str, Any], status: int = 200) -> HTMLResponse:

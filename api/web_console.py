@@ -598,7 +598,7 @@ async def notice(request: Request, app_id: str, kind: str, format: str = "html")
         return _error_page(request, e, f"/staff/applications/{quote(app_id)}", sess)
     if format == "pdf":
         return _download(doc.data, "application/pdf", doc.filename)
-    return notice_page(doc.data)
+    return notice_page(doc.data, back=(f"/staff/applications/{quote(app_id)}", "返回申报"))
 
 
 # --- jobs and tokens -----------------------------------------------------------------------------

@@ -573,7 +573,7 @@ async def application_notice(request: Request, kind: str, format: str = "html"):
     if format == "pdf":
         return Response(doc.data, media_type="application/pdf",
                         headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(doc.filename)}"})
-    return notice_page(doc.data)
+    return notice_page(doc.data, back=("/application/view", "返回我的申报"))
 
 
 @router.get("/application/materials/{material_pk}")

@@ -275,15 +275,20 @@ def test_the_window_cycle_from_import_to_award_list(server, browser, art, tmp_pa
     shows_no_internals(ent, "enterprise page")
     refused = []
     phone.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
-    with phone.expect_page() as notice:
-        ent.click("#notices >> text=查看 >> nth=0")
-    notice.value.wait_for_load_state()
-    assert "一次性告知书" in notice.value.locator("body").inner_text()
+    ent.click("#notices >> text=查看 >> nth=0")        # in the same tab: a phone has no tab bar to go back by
+    ent.wait_for_load_state()
+    assert "一次性告知书" in ent.locator("body").inner_text()
     # its own style applies (the page's CSP allows the notice's one inline style sheet)
-    assert notice.value.evaluate("getComputedStyle(document.body).maxWidth") != "none" and not refused, refused
-    snap(notice.value, art, "13-04b-one-time-notice-390")
-    fits(notice.value, "one-time notice on a phone")
-    notice.value.close()
+    assert ent.evaluate("getComputedStyle(document.body).maxWidth") != "none" and not refused, refused
+    bar = ent.locator("nav.notice-bar")             # the way back and to the PDF, never printed
+    assert bar.is_visible() and "下载 PDF" in bar.inner_text()
+    snap(ent, art, "13-04b-one-time-notice-390")
+    fits(ent, "one-time notice on a phone")
+    ent.emulate_media(media="print")
+    assert not bar.is_visible()
+    ent.emulate_media(media="screen")
+    bar.locator("text=返回我的申报").click()
+    assert ent.url == server.url + "/application/view"
     proof = tmp_path / "申报承诺书.pdf"
     proof.write_bytes(b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n")
     correction.locator("input[type=file]").last.set_input_files(str(proof))
