@@ -181,7 +181,8 @@ async def create_window(request: Request):
             fields[k] = int(typed[k]) if typed[k].isdigit() else (typed[k] or None)
         w = await run_in_threadpool(lambda: W.open_window(_db(request), typed["id"], actor=sess[1].actor, **fields))
     except ValidationFailed as e:
-        errors = [{"label": FIELD_NAMES.get(p["path"], ""), "message": p["message"]} for p in problems(e)]
+        errors = [{"label": FIELD_NAMES.get(p["path"], ""), "message": p["message"], "path": p["path"]}
+                  for p in problems(e)]
         return await _home(request, sess, form=typed, errors=errors, status=422)
     except StoreError as e:
         return _error_page(request, e, "/staff", sess)

@@ -1185,3 +1185,23 @@ def test_staff_give_an_enterprise_that_lost_its_code_a_new_one_shown_once(api: A
     assert [e["details"]["reason"] for e in history if e["action_text"] == "重新生成查询码"] == [
         "遗失查询码，已核验营业执照", "企业电话申请，已回拨核实"]
     assert code not in json.dumps(history) and new not in json.dumps(history)
+
+
+def test_a_window_form_with_problems_marks_each_box_with_its_own_message(api: Api):
+    """The console's new-window form sent with wrong dates: every problem is listed above it and
+    each box in question is marked, with its message under it, the typed values kept."""
+    from test_api_limits import _staff_login
+    c = api.c
+    _staff_login(api)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', c.get("/staff").text).group(1)
+    r = c.post("/staff/windows", data={"csrf": csrf, "id": "W-bad", "label": "有误的批次", "opens_on": "2026-07-01",
+                                       "closes_on": "2026-06-01", "correction_workdays": "abc"})
+    c.cookies.clear()
+    assert r.status_code == 422, r.text
+    marked = set(re.findall(r'name="(\w+)"[^>]*aria-invalid="true"', r.text))
+    listed = re.search(r'id="form-errors">(.*?)</div>', r.text, re.S).group(1)
+    assert "closes_on" in marked or "opens_on" in marked, marked
+    assert "correction_workdays" in marked and "<b>补正期限</b>" in listed, (marked, listed)
+    assert len(re.findall(r'class="error-text"', r.text)) == listed.count("<li>")
+    assert 'value="有误的批次"' in r.text and 'value="abc"' in r.text
+    assert "W-bad" not in [w["id"] for w in c.get("/v1/windows", headers=api.staff).json()]
