@@ -138,29 +138,17 @@ class NoticeService:
             raise Conflict("一次性告知书由“发出一次性告知书”统一出具，该申报尚未出具")
         if kind == "award" and d.state != "awarded":
             raise Conflict("该申报尚未兑现，不能出具兑现通知书")
-        if kind == "non_support" and not _refuses_some(d):
+        if kind == "non_support" and "non_support" not in d.available_notices:
             raise Conflict("批次关闭后才能对最终不符合条件的资金支持事项出具不予支持告知书")
 
     def kinds_for(self, d: ApplicationDetail) -> list[str]:
         """The official notices an application has (or would get now)."""
-        out = [n.kind for n in d.notices]
-        if d.tax and "tax_self_assessment" not in out:
-            out.append("tax_self_assessment")
-        if d.state == "awarded" and "award" not in out:
-            out.append("award")
-        if _refuses_some(d) and "non_support" not in out:
-            out.append("non_support")
-        return [k for k in KINDS if k in out]
+        return d.available_notices
 
     def selfcheck(self, ev: Evaluator, profile: dict, resp: EligibilityResponse, fmt: str = "html") -> Document:
         """The printable result of a self-check: not a decision, no number, no signature."""
         n = from_response(KINDS["selfcheck"], ev, profile, resp, self.settings)
         return self._document(n, fmt, _file_stem(profile.get("name") or "企业", KINDS["selfcheck"].title))
-
-
-def _refuses_some(d: ApplicationDetail) -> bool:
-    """Refused, or paid for some grants and refused others: a 不予支持告知书 is due."""
-    return d.state == "refused" or (d.state == "awarded" and any(g.final_status != "eligible" for g in d.grants))
 
 
 @jobs.task("notices.bundle", "批量生成告知书")

@@ -225,7 +225,8 @@ def rejected_materials(s: Session, db: Database, w: Window, cands: list[Candidat
                 if c.benefit_id in book.benefits else {}
             out.append({"application_id": c.application_id, "enterprise_name": c.enterprise_name,
                         "benefit_id": c.benefit_id, "subject_id": "" if c.subject_id == c.uscc else c.subject_id,
-                        "materials": [names.get(m.material_id, m.material_id) for m in bad]})
+                        "materials": [names.get(m.material_id, m.material_id)
+                                      + ("（补交的文件尚未审核）" if m.state == "pending" else "") for m in bad]})
     return out
 
 
@@ -404,11 +405,7 @@ def close_preview(db: Database, window_id: str, today: date | None = None) -> di
     today = today or shanghai_today()
     with db.read_session() as s:
         w = W.get(s, window_id)
-        blocked = []
-        try:
-            _closable(s, w)
-        except Conflict as e:
-            blocked.append(e.message)
+        blocked = _unclosable(s, w)
         decided: set[str] = set()
         not_eligible: set[str] = set()
         cands, refused = proposed(s, window_id, decided, not_eligible)
@@ -458,16 +455,21 @@ def _provisional_criteria(db: Database, w: Window) -> list[str]:
                               for c in b.criteria if c.provisional))
 
 
-def _closable(s: Session, w: Window) -> None:
-    """Conflict unless the window is judged, under the rules in force, and not closed yet."""
+def _unclosable(s: Session, w: Window) -> list[str]:
+    """What in the window's own state stops its close, each in a sentence: closed already, not
+    publicized, not judged, or judged under other rules than those in force."""
     if w.state == "closed":
-        raise Conflict(f"“{w.label}”已关闭")
+        return [f"“{w.label}”已关闭"]
+    out = []
+    if w.state == "open":       # 公示 before 兑现: nothing is paid on a list nobody could object to
+        out.append(f"“{w.label}”尚未公示：拟支持名单须先公示（受理期结束后），才能关闭批次并兑现")
     if w.evaluated_at is None:
-        raise Conflict(f"“{w.label}”尚未判定，请先执行批量判定")
+        out.append(f"“{w.label}”尚未判定，请先执行批量判定")
     stale = W.stale_count(s, w)
     if stale:
-        raise Conflict(f"还有 {stale} 份申报未按现行规则（{ruleset_text(rulesets.current().ruleset_version)}）"
-                       "判定，请先执行批量判定再关闭")
+        out.append(f"还有 {stale} 份申报未按现行规则（{ruleset_text(rulesets.current().ruleset_version)}）"
+                   "判定，请先执行批量判定再关闭")
+    return out
 
 
 def _close_blockers(s: Session, db: Database, w: Window, cands: list[Candidate],
@@ -533,7 +535,8 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
     with db.session() as s:
         w = W.get(s, window_id, lock=True)
         titles, version = _titles(db, w), w.ruleset_version
-        _closable(s, w)
+        for problem in _unclosable(s, w):
+            raise Conflict(problem)
         early = w.state != "publicity" or w.publicity_until is None or today <= w.publicity_until
         if early and not reason:
             until = f"公示期至 {cn_date(w.publicity_until)}" if w.publicity_until else "尚未公示"

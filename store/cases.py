@@ -14,14 +14,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Iterator, Optional, Sequence
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import Evaluator
 from engine.profile import ProfileError, parse_profile, shanghai_today
 from engine.results import BenefitResult, Conflict as TaxConflict, TaxItem
-from engine.vocabulary import APPLICATION_STATE, STATUS, cn_date, money
+from engine.vocabulary import APPLICATION_STATE, STATUS, cn_date, cn_time, money
 from engine.workdays import service_limits
 from store import applications as A, audit, files, profiles, rulesets, sessions
 from store import decisions as D
@@ -30,7 +30,7 @@ from store.applications import Intake, chunks, store_enterprises
 from store.db import Database
 from store.errors import Conflict, NotFound, RowProblem, ValidationFailed
 from store.evaluation import judge_now
-from store.models import (Application, Commitment, Decision, Enterprise, Evaluation, Material,
+from store.models import (Application, ApplicationEvent, Commitment, Decision, Enterprise, Evaluation, Material,
                           Notice, Objection, Review, Window, utcnow)
 from store.notices import KINDS, assign_number
 from store.views import (CommitmentView, EventView, MaterialView, NoticeRef, ReviewView, WindowView,
@@ -81,7 +81,7 @@ class ApplicationDetail(BaseModel):
     state: str
     state_text: str = Field(description="办理状态；待补正而期限已过时为“补正期限已过”")
     revision: int
-    submitted_at: Any
+    submitted_at: datetime = Field(description="提交时间")
     correction_due: Optional[date] = Field(None, description="一次性告知书起算的补正期限（出具后不变）")
     correction_deadline: Optional[date] = Field(
         None, description="页面应显示的补正期限：待补正、已补正时同 correction_due；公示、兑现、不予支持后为空")
@@ -98,10 +98,25 @@ class ApplicationDetail(BaseModel):
     grants: list[GrantView] = Field(default_factory=list)
     tax: list[TaxItem] = Field(default_factory=list, description="税收优惠：企业自行判别，不是园区的决定")
     tax_conflicts: list[TaxConflict] = Field(default_factory=list, description="只能选择其一的税收优惠")
-    notices: list[NoticeRef] = Field(default_factory=list)
+    notices: list[NoticeRef] = Field(default_factory=list, description="已出具（已编号）的告知书")
     events: list[EventView] = Field(default_factory=list)
     objections: list[dict] = Field(default_factory=list, description="公示期异议（企业查看时不提供）")
     correction: Optional[CorrectionAsk] = None
+
+    @computed_field(description="现在可以查看或下载的告知书种类（kind，见 …/notices/{kind}）：已出具的（notices），"
+                                "和第一次查看或打包时编号出具的（兑现后的兑现通知书、不予支持告知书，税收优惠自行判别结果）")
+    @property
+    def available_notices(self) -> list[str]:
+        out = {n.kind for n in self.notices}
+        if self.tax:
+            out.add("tax_self_assessment")
+        if self.state == "awarded":
+            out.add("award")
+        # refused, or paid for some grants and refused others: a 不予支持告知书 is due
+        if self.state == "refused" or (self.state == "awarded" and any(g.final_status != "eligible"
+                                                                       for g in self.grants)):
+            out.add("non_support")
+        return [k for k in KINDS if k in out]
 
     def for_enterprise(self) -> "ApplicationDetail":
         """What the enterprise itself may read (its access code): not the objections raised
@@ -203,7 +218,8 @@ def latest_files(mats: list[Material], benefit_id: str, subject_id: str) -> dict
 def standing_rejections(s: Session, window_id: str, decisions: list[tuple[str, str, str]]
                         ) -> dict[tuple[str, str, str], list[Material]]:
     """For (application, benefit, subject) decisions of a window: the materials whose newest
-    file stands rejected (no newer upload)."""
+    file stands rejected (no newer upload), or replaces a rejected one and is not reviewed yet
+    (a file once refused is paid on only when its replacement has passed)."""
     by_benefit: dict[tuple, list[Material]] = {}
     for m in s.execute(select(Material).join(Application, Application.id == Material.application_id)
                        .where(Application.window_id == window_id, Material.state == "rejected")).scalars():
@@ -217,7 +233,9 @@ def standing_rejections(s: Session, window_id: str, decisions: list[tuple[str, s
     out = {}
     for app_id, b, sub in decisions:
         mats = by_benefit.get((app_id, b))
-        bad = [m for m in latest_files(mats, b, sub).values() if m.state == "rejected"] if mats else []
+        refused = {m.material_id for m in mats if m.state == "rejected" and counts_for(m, b, sub)} if mats else ()
+        bad = [m for m in latest_files(mats, b, sub).values()
+               if m.state == "rejected" or (m.state == "pending" and m.material_id in refused)] if mats else []
         if bad:
             out[(app_id, b, sub)] = bad
     return out
@@ -572,6 +590,12 @@ def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
     with db.session() as s:
         L = _load(s, db, application_id, lock=True)
         app = L.app
+        if app.state == "corrected":        # sent already (a retry after a timeout, too): said so
+            at = s.scalar(select(ApplicationEvent.at).where(ApplicationEvent.application_id == app.id,
+                                                            ApplicationEvent.action == "correction")
+                          .order_by(ApplicationEvent.id.desc()).limit(1))
+            raise Conflict(f"补正已于 {cn_time(at)} 提交，一次性告知的补正只能提交一次；结果见申报详情"
+                           if at else "补正已经提交，一次性告知的补正只能提交一次；结果见申报详情")
         _expect(app, revision)
         if app.state != "correction":
             raise Conflict(f"该申报当前为“{APPLICATION_STATE.get(app.state, app.state)}”，没有待补正的内容")

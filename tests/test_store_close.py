@@ -69,6 +69,7 @@ def test_a_certificate_is_paid_once_across_windows(db):
     for wid in ("2026-H1", "2026-HX"):
         (apps[wid],) = (x.application_id for x in submit_all(db, wid, [p]))
         evaluate(db, wid)
+        awards.publish(db, wid, today=AFTER_H1)
     res = awards.close_window(db, "2026-H1", reason="先行兑现", today=AFTER_H1)
     assert len(res.awards) == 2
     # 2026-HX judged both certificates eligible before H1 paid them: its confirmation step says
@@ -94,6 +95,7 @@ def test_concurrent_closes_pay_a_certificate_once(store_url):
         open_h1(setup, wid)
         submit_all(setup, wid, [p])
         evaluate(setup, wid)
+        awards.publish(setup, wid, today=AFTER_H1)
     results, errors = {}, []
     barrier = threading.Barrier(3)
 
@@ -486,7 +488,8 @@ def test_the_close_says_which_amounts_are_only_reference_amounts(db):
     assert reference["awards"] == 2 and reference["provisional_awards"] == 2
     # the 暂定 conditions a refusal could rest on are named, with where they come from
     assert any("36个月" in c and "桐市监〔2025〕16号" in c for c in reference["provisional_criteria"])
-    assert not any("严重失信" in c for c in reference["provisional_criteria"])   # set by 国发〔2016〕33号
+    # 国发〔2016〕33号 三（十）, its paragraph not verified: provisional until it is
+    assert any("严重失信" in c and "尚未核实" in c for c in reference["provisional_criteria"])
     assert reference["provisional_amount_cny"] == reference["amount_cny"] > 0
     set_by_notice = awards.close_preview(db, "2026-HX")
     assert set_by_notice["awards"] == 2 and set_by_notice["provisional_awards"] == 0

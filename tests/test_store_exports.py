@@ -43,6 +43,7 @@ def test_exports_neutralise_formulas_and_keep_text_as_text(db):
     evaluate(db, "2026-H1")
     for final in (False, True):
         if final:
+            awards.publish(db, "2026-H1", today=AFTER_H1)
             awards.close_window(db, "2026-H1", reason="测试", today=AFTER_H1)
         for export in (exports.export_awards, exports.export_decisions):
             text, rows = _rows_of_csv(export(db, "2026-H1", "csv"))
@@ -83,6 +84,7 @@ def test_money_is_whole_yuan_or_two_decimals_and_a_reviewed_refusal_has_no_amoun
     assert rows[-2:] == [["符合条件", "3"], ["不符合条件", "1"]] and rows[-3] == exports.DECISION_TOTAL_HEADERS
     for final in (False, True):
         if final:
+            awards.publish(db, "2026-H1", today=AFTER_H1)
             awards.close_window(db, "2026-H1", reason="测试", today=AFTER_H1)
         text, rows = _rows_of_csv(exports.export_awards(db, "2026-H1", "csv"))
         assert ".0\"" not in text

@@ -230,8 +230,9 @@ def test_upgraded_ledger_and_states_hold_and_nothing_is_paid_twice(upgraded):
         assert_history_complete(db, window_id)
     # H2 was judged under 0.1.0's rules: it cannot close on them, only after judging again.
     with pytest.raises(Conflict, match="未按现行规则"):
-        awards.close_window(db, "2026-H2", reason="升级后关闭", today=date(2026, 10, 9))
+        awards.publish(db, "2026-H2", today=date(2026, 10, 9))
     evaluate(db, "2026-H2")
+    awards.publish(db, "2026-H2", today=date(2026, 10, 9))
     res = awards.close_window(db, "2026-H2", reason="升级后关闭", today=date(2026, 10, 9))
     paid = {(a.benefit_id, a.subject_id) for a in ledger}
     assert not paid & {(a.benefit_id, a.subject_id) for a in res.awards}

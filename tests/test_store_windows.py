@@ -154,7 +154,7 @@ def test_correction_only_after_a_one_time_notice_and_before_its_deadline(db):
     assert d.state == "corrected" and [g.final_status for g in d.grants] == ["eligible"]
     (said,) = [e for e in d.events if e.action == "correction"]
     assert "医疗器械注册变更文件" in str(said.details) and "注册证及其附件" not in str(said.details), said
-    with pytest.raises(Conflict, match="已补正"):         # once
+    with pytest.raises(Conflict, match="补正已于 .* 提交，一次性告知的补正只能提交一次"):         # once
         cases.submit_correction(db, b, {ORIGIN: "introduced"}, [], actor="企业", today=date(2026, 4, 16))
     with pytest.raises(Conflict, match="2026年4月16日"):  # after the deadline
         cases.submit_correction(db, c, {}, [], actor="企业", today=date(2026, 4, 17))
@@ -207,9 +207,10 @@ def test_publish_and_close_only_in_order(db):
     a, b, c = _three(db)
     with pytest.raises(Conflict, match="2026年3月31日"):
         awards.publish(db, "2026-H1", today=IN_H1)
-    with pytest.raises(ValidationFailed) as e:           # not yet published: early, needs a reason
-        awards.close_window(db, "2026-H1", today=AFTER_H1)
-    assert e.value.problems[0].path == "reason" and "尚未公示" in e.value.problems[0].message
+    for reason in (None, "提前关闭"):       # never paid before its list was publicized, with a reason or not
+        with pytest.raises(Conflict, match="尚未公示：拟支持名单须先公示"):
+            awards.close_window(db, "2026-H1", today=AFTER_H1, reason=reason)
+        assert awards.close_preview(db, "2026-H1", today=AFTER_H1)["blocked"]
     w = awards.publish(db, "2026-H1", today=AFTER_H1)
     # 5 working days, the day of publishing not counted (出具当日不计入): 2, 3, 7, 8 and 9 April
     assert w.state == "publicity" and (w.publicity_from, w.publicity_until) == (date(2026, 4, 2), date(2026, 4, 9))
@@ -242,8 +243,10 @@ def test_publish_and_close_only_in_order(db):
 
 
 def test_an_admin_may_close_early_only_with_a_written_reason(db):
+    """During the 公示 period, before it ends (after it, no reason is asked)."""
     a, _, _ = _three(db)
-    with pytest.raises(ValidationFailed):
+    awards.publish(db, "2026-H1", today=AFTER_H1)
+    with pytest.raises(ValidationFailed, match="公示期至"):
         awards.close_window(db, "2026-H1", reason="   ", today=AFTER_H1)
     res = awards.close_window(db, "2026-H1", reason="管委会通知提前兑现", actor="管理员", today=AFTER_H1)
     assert [x.application_id for x in res.awards] == [a]
@@ -310,7 +313,7 @@ def test_concurrent_corrections_one_wins(store_url):
         for d in dbs:
             d.dispose()
         assert len(results) == 1 and len(errors) == 1
-        assert isinstance(errors[0], Conflict) and "已补正" in errors[0].message
+        assert isinstance(errors[0], Conflict) and "只能提交一次" in errors[0].message
         assert [e.action for e in events_of(db, b)].count("correction") == 1
     finally:
         db.dispose()
@@ -377,6 +380,8 @@ def test_a_state_change_and_its_history_entry_are_one_transaction(db, monkeypatc
         assert s.scalar(select(func.count()).select_from(Notice)) == 0
         assert set(s.scalars(select(Application.state))) == {"judged"}
         assert s.scalar(select(func.count()).where(ApplicationEvent.action == "notice.one_time")) == 0
+    assert cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1) == 2
+    awards.publish(db, "2026-H1", today=date(2026, 4, 17))         # after the 补正 deadline
     real_many = audit.events
 
     def crash_after_history(s, window_id, rows):     # the ledger and the history written, not committed
@@ -385,12 +390,11 @@ def test_a_state_change_and_its_history_entry_are_one_transaction(db, monkeypatc
 
     monkeypatch.setattr(audit, "events", crash_after_history)
     with pytest.raises(RuntimeError):
-        awards.close_window(db, "2026-H1", reason="测试", today=AFTER_H1)
+        awards.close_window(db, "2026-H1", reason="测试", today=date(2026, 4, 17))
     monkeypatch.setattr(audit, "events", real_many)
     with db.read_session() as s:
         assert s.scalar(select(func.count()).select_from(Award)) == 0
-    assert W.get_window(db, "2026-H1").state == "open"
-    assert cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1) == 2
+    assert W.get_window(db, "2026-H1").state == "publicity"
     assert_history_complete(db, "2026-H1")
 
 
@@ -554,6 +558,10 @@ def test_a_rejected_file_reopens_the_correction_and_holds_its_award(db):
     assert preview["pending_materials"] == 3        # the replacement, and the other two proofs
     assert [(x["application_id"], sorted(x["materials"])) for x in preview["pending_material_applications"]] == [
         (b, ["医疗器械注册变更文件（注册人变更至本企业）", "医疗器械注册证及其附件复印件", "申报承诺书"])]
+    # The replacement of a refused file holds the award until reviewed (the other two files,
+    # never refused, are only listed as not reviewed).
+    assert [(x["application_id"], x["materials"]) for x in preview["rejected_materials"]] == [
+        (b, ["医疗器械注册变更文件（注册人变更至本企业）（补交的文件尚未审核）"])]
     # The replacement is rejected after the deadline: nothing reopens, and the award is held —
     # neither published nor paid — until staff decide.
     late = date(2026, 4, 17)
@@ -561,11 +569,9 @@ def test_a_rejected_file_reopens_the_correction_and_holds_its_award(db):
     cases.review_material(db, b, replacement.id, False, "仍未盖章", actor="经办人", today=late)
     d = cases.detail(db, b, today=late)
     assert d.state == "corrected" and not d.correction_open
-    for act in (lambda: awards.publish(db, "2026-H1", today=late),
-                lambda: awards.close_window(db, "2026-H1", reason="测试", today=late)):
-        with pytest.raises(Conflict) as e:
-            act()
-        assert b in e.value.message and "医疗器械注册变更文件" in e.value.message and a not in e.value.message
+    with pytest.raises(Conflict) as e:             # (nor closed: a close needs its 公示 first)
+        awards.publish(db, "2026-H1", today=late)
+    assert b in e.value.message and "医疗器械注册变更文件" in e.value.message and a not in e.value.message
     assert [x["application_id"] for x in awards.close_preview(db, "2026-H1", today=late)["rejected_materials"]] == [b]
     cases.review(db, b, GRANT, cert, "override", "ineligible", "注册人变更文件未按要求补正", actor="经办人")
     with pytest.raises(Conflict, match="公示期"):
