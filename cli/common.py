@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import date
 from typing import Any, Callable, NoReturn
 
 import click
@@ -32,8 +33,9 @@ def run(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
     try:
         return fn(*args, **kw)
     except StoreError as e:
-        details = "；".join(str(p) for p in getattr(e, "problems", [])[:20])
-        fail(e.message if not details or details in e.message else f"{e.message}：{details}")
+        # the problems the message does not already spell out (it often lists them one a line)
+        left = [str(p) for p in getattr(e, "problems", [])[:20] if str(p) not in e.message]
+        fail(f"{e.message}：{'；'.join(left)}" if left else e.message)
     except DBAPIError as e:
         fail(f"数据库操作失败（{storage_reason(e)}）")
     except ValueError as e:
@@ -42,3 +44,22 @@ def run(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
 
 def money(v: Any) -> str:
     return "—" if v is None else _money(v)
+
+
+class _Date(click.ParamType):
+    """A date typed as 2026-06-30; a wrong one is said in words, not as a strptime format."""
+    name = "日期"
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "YYYY-MM-DD"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(str(value).strip())
+        except ValueError:
+            self.fail(f"“{value}”不是有效日期，请写作 年-月-日，例如 2026-06-30", param, ctx)
+
+
+DATE = _Date()

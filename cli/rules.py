@@ -13,6 +13,7 @@ from engine.loader import RuleLoadError, load_benefit_file, load_fields, load_ru
 from engine.profile import ProfileError, parse_profile
 from engine.vocabulary import (KIND, OUTCOME, OUTCOME_MARK, PROVISIONAL_AMOUNT, PROVISIONAL_CRITERION, cn_date, money,
                                ruleset_text)
+from cli.common import DATE
 from notices.settings import SettingsError, load_settings
 from store.awards import awarded_among
 from store.db import Database, database_url
@@ -60,7 +61,7 @@ def register(main: click.Group) -> None:
         book = _book(rules_dir)
         for b in book.benefits.values():
             s = b.spec
-            periods = "；".join(f"{p.from_}至{p.to or '长期'}" for p in s.in_force)
+            periods = "；".join(f"{cn_date(p.from_)}至{cn_date(p.to) if p.to else '长期'}" for p in s.in_force)
             kind = KIND[s.kind]
             unit = "按企业" if s.unit == "enterprise" else f"按{book.fields.list_of(s.unit).item_label}"
             click.echo(f"{s.id:28} {s.title}（{kind}，{unit}，有效期 {periods}，{len(b.criteria)} 项条件）")
@@ -128,13 +129,15 @@ def register(main: click.Group) -> None:
 
     @main.command("check", help="对企业画像（JSON）逐项判定全部政策，列出每一项条件")
     @click.argument("profile", type=click.File("rb"), metavar="画像文件")
-    @click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), default=None,
-                  help="判定日期 YYYY-MM-DD（默认今天，北京时间）")
+    @click.option("--as-of", "as_of", type=DATE, default=None,
+                  help="判定日期（默认今天，北京时间）")
     @click.option("--benefit", "benefits", multiple=True, help="只判定指定事项（可重复）")
     @click.option("--json", "as_json", is_flag=True, help="输出接口契约的 JSON")
     @click.option("--ledger/--no-ledger", default=None,
                   help="是否查询兑现台账（默认：数据库存在时查询；无法查询时“未获支持”一项为待补充）")
-    def check(profile, as_of, benefits, as_json: bool, ledger) -> None:
+    @click.option("--rules-dir", type=click.Path(exists=True, file_okay=False), default=None,
+                  help="按另一套规则目录判定（如规则草案；默认 $YAGU_RULES_DIR 或仓库中的 rules/）")
+    def check(profile, as_of, benefits, as_json: bool, ledger, rules_dir: str | None) -> None:
         try:
             data = json.loads(profile.read().decode("utf-8"))
         except UnicodeDecodeError:
@@ -144,7 +147,7 @@ def register(main: click.Group) -> None:
                                        "（检查引号、逗号和括号）")
         if isinstance(data, dict) and "profile" in data and "uscc" not in data:
             data = data["profile"]      # accept a saved /v1/eligibility request body too
-        ev = Evaluator(_book(None))
+        ev = Evaluator(_book(rules_dir))
         try:
             prof = parse_profile(data, ev.registry)
         except ProfileError as e:
@@ -155,9 +158,9 @@ def register(main: click.Group) -> None:
         awarded = _ledger(ledger, prof, ev.registry)
         try:
             if benefits:
-                resp = ev.evaluate(prof, as_of.date() if as_of else None, list(benefits), awarded=awarded)
+                resp = ev.evaluate(prof, as_of, list(benefits), awarded=awarded)
             else:       # as the web self-check: certificates in their own windows, with suggestions
-                resp = ev.self_check(prof, as_of.date() if as_of else None, awarded=awarded)
+                resp = ev.self_check(prof, as_of, awarded=awarded)
         except UnknownBenefit as e:
             raise click.ClickException(str(e))
         if as_json:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from cli.common import db_handle, fail, money, run
+from cli.common import DATE, db_handle, fail, money, run
 from engine.profile import shanghai_today
 from engine.vocabulary import APPLICATION_STATE, STATUS, cn_date, cn_time, ruleset_text
 from store import applications, awards, exports, jobs, replay
@@ -19,7 +19,7 @@ from store import windows as W
 from store.intake import template_bytes
 from store.paths import private_dir, write_private
 from store.rulesets import current
-from store.tasks import evaluation_summary, stash_upload
+from store.tasks import evaluation_summary, impact_lines, stash_upload
 import notices.service  # also registers the notices.bundle job kind (run here by `follow`)
 
 
@@ -313,28 +313,34 @@ def window_replay(window_id):
 @window.command("impact", help="规则变化影响：用另一套规则（或日期）判定本批次申报，列出会改变的判定")
 @click.argument("window_id", metavar="批次编号")
 @click.option("--rules", "rules_dir", type=click.Path(exists=True, file_okay=False), help="另一套规则目录")
-@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="另一个判定日期 YYYY-MM-DD")
+@click.option("--as-of", "as_of", type=DATE, help="另一个判定日期")
 @click.option("--out", type=click.Path(dir_okay=False), help="把结果写入 Excel 文件")
 def window_impact(window_id, rules_dir, as_of, out):
     if not rules_dir and not as_of:
         fail("请用 --rules 指定另一套规则目录，或用 --as-of 指定另一个判定日期（否则是现行规则与自己比较）")
+    if out and Path(out).suffix.lower() != ".xlsx":       # the file is a workbook: named so
+        fail(f"--out 写出的是 Excel 表格，文件名须以 .xlsx 结尾：{out}")
+    if out and not Path(out).resolve().parent.is_dir():   # said before the analysis, not after it
+        fail(f"--out 的目录不存在：{Path(out).resolve().parent}")
     if rules_dir:               # every problem of the other rules now, with file and line, not in a job
         run(replay.other_rules, rules_dir)
     db = db_handle()
     v = submit_and_follow(db, "window.impact", {"window_id": window_id, "rules_dir": rules_dir,
-                                                "as_of": as_of.date().isoformat() if as_of else None},
+                                                "as_of": as_of.isoformat() if as_of else None},
                           f"impact:{window_id}", ACTOR, True)
     r = v.result
-    click.echo(r["title"])
-    click.echo(f"会改变的各项（金额只计符合条件的）：现金额合计 {money(r['amount_before'])}，新金额合计 {money(r['amount_after'])}，"
-               f"差额 {money(r['amount_diff'])}" + "".join(f"；{k} {n} 项" for k, n in r["moves"].items()))
+    for line in impact_lines(r):
+        click.echo(line)
     for row in r["rows"]:
         click.echo("  " + "  ".join(f"{k}：{v}" for k, v in row.items() if v not in (None, "")))
     if r["changes"] > len(r["rows"]):
         click.echo(f"（以上列出前 {len(r['rows'])} 项；全部 {r['changes']} 项见 --out 写出的表格）")
     if out:
-        media, data = jobs.file(db, v.id, "规则变化影响.xlsx")
-        Path(out).write_bytes(data)
+        media, data = jobs.file(db, v.id, v.files[0])
+        try:
+            Path(out).write_bytes(data)
+        except OSError as e:
+            fail(f"无法写入 {out}（{e.strerror or e}）；结果仍可在控制台的任务页下载")
         click.echo(f"已写入 {out}")
 
 

@@ -32,8 +32,11 @@ def _window(raw: dict[str, Any] | None, ev: Evaluator, as_of: date) -> WindowCon
     return replace(base, **fields, amounts=raw.get("amounts") or {}, provisional=False)
 
 
-def _compare(expect: dict[str, Any], r: BenefitResult, where: str) -> list[str]:
+def _compare(expect: dict[str, Any], r: BenefitResult, where: str, texts: dict[str, str] | None = None) -> list[str]:
+    """What differs from the example's expectation, in the rule file's words (`texts`: each
+    criterion's text, for one the result does not list)."""
     out = []
+    yes = {True: "是", False: "否"}
     def said(v, words: dict) -> str:        # the file's code, and what it means
         return f"{words.get(v, v)}（{v}）" if v is not None else "无"
 
@@ -43,17 +46,20 @@ def _compare(expect: dict[str, Any], r: BenefitResult, where: str) -> list[str]:
     for cid, want in (expect.get("criteria") or {}).items():
         c = got.get(cid)
         if c is None or c.outcome != want:
-            out.append(f"{where}条件 {cid}「{c.text if c else '本次未评估'}」应为 {said(want, OUTCOME)}，"
-                       f"实际为 {said(c.outcome, OUTCOME) if c else '未评估'}")
+            unjudged = "未评估" + ("（该日期不在政策有效期内）" if r.status == "not_in_force" else "")
+            out.append(f"{where}条件 {cid}「{c.text if c else (texts or {}).get(cid, '')}」应为 {said(want, OUTCOME)}，"
+                       f"实际为 {said(c.outcome, OUTCOME) if c else unjudged}")
     if "amount_cny" in expect and expect["amount_cny"] != r.amount_cny:
         if not (expect["amount_cny"] is not None and r.amount_cny is not None
                 and abs(expect["amount_cny"] - r.amount_cny) < 0.005):
             out.append(f"{where}金额应为 {money(expect['amount_cny']) if expect['amount_cny'] is not None else '无'}，"
                        f"实际为 {money(r.amount_cny) if r.amount_cny is not None else '无（规则未算出金额）'}")
     if "amount_provisional" in expect and expect["amount_provisional"] != r.amount_provisional:
-        out.append(f"{where}参考金额标记应为 {expect['amount_provisional']}，实际为 {r.amount_provisional}")
+        out.append(f"{where}参考金额标记应为 {yes.get(expect['amount_provisional'], expect['amount_provisional'])}，"
+                   f"实际为 {yes[bool(r.amount_provisional)]}")
     if "missing_facts" in expect and sorted(expect["missing_facts"]) != r.missing_facts:
-        out.append(f"{where}缺失事实应为 {sorted(expect['missing_facts'])}，实际为 {r.missing_facts}")
+        out.append(f"{where}缺失事实应为 {'、'.join(sorted(expect['missing_facts'])) or '无'}，"
+                   f"实际为 {'、'.join(r.missing_facts) or '无'}")
     # texts a decision on this date cites (`cites`) or must not cite (`not_cites`), by 文号
     cited = "\n".join(b for c in r.criteria for b in c.legal_basis)
     for doc in expect.get("cites") or []:
@@ -91,6 +97,7 @@ def run_examples(ev: Evaluator, benefit: Benefit) -> list[ExampleRun]:
     from engine.yamlsource import load_yaml
     doc = load_yaml(benefit.source)
     runs = []
+    texts = {c.id: c.text for c in benefit.spec.criteria}
     for i, ex in enumerate(benefit.spec.examples):
         run = ExampleRun(benefit.id, ex.name, doc.line_of(("examples", i)))
         window = _window(ex.window, ev, ex.as_of)
@@ -108,9 +115,9 @@ def run_examples(ev: Evaluator, benefit: Benefit) -> list[ExampleRun]:
                 if r is None:
                     run.mismatches.append(f"没有注册证 {sid} 的结果")
                 else:
-                    run.mismatches += _compare(exp, r, f"[{sid}] ")
+                    run.mismatches += _compare(exp, r, f"[{sid}] ", texts)
         else:
-            run.mismatches += _compare(ex.expect, resp.results[0], "")
+            run.mismatches += _compare(ex.expect, resp.results[0], "", texts)
         if "conflict" in ex.expect:
             run.mismatches += _compare_conflict(ex.expect, ev, benefit, ex.profile, ex.as_of)
         runs.append(run)

@@ -232,6 +232,7 @@ class ImpactReport:
     decisions: int = 0
     changes: list[Difference] = field(default_factory=list)
     other_name: str = ""        # the other rules as staff know them (a draft's folder); "" = the rules in force
+    notes: list[str] = field(default_factory=list)      # changes of the other rules this window cannot show
 
 
 @bulk_work()
@@ -258,6 +259,9 @@ def impact(db: Database, window_id: str, rules_dir: str | Path | None = None, as
     total, batches = _rows(db, window_id, applicants_only=True)
     report = ImpactReport(window_id, "", other.ruleset_version, when,
                           other_name=Path(rules_dir).name if rules_dir else "")
+    if rules_dir:
+        base = rulesets.evaluator_for(db, w.ruleset_version) if w.ruleset_version else rulesets.current()
+        report.notes = unseen_changes(base.book, other.book, w, when)
     i = -1
     for batch in batches:
         inputs = _batch_inputs(db, batch, lambda ev: other.registry)
@@ -290,7 +294,8 @@ def _impact_one(report: ImpactReport, ev: Evaluator, other: Evaluator, stored: l
         report.decisions += 1
         n = fresh.get((d.benefit_id, d.subject_id))
         after = n.status if n else "（已删除）"
-        changed = _compare(ev, d, n, other, w.as_of, when) if n else []
+        # out of force on the date: no criterion was judged, none is the reason
+        changed = _compare(ev, d, n, other, w.as_of, when) if n and n.status != "not_in_force" else []
         amount_after = n.amount_cny if n else None
         if d.status != after or changed or d.amount_cny != amount_after:
             if texts is None:
@@ -310,8 +315,38 @@ def _impact_one(report: ImpactReport, ev: Evaluator, other: Evaluator, stored: l
                                              n.amount_cny))
 
 
+def unseen_changes(base, other, w, when: date) -> list[str]:
+    """Why a change in the other rules may change nothing here, in words: a window keeps the
+    dates it was opened with, its round notice's amounts replace the rules' amount tables, and
+    a dated value applies only from its date (an analyst saw “0 项会改变” and no reason)."""
+    out = []
+    if base.calendar.spec != other.calendar.spec:
+        out.append("另一套规则修改了默认日历（windows.yaml）：已开设的批次按开设时确定的受理期、覆盖期和判定日期判定，"
+                   "不受影响")
+    for bid, b in other.benefits.items():
+        mine = base.benefits.get(bid)
+        if mine is None:
+            continue
+        for name, param in b.spec.parameters.items():
+            old = mine.spec.parameters.get(name)
+            if old is None or [v.model_dump() for v in old.values] == [v.model_dump() for v in param.values]:
+                continue
+            said = f"参数“{param.description}”（{b.spec.title}）"
+            if name in (w.amounts or {}) or f"{bid}.{name}" in (w.amounts or {}):
+                out.append(f"{said}已由本批次设定的申报通知金额取代：另一套规则中的改动不影响本批次")
+                continue
+            now, then = old.at(when), param.at(when)
+            if (now and now.value) == (then and then.value):
+                starts = sorted(v.from_ for v in param.values if v.model_dump() not in
+                                [x.model_dump() for x in old.values] and v.from_ > when)
+                if starts:
+                    out.append(f"{said}的新取值自 {cn_date(starts[0])}起施行，晚于判定日期 {cn_date(when)}："
+                               f"可按 {cn_date(starts[0])}比较（判定日期改为该日，所有回溯期限随之改变）")
+    return out
+
+
 IMPACT_HEADERS = ["统一社会信用代码", "企业名称", "申报编号", "事项", "注册证编号", "现结论", "新结论",
-                  "结论改变的条件", "现金额（元）", "新金额（元）", "金额差额（元）"]
+                  "结论改变的条件", "现支持金额（元）", "新支持金额（元）", "金额差额（元）"]
 
 
 ONLY_AMOUNT = "（条件结论不变，仅金额改变）"
@@ -322,14 +357,16 @@ ONLY_CRITERIA = "（判定结论和金额不变）"
 def impact_rows(report: ImpactReport, titles: dict[str, str]) -> list[list]:
     rows = []
     for c in report.changes:
-        diff = None if c.amount_before is None and c.amount_after is None else \
-            (c.amount_after or 0) - (c.amount_before or 0)
+        # an amount only where it is paid (符合条件), as the totals count it: the columns add up to them
+        before = c.amount_before if c.before == "eligible" else None
+        after = c.amount_after if c.after == "eligible" else None
+        diff = None if before is None and after is None else (after or 0) - (before or 0)
         why = "；".join(c.criteria_text) or (ONLY_AMOUNT if c.before == c.after else "")
         if c.criteria_text and c.before == c.after and c.amount_before == c.amount_after:
             why += ONLY_CRITERIA
         rows.append([c.uscc, c.enterprise_name, c.application_id or "", titles.get(c.benefit_id, c.benefit_id),
                      c.subject_id, STATUS.get(c.before, c.before), STATUS.get(c.after, c.after),
-                     why, c.amount_before, c.amount_after, diff])
+                     why, before, after, diff])
     return rows
 
 
@@ -371,5 +408,6 @@ def impact_xlsx(report: ImpactReport, titles: dict[str, str]) -> bytes:
               ["新金额合计", None, t["amount_after"], None, None],
               ["金额差额合计", None, t["amount_diff"], None, None]]
     totals += [[f"结论改变：{k}", n, None, None, None] for k, n in t["moves"].items()]
+    totals += [[f"说明：{note}", None, None, None, None] for note in report.notes]
     return xlsx_bytes(impact_title(report), "规则变化影响", IMPACT_HEADERS, impact_rows(report, titles),
                       [r[:3] for r in totals], ["汇总", "项数", "金额（元）"])

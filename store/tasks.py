@@ -5,11 +5,12 @@ the same result.
 """
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import date
 from pathlib import Path
 
-from engine.vocabulary import money
+from engine.vocabulary import cn_date, money
 from store import evaluation, jobs, replay, rulesets
 from store.applications import ImportRejected, import_applications
 from store.db import Database
@@ -50,6 +51,9 @@ def replay_window(db: Database, ctx: jobs.JobContext, args: dict) -> dict:
             "sample": [d.__dict__ for d in rep.differences[:50]]}
 
 
+IMPACT_ROWS_SHOWN = 200     # on the job's page and the command line; the file holds them all
+
+
 @jobs.task("window.impact", "规则变化影响分析")
 def impact(db: Database, ctx: jobs.JobContext, args: dict) -> dict:
     try:
@@ -60,19 +64,34 @@ def impact(db: Database, ctx: jobs.JobContext, args: dict) -> dict:
     rep = replay.impact(db, args["window_id"], args.get("rules_dir"), as_of,
                         progress=lambda d, t: ctx.progress(d, t, f"已比较 {d}/{t}"))
     titles = {b.id: b.spec.title for b in rulesets.current().book.benefits.values()}
-    ctx.add_file("规则变化影响.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                 replay.impact_xlsx(rep, titles))
-    money_cols = {"现金额（元）", "新金额（元）", "金额差额（元）"}
+    # what was compared, in the job lists and the file's name: runs are told apart
+    label = (f"与“{rep.other_name}”比较，" if rep.other_name else "") + f"判定日期 {cn_date(rep.as_of)}"
+    name = "-".join(["规则变化影响", args["window_id"], *([rep.other_name] if rep.other_name else []),
+                     rep.as_of.isoformat()])
+    ctx.add_file(re.sub(r'[\\/:*?"<>|\s]+', "_", name)[:120] + ".xlsx",
+                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", replay.impact_xlsx(rep, titles))
+    money_cols = {h for h in replay.IMPACT_HEADERS if h.endswith("（元）")}
 
-    def shown(h: str, v):       # the console's table: amounts as readers write them
-        return (money(v) if v is not None else "") if h in money_cols else v
+    def shown(h: str, v):       # the console's table: amounts as readers write them; none paid: —
+        return (money(v) if v is not None else "—") if h in money_cols else v
 
-    return {"window_id": args["window_id"], "rules_dir": args.get("rules_dir") or "",
+    return {"window_id": args["window_id"], "rules_dir": args.get("rules_dir") or "", "label": label,
             "base_version": rep.base_version, "other_version": rep.other_version, "as_of": rep.as_of.isoformat(),
             "title": replay.impact_title(rep), "decisions": rep.decisions, "changes": len(rep.changes),
-            **replay.impact_totals(rep),
+            "notes": rep.notes, **replay.impact_totals(rep),
             "rows": [{h: shown(h, v) for h, v in zip(replay.IMPACT_HEADERS, r)}
-                     for r in replay.impact_rows(rep, titles)[:200]]}
+                     for r in replay.impact_rows(rep, titles)[:IMPACT_ROWS_SHOWN]]}
+
+
+def impact_lines(r: dict) -> list[str]:
+    """An impact job's result in sentences, as the console and the command line say it."""
+    diff = r["amount_diff"]
+    lines = [r["title"],
+             f"会改变的各项（金额只计符合条件的）：现金额合计 {money(r['amount_before'])}，新金额合计 "
+             f"{money(r['amount_after'])}，差额 {'+' if diff > 0 else ''}{money(diff)}"
+             + "".join(f"；{k} {n} 项" for k, n in r["moves"].items()) + "。"]
+    lines += [f"说明：{note}。" for note in r.get("notes") or []]
+    return lines
 
 
 def check_upload(data: bytes, filename: str) -> None:
@@ -84,8 +103,9 @@ def check_upload(data: bytes, filename: str) -> None:
     if suffix not in IMPORT_SUFFIXES:
         raise ValidationFailed([RowProblem(f"不支持的文件类型“{suffix[:10] or filename[:40]}”，请上传 .xlsx 或 .csv 文件",
                                            path="file")])
-    for sheet in open_sheets(data, suffix, IntakeLimits.from_env()):
-        sheet.header()
+    sheets = list(open_sheets(data, suffix, IntakeLimits.from_env()))
+    if not any(sheet.header() for sheet in sheets):     # nothing to read: said now, not by a job
+        raise ValidationFailed([RowProblem("文件是空的（没有表头），请用导入模板填写后上传", path="file")])
 
 
 def stash_upload(data: bytes, filename: str) -> str:

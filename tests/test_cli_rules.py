@@ -101,6 +101,21 @@ def test_rules_test_fails_on_a_wrong_expectation(tmp_path):
     assert proc.returncode == 1
     assert "失败" in proc.stdout and "判定结论应为 符合条件（eligible），实际为 不在政策有效期内（not_in_force）" in proc.stdout
     assert proc.stdout.strip().splitlines()[-1].endswith("1 个未通过")
+    # a criterion the date leaves unjudged is named by its text, and why it was not judged
+    p.write_text(text.replace("  expect: {status: not_in_force}", "  expect: {status: not_in_force, "
+                              "criteria: {employees: pass}, amount_provisional: true}", 1), encoding="utf-8")
+    out = yagu("rules", "test", str(root)).stdout
+    assert "「从业人数" in out and "实际为 未评估（该日期不在政策有效期内）" in out, out[-1500:]
+    assert "参考金额标记应为 是，实际为 否" in out and "True" not in out and "False" not in out
+    # `check` against that draft: the changed rules decide, not the shipped ones
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps(SAMPLE, ensure_ascii=False), encoding="utf-8")
+    (root / "benefits" / "device-registration-grant.yaml").write_text(
+        (root / "benefits" / "device-registration-grant.yaml").read_text(encoding="utf-8").replace(
+            "title: Ⅱ类、Ⅲ类医疗器械产品注册证资金支持", "title: 草案中的注册证资金支持", 1), encoding="utf-8")
+    p.write_text(text, encoding="utf-8")
+    assert "草案中的注册证资金支持" in yagu("check", str(f), "--as-of", "2026-03-31", "--rules-dir", str(root)).stdout
+    assert "草案中的注册证资金支持" not in yagu("check", str(f), "--as-of", "2026-03-31").stdout
     # an expectation in no vocabulary is refused when the rules load, naming the right words
     p.write_text(text.replace("status: not_in_force", "status: 不符合", 1), encoding="utf-8")
     proc = yagu("rules", "validate", str(root))

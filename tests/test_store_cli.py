@@ -15,6 +15,8 @@ from click.testing import CliRunner
 
 from cli.main import main
 from engine.profile import shanghai_today
+from store import awards
+from store.db import Database
 from store.paths import data_dir
 from store_fixtures import (  # noqa: F401  (fixtures)
     grant_profile, make_profile, profiles_csv, store_url,
@@ -70,6 +72,11 @@ def test_a_short_full_cycle_on_the_command_line(store_url, tmp_path, caplog):
     assert "共 3 份" in _yagu(url, "window", "applications", "CUR", "--state", "待补正")      # the state's name
     assert "没有“补正中”这个办理状态" in _yagu(url, "window", "applications", "CUR", "--state", "补正中", ok=False)
     assert "受理期结束后才能公示" in _yagu(url, "window", "publish", "CUR", ok=False)
+    assert "尚未公示" in _yagu(url, "window", "close", "CUR", "--reason", "命令行测试", "--yes", ok=False)
+    # publicized as on a day after the 补正 deadlines (the command line acts on the real today)
+    db = Database(url)
+    awards.publish(db, "CUR", today=today + timedelta(days=20))
+    db.dispose()
     assert "须用 --reason 写明理由" in _yagu(url, "window", "close", "CUR", "--yes", ok=False)
     out = _yagu(url, "window", "close", "CUR", "--reason", "命令行测试", "--yes")
     assert "已关闭：兑现 1 项" in out and "应出具不予支持告知书 3 份" in out
@@ -77,7 +84,14 @@ def test_a_short_full_cycle_on_the_command_line(store_url, tmp_path, caplog):
     _yagu(url, "window", "export", "CUR", "--format", "csv", "--out", str(target))
     assert "资阳测试企业1有限公司" in target.read_text(encoding="utf-8-sig")
     assert "完全一致" in _yagu(url, "window", "replay", "CUR")
-    assert "不符合格式" in _yagu(url, "window", "impact", "CUR", "--as-of", "2030/06/30", ok=False)
+    assert "“2030/06/30”不是有效日期" in _yagu(url, "window", "impact", "CUR", "--as-of", "2030/06/30", ok=False)
+    # --out: said before the analysis runs, never a traceback after it
+    assert "须以 .xlsx 结尾" in _yagu(url, "window", "impact", "CUR", "--as-of", "2030-06-30",
+                                     "--out", str(tmp_path / "影响.csv"), ok=False)
+    assert "目录不存在" in _yagu(url, "window", "impact", "CUR", "--as-of", "2030-06-30",
+                                "--out", str(tmp_path / "没有" / "影响.xlsx"), ok=False)
+    _yagu(url, "window", "impact", "CUR", "--as-of", "2030-06-30", "--out", str(tmp_path / "影响.xlsx"))
+    assert (tmp_path / "影响.xlsx").read_bytes()[:2] == b"PK"
     assert "请用 --rules" in _yagu(url, "window", "impact", "CUR", ok=False)   # not the rules against themselves
     out = _yagu(url, "window", "impact", "CUR", "--as-of", "2030-06-30")     # in words, with totals
     assert "判定日期 2030年6月30日" in out and "现金额合计" in out and "-yagu" not in out, out

@@ -54,6 +54,7 @@ def test_changing_the_rules_after_close_changes_nothing_the_window_shows(db, tmp
                                       grant_profile(3, in_park=False)])
     ids = [s.application_id for s in subs]
     evaluate(db, "2026-H1")
+    awards.publish(db, "2026-H1", today=AFTER_H1)
     res = awards.close_window(db, "2026-H1", reason="测试", today=AFTER_H1)
     assert [a.amount_cny for a in res.awards] == [300000]
     before = _everything_the_window_shows(db, "2026-H1", ids)
@@ -147,6 +148,7 @@ def test_replay_re_decides_every_stored_decision_identically(db, tmp_path, rules
     open_h1(db)
     submit_all(db, "2026-H1", _profiles(25))
     evaluate(db, "2026-H1")
+    awards.publish(db, "2026-H1", today=AFTER_H1)
     awards.close_window(db, "2026-H1", reason="测试", today=AFTER_H1)
     rules_in_force(evaluator_of(rules_copy(tmp_path, AMENDED)))     # replay uses the stored rules
     rep = replay.replay(db, "2026-H1")
@@ -208,7 +210,8 @@ def _expected_changes(db, window_id: str, other, as_of: date | None) -> dict:
         for key, x in a.items():
             y = b[key]
             ox, oy = {c.id: c.outcome for c in x.criteria}, {c.id: c.outcome for c in y.criteria}
-            crit = [c for c in dict.fromkeys([*ox, *oy]) if ox.get(c) != oy.get(c)]
+            crit = [] if y.status == "not_in_force" else [    # out of force: no criterion was judged
+                c for c in dict.fromkeys([*ox, *oy]) if ox.get(c) != oy.get(c)]
             if x.status != y.status or x.amount_cny != y.amount_cny or crit:
                 out[(uscc, *key)] = (x.status, y.status, crit, x.amount_cny, y.amount_cny)
     return out
@@ -284,7 +287,14 @@ def test_impact_of_a_changed_amount_and_threshold(kind, tmp_path, change_dirs):
         assert t["moves"] == {} and all(r[7] == replay.ONLY_AMOUNT for r in replay.impact_rows(rep, {}))
         assert "判定日期 2026年" in replay.impact_title(rep) and "-yagu" not in replay.impact_title(rep)
         rep = replay.impact(db, "2026-H1", change_dirs["class"])         # II no longer: only III
-        assert rep.changes and replay.impact_totals(rep)["amount_after"] == 0
+        t = replay.impact_totals(rep)
+        assert rep.changes and t["amount_after"] == 0
+        # the columns add up to the totals: an amount is shown only where it is paid (符合条件)
+        for rep in (rep, replay.impact(db, "2026-H1", change_dirs["amount"])):
+            rows, t = replay.impact_rows(rep, {}), replay.impact_totals(rep)
+            assert [sum(r[i] or 0 for r in rows) for i in (8, 9, 10)] == [
+                t["amount_before"], t["amount_after"], t["amount_diff"]]
+            assert all(r[9] is None for r in rows if r[6] != "符合条件")
         rep = replay.impact(db, "2026-H1", change_dirs["employees"])
         (c,) = [c for c in rep.changes if c.benefit_id == "small-low-profit-cit"]
         assert (c.before, c.after, c.criteria) == ("eligible", "ineligible", ["employees"])
@@ -302,3 +312,34 @@ def test_impact_of_a_changed_amount_and_threshold(kind, tmp_path, change_dirs):
     finally:
         db.dispose()
         cleanup()
+
+
+def test_impact_says_why_a_change_of_the_draft_changes_nothing_here(db, tmp_path):
+    """A new amount from a later date, a changed calendar, and amounts the round's notice set:
+    the report says why each changes nothing in this window (it said “0 项会改变”, no more)."""
+    old_value = "      - from: 2022-09-19\n        value:\n"
+    draft = rules_copy(tmp_path / "draft", {
+        GRANT_FILE: [(old_value, "      - from: 2022-09-19\n        to: 2026-09-30\n        value:\n"),
+                     ("        provisional: true\ncriteria:",
+                      "        provisional: true\n      - from: 2026-10-01\n        value:\n"
+                      "          \"false\":\n            self_developed: {II: 800000, III: 900000}\n"
+                      "            introduced: {II: 200000, III: 400000}\n          \"true\":\n"
+                      "            self_developed: {II: 1500000, III: 2000000}\n"
+                      "            introduced: {II: 200000, III: 400000}\n"
+                      "        reference: {basis: tonglu-2022-24, note: 草案}\n        provisional: true\ncriteria:")],
+        "windows.yaml": [('opens_on: "03-01"', 'opens_on: "03-05"')]})
+    open_h1(db)
+    submit_all(db, "2026-H1", [grant_profile(1)])
+    evaluate(db, "2026-H1")
+    rep = replay.impact(db, "2026-H1", draft)
+    assert rep.changes == []
+    calendar, dated = rep.notes
+    assert "默认日历" in calendar and "不受影响" in calendar
+    assert "新取值自 2026年10月1日起施行，晚于判定日期 2026年3月31日" in dated, dated
+    assert len(replay.impact(db, "2026-H1", draft, date(2026, 10, 1)).changes) == 1     # compared on that day
+    W.set_amounts(db, "2026-H1", {"grant_amounts": {
+        "false": {"self_developed": {"II": 250000, "III": 450000}, "introduced": {"II": 150000, "III": 350000}},
+        "true": {"self_developed": {"II": 1e6, "III": 2e6}, "introduced": {"II": 150000, "III": 350000}}}})
+    evaluate(db, "2026-H1")
+    (_, amounts) = replay.impact(db, "2026-H1", draft, date(2026, 10, 1)).notes
+    assert "申报通知金额取代" in amounts and "不影响本批次" in amounts
