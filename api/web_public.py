@@ -25,7 +25,7 @@ from api.views import notice_page, page
 from engine.profile import ProfileError, parse_profile, shanghai_today
 from engine.results import EligibilityResponse
 from engine.workdays import service_limits
-from store import applications, cases, sessions
+from store import applications, cases, held, sessions
 from store import windows as W
 from store.errors import Conflict, NotFound, RowProblem, ValidationFailed
 
@@ -374,19 +374,21 @@ async def application_view(request: Request, done: str = ""):
 def _application_page(request: Request, sid: str, d, *, done: str = "", errors: list[dict] | None = None,
                       typed: dict[str, str] | None = None, files_dropped: bool = False,
                       refused: dict | None = None, left_out: int = 0, added: tuple | None = None,
-                      status: int = 200) -> HTMLResponse:
+                      kept: dict[str, dict] | None = None, status: int = 200) -> HTMLResponse:
     """The enterprise's page; after a 补正 with problems, every problem above its form and
     what was typed kept in it (a file input cannot be refilled: the page says so). `refused`
     is an upload of a promised file sent back: {"title", "form" (its key, see _form_key; "" when
     the form itself is gone, the message then stands at the top), "messages"}. `left_out`: how
     many asked facts and materials the 补正 left out without saying it cannot provide them.
-    `added`: (list fact, row) of a row just added, whose first box then has the focus."""
+    `added`: (list fact, row) of a row just added, whose first box then has the focus. `kept`:
+    the files held for the next try (store.held), by material key: not chosen again."""
     reg = _rt(request).evaluator.registry
     ask_fields = [{"path": p, "label": reg.label(p, d.profile), "widget": _widget_for(reg, p)}
                   for p in (d.correction.facts if d.correction else [])]
     return page(request, "application.html", {"d": d, "csrf": csrf_token_for(sid), "ask_fields": ask_fields,
                                                "registry": reg, "done": done, "errors": errors or [],
                                                "typed": typed or {}, "files_dropped": files_dropped,
+                                               "kept": kept or {},
                                                "refused": refused, "left_out": left_out, "added": added,
                                                "profile_json": json.dumps(d.profile, ensure_ascii=False),
                                                "today": shanghai_today(),
@@ -474,9 +476,11 @@ async def application_correction(request: Request):
         rows = typed[action[4:]]["rows"]
         typed[action[4:]] = {"known": "listed", "rows": rows + [{}] * (max(len(rows), 3) + 1 - len(rows))}
         typed |= {k: v for k, v in form.multi_items() if k.startswith("signer:") and isinstance(v, str)}
-        chosen = any(k.startswith("file:") and not isinstance(v, str) and v.filename for k, v in form.multi_items())
-        return _application_page(request, sid, d, typed=typed, files_dropped=chosen,
-                                 added=(action[4:], max(len(rows), 3)))
+        chosen = [(k[5:], v.filename, await v.read()) for k, v in form.multi_items()
+                  if k.startswith("file:") and not isinstance(v, str) and v.filename]
+        kept = await run_in_threadpool(held.hold, sid, chosen)
+        return _application_page(request, sid, d, typed=typed, added=(action[4:], max(len(rows), 3)),
+                                 kept=_asked(d, kept))
     facts, wrong = {}, []
     for p in asked_facts:
         spec = reg.field_at(p)
@@ -508,6 +512,13 @@ async def application_correction(request: Request):
             uploads.append((parts[0], parts[1], parts[2], f.filename, await f.read()))
         elif kind == "signer" and isinstance(f, str) and f.strip():
             promises[tuple(parts)] = f
+    chosen = {tuple(u[:3]) for u in uploads}
+    for key, digest in form.multi_items():      # a file held from the last try, not chosen again
+        parts = key[5:].split("|")
+        if key.startswith("held:") and isinstance(digest, str) and len(parts) == 3 and tuple(parts) not in chosen:
+            got_file = await run_in_threadpool(held.take, sid, key[5:], digest)
+            if got_file:
+                uploads.append((*parts, *got_file))
     revision = str(form.get("revision") or "")
     asked = d.correction.materials if d.correction else []
     names = {**{cases.upload_path(m["benefit_id"], None, m["material_id"]): m["name"] for m in asked},
@@ -535,9 +546,23 @@ async def application_correction(request: Request):
         typed = typed_facts()
         typed |= {f"signer:{'|'.join(k)}": v for k, v in promises.items()}
         typed["statement"] = str(form.get("statement") or "")
-        return _application_page(request, sid, d, errors=errors, typed=typed, files_dropped=bool(uploads),
-                                 left_out=left, status=422)
+        # the files that passed their own checks are held for the next try; a wrong one is not
+        bad = {e["path"] for e in errors}
+        good = [(f"{b}|{sub}|{m}", name, data) for b, sub, m, name, data in uploads
+                if cases.upload_path(b, sub, m) not in bad]
+        kept = await run_in_threadpool(held.hold, sid, good, [
+            f"{b}|{sub}|{m}" for b, sub, m, *_ in uploads if cases.upload_path(b, sub, m) in bad])
+        return _application_page(request, sid, d, errors=errors, typed=typed, left_out=left, status=422,
+                                 files_dropped=len(good) < len(uploads), kept=_asked(d, kept))
+    await run_in_threadpool(held.drop, sid)
     return RedirectResponse("/application/view?done=corrected", status_code=303)
+
+
+def _asked(d, kept: dict[str, dict]) -> dict[str, dict]:
+    """The held files for materials the 补正 still asks."""
+    keys = {f"{m['benefit_id']}|{m['subject_id']}|{m['material_id']}" for m in (d.correction.materials
+                                                                             if d.correction else [])}
+    return {k: v for k, v in kept.items() if k in keys}
 
 
 @router.post("/application/promised")

@@ -101,3 +101,28 @@ def test_the_sqlite_file_is_private_and_never_made_writable(tmp_path):
     old.chmod(0o444)                    # an operator made it read-only: it stays read-only
     Database(f"sqlite:///{old}").dispose()
     assert _mode(old) == 0o400
+
+
+def test_files_held_for_a_next_try_are_the_sessions_own_and_go_away():
+    """store.held: a file is given back only to the session that holds it, under its key and
+    digest; a wrong file chosen in its place forgets it; a day later, or once dropped, it is gone."""
+    from store import held
+
+    pdf = b"%PDF-1.4\n%%EOF\n"
+    index = held.hold("session-a", [("b|c|m", "证明.pdf", pdf)])
+    digest = index["b|c|m"]["digest"]
+    assert held.take("session-a", "b|c|m", digest) == ("证明.pdf", pdf)
+    assert held.take("session-b", "b|c|m", digest) is None          # another enterprise's session
+    assert held.take("session-a", "b|c|m", "0" * 64) is None         # a digest it does not hold
+    assert held.take("session-a", "b|c|x", digest) is None           # another material
+    folder = next(p for p in (data_dir() / "held").iterdir() if (p / digest).exists())
+    assert stat.S_IMODE(os.stat(folder / digest).st_mode) == 0o600
+    assert held.hold("session-a", [], forget=["b|c|m"]) == {}         # a wrong file chosen in its place
+    held.hold("session-a", [("b|c|m", "证明.pdf", pdf)])
+    old = folder.stat().st_mtime - held.KEEP_SECONDS - 10
+    os.utime(folder, (old, old))
+    held.hold("session-c", [])                                         # any hold clears what is a day old
+    assert not folder.exists()
+    held.hold("session-c", [("k|l|m", "a.pdf", pdf)])
+    held.drop("session-c")
+    assert held.held("session-c") == {}

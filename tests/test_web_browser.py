@@ -294,22 +294,24 @@ def test_the_window_cycle_from_import_to_award_list(server, browser, art, tmp_pa
     correction.locator("input[type=file]").last.set_input_files(str(proof))
     ent.click("#submit-correction")         # the certificate's origin left out: named, with what to do
     assert f"注册证 {ENTERPRISES['B'][1]}的来源：尚未填写" in ent.locator("#correction-errors").inner_text()
-    assert ent.locator("#left-out-hint").count() == 1 and "请重新选择" in ent.locator("#correction-errors").inner_text()
+    assert ent.locator("#left-out-hint").count() == 1
+    # the file chosen is kept for the next try: said at it, not chosen again
+    assert "不必重新选择" in ent.locator("#files-kept").inner_text()
+    assert "已收到“申报承诺书.pdf”" in ent.locator("#correction .held").first.inner_text()
     snap(ent, art, "13-04c-enterprise-correction-left-out-390")
     fits(ent, "enterprise page, a 补正 leaving a file out")
     correction = ent.locator("#correction")
     correction.locator("select").select_option(label="自主研发")
-    correction.locator("input[type=file]").last.set_input_files(str(proof))
     ent.click("#submit-correction")         # the origin stated, without the certificate's copy
     assert "填写的情况须有证明材料：请上传“医疗器械注册证及其附件复印件”" in ent.locator("#correction-errors").inner_text()
     correction = ent.locator("#correction")
     assert correction.locator("select").first.input_value() == "self_developed"      # kept
     copy = tmp_path / "注册证.pdf"
     copy.write_bytes(proof.read_bytes())
-    for box in correction.locator("input[type=file]").all():   # the proofs; a self-developed product has no change document
-        name = box.get_attribute("name")
-        if "registrant_change_document" not in name:
-            box.set_input_files(str(proof if name.endswith("commitment_letter") else copy))
+    for box in correction.locator("input[type=file]").all():   # the proofs; a self-developed product has no
+        name = box.get_attribute("name")                       # change document; the letter is held still
+        if "registrant_change_document" not in name and not name.endswith("commitment_letter"):
+            box.set_input_files(str(copy))
     ent.click("#submit-correction")
     assert ent.url.endswith("/application/view?done=corrected")
     assert ent.locator("#app-state").inner_text() == "已补正"
