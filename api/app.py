@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
+import re
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -40,8 +42,8 @@ DESCRIPTION = """
 * **错误**：统一返回 `{"detail": "…", "errors": [{"path": "profile.uscc", "message": "…"}]}`；
   422 一次列出全部问题，409 状态冲突（写明当前状态），413 请求体过大（默认 2 MB；含文件的表单 20 MB，
   其中每份材料文件不超过 10 MB，超过时 422 指明该文件），500 规则引擎未能判定（服务照常运行），503 数据库暂不可用。
-  JSON 请求体嵌套不超过 12 层、每个对象不超过 200 个键（超过时 422）。400（请求体不是 JSON）和 415（类型不对）
-  的 `errors` 为空列表。
+  JSON 请求体嵌套不超过 12 层、每个对象不超过 200 个键（超过时 422）。400（请求体不是 JSON）
+  的 `errors` 指明出错的行和列（无法解码为 UTF-8 时为空列表），415（类型不对）的为空列表。
 * **时间**：时刻一律为带时区的 UTC（`2026-11-30T09:05:00Z`）；页面和文书按北京时间显示。
 * **接入**：接口供政务服务平台等后端系统调用，不提供跨域（CORS）访问；企业的查询码放在请求头
   `X-Access-Code` 中。查询码 12 位（60 比特随机），编号不存在与查询码错误的回答相同。
@@ -168,5 +170,29 @@ def openapi_with_examples(app: FastAPI) -> dict:
                         resp["description"] = "成功"
         for name in ("HTTPValidationError", "ValidationError"):
             schema["components"]["schemas"].pop(name, None)
-        app.openapi_schema = schema
+        app.openapi_schema = _readable_schemas(schema)
     return app.openapi_schema
+
+
+def _readable_schemas(schema: dict) -> dict:
+    """Model names a reader of the reference can use (FastAPI's own for a form body, and
+    module-qualified ones where two models share a name), and no English docstring (they are
+    the code's comments) as a model's description."""
+    schemas = schema["components"]["schemas"]
+    renames = {}
+    for name in schemas:
+        if name.startswith("Body_"):            # Body_submit_correction_v1_… → SubmitCorrectionForm
+            renames[name] = "".join(p.title() for p in name[5:].split("_v1_")[0].split("_")) + "Form"
+        elif "__" in name:                      # engine__results__Conflict → ResultsConflict
+            module, cls = name.split("__")[-2:]
+            renames[name] = module.title() + cls
+    for model in schemas.values():
+        if not re.search(r"[\u4e00-\u9fff]", model.get("description", "") or "中"):
+            model.pop("description")
+    if renames:
+        text = json.dumps(schema, ensure_ascii=False)
+        for old, new in renames.items():
+            text = text.replace(f'"#/components/schemas/{old}"', f'"#/components/schemas/{new}"')
+        schema = json.loads(text)
+        schema["components"]["schemas"] = {renames.get(k, k): v for k, v in schema["components"]["schemas"].items()}
+    return schema

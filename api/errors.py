@@ -140,19 +140,27 @@ def domain_response(exc: Exception, request: Request | None = None) -> Response 
 DOMAIN_EXCEPTIONS = (NotFound, Conflict, ValidationFailed, ProfileError, UnknownBenefit, DBAPIError, EngineError)
 
 
-def _profile_problems(request: Request, exc: RequestValidationError, said: list[dict]) -> list[dict]:
+def _other_problems(request: Request, exc: RequestValidationError, said: list[dict]) -> list[dict]:
     """A request refused for its other fields (as_of, an unknown key…) whose profile is wrong
-    too: the profile's problems in the same answer, so that all are listed at once."""
+    too, or which names a benefit there is not: those problems in the same answer, so that all
+    are listed at once."""
     body = getattr(exc, "body", None)
     runtime = getattr(request.app.state, "runtime", None)
-    if not isinstance(body, dict) or not isinstance(body.get("profile"), dict) or runtime is None \
-            or any(e["path"] == "profile" or e["path"].startswith("profile.") for e in said):
+    if not isinstance(body, dict) or runtime is None:
         return []
-    try:
-        parse_profile(body["profile"], runtime.evaluator.registry)
-    except ProfileError as e:
-        return problems(e, "profile")
-    return []
+    out = []
+    asked = body.get("benefits")
+    if isinstance(asked, list) and not any(e["path"].startswith("benefits") for e in said):
+        unknown = [b for b in asked if isinstance(b, str) and b not in runtime.evaluator.book.benefits]
+        if unknown:
+            out.append({"path": "benefits", "message": str(UnknownBenefit(unknown, runtime.evaluator.book.benefits))})
+    if isinstance(body.get("profile"), dict) and not any(
+            e["path"] == "profile" or e["path"].startswith("profile.") for e in said):
+        try:
+            parse_profile(body["profile"], runtime.evaluator.registry)
+        except ProfileError as e:
+            out += problems(e, "profile")
+    return out
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -163,7 +171,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
         errs = [{"path": loc_to_path(e.get("loc", ())), "message": pydantic_message(e)} for e in exc.errors()]
-        errs += _profile_problems(request, exc, errs)
+        errs += _other_problems(request, exc, errs)
         return error_response(422, f"提交的数据有误，共 {len(errs)} 处问题", errs, request=request)
 
     @app.exception_handler(StarletteHTTPException)

@@ -27,6 +27,9 @@ SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-frame-optio
                     (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin")]
 
 
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -230,6 +233,11 @@ class JsonRoute(APIRoute):
             is_form = isinstance(info, Form)
 
         async def handler(request: Request) -> Response:
+            if is_form and request.headers.get("content-length", "0") != "0" and not (
+                    request.headers.get("content-type") or "").startswith(FORM_TYPES):
+                # a JSON body to a form route was read as an empty form: every field then "missing"
+                raise ApiError(415, "请求体须为表单，Content-Type 应为 multipart/form-data（含文件时）"
+                                    "或 application/x-www-form-urlencoded")
             if body_field is not None and not is_form:
                 body = await request.body()
                 if body:

@@ -15,7 +15,8 @@ from api.limits import JsonRoute
 from api.runtime import Runtime
 from api.schemas import (APPLICATION_NOTICES, REVISION_TEXT, ApplicationId, EligibilityRequest, Health, NoticeKindId, Revision, RuleId,
                          RuleSummary, TaxSelfAssessmentRequest, Text, error_responses, file_response)
-from engine.profile import parse_profile, shanghai_today
+from engine.evaluator import UnknownBenefit
+from engine.profile import ProfileError, parse_profile, shanghai_today
 from engine.results import EligibilityResponse, TaxSelfAssessment
 from engine.ruleschema import BenefitFile
 from store import applications, cases
@@ -92,7 +93,15 @@ async def eligibility(body: EligibilityRequest, request: Request):
 
     def run() -> EligibilityResponse:
         ev = rt.evaluator
-        p = parse_profile(body.profile, ev.registry)
+        unknown = [b for b in body.benefits or [] if b not in ev.book.benefits]
+        try:
+            p = parse_profile(body.profile, ev.registry)
+        except ProfileError as e:           # and the benefits it names that do not exist: all at once
+            if not unknown:
+                raise
+            said = [("benefits", str(UnknownBenefit(unknown, ev.book.benefits)))]
+            said += [(f"profile.{x.path}" if x.path else "profile", x.message) for x in e.problems]
+            raise ApiError(422, f"提交的数据有误，共 {len(said)} 处问题", said) from None
         awarded = rt.ledger_for(p)
         resp = ev.evaluate(p, as_of=body.as_of or shanghai_today(), benefits=body.benefits,
                            awarded=awarded, tax_year=body.tax_year)
@@ -165,7 +174,7 @@ def _json_field(raw: str, name: str, kind: type):
                          "补正中填写的情况须附一次性告知书为它所列的证明材料（可容缺的可签署承诺）：填写了而没有证明的，"
                          "无论 `complete` 是否为 false，都列为问题（422）。"
                          "有任何问题时一次列出全部（422），什么也不保存；不在补正期内返回 409。",
-             responses=error_responses(404, 409, 413, 422),
+             responses=error_responses(404, 409, 413, 415, 422),
              openapi_extra={"x-multipart": True})      # its files are read from the form itself
 async def submit_correction(
         application_id: ApplicationId, request: Request, x_access_code: Optional[Text] = AccessCode,

@@ -86,7 +86,8 @@ async def create_window(body: WindowCreate, request: Request, who: Staff = Depen
     return await _call(W.get_window, _db(request), w.id)        # with the windows its coverage overlaps
 
 
-@router.put("/v1/windows/{window_id}/amounts", summary="设定本批次金额（公示前）", response_model=WindowView,
+@router.put("/v1/windows/{window_id}/amounts", summary="设定本批次金额（公示前）", tags=["管理员"],
+            response_model=WindowView,
             description="按当期申报通知为批次设定金额等参数，替代规则中的参考金额（参考金额没有正式文件确认）。"
                         "只能在公示前设定；设定后须重新批量判定，才能公示和关闭。参数结构与规则中的相同，有误时一次列出全部"
                         "问题（422）；批次已公示或关闭返回 409。",
@@ -218,7 +219,8 @@ async def award_list(window_id: WindowId, request: Request, who: Staff = Depends
                          "不满足时返回 409，写明当前状态。",
              responses={**AUTH, **error_responses(404, 409)})
 async def publish(window_id: WindowId, request: Request, who: Staff = Depends(require_staff)):
-    return await _call(awards.publish, _db(request), window_id, actor=who.actor)
+    await _call(awards.publish, _db(request), window_id, actor=who.actor)
+    return await _call(W.get_window, _db(request), window_id)      # with its counts, as GET answers
 
 
 @router.get("/v1/windows/{window_id}/close", summary="关闭前确认", tags=["管理员"], response_model=ClosePreview,
@@ -279,10 +281,10 @@ async def impact(window_id: WindowId, body: ImpactRequest, request: Request, who
 
 
 @router.post("/v1/windows/{window_id}/notices", status_code=202, summary="批量生成告知书（后台任务）",
-             response_model=JobRef, description="生成批次全部告知书（PDF，按企业和文书命名；html=true 时为 HTML），"
+             response_model=JobRef, description="生成批次全部告知书（PDF，按企业和文书命名；html=true 时每份另附 HTML），"
                                                 "打包为 zip 供下载。", responses={**AUTH, **error_responses(404, 409)})
 async def notice_bundle(window_id: WindowId, request: Request,
-                        html: bool = Query(False, description="生成 HTML 而非 PDF"),
+                        html: bool = Query(False, description="每份告知书另附 HTML（PDF 照常生成）"),
                         who: Staff = Depends(require_staff)):
     await _call(W.get_window, _db(request), window_id)
     return await _job(request, "notices.bundle", {"window_id": window_id, "html": html}, who, f"notices:{window_id}")

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal, Optional
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 from pydantic_core import PydanticCustomError
 
 from engine import Evaluator
@@ -172,7 +172,7 @@ class ReviewRequest(_Strict):
 
 
 class MaterialReview(_Strict):
-    accept: bool = Field(description="true 通过；false 不通过（须写理由，期限内重新开放补正）")
+    accept: StrictBool = Field(description="true 通过；false 不通过（须写理由，期限内重新开放补正）")
     reason: Optional[Text] = Field(None, max_length=1000, description="不通过的理由")
     revision: Optional[Revision] = Field(None, description=REVISION_TEXT)
 

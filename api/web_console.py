@@ -7,7 +7,6 @@ text from the URL. Long work runs as background jobs whose page shows their prog
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -20,13 +19,12 @@ from api.security import STAFF_COOKIE, ROLE_RANK, Staff, console_session, csrf_o
 from api.views import notice_page, page
 from engine.profile import shanghai_today
 from engine.registry import FieldSpec
-from engine.vocabulary import cn_date, money
 from store import applications, awards, cases, exports, jobs, sessions, tokens
 from store import windows as W
 from store.paths import draft_names, draft_rules, rules_drafts
 from store.errors import Conflict, NotFound, RowProblem, StoreError, ValidationFailed
 from store.intake import CellError, read_value, template_bytes
-from store.tasks import evaluation_summary, stash_upload
+from store.tasks import evaluation_summary, impact_lines, stash_upload
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "yagu_login_csrf"
@@ -622,15 +620,7 @@ def job_summary(j: jobs.JobView) -> list[str]:
         return [f"重放 {r['evaluations']} 份判定、{r['decisions']} 项结论：{r['identical']} 项与记录一致，"
                 f"{r['differences']} 项不一致" + (f"，{r['not_archived']} 份未存档" if r.get("not_archived") else "") + "。"]
     if j.kind == "window.impact":
-        lines = [r.get("title") or f"比较 {r['decisions']} 项结论（判定日期 {cn_date(r.get('as_of'))}）："
-                                   f"{r['changes']} 项会改变。"]
-        if r.get("rules_dir"):
-            lines.append(f"比较的规则：{Path(r['rules_dir']).name}")
-        if "amount_diff" in r:
-            lines.append(f"会改变的各项（金额只计符合条件的）：现金额合计 {money(r['amount_before'])}，新金额合计 {money(r['amount_after'])}，"
-                         f"差额 {'+' if r['amount_diff'] > 0 else ''}{money(r['amount_diff'])}。"
-                         + "".join(f"{k} {n} 项；" for k, n in r["moves"].items()))
-        return lines
+        return impact_lines(r)
     if j.kind == "notices.bundle":
         return [f"已为 {r['applications']} 份申报生成 {r['notices']} 份告知书"
                 + (f"，另有 {r['skipped']} 份不适用、未生成" if r.get("skipped") else "") + "。"]

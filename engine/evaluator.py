@@ -36,7 +36,7 @@ WORDED, VERDICTS, VERDICTS_ASKED = "worded", "verdicts", "verdicts_asked"
 class UnknownBenefit(ValueError):
     def __init__(self, ids: list[str], known: Iterable[str]):
         self.ids = ids
-        super().__init__(f"未知的事项 id：{', '.join(ids)}；可用：{', '.join(known)}")
+        super().__init__(f"没有事项编号“{'、'.join(ids)}”；可用的事项编号：{'、'.join(known)}")
 
 
 class Evaluator:

@@ -191,7 +191,9 @@ def _shape_problems(shape: Any, value: Any, where: str = "") -> list[tuple[str, 
                 out += _shape_problems(shape[k], value[k], f"{where}.{k}")
         return out
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        return [(where, f"应为非负数，不能是 {value!r}")]
+        said = "文字“" + value + "”" if isinstance(value, str) else "是/否" if isinstance(value, bool) \
+            else "空值" if value is None else "对象或列表" if isinstance(value, (dict, list)) else f"{value:g}"
+        return [(where, f"应为非负数（元），不能是{said}")]
     return []
 
 

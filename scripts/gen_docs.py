@@ -136,7 +136,10 @@ def _profile_fields(registry) -> list[str]:
             places = "" if s.type == "int" or not s.decimals else f"，至多 {s.decimals} 位小数"
             return f"{_num(s.min)} 至 {_num(s.max)}{' ' + s.unit if s.unit and s.unit != '比例' else ''}{places}"
         if s.type == "string" and s.max_length:
-            return f"≤ {s.max_length} 字" + ("，校验格式" if s.format else "")
+            # a certificate number in no known format is kept (its class and origin then unknown)
+            checked = "，按编号格式读取类别（无法识别的不拒收，相关条件为待补充）" if s.format == "certificate_no" \
+                else "，校验格式" if s.format else ""
+            return f"≤ {s.max_length} 字{checked}"
         if s.type == "date":
             return "YYYY-MM-DD" + ("，不晚于今天" if s.past else "") + (
                 f"，不早于“{labels[s.not_before]}”" if s.not_before else "")

@@ -201,7 +201,7 @@ def test_acceptance_period_and_unknown_windows(api: Api):
         assert_error(api.c.get(path, headers=api.staff), 404)
     for path in ("/v1/windows/NOW/awards", "/v1/windows/NOW/proactive"):
         assert "尚未判定" in assert_error(api.c.get(path, headers=api.staff), 409)["detail"]
-    assert "尚未判定" in assert_error(api.c.post("/v1/windows/NOW/close", json={"reason": "测试"},
+    assert "尚未公示" in assert_error(api.c.post("/v1/windows/NOW/close", json={"reason": "测试"},
                                                  headers=api.admin), 409)["detail"]
     detail = conflict(api.c.post("/v1/windows/NOW/publish", headers=api.staff))
     assert "受理期结束后才能公示" in detail
@@ -291,7 +291,7 @@ def test_the_case_process_and_every_refused_transition(api: Api):
             if app.correction_due is not None:
                 app.correction_due = days(-1)
     w = c.post("/v1/windows/W2/publish", headers=staff)
-    assert w.status_code == 200 and w.json()["state"] == "publicity"
+    assert w.status_code == 200 and w.json()["state"] == "publicity" and w.json()["counts"]["applications"] == 3
     assert "公示中" in conflict(c.post("/v1/windows/W2/publish", headers=staff))
     assert "公示中" in conflict(c.post("/v1/windows/W2/one-time-notices", headers=staff))
     raised = [c.post(f"/v1/applications/{ids['eligible']}/objections", json={"text": "该企业不在园区"},
@@ -359,10 +359,16 @@ def test_the_case_process_and_every_refused_transition(api: Api):
     (paid,) = closed.json()["awards"]                     # class, origin and channel in words too
     assert (paid["device_class_text"], paid["channel_text"]) == ("第二类", "接口") and paid["origin_text"], paid
     assert closed.json()["non_support_notices"] == 2 and closed.json()["totals"]["amount_cny"] == 300000
+    # what a portal may offer now: the notices issued, and those numbered when first opened
+    paid_detail = c.get(f"/v1/applications/{ids['eligible']}/detail", headers=staff).json()
+    assert "award" in paid_detail["available_notices"] and "award" not in [n["kind"] for n in paid_detail["notices"]]
+    refused_detail = c.get(f"/v1/applications/{ids['refused']}", headers={
+        "X-Access-Code": subs["refused"].access_code}).json()
+    assert "non_support" in refused_detail["available_notices"] and "award" not in refused_detail["available_notices"]
 
     assert "已关闭" in conflict(c.post("/v1/windows/W2/close", json={"reason": "再次"}, headers=admin))
     assert "已关闭" in conflict(c.post("/v1/windows/W2/evaluate", headers=staff))
-    jobs_before = len(c.get("/v1/jobs", headers=staff).json())
+    jobs_before = len(jobs.list_jobs(api.db, window_id="W2", limit=1000))
     assert "已关闭" in conflict(c.post("/v1/windows/W2/applications/import", headers=staff,
                                        files={"file": ("late.csv", b"x", "text/csv")}))
     # a console page opened before the close: refused at once, no job queued to fail later
@@ -377,7 +383,7 @@ def test_the_case_process_and_every_refused_transition(api: Api):
                    follow_redirects=False)
     assert stale.status_code == 409 and "不再受理申报" in stale.text
     c.cookies.clear()
-    assert len(c.get("/v1/jobs", headers=staff).json()) == jobs_before
+    assert len(jobs.list_jobs(api.db, window_id="W2", limit=1000)) == jobs_before > 0      # none queued
     assert "已关闭" in conflict(c.post("/v1/windows/W2/publish", headers=staff))
     assert "已关闭" in conflict(c.post("/v1/windows/W2/one-time-notices", headers=staff))
     assert "已兑现" in conflict(c.post(f"/v1/applications/{ids['eligible']}/reviews", json=review, headers=staff))
@@ -458,8 +464,8 @@ def test_an_application_that_cannot_be_judged_and_a_changed_profile(api: Api):
 
     again = c.post("/v1/windows/W9/applications", json={"profile": profile(50, employees_avg=121)}, headers=staff)
     assert again.status_code == 201 and again.json()["application_id"] == good["application_id"]
-    detail = assert_error(c.post("/v1/windows/W9/close", json={"reason": "测试提前关闭"}, headers=api.admin), 409)["detail"]
-    assert "未按现行规则" in detail and "批量判定" in detail
+    preview = c.get("/v1/windows/W9/close", headers=api.admin).json()
+    assert preview["stale"] == 1 and any("未按现行规则" in b and "批量判定" in b for b in preview["blocked"]), preview
 
 
 # --- jobs --------------------------------------------------------------------------------------------
@@ -493,7 +499,7 @@ def test_jobs_answer_202_with_progress_and_files(api: Api):
     job = wait_job(api, c.post("/v1/windows/W4/replay", headers=api.admin))
     assert job["state"] == "succeeded" and job["result"]["differences"] == 0 and job["result"]["decisions"] >= 4
     job = wait_job(api, c.post("/v1/windows/W4/impact", json={"as_of": days(400).isoformat()}, headers=staff))
-    assert job["state"] == "succeeded" and job["files"] == ["规则变化影响.xlsx"]
+    assert job["state"] == "succeeded" and job["files"] == [f"规则变化影响-W4-{days(400).isoformat()}.xlsx"]
     # Another ruleset: only a directory put among the server's rule drafts, by its name; no other
     # path of the server (the answer would tell what exists there); a draft's problems all said.
     drafts, shipped = Path(os.environ["YAGU_DATA_DIR"]) / "rules-drafts", Path(__file__).resolve().parent.parent / "rules"
@@ -505,6 +511,8 @@ def test_jobs_answer_202_with_progress_and_files(api: Api):
         assert body["errors"][0]["path"] == "rules_dir" and "草案-金额下调" in body["errors"][0]["message"], body
     job = wait_job(api, c.post("/v1/windows/W4/impact", json={"rules_dir": "草案-金额下调"}, headers=staff))
     assert job["state"] == "succeeded" and job["result"]["changes"] == 0, job
+    assert job["files"] == [f"规则变化影响-W4-草案-金额下调-{job['result']['as_of']}.xlsx"]
+    assert job["result"]["label"].startswith("与“草案-金额下调”比较，判定日期 ")
     job = wait_job(api, c.post("/v1/windows/W4/impact", json={"rules_dir": "有错的草案"}, headers=staff))
     assert job["state"] == "failed" and "另一套规则有 11 个问题" in job["error"], job      # nope twice, 8 unlisted
     assert "index.yaml:1: 事项 `nope` 重复列出" in job["error"] and "Traceback" not in job["error"], job
@@ -673,7 +681,9 @@ def test_the_enterprise_page_files_each_upload_under_its_certificate(api: Api):
     left = c.post("/application/correction", data={"csrf": csrf}, follow_redirects=False,
                   files={f"file:{one}": ("第二张证的材料.pdf", pdf, "application/pdf")})
     assert left.status_code == 422 and 'id="left-out-hint"' in left.text
-    assert f"（注册证 {cert_no(91)}）</b>：尚未上传" in left.text and "第二张证" not in left.text
+    box = re.search(r'id="correction-errors">(.*?)</div>', left.text, re.S).group(1)
+    assert f"（注册证 {cert_no(91)}）</b>：尚未上传" in box and "第二张证" not in box
+    assert "已收到“第二张证的材料.pdf”" in left.text          # kept for the next try
     r = c.post("/application/correction", data={"csrf": csrf, "partial": "yes"}, follow_redirects=False,
                files={f"file:{one}": ("第二张证的材料.pdf", pdf, "application/pdf")})
     assert r.status_code == 303 and r.headers["location"].endswith("done=corrected"), r.text
@@ -708,6 +718,11 @@ def test_the_close_confirmation_names_running_corrections_and_closed_pages_ask_n
     home = c.get("/staff").text
     row = re.search(r"<tr[^>]*>(?:(?!</tr>).)*W8(?:(?!</tr>).)*</tr>", home, re.S).group(0)
     assert "受理期已结束，待公示" in row and "受理中" not in row, row     # not 受理中, not a contradiction
+    assert "尚未公示" in re.search(r'id="close-blocked">(.*?)</div>', c.get("/staff/windows/W8/close").text,
+                                   re.S).group(1)
+    from store import awards
+    # publicized as if on a day after the 补正 deadline: on the real today it still runs
+    awards.publish(api.db, "W8", today=date.fromisoformat(due) + timedelta(days=1))
     page = c.get("/staff/windows/W8/close").text
     warning = re.search(r'id="close-corrections">(.*?)</p>', page, re.S).group(1)
     assert "1" in warning and "补正期限尚未届满" in warning
@@ -840,6 +855,38 @@ def test_a_correction_with_problems_lists_them_all_and_keeps_what_was_typed(api:
     assert detail["state"] == "correction" and all(not g["materials"] for g in detail["grants"])
 
 
+def test_a_refused_correction_keeps_the_good_files_for_the_next_try(api: Api):
+    """A 补正 sent back for a fact left out keeps the files that passed their checks: the page
+    says they were received and the next try sends them without choosing them again; a wrong
+    file is not kept. Once the 补正 goes through, nothing stays held."""
+    c, staff = api.c, api.staff
+    sub = _notified(api, "W16", profile(66, certificate={"origin": None}))
+    c.cookies.clear()
+    c.post("/application/login", data={"application_id": sub.application_id, "access_code": sub.access_code})
+    view = c.get("/application/view").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', view).group(1)
+    origin_key = next(k for k in re.findall(r'name="(fact:[^"]+)"', view) if k.endswith("origin"))
+    files_in = re.findall(r'type="file" name="(file:[^"]+)"', view)
+    pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    sent = {k: (f"材料{i}.pdf", pdf, "application/pdf") for i, k in enumerate(files_in)}
+    sent[files_in[0]] = ("假的.pdf", b"just text", "application/pdf")
+    r = c.post("/application/correction", data={"csrf": csrf}, files=sent)        # the origin left out
+    assert r.status_code == 422
+    kept = dict(re.findall(r'name="(held:[^"]+)" value="([0-9a-f]{64})"', r.text))
+    assert sorted(k[5:] for k in kept) == sorted(k[5:] for k in files_in[1:]), kept     # not the wrong one
+    assert "已收到“材料1.pdf”" in r.text and "有问题的文件没有保留" in r.text
+    done = c.post("/application/correction", data={"csrf": csrf, origin_key: "self_developed", **kept},
+                  files={files_in[0]: ("材料0.pdf", pdf, "application/pdf")}, follow_redirects=False)
+    assert done.status_code == 303, done.text[-2000:]
+    from api.security import ENTERPRISE_COOKIE
+    from store import held
+    assert held.held(c.cookies.get(ENTERPRISE_COOKIE)) == {}         # nothing stays held
+    c.cookies.clear()
+    detail = c.get(f"/v1/applications/{sub.application_id}/detail", headers=staff).json()
+    names = sorted(m["filename"] for g in detail["grants"] for m in g["materials"])
+    assert names == sorted(f"材料{i}.pdf" for i in range(len(files_in))), names
+
+
 def test_a_list_fact_is_answered_in_the_correction_row_by_row_or_as_none(api: Api):
     """违法违规记录 left unknown is asked in the 补正 as a list: 没有, or each record on its own
     row (one more row on request, what was typed kept); each answer reaches the profile as a
@@ -929,6 +976,9 @@ def test_a_portal_submits_the_correction_and_downloads_the_notices_through_the_a
     assert any(e["message"] == "尚未上传" for e in body["errors"]), body
     assert c.get(url, headers=own).json()["state"] == "correction"
     assert_error(c.post(url + "/correction", data={"facts": "[1]"}, headers=own), 422)
+    # sent as JSON, not as the form it is: refused as such (it was read as an empty form)
+    assert "multipart/form-data" in assert_error(c.post(url + "/correction", json={"facts": {origin: "introduced"}},
+                                                        headers=own), 415)["detail"]
     pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
     files = {f"file:{m['benefit_id']}|{m['subject_id']}|{m['material_id']}": (f"{m['material_id']}.pdf", pdf, "application/pdf")
              for m in asked["materials"]}

@@ -76,3 +76,23 @@ def test_nothing_cites_a_file_outside_the_repository(generated, openapi):
     for path in cited:
         assert not path.startswith(("../", "shared/")), path
         assert (REPO / path).exists(), f"{path} is cited but not in the repository"
+
+
+def test_the_reference_says_which_routes_need_an_admin(generated):
+    """The role the reference names is the one the route enforces (PUT …/amounts was listed
+    for staff, who got 403)."""
+    from api.security import require_admin
+
+    for route in routes_staff.router.routes:
+        admin = any(d.call is require_admin for d in route.dependant.dependencies)
+        for method in route.methods:
+            line = next(x for x in generated.splitlines() if x.startswith(f"| {method} | `{route.path}` |"))
+            assert line.endswith("| 管理员令牌 |") == admin, line
+
+
+def test_model_names_and_descriptions_read_as_a_reference(openapi):
+    """No framework-made name (Body_submit_correction_v1_…, engine__results__Conflict) and no
+    English docstring — the code's comments — reaches the reference."""
+    for name, model in openapi["components"]["schemas"].items():
+        assert "__" not in name and not name.startswith("Body_"), name
+        assert not model.get("description") or re.search(r"[\u4e00-\u9fff]", model["description"]), (name, model)

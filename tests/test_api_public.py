@@ -349,6 +349,13 @@ def test_a_request_wrong_around_its_profile_lists_the_profile_s_problems_too(api
     paths = {e["path"] for e in body["errors"]}
     assert {"as_of", "nope", "profile.uscc", "profile.employees_avg"} <= paths, body
     assert body["detail"] == f"提交的数据有误，共 {len(body['errors'])} 处问题"
+    # a benefit there is not, named with the rest: with a bad date, and with a wrong profile alone
+    for extra in ({"as_of": "2026-02-30"}, {}):
+        body = assert_error(api.c.post("/v1/eligibility", json={"profile": profile, "benefits": ["nope"], **extra}),
+                            422)
+        said = {e["path"]: e["message"] for e in body["errors"]}
+        assert said["benefits"].startswith("没有事项编号“nope”") and "profile.uscc" in said, body
+        assert ("as_of" in said) == bool(extra) and " id" not in said["benefits"]
 
 
 def test_a_window_s_problems_are_listed_at_once(api: Api):
