@@ -125,8 +125,9 @@ async def submit_application(window_id: WindowId, body: ApplicationCreate, reque
 @router.post("/v1/windows/{window_id}/applications/import", status_code=202, summary="批量导入申报（后台任务）",
              response_model=JobRef,
              description="上传 .xlsx 或 .csv（模板见 /v1/import-template.xlsx）。无法读取的文件（类型不对、压缩包损坏或"
-                         "过大、含 DTD、表头无法读取）立即返回 422；其余在后台导入，进度和逐行报告见任务。文件有错误时"
-                         "不导入任何数据，除非 skip_invalid=true。新受理申报的查询码作为任务文件提供。",
+                         "过大、含 DTD、空文件或表头无法读取）立即返回 422；其余在后台导入，进度和逐行报告见任务。文件有错误时"
+                         "不导入任何数据，除非 skip_invalid=true：任务照常结束（state 为 succeeded），其 result.committed "
+                         "为 false，result.problems 列出每处问题（工作表、行、列）。新受理申报的查询码作为任务文件提供。",
              responses={**AUTH, **error_responses(404, 409, 413, 422)})
 async def import_applications(window_id: WindowId, request: Request, file: UploadFile = File(...),
                               skip_invalid: bool = Form(False), who: Staff = Depends(require_staff)):

@@ -236,7 +236,7 @@ def _held_by_rejections(blocked: list[dict], doing: str) -> Conflict:
                      + (f"，注册证 {b['subject_id']}" if b["subject_id"] else "")
                      + f"：{'、'.join(b['materials'])}）" for b in blocked[:5])
     more = f"；等共 {len(blocked)} 项" if len(blocked) > 5 else ""
-    return Conflict(f"有 {len(apps)} 份申报的拟支持事项仍有未通过审核的材料，不能{doing}：{shown}{more}。"
+    return Conflict(f"有 {len(apps)} 份申报的拟支持事项仍有未通过审核（或补交后尚未审核）的材料，不能{doing}：{shown}{more}。"
                     "请先审核补交的材料，或复核将该事项改为不符合条件")
 
 

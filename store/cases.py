@@ -103,8 +103,9 @@ class ApplicationDetail(BaseModel):
     objections: list[dict] = Field(default_factory=list, description="公示期异议（企业查看时不提供）")
     correction: Optional[CorrectionAsk] = None
 
-    @computed_field(description="现在可以查看或下载的告知书种类（kind，见 …/notices/{kind}）：已出具的（notices），"
-                                "和第一次查看或打包时编号出具的（兑现后的兑现通知书、不予支持告知书，税收优惠自行判别结果）")
+    @computed_field(description="现在可以查看或下载的告知书种类（kind，用于 …/notices/{kind}）：one_time 一次性告知书、"
+                                "award 兑现通知书、non_support 不予支持告知书、tax_self_assessment 税收优惠自行判别结果。"
+                                "含已出具的（notices）和第一次查看或打包时编号出具的")
     @property
     def available_notices(self) -> list[str]:
         out = {n.kind for n in self.notices}
@@ -267,7 +268,11 @@ def _detail(s: Session, L: Loaded, today: date, until: datetime | None = None) -
             continue
         sid = subject_of(r)
         rv = reviews.get((r.benefit_id, sid))
-        names = {m.id: m.name for m in r.required_materials}
+        # every material of the benefit by name: a file uploaded for one no longer required
+        # (a change document once the product is stated self-developed) is still named
+        names = {**({m.id: m.name for m in L.ev.book.benefits[r.benefit_id].spec.materials}
+                    if L.ev is not None and r.benefit_id in L.ev.book.benefits else {}),
+                 **{m.id: m.name for m in r.required_materials}}
         st = final_status(r, rv)
         mine = [c for c in commits if counts_for(c, r.benefit_id, sid)]
         grants.append(GrantView(
@@ -292,7 +297,8 @@ def _detail(s: Session, L: Loaded, today: date, until: datetime | None = None) -
         application_id=app.id, window=W.view(L.window), enterprise={"uscc": L.enterprise.uscc, "name": L.enterprise.name},
         channel=app.channel, state=app.state, state_text=state_text(app.state, app.correction_due, today),
         revision=app.revision, submitted_at=app.submitted_at, correction_due=app.correction_due,
-        correction_deadline=app.correction_due if app.state in DEADLINE_STATES else None,
+        # 补正 ends with the acceptance's window: once publicized or closed, the date is history
+        correction_deadline=app.correction_due if app.state in DEADLINE_STATES and L.window.state == "open" else None,
         correction_open=ask.open,
         correction_expired=correction_expired(app.state, app.correction_due, today),
         claims=app.claims, profile=L.profile,

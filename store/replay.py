@@ -233,6 +233,7 @@ class ImpactReport:
     changes: list[Difference] = field(default_factory=list)
     other_name: str = ""        # the other rules as staff know them (a draft's folder); "" = the rules in force
     notes: list[str] = field(default_factory=list)      # changes of the other rules this window cannot show
+    window_label: str = ""
 
 
 @bulk_work()
@@ -258,7 +259,7 @@ def impact(db: Database, window_id: str, rules_dir: str | Path | None = None, as
     when = as_of or w.as_of
     total, batches = _rows(db, window_id, applicants_only=True)
     report = ImpactReport(window_id, "", other.ruleset_version, when,
-                          other_name=Path(rules_dir).name if rules_dir else "")
+                          other_name=Path(rules_dir).name if rules_dir else "", window_label=w.label)
     if rules_dir:
         base = rulesets.evaluator_for(db, w.ruleset_version) if w.ruleset_version else rulesets.current()
         report.notes = unseen_changes(base.book, other.book, w, when)
@@ -395,7 +396,8 @@ def impact_title(report: ImpactReport) -> str:
     versions = (f"规则版本 {report.other_version.partition('-')[0]}" if same else
                 f"规则版本：现行 {report.base_version.partition('-')[0]}，比较 {report.other_version.partition('-')[0]}")
     same_only = impact_totals(report)["criteria_only"]
-    return (f"申报批次 {report.window_id}：现行判定与{other}（判定日期 {cn_date(report.as_of)}）的比较，"
+    window = f"“{report.window_label}”（{report.window_id}）" if report.window_label else f"申报批次 {report.window_id}"
+    return (f"{window}：现行判定与{other}（判定日期 {cn_date(report.as_of)}）的比较，"
             f"共 {report.decisions} 项判定，{len(report.changes)} 项会改变"
             + (f"（其中 {same_only} 项只是条件结论改变，判定结论和金额不变）" if same_only else "")
             + f"。{versions}")

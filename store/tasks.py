@@ -70,26 +70,28 @@ def impact(db: Database, ctx: jobs.JobContext, args: dict) -> dict:
                      rep.as_of.isoformat()])
     ctx.add_file(re.sub(r'[\\/:*?"<>|\s]+', "_", name)[:120] + ".xlsx",
                  "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", replay.impact_xlsx(rep, titles))
-    money_cols = {h for h in replay.IMPACT_HEADERS if h.endswith("（元）")}
-
     def shown(h: str, v):       # the console's table: amounts as readers write them; none paid: —
-        return (money(v) if v is not None else "—") if h in money_cols else v
+        if not h.endswith("（元）"):
+            return v
+        return "—" if v is None else ("+" if h == "金额差额（元）" and v > 0 else "") + money(v)
 
     return {"window_id": args["window_id"], "rules_dir": args.get("rules_dir") or "", "label": label,
             "base_version": rep.base_version, "other_version": rep.other_version, "as_of": rep.as_of.isoformat(),
             "title": replay.impact_title(rep), "decisions": rep.decisions, "changes": len(rep.changes),
             "notes": rep.notes, **replay.impact_totals(rep),
-            "rows": [{h: shown(h, v) for h, v in zip(replay.IMPACT_HEADERS, r)}
-                     for r in replay.impact_rows(rep, titles)[:IMPACT_ROWS_SHOWN]]}
+            # the console's and the command line's rows: the name without the USCC (the file has it)
+            "rows": [{h.removesuffix("（元）"): shown(h, v) for h, v in zip(replay.IMPACT_HEADERS, r)
+                      if h != "统一社会信用代码"} for r in replay.impact_rows(rep, titles)[:IMPACT_ROWS_SHOWN]]}
 
 
 def impact_lines(r: dict) -> list[str]:
     """An impact job's result in sentences, as the console and the command line say it."""
     diff = r["amount_diff"]
-    lines = [r["title"],
-             f"会改变的各项（金额只计符合条件的）：现金额合计 {money(r['amount_before'])}，新金额合计 "
-             f"{money(r['amount_after'])}，差额 {'+' if diff > 0 else ''}{money(diff)}"
-             + "".join(f"；{k} {n} 项" for k, n in r["moves"].items()) + "。"]
+    lines = [r["title"]]
+    if r["changes"]:
+        lines.append(f"会改变的各项（金额只计符合条件的）：现金额合计 {money(r['amount_before'])}，新金额合计 "
+                     f"{money(r['amount_after'])}，差额 {'+' if diff > 0 else ''}{money(diff)}"
+                     + "".join(f"；{k} {n} 项" for k, n in r["moves"].items()) + "。")
     lines += [f"说明：{note}。" for note in r.get("notes") or []]
     return lines
 

@@ -367,6 +367,10 @@ def test_the_case_process_and_every_refused_transition(api: Api):
     assert "non_support" in refused_detail["available_notices"] and "award" not in refused_detail["available_notices"]
 
     assert "已关闭" in conflict(c.post("/v1/windows/W2/close", json={"reason": "再次"}, headers=admin))
+    _staff_login(api)                       # a closed window's confirmation page: closed, nothing to check
+    page = c.get("/staff/windows/W2/close").text
+    c.cookies.clear()
+    assert "已关闭" in page and "关闭后不能再" not in page and 'id="close-form"' not in page
     assert "已关闭" in conflict(c.post("/v1/windows/W2/evaluate", headers=staff))
     jobs_before = len(jobs.list_jobs(api.db, window_id="W2", limit=1000))
     assert "已关闭" in conflict(c.post("/v1/windows/W2/applications/import", headers=staff,
@@ -885,6 +889,9 @@ def test_a_refused_correction_keeps_the_good_files_for_the_next_try(api: Api):
     detail = c.get(f"/v1/applications/{sub.application_id}/detail", headers=staff).json()
     names = sorted(m["filename"] for g in detail["grants"] for m in g["materials"])
     assert names == sorted(f"材料{i}.pdf" for i in range(len(files_in))), names
+    # a file for a material no longer required (the change document of a self-developed product)
+    # is named in words too (it showed as registrant_change_document)
+    assert all(m["name"] != m["material_id"] for g in detail["grants"] for m in g["materials"]), detail["grants"]
 
 
 def test_a_list_fact_is_answered_in_the_correction_row_by_row_or_as_none(api: Api):

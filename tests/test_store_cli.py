@@ -95,6 +95,9 @@ def test_a_short_full_cycle_on_the_command_line(store_url, tmp_path, caplog):
     assert "请用 --rules" in _yagu(url, "window", "impact", "CUR", ok=False)   # not the rules against themselves
     out = _yagu(url, "window", "impact", "CUR", "--as-of", "2030-06-30")     # in words, with totals
     assert "判定日期 2030年6月30日" in out and "现金额合计" in out and "-yagu" not in out, out
+    rows = [x for x in out.splitlines() if "现结论：" in x]     # each change: no USCC, amounts in words
+    assert rows and all("统一社会信用代码" not in x and "（元）" not in x for x in rows), rows[:3]
+    assert "“本期集中申报”（CUR）" in out
     assert "已关闭" in _yagu(url, "window", "list")
     # a refused job (into a closed window) is one Chinese line, and no traceback reaches stderr
     caplog.clear()

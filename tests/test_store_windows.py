@@ -577,6 +577,7 @@ def test_a_rejected_file_reopens_the_correction_and_holds_its_award(db):
     with pytest.raises(Conflict, match="公示期"):
         cases.raise_objection(db, a, "该企业不在园区", actor="公众")
     w = awards.publish(db, "2026-H1", today=late)       # Friday: 公示 runs from Monday, five working days
+    assert cases.detail(db, b, today=late).correction_deadline is None     # 补正 is over once publicized
     assert (w.publicity_from, w.publicity_until) == (date(2026, 4, 20), date(2026, 4, 24))
     with pytest.raises(Conflict, match="公示期（2026年4月20日至2026年4月24日）已经结束"):
         cases.raise_objection(db, a, "该企业不在园区", actor="公众", today=date(2026, 4, 27))
