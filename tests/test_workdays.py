@@ -116,7 +116,9 @@ def test_bad_schedule_file_lists_every_problem_with_lines(tmp_path):
     assert len(exc.value.problems) >= 5
 
 
-dates = st.dates(min_value=D(2004, 1, 1), max_value=D(2026, 11, 30))
+# the last year with a published schedule is 2026: a start late enough that 25 working days
+# stay inside it (a start of 27 November ran into 2027, which has no schedule yet)
+dates = st.dates(min_value=D(2004, 1, 1), max_value=D(2026, 11, 15))
 
 
 @settings(max_examples=200, deadline=None)
