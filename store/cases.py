@@ -278,7 +278,8 @@ def _detail(s: Session, L: Loaded, today: date, until: datetime | None = None) -
         grants.append(GrantView(
             result=r, final_status=st, final_status_text=STATUS.get(st, st),
             review=ReviewView.model_validate(rv) if rv else None,
-            materials=[_material_view(m, names) for m in mats if counts_for(m, r.benefit_id, sid)],
+            materials=[_material_view(m, names, L.window.state == "closed")
+                       for m in mats if counts_for(m, r.benefit_id, sid)],
             commitments=[c.material_id for c in mine],
             promised=[CommitmentView(material_id=c.material_id, name=names.get(c.material_id, c.material_id),
                                      subject_id=c.subject_id, signer=c.signer, signed_at=c.signed_at,
@@ -346,11 +347,13 @@ def _claimed(app: Application, r: BenefitResult) -> bool:
     return r.subject is None or app.claims is None or r.subject.id in app.claims
 
 
-def _material_view(m: Material, names: dict[str, str]) -> MaterialView:
+def _material_view(m: Material, names: dict[str, str], closed: bool = False) -> MaterialView:
+    # a file nobody reviewed before the case closed is no longer awaiting review
+    text = "未审核（已办结）" if closed and m.state == "pending" else MATERIAL_STATE[m.state]
     return MaterialView(id=m.id, material_id=m.material_id, benefit_id=m.benefit_id, subject_id=m.subject_id,
                         name=names.get(m.material_id, m.material_id), filename=m.filename, size=m.size,
                         content_type=m.content_type, uploaded_at=m.uploaded_at, uploaded_by=m.uploaded_by,
-                        state=m.state, state_text=MATERIAL_STATE[m.state], reason=m.reason)
+                        state=m.state, state_text=text, reason=m.reason)
 
 
 def _ask(L: Loaded, grants: list[GrantView], commits: list[Commitment], mats: list[Material],

@@ -193,7 +193,7 @@ def replay(db: Database, window_id: str, *, progress: Callable[[int, int], None]
             words = (lambda ev=ev, profile=profile, ledger=ledger:
                      ev.evaluate(profile, as_of=w.as_of, window=ctx, awarded=ledger))
             _replay_one(report, ev, stored, now, words, uscc, app_id, name, w)
-            if progress and (i + 1) % 200 == 0:
+            if progress and ((i + 1) % 200 == 0 or i + 1 == total):     # and the last
                 progress(i + 1, total)
     report.seconds = time.perf_counter() - t0
     return report
@@ -277,7 +277,7 @@ def impact(db: Database, window_id: str, rules_dir: str | Path | None = None, as
             words = (lambda parsed=parsed, ledger=ledger:
                      other.evaluate(parsed, as_of=when, window=ctx, awarded=ledger))
             _impact_one(report, ev, other, stored, now, words, profile, uscc, app_id, name, w, when, ctx)
-            if progress and (i + 1) % 200 == 0:
+            if progress and ((i + 1) % 200 == 0 or i + 1 == total):     # and the last
                 progress(i + 1, total)
     return report
 

@@ -125,6 +125,7 @@ def import_file(db: Database, ctx: jobs.JobContext, args: dict) -> dict:
                                   skip_invalid=args.get("skip_invalid", False), actor=args.get("actor"))
     except ImportRejected as e:
         rep = e.report
+    ctx.progress(rep.rows, rep.rows, f"已读取 {rep.rows} 行")    # read in one pass: done is all of it
     result = rep.to_dict()
     codes = result.pop("access_codes")
     if codes:

@@ -481,7 +481,7 @@ def test_jobs_answer_202_with_progress_and_files(api: Api):
                files={"file": ("申报.csv", profiles_csv(batch), "text/csv")})
     job = wait_job(api, r)
     assert job["state"] == "succeeded" and job["kind_text"] == "批量导入", job
-    assert job["result"]["created"] == 4 and job["files"] == ["查询码.csv"]
+    assert job["result"]["created"] == 4 and job["files"] == ["查询码.csv"] and job["done"] == job["total"] == 4
     assert job["window_id"] == "W4" and job["downloads"] == {"查询码.csv": []}
     codes = c.get(f"/v1/jobs/{r.json()['job_id']}/files/查询码.csv", headers=staff)
     assert codes.status_code == 200
@@ -502,8 +502,10 @@ def test_jobs_answer_202_with_progress_and_files(api: Api):
     assert job["message"] and job["started_at"] and job["finished_at"]
     job = wait_job(api, c.post("/v1/windows/W4/replay", headers=api.admin))
     assert job["state"] == "succeeded" and job["result"]["differences"] == 0 and job["result"]["decisions"] >= 4
+    assert job["done"] == job["total"] >= 4         # progress says all of it, for a few hundred too
     job = wait_job(api, c.post("/v1/windows/W4/impact", json={"as_of": days(400).isoformat()}, headers=staff))
     assert job["state"] == "succeeded" and job["files"] == [f"规则变化影响-W4-{days(400).isoformat()}.xlsx"]
+    assert job["done"] == job["total"] >= 4
     # Another ruleset: only a directory put among the server's rule drafts, by its name; no other
     # path of the server (the answer would tell what exists there); a draft's problems all said.
     drafts, shipped = Path(os.environ["YAGU_DATA_DIR"]) / "rules-drafts", Path(__file__).resolve().parent.parent / "rules"

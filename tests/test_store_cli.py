@@ -12,11 +12,13 @@ from datetime import timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
+from sqlalchemy import func, select
 
 from cli.main import main
 from engine.profile import shanghai_today
 from store import awards
 from store.db import Database
+from store.models import Application
 from store.paths import data_dir
 from store_fixtures import (  # noqa: F401  (fixtures)
     grant_profile, make_profile, profiles_csv, store_url,
@@ -73,9 +75,11 @@ def test_a_short_full_cycle_on_the_command_line(store_url, tmp_path, caplog):
     assert "没有“补正中”这个办理状态" in _yagu(url, "window", "applications", "CUR", "--state", "补正中", ok=False)
     assert "受理期结束后才能公示" in _yagu(url, "window", "publish", "CUR", ok=False)
     assert "尚未公示" in _yagu(url, "window", "close", "CUR", "--reason", "命令行测试", "--yes", ok=False)
-    # publicized as on a day after the 补正 deadlines (the command line acts on the real today)
+    # publicized as on the day after the last 补正 deadline (the command line acts on the real today)
     db = Database(url)
-    awards.publish(db, "CUR", today=today + timedelta(days=20))
+    with db.read_session() as s:
+        last = s.scalar(select(func.max(Application.correction_due)).where(Application.window_id == "CUR"))
+    awards.publish(db, "CUR", today=last + timedelta(days=1))
     db.dispose()
     assert "须用 --reason 写明理由" in _yagu(url, "window", "close", "CUR", "--yes", ok=False)
     out = _yagu(url, "window", "close", "CUR", "--reason", "命令行测试", "--yes")

@@ -595,6 +595,7 @@ def test_a_rejected_file_reopens_the_correction_and_holds_its_award(db):
     assert [x.application_id for x in res.awards] == [a] and res.refused == sorted([b, c])
     # a closed case's files are no longer reviewed
     (pending,) = [m for g in cases.detail(db, a).grants for m in g.materials if m.state == "pending"]
+    assert pending.state_text == "未审核（已办结）"          # no longer said to be awaiting review
     with pytest.raises(Conflict, match="已办结，不能再审核材料"):
         cases.review_material(db, a, pending.id, False, "扫描件不清晰", actor="经办人")
     # Once refused (or paid) the 补正 deadline is history: the page no longer shows it.
