@@ -8,6 +8,7 @@ storage outages (503, the request can be retried), rule-engine failures (500, lo
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Iterable
 
 from fastapi import FastAPI, Request
@@ -62,6 +63,42 @@ def error_body(detail: str, errors: list[dict] | None = None) -> dict[str, Any]:
     return {"detail": detail, "errors": errors or []}
 
 
+# Chinese names of the fields of requests and forms that are not profile facts (the profile's
+# are the registry's labels), for the console's forms and each API error's `label`
+FIELD_NAMES = {"id": "批次编号", "label": "名称或用途", "opens_on": "受理开始日", "closes_on": "受理截止日",
+               "as_of": "判定日期", "coverage_from": "覆盖期开始", "coverage_to": "覆盖期结束",
+               "correction_workdays": "补正期限", "publicity_workdays": "公示期", "reason": "理由",
+               "text": "异议内容", "resolution": "处理意见", "role": "角色", "action": "复核结论",
+               "amount_cny": "支持金额", "status": "复核结论", "benefits": "事项", "tax_year": "纳税年度",
+               "statement": "说明", "complete": "其余信息和材料无法提供", "revision": "申报版本", "file": "文件",
+               "rules_dir": "另一套规则", "amounts": "金额", "days": "有效天数", "facts": "补正的信息",
+               "promises": "容缺承诺", "access_code": "查询码", "X-Access-Code": "查询码", "application_id": "申报编号",
+               "benefit_id": "事项编号", "subject_id": "注册证编号", "material_id": "材料", "accept": "审核结论",
+               "signer": "承诺人", "profile": "企业画像", "kind": "告知书种类", "format": "格式"}
+
+
+def field_label(request: Request | None, path: str) -> str:
+    """What a reader calls the field an error names: a profile fact by the registry's label
+    (注册证第1项的来源), a 补正's file by its material (医疗器械注册证及其附件复印件（注册证 …）), another
+    field by FIELD_NAMES; "" when the path names no field."""
+    runtime = getattr(request.app.state, "runtime", None) if request is not None else None
+    head = re.split(r"[.\[]", path, maxsplit=1)[0]
+    if path.startswith(("files.", "signer:files.")) and runtime is not None:
+        parts = path.split("files.", 1)[1].split("|")
+        name = next((m.name for b in runtime.evaluator.book.benefits.values() for m in b.spec.materials
+                     if m.id == parts[-1]), "")
+        if name and len(parts) == 3 and parts[1]:
+            name += f"（注册证 {parts[1]}）"
+        return name + ("的容缺承诺人" if name and path.startswith("signer:") else "")
+    if path in FIELD_NAMES or (head in FIELD_NAMES and head != "profile"):
+        return FIELD_NAMES.get(path) or FIELD_NAMES[head]
+    if runtime is not None and path:
+        fact = path.removeprefix("profile.")
+        label = runtime.evaluator.registry.label(fact)
+        return "" if label == "企业画像" and fact not in ("", "profile") else label
+    return ""
+
+
 def is_page(path: str) -> bool:
     """A web page (answered in HTML), not an API path (answered in JSON)."""
     return not path.startswith(API_PREFIXES)
@@ -78,6 +115,8 @@ def error_response(status: int, detail: str | None = None, errors: list[dict] | 
         for k, v in (headers or {}).items():
             resp.headers[k] = v
         return resp
+    if request is not None:         # each problem named as a reader knows the field
+        errors = [{**e, "label": e.get("label") or field_label(request, e.get("path") or "")} for e in errors or []]
     return JSONResponse({**error_body(detail, errors), **extra}, status_code=status, headers=headers)
 
 

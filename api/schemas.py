@@ -360,6 +360,8 @@ class CloseOutcome(BaseModel):
 class ErrorItem(BaseModel):
     path: str = Field(description="出错的字段，例如 profile.uscc")
     message: str = Field(description="中文说明")
+    label: str = Field("", description="出错字段的中文名称，可与说明一起显示给用户（例如“统一社会信用代码”“注册证第1项的来源”）；"
+                                       "不对应某个字段时为空")
 
 
 class ErrorBody(BaseModel):

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.errors import problems
+from api.errors import FIELD_NAMES, problems
 from api.security import STAFF_COOKIE, ROLE_RANK, Staff, console_session, csrf_ok, csrf_token_for
 from api.views import notice_page, page
 from engine.profile import shanghai_today
@@ -75,12 +75,6 @@ async def _form(request: Request, sid: str, **limits: int):
     return form
 
 
-# Chinese names of the console's form fields, for messages about them.
-FIELD_NAMES = {"id": "批次编号", "label": "名称或用途", "opens_on": "受理开始日", "closes_on": "受理截止日",
-               "as_of": "判定日期", "coverage_from": "覆盖期开始", "coverage_to": "覆盖期结束",
-               "correction_workdays": "补正期限", "publicity_workdays": "公示期", "reason": "理由",
-               "text": "异议内容", "resolution": "处理意见", "role": "角色", "action": "复核结论",
-               "amount_cny": "支持金额", "status": "复核结论"}
 
 
 def _error_page(request: Request, exc: Exception, back: str, sess=None) -> HTMLResponse:

@@ -66,7 +66,8 @@ def test_a_list_over_its_registry_bound_names_the_field(api: Api, registry):
     regs = [{"certificate_no": f"川械注准2025217{i:04d}"} for i in range(cap + 1)]
     body = assert_error(api.c.post("/v1/eligibility", json={"profile": {**EXAMPLE_PROFILE, "device_registrations": regs}}),
                         422)
-    assert body["errors"] == [{"path": "profile.device_registrations", "message": f"最多允许 {cap} 项"}]
+    assert body["errors"] == [{"path": "profile.device_registrations", "message": f"最多允许 {cap} 项",
+                               "label": "医疗器械注册证及备案凭证"}]
 
 
 # --- sizes --------------------------------------------------------------------------------------------
