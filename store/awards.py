@@ -535,8 +535,9 @@ def close_window(db: Database, window_id: str, *, actor: str | None = None, reas
     with db.session() as s:
         w = W.get(s, window_id, lock=True)
         titles, version = _titles(db, w), w.ruleset_version
-        for problem in _unclosable(s, w):
-            raise Conflict(problem)
+        unclosable = _unclosable(s, w)
+        if unclosable:              # the first reason; the confirmation page lists them all
+            raise Conflict(unclosable[0])
         early = w.state != "publicity" or w.publicity_until is None or today <= w.publicity_until
         if early and not reason:
             until = f"公示期至 {cn_date(w.publicity_until)}" if w.publicity_until else "尚未公示"
