@@ -31,7 +31,7 @@ from store.evalworker import CheckWorker, WorkerFailed, resolve_workers
 from store.errors import Conflict, RowProblem, ValidationFailed
 from store.intake import parse_file
 from store.spreadsheet import IntakeLimits
-from store.models import (Application, Decision, Enterprise, Evaluation, Material, ProfileSnapshot, Review,
+from store.models import (Application, Enterprise, Evaluation, Material, ProfileSnapshot, Review,
                           digest, utcnow)
 from store.views import ApplicationRow, Submitted, state_text
 
@@ -582,9 +582,8 @@ def list_applications(db: Database, window_id: str, *, q: str | None = None, sta
             query = query.where((Application.state == "correction") if correction_pending
                                 else (Application.state != "correction"))
         if status:              # a grant decision with this verdict on what it applied for
-            query = query.where(Application.id.in_(
-                select(Decision.application_id).join(Application, Application.id == Decision.application_id)
-                .where(Decision.window_id == window_id, Decision.status == status, W.claimed(s))))
+            with_status = {a for _, a, _, _, st, _, _ in W.claimed_grants(s, window_id) if st == status}
+            query = query.where(among(s, Application.id, sorted(with_status)))
         if device_class:
             query = query.where(Application.id.in_(_apps_with_class(s, window_id, device_class)))
         if reviewed is not None:

@@ -30,7 +30,7 @@ from store.applications import Intake, chunks, store_enterprises
 from store.db import Database
 from store.errors import Conflict, NotFound, RowProblem, ValidationFailed
 from store.evaluation import judge_now
-from store.models import (Application, ApplicationEvent, Commitment, Decision, Enterprise, Evaluation, Material,
+from store.models import (Application, ApplicationEvent, Commitment, Enterprise, Evaluation, Material,
                           Notice, Objection, Review, Window, utcnow)
 from store.notices import KINDS, assign_number
 from store.views import (CommitmentView, EventView, MaterialView, NoticeRef, ReviewView, WindowView,
@@ -457,10 +457,7 @@ def _to_be_told_quickly(s: Session, window_id: str) -> list[tuple[str, str]]:
     the reviews instead of explaining every application (a confirmation page of a window of
     100,000 must not judge it again): the same rule, needs_correction's."""
     final: dict[tuple, str] = {}
-    for app_id, b, sub, status in s.execute(
-            select(Decision.application_id, Decision.benefit_id, Decision.subject_id, Decision.status)
-            .join(Application, Application.id == Decision.application_id)
-            .where(Decision.window_id == window_id, Application.state == "judged", W.claimed(s))):
+    for _, app_id, b, sub, status, _, _ in W.claimed_grants(s, window_id, state="judged"):
         final[(app_id, b, sub)] = status
     for app_id, b, sub, status in s.execute(
             select(Review.application_id, Review.benefit_id, Review.subject_id, Review.status)

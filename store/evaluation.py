@@ -14,7 +14,6 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Callable, Iterable, Optional
 
 from sqlalchemy import delete, select
@@ -30,14 +29,12 @@ from store.collector import bulk_work
 from store.db import Database
 from store.errors import Conflict, RowProblem, ValidationFailed
 from store.evalworker import evaluate_batch, make_runner, resolve_workers
-from store.models import (Application, Award, Decision, Enterprise, Evaluation, ProfileSnapshot,
+from store.models import (Application, Award, Enterprise, Evaluation, ProfileSnapshot,
                           Window, utcnow)
 
 EVAL_BATCH = 500
 _EVAL_COLS = ("window_id", "uscc", "application_id", "ruleset_seq", "profile_hash", "input_key",
-              "results", "error", "evaluated_at")
-_DEC_COLS = ("window_id", "uscc", "application_id", "benefit_id", "subject_id", "status",
-             "amount_cny", "amount_provisional")
+              "results", "grants", "error")
 
 
 @dataclass
@@ -93,7 +90,7 @@ def _subjects(s: Session, window_id: str, proactive: bool) -> list[tuple[str, st
 
 def write_outcomes(s: Session, w: Window, version: str, seq: int, batch: list[tuple], outcomes: list[tuple],
                    now, actor: str | None = None, fresh: frozenset[str] = frozenset()) -> int:
-    """Replace the evaluations and grant decisions of `batch` ((uscc, snapshot, application
+    """Replace the evaluations (with their grant decisions) of `batch` ((uscc, snapshot, application
     id, input key) each) with `outcomes` from the runner, decided by the ruleset `version`
     (numbered `seq` in this database: rulesets.archive); returns the number that failed.
     An application whose state this changes (received → judged, … → failed) gets its
@@ -102,27 +99,25 @@ def write_outcomes(s: Session, w: Window, version: str, seq: int, batch: list[tu
     on PostgreSQL spent 5 s deleting nothing) unless one was judged meanwhile (a 补正): its
     evaluation then stops the insert, and the batch is written again with every delete."""
     usccs = [u for u, _, _, _ in batch]
-    evals, decs, failed, judged = [], [], 0, []
+    evals, failed, judged = [], 0, []
     for (u, h, a, k), out in zip(batch, outcomes):
         if out[0] == "ok":
             _, blob, grants = out
-            evals.append((w.id, u, a, seq, h, k, blob, None, now))
-            decs += [(w.id, u, a, bid, sid, st, None if amt is None else Decimal(str(amt)), prov)
-                     for bid, sid, st, amt, prov in grants]
+            evals.append((w.id, u, a, seq, h, k, blob, grants, None))
             if a:
                 judged.append(a)
         else:
             failed += 1
-            evals.append((w.id, u, a, seq, h, k, None, out[1][:500], now))
+            evals.append((w.id, u, a, seq, h, k, None, None, out[1][:500]))
     stale = [u for u in usccs if u not in fresh]
     if len(stale) == len(usccs):
-        _replace(s.connection(), w.id, usccs, evals, decs)
+        _replace(s.connection(), w.id, usccs, evals)
     else:
         try:
             with s.begin_nested():
-                _replace(s.connection(), w.id, stale, evals, decs)
+                _replace(s.connection(), w.id, stale, evals)
         except IntegrityError:
-            _replace(s.connection(), w.id, usccs, evals, decs)
+            _replace(s.connection(), w.id, usccs, evals)
     failed_apps = [a for (u, h, a, k), out in zip(batch, outcomes) if a and out[0] != "ok"]
     detail = {"ruleset_version": version}
     for ids, state in ((judged, "judged"), (failed_apps, "failed")):
@@ -130,14 +125,11 @@ def write_outcomes(s: Session, w: Window, version: str, seq: int, batch: list[tu
     return failed
 
 
-def _replace(conn, window_id: str, usccs: list[str], evals: list[tuple], decs: list[tuple]) -> None:
+def _replace(conn, window_id: str, usccs: list[str], evals: list[tuple]) -> None:
     if usccs:
-        conn.execute(delete(Decision.__table__).where(Decision.window_id == window_id,
-                                                      among(conn, Decision.uscc, usccs)))
         conn.execute(delete(Evaluation.__table__).where(Evaluation.window_id == window_id,
                                                         among(conn, Evaluation.uscc, usccs)))
     insert_rows(conn, Evaluation.__table__, _EVAL_COLS, evals)
-    insert_rows(conn, Decision.__table__, _DEC_COLS, decs)
 
 
 @bulk_work()
@@ -218,7 +210,7 @@ def evaluate_window(db: Database, window_id: str, *, progress: Callable[[int, in
         audit.record(s, actor, "window.evaluate", window_id,
                      {"evaluated": total, "skipped": len(subjects) - total, "failed": failed,
                       "ruleset_version": version})
-    refresh_statistics(db, total, Evaluation.__table__, Decision.__table__, Application.__table__)
+    refresh_statistics(db, total, Evaluation.__table__, Application.__table__)
     if stats is not None:
         loop = time.perf_counter() - t_start
         stats.update(evaluated=total, failed=failed, read_seconds=clock["read"],
@@ -230,7 +222,7 @@ def evaluate_window(db: Database, window_id: str, *, progress: Callable[[int, in
 
 def judge_now(s: Session, app: Application, w: Window, ev: Evaluator | None = None) -> tuple:
     """Evaluate one application at once, inside the caller's transaction (after a 补正):
-    returns its outcome ("ok", record, grants) or ("error", reason)."""
+    returns its outcome ("ok", record, packed grants) or ("error", reason)."""
     ev = ev or rulesets.current()
     seq, packing = rulesets.archive(s, ev)
     awarded = awarded_elsewhere(s, w.id)

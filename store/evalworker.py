@@ -37,7 +37,7 @@ from engine.adapter import EngineError
 from engine.messages import pydantic_message
 from engine.profile import _path, profile_model
 from store.collector import tune_for_bulk
-from store.decisions import PLAIN, Packing, pack
+from store.decisions import PLAIN, Packing, grants_of, pack, pack_grants
 
 log = logging.getLogger("yagu.evaluation")
 ENV_WORKERS = "YAGU_EVAL_WORKERS"
@@ -86,10 +86,8 @@ def parse_stored_profile(text: str | bytes | dict, registry):
 
 def record_of(verdicts: list, packing: Packing = PLAIN) -> tuple:
     """One enterprise's outcome: ("ok", compact record, grant rows) where a grant row is
-    (benefit_id, subject_id, status, amount, provisional)."""
-    grants = [(v.benefit_id, v.subject_id, v.status, v.amount_cny, bool(v.amount_provisional))
-              for v in verdicts if v.kind == "grant"]
-    return "ok", pack(verdicts, packing), grants
+    (benefit_id, subject_id, status, amount, provisional), packed (store.decisions.pack_grants)."""
+    return "ok", pack(verdicts, packing), pack_grants(grants_of(verdicts))
 
 
 def _failure(exc: BaseException, registry=None) -> tuple:

@@ -27,7 +27,7 @@ from store import windows as W
 from store.awards import AwardList, grant_decisions, list_awards
 from store.decisions import plain
 from store.db import Database
-from store.models import Decision, Evaluation, Review
+from store.models import Evaluation, Review
 
 PROVISIONAL = "参考金额（未经正式文件确定）"
 REVIEWED = "复核确定（规则未给出金额）"
@@ -108,8 +108,6 @@ def decision_table(db: Database, window_id: str) -> tuple[str, list[list], list[
     with db.read_session() as s:
         w = W.get(s, window_id)
         titles = {b.id: b.spec.title for b in rulesets.book_for(db, w.ruleset_version).benefits.values()}
-        engine_status = dict(s.connection().execute(
-            select(Decision.id, Decision.status).where(Decision.window_id == window_id)).all())
         reviews = {}            # (application, benefit, subject) → the latest review's reason and reviewer
         for app, b, sub, reason, actor in s.execute(
                 select(Review.application_id, Review.benefit_id, Review.subject_id, Review.reason, Review.actor)
@@ -122,7 +120,7 @@ def decision_table(db: Database, window_id: str) -> tuple[str, list[list], list[
             amount = None if c.status == "ineligible" else money(c.amount_cny)   # reviewed to 不符合条件: nothing
             rows.append([c.uscc, c.enterprise_name, c.application_id, titles.get(c.benefit_id, c.benefit_id),
                          c.subject_id if c.subject_id != c.uscc else "",
-                         STATUS.get(engine_status[c.decision_id], ""), STATUS.get(c.status, c.status), amount,
+                         STATUS.get(c.engine_status, ""), STATUS.get(c.status, c.status), amount,
                          _amount_kind(c) if amount is not None else "",
                          *reviews.get((c.application_id, c.benefit_id, "" if c.subject_id == c.uscc else c.subject_id),
                                       ["", ""])])

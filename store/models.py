@@ -47,7 +47,7 @@ class Timestamp(TypeDecorator):
 class Digest(TypeDecorator):
     """A digest: the code reads and writes it as hex, the database keeps its bytes (migration
     0010). A snapshot's key (`digest`) is 16 bytes, an evaluation's input key 8
-    (store.evaluation.input_key); an access code's hash keeps all 32."""
+    (store.evaluation.input_key), an access code's hash 16 (store.applications.code_hash)."""
 
     impl = LargeBinary(32)
     cache_ok = True
@@ -188,8 +188,10 @@ class Application(Base):
 class Evaluation(Base):
     """What the engine decided for one enterprise in one window: every benefit result in
     compact form (outcomes and observed values; no texts), against a stored ruleset and a
-    stored profile. `input_key` hashes everything the result depends on, so a re-run skips
-    what is current; `error` records an evaluation that failed (the window carries on)."""
+    stored profile; and its grant decisions (the park's: status and amount per benefit and
+    subject, store.decisions.pack_grants), which a window reads without unpacking the record.
+    `input_key` hashes everything the result depends on, so a re-run skips what is current;
+    `error` records an evaluation that failed (the window carries on)."""
 
     __tablename__ = "evaluations"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -200,36 +202,14 @@ class Evaluation(Base):
     profile_hash: Mapped[str] = mapped_column(Digest)
     input_key: Mapped[str] = mapped_column(Digest)
     results: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
+    grants: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
     error: Mapped[Optional[str]] = mapped_column(String(500))
-    evaluated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    # (when: the application's history and the window's evaluated_at say; migration 0019)
     # the version of the ruleset that decided, read through its number
     ruleset_version: Mapped[str] = column_property(
         select(Ruleset.version).where(Ruleset.seq == ruleset_seq).scalar_subquery())
     __table_args__ = (
         UniqueConstraint("window_id", "uscc", name="uq_evaluation_window_enterprise"),
-    )
-
-
-class Decision(Base):
-    """One grant result (a park decision) of an evaluation (same window and enterprise),
-    queryable: status and amount. Tax results are the enterprise's self-assessment and live
-    only in the evaluation."""
-
-    __tablename__ = "decisions"
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    window_id: Mapped[str] = mapped_column(String(32))
-    uscc: Mapped[str] = mapped_column(String(18))
-    application_id: Mapped[Optional[str]] = mapped_column(String(32))
-    benefit_id: Mapped[str] = mapped_column(String(64))
-    subject_id: Mapped[str] = mapped_column(String(100), default="")  # "" = the enterprise
-    status: Mapped[str] = mapped_column(String(16))       # the engine's verdict
-    amount_cny: Mapped[Optional[float]] = mapped_column(Numeric(14, 2))
-    amount_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
-    __table_args__ = (
-        # One index for both ways decisions are read: an enterprise's, and a window's by verdict
-        # (a window's counts and filters read its entries without the table). Two indexes
-        # cost 81 bytes an application on SQLite, this one 57 (migration 0015).
-        Index("ix_decisions_window_uscc_status", "window_id", "uscc", "status"),
     )
 
 
@@ -349,7 +329,7 @@ class Award(Base):
     window_id: Mapped[str] = mapped_column(ForeignKey("windows.id"))
     uscc: Mapped[str] = mapped_column(ForeignKey("enterprises.uscc"))
     application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"))
-    decision_id: Mapped[int] = mapped_column(BigId)
+    evaluation_id: Mapped[int] = mapped_column(BigId)    # whose grant decision it pays
     amount_cny: Mapped[Optional[float]] = mapped_column(Numeric(14, 2))
     amount_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
     device_class: Mapped[Optional[str]] = mapped_column(String(4))

@@ -11,7 +11,8 @@ import re
 from datetime import date
 from typing import Optional
 
-from sqlalchemy import Text, cast, func, select, text
+import orjson
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,9 +21,10 @@ from engine.profile import shanghai_today
 from engine.vocabulary import cn_date
 from engine.workdays import service_limits
 from store import audit, rulesets
+from store.decisions import unpack_grants
 from store.db import Database
 from store.errors import Conflict, NotFound, RowProblem, ValidationFailed
-from store.models import Application, Award, Decision, Evaluation, Review, Window, utcnow
+from store.models import Application, Award, Evaluation, Review, Window, utcnow
 from store.views import WindowCounts, WindowView
 from store.workdays import horizon_warning
 
@@ -125,12 +127,11 @@ def open_window(db: Database, window_id: str, *, opens_on=None, closes_on=None, 
 def delete_window(db: Database, window_id: str, *, actor: str | None = None) -> None:
     """Remove a window opened by mistake: only while nothing was done in it (no application,
     no judgement, no notice, no award); the audit log keeps that it existed."""
-    from store.models import Application, Award, Decision, Evaluation, Notice, Objection
+    from store.models import Application, Award, Evaluation, Notice, Objection
 
     with db.session() as s:
         w = get(s, window_id, lock=True)
-        used = [what for what, model in (("申报", Application), ("判定", Evaluation), ("判定结论", Decision),
-                                         ("告知书", Notice), ("异议", Objection), ("兑现", Award))
+        used = [what for what, model in (("申报", Application), ("判定", Evaluation), ("告知书", Notice), ("异议", Objection), ("兑现", Award))
                 if s.scalar(select(func.count()).select_from(model).where(model.window_id == window_id))]
         if used or w.evaluated_at is not None or w.state != "open":
             raise Conflict(f"“{w.label}”已有{'、'.join(used) or '办理记录'}，不能删除；"
@@ -173,32 +174,48 @@ def counts(s: Session, w: Window) -> WindowCounts:
                         awards_total_cny=float(total or 0))
 
 
-def claimed(s: Session):
-    """A grant decision's subject is one its application applied for (claims null: all of
-    them). For queries joining decisions to their applications."""
-    if s.get_bind().dialect.name == "postgresql":
-        listed = text("jsonb_exists(CAST(applications.claims AS JSONB), decisions.subject_id)")
-    else:
-        listed = text("EXISTS (SELECT 1 FROM json_each(applications.claims) WHERE json_each.value = decisions.subject_id)")
-    every = Application.claims.is_(None) | (cast(Application.claims, Text) == "null")    # JSON null as stored
-    return (Decision.subject_id == "") | every | listed
+ALL = object()      # claims of every certificate
+
+
+def claimed_grants(s: Session, window_id: str, *, usccs: list[str] | None = None, state: str | None = None):
+    """The window's applicants' grant decisions, as (evaluation id, application id, benefit,
+    subject, status, amount, provisional), only those about what the application applied for
+    (a certificate it does not claim is not decided for it; claims null: all of them).
+    `usccs`: only these applicants; `state`: only applications in this state. Read past the
+    ORM, the claims as their JSON text, parsed only when a decision is about a certificate."""
+    q = (select(Evaluation.id, Evaluation.application_id, Evaluation.grants, cast(Application.claims, Text))
+         .join(Application, Application.id == Evaluation.application_id)
+         .where(Evaluation.window_id == window_id, Evaluation.grants.is_not(None)))
+    if usccs is not None:
+        q = q.where(Evaluation.uscc.in_(usccs))
+    if state is not None:
+        q = q.where(Application.state == state)
+    for ev_id, app_id, packed, claims_text in s.connection().execute(q.execution_options(yield_per=2000)):
+        claims = ALL if claims_text is None else None
+        for b, sub, st, amount, prov in unpack_grants(packed):
+            if sub:
+                if claims is None:
+                    claims = orjson.loads(claims_text)
+                    claims = ALL if claims is None else set(claims)     # JSON null as stored: all
+                if claims is not ALL and sub not in claims:
+                    continue
+            yield ev_id, app_id, b, sub, st, amount, prov
 
 
 def claimed_grant_counts(s: Session, window_id: str, usccs: list[str] | None = None
                          ) -> dict[str, int] | dict[str, dict[str, int]]:
-    """The window's grant decisions by verdict, counting only what was applied for (a
-    certificate an application does not claim is not decided for it). With `usccs` (the
-    applicants of a page): per application, by its id. (Found by the window and enterprise
-    index: decisions have no index of their own by application.)"""
-    keys = [Decision.status] if usccs is None else [Decision.application_id, Decision.status]
-    q = (select(*keys, func.count()).join(Application, Application.id == Decision.application_id)
-         .where(Decision.window_id == window_id, claimed(s)).group_by(*keys))
+    """The window's grant decisions by verdict, counting only what was applied for. With
+    `usccs` (the applicants of a page): per application, by its id."""
     if usccs is None:
-        return dict(s.execute(q).all())
-    out: dict[str, dict[str, int]] = {}
-    for app_id, status, n in s.execute(q.where(Decision.uscc.in_(usccs))):
-        out.setdefault(app_id, {})[status] = n
-    return out
+        out: dict[str, int] = {}
+        for *_, st, _, _ in claimed_grants(s, window_id):
+            out[st] = out.get(st, 0) + 1
+        return out
+    per: dict[str, dict[str, int]] = {}
+    for _, app_id, _, _, st, _, _ in claimed_grants(s, window_id, usccs=usccs):
+        n = per.setdefault(app_id, {})
+        n[st] = n.get(st, 0) + 1
+    return per
 
 
 def reviewed_grant_counts(s: Session, window_id: str, engine_counts: dict[str, int]

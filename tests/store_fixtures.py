@@ -349,12 +349,28 @@ def notices_of(db, window_id: str, kind: str) -> dict[str, str]:
                               .where(Notice.window_id == window_id, Notice.kind == kind)).all())
 
 
+def grant_rows(db, window_id: str | None = None) -> list[tuple]:
+    """Every stored grant decision (of one window, or all): (uscc, benefit, subject, status,
+    amount, provisional, whether of an applicant), as the evaluations hold them."""
+    from sqlalchemy import select
+
+    from store.decisions import unpack_grants
+    from store.models import Evaluation
+
+    q = select(Evaluation.uscc, Evaluation.application_id, Evaluation.grants)
+    if window_id is not None:
+        q = q.where(Evaluation.window_id == window_id)
+    with db.read_session() as s:
+        return [(u, b, sub, st, amount, prov, a is not None)
+                for u, a, packed in s.execute(q) for b, sub, st, amount, prov in unpack_grants(packed)]
+
+
 def decision_snapshot(db, window_id: str) -> tuple[list, list]:
     """Everything the window's evaluations and grant decisions say, without ids and
     timestamps, in a canonical order: (evaluations, decisions)."""
     from sqlalchemy import select
 
-    from store.models import Decision, Evaluation
+    from store.models import Evaluation
     from store.rulesets import decisions_of
 
     with db.read_session() as s:
@@ -362,11 +378,7 @@ def decision_snapshot(db, window_id: str) -> tuple[list, list]:
             (e.uscc, e.application_id is not None, e.ruleset_version, e.profile_hash, e.input_key, e.error,
              repr(decisions_of(db, e.ruleset_version, e.results)) if e.results is not None else None)
             for e in s.execute(select(Evaluation).where(Evaluation.window_id == window_id)).scalars())
-        decs = sorted(
-            (d.uscc, d.benefit_id, d.subject_id, d.status, str(d.amount_cny), d.amount_provisional,
-             d.application_id is not None)
-            for d in s.execute(select(Decision).where(Decision.window_id == window_id)).scalars())
-    return evals, decs
+    return evals, sorted(grant_rows(db, window_id), key=repr)
 
 
 # --- rules in force ------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from store import windows as W
 from store.db import Database
 from store.errors import Conflict, ValidationFailed
 from store.audit import history
-from store.models import Application, AuditLog, Award, Decision, Evaluation, Material, Review
+from store.models import Application, AuditLog, Award, Evaluation, Material, Review
 from store_fixtures import (  # noqa: F401  (fixtures)
     AFTER_H1, IN_H1, STORES, assert_history_complete, cert_no, db, evaluate, evaluator_of, events_of,
     grant_profile, ledger, make_profile, make_store_url, notices_of, open_h1, proofs, rules_copy, rules_in_force,
@@ -384,7 +384,7 @@ def test_sigkill_during_a_correction_rejudgement_then_restart(kind, tmp_path):
             app = cases.detail(db, b, today=AFTER_H1)
             with db.read_session() as s:
                 ev = s.execute(select(Evaluation).where(Evaluation.application_id == b)).scalar_one()
-                decs = s.execute(select(Decision.status).where(Decision.application_id == b)).scalars().all()
+                decs = ev.grants
                 mats = s.scalar(select(func.count()).select_from(Material))
                 snap = s.scalar(select(Application.snapshot_hash).where(Application.id == b))
             return (app.state, app.revision, len(app.events), snap, rulesets.decisions_of(db, ev.ruleset_version, ev.results), decs, mats)

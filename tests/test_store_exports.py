@@ -119,7 +119,7 @@ def _closed_window_with_awards(db, window_id: str, n: int, base: int) -> None:
              Decimal("300000.00"), True, "II", "self_developed", utcnow()) for i, r in enumerate(results)]
     with db.session() as s:
         insert_rows(s.connection(), Award.__table__,
-                    ("benefit_id", "subject_id", "window_id", "uscc", "application_id", "decision_id", "amount_cny",
+                    ("benefit_id", "subject_id", "window_id", "uscc", "application_id", "evaluation_id", "amount_cny",
                      "amount_provisional", "device_class", "origin", "awarded_at"), rows)
         s.execute(update(Window).where(Window.id == window_id).values(state="closed", closed_at=utcnow(),
                                                                       evaluated_at=utcnow()))

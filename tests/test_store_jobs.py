@@ -23,12 +23,12 @@ from store import windows as W
 from store.db import Database
 from store.errors import Conflict
 from store.evaluation import evaluate_window
-from store.models import Application, Decision, Evaluation, Job, JobFile, ProfileSnapshot
+from store.models import Application, Evaluation, Job, JobFile, ProfileSnapshot
 from store.paths import data_dir
 from store.tasks import stash_upload
 from store_fixtures import (  # noqa: F401  (fixtures)
     AFTER_H1, IN_H1, STORES, Outage, assert_history_complete, db, decision_snapshot, evaluate,
-    grant_profile, make_profile, make_store_url, open_h1, packer, profiles_csv, sigkill, spawn, store_url,
+    grant_profile, grant_rows, make_profile, make_store_url, open_h1, packer, profiles_csv, sigkill, spawn, store_url,
     submit_all, uscc_of, wait_until,
 )
 
@@ -131,8 +131,7 @@ def test_evaluation_is_resumable_and_running_it_twice_stores_nothing_twice(db, t
     res = evaluate_window(db, "2026-H1", batch_size=7)
     assert (res.evaluated, res.skipped) == (0, 60)
     assert decision_snapshot(db, "2026-H1") == before
-    with db.read_session() as s:
-        keys = s.execute(select(Decision.uscc, Decision.benefit_id, Decision.subject_id)).all()
+    keys = [r[:3] for r in grant_rows(db)]
     assert len(keys) == len(set(keys)) and _count(db, Evaluation) == 60
     clean = Database(f"sqlite:///{tmp_path / 'clean.db'}")
     clean.upgrade()
@@ -293,7 +292,7 @@ def test_a_worker_killed_mid_evaluation_is_resumed_by_the_queue(kind, tmp_path, 
         assert v.result["skipped"] >= done and v.result["evaluated"] + v.result["skipped"] == 600
         with db.read_session() as s:
             assert s.get(Job, job).attempts == 2
-            keys = s.execute(select(Decision.uscc, Decision.benefit_id, Decision.subject_id)).all()
+        keys = [r[:3] for r in grant_rows(db)]
         assert len(keys) == len(set(keys))
         assert _comparable(decision_snapshot(db, "2026-H1")) == reference
     finally:

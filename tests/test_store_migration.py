@@ -29,7 +29,7 @@ from store.bulk import among
 from store import windows as W
 from store.db import Database, alembic_config
 from store.errors import Conflict
-from store.models import (Application, ApplicationEvent, Award, Decision, EventBatch, Evaluation,
+from store.models import (Application, ApplicationEvent, Award, EventBatch, Evaluation,
                           ProfileSnapshot, Ruleset, digest)
 from store_fixtures import (  # noqa: F401  (fixtures)
     PG_URL, assert_history_complete, db, evaluate, pg_schema_url, require_pg, store_url,
@@ -213,17 +213,19 @@ def test_upgraded_decisions_replay_identically_and_read_back_as_decided(upgraded
 
 def test_upgraded_ledger_and_states_hold_and_nothing_is_paid_twice(upgraded):
     db, old = upgraded
-    ids = {r["id"]: r for r in old}
     with db.read_session() as s:
         ledger = list(s.execute(sa.select(Award)).scalars())
-        grants = {d.id: d for d in s.execute(sa.select(Decision)).scalars()}
+        evals = {e.id: e for e in s.execute(sa.select(Evaluation)).scalars()}
         states = dict(s.execute(sa.select(Application.id, Application.state)).all())
     assert len(ledger) == 5
-    for a in ledger:            # still pointing at the decision that awarded it
-        d = grants[a.decision_id]
-        assert (d.benefit_id, d.subject_id, d.status) == (a.benefit_id, a.subject_id, "eligible")
-        assert ids[a.decision_id]["subject_id"] == a.subject_id
-    assert {g.benefit_id for g in grants.values()} == {"device-registration-grant"}   # tax: not a park decision
+    grants = [g for e in evals.values() for g in D.unpack_grants(e.grants)]
+    for a in ledger:            # still pointing at the evaluation whose decision it paid
+        e = evals[a.evaluation_id]
+        assert (e.window_id, e.uscc, e.application_id) == (a.window_id, a.uscc, a.application_id)
+        assert [st for b, sub, st, *_ in D.unpack_grants(e.grants)
+                if (b, sub) == (a.benefit_id, a.subject_id)] == ["eligible"]
+        assert a.subject_id in {r["subject_id"] for r in old if r["uscc"] == a.uscc}
+    assert {g[0] for g in grants} == {"device-registration-grant"}   # tax: not a park decision
     assert (W.get_window(db, "2026-H1").state, W.get_window(db, "2026-H2").state) == ("closed", "open")
     assert {states[a.application_id] for a in ledger} == {"awarded"}
     for window_id in ("2026-H1", "2026-H2"):
@@ -503,3 +505,43 @@ def test_content_digests_become_16_bytes_and_a_downgrade_recomputes_the_snapshot
     for col in columns:
         assert back[col] == (cut(before[col], 16) if col[1] == "input_key" else before[col]), col
     assert back["snapshots"] == before["snapshots"]
+
+
+def test_grant_decisions_move_into_their_evaluations_and_a_downgrade_writes_the_rows_again(legacy):
+    """Migration 0019: each evaluation holds its grant decisions, in the order they were
+    written, with the same status, amount and provisional mark; the ledger names the evaluation
+    whose decision it paid; a downgrade writes the decision rows again and points the ledger
+    at them."""
+    db, _ = legacy
+    db.upgrade("0018")
+
+    def rows() -> tuple[list, list]:
+        with db.engine.connect() as c:
+            decs = [(w, u, a, b, sub, st, None if amt is None else float(amt), bool(p)) for w, u, a, b, sub, st, amt, p
+                    in c.execute(sa.text("SELECT window_id, uscc, application_id, benefit_id, subject_id, status, "
+                                         "amount_cny, amount_provisional FROM decisions ORDER BY id"))]
+            paid = sorted((a, w, u, b, sub) for a, w, u, b, sub in c.execute(sa.text(
+                "SELECT a.id, d.window_id, d.uscc, d.benefit_id, d.subject_id FROM awards a "
+                "JOIN decisions d ON d.id = a.decision_id")))
+        return decs, paid
+
+    before, paid_before = rows()
+    assert len(before) >= 5 and len(paid_before) == 5
+    db.upgrade()
+    with db.read_session() as s:
+        evals = list(s.execute(sa.select(Evaluation).order_by(Evaluation.id)).scalars())
+        ledger = list(s.execute(sa.select(Award)).scalars())
+    by_key = {(e.window_id, e.uscc): e for e in evals}
+    after = [(e.window_id, e.uscc, e.application_id, b, sub, st, amt, p)
+             for e in evals for b, sub, st, amt, p in D.unpack_grants(e.grants)]
+    assert sorted(after, key=repr) == sorted(before, key=repr)
+    for w, u, *_ in before:      # one evaluation's decisions keep the order they were written in
+        assert [r for r in after if r[:2] == (w, u)] == [r for r in before if r[:2] == (w, u)]
+    assert all(e.grants is not None for e in evals if e.results is not None)
+    for a in ledger:
+        assert a.evaluation_id == by_key[(a.window_id, a.uscc)].id
+    assert not sa.inspect(db.engine).has_table("decisions")
+    command.downgrade(alembic_config(db), "0018")
+    back, paid_back = rows()
+    assert sorted(back, key=repr) == sorted(before, key=repr)
+    assert paid_back == paid_before

@@ -23,7 +23,7 @@ from store.models import Application, ApplicationEvent, AuditLog, Award, Enterpr
 from store.workdays import horizon_warning
 from store_fixtures import (  # noqa: F401  (fixtures)
     AFTER_H1, IN_H1, app_of, assert_history_complete, db, evaluate, events_of, filled_template,
-    grant_profile, make_profile, make_store_url, notices_of, open_h1, profiles_csv, proofs, sigkill, store_url,
+    grant_profile, grant_rows, make_profile, make_store_url, notices_of, open_h1, profiles_csv, proofs, sigkill, store_url,
     submit_all, uscc_of,
 )
 
@@ -642,7 +642,7 @@ def test_an_application_judged_while_its_window_is_evaluated_keeps_one_decision(
     """A first run inserts without deleting (nothing to delete); an enterprise judged after the
     run began (a 补正 judged meanwhile) gets its evaluation replaced, never a second one."""
     import store.evaluation as E
-    from store.models import Decision, Evaluation, Window
+    from store.models import Evaluation, Window
 
     open_h1(db)
     subs = submit_all(db, "2026-H1", [grant_profile(1), grant_profile(2), grant_profile(3)])
@@ -659,8 +659,8 @@ def test_an_application_judged_while_its_window_is_evaluated_keeps_one_decision(
     with db.read_session() as s:
         per_enterprise = s.execute(select(Evaluation.uscc, func.count()).group_by(Evaluation.uscc)).all()
         assert sorted(per_enterprise) == sorted((uscc_of(i), 1) for i in (1, 2, 3))
-        rows = s.execute(select(Decision.uscc, Decision.benefit_id, Decision.subject_id)).all()
-        assert len(rows) == len(set(rows)) and {u for u, _, _ in rows} == {uscc_of(i) for i in (1, 2, 3)}
+    rows = [r[:3] for r in grant_rows(db)]
+    assert len(rows) == len(set(rows)) and {u for u, _, _ in rows} == {uscc_of(i) for i in (1, 2, 3)}
     monkeypatch.setattr(E, "make_runner", real)
     assert evaluate(db, "2026-H1").evaluated == 0          # what the run wrote is current
 
@@ -684,12 +684,12 @@ def test_bulk_jobs_leave_the_planner_statistics_current_on_postgresql(tmp_path, 
 
     try:
         open_h1(pg)
-        assert rows_known("applications") < 0 and rows_known("decisions") < 0       # never analysed
+        assert rows_known("applications") < 0 and rows_known("evaluations") < 0       # never analysed
         A.import_applications(pg, "2026-H1", profiles_csv([grant_profile(i) for i in range(1, 5)]), "a.csv",
                               today=IN_H1)
-        assert rows_known("applications") == 4 and rows_known("decisions") < 0
+        assert rows_known("applications") == 4 and rows_known("evaluations") < 0
         evaluate(pg, "2026-H1")
-        assert rows_known("decisions") == 4
+        assert rows_known("evaluations") == 4
     finally:
         pg.dispose()
         cleanup()
