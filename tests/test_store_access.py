@@ -38,6 +38,24 @@ def test_an_access_code_opens_its_application_only_until_replaced(db):
     assert A.check_access_code(db, first.application_id, again.access_code)
 
 
+def test_access_codes_stored_with_a_32_byte_hash_before_still_open_their_application(db):
+    """Hashes are stored as 16 bytes now; an application whose code was stored with all 32
+    (before 0.19) is still opened by that code, and only by it."""
+    import hashlib
+
+    from store.models import Application
+
+    open_h1(db)
+    (first,) = submit_all(db, "2026-H1", [grant_profile(1)])
+    with db.session() as s:
+        assert len(s.get(Application, first.application_id).access_code_hash) == 32     # hex of 16 bytes
+        old = hashlib.sha256(f"{first.application_id}:{first.access_code}".encode()).hexdigest()
+        s.execute(update(Application).where(Application.id == first.application_id).values(access_code_hash=old))
+    assert A.check_access_code(db, first.application_id, first.access_code)
+    wrong = first.access_code[:-1] + ("2" if first.access_code[-1] != "2" else "3")
+    assert not A.check_access_code(db, first.application_id, wrong)
+
+
 def test_staff_reissue_a_lost_access_code_the_old_one_and_its_pages_stop_working(db):
     """An enterprise that lost its code gets a new one from staff: the old code and every page
     opened with it stop working, the history says who did it and why, never the code."""

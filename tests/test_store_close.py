@@ -34,6 +34,25 @@ ORIGIN = "device_registrations[0].origin"
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
+def test_claims_naming_every_certificate_are_kept_as_all_of_them(db):
+    """An application (web, API or import) that names every certificate of its profile keeps
+    null (all of them) instead of the list; one that names some keeps them, and only those are
+    decided for it."""
+    from store_fixtures import profiles_csv, uscc_of
+
+    open_h1(db)
+    A.submit_application(db, "2026-H1", grant_profile(1, certs=2), [cert_no(1, 1), cert_no(1, 0)], today=IN_H1)
+    A.submit_application(db, "2026-H1", grant_profile(2, certs=2), [cert_no(2, 0)], today=IN_H1)
+    A.import_applications(db, "2026-H1", profiles_csv([grant_profile(3, certs=2)]), "a.csv", today=IN_H1)
+    with db.read_session() as s:
+        claims = dict(s.execute(select(Application.uscc, Application.claims)).all())
+    assert claims == {uscc_of(1): None, uscc_of(2): [cert_no(2, 0)], uscc_of(3): None}
+    evaluate(db, "2026-H1")
+    with db.read_session() as s:
+        decided = {(app, sub) for _, app, _, sub, _, _, _ in W.claimed_grants(s, "2026-H1")}
+    assert {sub for _, sub in decided} == {cert_no(1, 0), cert_no(1, 1), cert_no(2, 0), cert_no(3, 0), cert_no(3, 1)}
+
+
 def _grant_ids() -> set[str]:
     return {b.id for b in rulesets.current().book.benefits.values() if b.spec.kind == "grant"}
 
