@@ -82,12 +82,12 @@ def _rows(db: Database, window_id: str, applicants_only: bool) -> tuple[int, Ite
             with db.read_session() as s:
                 rows = s.connection().execute(
                     select(Evaluation.uscc, Evaluation.application_id, Evaluation.ruleset_version,
-                           Evaluation.results, ProfileSnapshot.packed, Enterprise.name)
+                           Evaluation.results, ProfileSnapshot.packed, Enterprise.name, Evaluation.grants)
                     .join(ProfileSnapshot, ProfileSnapshot.hash == Evaluation.profile_hash)
                     .join(Enterprise, Enterprise.uscc == Evaluation.uscc)
                     .where(*where, Evaluation.uscc.in_(chunk)).order_by(Evaluation.uscc)).all()
                 texts = profiles.texts(s, [r[4] for r in rows])
-            yield [(*r[:4], t, r[5]) for r, t in zip(rows, texts)]
+            yield [(*r[:4], t, r[5], r[6]) for r, t in zip(rows, texts)]
     return len(keys), batches()
 
 
@@ -111,7 +111,7 @@ def _batch_inputs(db: Database, batch: list[tuple], registry_of: Callable) -> li
     """(row, evaluator of its version or None, stored decisions, parsed profile) per row."""
     out = []
     for row in batch:
-        uscc, app_id, version, blob, profile, name = row
+        uscc, app_id, version, blob, profile, name, _ = row
         try:
             ev = rulesets.evaluator_for(db, version)
         except Exception:  # noqa: BLE001 — reported as not archived
@@ -188,11 +188,11 @@ def replay(db: Database, window_id: str, *, progress: Callable[[int, int], None]
             # records written by earlier code hold their missing facts: those are checked too
             asked = any(d.missing_facts is not None for _, _, st, _ in mine for d in st)
             decided += zip(mine, ledgers, _decide(ev, [p for *_, p in mine], ledgers, w.as_of, ctx, asked))
-        for ((uscc, app_id, version, _, _, name), ev, stored, profile), ledger, now in decided:
+        for ((uscc, app_id, version, _, _, name, grants), ev, stored, profile), ledger, now in decided:
             i += 1
             words = (lambda ev=ev, profile=profile, ledger=ledger:
                      ev.evaluate(profile, as_of=w.as_of, window=ctx, awarded=ledger))
-            _replay_one(report, ev, stored, now, words, uscc, app_id, name, w)
+            _replay_one(report, ev, stored, now, words, uscc, app_id, name, w, set(D.unpack_grants(grants)))
             if progress and ((i + 1) % 200 == 0 or i + 1 == total):     # and the last
                 progress(i + 1, total)
     report.seconds = time.perf_counter() - t0
@@ -200,9 +200,11 @@ def replay(db: Database, window_id: str, *, progress: Callable[[int, int], None]
 
 
 def _replay_one(report: "ReplayReport", ev: Evaluator, stored: list, now: list, words: Callable,
-                uscc: str, app_id, name: str, w) -> None:
-    """Compare one enterprise's stored decisions with the same decided again (`now`); the
-    criteria of a difference are worded by `words()`, the full result decided again."""
+                uscc: str, app_id, name: str, w, listed: set) -> None:
+    """Compare one enterprise's stored decisions with the same decided again (`now`), and
+    each grant decision with what its evaluation lists for the window to read and pay
+    (`listed`: store.decisions.unpack_grants); the criteria of a difference are worded by
+    `words()`, the full result decided again."""
     fresh = {(d.benefit_id, d.subject_id): d for d in now}
     texts: dict | None = None
     report.evaluations += 1
@@ -211,7 +213,8 @@ def _replay_one(report: "ReplayReport", ev: Evaluator, stored: list, now: list, 
         n = fresh.get((d.benefit_id, d.subject_id))
         if n is not None and (d.status, d.amount_cny, d.amount_provisional, d.outcomes, d.observed) == \
                 (n.status, n.amount_cny, n.amount_provisional, n.outcomes, n.observed) and \
-                (d.missing_facts is None or d.missing_facts == n.missing_facts):
+                (d.missing_facts is None or d.missing_facts == n.missing_facts) and \
+                (d.kind != "grant" or _listed(d) in listed):
             report.identical += 1
             continue
         changed = _compare(ev, d, n, ev, w.as_of, w.as_of) if n else []
@@ -221,6 +224,11 @@ def _replay_one(report: "ReplayReport", ev: Evaluator, stored: list, now: list, 
             uscc, name, app_id, d.benefit_id, d.subject_id, d.status, n.status if n else "（无）",
             changed, d.amount_cny, n.amount_cny if n else None,
             [texts.get((d.benefit_id, d.subject_id, c), c) for c in changed]))
+
+
+def _listed(d: D.Decided) -> tuple:
+    """A grant decision as its evaluation lists it."""
+    return d.benefit_id, d.subject_id, d.status, D.plain(d.amount_cny), bool(d.amount_provisional)
 
 
 @dataclass
@@ -271,7 +279,7 @@ def impact(db: Database, window_id: str, rules_dir: str | Path | None = None, as
             rulesets.evaluator_for(db, missing)          # raises NotFound naming the version
         ledgers = [D.ledger_of(ev.registry, st) for _, ev, st, _ in inputs]
         decided = _decide(other, [p for *_, p in inputs], ledgers, when, ctx)
-        for ((uscc, app_id, version, _, profile, name), ev, stored, parsed), ledger, now in zip(inputs, ledgers, decided):
+        for ((uscc, app_id, version, _, profile, name, _), ev, stored, parsed), ledger, now in zip(inputs, ledgers, decided):
             i += 1
             report.base_version = version
             words = (lambda parsed=parsed, ledger=ledger:

@@ -176,6 +176,18 @@ def test_replay_re_decides_every_stored_decision_identically(db, tmp_path, rules
     assert len(rep.differences) == 1
     d = rep.differences[0]
     assert (d.uscc, d.benefit_id, d.before) == (uscc, row[0], "eligible") and d.after != "eligible" and d.criteria
+    # A grant decision its evaluation lists otherwise than its record says (what 公示 and the
+    # close read and pay) is found too, though no criterion differs.
+    from store.decisions import pack_grants, unpack_grants
+
+    with db.session() as s:
+        e = next(e for e in s.execute(select(Evaluation).where(Evaluation.uscc != uscc)).scalars()
+                 if any(g[2] == "eligible" for g in unpack_grants(e.grants)))
+        e.grants = pack_grants([(b, sub, st, 1 if st == "eligible" else a, p) for b, sub, st, a, p in unpack_grants(e.grants)])
+        listed_wrong = e.uscc
+    rep = replay.replay(db, "2026-H1")
+    assert {x.uscc for x in rep.differences} == {uscc, listed_wrong}
+    assert next(x for x in rep.differences if x.uscc == listed_wrong).before == "eligible"
 
 
 # --- impact ------------------------------------------------------------------------------------------
