@@ -184,12 +184,7 @@ def store_enterprises(s: Session, records: list[Intake], source: str, now: datet
                 ("uscc", "name", "latest_snapshot", "source", "created_at", "updated_at"),
                 ((u, r.name, r.hash, source, now, now) for u, r in by_uscc.items() if u not in existing))
     changed = [u for u, r in by_uscc.items() if u in existing and existing[u] != r.hash]
-    versions: dict[str, int] = {}
     if changed:
-        for chunk in chunks(changed):
-            versions.update(conn.execute(select(ProfileSnapshot.uscc, func.max(ProfileSnapshot.version))
-                                         .where(among(s, ProfileSnapshot.uscc, chunk))
-                                         .group_by(ProfileSnapshot.uscc)).all())
         t = Enterprise.__table__
         stmt = (update(t).where(t.c.uscc == bindparam("u"))
                 .values(name=bindparam("n"), latest_snapshot=bindparam("h"), updated_at=bindparam("t")))
@@ -197,9 +192,8 @@ def store_enterprises(s: Session, records: list[Intake], source: str, now: datet
         for chunk in chunks(rows):
             s.execute(stmt, chunk)
     profiles.store_dictionaries(s, {r.data[1:9] for r in by_uscc.values()})
-    insert_rows(s.connection(), ProfileSnapshot.__table__, ("hash", "uscc", "version", "packed", "created_at"),
-                ((r.hash, u, (versions.get(u) or 0) + 1, r.data, now)
-                 for u, r in by_uscc.items() if r.hash not in known))
+    insert_rows(s.connection(), ProfileSnapshot.__table__, ("hash", "uscc", "packed", "created_at"),
+                ((r.hash, u, r.data, now) for u, r in by_uscc.items() if r.hash not in known))
     return {u: r.hash for u, r in by_uscc.items()}
 
 

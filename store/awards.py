@@ -74,7 +74,7 @@ def grant_decisions(s: Session, window_id: str, *, eligible_only: bool = False,
     # Read past the ORM (its row processing cost 3–4 µs a row, twice a second in a close); an
     # application's decisions in the order of benefit and subject.
     rows = s.connection().execute(
-        select(Evaluation.id, Evaluation.uscc, Evaluation.application_id, Evaluation.grants,
+        select(Evaluation.id, Evaluation.uscc, Evaluation.application_id, Evaluation.grants, Evaluation.ruleset_seq,
                cast(Application.claims, Text), Application.snapshot_hash, Application.channel, Enterprise.name)
         .join(Application, Application.id == Evaluation.application_id)
         .join(Enterprise, Enterprise.uscc == Evaluation.uscc)
@@ -85,9 +85,10 @@ def grant_decisions(s: Session, window_id: str, *, eligible_only: bool = False,
     out: list[Candidate] = []
     by_snapshot: dict[str, list[Candidate]] = {}
     wanted: set[str] = set()
-    for ev_id, uscc, app_id, packed, claims_text, snapshot, channel, name in rows:
+    ids = rulesets.GrantIds(s)
+    for ev_id, uscc, app_id, packed, seq, claims_text, snapshot, channel, name in rows:
         claims = None if claims_text is None else orjson.loads(claims_text)
-        for benefit_id, subject_id, status, amount, provisional in sorted(unpack_grants(packed)):
+        for benefit_id, subject_id, status, amount, provisional in sorted(unpack_grants(packed, ids[seq])):
             if subject_id and claims is not None and subject_id not in claims:
                 continue
             engine_status = status
@@ -603,12 +604,14 @@ def proactive(db: Database, window_id: str) -> list[dict]:
         titles = _titles(db, w)
         out: dict[str, dict] = {}
         rows = s.connection().execute(
-            select(Evaluation.uscc, Evaluation.grants, Enterprise.name).join(Enterprise, Enterprise.uscc == Evaluation.uscc)
+            select(Evaluation.uscc, Evaluation.grants, Evaluation.ruleset_seq, Enterprise.name)
+            .join(Enterprise, Enterprise.uscc == Evaluation.uscc)
             .where(Evaluation.window_id == window_id, Evaluation.application_id.is_(None),
                    Evaluation.grants.is_not(None))
             .order_by(Evaluation.uscc))
-        for uscc, packed, name in rows:
-            for benefit_id, subject_id, status, amount, provisional in sorted(unpack_grants(packed)):
+        ids = rulesets.GrantIds(s)
+        for uscc, packed, seq, name in rows:
+            for benefit_id, subject_id, status, amount, provisional in sorted(unpack_grants(packed, ids[seq])):
                 if status != "eligible":
                     continue
                 e = out.setdefault(uscc, {"uscc": uscc, "name": name, "benefits": [], "total_amount_cny": 0.0,

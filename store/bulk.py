@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from store.models import Digest
+from store.models import Coded, Digest
 
 if TYPE_CHECKING:
     from store.db import Database
@@ -43,8 +43,8 @@ def _converters(conn: Connection, table: Table, cols: Sequence[str]) -> list[Opt
         typ = table.c[name].type
         if isinstance(typ, JSON):
             out.append(_json_text)  # None → "null", as SQLAlchemy's JSON type stores it
-        elif isinstance(typ, Digest):
-            out.append(typ._cached_bind_processor(conn.dialect))  # hex → its 32 bytes
+        elif isinstance(typ, (Digest, Coded)):
+            out.append(typ._cached_bind_processor(conn.dialect))  # hex → its bytes, a word → its letter
         elif pg:
             out.append(None)  # psycopg adapts str, int, Decimal, bool, bytes, datetime
         else:

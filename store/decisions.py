@@ -32,15 +32,17 @@ class Packing:
     JSON become 870, 180 compressed instead of 280. Without key sets (a ruleset archived
     before 0012) rows keep their keys."""
 
-    __slots__ = ("zdict", "keys", "_index")
+    __slots__ = ("zdict", "keys", "_index", "grants")
 
-    def __init__(self, zdict: bytes = b"", keys: Optional[Sequence[Sequence[str]]] = None):
+    def __init__(self, zdict: bytes = b"", keys: Optional[Sequence[Sequence[str]]] = None,
+                 grants: Sequence[str] = ()):
         self.zdict = zdict
         self.keys = None if keys is None else tuple(tuple(k) for k in keys)
         self._index = None if self.keys is None else {k: i for i, k in enumerate(self.keys)}
+        self.grants = tuple(grants)     # the ruleset's grant benefits, as its grant lists number them
 
     def __reduce__(self):           # sent to the evaluation's worker processes
-        return Packing, (self.zdict, self.keys)
+        return Packing, (self.zdict, self.keys, self.grants)
 
 
 PLAIN = Packing()
@@ -224,22 +226,34 @@ def plain(v: Any) -> Any:
 # window reads by the thousand: its counts, its lists, 公示 and the close. They are kept
 # beside the record, in the evaluation's own row (evaluations.grants), so that those reads
 # unpack no record: a row of their own each cost 272 bytes an application on PostgreSQL with
-# its indexes (migration 0019), these about 40 in the row the evaluation has anyway.
+# its indexes (migration 0019), these about 45 in the row the evaluation has anyway.
 GRANT_STATUS = {"eligible": "e", "ineligible": "i", "needs_info": "n", "not_in_force": "o"}
 _GRANT_STATUS_OF = {v: k for k, v in GRANT_STATUS.items()}
 
 
-def pack_grants(grants: Sequence[tuple]) -> bytes:
+def grant_ids_of(book) -> list[str]:
+    """The grant benefits of a ruleset in the order its grant lists number them (stored with
+    the ruleset: store.rulesets.archive)."""
+    return sorted(b.id for b in book.benefits.values() if b.spec.kind == "grant")
+
+
+def pack_grants(grants: Sequence[tuple], benefit_ids: Sequence[str] = ()) -> bytes:
     """(benefit_id, subject_id, status, amount, provisional) rows as stored: a JSON array of
-    [benefit, subject, status letter, amount, 1 if provisional], whole yuan as integers."""
-    return orjson.dumps([[b, s, GRANT_STATUS[st], plain(a), 1 if p else 0] for b, s, st, a, p in grants])
+    [benefit, subject, status letter, amount, 1 if provisional], whole yuan as integers. The
+    benefit is its place in `benefit_ids` (its ruleset's grant benefits) where it has one,
+    else its id (lists converted from decision rows: migration 0019)."""
+    place = {b: i for i, b in enumerate(benefit_ids)}
+    return orjson.dumps([[place.get(b, b), s, GRANT_STATUS[st], plain(a), 1 if p else 0]
+                         for b, s, st, a, p in grants])
 
 
-def unpack_grants(data: bytes | None) -> list[tuple]:
-    """The stored grant rows, as `pack_grants` took them (none for a failed evaluation)."""
+def unpack_grants(data: bytes | None, benefit_ids: Sequence[str] = ()) -> list[tuple]:
+    """The stored grant rows, as `pack_grants` took them (none for a failed evaluation);
+    `benefit_ids`: those of the ruleset that decided them."""
     if not data:
         return []
-    return [(b, s, _GRANT_STATUS_OF[st], a, bool(p)) for b, s, st, a, p in orjson.loads(data)]
+    return [(b if isinstance(b, str) else benefit_ids[b], s, _GRANT_STATUS_OF[st], a, bool(p))
+            for b, s, st, a, p in orjson.loads(data)]
 
 
 def grants_of(verdicts: Sequence[Verdict]) -> list[tuple]:

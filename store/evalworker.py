@@ -87,7 +87,7 @@ def parse_stored_profile(text: str | bytes | dict, registry):
 def record_of(verdicts: list, packing: Packing = PLAIN) -> tuple:
     """One enterprise's outcome: ("ok", compact record, grant rows) where a grant row is
     (benefit_id, subject_id, status, amount, provisional), packed (store.decisions.pack_grants)."""
-    return "ok", pack(verdicts, packing), pack_grants(grants_of(verdicts))
+    return "ok", pack(verdicts, packing), pack_grants(grants_of(verdicts), packing.grants)
 
 
 def _failure(exc: BaseException, registry=None) -> tuple:

@@ -59,6 +59,40 @@ class Digest(TypeDecorator):
         return None if value is None else bytes(value).hex()
 
 
+class Coded(TypeDecorator):
+    """A word of a fixed vocabulary (an application's state, its channel, where an enterprise
+    became known), kept as one letter: the code reads and writes the word, the database holds
+    the letter (2 bytes on PostgreSQL instead of up to 12, in rows that are rewritten whole
+    at every state change; migration 0020). A word outside the vocabulary is refused."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def __init__(self, codes: tuple[tuple[str, str], ...]):
+        super().__init__()
+        self.codes = codes
+        self._letter = dict(codes)
+        self._word = {v: k for k, v in codes}
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        try:
+            return self._letter[value]
+        except KeyError:
+            raise ValueError(f"not a word of this vocabulary: {value!r}") from None
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else self._word.get(value, value)
+
+
+# received|judged|correction|corrected|publicized|awarded|refused|failed (engine.vocabulary)
+APPLICATION_STATES = (("received", "r"), ("judged", "j"), ("correction", "c"), ("corrected", "d"),
+                      ("publicized", "p"), ("awarded", "a"), ("refused", "x"), ("failed", "f"))
+CHANNEL_CODES = (("web", "w"), ("import", "i"), ("api", "a"))
+SOURCE_CODES = (("registry", "r"), ("application", "a"))
+
+
 def digest(data: bytes) -> str:
     """The key of a profile snapshot: the first 16 bytes of SHA-256, as hex. An application
     carries five (the snapshot's key in its row and in its index, the snapshot it applied
@@ -87,22 +121,22 @@ class Enterprise(Base):
     name: Mapped[str] = mapped_column(String(200))
     # hash of the newest snapshot; proactive evaluation uses it (no FK: circular)
     latest_snapshot: Mapped[Optional[str]] = mapped_column(Digest)
-    source: Mapped[str] = mapped_column(String(16))  # registry | application
+    source: Mapped[str] = mapped_column(Coded(SOURCE_CODES))  # registry | application
     created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
 
 
 class ProfileSnapshot(Base):
     """One version of an enterprise's profile; identical profiles are stored once, packed
-    (store.profiles). The unique (uscc, version) index also serves lookups by enterprise."""
+    (store.profiles), under their content key. An enterprise's versions are told apart by
+    when they were stored; the number each once had, and its index, were read by nothing but
+    the next number (45 bytes an application on PostgreSQL; migration 0020)."""
 
     __tablename__ = "profile_snapshots"
     hash: Mapped[str] = mapped_column(Digest, primary_key=True)
     uscc: Mapped[str] = mapped_column(ForeignKey("enterprises.uscc"))
-    version: Mapped[int] = mapped_column(Integer)
     packed: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
-    __table_args__ = (UniqueConstraint("uscc", "version", name="uq_snapshot_version"),)
 
 
 class ProfileDictionary(Base):
@@ -127,6 +161,8 @@ class Ruleset(Base):
     # keep their keys)
     pack_dictionary: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
     pack_keys: Mapped[Optional[list]] = mapped_column(JSON)
+    # its grant benefits, as its evaluations' grant lists number them (store.decisions.pack_grants)
+    grant_ids: Mapped[Optional[list]] = mapped_column(JSON)
     note: Mapped[Optional[str]] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
     # its number in this database (1, 2, …, in the order archived), which evaluations refer
@@ -171,11 +207,10 @@ class Application(Base):
     uscc: Mapped[str] = mapped_column(ForeignKey("enterprises.uscc"))
     snapshot_hash: Mapped[str] = mapped_column(Digest, ForeignKey("profile_snapshots.hash"))
     claims: Mapped[Optional[list]] = mapped_column(JSON)  # certificate numbers; null = all
-    channel: Mapped[str] = mapped_column(String(16))  # web | import | api
+    channel: Mapped[str] = mapped_column(Coded(CHANNEL_CODES))  # web | import | api
     submitted_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
     access_code_hash: Mapped[str] = mapped_column(Digest)
-    # received|judged|correction|corrected|publicized|awarded|refused|failed (engine.vocabulary)
-    state: Mapped[str] = mapped_column(String(16), default="received")
+    state: Mapped[str] = mapped_column(Coded(APPLICATION_STATES), default="received")
     correction_due: Mapped[Optional[date]] = mapped_column(Date)
     revision: Mapped[int] = mapped_column(Integer, default=0)  # optimistic concurrency
     updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)

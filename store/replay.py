@@ -82,12 +82,15 @@ def _rows(db: Database, window_id: str, applicants_only: bool) -> tuple[int, Ite
             with db.read_session() as s:
                 rows = s.connection().execute(
                     select(Evaluation.uscc, Evaluation.application_id, Evaluation.ruleset_version,
-                           Evaluation.results, ProfileSnapshot.packed, Enterprise.name, Evaluation.grants)
+                           Evaluation.results, ProfileSnapshot.packed, Enterprise.name, Evaluation.grants,
+                           Evaluation.ruleset_seq)
                     .join(ProfileSnapshot, ProfileSnapshot.hash == Evaluation.profile_hash)
                     .join(Enterprise, Enterprise.uscc == Evaluation.uscc)
                     .where(*where, Evaluation.uscc.in_(chunk)).order_by(Evaluation.uscc)).all()
                 texts = profiles.texts(s, [r[4] for r in rows])
-            yield [(*r[:4], t, r[5], r[6]) for r, t in zip(rows, texts)]
+                ids = rulesets.GrantIds(s)
+                listed = [set(D.unpack_grants(r[6], ids[r[7]])) for r in rows]
+            yield [(*r[:4], t, r[5], g) for r, t, g in zip(rows, texts, listed)]
     return len(keys), batches()
 
 
@@ -192,7 +195,7 @@ def replay(db: Database, window_id: str, *, progress: Callable[[int, int], None]
             i += 1
             words = (lambda ev=ev, profile=profile, ledger=ledger:
                      ev.evaluate(profile, as_of=w.as_of, window=ctx, awarded=ledger))
-            _replay_one(report, ev, stored, now, words, uscc, app_id, name, w, set(D.unpack_grants(grants)))
+            _replay_one(report, ev, stored, now, words, uscc, app_id, name, w, grants)
             if progress and ((i + 1) % 200 == 0 or i + 1 == total):     # and the last
                 progress(i + 1, total)
     report.seconds = time.perf_counter() - t0

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from engine import Evaluator, Rulebook, load_rulebook
 from engine.version import ENGINE_VERSION
 from store.db import Database
-from store.decisions import Decided, Packing, dictionary_of, keysets_of, unpack
+from store.decisions import Decided, Packing, dictionary_of, grant_ids_of, keysets_of, unpack
 from store.errors import NotFound
 from store.models import Ruleset, utcnow
 
@@ -58,27 +58,50 @@ def archive(s: Session, ev: Evaluator) -> tuple[int, Packing]:
     dictionary but no key sets keeps packing its rows with their keys)."""
     book = ev.book
     row = s.get(Ruleset, book.version)
-    if row is not None and row.pack_dictionary is not None:
-        return row.seq, Packing(bytes(row.pack_dictionary), row.pack_keys)
+    if row is not None and row.pack_dictionary is not None and row.grant_ids is not None:
+        return row.seq, Packing(bytes(row.pack_dictionary), row.pack_keys, row.grant_ids)
+    if row is not None and row.pack_dictionary is not None:    # archived before its grant lists were numbered
+        s.execute(update(Ruleset).where(Ruleset.version == book.version, Ruleset.grant_ids.is_(None))
+                  .values(grant_ids=grant_ids_of(book)))
+        return _stored(s, book.version)
     zdict, keys = _made(ev)
     if row is not None:
         s.execute(update(Ruleset).where(Ruleset.version == book.version, Ruleset.pack_dictionary.is_(None))
-                  .values(pack_dictionary=zdict, pack_keys=keys))
+                  .values(pack_dictionary=zdict, pack_keys=keys, grant_ids=grant_ids_of(book)))
     else:
         blob = zlib.compress(json.dumps(book.sources, ensure_ascii=False, sort_keys=True).encode(), 9)
         insert = postgresql.insert if s.bind.dialect.name == "postgresql" else sqlite.insert
         for _ in range(5):      # another version archived meanwhile may take the next number
             seq = s.scalar(select(func.coalesce(func.max(Ruleset.seq), 0))) + 1
             s.execute(insert(Ruleset).values(version=book.version, engine_version=ENGINE_VERSION, files=blob,
-                                             pack_dictionary=zdict, pack_keys=keys, created_at=utcnow(), seq=seq)
+                                             pack_dictionary=zdict, pack_keys=keys, grant_ids=grant_ids_of(book),
+                                             created_at=utcnow(), seq=seq)
                       .on_conflict_do_nothing())
             if s.scalar(select(Ruleset.seq).where(Ruleset.version == book.version)) is not None:
                 break
         else:
             raise RuntimeError(f"ruleset {book.version} could not be numbered")
-    seq, zdict, keys = s.execute(select(Ruleset.seq, Ruleset.pack_dictionary, Ruleset.pack_keys)
-                                 .where(Ruleset.version == book.version)).one()
-    return seq, Packing(bytes(zdict), keys)
+    return _stored(s, book.version)
+
+
+def _stored(s: Session, version: str) -> tuple[int, Packing]:
+    seq, zdict, keys, grants = s.execute(select(Ruleset.seq, Ruleset.pack_dictionary, Ruleset.pack_keys,
+                                                Ruleset.grant_ids).where(Ruleset.version == version)).one()
+    return seq, Packing(bytes(zdict), keys, grants or ())
+
+
+class GrantIds(dict):
+    """seq → the grant benefits of the ruleset so numbered in this database, as its
+    evaluations' grant lists number them (store.decisions.unpack_grants); () for one archived
+    before they were. Read once per ruleset by whoever reads a window's grant lists."""
+
+    def __init__(self, s: Session):
+        super().__init__()
+        self._s = s
+
+    def __missing__(self, seq: int) -> tuple[str, ...]:
+        found = self[seq] = tuple(self._s.scalar(select(Ruleset.grant_ids).where(Ruleset.seq == seq)) or ())
+        return found
 
 
 def _made(ev: Evaluator) -> tuple[bytes, list[list[str]]]:

@@ -183,16 +183,18 @@ def claimed_grants(s: Session, window_id: str, *, usccs: list[str] | None = None
     (a certificate it does not claim is not decided for it; claims null: all of them).
     `usccs`: only these applicants; `state`: only applications in this state. Read past the
     ORM, the claims as their JSON text, parsed only when a decision is about a certificate."""
-    q = (select(Evaluation.id, Evaluation.application_id, Evaluation.grants, cast(Application.claims, Text))
+    q = (select(Evaluation.id, Evaluation.application_id, Evaluation.grants, cast(Application.claims, Text),
+                Evaluation.ruleset_seq)
          .join(Application, Application.id == Evaluation.application_id)
          .where(Evaluation.window_id == window_id, Evaluation.grants.is_not(None)))
     if usccs is not None:
         q = q.where(Evaluation.uscc.in_(usccs))
     if state is not None:
         q = q.where(Application.state == state)
-    for ev_id, app_id, packed, claims_text in s.connection().execute(q.execution_options(yield_per=2000)):
+    ids = rulesets.GrantIds(s)
+    for ev_id, app_id, packed, claims_text, seq in s.connection().execute(q.execution_options(yield_per=2000)):
         claims = ALL if claims_text is None else None
-        for b, sub, st, amount, prov in unpack_grants(packed):
+        for b, sub, st, amount, prov in unpack_grants(packed, ids[seq]):
             if sub:
                 if claims is None:
                     claims = orjson.loads(claims_text)

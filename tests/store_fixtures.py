@@ -356,13 +356,15 @@ def grant_rows(db, window_id: str | None = None) -> list[tuple]:
 
     from store.decisions import unpack_grants
     from store.models import Evaluation
+    from store.rulesets import GrantIds
 
-    q = select(Evaluation.uscc, Evaluation.application_id, Evaluation.grants)
+    q = select(Evaluation.uscc, Evaluation.application_id, Evaluation.grants, Evaluation.ruleset_seq)
     if window_id is not None:
         q = q.where(Evaluation.window_id == window_id)
     with db.read_session() as s:
-        return [(u, b, sub, st, amount, prov, a is not None)
-                for u, a, packed in s.execute(q) for b, sub, st, amount, prov in unpack_grants(packed)]
+        ids = GrantIds(s)
+        return [(u, b, sub, st, amount, prov, a is not None) for u, a, packed, seq in s.execute(q)
+                for b, sub, st, amount, prov in unpack_grants(packed, ids[seq])]
 
 
 def decision_snapshot(db, window_id: str) -> tuple[list, list]:

@@ -181,9 +181,12 @@ def test_replay_re_decides_every_stored_decision_identically(db, tmp_path, rules
     from store.decisions import pack_grants, unpack_grants
 
     with db.session() as s:
+        ids = rulesets.GrantIds(s)
         e = next(e for e in s.execute(select(Evaluation).where(Evaluation.uscc != uscc)).scalars()
-                 if any(g[2] == "eligible" for g in unpack_grants(e.grants)))
-        e.grants = pack_grants([(b, sub, st, 1 if st == "eligible" else a, p) for b, sub, st, a, p in unpack_grants(e.grants)])
+                 if any(g[2] == "eligible" for g in unpack_grants(e.grants, ids[e.ruleset_seq])))
+        assert isinstance(orjson.loads(e.grants)[0][0], int)      # the benefit by its place in the ruleset's list
+        e.grants = pack_grants([(b, sub, st, 1 if st == "eligible" else a, p)
+                                for b, sub, st, a, p in unpack_grants(e.grants, ids[e.ruleset_seq])], ids[e.ruleset_seq])
         listed_wrong = e.uscc
     rep = replay.replay(db, "2026-H1")
     assert {x.uscc for x in rep.differences} == {uscc, listed_wrong}

@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from alembic import command
@@ -545,3 +546,66 @@ def test_grant_decisions_move_into_their_evaluations_and_a_downgrade_writes_the_
     back, paid_back = rows()
     assert sorted(back, key=repr) == sorted(before, key=repr)
     assert paid_back == paid_before
+
+
+def test_states_channels_and_sources_become_letters_and_snapshots_lose_their_unread_numbers(legacy):
+    """Migration 0020: an application's state and channel and an enterprise's source are kept
+    as one letter and read back as the same words; the snapshot numbers and their index go; a
+    downgrade restores the words and numbers each enterprise's snapshots from 1 in the order
+    they were stored."""
+    db, _ = legacy
+    db.upgrade("0019")
+
+    def raw() -> dict:
+        with db.engine.connect() as c:
+            return {"apps": set(c.execute(sa.text("SELECT id, state, channel FROM applications")).all()),
+                    "sources": set(c.execute(sa.text("SELECT uscc, source FROM enterprises")).all())}
+
+    def versions() -> dict:
+        with db.engine.connect() as c:
+            out: dict = {}
+            for uscc, v, at, h in c.execute(sa.text("SELECT uscc, version, created_at, hash FROM profile_snapshots")):
+                out.setdefault(uscc, []).append((v, at, bytes(h)))
+            return {u: sorted(rows) for u, rows in out.items()}
+
+    before, numbered = raw(), versions()
+    assert len({s for _, s, _ in before["apps"]}) >= 2 and len(before["sources"]) >= 5
+    db.upgrade()
+    after = raw()
+    assert {s for _, s, _ in after["apps"]} <= set("rjcdpaxf") and {c for _, _, c in after["apps"]} <= set("wia")
+    assert {s for _, s in after["sources"]} <= set("ra")
+    with db.read_session() as s:        # the code reads the words
+        assert set(s.execute(sa.select(Application.id, Application.state, Application.channel)).all()) == before["apps"]
+    assert "version" not in {c["name"] for c in sa.inspect(db.engine).get_columns("profile_snapshots")}
+    command.downgrade(alembic_config(db), "0019")
+    assert raw() == before
+    back = versions()
+    assert back.keys() == numbered.keys()
+    for uscc, rows in back.items():
+        assert [v for v, _, _ in rows] == list(range(1, len(rows) + 1))
+        # numbered in the order they were stored (ties: by key)
+        assert [h for _, _, h in rows] == [h for _, _, h in sorted(numbered[uscc], key=lambda r: (r[1], r[2]))]
+
+
+def test_grant_lists_numbering_their_benefits_get_the_ids_back_on_a_downgrade(legacy):
+    """Since 0020 a grant list names its benefit by its place in its ruleset's list; a
+    downgrade to 0019 writes the ids back, so that 0019's downgrade (and code of that time)
+    reads every list."""
+    from store_fixtures import grant_rows
+
+    db, _ = legacy
+    db.upgrade()
+    evaluate(db, "2026-H2")
+    decided = sorted(grant_rows(db, "2026-H2"), key=repr)
+    with db.engine.connect() as c:
+        lists = [orjson.loads(g) for g in c.execute(sa.text(
+            "SELECT grants FROM evaluations WHERE window_id = '2026-H2' AND grants IS NOT NULL")).scalars()]
+    assert decided and any(isinstance(r[0], int) for rows in lists for r in rows)
+    command.downgrade(alembic_config(db), "0019")
+    with db.engine.connect() as c:
+        back = [(u, a, orjson.loads(g)) for u, a, g in c.execute(sa.text(
+            "SELECT uscc, application_id, grants FROM evaluations WHERE window_id = '2026-H2' AND grants IS NOT NULL"))]
+    word = {v: k for k, v in D.GRANT_STATUS.items()}
+    assert sorted(((u, b, sub, word[st], amt, bool(p), a is not None) for u, a, rows in back for b, sub, st, amt, p in rows),
+                  key=repr) == decided
+    assert all(isinstance(r[0], str) for _, _, rows in back for r in rows)
