@@ -153,7 +153,7 @@ class ApplicationCreate(_Strict):
 
     profile: dict[str, Any] = Field(description=PROFILE_DESCRIPTION)
     claims: Optional[list[Annotated[Text, Field(max_length=100)]]] = Field(
-        None, max_length=500, description="申报的注册证编号；缺省为画像中的全部注册证")
+        None, max_length=500, description="申报的注册证编号；缺省为画像中的全部注册证。列出了全部注册证的，按缺省保存：申报详情的 claims 为 null")
 
 
 class ReviewRequest(_Strict):
