@@ -182,7 +182,11 @@ def _first_year_without_a_schedule() -> int:
         year += 1
 
 
-def test_a_year_without_a_holiday_schedule_refuses_the_step_and_names_the_file(db):
+def test_a_year_without_a_holiday_schedule_refuses_the_step_and_names_the_file(db, monkeypatch):
+    import engine.workdays
+
+    # the shipped schedules, without the stand-in years the tests otherwise run with (conftest)
+    monkeypatch.setattr(engine.workdays, "_default", engine.workdays.WorkdayCalendar(engine.workdays.DEFAULT_SCHEDULE_DIR))
     y = _first_year_without_a_schedule()
     W.open_window(db, "Q4", opens_on=f"{y - 1}-12-01", closes_on=f"{y - 1}-12-20",
                   coverage_from=f"{y - 1}-04-01", coverage_to=f"{y - 1}-12-20")
