@@ -11,7 +11,6 @@ from datetime import date
 from decimal import Decimal
 from typing import Optional
 
-import orjson
 from sqlalchemy import Text, cast, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -87,9 +86,9 @@ def grant_decisions(s: Session, window_id: str, *, eligible_only: bool = False,
     wanted: set[str] = set()
     ids = rulesets.GrantIds(s)
     for ev_id, uscc, app_id, packed, seq, claims_text, snapshot, channel, name in rows:
-        claims = None if claims_text is None else orjson.loads(claims_text)
+        claims = W.claims_of(claims_text)
         for benefit_id, subject_id, status, amount, provisional in sorted(unpack_grants(packed, ids[seq])):
-            if subject_id and claims is not None and subject_id not in claims:
+            if not W.applied_for(subject_id, claims):
                 continue
             engine_status = status
             review = reviewed.get((app_id, benefit_id, subject_id))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Optional
+from typing import Collection, Optional
 
 import orjson
 from sqlalchemy import Text, cast, func, select
@@ -174,7 +174,17 @@ def counts(s: Session, w: Window) -> WindowCounts:
                         awards_total_cny=float(total or 0))
 
 
-ALL = object()      # claims of every certificate
+def claims_of(claims_text: str | None) -> set[str] | None:
+    """The certificates an application applied for, from its claims as stored (JSON text);
+    None: all of them (claims null, or a JSON null)."""
+    claims = None if claims_text is None else orjson.loads(claims_text)
+    return None if claims is None else set(claims)
+
+
+def applied_for(subject: str, claims: Collection[str] | None) -> bool:
+    """Whether a grant decision is about what its application applied for: an enterprise-wide
+    one always is, a certificate's when its application claims it (or claims all)."""
+    return not subject or claims is None or subject in claims
 
 
 def claimed_grants(s: Session, window_id: str, *, usccs: list[str] | None = None, state: str | None = None):
@@ -182,7 +192,7 @@ def claimed_grants(s: Session, window_id: str, *, usccs: list[str] | None = None
     subject, status, amount, provisional), only those about what the application applied for
     (a certificate it does not claim is not decided for it; claims null: all of them).
     `usccs`: only these applicants; `state`: only applications in this state. Read past the
-    ORM, the claims as their JSON text, parsed only when a decision is about a certificate."""
+    ORM, the claims as their JSON text."""
     q = (select(Evaluation.id, Evaluation.application_id, Evaluation.grants, cast(Application.claims, Text),
                 Evaluation.ruleset_seq)
          .join(Application, Application.id == Evaluation.application_id)
@@ -193,15 +203,10 @@ def claimed_grants(s: Session, window_id: str, *, usccs: list[str] | None = None
         q = q.where(Application.state == state)
     ids = rulesets.GrantIds(s)
     for ev_id, app_id, packed, claims_text, seq in s.connection().execute(q.execution_options(yield_per=2000)):
-        claims = ALL if claims_text is None else None
+        claims = claims_of(claims_text)
         for b, sub, st, amount, prov in unpack_grants(packed, ids[seq]):
-            if sub:
-                if claims is None:
-                    claims = orjson.loads(claims_text)
-                    claims = ALL if claims is None else set(claims)     # JSON null as stored: all
-                if claims is not ALL and sub not in claims:
-                    continue
-            yield ev_id, app_id, b, sub, st, amount, prov
+            if applied_for(sub, claims):
+                yield ev_id, app_id, b, sub, st, amount, prov
 
 
 def claimed_grant_counts(s: Session, window_id: str, usccs: list[str] | None = None
@@ -231,7 +236,7 @@ def reviewed_grant_counts(s: Session, window_id: str, engine_counts: dict[str, i
             .join(Evaluation, Evaluation.id == Review.evaluation_id)
             .join(Application, Application.id == Review.application_id)
             .where(Evaluation.window_id == window_id).order_by(Review.id)):
-        if sub == "" or claims is None or sub in claims:
+        if applied_for(sub, claims):
             latest[(app_id, b, sub)] = (engine, st)
     out = dict(engine_counts)
     changed = 0
