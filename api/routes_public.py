@@ -22,6 +22,7 @@ from engine.ruleschema import BenefitFile
 from store import applications, cases
 from store.cases import ApplicationDetail
 from store.db import Database
+from store.errors import RowProblem
 
 router = APIRouter(route_class=JsonRoute)
 
@@ -151,13 +152,15 @@ async def _own(rt: Runtime, application_id: str, access_code: Optional[str]) -> 
     return application_id.strip().upper()
 
 
-def _json_field(raw: str, name: str, kind: type):
+def _json_field(raw: str, name: str, kind: type, problems: list[RowProblem]):
+    """A form field holding JSON; None, and a problem added, when it is not a `kind`."""
     try:
         value = json.loads(raw or ("{}" if kind is dict else "[]"))
     except json.JSONDecodeError:
         value = None
     if not isinstance(value, kind):
-        raise ApiError(422, "提交的数据有误", [(name, "应为 JSON " + ("对象" if kind is dict else "数组"))])
+        problems.append(RowProblem("应为 JSON " + ("对象" if kind is dict else "数组"), path=name))
+        return None
     return value
 
 
@@ -173,7 +176,9 @@ def _json_field(raw: str, name: str, kind: type):
                          "每项信息和材料都须提供或承诺，缺哪项就列出哪项（422），确实无法提供的以 false 提交。"
                          "补正中填写的情况须附一次性告知书为它所列的证明材料（可容缺的可签署承诺）：填写了而没有证明的，"
                          "无论 `complete` 是否为 false，都列为问题（422）。"
-                         "有任何问题时一次列出全部（422），什么也不保存；不在补正期内返回 409。",
+                         "有任何问题时一次列出全部（422），什么也不保存；不在补正期内返回 409。"
+                         "已提交的补正原样再次提交（如超时后重试）时，返回该补正提交后的申报，不再记录一次；"
+                         "内容不同的再次提交返回 409。",
              responses=error_responses(404, 409, 413, 415, 422),
              openapi_extra={"x-multipart": True})      # its files are read from the form itself
 async def submit_correction(
@@ -186,19 +191,23 @@ async def submit_correction(
         revision: Optional[Revision] = Form(None, description=REVISION_TEXT)):
     rt = _rt(request)
     app_id = await _own(rt, application_id, x_access_code)
-    facts_in, promised = _json_field(facts, "facts", dict), _json_field(promises, "promises", list)
+    # Every problem of the form at once: one that the envelope has goes along with the facts'
+    found: list[RowProblem] = []
+    facts_in = _json_field(facts, "facts", dict, found)
+    promised = _json_field(promises, "promises", list, found) or []
     form = await request.form(max_files=50, max_fields=60)
     uploads = [(*key[5:].split("|"), f.filename or "file", await f.read()) for key, f in form.multi_items()
                if key.startswith("file:") and not isinstance(f, str) and len(key[5:].split("|")) == 3]
-    wrong = [p for p in promised if not isinstance(p, dict) or not str(p.get("signer") or "").strip()]
-    if wrong:
-        raise ApiError(422, "提交的数据有误", [("promises", "每项应为 {benefit_id, subject_id, material_id, signer}，"
-                                                         "signer 为承诺人姓名")])
+    readable = [p for p in promised if isinstance(p, dict) and str(p.get("signer") or "").strip()]
+    if len(readable) < len(promised):
+        found.append(RowProblem("每项应为 {benefit_id, subject_id, material_id, signer}，signer 为承诺人姓名",
+                                path="promises"))
     signed = {(str(p.get("benefit_id", "")), str(p.get("subject_id", "")), str(p.get("material_id", ""))):
-              str(p["signer"]) for p in promised}
+              str(p["signer"]) for p in readable}
     return await run_in_threadpool(lambda: cases.submit_correction(
-        rt.db, app_id, facts_in, uploads, actor=f"企业（申报 {app_id}，接口）", revision=revision,
-        promises=signed, complete=complete, statement=statement).for_enterprise())
+        rt.db, app_id, facts_in or {}, uploads, actor=f"企业（申报 {app_id}，接口）", revision=revision,
+        found=found, promises=signed, complete=complete and facts_in is not None,  # unread facts: not "left out"
+        statement=statement).for_enterprise())
 
 
 @router.get("/v1/applications/{application_id}/notices/{kind}", summary="下载本企业的告知书", tags=["企业"],

@@ -8,6 +8,7 @@ wins, and the other gets a Conflict naming the current state.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -567,6 +568,37 @@ def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
                       revision: int | None = None, today: date | None = None,
                       found: Sequence[RowProblem] = (), promises: dict[tuple, str] | None = None,
                       complete: bool = False, statement: str | None = None) -> ApplicationDetail:
+    """The 补正 (`_submit_correction`). The same 补正 sent again after it was accepted (a retry
+    after a timeout, a second tap on a phone) gets the application as that one left it, not an
+    error: the enterprise cannot tell whether the first one arrived."""
+    sent = _sent_digest(facts, uploads, promises, complete, statement)
+    try:
+        return _submit_correction(db, application_id, facts, uploads, actor=actor, revision=revision,
+                                  today=today, found=found, promises=promises, complete=complete,
+                                  statement=statement, sent=sent)
+    except Conflict:
+        with db.session() as s:
+            last = s.scalar(select(ApplicationEvent.details).where(
+                ApplicationEvent.application_id == application_id.strip().upper(),
+                ApplicationEvent.action == "correction").order_by(ApplicationEvent.id.desc()).limit(1))
+        if not found and isinstance(last, dict) and last.get("sent") == sent:
+            return detail(db, application_id, today=today)
+        raise
+
+
+def _sent_digest(facts: dict[str, Any], uploads: list[tuple], promises: dict[tuple, str] | None,
+                 complete: bool, statement: str | None) -> str:
+    """What identifies one 补正 as sent: its facts, files (by content), promises, choice and 说明."""
+    files_sent = sorted([*u[:-1], hashlib.sha256(u[-1]).hexdigest()] for u in uploads)
+    said = json.dumps([facts, files_sent, sorted(map(list, (promises or {}).items())), bool(complete),
+                       (statement or "").strip()], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(said.encode()).hexdigest()[:32]
+
+
+def _submit_correction(db: Database, application_id: str, facts: dict[str, Any],
+                       uploads: list[tuple], *, actor: str, revision: int | None, today: date | None,
+                       found: Sequence[RowProblem], promises: dict[tuple, str] | None,
+                       complete: bool, statement: str | None, sent: str) -> ApplicationDetail:
     """The enterprise's 补正 (one per opening: a rejected file reopens it): the missing facts
     it now states and the files for the materials asked, each
     (benefit_id, subject_id, material_id, filename, bytes) — the subject is the certificate
@@ -683,7 +715,7 @@ def submit_correction(db: Database, application_id: str, facts: dict[str, Any],
         for *_, data, _media in resolved:
             files.put(data)
         _move(s, app, "corrected" if outcome[0] == "ok" else "failed", actor, "correction",
-              {"facts": sorted(facts), "files": [name[:100] for _, _, _, name, _, _ in resolved],
+              {"facts": sorted(facts), "files": [name[:100] for _, _, _, name, _, _ in resolved], "sent": sent,
                **({"no_longer_needed": moot} if moot else {}),
                **({"statement": statement[:2000]} if statement else {})})
     return detail(db, application_id, today=today)

@@ -989,6 +989,11 @@ def test_a_portal_submits_the_correction_and_downloads_the_notices_through_the_a
     assert any(e["path"].startswith("files.") and "（注册证 " in e["label"] for e in body["errors"])
     assert c.get(url, headers=own).json()["state"] == "correction"
     assert_error(c.post(url + "/correction", data={"facts": "[1]"}, headers=own), 422)
+    # a promise list that does not read is said with the facts' own problems, not before them
+    body = assert_error(c.post(url + "/correction", headers=own, data={
+        "facts": json.dumps({origin: "不知道", "violations": []}), "promises": "签字了"}), 422)
+    assert {"promises", origin} <= {e["path"] for e in body["errors"]}, body["errors"]
+    assert next(e["label"] for e in body["errors"] if e["path"] == "promises") == "容缺承诺"
     # sent as JSON, not as the form it is: refused as such (it was read as an empty form)
     assert "multipart/form-data" in assert_error(c.post(url + "/correction", json={"facts": {origin: "introduced"}},
                                                         headers=own), 415)["detail"]
@@ -999,6 +1004,13 @@ def test_a_portal_submits_the_correction_and_downloads_the_notices_through_the_a
                   data={"facts": json.dumps({origin: "self_developed", "violations": []})})
     assert done.status_code == 200, done.text
     assert done.json()["state"] == "corrected" and done.json()["objections"] == []
+    # sent again (the answer was lost on the way): the same application, not an error; another
+    # 补正 is refused, naming when the first was sent
+    again = c.post(url + "/correction", headers=own, files=files,
+                   data={"facts": json.dumps({origin: "self_developed", "violations": []})})
+    assert again.status_code == 200 and again.json()["events"] == done.json()["events"], again.text
+    assert "补正已于" in assert_error(c.post(url + "/correction", headers=own, files=files, data={
+        "facts": json.dumps({origin: "introduced", "violations": []})}), 409)["detail"]
     notice = c.get(url + "/notices/one_time", headers=own)
     assert notice.status_code == 200 and notice.headers["content-type"] == "application/pdf"
     assert "一次性告知书" in unquote(notice.headers["content-disposition"])

@@ -149,11 +149,18 @@ def test_correction_only_after_a_one_time_notice_and_before_its_deadline(db):
     assert sorted(p.path for p in e.value.problems) == [
         f"files.{GRANT}|{cert}|commitment_letter", f"files.{GRANT}|{cert}|registration_certificate"]
     assert all("证明材料" in p.message for p in e.value.problems) and app_of(db, b).state == "correction"
-    d = cases.submit_correction(db, b, {ORIGIN: "self_developed"}, proofs(db, b, leave=("registrant_change_document",)),
-                                actor="企业", today=date(2026, 4, 16))
+    given = proofs(db, b, leave=("registrant_change_document",))
+    d = cases.submit_correction(db, b, {ORIGIN: "self_developed"}, given, actor="企业", today=date(2026, 4, 16))
     assert d.state == "corrected" and [g.final_status for g in d.grants] == ["eligible"]
     (said,) = [e for e in d.events if e.action == "correction"]
     assert "医疗器械注册变更文件" in str(said.details) and "注册证及其附件" not in str(said.details), said
+    # The same 补正 sent again (a retry after a timeout) gets the application as it left it, and
+    # is not recorded twice.
+    again = cases.submit_correction(db, b, {ORIGIN: "self_developed"}, given, actor="企业", today=date(2026, 4, 16))
+    assert again.state == "corrected" and [e.action for e in again.events] == [e.action for e in d.events]
+    with pytest.raises(Conflict, match="补正已于"):       # the same facts with another file: not a retry
+        cases.submit_correction(db, b, {ORIGIN: "self_developed"}, [(*given[0][:-1], given[0][-1] + b"x")],
+                                actor="企业", today=date(2026, 4, 16))
     with pytest.raises(Conflict, match="补正已于 .* 提交，一次性告知的补正只能提交一次"):         # once
         cases.submit_correction(db, b, {ORIGIN: "introduced"}, [], actor="企业", today=date(2026, 4, 16))
     with pytest.raises(Conflict, match="2026年4月16日"):  # after the deadline
@@ -307,18 +314,28 @@ def test_concurrent_reviews_of_one_application_one_wins(store_url):
 def test_concurrent_corrections_one_wins(store_url):
     db = Database(store_url)
     try:
-        _, b, _ = _three(db)
+        open_h1(db)          # two applications whose certificate's origin the 补正 is asked for
+        b, c = (x.application_id for x in submit_all(db, "2026-H1", [grant_profile(2, origin=None),
+                                                                    grant_profile(5, origin=None)]))
+        evaluate(db, "2026-H1")
         cases.issue_one_time_notices(db, "2026-H1", today=AFTER_H1)
         dbs = [Database(store_url) for _ in range(2)]
         files_ = proofs(db, b)
         results, errors = _race([
             lambda d=d: cases.submit_correction(d, b, {ORIGIN: "self_developed"}, files_, actor="企业", today=AFTER_H1)
             for d in dbs])
-        for d in dbs:
-            d.dispose()
+        # the same 补正 twice at once (a double tap): both get the one result, stored once
+        assert len(results) == 2 and not errors and {r.state for r in results} == {"corrected"}
+        assert [e.action for e in events_of(db, b)].count("correction") == 1
+        files_ = proofs(db, c)
+        results, errors = _race([     # two different ones: the second is refused
+            lambda d=d, o=o: cases.submit_correction(d, c, {ORIGIN: o}, files_, actor="企业", today=AFTER_H1)
+            for d, o in zip(dbs, ("self_developed", "introduced"))])
         assert len(results) == 1 and len(errors) == 1
         assert isinstance(errors[0], Conflict) and "只能提交一次" in errors[0].message
-        assert [e.action for e in events_of(db, b)].count("correction") == 1
+        assert [e.action for e in events_of(db, c)].count("correction") == 1
+        for d in dbs:
+            d.dispose()
     finally:
         db.dispose()
 
