@@ -364,7 +364,8 @@ def jobs_group() -> None:
 def jobs_list():
     for j in run(jobs.list_jobs, db_handle(), limit=30):
         said = f"  {j.message}" if j.message and j.message != j.state_text else ""
-        click.echo(f"{j.id}  {j.kind_text}  {j.state_text}  {j.done}/{j.total}  {cn_time(j.created_at)}{said}")
+        about = f"（{j.about}）" if j.about else ""
+        click.echo(f"{j.id}  {j.kind_text}{about}  {j.state_text}  {j.done}/{j.total}  {cn_time(j.created_at)}{said}")
 
 
 @jobs_group.command("show", help="一个任务的进度和结果")
@@ -372,7 +373,8 @@ def jobs_list():
 def jobs_show(job_id):
     j = run(jobs.get, db_handle(), job_id)
     said = f" {j.message}" if j.message and j.message != j.state_text else ""
-    click.echo(f"{j.kind_text}：{j.state_text} {j.done}/{j.total}{said}")
+    about = f"（{j.about}）" if j.about else ""
+    click.echo(f"{j.kind_text}{about}：{j.state_text} {j.done}/{j.total}{said}")
     if j.error:
         click.echo(j.error, err=True)
     for f in j.files:

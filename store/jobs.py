@@ -33,7 +33,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator, Optional
 
@@ -45,7 +45,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from engine.vocabulary import cn_time
+from engine.vocabulary import cn_date, cn_time
 from store import audit
 from store.db import Database
 from store.errors import Conflict, NotFound, StoreError, storage_reason
@@ -99,6 +99,7 @@ class JobView(BaseModel):
     finished_at: Optional[datetime] = None
     files: list[str] = []
     window_id: Optional[str] = Field(None, description="任务所属的申报批次（批量判定、导入、打包、影响分析、重放）")
+    about: Optional[str] = Field(None, description="影响分析比较的是什么（另一套规则的名称、判定日期），任务失败时也有")
     downloads: dict[str, list[str]] = Field(
         default_factory=dict, description="须安全转交的文件（查询码）每次下载的时间和经办人，按文件名")
 
@@ -212,7 +213,24 @@ def _view(j: Job, files: list[str], downloads: dict | None = None) -> JobView:
                    state_text=state_text(j.kind, j.state, j.result), done=j.done, total=j.total, message=j.message, result=j.result,
                    error=j.error, actor=j.actor, created_at=j.created_at, started_at=j.started_at,
                    finished_at=j.finished_at, files=files, window_id=_window_of(j.lock_key),
-                   downloads=downloads or {})
+                   downloads=downloads or {}, about=_about(j))
+
+
+def _about(j: Job) -> Optional[str]:
+    """What an impact run compared, from its result or, for one that failed (no result), from
+    what was asked: runs are told apart in the job lists."""
+    if j.kind != "window.impact":
+        return None
+    if j.result and j.result.get("label"):
+        return j.result["label"]
+    args = j.args or {}
+    said = [f"与“{Path(args['rules_dir']).name}”比较"] if args.get("rules_dir") else []
+    if args.get("as_of"):
+        try:
+            said.append(f"判定日期 {cn_date(date.fromisoformat(args['as_of']))}")
+        except ValueError:
+            said.append(f"判定日期“{args['as_of']}”")
+    return "，".join(said) or None
 
 
 def state_text(kind: str, state: str, result: dict | None) -> str:

@@ -518,9 +518,10 @@ def test_jobs_answer_202_with_progress_and_files(api: Api):
     job = wait_job(api, c.post("/v1/windows/W4/impact", json={"rules_dir": "草案-金额下调"}, headers=staff))
     assert job["state"] == "succeeded" and job["result"]["changes"] == 0, job
     assert job["files"] == [f"规则变化影响-W4-草案-金额下调-{job['result']['as_of']}.xlsx"]
-    assert job["result"]["label"].startswith("与“草案-金额下调”比较，判定日期 ")
+    assert job["result"]["label"].startswith("与“草案-金额下调”比较，判定日期 ") and job["about"] == job["result"]["label"]
     job = wait_job(api, c.post("/v1/windows/W4/impact", json={"rules_dir": "有错的草案"}, headers=staff))
     assert job["state"] == "failed" and "另一套规则有 11 个问题" in job["error"], job      # nope twice, 8 unlisted
+    assert job["about"] == "与“有错的草案”比较", job      # a failed run still says what it compared
     assert "index.yaml:1: 事项 `nope` 重复列出" in job["error"] and "Traceback" not in job["error"], job
     # the console: its drafts offered by name; every problem of a bad one on the job's page; a
     # comparison of the rules with themselves refused before it runs
@@ -539,6 +540,8 @@ def test_jobs_answer_202_with_progress_and_files(api: Api):
         time.sleep(0.1)
         job_page = c.get(ran.url).text
     assert "事项 `nope` 重复列出" in job_page and job_page.count("<li>") >= 11, job_page[-3000:]
+    assert "与“有错的草案”比较" in job_page
+    assert "（与“有错的草案”比较）" in c.get("/staff/windows/W4").text       # told apart in the window's job list
     c.cookies.clear()
     # the notices of a window: a background job with progress, its bundle a file (issue 9 item 10)
     job = wait_job(api, c.post("/v1/windows/W4/notices", params={"html": True}, headers=staff))
