@@ -308,7 +308,8 @@ def _recorded(response: Response, got: tuple[int, bool]) -> Recorded:
              response_model=Recorded,
              description="维持规则引擎的判定，或写明理由改变它；两者都记录经办人和时间。返回复核记录的编号（201）；"
                          "不带 revision 的同一复核（同一经办人、同一结论和理由，其间没有其他复核）重复提交时不再登记，"
-                         "返回原记录（200）。版本已变（他人先操作）或申报已办结返回 409，写明当前状态。",
+                         "返回原记录（200）。事项或注册证编号没有对应的判定时，与其他问题一并列出（422）；"
+                         "版本已变（他人先操作）、申报尚未判定或已办结返回 409，写明当前状态。",
              responses={200: {"description": "同一复核此前已登记", "model": Recorded}, **AUTH, **error_responses(404, 409, 422)})
 async def review(application_id: ApplicationId, body: ReviewRequest, request: Request, response: Response,
                  who: Staff = Depends(require_staff)):

@@ -955,8 +955,13 @@ def review(db: Database, application_id: str, benefit_id: str, subject_id: str, 
             problems.append(RowProblem("该事项按注册证逐项判定，请写明复核哪一份注册证（注册证编号）",
                                        path="subject_id"))
             raise ValidationFailed(problems)
-        if r is None or L.evaluation is None:
-            raise NotFound("没有这项判定")
+        if L.evaluation is None:
+            raise Conflict(f"该申报当前为“{APPLICATION_STATE.get(L.app.state, L.app.state)}”，尚未判定，没有可复核的判定")
+        if r is None:       # a field of the request names no decision: said with its other problems
+            known = any(x.benefit_id == benefit_id and x.kind == "grant" for x in L.results)
+            problems.append(RowProblem("该事项没有这份注册证的判定", path="subject_id") if known else
+                            RowProblem("该申报没有这一资金支持事项的判定", path="benefit_id"))
+            raise ValidationFailed(problems)
         st = r.status if action == "confirm" else status
         unpriced = st == "eligible" and r.amount_cny is None
         if unpriced and amount is None and not any(p.path == "amount_cny" for p in problems):

@@ -254,8 +254,12 @@ def test_the_case_process_and_every_refused_transition(api: Api):
         **review, "amount_cny": "abc", "reason": "理" * 2001}), 422)             # in Chinese, in its unit
     assert {(e["path"], e["message"]) for e in body["errors"]} == {
         ("amount_cny", "应为数字"), ("reason", "不能超过 2000 个字符")}, body
-    assert_error(c.post(f"/v1/applications/{ids['eligible']}/reviews",
-                        json={**review, "benefit_id": "no-such"}, headers=staff), 404)
+    body = assert_error(c.post(f"/v1/applications/{ids['eligible']}/reviews",   # a field naming no decision:
+                               json={**review, "benefit_id": "no-such", "action": "override"}, headers=staff), 422)
+    assert {e["path"] for e in body["errors"]} == {"benefit_id", "status", "reason"}, body   # said with the rest
+    body = assert_error(c.post(f"/v1/applications/{ids['eligible']}/reviews",
+                               json={**review, "subject_id": "国械注准20990000000"}, headers=staff), 422)
+    assert [(e["path"], e["label"]) for e in body["errors"]] == [("subject_id", "注册证编号")], body
     body = assert_error(c.post(f"/v1/applications/{ids['eligible']}/reviews",     # which certificate: said
                                json={**review, "subject_id": "", "action": "override"}, headers=staff), 422)
     assert {e["path"] for e in body["errors"]} == {"subject_id", "status", "reason"}, body
