@@ -842,15 +842,22 @@ def upload_material(db: Database, application_id: str, benefit_id: str, material
     """A material file added by staff (e.g. scanned from paper) for one subject of the
     application: the certificate it belongs to ("" for a benefit decided per enterprise).
     Without `subject_id` the application must have only one subject of that benefit.
-    Returns (the material's id, whether this call recorded it: false for a retried upload)."""
-    media = files.check(filename, data)
+    Returns (the material's id, whether this call recorded it: false for a retried upload).
+    Every problem of the request is said at once: the file's, and what it is filed under."""
+    problems: list[RowProblem] = []
+    try:
+        media = files.check(filename, data)
+    except ValidationFailed as e:
+        problems += e.problems
     with db.session() as s:
         L = _load(s, db, application_id, lock=True)
         if L.app.state in ("awarded", "refused"):
             raise Conflict(f"该申报当前为“{APPLICATION_STATE[L.app.state]}”，已办结，不能再上传材料")
-        if benefit_id not in (L.ev.book.benefits if L.ev else {}) or material_id not in {
-                m.id for m in L.ev.book.benefits[benefit_id].spec.materials}:
-            raise ValidationFailed([RowProblem("规则中没有这项材料", path="material_id")])
+        book = L.ev.book.benefits if L.ev else {}
+        if benefit_id not in book:
+            raise ValidationFailed(problems + [RowProblem("规则中没有这一事项", path="benefit_id")])
+        if material_id not in {m.id for m in book[benefit_id].spec.materials}:
+            raise ValidationFailed(problems + [RowProblem("该事项没有这项材料", path="material_id")])
         subjects = [subject_of(r) for r in L.results
                     if r.kind == "grant" and r.benefit_id == benefit_id and _claimed(L.app, r)]
         if material_id in _enterprise_materials(L.ev, benefit_id) and subject_id in (None, ""):
@@ -858,9 +865,11 @@ def upload_material(db: Database, application_id: str, benefit_id: str, material
         if subject_id is None and len(subjects) == 1:
             subject_id = subjects[0]
         if subject_id not in subjects:
-            raise ValidationFailed([RowProblem(
+            problems.append(RowProblem(
                 "请选择该材料所属的注册证" if subject_id is None else "该申报没有申请这个注册证的这项资金支持",
-                path="subject_id")])
+                path="subject_id"))
+        if problems:
+            raise ValidationFailed(problems)
         digest = files.put(data)
         same = s.scalar(select(Material.id).where(      # the same file again, still to review: a retried upload
             Material.application_id == application_id, Material.benefit_id == benefit_id,

@@ -265,6 +265,11 @@ def test_the_case_process_and_every_refused_transition(api: Api):
     assert {e["path"] for e in body["errors"]} == {"subject_id", "status", "reason"}, body
     # A material: uploaded by staff, accepted once.
     pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    for data, wrong in (({"benefit_id": "no-such", "material_id": "registration_certificate"}, "benefit_id"),
+                        ({"benefit_id": "device-registration-grant", "material_id": "no-such"}, "material_id")):
+        body = assert_error(c.post(f"/v1/applications/{ids['missing']}/materials", headers=staff, data=data,
+                                   files={"file": ("扫描件.txt", b"not a pdf", "text/plain")}), 422)
+        assert len(body["errors"]) == 2 and body["errors"][-1]["path"] == wrong, body   # the file's and the field's
     ups = [c.post(f"/v1/applications/{ids['missing']}/materials", headers=staff,
                   files={"file": ("来源证明.pdf", pdf, "application/pdf")},
                   data={"benefit_id": "device-registration-grant", "material_id": "registration_certificate"})
