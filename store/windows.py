@@ -8,7 +8,7 @@ Every function takes the `Database` first. Errors are `NotFound`, `Conflict` and
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
 from typing import Collection, Optional
 
 import orjson
@@ -272,8 +272,23 @@ def list_windows(db: Database) -> list[WindowView]:
 def get_window(db: Database, window_id: str) -> WindowView:
     with db.read_session() as s:
         w = get(s, window_id)
-        gap = None if w.state == "closed" else horizon_warning(w.opens_on, (w.closes_on - w.opens_on).days + DEADLINES_AFTER)
-        return view(w, counts(s, w)).model_copy(update={"overlaps": overlapping(s, w), "calendar_gap": gap})
+        return view(w, counts(s, w)).model_copy(update={"overlaps": overlapping(s, w),
+                                                         "calendar_gap": calendar_gap(w)})
+
+
+def calendar_gap(w: Window, today: date | None = None) -> str | None:
+    """Staff's warning that a step of this window still to come (one-time notices, 公示, their
+    deadlines) may need a year whose holiday schedule is not entered. None once publicized: its
+    deadlines are counted then, and the close needs none."""
+    if w.state in ("publicity", "closed"):
+        return None
+    today = today or shanghai_today()
+    start = max(today, w.opens_on)
+    # steps still ahead: from the close's usual horizon, or from today for a late one (its
+    # notices' 补正 and then 公示, in calendar days with room for a holiday)
+    until = max(w.closes_on + timedelta(days=DEADLINES_AFTER),
+                today + timedelta(days=2 * (w.correction_workdays + w.publicity_workdays) + 14))
+    return horizon_warning(start, (until - start).days, for_staff=True)
 
 
 def overlapping(s: Session, w: Window) -> list[str]:

@@ -45,19 +45,27 @@ def next_workday(day: date, doing: str) -> date:
     return add_workdays(day, 1, doing)
 
 
-def horizon_warning(today: date | None = None, ahead_days: int = WARN_AHEAD_DAYS) -> str | None:
+def horizon_warning(today: date | None = None, ahead_days: int = WARN_AHEAD_DAYS,
+                    for_staff: bool = False) -> str | None:
     """A warning (one Chinese line) when the holiday schedules end, or a schedule file is
-    broken, within `ahead_days` of today; None when the calendar reaches far enough."""
+    broken, within `ahead_days` of today; None when the calendar reaches far enough. The
+    administrator's (start-up log) names the file to fill; staff's (`for_staff`, the window's
+    page) says what it means for their work and who fills it."""
     today = today or shanghai_today()
     cal = default_calendar()
     for year in range(today.year, (today + timedelta(days=ahead_days)).year + 1):
         try:
             cal.schedule(year)
         except UnknownYearError as exc:
+            if for_staff:
+                return (f"{year} 年的法定节假日安排尚未录入本系统：期限跨入 {year} 年的一次性告知书（补正期限）、"
+                        f"公示和容缺承诺暂不能办理。国务院办公厅公布 {year} 年部分节假日安排后，请系统管理员录入")
             path = _shown(exc.path)
             return (f"节假日安排只到 {year - 1} 年底，缺少 {path}：期限跨入 {year} 年的一次性告知书（补正期限）、"
                     f"公示和容缺承诺将被拒绝办理。请在国务院办公厅公布 {year} 年部分节假日安排后填写 {path}"
                     "（格式见 rules/workdays/README.md）")
         except ScheduleFileError as exc:
+            if for_staff:
+                return f"{year} 年的节假日安排有误，相关期限暂不能计算：请系统管理员核对（服务日志中有详细说明）"
             return f"{year} 年的节假日安排文件有误，相关期限无法计算：" + "；".join(exc.problems)
     return None

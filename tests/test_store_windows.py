@@ -19,7 +19,7 @@ from store.db import Database
 from store.errors import Conflict, NotFound, ValidationFailed
 from store.applications import ImportRejected
 from store.intake import template_bytes
-from store.models import Application, ApplicationEvent, AuditLog, Award, Enterprise, Notice
+from store.models import Application, ApplicationEvent, AuditLog, Award, Enterprise, Notice, Window
 from store.workdays import horizon_warning
 from store_fixtures import (  # noqa: F401  (fixtures)
     AFTER_H1, IN_H1, app_of, assert_history_complete, db, evaluate, events_of, filled_template,
@@ -1059,10 +1059,22 @@ def test_a_correction_may_explain_a_condition_found_not_met(db):
 
 def test_a_window_whose_deadlines_reach_a_year_without_holidays_says_so(db):
     """Its 补正 and 公示 deadlines would be refused until the year's holiday schedule is filled:
-    the window says so from the day it is opened, naming the file."""
+    the window says so from the day it is opened, in staff's words (who enters it, not the file),
+    and stops saying so once publicized (no step left needs the calendar)."""
     open_h1(db)
     assert W.get_window(db, "2026-H1").calendar_gap is None
     W.open_window(db, "2031-H1", opens_on=date(2031, 3, 1), closes_on=date(2031, 3, 31), as_of=date(2031, 3, 31),
                   coverage_from=date(2030, 10, 1), coverage_to=date(2031, 3, 31), label="2031年上半年集中申报")
     gap = W.get_window(db, "2031-H1").calendar_gap
-    assert gap and "2031.yaml" in gap and "拒绝" in gap, gap
+    assert gap and "2031 年的法定节假日安排尚未录入" in gap and "系统管理员" in gap, gap
+    assert "rules/" not in gap and ".yaml" not in gap, gap
+    # A window judged long ago with its steps still ahead: the warning counts from today
+    y = _first_year_without_a_schedule()
+    with db.session() as s:
+        w = s.get(Window, "2026-H1")
+        w.opens_on, w.closes_on, w.as_of = date(y - 1, 3, 1), date(y - 1, 3, 31), date(y - 1, 3, 31)
+        assert W.calendar_gap(w, today=date(y - 1, 4, 10)) is None
+        assert f"{y} 年" in W.calendar_gap(w, today=date(y - 1, 12, 10))
+        w.state = "publicity"        # its deadlines are counted: nothing left to warn of
+        assert W.calendar_gap(w, today=date(y - 1, 12, 10)) is None
+        s.rollback()
