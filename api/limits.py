@@ -149,7 +149,7 @@ def parse_json_limited(body: bytes, max_depth: int, max_keys: int) -> Any:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ApiError(400, f"请求体不是有效的 UTF-8 文本（第 {e.start} 字节起无法解码）")
+        raise ApiError(400, f"请求体不是有效的 UTF-8 文本（从第 {e.start + 1} 个字节起无法读取）")
     if text.startswith("\ufeff"):
         text = text[1:]
 

@@ -61,7 +61,7 @@ def _day(v: Any) -> Any:
     if isinstance(v, date) and not isinstance(v, datetime):
         return v
     if not isinstance(v, str) or not _ISO_DAY.match(v):
-        raise PydanticCustomError("yagu_date", "必须是 YYYY-MM-DD 格式的日期，不能带时间")
+        raise PydanticCustomError("yagu_date", "必须是“年-月-日”格式的日期（如 2026-03-31），不能带时间")
     try:
         d = date.fromisoformat(v)
     except ValueError:

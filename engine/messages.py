@@ -11,7 +11,7 @@ def kind_of(value: Any) -> str:
     if isinstance(value, bool):
         return "布尔值"
     if isinstance(value, str):
-        return "字符串"
+        return "文字（带引号）"
     if isinstance(value, (int, float)):
         return "数字"
     if isinstance(value, list):
@@ -21,6 +21,17 @@ def kind_of(value: Any) -> str:
     if value is None:
         return "空值（null）"
     return type(value).__name__
+
+
+_NUMBER = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
+
+
+def not_a_number(what: str, value: Any) -> str:
+    """A value where a number (`what`: 数字 or 整数) belongs; a number written in quotes, the
+    usual slip of an exported file, is told how to write it."""
+    if isinstance(value, str) and _NUMBER.match(value.strip()):
+        return f"必须是{what}：请去掉引号，写成 {value.strip()}"
+    return f"必须是{what}，不能是{kind_of(value)}"
 
 
 def num_text(x: Any) -> str:
@@ -46,11 +57,13 @@ def pydantic_message(err: dict) -> str:
     if t == "missing":
         return "缺少必填字段"
     if t == "float_type":
-        return f"必须是数字，不能是{kind_of(value)}"
+        return not_a_number("数字", value)
     if t == "int_type":
         if isinstance(value, float):
             return "必须是整数，不能带小数点"
-        return f"必须是整数，不能是{kind_of(value)}"
+        return not_a_number("整数", value)
+    if t == "bool_type" and isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return f"必须是 true 或 false：请去掉引号，写成 {value.strip().lower()}"
     if t == "bool_type":
         return f"必须是 true 或 false，不能是{kind_of(value)}"
     if t == "string_type":
@@ -87,9 +100,9 @@ def pydantic_message(err: dict) -> str:
         "decimal_parsing": "应为数字",
         "bool_type": "应为布尔值（true 或 false）",
         "bool_parsing": "应为布尔值（true 或 false）",
-        "date_type": "应为日期，格式 YYYY-MM-DD",
-        "date_parsing": "应为日期，格式 YYYY-MM-DD",
-        "date_from_datetime_parsing": "应为日期，格式 YYYY-MM-DD",
+        "date_type": "应为日期，写成“年-月-日”，如 2026-03-31",
+        "date_parsing": "应为日期，写成“年-月-日”，如 2026-03-31",
+        "date_from_datetime_parsing": "应为日期，写成“年-月-日”，如 2026-03-31",
         "date_from_datetime_inexact": "应为日期，不能带时间",
         "list_type": "应为数组",
         "dict_type": "应为 JSON 对象",
@@ -103,7 +116,7 @@ def pydantic_message(err: dict) -> str:
         "string_unicode": "应为 UTF-8 文本",
     }
     if t == "date_from_datetime_parsing" or t == "date_parsing":
-        return f"日期无效：{json.dumps(value, ensure_ascii=False, default=str)}，应为 YYYY-MM-DD 的有效日期"
+        return f"日期无效：{json.dumps(value, ensure_ascii=False, default=str)}，应为有效的日期，写成“年-月-日”，如 2026-03-31"
     if t == "value_error" and ctx.get("error"):
         return str(ctx["error"])
     if t == "string_pattern_mismatch":

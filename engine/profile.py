@@ -28,7 +28,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Di
 from pydantic_core import PydanticCustomError
 
 from engine.formats import FORMATS, ITEM_CHECKS, FormatError
-from engine.messages import kind_of, num_text, pydantic_message
+from engine.messages import kind_of, not_a_number, num_text, pydantic_message
 from engine.registry import FieldRegistry, FieldSpec
 from engine.vocabulary import cn_date, money_short, percent
 
@@ -156,8 +156,7 @@ def _number_check(spec: FieldSpec):
         if v is None:
             return v
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise PydanticCustomError("yagu_number", "必须是{what}，不能是{kind}",
-                                      {"what": "整数" if whole else "数字", "kind": kind_of(v)})
+            raise PydanticCustomError("yagu_number", "{said}", {"said": not_a_number("整数" if whole else "数字", v)})
         if isinstance(v, float) and not math.isfinite(v):
             raise PydanticCustomError("yagu_number", "必须是有限的数字")
         # one message for every way in (API, form, import, rule-file example)
@@ -313,8 +312,8 @@ def _container(loc: tuple) -> str | None:
 def _unknown_key(loc: tuple, registry: FieldRegistry) -> str:
     key = str(loc[-1])
     close = difflib.get_close_matches(key, registry.known_keys(_container(loc)), n=1, cutoff=0.6)
-    hint = f"，是否指 `{close[0]}`？" if close else ""
-    return f"未知的字段 `{key[:40]}`{hint}"
+    hint = f"（是否指“{close[0]}”？）" if close else ""
+    return f"本系统不认识的字段“{key[:40]}”{hint}"
 
 
 def _duplicates(data: dict, registry: FieldRegistry) -> list[Problem]:

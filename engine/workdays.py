@@ -81,7 +81,7 @@ def _as_date(value, where: str, problems: list[str]) -> dt.date | None:
             return dt.date.fromisoformat(value)
         except ValueError:
             pass
-    problems.append(f"{where}: 应为日期 YYYY-MM-DD，实际为 {value!r}")
+    problems.append(f"{where}: 应为日期（写成如 2027-01-01），实际为 {value!r}")
     return None
 
 

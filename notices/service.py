@@ -27,7 +27,7 @@ from notices.view import REPORTS, Item, NoticeInput, NoticeNotApplicable, build,
 from store import cases, jobs, rulesets
 from store.cases import ApplicationDetail
 from store.db import Database
-from store.errors import Conflict
+from store.errors import Conflict, NotFound
 from store.models import Application, Notice
 from store.notices import KINDS, assign_number
 
@@ -96,7 +96,7 @@ class NoticeService:
         """The notice of one kind in each format asked for, from one reading of the application.
         Refused with Conflict, before any number is taken, when the notice does not apply."""
         if kind not in KINDS or not KINDS[kind].char:
-            raise Conflict(f"未知的告知书类型：{kind}")
+            raise NotFound("没有这种告知书")
         self._check_issuable(d, kind)
         if kind == "one_time":              # as issued, whatever the 补正 changed since
             d = cases.detail(self.db, d.application_id, as_issued=kind)

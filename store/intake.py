@@ -131,7 +131,7 @@ def _parse_date(raw: Any) -> str:
         return raw.isoformat()
     m = _DATE.match(unicodedata.normalize("NFKC", str(raw)).strip())
     if m is None:
-        raise CellError(f"无法识别的日期{_quote(raw)}，应为 YYYY-MM-DD（例如 2025-10-15）")
+        raise CellError(f"无法识别的日期{_quote(raw)}，请写成 2025-10-15、2025/10/15 或 2025年10月15日")
     try:
         return date(int(m[1]), int(m[2]), int(m[3])).isoformat()
     except ValueError:

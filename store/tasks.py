@@ -59,7 +59,7 @@ def impact(db: Database, ctx: jobs.JobContext, args: dict) -> dict:
     try:
         as_of = date.fromisoformat(args["as_of"]) if args.get("as_of") else None
     except ValueError:
-        raise ValidationFailed([RowProblem(f"判定日期“{args['as_of']}”无效，应为 YYYY-MM-DD，例如 2026-06-30",
+        raise ValidationFailed([RowProblem(f"判定日期“{args['as_of']}”无效，应写成“年-月-日”，例如 2026-06-30",
                                            path="as_of")]) from None
     rep = replay.impact(db, args["window_id"], args.get("rules_dir"), as_of,
                         progress=lambda d, t: ctx.progress(d, t, f"已比较 {d}/{t}"))

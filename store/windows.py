@@ -45,7 +45,7 @@ def _as_date(v, name: str, problems: list) -> Optional[date]:
         try:
             d = date.fromisoformat(str(v))
         except ValueError:
-            problems.append(RowProblem(f"不是有效的日期（YYYY-MM-DD）：{str(v)[:20]}", path=name))
+            problems.append(RowProblem(f"不是有效的日期（应写成如 2026-03-31）：{str(v)[:20]}", path=name))
             return None
     if not EARLIEST <= d <= LATEST:
         problems.append(RowProblem("日期应在 2000-01-01 至 2100-12-31 之间", path=name))

@@ -291,6 +291,8 @@ def test_the_case_process_and_every_refused_transition(api: Api):
     from test_api_limits import _staff_login
     _staff_login(api)                   # the console's confirmation says so before anything is sent
     confirm = c.get("/staff/windows/W2/publish").text
+    bogus = c.get(f"/staff/applications/{ids['missing']}/notices/bogus")     # a notice kind that does not exist
+    assert bogus.status_code == 404 and "没有这种告知书" in bogus.text and "bogus" not in bogus.text
     c.cookies.clear()
     assert "补正期限内" in re.search(r'id="publish-blocked">(.*?)</div>', confirm, re.S).group(1)
     assert 'id="confirm-publish"' not in confirm

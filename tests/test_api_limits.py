@@ -99,6 +99,9 @@ def test_the_self_check_upload_has_the_json_limit(api: Api):
     deep = json.dumps(_nested(50)).encode()
     r = api.c.post("/self-check/upload", files={"file": ("p.json", deep, "application/json")})
     assert r.status_code == 422 and "嵌套" in r.text
+    gbk = json.dumps({"name": "资阳牙科"}, ensure_ascii=False).encode("gbk")      # saved in the wrong encoding
+    r = api.c.post("/self-check/upload", files={"file": ("p.json", gbk, "application/json")})
+    assert r.status_code == 400 and "文件不是 UTF-8 编码的文本" in r.text and "请求体" not in r.text
     ok = api.c.post("/self-check/upload", files={"file": ("p.json", json.dumps(EXAMPLE_PROFILE).encode(),
                                                           "application/json")}, data={"as_of": "2026-03-31"})
     assert ok.status_code == 200 and "自测结果" in ok.text

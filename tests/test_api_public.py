@@ -286,9 +286,9 @@ def test_every_text_field_is_bounded(api: Api, registry):
 
 
 def test_unknown_keys_are_named_with_the_closest_known_key(api: Api):
-    cases = [({**EXAMPLE_PROFILE, "in_prak": True}, "profile.in_prak", "`in_park`"),
+    cases = [({**EXAMPLE_PROFILE, "in_prak": True}, "profile.in_prak", "“in_park”"),
              (with_value("device_registrations[0].orign", "self_developed"),
-              "profile.device_registrations[0].orign", "`origin`"),
+              "profile.device_registrations[0].orign", "“origin”"),
              ({**EXAMPLE_PROFILE, "zzzz_qqqq": 1}, "profile.zzzz_qqqq", None)]
     for profile, path, hint in cases:
         for r in (api.c.post("/v1/eligibility", json={"profile": profile}),
@@ -315,8 +315,8 @@ def test_nul_in_strings_is_refused_and_in_path_ids_not_found(api: Api):
 
 DATE_CASES = [("0001-01-01", DATE_RANGE), ("9999-12-31", DATE_RANGE), ("1999-12-31", DATE_RANGE),
               ("2101-01-01", DATE_RANGE), ("2026-03-31T00:00:00", "不能带时间"), ("2026-03-31 10:00", "不能带时间"),
-              ("2026-03-31T10:00:00+08:00", "不能带时间"), ("20260331", "YYYY-MM-DD"), ("2026-02-30", "不是有效的日期"),
-              (20260331, "YYYY-MM-DD")]
+              ("2026-03-31T10:00:00+08:00", "不能带时间"), ("20260331", "年-月-日"), ("2026-02-30", "不是有效的日期"),
+              (20260331, "年-月-日")]
 
 
 @pytest.mark.parametrize("value,words", DATE_CASES)

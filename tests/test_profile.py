@@ -133,9 +133,9 @@ def test_unknown_keys_are_errors_that_name_the_closest_known_key():
                                 device_registrations=[{"certificate_no": "川械注准20242170123", "orgin": "x"}],
                                 hnte_certificate={"numbr": "GR1"}))
     assert set(probs) == {"in_prak", "wechat", "device_registrations[0].orgin", "hnte_certificate.numbr"}
-    assert "是否指 `in_park`" in probs["in_prak"]
-    assert "是否指 `origin`" in probs["device_registrations[0].orgin"]
-    assert "是否指 `number`" in probs["hnte_certificate.numbr"]
+    assert "是否指“in_park”" in probs["in_prak"]
+    assert "是否指“origin”" in probs["device_registrations[0].orgin"]
+    assert "是否指“number”" in probs["hnte_certificate.numbr"]
     assert "是否指" not in probs["wechat"]
 
 
@@ -153,7 +153,8 @@ def test_name_length_after_trim(name, ok):
 @pytest.mark.parametrize("field", MONEY_FIELDS)
 def test_money_as_string_rejected(field):
     probs = problems_of(minimal(**{field: "1000.00"}))
-    assert probs == {field: "必须是数字，不能是字符串"}
+    assert probs == {field: "必须是数字：请去掉引号，写成 1000.00"}     # the usual slip, said as such
+    assert problems_of(minimal(**{field: "一千"})) == {field: "必须是数字，不能是文字（带引号）"}
 
 
 @pytest.mark.parametrize("field", MONEY_FIELDS)
@@ -196,7 +197,7 @@ def test_non_finite_numbers_rejected(value):
 
 
 @pytest.mark.parametrize("field", ["vat_credit_positive_months", "export_refund_class"])
-@pytest.mark.parametrize("value,word", [(3.0, "小数"), ("3", "字符串"), (True, "布尔")])
+@pytest.mark.parametrize("value,word", [(3.0, "小数"), ("3", "去掉引号"), ("三", "文字"), (True, "布尔")])
 def test_integers_must_be_integers(field, value, word):
     msg = problems_of(minimal(**{field: value}))[field]
     assert "整数" in msg and word in msg
