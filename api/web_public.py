@@ -340,7 +340,7 @@ async def apply_submit(request: Request, window_id: str):
 async def application_login_form(request: Request):
     if await enterprise_session(request):
         return RedirectResponse("/application/view", status_code=303)
-    return page(request, "application_login.html", {})
+    return page(request, "application_login.html", {"settings": request.app.state.notices.settings})
 
 
 @router.post("/application/login")
@@ -351,7 +351,8 @@ async def application_login(request: Request):
     code = str(form.get("access_code", ""))[:64]
     ok = await run_in_threadpool(applications.check_access_code, rt.db, app_id, code)
     if not ok:                  # the number typed stays; the code is typed again
-        return page(request, "application_login.html", {"failed": True, "application_id": app_id}, 401)
+        return page(request, "application_login.html", {"failed": True, "application_id": app_id,
+                                                        "settings": request.app.state.notices.settings}, 401)
     sid = await run_in_threadpool(sessions.open_session, rt.db, "enterprise", app_id, "enterprise")
     resp = RedirectResponse("/application/view", status_code=303)
     resp.set_cookie(ENTERPRISE_COOKIE, sid, httponly=True, samesite="strict", path="/application",

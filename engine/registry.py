@@ -286,6 +286,8 @@ class FieldRegistry:
             if isinstance(items, list) and index < len(items) and info.spec.key:
                 item = items[index]
                 key = item.get(info.spec.key) if isinstance(item, dict) else getattr(item, info.spec.key, None)
+            if isinstance(key, str) and len(key) > 40:      # a pasted page of text names no record
+                key = None
             head = f"{info.item_label} {key}" if key else f"{info.label}第{index + 1}项"
             if not rest:
                 return head

@@ -95,8 +95,10 @@ class NoticeService:
                   issued_on: dt.date | None = None) -> list[Document]:
         """The notice of one kind in each format asked for, from one reading of the application.
         Refused with Conflict, before any number is taken, when the notice does not apply."""
-        if kind not in KINDS or not KINDS[kind].char:
+        if kind not in KINDS:
             raise NotFound("没有这种告知书")
+        if not KINDS[kind].char:
+            raise Conflict(f"{KINDS[kind].title}不是申报的文书，由企业自测时出具")
         self._check_issuable(d, kind)
         if kind == "one_time":              # as issued, whatever the 补正 changed since
             d = cases.detail(self.db, d.application_id, as_issued=kind)

@@ -623,6 +623,7 @@ def test_nul_and_long_strings_never_reach_the_database(api: Api):
     for form in ({"application_id": "A\x00", "access_code": "X"}, {"application_id": "A1", "access_code": "X\x00"}):
         r = c.post("/application/login", data=form, follow_redirects=False)
         assert r.status_code == 401 and "申报编号或查询码不正确" in r.text and "\x00" not in r.text
+        assert "查询码遗失的" in r.text and "重新发放" in r.text        # where to find them, and a lost code
     long_cert = profile(42, certificate={"certificate_no": "川械注准" + "1" * 100})
     body = assert_error(c.post("/v1/windows/W6/applications", json={"profile": long_cert}, headers=staff), 422)
     assert body["errors"][0]["path"] == "profile.device_registrations[0].certificate_no"

@@ -486,6 +486,9 @@ def test_a_one_time_notice_reads_as_issued_after_the_correction(sqlite_db):
     svc = NoticeService(sqlite_db, settings=SETTINGS)
     before = svc.render(app, "one_time", "html")
     assert "违法" in html_text(before.data.decode())
+    # it says how to answer online: where, with which application number, and a lost code
+    said = html_text(before.data.decode())
+    assert f"输入申报编号 {app} 和查询码" in said and "由工作人员重新发放" in said, said
     after_fix = cases.submit_correction(sqlite_db, app, {"on_serious_dishonest_list": False, "violations": []},
                                         proofs(sqlite_db, app), actor="企业", today=TODAY)
     assert after_fix.state == "corrected"
