@@ -195,7 +195,8 @@ async def window_page(request: Request, window_id: str, done: str = "", n: int =
     return page(request, "staff_window.html", _ctx(*sess, w=w, jobs=recent, preview=preview,
                                                    done=DONE.get(done, "").format(n=max(n, 0)),
                                                    today=shanghai_today(), drafts=draft_names(),
-                                                   drafts_dir=str(rules_drafts())))
+                                                   drafts_dir=str(rules_drafts()),
+                                                   unset=request.app.state.notices.settings.unset()))
 
 
 async def _submit_job(request: Request, kind: str, args: dict, lock: str | None) -> Response:

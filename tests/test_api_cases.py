@@ -1295,3 +1295,16 @@ def test_a_window_form_with_problems_marks_each_box_with_its_own_message(api: Ap
     assert len(re.findall(r'class="error-text"', r.text)) == listed.count("<li>")
     assert 'value="有误的批次"' in r.text and 'value="abc"' in r.text
     assert "W-bad" not in [w["id"] for w in c.get("/v1/windows", headers=api.staff).json()]
+
+
+def test_the_window_page_says_official_notices_wait_for_unset_settings(api: Api):
+    """Staff learn on the window's page, before they try, that no official notice can be issued
+    while a notice setting (the contact phone) is unset, and who fills it in."""
+    accepting_window(api, "W31")
+    from test_api_limits import _staff_login
+    _staff_login(api)
+    assert 'id="settings-unset"' not in api.c.get("/staff/windows/W31").text
+    svc = api.app.state.notices
+    svc.settings = svc.settings.model_copy(update={"contact_phone": None})
+    box = re.search(r'id="settings-unset">(.*?)</div>', api.c.get("/staff/windows/W31").text, re.S).group(1)
+    assert "联系电话" in box and "一次性告知书" in box and "系统管理员" in box and ".yaml" not in box, box
