@@ -1229,6 +1229,8 @@ def test_the_correction_form_takes_a_statement_staff_then_read(api: Api):
     page = c.get(f"/staff/applications/{sub.application_id}").text
     c.cookies.clear()
     assert "企业的说明：已迁入园区，变更登记办理中" in page
+    box = re.search(r'id="enterprise-statement">(.*?)</div></div>', page, re.S).group(1)   # above, not only in the history
+    assert "已迁入园区，变更登记办理中" in box and page.index("enterprise-statement") < page.index("资金支持判定与复核")
 
 
 def test_staff_give_an_enterprise_that_lost_its_code_a_new_one_shown_once(api: Api):

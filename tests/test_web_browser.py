@@ -380,6 +380,8 @@ def test_the_window_cycle_from_import_to_award_list(server, browser, art, tmp_pa
     late.fill("input[name=access_code]", code_c)
     late.click("#login-form button[type=submit]")
     assert "补正期限已于" in late.locator("#correction-closed").inner_text() and late.locator("#correction").count() == 0
+    # nothing left to supply: the page no longer suggests supplying anything
+    assert late.locator(".suggestions").count() == 0 and late.locator("p.missing").count() == 0
     late.context.close()
 
     # 公示, then close: the confirmation names what will happen and how many.
