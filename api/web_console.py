@@ -18,8 +18,7 @@ from api.errors import FIELD_NAMES, problems
 from api.security import STAFF_COOKIE, ROLE_RANK, Staff, console_session, csrf_ok, csrf_token_for
 from api.views import notice_page, page
 from engine.profile import shanghai_today
-from engine.registry import FieldSpec
-from store import applications, awards, cases, exports, jobs, sessions, tokens
+from store import amounts, applications, awards, cases, exports, jobs, sessions, tokens
 from store import windows as W
 from store.paths import draft_names, draft_rules, rules_drafts
 from store.errors import Conflict, NotFound, RowProblem, StoreError, ValidationFailed
@@ -35,6 +34,8 @@ DONE = {
     "closed": "批次已关闭，兑现名单已写入兑现台账。", "reviewed": "复核已记录。", "material": "材料审核已记录。",
     "objection": "异议已登记。", "resolved": "异议处理已记录。", "token": "令牌已吊销。", "cancelled": "任务已取消。",
     "deleted": "申报批次已删除。",
+    "amounts": "本批次金额已设定，替代规则中的参考金额。请重新批量判定：判定结果和拟支持名单按新金额计算后才能公示。",
+    "amounts_cleared": "已恢复规则中的参考金额。请重新批量判定。",
 }
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -190,13 +191,52 @@ async def window_page(request: Request, window_id: str, done: str = "", n: int =
         w = await run_in_threadpool(W.get_window, _db(request), window_id)
     except NotFound as e:
         return _error_page(request, e, "/staff", sess)
-    recent = await run_in_threadpool(lambda: jobs.list_jobs(_db(request), window_id=window_id, limit=10))
-    preview = await run_in_threadpool(awards.close_preview, _db(request), window_id) if w.evaluated_at else None
-    return page(request, "staff_window.html", _ctx(*sess, w=w, jobs=recent, preview=preview,
-                                                   done=DONE.get(done, "").format(n=max(n, 0)),
+    return await _window_view(request, sess, w, DONE.get(done, "").format(n=max(n, 0)))
+
+
+async def _window_view(request: Request, sess, w, done: str = "", status: int = 200, **amount_form) -> HTMLResponse:
+    """The window's page; `amount_form`: the amounts as typed and their problems, after a refusal."""
+    recent = await run_in_threadpool(lambda: jobs.list_jobs(_db(request), window_id=w.id, limit=10))
+    preview = await run_in_threadpool(awards.close_preview, _db(request), w.id) if w.evaluated_at else None
+    tables = await run_in_threadpool(amounts.tables, w.amounts, w.as_of)
+    return page(request, "staff_window.html", _ctx(*sess, w=w, jobs=recent, preview=preview, done=done,
                                                    today=shanghai_today(), drafts=draft_names(),
-                                                   drafts_dir=str(rules_drafts()),
-                                                   unset=request.app.state.notices.settings.unset()))
+                                                   drafts_dir=str(rules_drafts()), amount_tables=tables,
+                                                   amount_typed=amount_form.get("typed") or {},
+                                                   amount_errors=amount_form.get("errors") or [],
+                                                   unset=request.app.state.notices.settings.unset()), status)
+
+
+@router.post("/staff/windows/{window_id}/amounts")
+async def set_amounts(request: Request, window_id: str):
+    """The round notice's amounts for this window (admin), or back to the rules' reference ones."""
+    sess = await console_session(request)
+    if not sess:
+        return _to_login(request)
+    back = f"/staff/windows/{quote(window_id)}"
+    if not sess[1].is_admin:
+        return page(request, "message.html", _ctx(*sess, title="无权限", message="设定本批次金额需要管理员角色。",
+                                                  back=back, layout="_staff.html"), 403)
+    db = _db(request)
+    try:
+        form = await _form(request, sess[0])
+        w = await run_in_threadpool(W.get_window, db, window_id)
+        clear = form.get("action") == "clear"
+        if clear:
+            chosen: dict = {}
+        else:
+            chosen, found = await run_in_threadpool(amounts.read_form, form, w.amounts, w.as_of)
+            if found:
+                raise ValidationFailed(found, "未设定：")
+        await run_in_threadpool(lambda: W.set_amounts(db, window_id, chosen, actor=sess[1].actor))
+    except ValidationFailed as e:
+        names = await run_in_threadpool(amounts.labels, w.amounts, w.as_of)
+        errors = [{"label": names.get(p["path"], ""), "message": p["message"], "path": p["path"]} for p in problems(e)]
+        typed = {k: str(v) for k, v in form.multi_items() if k.startswith(amounts.FIELD)}
+        return await _window_view(request, sess, w, status=422, typed=typed, errors=errors)
+    except StoreError as e:
+        return _error_page(request, e, back, sess)
+    return RedirectResponse(f"{back}?done={'amounts_cleared' if clear else 'amounts'}", status_code=303)
 
 
 async def _submit_job(request: Request, kind: str, args: dict, lock: str | None) -> Response:
@@ -457,7 +497,7 @@ def _revision(form) -> int | None:
 
 
 # the support amount a reviewer states, read as any amount in the forms ("200万", "2,000,000")
-_AMOUNT = FieldSpec(id="amount_cny", label="支持金额", type="number", unit="元", decimals=2, min=0, max=10 ** 9)
+_AMOUNT = amounts.AMOUNT
 
 
 @router.post("/staff/applications/{app_id}/review")

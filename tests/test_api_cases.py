@@ -32,6 +32,7 @@ from api.settings import Settings
 from api.testing import REPO
 from api.schemas import EXAMPLE_PROFILE, NUL_MESSAGE
 from api_support import Api, accepting_window, api_on, assert_error, days, wait_job
+from leaks import html_text
 from engine.vocabulary import APPLICATION_STATE, WINDOW_STATE, cn_date
 from hostile_files import nul_csv
 from store import applications, jobs, rulesets
@@ -1310,3 +1311,47 @@ def test_the_window_page_says_official_notices_wait_for_unset_settings(api: Api)
     svc.settings = svc.settings.model_copy(update={"contact_phone": None})
     box = re.search(r'id="settings-unset">(.*?)</div>', api.c.get("/staff/windows/W31").text, re.S).group(1)
     assert "联系电话" in box and "一次性告知书" in box and "系统管理员" in box and ".yaml" not in box, box
+
+
+def _console_login(api: Api, headers: dict) -> None:
+    login = api.c.get("/staff/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', login.text).group(1)
+    r = api.c.post("/staff/login", data={"csrf": csrf, "token": headers["Authorization"].split()[1]},
+                   follow_redirects=False)
+    assert r.status_code == 303, r.text
+
+
+def test_an_admin_sets_the_round_notices_amounts_on_the_window_page(api: Api):
+    """The publish page asks for the round notice's amounts: the window's page takes them, each
+    kind of certificate named in words beside its reference amount, every problem at once and
+    what was typed kept; staff see them but cannot change them."""
+    accepting_window(api, "W32")
+    _console_login(api, api.staff)
+    page = api.c.get("/staff/windows/W32").text
+    assert 'id="amounts-form"' not in page and "金额由系统管理员按当期申报通知设定" in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    assert api.c.post("/staff/windows/W32/amounts", data={"csrf": csrf}).status_code == 403
+    api.c.cookies.clear()
+    _console_login(api, api.admin)
+    page = api.c.get("/staff/windows/W32").text
+    fields = re.findall(r'name="(amount:[^"]+)"', page)
+    assert len(fields) == 8 and 'id="amounts-reference"' in page, fields
+    box = re.search(r'id="amounts">(.*?)</section>', page, re.S).group(1)
+    assert "管理类别：第三类" in box and "来源：自主研发" in box and "500,000元" in box
+    assert "grant_amounts" not in html_text(box) and "self_developed" not in html_text(box)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    refused = api.c.post("/staff/windows/W32/amounts", data={"csrf": csrf, fields[0]: "三十万"})
+    assert refused.status_code == 422
+    errors = re.search(r'id="amount-errors">(.*?)</div>', refused.text, re.S).group(1)
+    assert errors.count("<li>") == 8 and "来源：引进；管理类别：第二类：请填写金额" in errors, errors
+    assert 'value="三十万"' in refused.text                               # as typed
+    assert api.c.get("/v1/windows/W32", headers=api.staff).json()["amounts"] == {}     # nothing half-set
+    data = {"csrf": csrf, **{f: "30万" for f in fields}, fields[-1]: "400,000"}
+    done = api.c.post("/staff/windows/W32/amounts", data=data)
+    assert done.status_code == 200 and "本批次金额已设定" in done.text and 'id="amounts-set"' in done.text
+    table = api.c.get("/v1/windows/W32", headers=api.staff).json()["amounts"]["grant_amounts"]
+    assert table["false"]["self_developed"]["II"] == 300000 and table["true"]["introduced"]["III"] == 400000
+    cleared = api.c.post("/staff/windows/W32/amounts", data={"csrf": csrf, "action": "clear"})
+    assert "已恢复规则中的参考金额" in cleared.text
+    assert api.c.get("/v1/windows/W32", headers=api.staff).json()["amounts"] == {}
+    api.c.cookies.clear()
