@@ -28,7 +28,7 @@ templates.env.globals.update(
     WINDOW_STATE=vocab.WINDOW_STATE, APPLICATION_STATE=vocab.APPLICATION_STATE, ROLE=vocab.ROLE,
     PROVISIONAL_AMOUNT=vocab.PROVISIONAL_AMOUNT, PROVISIONAL_CRITERION=vocab.PROVISIONAL_CRITERION,
     JOB_STATE=JOB_STATE, JOB_KIND=KIND_TEXT, NOTICE_KINDS=NOTICE_KINDS,
-    money=vocab.money, cn_date=vocab.cn_date, ruleset_text=vocab.ruleset_text, percent=vocab.percent, cn_time=cn_time, CHANNEL=vocab.CHANNEL,
+    money=vocab.money, cn_date=vocab.cn_date, ruleset_text=vocab.ruleset_text, ruleset_ref=vocab.ruleset_ref, percent=vocab.percent, cn_time=cn_time, CHANNEL=vocab.CHANNEL,
     size_text=size_text,
 )
 

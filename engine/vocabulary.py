@@ -104,6 +104,12 @@ def ruleset_text(version: str) -> str:
     return f"{digest}（yagu {m['y']}，编译第{m['c']}版，durable-rules {m['d']}）"
 
 
+def ruleset_ref(version: str) -> str:
+    """A ruleset version as an enterprise quotes it to staff: the first 8 characters of the
+    rules' hash (staff's pages and the records name it whole, with the engine's versions)."""
+    return (version or "").partition("-")[0][:8]
+
+
 def cn_date(d: dt.date | str | None) -> str:
     """2026年3月31日."""
     if d is None or d == "":
