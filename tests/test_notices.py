@@ -290,6 +290,8 @@ def test_selfcheck_has_no_number_no_signature_and_says_for_reference_only(coveri
         assert "仅供参考" in text
         assert "资高新惠" not in text and "〔2026〕" not in text
         assert SETTINGS.issuing_office not in text and SETTINGS.contact_phone not in text
+        # addressed to no one: it names the enterprise it is about
+        assert f"企业名称：{p['name']}" in text and f"{p['name']}：" not in text
 
 
 def test_a_selfcheck_says_when_the_window_it_names_no_longer_accepts(interp_eval):
