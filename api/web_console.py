@@ -18,6 +18,7 @@ from api.errors import FIELD_NAMES, problems
 from api.security import STAFF_COOKIE, ROLE_RANK, Staff, console_session, csrf_ok, csrf_token_for
 from api.views import notice_page, page
 from engine.profile import shanghai_today
+from engine.vocabulary import APPLICATION_STATE, STATUS
 from store import amounts, applications, awards, cases, exports, jobs, sessions, tokens
 from store import windows as W
 from store.paths import draft_names, draft_rules, rules_drafts
@@ -205,6 +206,12 @@ async def _window_view(request: Request, sess, w, done: str = "", status: int = 
                                                    amount_typed=amount_form.get("typed") or {},
                                                    amount_errors=amount_form.get("errors") or [],
                                                    unset=request.app.state.notices.settings.unset()), status)
+
+
+@router.get("/staff/windows/{window_id}/amounts")
+async def amounts_page(window_id: str):
+    """The form lives on the window's page (a reload after a refused form lands here)."""
+    return RedirectResponse(f"/staff/windows/{quote(window_id)}#amounts", status_code=303)
 
 
 @router.post("/staff/windows/{window_id}/amounts")
@@ -445,6 +452,9 @@ async def application_list(request: Request, window_id: str, q: str = "", state:
         return _to_login(request)
     size = 50
     flags = {"yes": True, "no": False}
+    # a filter no choice of the page gives (an edited address) lists all, as 全部 does
+    state = state if state in APPLICATION_STATE else ""
+    status = status if status in STATUS else ""
     try:
         w = await run_in_threadpool(W.get_window, _db(request), window_id)
         total, rows = await run_in_threadpool(lambda: applications.list_applications(
@@ -496,10 +506,6 @@ def _revision(form) -> int | None:
     return int(raw) if raw.isdigit() else None
 
 
-# the support amount a reviewer states, read as any amount in the forms ("200万", "2,000,000")
-_AMOUNT = amounts.AMOUNT
-
-
 @router.post("/staff/applications/{app_id}/review")
 async def review(request: Request, app_id: str):
     sess = await console_session(request)
@@ -517,7 +523,7 @@ async def review(request: Request, app_id: str):
     def run():
         found = []
         try:
-            amount = read_value(_AMOUNT, raw) if raw else None
+            amount = read_value(amounts.AMOUNT, raw) if raw else None    # "200万", "2,000,000"
         except CellError as e:
             amount, found = None, [RowProblem(str(e), path="amount_cny")]
         cases.review(_db(request), app_id, *where, "confirm" if decision == "confirm" else "override",

@@ -465,6 +465,11 @@ async def application_correction(request: Request):
     d = await run_in_threadpool(_detail, rt.db, app_id)
     reg = rt.evaluator.registry
     asked_facts = d.correction.facts if d.correction else []
+    if d.state != "correction" and not asked_facts:
+        # sent already (a second tap, another tab): the form is read as the notice asked it, so
+        # that the same 补正 sent again is known as such (cases.submit_correction)
+        issued = await run_in_threadpool(lambda: cases.detail(rt.db, app_id, as_issued="one_time"))
+        asked_facts = issued.correction.facts if issued.correction else []
 
     def typed_facts() -> dict:
         out = {}
@@ -539,7 +544,7 @@ async def application_correction(request: Request):
             found=[RowProblem(w["message"], path=w["path"]) for w in wrong],
             promises=promises, complete=form.get("partial") != "yes", statement=statement))
     except Conflict as e:
-        return page(request, "message.html", {"title": "补正未提交", "message": e.message,
+        return page(request, "message.html", {"title": "这次提交未被接受", "message": e.message,
                                                "back": "/application/view"}, 409)
     except ValidationFailed as e:
         found = problems(e)

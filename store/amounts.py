@@ -73,13 +73,19 @@ def read_form(form: Mapping[str, Any], amounts: Mapping[str, Any], as_of) -> tup
         table: dict = {}
         for c in t.cells:
             raw = str(form.get(c.field) or "").strip()
+            if not raw:
+                problems.append(RowProblem("请填写金额（元）", path=c.field))
+                continue
+            if "e" in raw.lower():          # 1e3: a spelling no notice uses, most likely a slip
+                problems.append(RowProblem(f"请写成如 300000 或 30万，不能是“{raw[:20]}”", path=c.field))
+                continue
             try:
-                value = read_value(AMOUNT, raw) if raw else None
+                value = read_value(AMOUNT, raw)
             except CellError as e:
                 problems.append(RowProblem(str(e), path=c.field))
                 continue
-            if value is None:
-                problems.append(RowProblem("请填写金额（元）", path=c.field))
+            if value < 0:
+                problems.append(RowProblem(f"金额不能为负数（“{raw[:20]}”）", path=c.field))
                 continue
             node = table
             for k in c.keys[:-1]:

@@ -577,6 +577,8 @@ def list_applications(db: Database, window_id: str, *, q: str | None = None, sta
     """(total, one page) of a window's applications, searched by name, USCC or application
     id, filtered by state, grant verdict, device class, 补正 pending and review. `today`
     decides whether a 补正 deadline has passed (the state then reads 补正期限已过)."""
+    if state and state not in APPLICATION_STATE:
+        raise ValidationFailed([RowProblem("没有这种办理状态", path="state")])
     with db.read_session() as s:
         W.get(s, window_id)
         query = (select(Application, Enterprise.name).join(Enterprise, Enterprise.uscc == Application.uscc)

@@ -22,7 +22,7 @@ from store import windows as W
 from store.decisions import unpack_grants
 from store.applications import chunks, move
 from store.bulk import among, insert_rows
-from store.cases import standing_rejections, supplied
+from store.cases import standing_rejections, supplied, to_be_told_quickly
 from store.collector import bulk_work
 from store.db import Database
 from store.errors import Conflict, RowProblem, ValidationFailed
@@ -317,7 +317,9 @@ def publish_preview(db: Database, window_id: str, today: date | None = None) -> 
                 "provisional_amount_cny": sum(c.amount_cny or 0 for c in cands if c.amount_provisional),
                 "applications": len({c.application_id for c in cands}), "already_awarded": len(refused),
                 "publicity_from": start, "publicity_until": until, "workdays": w.publicity_workdays,
-                "blocked": blocked}
+                "blocked": blocked,
+                # 一次告知 not given yet: these applicants would be refused without having been told
+                "untold": len(to_be_told_quickly(s, window_id)) if w.evaluated_at and w.state == "open" else 0}
 
 
 def _publishable(s: Session, w: Window, today: date) -> None:

@@ -448,12 +448,12 @@ def one_time_preview(db: Database, window_id: str, today: date | None = None) ->
             due = _notices_issuable(s, w, today)
         except Conflict as e:
             return {"blocked": [e.message], "notices": 0, "due": None, "workdays": w.correction_workdays}
-        told = _to_be_told_quickly(s, window_id)
+        told = to_be_told_quickly(s, window_id)
         return {"blocked": [], "notices": len(told), "due": due, "workdays": w.correction_workdays,
                 "applications": [{"application_id": a, "enterprise_name": n} for a, n in told]}
 
 
-def _to_be_told_quickly(s: Session, window_id: str) -> list[tuple[str, str]]:
+def to_be_told_quickly(s: Session, window_id: str) -> list[tuple[str, str]]:
     """(application, enterprise name) of _to_be_told, read from the stored grant verdicts and
     the reviews instead of explaining every application (a confirmation page of a window of
     100,000 must not judge it again): the same rule, needs_correction's."""

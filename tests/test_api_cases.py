@@ -958,6 +958,11 @@ def test_a_list_fact_is_answered_in_the_correction_row_by_row_or_as_none(api: Ap
                  for key in re.findall(r'type="file" name="file:([^"]+)"', view)}
         r = c.post("/application/correction", data=form, files=files)
         assert "补正已提交" in r.text, r.text[-3000:]
+        # the same form sent again (a second tap, another tab): the same page, not an error
+        again = c.post("/application/correction", data=form, files=files)
+        assert again.status_code == 200 and "补正已提交" in again.text, again.text[-2000:]
+        other = c.post("/application/correction", data={**form, "partial": ""}, files=files)
+        assert other.status_code == 409 and "这次提交未被接受" in other.text and "补正已于" in other.text
         c.cookies.clear()
         stated = c.get(f"/v1/applications/{sub.application_id}/detail", headers=staff).json()["profile"]["violations"]
         assert stated == ([] if answer == "none" else [
@@ -1303,13 +1308,13 @@ def test_a_window_form_with_problems_marks_each_box_with_its_own_message(api: Ap
 def test_the_window_page_says_official_notices_wait_for_unset_settings(api: Api):
     """Staff learn on the window's page, before they try, that no official notice can be issued
     while a notice setting (the contact phone) is unset, and who fills it in."""
-    accepting_window(api, "W31")
+    accepting_window(api, "W-SETTINGS")
     from test_api_limits import _staff_login
     _staff_login(api)
-    assert 'id="settings-unset"' not in api.c.get("/staff/windows/W31").text
+    assert 'id="settings-unset"' not in api.c.get("/staff/windows/W-SETTINGS").text
     svc = api.app.state.notices
     svc.settings = svc.settings.model_copy(update={"contact_phone": None})
-    box = re.search(r'id="settings-unset">(.*?)</div>', api.c.get("/staff/windows/W31").text, re.S).group(1)
+    box = re.search(r'id="settings-unset">(.*?)</div>', api.c.get("/staff/windows/W-SETTINGS").text, re.S).group(1)
     assert "联系电话" in box and "一次性告知书" in box and "系统管理员" in box and ".yaml" not in box, box
 
 
@@ -1325,33 +1330,59 @@ def test_an_admin_sets_the_round_notices_amounts_on_the_window_page(api: Api):
     """The publish page asks for the round notice's amounts: the window's page takes them, each
     kind of certificate named in words beside its reference amount, every problem at once and
     what was typed kept; staff see them but cannot change them."""
-    accepting_window(api, "W32")
+    accepting_window(api, "W-AMOUNTS")
     _console_login(api, api.staff)
-    page = api.c.get("/staff/windows/W32").text
+    page = api.c.get("/staff/windows/W-AMOUNTS").text
     assert 'id="amounts-form"' not in page and "金额由系统管理员按当期申报通知设定" in page
     csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-    assert api.c.post("/staff/windows/W32/amounts", data={"csrf": csrf}).status_code == 403
+    assert api.c.post("/staff/windows/W-AMOUNTS/amounts", data={"csrf": csrf}).status_code == 403
     api.c.cookies.clear()
     _console_login(api, api.admin)
-    page = api.c.get("/staff/windows/W32").text
+    page = api.c.get("/staff/windows/W-AMOUNTS").text
     fields = re.findall(r'name="(amount:[^"]+)"', page)
     assert len(fields) == 8 and 'id="amounts-reference"' in page, fields
     box = re.search(r'id="amounts">(.*?)</section>', page, re.S).group(1)
     assert "管理类别：第三类" in box and "来源：自主研发" in box and "500,000元" in box
     assert "grant_amounts" not in html_text(box) and "self_developed" not in html_text(box)
     csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-    refused = api.c.post("/staff/windows/W32/amounts", data={"csrf": csrf, fields[0]: "三十万"})
+    refused = api.c.post("/staff/windows/W-AMOUNTS/amounts", data={"csrf": csrf, fields[0]: "三十万", fields[1]: "-5",
+                                                                   fields[2]: "1e3"})
     assert refused.status_code == 422
     errors = re.search(r'id="amount-errors">(.*?)</div>', refused.text, re.S).group(1)
-    assert errors.count("<li>") == 8 and "来源：引进；管理类别：第二类：请填写金额" in errors, errors
+    assert errors.count("<li>") == 8 and "来源：引进；管理类别：第三类：请填写金额" in errors, errors
+    assert "不能为负数" in errors and "“1e3”" in errors, errors
+    assert refused.text.count('aria-invalid="true"') == 8
+    assert api.c.get("/staff/windows/W-AMOUNTS/amounts", follow_redirects=False).headers["location"] == \
+        "/staff/windows/W-AMOUNTS#amounts"
     assert 'value="三十万"' in refused.text                               # as typed
-    assert api.c.get("/v1/windows/W32", headers=api.staff).json()["amounts"] == {}     # nothing half-set
+    assert api.c.get("/v1/windows/W-AMOUNTS", headers=api.staff).json()["amounts"] == {}     # nothing half-set
     data = {"csrf": csrf, **{f: "30万" for f in fields}, fields[-1]: "400,000"}
-    done = api.c.post("/staff/windows/W32/amounts", data=data)
+    done = api.c.post("/staff/windows/W-AMOUNTS/amounts", data=data)
     assert done.status_code == 200 and "本批次金额已设定" in done.text and 'id="amounts-set"' in done.text
-    table = api.c.get("/v1/windows/W32", headers=api.staff).json()["amounts"]["grant_amounts"]
+    table = api.c.get("/v1/windows/W-AMOUNTS", headers=api.staff).json()["amounts"]["grant_amounts"]
     assert table["false"]["self_developed"]["II"] == 300000 and table["true"]["introduced"]["III"] == 400000
-    cleared = api.c.post("/staff/windows/W32/amounts", data={"csrf": csrf, "action": "clear"})
+    cleared = api.c.post("/staff/windows/W-AMOUNTS/amounts", data={"csrf": csrf, "action": "clear"})
     assert "已恢复规则中的参考金额" in cleared.text
-    assert api.c.get("/v1/windows/W32", headers=api.staff).json()["amounts"] == {}
+    assert api.c.get("/v1/windows/W-AMOUNTS", headers=api.staff).json()["amounts"] == {}
     api.c.cookies.clear()
+
+
+def test_the_publish_confirmation_names_applicants_never_sent_their_one_time_notice(api: Api):
+    """一次告知 comes before 公示: an applicant whose grant is not all eligible and who was never
+    told what is missing is named on the confirmation, with the way to tell it."""
+    c, staff = api.c, api.staff
+    c.post("/v1/windows", headers=staff, json={
+        "id": "W-UNTOLD", "opens_on": days(-30).isoformat(), "closes_on": days(-2).isoformat(),
+        "coverage_from": "2025-01-01", "coverage_to": days(-2).isoformat()})
+    for p in (profile(140), profile(141, certificate={"origin": None})):
+        applications.submit_application(api.db, "W-UNTOLD", p, channel="api", actor="测试", today=days(-3))
+    wait_job(api, c.post("/v1/windows/W-UNTOLD/evaluate", headers=staff))
+    from test_api_limits import _staff_login
+    _staff_login(api)
+    page = c.get("/staff/windows/W-UNTOLD/publish").text
+    untold = re.search(r'id="publish-untold">(.*?)</li>', page, re.S).group(1)
+    assert "<b>1</b> 份申报" in untold and "一次性告知书" in untold and "/one-time-notices" in untold, untold
+    c.cookies.clear()
+    assert c.post("/v1/windows/W-UNTOLD/one-time-notices", headers=staff).json() == {"issued": 1}
+    from store import awards
+    assert awards.publish_preview(api.db, "W-UNTOLD")["untold"] == 0       # told now
