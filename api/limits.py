@@ -144,12 +144,14 @@ def _reject_constant(name: str):
     raise _ConstantError(f"JSON 格式错误：不允许 {name}（标准 JSON 没有此值）")
 
 
-def parse_json_limited(body: bytes, max_depth: int, max_keys: int) -> Any:
-    """Decode UTF-8 and parse JSON; 400 for malformed input, 422 for over-limit shape."""
+def parse_json_limited(body: bytes, max_depth: int, max_keys: int, what: str = "请求体") -> Any:
+    """Decode UTF-8 and parse JSON; 400 for malformed input, 422 for over-limit shape. `what`
+    the body is, as the message names it (an uploaded 文件 is told how to save it)."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ApiError(400, f"请求体不是有效的 UTF-8 文本（从第 {e.start + 1} 个字节起无法读取）")
+        fix = "，请在导出或另存时选择 UTF-8 编码" if what == "文件" else ""
+        raise ApiError(400, f"{what}不是 UTF-8 编码的文本（从第 {e.start + 1} 个字节起无法读取）{fix}")
     if text.startswith("\ufeff"):
         text = text[1:]
 

@@ -182,11 +182,9 @@ async def selfcheck_upload(request: Request):
         return page(request, "message.html", {"title": "上传失败", "message":
                     f"文件超过 {settings.max_body_bytes // (1024 * 1024)} MB 的上限"}, 413)
     try:
-        doc = parse_json_limited(data, settings.max_json_depth, settings.max_object_keys)
+        doc = parse_json_limited(data, settings.max_json_depth, settings.max_object_keys, what="文件")
     except ApiError as e:
-        # said of the file, not of a request body
-        message = e.detail.replace("请求体不是有效的 UTF-8 文本", "文件不是 UTF-8 编码的文本，请在导出或另存时选择 UTF-8 编码")
-        return page(request, "message.html", {"title": "上传失败", "message": message}, e.status)
+        return page(request, "message.html", {"title": "上传失败", "message": e.detail}, e.status)
     if isinstance(doc, dict) and isinstance(doc.get("profile"), dict):
         doc = doc["profile"]        # also accept a saved eligibility request
     as_of, errors = _as_of(str(form.get("as_of", "")))
